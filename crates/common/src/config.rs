@@ -1,0 +1,1 @@
+//! Configuration of the global and zone control planes.
