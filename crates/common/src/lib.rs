@@ -3,9 +3,15 @@
 //!
 //! Module map:
 //! - [`sensitive`]: `Sensitive<T>`, the redacting wrapper every token and key lives in.
+//! - [`duration`]: Kuma durations (`ms s m h d w y`).
+//! - [`validate`]: violations with Kuma field paths, collected all at once.
+//! - [`resource`]: Mesh, Secret, GlobalSecret, Zone, Dataplane and insights; Universal and Kubernetes forms.
+//! - [`datasource`]: DataSource (`secret`, `file`, `inline`, `inlineString`) and its resolution.
+//! - [`template`]: the Vault backend's `commonName` template (`tag`, `replace`).
 //! - [`ca`]: the `CaBackend` trait and its builtin, provided and Vault implementations.
 //! - [`config`]: TOML + `MOSAIC_` environment configuration of the global and zone control planes.
 //! - [`telemetry`]: tracing subscriber set-up shared by every binary (`--log-format json|text`).
+//! - [`tls`]: the process-wide rustls crypto provider.
 
 #![deny(warnings)]
 #![forbid(unsafe_code)]
@@ -13,7 +19,13 @@
 
 pub mod ca;
 pub mod config;
+pub mod datasource;
+pub mod duration;
+pub mod resource;
 pub mod sensitive;
 pub mod telemetry;
+pub mod template;
+pub mod tls;
+pub mod validate;
 
 pub use sensitive::Sensitive;

@@ -1,6 +1,186 @@
 //! Certificate authorities for data-plane identities.
 //!
 //! Module map:
+//! - [`identity`]: SPIFFE/kuma URI SANs from tags, leaf parameters, PEM and certificate inspection.
+//! - [`local`]: an in-process CA (rcgen) that signs leaves; the engine of builtin and provided.
+//! - [`builtin`]: the builtin backend: a CA generated once by the global, kept in mesh secrets.
+//! - [`provided`]: the provided backend: the user's CA certificate and key from DataSources.
 //! - [`vault`]: the Vault (or OpenBao) PKI backend.
 
+pub mod builtin;
+pub mod identity;
+pub mod local;
+pub mod provided;
 pub mod vault;
+
+use std::{sync::Arc, time::Duration};
+
+use time::OffsetDateTime;
+
+use crate::{
+    Sensitive,
+    datasource::{DataSourceError, SecretSource},
+    resource::mesh::{BackendConf, BackendType, MtlsBackend},
+    template::{Tags, TemplateError},
+};
+
+/// Service name used for the test certificate that validates a backend.
+pub const VALIDATION_SERVICE: &str = "mosaic-validation";
+
+/// A certificate authority that issues data-plane certificates for one backend of one mesh.
+#[async_trait::async_trait]
+pub trait CaBackend: Send + Sync + std::fmt::Debug {
+    /// The mesh.
+    fn mesh(&self) -> &str;
+
+    /// The backend's name.
+    fn backend_name(&self) -> &str;
+
+    /// The backend's type.
+    fn backend_type(&self) -> BackendType;
+
+    /// Proves the backend can issue by issuing (and discarding) a test certificate.
+    async fn validate(&self) -> Result<(), CaError> {
+        let req = IssueRequest::validation(self.default_ttl());
+        let cert = self.issue(&req).await?;
+        tracing::debug!(
+            mesh = self.mesh(),
+            backend = self.backend_name(),
+            serial = %cert.serial,
+            "test certificate issued"
+        );
+        Ok(())
+    }
+
+    /// The certificates data planes must trust for this backend (the chain up to the root).
+    async fn root_certs(&self) -> Result<Vec<String>, CaError>;
+
+    /// Issues a data-plane certificate for `req.tags`.
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError>;
+
+    /// The certificate lifetime configured for this backend (`dpCert.rotation.expiration`).
+    fn default_ttl(&self) -> Duration;
+}
+
+/// What to issue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueRequest {
+    /// The data plane's tags; `kuma.io/service` names its services.
+    pub tags: Tags,
+    /// Requested lifetime.
+    pub ttl: Duration,
+}
+
+/// An issued certificate.
+#[derive(Clone, Debug)]
+pub struct IssuedCert {
+    /// The leaf first, then every intermediate up to (not including) the self-signed root.
+    pub chain_pem: String,
+    /// The leaf's private key (PKCS#8 PEM).
+    pub key_pem: Sensitive<String>,
+    /// Serial number, lowercase hex with colons (as Vault prints it).
+    pub serial: String,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+/// A CA operation failed; says which mesh and backend, what failed and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("mesh {mesh:?}, backend {backend:?}: {kind}")]
+pub struct CaError {
+    /// The mesh.
+    pub mesh: String,
+    /// The backend.
+    pub backend: String,
+    /// What failed.
+    pub kind: CaErrorKind,
+}
+
+/// The ways a CA operation fails.
+#[derive(Debug, thiserror::Error)]
+pub enum CaErrorKind {
+    /// A DataSource in the backend's configuration could not be read.
+    #[error("{field}: {source}")]
+    DataSource {
+        /// Field path inside `conf`.
+        field: String,
+        /// The cause.
+        source: DataSourceError,
+    },
+    /// The configuration is not usable.
+    #[error("{0}")]
+    Config(String),
+    /// Vault refused or could not be reached.
+    #[error(transparent)]
+    Vault(#[from] vault::VaultError),
+    /// A certificate or key is malformed or unsuitable.
+    #[error("{0}")]
+    Certificate(String),
+    /// The commonName template could not be rendered for this data plane.
+    #[error("commonName: {0}")]
+    Template(#[from] TemplateError),
+    /// The data plane has no service tag.
+    #[error("the data plane has no kuma.io/service tag, so it has no identity to certify")]
+    NoService,
+}
+
+// === impl IssueRequest ===
+
+impl IssueRequest {
+    /// A request for `service`'s identity.
+    pub fn for_service(service: &str, ttl: Duration) -> Self {
+        let mut tags = Tags::new();
+        tags.entry(crate::resource::dataplane::SERVICE_TAG.to_string())
+            .or_default()
+            .insert(service.to_string());
+        Self { tags, ttl }
+    }
+
+    /// The request used to validate a backend.
+    pub fn validation(ttl: Duration) -> Self {
+        Self::for_service(VALIDATION_SERVICE, ttl)
+    }
+}
+
+// === impl CaError ===
+
+impl CaError {
+    /// Builds an error for a mesh's backend.
+    pub fn new(mesh: &str, backend: &str, kind: impl Into<CaErrorKind>) -> Self {
+        Self {
+            mesh: mesh.to_string(),
+            backend: backend.to_string(),
+            kind: kind.into(),
+        }
+    }
+}
+
+/// Builds the backend for `backend` of `mesh`. Secrets named in the configuration are read from
+/// `secrets`. The backend is validated separately (see [`CaBackend::validate`]).
+pub async fn build_backend(
+    mesh: &str,
+    backend: &MtlsBackend,
+    secrets: Arc<dyn SecretSource>,
+) -> Result<Arc<dyn CaBackend>, CaError> {
+    let err = |kind: CaErrorKind| CaError::new(mesh, &backend.name, kind);
+    let conf = backend.typed_conf().map_err(|e| {
+        err(CaErrorKind::Config(format!(
+            "mtls backend {:?} has an invalid conf: {e}",
+            backend.name
+        )))
+    })?;
+    Ok(match conf {
+        BackendConf::Builtin(_) => {
+            Arc::new(builtin::BuiltinCa::load(mesh, backend, secrets.as_ref())?)
+        }
+        BackendConf::Provided(c) => Arc::new(provided::ProvidedCa::load(
+            mesh,
+            backend,
+            &c,
+            secrets.as_ref(),
+        )?),
+        BackendConf::Vault(c) => Arc::new(vault::VaultCa::new(mesh, backend, &c, secrets).await?),
+    })
+}

@@ -1,8 +1,409 @@
-//! The Vault PKI backend.
+//! The Vault PKI backend: issues data-plane certificates from `{pki}/issue/{role}` (Vault makes
+//! the key) or `{pki}/sign/{role}` (Mosaic makes an EC P-256 key and sends a CSR; the key never
+//! leaves the process). The CA's key never leaves Vault.
 //!
 //! Module map:
+//! - [`error`]: `VaultError` and the hints that say what to do about each failure.
+//! - [`client`]: HTTP to Vault with the backend's TLS settings, namespace and timeout.
+//! - [`auth`]: the auth methods (token, cert, AppRole, Kubernetes, AWS, agent).
+//! - [`token`]: the token's lifecycle: renewal, re-login, status.
 //! - [`sigv4`]: AWS Signature Version 4, used to sign the STS request of Vault's AWS IAM login.
 //! - [`aws`]: AWS credentials and the request bodies of Vault's `auth/aws/login` (IAM and EC2).
 
+pub mod auth;
 pub mod aws;
+pub mod client;
+pub mod error;
 pub mod sigv4;
+pub mod token;
+
+use std::{sync::Arc, time::Duration};
+
+use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+pub use self::{
+    auth::AuthMethod,
+    client::{ClientTls, VaultClient},
+    error::{Operation, VaultError},
+    token::{TokenManager, TokenStatus},
+};
+use super::{
+    CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
+    identity::{inspect_pem, leaf_params, split_pem, uri_sans},
+};
+use crate::{
+    Sensitive,
+    datasource::SecretSource,
+    resource::mesh::{BackendType, MtlsBackend, VaultConf, VaultFromCp, VaultMode},
+    template::Template,
+};
+
+/// A Vault PKI backend of one mesh.
+#[derive(Debug)]
+pub struct VaultCa {
+    mesh: String,
+    backend: String,
+    pki: String,
+    role: String,
+    mode: VaultMode,
+    template: Option<Template>,
+    ttl: Duration,
+    client: VaultClient,
+    tokens: Arc<TokenManager>,
+}
+
+// === impl VaultCa ===
+
+impl VaultCa {
+    /// Builds the backend from `conf.fromCp`: resolves its DataSources and prepares the client.
+    /// No request is made to Vault yet.
+    pub async fn new(
+        mesh: &str,
+        backend: &MtlsBackend,
+        conf: &VaultConf,
+        secrets: Arc<dyn SecretSource>,
+    ) -> Result<Self, CaError> {
+        let err = |k| CaError::new(mesh, &backend.name, k);
+        let from_cp: &VaultFromCp = conf
+            .from_cp()
+            .ok_or_else(|| err(CaErrorKind::Config("conf.fromCp must be set".into())))?;
+        let resolve = |field: &str, ds: &crate::datasource::DataSource| {
+            ds.resolve(mesh, secrets.as_ref()).map_err(|source| {
+                err(CaErrorKind::DataSource {
+                    field: format!("conf.fromCp.{field}"),
+                    source,
+                })
+            })
+        };
+        let mut tls = ClientTls::default();
+        if let Some(t) = &from_cp.tls {
+            if let Some(ca) = &t.ca_cert {
+                tls.ca_pem = Some(resolve("tls.caCert", ca)?.into_inner());
+            }
+            tls.skip_verify = t.skip_verify;
+            tls.server_name = Some(t.server_name.clone()).filter(|s| !s.is_empty());
+        }
+        if let Some(cert_auth) = from_cp.auth.as_ref().and_then(|a| a.tls.as_ref()) {
+            let missing = |f: &str| {
+                err(CaErrorKind::Config(format!(
+                    "conf.fromCp.auth.tls.{f} must be set"
+                )))
+            };
+            let cert = resolve(
+                "auth.tls.clientCert",
+                cert_auth
+                    .client_cert
+                    .as_ref()
+                    .ok_or_else(|| missing("clientCert"))?,
+            )?;
+            let key = resolve(
+                "auth.tls.clientKey",
+                cert_auth
+                    .client_key
+                    .as_ref()
+                    .ok_or_else(|| missing("clientKey"))?,
+            )?;
+            let mut pem = cert.into_inner();
+            pem.push(b'\n');
+            pem.extend_from_slice(key.expose());
+            tls.identity_pem = Some(Sensitive::new(pem));
+        }
+        let method = match (
+            AuthMethod::from_conf(from_cp.auth.as_ref()),
+            from_cp.agent_address.is_empty(),
+        ) {
+            (Some(m), _) => m,
+            (None, false) => AuthMethod::Agent,
+            (None, true) => {
+                return Err(err(CaErrorKind::Config(
+                    "conf.fromCp.auth must set one auth method (or set agentAddress)".into(),
+                )));
+            }
+        };
+        let address = if from_cp.agent_address.is_empty() {
+            &from_cp.address
+        } else {
+            &from_cp.agent_address
+        };
+        let namespace = Some(from_cp.namespace.as_str()).filter(|n| !n.is_empty());
+        let client = VaultClient::new(address, namespace, &tls, backend.request_timeout())
+            .await
+            .map_err(|e| err(CaErrorKind::Vault(e)))?;
+        let template = from_cp
+            .common_name_template()
+            .map_err(|e| err(CaErrorKind::Template(e)))?;
+        let tokens = TokenManager::new(client.clone(), method, mesh, secrets.clone());
+        Ok(Self {
+            mesh: mesh.to_string(),
+            backend: backend.name.clone(),
+            pki: from_cp.pki_path().to_string(),
+            role: from_cp.role.trim().to_string(),
+            mode: from_cp.vault_mode(),
+            template,
+            ttl: backend.cert_expiration(),
+            client,
+            tokens,
+        })
+    }
+
+    /// The token's state (expiry, renewals, last error), for health and metrics.
+    pub fn token_status(&self) -> TokenStatus {
+        self.tokens.status()
+    }
+
+    /// `issue` or `sign`.
+    pub fn mode(&self) -> VaultMode {
+        self.mode
+    }
+
+    fn err(&self, kind: impl Into<CaErrorKind>) -> CaError {
+        CaError::new(&self.mesh, &self.backend, kind)
+    }
+
+    /// Calls Vault with the current token; when Vault refuses a token it once accepted, the token
+    /// is dropped and the call retried once with a fresh one.
+    async fn call_with_token(
+        &self,
+        path: &str,
+        body: &Value,
+        op: &Operation,
+    ) -> Result<Value, VaultError> {
+        let token = self.tokens.token().await?;
+        match self
+            .client
+            .call(Method::POST, path, token.as_ref(), Some(body), op)
+            .await
+        {
+            Err(e)
+                if e.is_permission_denied()
+                    && token.is_some()
+                    && self.tokens.status().logins > 0 =>
+            {
+                let Some(t) = token else { return Err(e) };
+                self.tokens.invalidate(&t).await;
+                let fresh = self.tokens.token().await?;
+                if fresh.as_ref() == Some(&t) {
+                    return Err(e);
+                }
+                self.client
+                    .call(Method::POST, path, fresh.as_ref(), Some(body), op)
+                    .await
+            }
+            other => other,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CaBackend for VaultCa {
+    fn mesh(&self) -> &str {
+        &self.mesh
+    }
+
+    fn backend_name(&self) -> &str {
+        &self.backend
+    }
+
+    fn backend_type(&self) -> BackendType {
+        BackendType::Vault
+    }
+
+    fn default_ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    async fn root_certs(&self) -> Result<Vec<String>, CaError> {
+        let op = Operation::ReadCa {
+            pki: self.pki.clone(),
+        };
+        let resp = self
+            .client
+            .call(
+                Method::GET,
+                &format!("{}/cert/ca_chain", self.pki),
+                None,
+                None,
+                &op,
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut pems = Vec::new();
+        if let Some(data) = resp.get("data") {
+            if let Some(chain) = data.get("ca_chain").and_then(Value::as_array) {
+                for c in chain.iter().filter_map(Value::as_str) {
+                    pems.extend(split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e)))?);
+                }
+            }
+            if pems.is_empty()
+                && let Some(c) = data.get("certificate").and_then(Value::as_str)
+            {
+                pems.extend(split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e)))?);
+            }
+        }
+        if pems.is_empty() {
+            return Err(self.err(VaultError::Decode {
+                addr: self.client.address().to_string(),
+                op,
+                reason: format!(
+                    "no CA certificate is configured on {}: generate or import one",
+                    self.pki
+                ),
+            }));
+        }
+        dedup(&mut pems);
+        Ok(pems)
+    }
+
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
+        let sans =
+            uri_sans(&self.mesh, &req.tags).ok_or_else(|| self.err(CaErrorKind::NoService))?;
+        let common_name = match &self.template {
+            Some(t) => t.render(&req.tags).map_err(|e| self.err(e))?,
+            None => String::new(),
+        };
+        let mut body = json!({
+            "common_name": common_name,
+            "uri_sans": sans.join(","),
+            "ttl": format!("{}s", req.ttl.as_secs().max(1)),
+            "format": "pem",
+            "exclude_cn_from_sans": true,
+        });
+        let (path, op, local_key) = match self.mode {
+            VaultMode::Issue => {
+                body["private_key_format"] = json!("pkcs8");
+                (
+                    format!("{}/issue/{}", self.pki, self.role),
+                    Operation::Issue {
+                        pki: self.pki.clone(),
+                        role: self.role.clone(),
+                    },
+                    None,
+                )
+            }
+            VaultMode::Sign => {
+                let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| {
+                    self.err(CaErrorKind::Certificate(format!(
+                        "could not generate a key: {e}"
+                    )))
+                })?;
+                let cn = Some(common_name.as_str()).filter(|c| !c.is_empty());
+                let csr = leaf_params(&sans, cn, req.ttl)
+                    .and_then(|p| p.serialize_request(&key).map_err(|e| e.to_string()))
+                    .and_then(|c| c.pem().map_err(|e| e.to_string()))
+                    .map_err(|e| {
+                        self.err(CaErrorKind::Certificate(format!(
+                            "could not build the CSR: {e}"
+                        )))
+                    })?;
+                body["csr"] = json!(csr);
+                (
+                    format!("{}/sign/{}", self.pki, self.role),
+                    Operation::Sign {
+                        pki: self.pki.clone(),
+                        role: self.role.clone(),
+                    },
+                    Some(Sensitive::new(key.serialize_pem())),
+                )
+            }
+        };
+        let resp = self
+            .call_with_token(&path, &body, &op)
+            .await
+            .map_err(|e| self.err(e))?;
+        let decode = |reason: &str| self.err(self.client.decode_error(&op, reason));
+        let data = resp.get("data").ok_or_else(|| decode("no data"))?;
+        let leaf = data
+            .get("certificate")
+            .and_then(Value::as_str)
+            .ok_or_else(|| decode("no data.certificate"))?;
+        let key_pem = match local_key {
+            Some(k) => k,
+            None => Sensitive::new(
+                data.get("private_key")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| decode("no data.private_key"))?
+                    .to_string(),
+            ),
+        };
+        let info = inspect_pem(leaf).map_err(|e| {
+            self.err(CaErrorKind::Certificate(format!(
+                "Vault returned a bad certificate: {e}"
+            )))
+        })?;
+        check_lifetime(&info.not_after, req.ttl, &resp)
+            .map_err(|m| self.err(VaultError::Certificate(m)))?;
+        let mut chain: Vec<String> =
+            split_pem(leaf).map_err(|e| self.err(CaErrorKind::Certificate(e)))?;
+        let ca_chain: Vec<String> = match data.get("ca_chain").and_then(Value::as_array) {
+            Some(a) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            None => data
+                .get("issuing_ca")
+                .and_then(Value::as_str)
+                .map(|s| vec![s.to_string()])
+                .unwrap_or_default(),
+        };
+        for pem in ca_chain {
+            for c in split_pem(&pem).map_err(|e| self.err(CaErrorKind::Certificate(e)))? {
+                let root = inspect_pem(&c).map(|i| i.self_signed).unwrap_or(true);
+                if !root && !chain.contains(&c) {
+                    chain.push(c);
+                }
+            }
+        }
+        tracing::debug!(mesh = %self.mesh, backend = %self.backend, serial = %info.serial, "certificate issued by Vault");
+        Ok(IssuedCert {
+            chain_pem: chain.concat(),
+            key_pem,
+            serial: info.serial,
+            not_before: info.not_before,
+            not_after: info.not_after,
+        })
+    }
+}
+
+/// Vault silently caps a certificate's TTL at the role's `max_ttl` (with a warning). Mosaic
+/// refuses such a certificate, since it would rotate far earlier than configured.
+fn check_lifetime(
+    not_after: &OffsetDateTime,
+    requested: Duration,
+    resp: &Value,
+) -> Result<(), String> {
+    let remaining = (*not_after - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+    let remaining = Duration::from_secs(remaining.whole_seconds().max(0) as u64);
+    let slack = Duration::from_secs(90).max(requested / 100);
+    if remaining + slack >= requested {
+        return Ok(());
+    }
+    let warnings: Vec<String> = resp
+        .get("warnings")
+        .and_then(Value::as_array)
+        .map(|w| {
+            w.iter()
+                .filter_map(Value::as_str)
+                .map(|s| format!("{s:?}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(format!(
+        "Vault issued a certificate valid for {} instead of the {} asked for (dpCert.rotation.expiration){}: the expiration must be lower than the role's max_ttl (and the CA's own validity); lower dpCert.rotation.expiration or raise max_ttl",
+        crate::duration::format_duration(remaining),
+        crate::duration::format_duration(requested),
+        if warnings.is_empty() {
+            String::new()
+        } else {
+            format!("; Vault warned: {}", warnings.join("; "))
+        }
+    ))
+}
+
+fn dedup(pems: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    pems.retain(|p| seen.insert(p.clone()));
+}

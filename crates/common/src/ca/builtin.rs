@@ -1,0 +1,129 @@
+//! The builtin backend: the global generates a CA once per mesh backend and stores it as two
+//! mesh-scoped Secrets (Kuma's names: `<mesh>.ca-builtin-cert-<backend>` and
+//! `<mesh>.ca-builtin-key-<backend>`), which every zone receives over KDS; so every zone signs
+//! with the same CA.
+
+use std::time::Duration;
+
+use super::{
+    CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert, identity::uri_sans, local::LocalCa,
+};
+use crate::{
+    Sensitive,
+    datasource::SecretSource,
+    resource::mesh::{BackendType, BuiltinConf, MtlsBackend},
+};
+
+/// Name of the Secret holding the builtin CA certificate.
+pub fn cert_secret_name(mesh: &str, backend: &str) -> String {
+    format!("{mesh}.ca-builtin-cert-{backend}")
+}
+
+/// Name of the Secret holding the builtin CA key.
+pub fn key_secret_name(mesh: &str, backend: &str) -> String {
+    format!("{mesh}.ca-builtin-key-{backend}")
+}
+
+/// A freshly generated builtin CA, to be stored as the two Secrets.
+#[derive(Debug)]
+pub struct GeneratedCa {
+    /// The CA certificate (PEM).
+    pub cert_pem: String,
+    /// The CA key (PEM).
+    pub key_pem: Sensitive<String>,
+}
+
+/// Generates the CA of a builtin backend (ECDSA P-256; `conf.caCert.expiration`, default 10y).
+pub fn generate(
+    mesh: &str,
+    backend: &MtlsBackend,
+    conf: &BuiltinConf,
+) -> Result<GeneratedCa, CaError> {
+    if conf.ca_cert.as_ref().and_then(|c| c.rsa_bits).is_some() {
+        tracing::info!(mesh, backend = %backend.name, "caCert.RSAbits is ignored: Mosaic's builtin CA key is ECDSA P-256");
+    }
+    let (cert_pem, key_pem) = LocalCa::generate_root(
+        mesh,
+        &format!("Mosaic {mesh} CA ({})", backend.name),
+        conf.ca_expiration(),
+    )
+    .map_err(|e| CaError::new(mesh, &backend.name, CaErrorKind::Certificate(e)))?;
+    Ok(GeneratedCa { cert_pem, key_pem })
+}
+
+/// The builtin backend, loaded from its two Secrets.
+#[derive(Debug)]
+pub struct BuiltinCa {
+    mesh: String,
+    backend: String,
+    ttl: Duration,
+    ca: LocalCa,
+}
+
+// === impl BuiltinCa ===
+
+impl BuiltinCa {
+    /// Loads the CA from the mesh's Secrets.
+    pub fn load(
+        mesh: &str,
+        backend: &MtlsBackend,
+        secrets: &dyn SecretSource,
+    ) -> Result<Self, CaError> {
+        let err = |k| CaError::new(mesh, &backend.name, k);
+        let read = |name: String| -> Result<String, CaError> {
+            let value = secrets
+                .mesh_secret(mesh, &name)
+                .map_err(|e| err(CaErrorKind::Config(format!("could not read secret {name:?}: {e}"))))?
+                .ok_or_else(|| {
+                    err(CaErrorKind::Config(format!(
+                        "secret {name:?} holding the builtin CA is missing: the global generates it when the Mesh is applied"
+                    )))
+                })?;
+            String::from_utf8(value.into_inner()).map_err(|_| {
+                err(CaErrorKind::Certificate(format!(
+                    "secret {name:?} is not PEM text"
+                )))
+            })
+        };
+        let cert = read(cert_secret_name(mesh, &backend.name))?;
+        let key = read(key_secret_name(mesh, &backend.name))?;
+        let ca = LocalCa::from_pem(&cert, &key).map_err(|e| err(CaErrorKind::Certificate(e)))?;
+        Ok(Self {
+            mesh: mesh.to_string(),
+            backend: backend.name.clone(),
+            ttl: backend.cert_expiration(),
+            ca,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl CaBackend for BuiltinCa {
+    fn mesh(&self) -> &str {
+        &self.mesh
+    }
+
+    fn backend_name(&self) -> &str {
+        &self.backend
+    }
+
+    fn backend_type(&self) -> BackendType {
+        BackendType::Builtin
+    }
+
+    fn default_ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    async fn root_certs(&self) -> Result<Vec<String>, CaError> {
+        Ok(self.ca.bundle_pems())
+    }
+
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
+        let err = |k| CaError::new(&self.mesh, &self.backend, k);
+        let sans = uri_sans(&self.mesh, &req.tags).ok_or_else(|| err(CaErrorKind::NoService))?;
+        self.ca
+            .issue(&sans, None, req.ttl)
+            .map_err(|e| err(CaErrorKind::Certificate(e)))
+    }
+}

@@ -1,0 +1,141 @@
+//! An in-process CA: holds a CA certificate (and its chain) with its key, and signs data-plane
+//! leaves with fresh ECDSA P-256 keys. The builtin and provided backends are thin layers over it.
+
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType,
+};
+use rustls::pki_types::CertificateDer;
+use time::OffsetDateTime;
+
+use super::{
+    IssuedCert,
+    identity::{der_to_pem, inspect_der, leaf_params, pem_to_ders, spki_of},
+};
+use crate::Sensitive;
+
+/// A CA whose key is in this process.
+pub struct LocalCa {
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA certificate first, then whatever chain followed it in the bundle.
+    bundle: Vec<Vec<u8>>,
+    ca_not_after: OffsetDateTime,
+}
+
+// === impl LocalCa ===
+
+impl LocalCa {
+    /// Loads a CA from PEM. The first certificate must be a CA (basicConstraints CA:TRUE) and
+    /// match `key_pem`; certificates after it are its chain.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, String> {
+        let bundle = pem_to_ders(cert_pem)?;
+        let first = bundle
+            .first()
+            .ok_or("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")?;
+        let info = inspect_der(first)?;
+        if !info.is_ca {
+            return Err(format!(
+                "certificate (serial {}) is not a CA: its basicConstraints does not say CA:TRUE, so it cannot sign data-plane certificates; provide a CA certificate",
+                info.serial
+            ));
+        }
+        let key = KeyPair::from_pem(key_pem).map_err(|e| {
+            format!("private key is not a PEM key rcgen can use (PKCS#8, EC or RSA): {e}")
+        })?;
+        if spki_of(first)? != key.subject_public_key_info() {
+            return Err("private key does not match the CA certificate's public key".into());
+        }
+        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(first.clone()), key)
+            .map_err(|e| format!("CA certificate cannot be used as an issuer: {e}"))?;
+        Ok(Self {
+            issuer,
+            bundle,
+            ca_not_after: info.not_after,
+        })
+    }
+
+    /// Generates a self-signed root CA for `mesh` (ECDSA P-256, URI SAN `spiffe://<mesh>`).
+    /// Returns the certificate PEM and the key PEM.
+    pub fn generate_root(
+        mesh: &str,
+        common_name: &str,
+        ttl: Duration,
+    ) -> Result<(String, Sensitive<String>), String> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| format!("could not generate a CA key: {e}"))?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        dn.push(DnType::OrganizationName, "Mosaic");
+        params.distinguished_name = dn;
+        let uri = format!("spiffe://{mesh}");
+        params.subject_alt_names = vec![SanType::URI(
+            uri.as_str()
+                .try_into()
+                .map_err(|_| format!("mesh name {mesh:?} is not ASCII"))?,
+        )];
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(1);
+        params.not_after = now + ttl;
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| format!("could not self-sign the CA certificate: {e}"))?;
+        Ok((cert.pem(), Sensitive::new(key.serialize_pem())))
+    }
+
+    /// Every certificate of the CA's bundle, as PEM (what data planes trust).
+    pub fn bundle_pems(&self) -> Vec<String> {
+        self.bundle.iter().map(|d| der_to_pem(d)).collect()
+    }
+
+    /// Issues a leaf with `sans` and an optional common name, valid for `ttl` (capped at the
+    /// CA's own expiry).
+    pub fn issue(
+        &self,
+        sans: &[String],
+        common_name: Option<&str>,
+        ttl: Duration,
+    ) -> Result<IssuedCert, String> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| format!("could not generate a key: {e}"))?;
+        let mut params = leaf_params(sans, common_name, ttl)?;
+        if params.not_after > self.ca_not_after {
+            params.not_after = self.ca_not_after;
+        }
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| format!("could not sign the certificate: {e}"))?;
+        let mut chain_pem = cert.pem();
+        for der in &self.bundle {
+            if !inspect_der(der).map(|i| i.self_signed).unwrap_or(true) {
+                chain_pem.push_str(&der_to_pem(der));
+            }
+        }
+        let info = inspect_der(cert.der())?;
+        Ok(IssuedCert {
+            chain_pem,
+            key_pem: Sensitive::new(key.serialize_pem()),
+            serial: info.serial,
+            not_before: info.not_before,
+            not_after: info.not_after,
+        })
+    }
+}
+
+impl std::fmt::Debug for LocalCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCa")
+            .field("bundle_len", &self.bundle.len())
+            .field("ca_not_after", &self.ca_not_after)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}

@@ -1,0 +1,332 @@
+//! Documents to resources: Kuma Universal (`type`, `name`, `mesh` + spec fields) and Kubernetes
+//! (`apiVersion: kuma.io/v1alpha1`, `kind`, `metadata`, `spec`; `v1` Secrets of type
+//! `system.kuma.io/secret` / `system.kuma.io/global-secret`), YAML (several documents) or JSON.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::{Meta, Resource, ResourceType, Spec};
+use crate::validate::{ValidationError, Violation};
+
+/// Largest document accepted, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 2 * 1024 * 1024;
+
+/// The Kubernetes API group/version of Kuma's custom resources.
+pub const KUMA_API_VERSION: &str = "kuma.io/v1alpha1";
+
+const UNIVERSAL_META: &[&str] = &[
+    "type",
+    "name",
+    "mesh",
+    "labels",
+    "creationTime",
+    "modificationTime",
+    "version",
+];
+
+/// Why a document could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The input is larger than [`MAX_DOCUMENT_BYTES`].
+    #[error("document is {size} bytes; the limit is {max} bytes")]
+    TooLarge {
+        /// Input size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The input is not UTF-8.
+    #[error("document is not valid UTF-8 (first bad byte at offset {offset}): save it as UTF-8")]
+    NotUtf8 {
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
+    /// The input holds no document.
+    #[error("no document found: the input is empty")]
+    Empty,
+    /// YAML or JSON syntax error.
+    #[error("document is not valid YAML or JSON: {0}")]
+    Syntax(String),
+    /// A document does not describe a valid resource.
+    #[error("{}{error}", doc_prefix(*index))]
+    Invalid {
+        /// Index of the document (0-based) in a multi-document input.
+        index: usize,
+        /// Every problem, with field paths.
+        error: ValidationError,
+    },
+}
+
+fn doc_prefix(index: usize) -> String {
+    if index == 0 {
+        String::new()
+    } else {
+        format!("document {}: ", index + 1)
+    }
+}
+
+impl ParseError {
+    /// Field-level violations, for API error bodies.
+    pub fn violations(&self) -> Vec<Violation> {
+        match self {
+            ParseError::Invalid { error, .. } => error.violations.clone(),
+            other => vec![Violation::new("", other.to_string())],
+        }
+    }
+}
+
+/// Parses every document of a YAML stream (or one JSON document) into resources, validated.
+pub fn parse_documents(input: &[u8]) -> Result<Vec<Resource>, ParseError> {
+    let values = parse_values(input)?;
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let r = from_value(v).map_err(|error| ParseError::Invalid { index, error })?;
+            r.validate()
+                .map_err(|error| ParseError::Invalid { index, error })?;
+            Ok(r)
+        })
+        .collect()
+}
+
+/// Parses exactly one document into a validated resource.
+pub fn parse_document(input: &[u8]) -> Result<Resource, ParseError> {
+    let mut all = parse_documents(input)?;
+    match all.len() {
+        1 => Ok(all.remove(0)),
+        n => Err(ParseError::Syntax(format!(
+            "expected one document, found {n}: send one resource per request"
+        ))),
+    }
+}
+
+/// Reads YAML (multi-document) or JSON into JSON values, dropping empty documents.
+pub fn parse_values(input: &[u8]) -> Result<Vec<Value>, ParseError> {
+    if input.len() > MAX_DOCUMENT_BYTES {
+        return Err(ParseError::TooLarge {
+            size: input.len(),
+            max: MAX_DOCUMENT_BYTES,
+        });
+    }
+    let text = std::str::from_utf8(input).map_err(|e| ParseError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let trimmed = text.trim_start();
+    let values: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        match serde_json::from_str::<Value>(text).map_err(|e| ParseError::Syntax(e.to_string()))? {
+            Value::Array(items) => items,
+            other => vec![other],
+        }
+    } else {
+        serde_saphyr::from_multiple::<Value>(text).map_err(|e| ParseError::Syntax(e.to_string()))?
+    };
+    let values: Vec<Value> = values.into_iter().filter(|v| !v.is_null()).collect();
+    if values.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    Ok(values)
+}
+
+/// Builds a resource (not yet validated beyond its shape) from one document.
+pub fn from_value(value: Value) -> Result<Resource, ValidationError> {
+    let Value::Object(obj) = value else {
+        return Err(ValidationError::single(
+            "",
+            "a resource must be a mapping with type and name (Universal) or apiVersion, kind and metadata (Kubernetes)",
+        ));
+    };
+    if obj.contains_key("apiVersion") || obj.contains_key("kind") {
+        from_kubernetes(obj)
+    } else {
+        from_universal(obj)
+    }
+}
+
+fn string_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<String>, ValidationError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ValidationError::single(
+            path,
+            format!("must be a string, found {}", json_kind(other)),
+        )),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn labels(
+    obj: &Map<String, Value>,
+    path: &str,
+) -> Result<BTreeMap<String, String>, ValidationError> {
+    match obj.get("labels") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| ValidationError::single(path, "must be a mapping of strings to strings")),
+    }
+}
+
+fn from_universal(mut obj: Map<String, Value>) -> Result<Resource, ValidationError> {
+    let ty: ResourceType = match string_field(&obj, "type", "type")? {
+        None => {
+            return Err(ValidationError::single(
+                "type",
+                "must be set: Mesh, Secret, GlobalSecret, Zone or Dataplane (or use the Kubernetes form with apiVersion and kind)",
+            ));
+        }
+        Some(t) => t
+            .parse()
+            .map_err(|e: String| ValidationError::single("type", e))?,
+    };
+    let name = string_field(&obj, "name", "name")?.unwrap_or_default();
+    let mesh = string_field(&obj, "mesh", "mesh")?;
+    let labels = labels(&obj, "labels")?;
+    let meta = Meta {
+        name,
+        mesh,
+        labels,
+        ..Meta::default()
+    };
+    for k in UNIVERSAL_META {
+        obj.remove(*k);
+    }
+    let spec = Spec::from_value(ty, Value::Object(obj))?;
+    Ok(Resource { meta, spec })
+}
+
+fn from_kubernetes(obj: Map<String, Value>) -> Result<Resource, ValidationError> {
+    let api_version = string_field(&obj, "apiVersion", "apiVersion")?.unwrap_or_default();
+    let kind = string_field(&obj, "kind", "kind")?.unwrap_or_default();
+    let metadata = match obj.get("metadata") {
+        Some(Value::Object(m)) => m.clone(),
+        Some(other) => {
+            return Err(ValidationError::single(
+                "metadata",
+                format!("must be a mapping, found {}", json_kind(other)),
+            ));
+        }
+        None => {
+            return Err(ValidationError::single(
+                "metadata",
+                "must be set, with a name",
+            ));
+        }
+    };
+    let name = string_field(&metadata, "name", "metadata.name")?.unwrap_or_default();
+    let labels = labels(&metadata, "metadata.labels")?;
+    let mesh_label = labels.get("kuma.io/mesh").cloned();
+
+    if api_version == "v1" && kind == "Secret" {
+        return kubernetes_secret(&obj, name, labels, mesh_label);
+    }
+    if api_version != KUMA_API_VERSION {
+        return Err(ValidationError::single(
+            "apiVersion",
+            format!(
+                "{api_version:?} is not supported: use {KUMA_API_VERSION} (or v1 for a Secret)"
+            ),
+        ));
+    }
+    let ty: ResourceType = kind
+        .parse()
+        .map_err(|e: String| ValidationError::single("kind", e))?;
+    if matches!(ty, ResourceType::Secret | ResourceType::GlobalSecret) {
+        return Err(ValidationError::single(
+            "kind",
+            "Kubernetes secrets are apiVersion v1, kind Secret, type system.kuma.io/secret (or system.kuma.io/global-secret)",
+        ));
+    }
+    let mesh = string_field(&obj, "mesh", "mesh")?.or(mesh_label);
+    let spec_value = match obj.get("spec") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(other) => {
+            return Err(ValidationError::single(
+                "spec",
+                format!("must be a mapping, found {}", json_kind(other)),
+            ));
+        }
+    };
+    let spec = Spec::from_value(ty, spec_value).map_err(|e| e.prefixed("spec"))?;
+    Ok(Resource {
+        meta: Meta {
+            name,
+            mesh: if ty.is_mesh_scoped() {
+                mesh.or_else(|| Some("default".into()))
+            } else {
+                None
+            },
+            labels,
+            ..Meta::default()
+        },
+        spec,
+    })
+}
+
+fn kubernetes_secret(
+    obj: &Map<String, Value>,
+    name: String,
+    labels: BTreeMap<String, String>,
+    mesh_label: Option<String>,
+) -> Result<Resource, ValidationError> {
+    let secret_type = string_field(obj, "type", "type")?.unwrap_or_default();
+    let value = match obj.get("data") {
+        Some(Value::Object(d)) => match d.get("value") {
+            Some(Value::String(s)) => s.clone(),
+            _ => {
+                return Err(ValidationError::single(
+                    "data.value",
+                    "must be set: the secret, base64-encoded",
+                ));
+            }
+        },
+        _ => {
+            return Err(ValidationError::single(
+                "data",
+                "must be a mapping with a value key",
+            ));
+        }
+    };
+    let spec = super::SecretSpec { data: value };
+    match secret_type.as_str() {
+        "system.kuma.io/secret" => Ok(Resource {
+            meta: Meta {
+                name,
+                mesh: Some(mesh_label.unwrap_or_else(|| "default".into())),
+                labels,
+                ..Meta::default()
+            },
+            spec: Spec::Secret(spec),
+        }),
+        "system.kuma.io/global-secret" => Ok(Resource {
+            meta: Meta {
+                name,
+                labels,
+                ..Meta::default()
+            },
+            spec: Spec::GlobalSecret(spec),
+        }),
+        other => Err(ValidationError::single(
+            "type",
+            format!(
+                "{other:?} is not a Kuma secret type: use system.kuma.io/secret or system.kuma.io/global-secret"
+            ),
+        )),
+    }
+}
