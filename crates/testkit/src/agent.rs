@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use tempfile::TempDir;
 
 use crate::client::BaoClient;
-use crate::server::{OpenBao, tail};
+use crate::server::{OpenBao, port_clash, tail};
 use crate::{READY_TIMEOUT, free_port};
 
 /// A running `bao agent` that authenticates to its server with a static token (`token_file`
@@ -76,7 +76,7 @@ listener "tcp" {{
                 Ok(()) => return Ok(agent),
                 Err(e) => {
                     agent.kill();
-                    let clash = agent.log_tail().contains("address already in use");
+                    let clash = port_clash(&agent.log_path());
                     last_err = e;
                     if !clash {
                         break;

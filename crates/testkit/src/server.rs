@@ -136,7 +136,7 @@ impl OpenBao {
                 Ok(()) => return Ok(bao),
                 Err(e) => {
                     bao.kill();
-                    let clash = bao.log_tail().contains("address already in use");
+                    let clash = port_clash(&bao.log_path());
                     last_err = e;
                     if !clash {
                         break;
@@ -227,7 +227,12 @@ impl OpenBao {
                     );
                 }
             }
-            let healthy = matches!(self.client.read("sys/health").await, Ok(v) if v["sealed"] == Value::Bool(false));
+            // The banner is printed only after every listener is bound, so a health answer
+            // from some other process that grabbed our port is not mistaken for ours.
+            let started = std::fs::read_to_string(self.log_path())
+                .is_ok_and(|l| l.contains("OpenBao server started!"));
+            let healthy = started
+                && matches!(self.client.read("sys/health").await, Ok(v) if v["sealed"] == Value::Bool(false));
             let tls_up = self
                 .tls
                 .as_ref()
@@ -391,7 +396,7 @@ impl OpenBao {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.kill();
-                    let clash = self.log_tail().contains("address already in use");
+                    let clash = port_clash(&self.log_path());
                     if !clash || Instant::now() > deadline {
                         return Err(e);
                     }
@@ -426,4 +431,9 @@ pub(crate) fn tail(path: &Path, max: usize) -> String {
     let bytes = std::fs::read(path).unwrap_or_default();
     let start = bytes.len().saturating_sub(max);
     String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+/// Whether a log says a listener could not bind because the port was taken.
+pub(crate) fn port_clash(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|l| l.contains("address already in use"))
 }
