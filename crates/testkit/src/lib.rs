@@ -1,0 +1,52 @@
+//! Test-only support for Mosaic: real OpenBao (Vault API) dev servers and everything the
+//! Vault mTLS backend needs around them.
+//!
+//! * [`bao_binary`] finds the `bao` binary (`MOSAIC_BAO_BIN`, then `.test-env/venv/bin/bao`, then `PATH`);
+//!   tests that need OpenBao must fail, never skip, when it is missing.
+//! * [`OpenBao`] runs `bao server -dev` (optionally with an extra TLS listener), killed on drop.
+//! * [`BaoClient`] is a tiny raw-HTTP client for the Vault API (root token, optional namespace) with
+//!   helpers that do exactly what the seed documents' CLI commands do (PKI root/intermediate layouts,
+//!   role, policy, token) plus AppRole, TLS-certificate and Kubernetes auth setups.
+//! * [`TestCa`] makes a test CA, a server certificate for [`TLS_SERVER_NAME`] and client certificates.
+//! * [`FakeKubernetesApi`] answers Kubernetes `TokenReview`s for one accepted service-account JWT.
+//! * [`Agent`] runs `bao agent` with auto-auth and an unauthenticated API proxy.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use mosaic_testkit::{OpenBao, SEED_MOUNT, SEED_ROLE};
+//! let bao = OpenBao::start().await?;
+//! let root_pem = bao.setup_root_pki(SEED_MOUNT, "default").await?;
+//! bao.create_seed_role(SEED_MOUNT, SEED_ROLE).await?;
+//! let issued = bao
+//!     .write(&format!("{SEED_MOUNT}/issue/{SEED_ROLE}"), serde_json::json!({"uri_sans": "spiffe://default/web"}))
+//!     .await?;
+//! assert!(issued["data"]["certificate"].is_string());
+//! # let _ = root_pem; Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod agent;
+mod auth;
+mod binary;
+mod certs;
+mod client;
+mod kube;
+mod pki;
+mod ports;
+mod server;
+
+pub use agent::Agent;
+pub use auth::{AppRoleCreds, KubernetesAuth};
+pub use binary::{BAO_NOT_FOUND, bao_binary, workspace_root};
+pub use certs::{CertPair, TLS_SERVER_NAME, TestCa, pem_blocks};
+pub use client::{BaoClient, VaultApiError, ensure_crypto_provider};
+pub use kube::{FakeKubernetesApi, service_account_jwt};
+pub use pki::{
+    IntermediatePki, PkiVerb, SEED_MESH, SEED_MOUNT, SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE,
+    TokenSpec, pki_policy, seed_role_params,
+};
+pub use ports::{free_port, free_port_pair};
+pub use server::{OpenBao, ROOT_TOKEN, TlsListener};
+
+/// How long the harness waits for a process to become ready (generous: CI machines are slow).
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

