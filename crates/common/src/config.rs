@@ -362,7 +362,7 @@ impl ConfigError {
                 };
                 ConfigError::Syntax {
                     origin,
-                    reason: kind.to_string(),
+                    reason: one_line(&kind.to_string()),
                 }
             }
             kind => {
@@ -372,7 +372,9 @@ impl ConfigError {
                 let mut reason = kind.to_string();
                 if let Ok(value) = figment.find_value(&key) {
                     match &value {
-                        Value::String(_, s) => reason.push_str(&format!(" (got {s:?})")),
+                        Value::String(_, s) if !reason.contains(&format!("{s:?}")) => {
+                            reason.push_str(&format!(" (got {s:?})"))
+                        }
                         Value::Num(_, n) => {
                             if let Some(n) = n.to_u128() {
                                 reason.push_str(&format!(" (got {n})"));
@@ -777,6 +779,21 @@ fn load_layers<T: Serialize + DeserializeOwned>(
         .extract::<T>()
         .map_err(|e| ConfigError::from_figment(e, &figment, file))?;
     Ok((config, figment))
+}
+
+/// Squeezes a multi-line parser message (TOML errors quote the source) into one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            let snippet = line
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
+            !line.is_empty() && !snippet.starts_with('|')
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn check_host_port(addr: &str) -> Result<(), String> {
@@ -1302,6 +1319,8 @@ tls_key = "/etc/mosaic/kds-key.pem"
         let f = toml_file("[kds\nlisten = 1\n");
         let err = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+        assert!(err.to_string().contains("line 1"), "{err}");
         assert!(
             err.to_string().contains(&f.path().display().to_string()),
             "{err}"

@@ -1,7 +1,7 @@
 //! Tracing set-up shared by the binaries: logs go to stderr, filtered by `RUST_LOG` (default `info`),
 //! as human-readable text or one JSON object per line (`--log-format json|text`).
 
-use std::{fmt, str::FromStr};
+use std::{fmt, io::IsTerminal, str::FromStr};
 
 use tracing_subscriber::EnvFilter;
 
@@ -75,7 +75,8 @@ pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
     let filter = env_filter(std::env::var("RUST_LOG").ok().as_deref())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
