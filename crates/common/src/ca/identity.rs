@@ -11,6 +11,29 @@ use time::OffsetDateTime;
 
 use crate::{resource::dataplane::SERVICE_TAG, template::Tags};
 
+/// A certificate or PEM bundle could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CertError(pub String);
+
+impl From<String> for CertError {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for CertError {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl From<CertError> for String {
+    fn from(e: CertError) -> Self {
+        e.0
+    }
+}
+
 /// Facts read from one certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertInfo {
@@ -96,18 +119,18 @@ pub fn leaf_params(
 }
 
 /// Splits a PEM bundle into DER certificates (other PEM blocks are ignored).
-pub fn pem_to_ders(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+pub fn pem_to_ders(pem: &str) -> Result<Vec<Vec<u8>>, CertError> {
     let mut reader = std::io::BufReader::new(pem.as_bytes());
     let mut out = Vec::new();
     for item in rustls_pemfile::certs(&mut reader) {
-        let der = item.map_err(|e| format!("malformed PEM: {e}"))?;
+        let der = item.map_err(|e| CertError(format!("malformed PEM: {e}")))?;
         out.push(der.as_ref().to_vec());
     }
     Ok(out)
 }
 
 /// Splits a PEM bundle into one PEM string per certificate.
-pub fn split_pem(pem: &str) -> Result<Vec<String>, String> {
+pub fn split_pem(pem: &str) -> Result<Vec<String>, CertError> {
     Ok(pem_to_ders(pem)?.iter().map(|d| der_to_pem(d)).collect())
 }
 
@@ -125,10 +148,10 @@ pub fn der_to_pem(der: &[u8]) -> String {
 }
 
 /// Reads the facts of a DER certificate.
-pub fn inspect_der(der: &[u8]) -> Result<CertInfo, String> {
+pub fn inspect_der(der: &[u8]) -> Result<CertInfo, CertError> {
     use x509_parser::prelude::*;
     let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        X509Certificate::from_der(der).map_err(|e| CertError(format!("not an X.509 certificate: {e}")))?;
     let mut info = CertInfo {
         serial: colon_hex(cert.raw_serial()),
         common_name: cert
@@ -163,7 +186,7 @@ pub fn inspect_der(der: &[u8]) -> Result<CertInfo, String> {
 }
 
 /// Reads the first certificate of a PEM bundle.
-pub fn inspect_pem(pem: &str) -> Result<CertInfo, String> {
+pub fn inspect_pem(pem: &str) -> Result<CertInfo, CertError> {
     let ders = pem_to_ders(pem)?;
     let first = ders.first().ok_or("no certificate in PEM")?;
     inspect_der(first)
@@ -178,10 +201,10 @@ fn colon_hex(bytes: &[u8]) -> String {
 }
 
 /// The SubjectPublicKeyInfo of a DER certificate.
-pub fn spki_of(der: &[u8]) -> Result<Vec<u8>, String> {
+pub fn spki_of(der: &[u8]) -> Result<Vec<u8>, CertError> {
     use x509_parser::prelude::*;
     let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        X509Certificate::from_der(der).map_err(|e| CertError(format!("not an X.509 certificate: {e}")))?;
     Ok(cert.public_key().raw.to_vec())
 }
 

@@ -234,13 +234,13 @@ impl CaBackend for VaultCa {
         if let Some(data) = resp.get("data") {
             if let Some(chain) = data.get("ca_chain").and_then(Value::as_array) {
                 for c in chain.iter().filter_map(Value::as_str) {
-                    pems.extend(split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e)))?);
+                    pems.extend(split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?);
                 }
             }
             if pems.is_empty()
                 && let Some(c) = data.get("certificate").and_then(Value::as_str)
             {
-                pems.extend(split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e)))?);
+                pems.extend(split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?);
             }
         }
         if pems.is_empty() {
@@ -336,7 +336,7 @@ impl CaBackend for VaultCa {
         check_lifetime(&info.not_after, req.ttl, &resp)
             .map_err(|m| self.err(VaultError::Certificate(m)))?;
         let mut chain: Vec<String> =
-            split_pem(leaf).map_err(|e| self.err(CaErrorKind::Certificate(e)))?;
+            split_pem(leaf).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?;
         let ca_chain: Vec<String> = match data.get("ca_chain").and_then(Value::as_array) {
             Some(a) => a
                 .iter()
@@ -350,7 +350,7 @@ impl CaBackend for VaultCa {
                 .unwrap_or_default(),
         };
         for pem in ca_chain {
-            for c in split_pem(&pem).map_err(|e| self.err(CaErrorKind::Certificate(e)))? {
+            for c in split_pem(&pem).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))? {
                 let root = inspect_pem(&c).map(|i| i.self_signed).unwrap_or(true);
                 if !root && !chain.contains(&c) {
                     chain.push(c);
