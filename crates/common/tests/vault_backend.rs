@@ -9,7 +9,9 @@ use mosaic_common::{
     ca::identity::{inspect_pem, pem_to_ders},
     datasource::StaticSecrets,
 };
-use mosaic_testkit::{OpenBao, PkiVerb, SEED_MOUNT, SEED_POLICY_NAME, SEED_ROLE, TokenSpec, pki_policy};
+use mosaic_testkit::{
+    OpenBao, PkiVerb, SEED_MOUNT, SEED_POLICY_NAME, SEED_ROLE, TokenSpec, pki_policy,
+};
 use serde_json::json;
 use support::*;
 
@@ -51,35 +53,73 @@ async fn root_layout_issue_mode_gives_the_contract_certificate() -> anyhow::Resu
     let ca = build(&b, secrets(&token)).await?;
     ca.validate().await?;
 
-    let req = request("my_backend", &[("version", "v1"), ("kuma.io/zone", "east")], DAY);
+    let req = request(
+        "my_backend",
+        &[("version", "v1"), ("kuma.io/zone", "east")],
+        DAY,
+    );
     let cert = ca.issue(&req).await?;
     let info = inspect_pem(&cert.chain_pem)?;
-    assert_eq!(info.common_name.as_deref(), Some("my-backend.mesh"), "commonName template with replace");
+    assert_eq!(
+        info.common_name.as_deref(),
+        Some("my-backend.mesh"),
+        "commonName template with replace"
+    );
     let mut want = expected_sans("default", &req.tags);
     let mut got = info.uri_sans.clone();
     want.sort();
     got.sort();
-    assert_eq!(got, want, "URI SANs are spiffe://<mesh>/<service> and kuma://<tag>/<value>");
-    assert!(info.dns_sans.is_empty(), "the CN is not copied into DNS SANs: {:?}", info.dns_sans);
-    assert!(info.server_auth && info.client_auth, "EKU serverAuth+clientAuth");
+    assert_eq!(
+        got, want,
+        "URI SANs are spiffe://<mesh>/<service> and kuma://<tag>/<value>"
+    );
+    assert!(
+        info.dns_sans.is_empty(),
+        "the CN is not copied into DNS SANs: {:?}",
+        info.dns_sans
+    );
+    assert!(
+        info.server_auth && info.client_auth,
+        "EKU serverAuth+clientAuth"
+    );
     assert!(!info.is_ca);
     let lifetime = info.not_after - time::OffsetDateTime::now_utc();
-    assert!(lifetime > time::Duration::hours(23) && lifetime <= time::Duration::hours(24) + time::Duration::minutes(1), "{lifetime}");
-    assert!(cert.key_pem.expose().contains("BEGIN PRIVATE KEY"), "issue mode returns Vault's PKCS#8 key");
-    assert_eq!(pem_to_ders(&cert.chain_pem)?.len(), 1, "root layout: the chain is the leaf alone");
+    assert!(
+        lifetime > time::Duration::hours(23)
+            && lifetime <= time::Duration::hours(24) + time::Duration::minutes(1),
+        "{lifetime}"
+    );
+    assert!(
+        cert.key_pem.expose().contains("BEGIN PRIVATE KEY"),
+        "issue mode returns Vault's PKCS#8 key"
+    );
+    assert_eq!(
+        pem_to_ders(&cert.chain_pem)?.len(),
+        1,
+        "root layout: the chain is the leaf alone"
+    );
 
     let roots = ca.root_certs().await?;
     assert_eq!(roots.len(), 1);
-    assert_eq!(pem_to_ders(&roots[0])?, pem_to_ders(&root)?, "the trust bundle is Vault's root");
+    assert_eq!(
+        pem_to_ders(&roots[0])?,
+        pem_to_ders(&root)?,
+        "the trust bundle is Vault's root"
+    );
     verify(&cert, &roots);
-    assert!(!format!("{ca:?}").contains(&token), "Debug must not print the token");
+    assert!(
+        !format!("{ca:?}").contains(&token),
+        "Debug must not print the token"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn intermediate_layout_returns_the_chain_up_to_the_root() -> anyhow::Result<()> {
     let bao = OpenBao::start().await?;
-    let pki = bao.setup_intermediate_pki("pki", SEED_MOUNT, "default").await?;
+    let pki = bao
+        .setup_intermediate_pki("pki", SEED_MOUNT, "default")
+        .await?;
     bao.create_seed_role(SEED_MOUNT, SEED_ROLE).await?;
     let token = bao.seed_policy_and_token().await?;
     let b = backend("vault-1", "vault", vault_conf(bao.addr(), &token), "1d");
@@ -90,8 +130,17 @@ async fn intermediate_layout_returns_the_chain_up_to_the_root() -> anyhow::Resul
     assert_eq!(chain.len(), 2, "leaf + intermediate");
     assert_eq!(chain[1], pem_to_ders(&pki.intermediate_pem)?[0]);
     let roots = ca.root_certs().await?;
-    let bundle: Vec<Vec<u8>> = roots.iter().flat_map(|r| pem_to_ders(r).unwrap_or_default()).collect();
-    assert_eq!(bundle, [pem_to_ders(&pki.intermediate_pem)?[0].clone(), pem_to_ders(&pki.root_pem)?[0].clone()]);
+    let bundle: Vec<Vec<u8>> = roots
+        .iter()
+        .flat_map(|r| pem_to_ders(r).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        bundle,
+        [
+            pem_to_ders(&pki.intermediate_pem)?[0].clone(),
+            pem_to_ders(&pki.root_pem)?[0].clone()
+        ]
+    );
     // Envoy trusts the organisation root alone and still accepts the chain.
     verify(&cert, std::slice::from_ref(&pki.root_pem));
     verify(&cert, &roots);
@@ -102,8 +151,18 @@ async fn intermediate_layout_returns_the_chain_up_to_the_root() -> anyhow::Resul
 async fn sign_mode_makes_the_key_here_and_sends_only_a_csr() -> anyhow::Result<()> {
     let bao = OpenBao::start_with_audit(None).await?;
     let root = bao.setup_root_pki(SEED_MOUNT, "default").await?;
-    bao.create_role(SEED_MOUNT, "dp-sign", "default", json!({"key_type": "ec", "key_bits": 256})).await?;
-    bao.write_policy("sign-only", &pki_policy(SEED_MOUNT, "dp-sign", &[PkiVerb::Sign])).await?;
+    bao.create_role(
+        SEED_MOUNT,
+        "dp-sign",
+        "default",
+        json!({"key_type": "ec", "key_bits": 256}),
+    )
+    .await?;
+    bao.write_policy(
+        "sign-only",
+        &pki_policy(SEED_MOUNT, "dp-sign", &[PkiVerb::Sign]),
+    )
+    .await?;
     let token = bao.create_token(&TokenSpec::new(&["sign-only"])).await?;
     let mut conf = vault_conf(bao.addr(), &token);
     conf["fromCp"]["role"] = json!("dp-sign");
@@ -113,11 +172,17 @@ async fn sign_mode_makes_the_key_here_and_sends_only_a_csr() -> anyhow::Result<(
     let cert = ca.issue(&request("web", &[], DAY)).await?;
     verify(&cert, &[root]);
     let key = rcgen::KeyPair::from_pem(cert.key_pem.expose())?;
-    assert!(key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256), "sign mode uses an EC P-256 key");
+    assert!(
+        key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256),
+        "sign mode uses an EC P-256 key"
+    );
     let info = inspect_pem(&cert.chain_pem)?;
     assert_eq!(info.common_name.as_deref(), Some("web.mesh"));
     // Nothing went to Vault's issue endpoint: the key was never made or seen there.
-    assert_eq!(bao.count_audit_requests(&format!("{SEED_MOUNT}/issue/dp-sign"))?, 0);
+    assert_eq!(
+        bao.count_audit_requests(&format!("{SEED_MOUNT}/issue/dp-sign"))?,
+        0
+    );
     assert!(bao.count_audit_requests(&format!("{SEED_MOUNT}/sign/dp-sign"))? >= 2);
     Ok(())
 }
@@ -135,35 +200,106 @@ async fn validation_refuses_what_cannot_issue_and_quotes_vault() -> anyhow::Resu
 
     let mut cases: Vec<(&str, serde_json::Value, StaticSecrets, &str, Vec<&str>)> = Vec::new();
     // A wrong token.
-    cases.push(("wrong token", vault_conf(bao.addr(), ""), secrets("s.not-a-real-token"), "24h", vec!["permission denied", "HTTP 403"]));
+    cases.push((
+        "wrong token",
+        vault_conf(bao.addr(), ""),
+        secrets("s.not-a-real-token"),
+        "24h",
+        vec!["permission denied", "HTTP 403"],
+    ));
     // The role does not exist.
-    let mut c = vault_conf(bao.addr(), &token);
+    bao.write_policy(
+        "no-role",
+        &pki_policy(SEED_MOUNT, "no-such-role", &[PkiVerb::Issue]),
+    )
+    .await?;
+    let no_role = bao.create_token(&TokenSpec::new(&["no-role"])).await?;
+    let mut c = vault_conf(bao.addr(), &no_role);
     c["fromCp"]["role"] = json!("no-such-role");
-    cases.push(("missing role", c, secrets(&token), "24h", vec!["no-such-role", "HTTP 400", "create the role"]));
+    cases.push((
+        "missing role",
+        c,
+        secrets(&no_role),
+        "24h",
+        vec!["no-such-role", "HTTP 400", "create the role"],
+    ));
     // A policy without the issue path.
-    bao.write_policy("read-only", "path \"kmesh-pki-default/cert/*\" { capabilities = [\"read\"] }").await?;
+    bao.write_policy(
+        "read-only",
+        "path \"kmesh-pki-default/cert/*\" { capabilities = [\"read\"] }",
+    )
+    .await?;
     let weak = bao.create_token(&TokenSpec::new(&["read-only"])).await?;
-    cases.push(("policy lacks issue", vault_conf(bao.addr(), &weak), secrets(&weak), "24h", vec!["permission denied", "kmesh-pki-default/issue/dataplane-proxies"]));
+    cases.push((
+        "policy lacks issue",
+        vault_conf(bao.addr(), &weak),
+        secrets(&weak),
+        "24h",
+        vec![
+            "permission denied",
+            "kmesh-pki-default/issue/dataplane-proxies",
+        ],
+    ));
     // A role that does not allow this mesh's URI SANs.
-    bao.create_role(SEED_MOUNT, "other-mesh", "other", json!({})).await?;
-    bao.write_policy("other", &pki_policy(SEED_MOUNT, "other-mesh", &[PkiVerb::Issue])).await?;
+    bao.create_role(SEED_MOUNT, "other-mesh", "other", json!({}))
+        .await?;
+    bao.write_policy(
+        "other",
+        &pki_policy(SEED_MOUNT, "other-mesh", &[PkiVerb::Issue]),
+    )
+    .await?;
     let other = bao.create_token(&TokenSpec::new(&["other"])).await?;
     let mut c = vault_conf(bao.addr(), &other);
     c["fromCp"]["role"] = json!("other-mesh");
-    cases.push(("URI SAN not allowed", c, secrets(&other), "24h", vec!["HTTP 400", "spiffe://default/mosaic-validation", "allowed_uri_sans"]));
+    cases.push((
+        "URI SAN not allowed",
+        c,
+        secrets(&other),
+        "24h",
+        vec![
+            "HTTP 400",
+            "URI Subject Alternative Names",
+            "allowed_uri_sans must allow spiffe://default/* and kuma://*",
+        ],
+    ));
     // An expiration beyond the role's max_ttl (720h).
-    cases.push(("TTL beyond max_ttl", vault_conf(bao.addr(), &token), secrets(&token), "1000h", vec!["instead of the 41d16h", "max_ttl"]));
+    cases.push((
+        "TTL beyond max_ttl",
+        vault_conf(bao.addr(), &token),
+        secrets(&token),
+        "1000h",
+        vec![
+            "valid for 30d instead of the 1000h",
+            "longer than permitted maxTTL",
+            "max_ttl",
+        ],
+    ));
     // Nothing listening.
     let dead = format!("http://127.0.0.1:{}", mosaic_testkit::free_port()?);
-    cases.push(("connection refused", vault_conf(&dead, &token), secrets(&token), "24h", vec!["could not reach Vault", "onnection refused", "reachable"]));
+    cases.push((
+        "connection refused",
+        vault_conf(&dead, &token),
+        secrets(&token),
+        "24h",
+        vec!["could not reach Vault", "onnection refused", "reachable"],
+    ));
 
     for (what, conf, secrets, expiration, needles) in cases {
-        let err = check(conf, secrets, expiration).await?.expect_err(what).to_string();
-        assert!(err.starts_with("mesh \"default\", backend \"vault-1\": "), "{what}: {err}");
+        let err = check(conf, secrets, expiration)
+            .await?
+            .expect_err(what)
+            .to_string();
+        assert!(
+            err.starts_with("mesh \"default\", backend \"vault-1\": "),
+            "{what}: {err}"
+        );
         for n in needles {
             assert!(err.contains(n), "{what}: {err:?} should contain {n:?}");
         }
-        assert!(!err.contains(&token) && !err.contains(&weak) && !err.contains(&other), "{what}: a token leaked into {err}");
+        assert!(
+            !err.contains(&token) && !err.contains(&weak) && !err.contains(&other),
+            "{what}: a token leaked into {err}"
+        );
     }
     Ok(())
 }
@@ -174,9 +310,19 @@ async fn a_missing_service_tag_or_template_tag_is_a_clear_error() -> anyhow::Res
     let mut conf = vault_conf(bao.addr(), &token);
     conf["fromCp"]["commonName"] = json!("{{ tag \"team\" }}.mesh");
     let ca = build(&backend("vault-1", "vault", conf, "24h"), secrets(&token)).await?;
-    let err = ca.issue(&request("web", &[], DAY)).await.expect_err("no team tag").to_string();
-    assert!(err.contains("tag \"team\" used by the commonName template is not set"), "{err}");
-    let empty = mosaic_common::ca::IssueRequest { tags: Default::default(), ttl: DAY };
+    let err = ca
+        .issue(&request("web", &[], DAY))
+        .await
+        .expect_err("no team tag")
+        .to_string();
+    assert!(
+        err.contains("tag \"team\" used by the commonName template is not set"),
+        "{err}"
+    );
+    let empty = mosaic_common::ca::IssueRequest {
+        tags: Default::default(),
+        ttl: DAY,
+    };
     let err = ca.issue(&empty).await.expect_err("no service").to_string();
     assert!(err.contains("no kuma.io/service tag"), "{err}");
     Ok(())
@@ -188,8 +334,16 @@ async fn seed_policy_cannot_sign_and_says_so() -> anyhow::Result<()> {
     let mut conf = vault_conf(bao.addr(), &token);
     conf["fromCp"]["mode"] = json!("sign");
     let ca = build(&backend("vault-1", "vault", conf, "24h"), secrets(&token)).await?;
-    let err = ca.validate().await.expect_err("seed policy only grants issue").to_string();
-    assert!(err.contains("kmesh-pki-default/sign/dataplane-proxies") && err.contains("permission denied"), "{err}");
+    let err = ca
+        .validate()
+        .await
+        .expect_err("seed policy only grants issue")
+        .to_string();
+    assert!(
+        err.contains("kmesh-pki-default/sign/dataplane-proxies")
+            && err.contains("permission denied"),
+        "{err}"
+    );
     let _ = SEED_POLICY_NAME;
     Ok(())
 }

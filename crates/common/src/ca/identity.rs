@@ -118,6 +118,27 @@ pub fn leaf_params(
     Ok(params)
 }
 
+/// Parameters of a data-plane CSR (sign mode): the subject and URI SANs only; the CA decides
+/// lifetime, key usage and extensions.
+pub fn csr_params(sans: &[String], common_name: Option<&str>) -> Result<CertificateParams, String> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    if let Some(cn) = common_name {
+        dn.push(DnType::CommonName, cn);
+    }
+    params.distinguished_name = dn;
+    params.subject_alt_names = sans
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .try_into()
+                .map(SanType::URI)
+                .map_err(|_| format!("URI SAN {s:?} is not ASCII"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(params)
+}
+
 /// Splits a PEM bundle into DER certificates (other PEM blocks are ignored).
 pub fn pem_to_ders(pem: &str) -> Result<Vec<Vec<u8>>, CertError> {
     let mut reader = std::io::BufReader::new(pem.as_bytes());
@@ -150,8 +171,8 @@ pub fn der_to_pem(der: &[u8]) -> String {
 /// Reads the facts of a DER certificate.
 pub fn inspect_der(der: &[u8]) -> Result<CertInfo, CertError> {
     use x509_parser::prelude::*;
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| CertError(format!("not an X.509 certificate: {e}")))?;
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| CertError(format!("not an X.509 certificate: {e}")))?;
     let mut info = CertInfo {
         serial: colon_hex(cert.raw_serial()),
         common_name: cert
@@ -203,8 +224,8 @@ fn colon_hex(bytes: &[u8]) -> String {
 /// The SubjectPublicKeyInfo of a DER certificate.
 pub fn spki_of(der: &[u8]) -> Result<Vec<u8>, CertError> {
     use x509_parser::prelude::*;
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| CertError(format!("not an X.509 certificate: {e}")))?;
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| CertError(format!("not an X.509 certificate: {e}")))?;
     Ok(cert.public_key().raw.to_vec())
 }
 

@@ -8,8 +8,8 @@ use std::{sync::Arc, time::Duration};
 use mosaic_common::{
     ca::{CaBackend, CaError, IssueRequest, IssuedCert, build_backend, identity},
     datasource::{SecretSource, StaticSecrets},
-    resource::mesh::{DpCert, MtlsBackend, Rotation},
     duration::KumaDuration,
+    resource::mesh::{DpCert, MtlsBackend, Rotation},
     template::Tags,
 };
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -39,7 +39,9 @@ pub async fn build(b: &MtlsBackend, secrets: StaticSecrets) -> Result<Arc<dyn Ca
 /// Tags of a data plane of `service` with extra `(tag, value)` pairs.
 pub fn tags(service: &str, extra: &[(&str, &str)]) -> Tags {
     let mut t = Tags::new();
-    t.entry("kuma.io/service".into()).or_default().insert(service.into());
+    t.entry("kuma.io/service".into())
+        .or_default()
+        .insert(service.into());
     for (k, v) in extra {
         t.entry((*k).into()).or_default().insert((*v).into());
     }
@@ -48,7 +50,10 @@ pub fn tags(service: &str, extra: &[(&str, &str)]) -> Tags {
 
 /// An issue request for `service` valid for `ttl`.
 pub fn request(service: &str, extra: &[(&str, &str)], ttl: Duration) -> IssueRequest {
-    IssueRequest { tags: tags(service, extra), ttl }
+    IssueRequest {
+        tags: tags(service, extra),
+        ttl,
+    }
 }
 
 /// Verifies `cert` (leaf + intermediates) against `roots` for both client and server auth, as
@@ -63,12 +68,22 @@ pub fn verify(cert: &IssuedCert, roots: &[String]) {
         .collect();
     let anchors: Vec<_> = anchors_der
         .iter()
-        .map(|d| webpki::anchor_from_trusted_cert(d).expect("trust anchor").to_owned())
+        .map(|d| {
+            webpki::anchor_from_trusted_cert(d)
+                .expect("trust anchor")
+                .to_owned()
+        })
         .collect();
-    let inter: Vec<CertificateDer<'_>> = intermediates.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
+    let inter: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|d| CertificateDer::from(d.as_slice()))
+        .collect();
     let leaf_der = CertificateDer::from(leaf.as_slice());
     let ee = webpki::EndEntityCert::try_from(&leaf_der).expect("end-entity cert");
-    for usage in [webpki::KeyUsage::client_auth(), webpki::KeyUsage::server_auth()] {
+    for usage in [
+        webpki::KeyUsage::client_auth(),
+        webpki::KeyUsage::server_auth(),
+    ] {
         ee.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
             &anchors,

@@ -140,6 +140,14 @@ impl VaultError {
         }
     }
 
+    /// Replaces the `<mesh>` placeholder of hints with the mesh's name.
+    pub fn for_mesh(mut self, mesh: &str) -> Self {
+        if let VaultError::Status { hint, .. } | VaultError::Transport { hint, .. } = &mut self {
+            *hint = hint.replace("<mesh>", mesh);
+        }
+        self
+    }
+
     /// Whether Vault said "permission denied" (bad, expired or revoked token, or missing policy).
     pub fn is_permission_denied(&self) -> bool {
         match self {

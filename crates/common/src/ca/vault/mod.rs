@@ -32,7 +32,7 @@ pub use self::{
 };
 use super::{
     CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
-    identity::{inspect_pem, leaf_params, split_pem, uri_sans},
+    identity::{csr_params, inspect_pem, split_pem, uri_sans},
 };
 use crate::{
     Sensitive,
@@ -234,13 +234,18 @@ impl CaBackend for VaultCa {
         if let Some(data) = resp.get("data") {
             if let Some(chain) = data.get("ca_chain").and_then(Value::as_array) {
                 for c in chain.iter().filter_map(Value::as_str) {
-                    pems.extend(split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?);
+                    pems.extend(
+                        split_pem(c)
+                            .map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?,
+                    );
                 }
             }
             if pems.is_empty()
                 && let Some(c) = data.get("certificate").and_then(Value::as_str)
             {
-                pems.extend(split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?);
+                pems.extend(
+                    split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?,
+                );
             }
         }
         if pems.is_empty() {
@@ -290,7 +295,7 @@ impl CaBackend for VaultCa {
                     )))
                 })?;
                 let cn = Some(common_name.as_str()).filter(|c| !c.is_empty());
-                let csr = leaf_params(&sans, cn, req.ttl)
+                let csr = csr_params(&sans, cn)
                     .and_then(|p| p.serialize_request(&key).map_err(|e| e.to_string()))
                     .and_then(|c| c.pem().map_err(|e| e.to_string()))
                     .map_err(|e| {
@@ -312,7 +317,7 @@ impl CaBackend for VaultCa {
         let resp = self
             .call_with_token(&path, &body, &op)
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(e.for_mesh(&self.mesh)))?;
         let decode = |reason: &str| self.err(self.client.decode_error(&op, reason));
         let data = resp.get("data").ok_or_else(|| decode("no data"))?;
         let leaf = data
@@ -350,7 +355,9 @@ impl CaBackend for VaultCa {
                 .unwrap_or_default(),
         };
         for pem in ca_chain {
-            for c in split_pem(&pem).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))? {
+            for c in
+                split_pem(&pem).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?
+            {
                 let root = inspect_pem(&c).map(|i| i.self_signed).unwrap_or(true);
                 if !root && !chain.contains(&c) {
                     chain.push(c);
@@ -393,7 +400,7 @@ fn check_lifetime(
         .unwrap_or_default();
     Err(format!(
         "Vault issued a certificate valid for {} instead of the {} asked for (dpCert.rotation.expiration){}: the expiration must be lower than the role's max_ttl (and the CA's own validity); lower dpCert.rotation.expiration or raise max_ttl",
-        crate::duration::format_duration(remaining),
+        crate::duration::format_duration(Duration::from_secs((remaining.as_secs() + 30) / 60 * 60)),
         crate::duration::format_duration(requested),
         if warnings.is_empty() {
             String::new()
