@@ -149,7 +149,7 @@ pub fn format_duration(d: Duration) -> String {
         ("ns", 1),
     ];
     for (unit, size) in UNITS {
-        if nanos % size == 0 {
+        if nanos.is_multiple_of(size) {
             return format!("{}{unit}", nanos / size);
         }
     }

@@ -108,14 +108,14 @@ impl Agent {
         let probe = BaoClient::new(self.addr(), "")?;
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    bail!(
-                        "bao agent exited early ({status}); log:\n{}",
-                        self.log_tail()
-                    );
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                bail!(
+                    "bao agent exited early ({status}); log:\n{}",
+                    self.log_tail()
+                );
             }
             if probe.read("auth/token/lookup-self").await.is_ok() {
                 return Ok(());

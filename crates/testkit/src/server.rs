@@ -218,14 +218,14 @@ impl OpenBao {
     async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    bail!(
-                        "bao server exited early ({status}); log:\n{}",
-                        self.log_tail()
-                    );
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                bail!(
+                    "bao server exited early ({status}); log:\n{}",
+                    self.log_tail()
+                );
             }
             // The banner is printed only after every listener is bound, so a health answer
             // from some other process that grabbed our port is not mistaken for ours.

@@ -47,7 +47,7 @@ pub fn generate(
         &format!("Mosaic {mesh} CA ({})", backend.name),
         conf.ca_expiration(),
     )
-    .map_err(|e| CaError::new(mesh, &backend.name, CaErrorKind::Certificate(e)))?;
+    .map_err(|e| CaError::new(mesh, &backend.name, CaErrorKind::Certificate(e.to_string())))?;
     Ok(GeneratedCa { cert_pem, key_pem })
 }
 
@@ -87,7 +87,8 @@ impl BuiltinCa {
         };
         let cert = read(cert_secret_name(mesh, &backend.name))?;
         let key = read(key_secret_name(mesh, &backend.name))?;
-        let ca = LocalCa::from_pem(&cert, &key).map_err(|e| err(CaErrorKind::Certificate(e)))?;
+        let ca = LocalCa::from_pem(&cert, &key)
+            .map_err(|e| err(CaErrorKind::Certificate(e.to_string())))?;
         Ok(Self {
             mesh: mesh.to_string(),
             backend: backend.name.clone(),
@@ -124,6 +125,6 @@ impl CaBackend for BuiltinCa {
         let sans = uri_sans(&self.mesh, &req.tags).ok_or_else(|| err(CaErrorKind::NoService))?;
         self.ca
             .issue(&sans, None, req.ttl)
-            .map_err(|e| err(CaErrorKind::Certificate(e)))
+            .map_err(|e| err(CaErrorKind::Certificate(e.to_string())))
     }
 }

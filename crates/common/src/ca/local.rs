@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::{
     IssuedCert,
-    identity::{der_to_pem, inspect_der, leaf_params, pem_to_ders, spki_of},
+    identity::{CertError, der_to_pem, inspect_der, leaf_params, pem_to_ders, spki_of},
 };
 use crate::Sensitive;
 
@@ -29,26 +29,30 @@ pub struct LocalCa {
 impl LocalCa {
     /// Loads a CA from PEM. The first certificate must be a CA (basicConstraints CA:TRUE) and
     /// match `key_pem`; certificates after it are its chain.
-    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, String> {
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
         let bundle = pem_to_ders(cert_pem)?;
         let first = bundle
             .first()
             .ok_or("no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")?;
         let info = inspect_der(first)?;
         if !info.is_ca {
-            return Err(format!(
+            return Err(CertError(format!(
                 "certificate (serial {}) is not a CA: its basicConstraints does not say CA:TRUE, so it cannot sign data-plane certificates; provide a CA certificate",
                 info.serial
-            ));
+            )));
         }
         let key = KeyPair::from_pem(key_pem).map_err(|e| {
-            format!("private key is not a PEM key rcgen can use (PKCS#8, EC or RSA): {e}")
+            CertError::from(format!(
+                "private key is not a PEM key rcgen can use (PKCS#8, EC or RSA): {e}"
+            ))
         })?;
         if spki_of(first)? != key.subject_public_key_info() {
-            return Err("private key does not match the CA certificate's public key".into());
+            return Err(CertError::from(
+                "private key does not match the CA certificate's public key",
+            ));
         }
         let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(first.clone()), key)
-            .map_err(|e| format!("CA certificate cannot be used as an issuer: {e}"))?;
+            .map_err(|e| CertError(format!("CA certificate cannot be used as an issuer: {e}")))?;
         Ok(Self {
             issuer,
             bundle,
@@ -62,20 +66,19 @@ impl LocalCa {
         mesh: &str,
         common_name: &str,
         ttl: Duration,
-    ) -> Result<(String, Sensitive<String>), String> {
+    ) -> Result<(String, Sensitive<String>), CertError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| format!("could not generate a CA key: {e}"))?;
+            .map_err(|e| CertError(format!("could not generate a CA key: {e}")))?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, common_name);
         dn.push(DnType::OrganizationName, "Mosaic");
         params.distinguished_name = dn;
         let uri = format!("spiffe://{mesh}");
-        params.subject_alt_names = vec![SanType::URI(
-            uri.as_str()
-                .try_into()
-                .map_err(|_| format!("mesh name {mesh:?} is not ASCII"))?,
-        )];
+        params.subject_alt_names =
+            vec![SanType::URI(uri.as_str().try_into().map_err(|_| {
+                CertError(format!("mesh name {mesh:?} is not ASCII"))
+            })?)];
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -87,7 +90,7 @@ impl LocalCa {
         params.not_after = now + ttl;
         let cert = params
             .self_signed(&key)
-            .map_err(|e| format!("could not self-sign the CA certificate: {e}"))?;
+            .map_err(|e| CertError(format!("could not self-sign the CA certificate: {e}")))?;
         Ok((cert.pem(), Sensitive::new(key.serialize_pem())))
     }
 
@@ -103,16 +106,16 @@ impl LocalCa {
         sans: &[String],
         common_name: Option<&str>,
         ttl: Duration,
-    ) -> Result<IssuedCert, String> {
+    ) -> Result<IssuedCert, CertError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| format!("could not generate a key: {e}"))?;
+            .map_err(|e| CertError(format!("could not generate a key: {e}")))?;
         let mut params = leaf_params(sans, common_name, ttl)?;
         if params.not_after > self.ca_not_after {
             params.not_after = self.ca_not_after;
         }
         let cert = params
             .signed_by(&key, &self.issuer)
-            .map_err(|e| format!("could not sign the certificate: {e}"))?;
+            .map_err(|e| CertError(format!("could not sign the certificate: {e}")))?;
         let mut chain_pem = cert.pem();
         for der in &self.bundle {
             if !inspect_der(der).map(|i| i.self_signed).unwrap_or(true) {

@@ -94,8 +94,8 @@ pub struct CaError {
     pub mesh: String,
     /// The backend.
     pub backend: String,
-    /// What failed.
-    pub kind: CaErrorKind,
+    /// What failed (boxed: errors travel far and should stay small).
+    pub kind: Box<CaErrorKind>,
 }
 
 /// The ways a CA operation fails.
@@ -152,7 +152,7 @@ impl CaError {
         Self {
             mesh: mesh.to_string(),
             backend: backend.to_string(),
-            kind: kind.into(),
+            kind: Box::new(kind.into()),
         }
     }
 }

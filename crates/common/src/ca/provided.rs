@@ -82,6 +82,6 @@ impl CaBackend for ProvidedCa {
         let sans = uri_sans(&self.mesh, &req.tags).ok_or_else(|| err(CaErrorKind::NoService))?;
         self.ca
             .issue(&sans, None, req.ttl)
-            .map_err(|e| err(CaErrorKind::Certificate(e)))
+            .map_err(|e| err(CaErrorKind::Certificate(e.to_string())))
     }
 }

@@ -918,6 +918,74 @@ fn xml_text(raw: &str) -> String {
     out
 }
 
+// === Vault auth bridge ===
+
+/// A nonce for EC2 logins, fixed for the life of the process: Vault binds the instance to the
+/// nonce of its first login, and later logins must present the same one.
+fn ec2_nonce() -> &'static str {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NONCE.get_or_init(|| {
+        let bytes: [u8; 16] = rand::random();
+        hex::encode(bytes)
+    })
+}
+
+/// The `auth/aws/login` body for `auth.aws` of a Mesh, with credentials from `env` and the AWS
+/// endpoints in `endpoints`. IAM signs for the global STS endpoint (`us-east-1`), as Vault expects
+/// by default.
+pub async fn vault_login_body_with(
+    http: &reqwest::Client,
+    env: &AwsEnvironment,
+    endpoints: &AwsEndpoints,
+    kind: super::auth::AwsKind,
+    role: &str,
+    iam_server_id_header: &str,
+) -> Result<Value, AwsError> {
+    let role = Some(role).filter(|r| !r.is_empty());
+    match kind {
+        super::auth::AwsKind::Iam => {
+            let creds = resolve_credentials(http, env, endpoints).await?;
+            iam_login_body(
+                &creds.credentials,
+                role,
+                Some(iam_server_id_header).filter(|h| !h.is_empty()),
+                STS_GLOBAL_REGION,
+                &endpoints.sts_url,
+                OffsetDateTime::now_utc(),
+            )
+        }
+        super::auth::AwsKind::Ec2 => {
+            ec2_login_body(http, &endpoints.imds_base, role, Some(ec2_nonce())).await
+        }
+    }
+}
+
+/// [`vault_login_body_with`] with the process environment and AWS's endpoints.
+pub async fn vault_login_body(
+    kind: super::auth::AwsKind,
+    role: &str,
+    iam_server_id_header: &str,
+) -> Result<Value, AwsError> {
+    crate::tls::install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .timeout(STS_TIMEOUT)
+        .build()
+        .map_err(|source| AwsError::Request {
+            what: "HTTP client",
+            url: String::new(),
+            source,
+        })?;
+    vault_login_body_with(
+        &http,
+        &AwsEnvironment::from_process_env(),
+        &AwsEndpoints::default(),
+        kind,
+        role,
+        iam_server_id_header,
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -1761,72 +1829,4 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
     }
-}
-
-// === Vault auth bridge ===
-
-/// A nonce for EC2 logins, fixed for the life of the process: Vault binds the instance to the
-/// nonce of its first login, and later logins must present the same one.
-fn ec2_nonce() -> &'static str {
-    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NONCE.get_or_init(|| {
-        let bytes: [u8; 16] = rand::random();
-        hex::encode(bytes)
-    })
-}
-
-/// The `auth/aws/login` body for `auth.aws` of a Mesh, with credentials from `env` and the AWS
-/// endpoints in `endpoints`. IAM signs for the global STS endpoint (`us-east-1`), as Vault expects
-/// by default.
-pub async fn vault_login_body_with(
-    http: &reqwest::Client,
-    env: &AwsEnvironment,
-    endpoints: &AwsEndpoints,
-    kind: super::auth::AwsKind,
-    role: &str,
-    iam_server_id_header: &str,
-) -> Result<Value, AwsError> {
-    let role = Some(role).filter(|r| !r.is_empty());
-    match kind {
-        super::auth::AwsKind::Iam => {
-            let creds = resolve_credentials(http, env, endpoints).await?;
-            iam_login_body(
-                &creds.credentials,
-                role,
-                Some(iam_server_id_header).filter(|h| !h.is_empty()),
-                STS_GLOBAL_REGION,
-                &endpoints.sts_url,
-                OffsetDateTime::now_utc(),
-            )
-        }
-        super::auth::AwsKind::Ec2 => {
-            ec2_login_body(http, &endpoints.imds_base, role, Some(ec2_nonce())).await
-        }
-    }
-}
-
-/// [`vault_login_body_with`] with the process environment and AWS's endpoints.
-pub async fn vault_login_body(
-    kind: super::auth::AwsKind,
-    role: &str,
-    iam_server_id_header: &str,
-) -> Result<Value, AwsError> {
-    crate::tls::install_crypto_provider();
-    let http = reqwest::Client::builder()
-        .timeout(STS_TIMEOUT)
-        .build()
-        .map_err(|source| AwsError::Request {
-            what: "HTTP client",
-            url: String::new(),
-            source,
-        })?;
-    vault_login_body_with(
-        &http,
-        &AwsEnvironment::from_process_env(),
-        &AwsEndpoints::default(),
-        kind,
-        role,
-        iam_server_id_header,
-    )
-    .await
 }
