@@ -41,6 +41,8 @@ pub struct CertInfo {
     pub serial: String,
     /// Subject common name, if any.
     pub common_name: Option<String>,
+    /// Issuer distinguished name, e.g. `CN=Kong Mesh Default`.
+    pub issuer: String,
     /// URI SANs in order.
     pub uri_sans: Vec<String>,
     /// DNS SANs in order.
@@ -181,6 +183,7 @@ pub fn inspect_der(der: &[u8]) -> Result<CertInfo, CertError> {
             .next()
             .and_then(|cn| cn.as_str().ok())
             .map(str::to_string),
+        issuer: cert.issuer().to_string(),
         uri_sans: Vec::new(),
         dns_sans: Vec::new(),
         not_before: cert.validity().not_before.to_datetime(),
