@@ -347,3 +347,52 @@ async fn seed_policy_cannot_sign_and_says_so() -> anyhow::Result<()> {
     let _ = SEED_POLICY_NAME;
     Ok(())
 }
+
+#[tokio::test]
+async fn sign_mode_with_the_seed_rsa_role_explains_the_key_type() -> anyhow::Result<()> {
+    let (bao, _root, _token) = seed_root().await?;
+    bao.write_policy(
+        "sign-seed",
+        &pki_policy(SEED_MOUNT, SEED_ROLE, &[PkiVerb::Sign]),
+    )
+    .await?;
+    let token = bao.create_token(&TokenSpec::new(&["sign-seed"])).await?;
+    let mut conf = vault_conf(bao.addr(), &token);
+    conf["fromCp"]["mode"] = json!("sign");
+    let ca = build(&backend("vault-1", "vault", conf, "24h"), secrets(&token)).await?;
+    let err = ca
+        .validate()
+        .await
+        .expect_err("rsa role, EC CSR")
+        .to_string();
+    assert!(
+        err.contains("HTTP 400") && err.contains("key_type=ec"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_silent_vault_times_out_after_request_timeout() -> anyhow::Result<()> {
+    // A listener that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = format!("http://{}", listener.local_addr()?);
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            open.push(sock);
+        }
+    });
+    let mut b = backend("vault-1", "vault", vault_conf(&addr, "t"), "24h");
+    if let Some(dp) = b.dp_cert.as_mut() {
+        dp.request_timeout = Some("1s".parse()?);
+    }
+    let ca = build(&b, secrets("s.token")).await?;
+    let err = ca.validate().await.expect_err("no answer").to_string();
+    assert!(
+        err.contains("could not reach Vault") && err.contains("no answer within 1s"),
+        "{err}"
+    );
+    hold.abort();
+    Ok(())
+}

@@ -187,6 +187,10 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
     {
         return "the role's allowed_uri_sans must allow spiffe://<mesh>/* and kuma://*".to_string();
     }
+    if text.contains("key type") || text.contains("key_type") || text.contains("role requires keys")
+    {
+        return "mode sign sends an ECDSA P-256 CSR: set key_type=ec (or any) on the role, or use mode issue".to_string();
+    }
     if text.contains("common name") && text.contains("not allowed") {
         return "the role must allow the rendered commonName: set allowed_domains and allow_subdomains, or drop conf.fromCp.commonName".to_string();
     }
