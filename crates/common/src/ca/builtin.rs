@@ -3,10 +3,9 @@
 //! `<mesh>.ca-builtin-key-<backend>`), which every zone receives over KDS; so every zone signs
 //! with the same CA.
 
-use std::time::Duration;
-
 use super::{
-    CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert, identity::uri_sans, local::LocalCa,
+    CaError, CaErrorKind,
+    local::{LocalBackend, LocalCa},
 };
 use crate::{
     Sensitive,
@@ -51,80 +50,31 @@ pub fn generate(
     Ok(GeneratedCa { cert_pem, key_pem })
 }
 
-/// The builtin backend, loaded from its two Secrets.
-#[derive(Debug)]
-pub struct BuiltinCa {
-    mesh: String,
-    backend: String,
-    ttl: Duration,
-    ca: LocalCa,
-}
-
-// === impl BuiltinCa ===
-
-impl BuiltinCa {
-    /// Loads the CA from the mesh's Secrets.
-    pub fn load(
-        mesh: &str,
-        backend: &MtlsBackend,
-        secrets: &dyn SecretSource,
-    ) -> Result<Self, CaError> {
-        let err = |k| CaError::new(mesh, &backend.name, k);
-        let read = |name: String| -> Result<String, CaError> {
-            let value = secrets
-                .mesh_secret(mesh, &name)
-                .map_err(|e| err(CaErrorKind::Config(format!("could not read secret {name:?}: {e}"))))?
-                .ok_or_else(|| {
-                    err(CaErrorKind::Config(format!(
-                        "secret {name:?} holding the builtin CA is missing: the global generates it when the Mesh is applied"
-                    )))
-                })?;
-            String::from_utf8(value.into_inner()).map_err(|_| {
-                err(CaErrorKind::Certificate(format!(
-                    "secret {name:?} is not PEM text"
+/// Loads the builtin backend from its two Secrets.
+pub fn load(
+    mesh: &str,
+    backend: &MtlsBackend,
+    secrets: &dyn SecretSource,
+) -> Result<LocalBackend, CaError> {
+    let err = |k| CaError::new(mesh, &backend.name, k);
+    let read = |name: String| -> Result<String, CaError> {
+        let value = secrets
+            .mesh_secret(mesh, &name)
+            .map_err(|e| err(CaErrorKind::Config(format!("could not read secret {name:?}: {e}"))))?
+            .ok_or_else(|| {
+                err(CaErrorKind::Config(format!(
+                    "secret {name:?} holding the builtin CA is missing: the global generates it when the Mesh is applied"
                 )))
-            })
-        };
-        let cert = read(cert_secret_name(mesh, &backend.name))?;
-        let key = read(key_secret_name(mesh, &backend.name))?;
-        let ca = LocalCa::from_pem(&cert, &key)
-            .map_err(|e| err(CaErrorKind::Certificate(e.to_string())))?;
-        Ok(Self {
-            mesh: mesh.to_string(),
-            backend: backend.name.clone(),
-            ttl: backend.cert_expiration(),
-            ca,
+            })?;
+        String::from_utf8(value.into_inner()).map_err(|_| {
+            err(CaErrorKind::Certificate(format!(
+                "secret {name:?} is not PEM text"
+            )))
         })
-    }
-}
-
-#[async_trait::async_trait]
-impl CaBackend for BuiltinCa {
-    fn mesh(&self) -> &str {
-        &self.mesh
-    }
-
-    fn backend_name(&self) -> &str {
-        &self.backend
-    }
-
-    fn backend_type(&self) -> BackendType {
-        BackendType::Builtin
-    }
-
-    fn default_ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    async fn root_certs(&self) -> Result<Vec<String>, CaError> {
-        Ok(self.ca.bundle_pems())
-    }
-
-    async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
-        let err = |k| CaError::new(&self.mesh, &self.backend, k);
-        let sans = uri_sans(&self.mesh, &req.tags).ok_or_else(|| err(CaErrorKind::NoService))?;
-        self.ca
-            .issue(&sans, None, req.ttl)
-            .map_err(|e| err(CaErrorKind::Certificate(e.to_string())))
-    }
+    };
+    let cert = read(cert_secret_name(mesh, &backend.name))?;
+    let key = read(key_secret_name(mesh, &backend.name))?;
+    let ca =
+        LocalCa::from_pem(&cert, &key).map_err(|e| err(CaErrorKind::Certificate(e.to_string())))?;
+    Ok(LocalBackend::new(mesh, backend, BackendType::Builtin, ca))
 }

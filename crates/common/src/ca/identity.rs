@@ -83,22 +83,8 @@ pub fn leaf_params(
     sans: &[String],
     common_name: Option<&str>,
     ttl: Duration,
-) -> Result<CertificateParams, String> {
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    if let Some(cn) = common_name {
-        dn.push(DnType::CommonName, cn);
-    }
-    params.distinguished_name = dn;
-    params.subject_alt_names = sans
-        .iter()
-        .map(|s| {
-            s.as_str()
-                .try_into()
-                .map(SanType::URI)
-                .map_err(|_| format!("URI SAN {s:?} is not ASCII"))
-        })
-        .collect::<Result<_, _>>()?;
+) -> Result<CertificateParams, CertError> {
+    let mut params = csr_params(sans, common_name)?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -122,7 +108,10 @@ pub fn leaf_params(
 
 /// Parameters of a data-plane CSR (sign mode): the subject and URI SANs only; the CA decides
 /// lifetime, key usage and extensions.
-pub fn csr_params(sans: &[String], common_name: Option<&str>) -> Result<CertificateParams, String> {
+pub fn csr_params(
+    sans: &[String],
+    common_name: Option<&str>,
+) -> Result<CertificateParams, CertError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     if let Some(cn) = common_name {
@@ -135,7 +124,7 @@ pub fn csr_params(sans: &[String], common_name: Option<&str>) -> Result<Certific
             s.as_str()
                 .try_into()
                 .map(SanType::URI)
-                .map_err(|_| format!("URI SAN {s:?} is not ASCII"))
+                .map_err(|_| CertError(format!("URI SAN {s:?} is not ASCII")))
         })
         .collect::<Result<_, _>>()?;
     Ok(params)

@@ -1,5 +1,6 @@
 //! An in-process CA: holds a CA certificate (and its chain) with its key, and signs data-plane
-//! leaves with fresh ECDSA P-256 keys. The builtin and provided backends are thin layers over it.
+//! leaves with fresh ECDSA P-256 keys. [`LocalBackend`] is the `CaBackend` over it that the
+//! builtin and provided backends load.
 
 use std::time::Duration;
 
@@ -11,10 +12,13 @@ use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use super::{
-    IssuedCert,
-    identity::{CertError, der_to_pem, inspect_der, leaf_params, pem_to_ders, spki_of},
+    CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
+    identity::{CertError, der_to_pem, inspect_der, leaf_params, pem_to_ders, spki_of, uri_sans},
 };
-use crate::Sensitive;
+use crate::{
+    Sensitive,
+    resource::mesh::{BackendType, MtlsBackend},
+};
 
 /// A CA whose key is in this process.
 pub struct LocalCa {
@@ -140,5 +144,61 @@ impl std::fmt::Debug for LocalCa {
             .field("ca_not_after", &self.ca_not_after)
             .field("key", &"<redacted>")
             .finish()
+    }
+}
+
+/// A mesh backend whose CA key is in this process: `builtin` or `provided`.
+#[derive(Debug)]
+pub struct LocalBackend {
+    mesh: String,
+    backend: String,
+    kind: BackendType,
+    ttl: Duration,
+    ca: LocalCa,
+}
+
+// === impl LocalBackend ===
+
+impl LocalBackend {
+    /// Wraps `ca` as backend `backend` (of type `kind`) of `mesh`.
+    pub fn new(mesh: &str, backend: &MtlsBackend, kind: BackendType, ca: LocalCa) -> Self {
+        Self {
+            mesh: mesh.to_string(),
+            backend: backend.name.clone(),
+            kind,
+            ttl: backend.cert_expiration(),
+            ca,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CaBackend for LocalBackend {
+    fn mesh(&self) -> &str {
+        &self.mesh
+    }
+
+    fn backend_name(&self) -> &str {
+        &self.backend
+    }
+
+    fn backend_type(&self) -> BackendType {
+        self.kind
+    }
+
+    fn default_ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    async fn root_certs(&self) -> Result<Vec<String>, CaError> {
+        Ok(self.ca.bundle_pems())
+    }
+
+    async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
+        let err = |k| CaError::new(&self.mesh, &self.backend, k);
+        let sans = uri_sans(&self.mesh, &req.tags).ok_or_else(|| err(CaErrorKind::NoService))?;
+        self.ca
+            .issue(&sans, None, req.ttl)
+            .map_err(|e| err(CaErrorKind::Certificate(e.to_string())))
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Module map:
 //! - [`identity`]: SPIFFE/kuma URI SANs from tags, leaf parameters, PEM and certificate inspection.
-//! - [`local`]: an in-process CA (rcgen) that signs leaves; the engine of builtin and provided.
+//! - [`local`]: an in-process CA (rcgen) and `LocalBackend`, the backend builtin and provided load.
 //! - [`builtin`]: the builtin backend: a CA generated once by the global, kept in mesh secrets.
 //! - [`provided`]: the provided backend: the user's CA certificate and key from DataSources.
 //! - [`vault`]: the Vault (or OpenBao) PKI backend.
@@ -172,15 +172,8 @@ pub async fn build_backend(
         )))
     })?;
     Ok(match conf {
-        BackendConf::Builtin(_) => {
-            Arc::new(builtin::BuiltinCa::load(mesh, backend, secrets.as_ref())?)
-        }
-        BackendConf::Provided(c) => Arc::new(provided::ProvidedCa::load(
-            mesh,
-            backend,
-            &c,
-            secrets.as_ref(),
-        )?),
+        BackendConf::Builtin(_) => Arc::new(builtin::load(mesh, backend, secrets.as_ref())?),
+        BackendConf::Provided(c) => Arc::new(provided::load(mesh, backend, &c, secrets.as_ref())?),
         BackendConf::Vault(c) => Arc::new(vault::VaultCa::new(mesh, backend, &c, secrets).await?),
     })
 }

@@ -296,6 +296,7 @@ impl CaBackend for VaultCa {
                 })?;
                 let cn = Some(common_name.as_str()).filter(|c| !c.is_empty());
                 let csr = csr_params(&sans, cn)
+                    .map_err(|e| e.to_string())
                     .and_then(|p| p.serialize_request(&key).map_err(|e| e.to_string()))
                     .and_then(|c| c.pem().map_err(|e| e.to_string()))
                     .map_err(|e| {
