@@ -108,6 +108,17 @@ pub struct RootChain {
     pub request_timeout: Option<KumaDuration>,
 }
 
+/// A mesh Secret named by a backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretReference {
+    /// The backend's name.
+    pub backend: String,
+    /// Field path of the DataSource, e.g. `mtls.backends[0].conf.fromCp.auth.token`.
+    pub field: String,
+    /// The Secret's name.
+    pub secret: String,
+}
+
 /// The kinds of CA backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BackendType {
@@ -367,6 +378,57 @@ impl MeshSpec {
     /// Whether test issuance is skipped.
     pub fn skip_validation(&self) -> bool {
         self.mtls.as_ref().is_some_and(|m| m.skip_validation)
+    }
+
+    /// Every mesh Secret the backends name, as `(backend, field path, secret name)`; includes the
+    /// builtin backends' CA secrets.
+    pub fn secret_references(&self, mesh: &str) -> Vec<SecretReference> {
+        let mut refs = Vec::new();
+        for (i, b) in self.backends().iter().enumerate() {
+            let base = format!("mtls.backends[{i}].conf");
+            let mut push = |field: String, ds: &Option<DataSource>| {
+                if let Some(name) = ds.as_ref().and_then(|d| d.secret.clone()) {
+                    refs.push(SecretReference {
+                        backend: b.name.clone(),
+                        field,
+                        secret: name,
+                    });
+                }
+            };
+            match b.typed_conf() {
+                Ok(BackendConf::Builtin(_)) => {
+                    for name in [
+                        crate::ca::builtin::cert_secret_name(mesh, &b.name),
+                        crate::ca::builtin::key_secret_name(mesh, &b.name),
+                    ] {
+                        push(base.clone(), &Some(DataSource::secret(name)));
+                    }
+                }
+                Ok(BackendConf::Provided(c)) => {
+                    push(format!("{base}.cert"), &c.cert);
+                    push(format!("{base}.key"), &c.key);
+                }
+                Ok(BackendConf::Vault(c)) => {
+                    let Some(f) = c.from_cp() else { continue };
+                    let fb = format!("{base}.fromCp");
+                    if let Some(t) = &f.tls {
+                        push(format!("{fb}.tls.caCert"), &t.ca_cert);
+                    }
+                    if let Some(a) = &f.auth {
+                        push(format!("{fb}.auth.token"), &a.token);
+                        if let Some(t) = &a.tls {
+                            push(format!("{fb}.auth.tls.clientKey"), &t.client_key);
+                            push(format!("{fb}.auth.tls.clientCert"), &t.client_cert);
+                        }
+                        if let Some(r) = &a.approle {
+                            push(format!("{fb}.auth.approle.secretId"), &r.secret_id);
+                        }
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        refs
     }
 
     /// Checks the whole spec; every violation is reported with its field path.

@@ -1,0 +1,474 @@
+//! `plan()`: how a committed [`Command`] changes state. Pure and deterministic (the clock comes
+//! from the command, versions from the raft index), so every replica computes the same mutations.
+//! Referential safety lives here, at apply time, where it cannot race: a Secret a Mesh uses cannot
+//! be deleted, a Mesh with data planes needs `force`, a mesh-scoped resource needs its Mesh.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mosaic_common::resource::{Resource, ResourceType, Spec, parse::from_value};
+
+use super::{
+    StoreError,
+    command::{Command, CommandResult, Refusal},
+    keys::ResourceKey,
+};
+
+/// Read access to the state a command is applied to.
+pub trait StateView {
+    /// One resource.
+    fn get(&self, key: &ResourceKey) -> Result<Option<Resource>, StoreError>;
+    /// Every resource of `rtype` (in `mesh`, when given).
+    fn list(&self, rtype: ResourceType, mesh: Option<&str>) -> Result<Vec<Resource>, StoreError>;
+    /// An internal record.
+    fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// A change to state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mutation {
+    /// Store a resource (meta already stamped).
+    Put(ResourceKey, Box<Resource>),
+    /// Remove a resource.
+    Delete(ResourceKey),
+    /// Store an internal record.
+    PutInternal(String, Vec<u8>),
+}
+
+/// A view with a batch's earlier mutations laid over the base state.
+struct Overlay<'a> {
+    base: &'a dyn StateView,
+    resources: BTreeMap<ResourceKey, Option<Resource>>,
+    internal: BTreeMap<String, Vec<u8>>,
+}
+
+impl Overlay<'_> {
+    fn record(&mut self, muts: &[Mutation]) {
+        for m in muts {
+            match m {
+                Mutation::Put(k, r) => {
+                    self.resources.insert(k.clone(), Some((**r).clone()));
+                }
+                Mutation::Delete(k) => {
+                    self.resources.insert(k.clone(), None);
+                }
+                Mutation::PutInternal(k, v) => {
+                    self.internal.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+}
+
+impl StateView for Overlay<'_> {
+    fn get(&self, key: &ResourceKey) -> Result<Option<Resource>, StoreError> {
+        match self.resources.get(key) {
+            Some(r) => Ok(r.clone()),
+            None => self.base.get(key),
+        }
+    }
+
+    fn list(&self, rtype: ResourceType, mesh: Option<&str>) -> Result<Vec<Resource>, StoreError> {
+        let mut out: BTreeMap<ResourceKey, Resource> = self
+            .base
+            .list(rtype, mesh)?
+            .into_iter()
+            .map(|r| (ResourceKey::of(&r), r))
+            .collect();
+        for (k, v) in &self.resources {
+            if k.rtype == rtype && (mesh.is_none() || k.mesh.as_deref() == mesh) {
+                match v {
+                    Some(r) => out.insert(k.clone(), r.clone()),
+                    None => out.remove(k),
+                };
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.internal.get(key) {
+            Some(v) => Ok(Some(v.clone())),
+            None => self.base.internal(key),
+        }
+    }
+}
+
+fn refused(r: Refusal) -> (CommandResult, Vec<Mutation>) {
+    (CommandResult::Refused(r), Vec::new())
+}
+
+/// Computes the result of `cmd`, committed at raft `index`, against `view`.
+pub fn plan(
+    cmd: &Command,
+    index: u64,
+    view: &dyn StateView,
+) -> Result<(CommandResult, Vec<Mutation>), StoreError> {
+    match cmd {
+        Command::Noop => Ok((CommandResult::Done, Vec::new())),
+        Command::Batch(cmds) => {
+            let mut overlay = Overlay {
+                base: view,
+                resources: BTreeMap::new(),
+                internal: BTreeMap::new(),
+            };
+            let mut results = Vec::new();
+            let mut all = Vec::new();
+            for c in cmds {
+                let (result, muts) = plan(c, index, &overlay)?;
+                if let CommandResult::Refused(r) = result {
+                    return Ok(refused(r));
+                }
+                overlay.record(&muts);
+                all.extend(muts);
+                results.push(result);
+            }
+            Ok((CommandResult::Batch(results), all))
+        }
+        Command::PutInternal {
+            key,
+            value,
+            if_absent,
+        } => {
+            if *if_absent && let Some(existing) = view.internal(key)? {
+                return Ok((CommandResult::Internal { value: existing }, Vec::new()));
+            }
+            Ok((
+                CommandResult::Internal {
+                    value: value.clone(),
+                },
+                vec![Mutation::PutInternal(key.clone(), value.clone())],
+            ))
+        }
+        Command::Put {
+            resource,
+            now,
+            expect_version,
+        } => {
+            let mut r = match from_value(resource.clone()) {
+                Ok(r) => r,
+                Err(e) => return Ok(refused(Refusal::Invalid(e.to_string()))),
+            };
+            let key = ResourceKey::of(&r);
+            if let Some(mesh) = &r.meta.mesh
+                && view.get(&ResourceKey::mesh(mesh))?.is_none()
+            {
+                return Ok(refused(Refusal::NotFound(format!(
+                    "mesh {mesh:?} does not exist: create the Mesh before its {}s",
+                    key.rtype
+                ))));
+            }
+            let existing = view.get(&key)?;
+            let current = existing.as_ref().and_then(|e| e.meta.version).unwrap_or(0);
+            if let Some(expected) = expect_version
+                && *expected != current
+            {
+                return Ok(refused(Refusal::Conflict(format!(
+                    "{key} is at version {current}, not {expected}: it changed since it was read; read it again and retry"
+                ))));
+            }
+            r.meta.creation_time = existing
+                .as_ref()
+                .and_then(|e| e.meta.creation_time)
+                .or(Some(*now));
+            r.meta.modification_time = Some(*now);
+            r.meta.version = Some(index);
+            Ok((
+                CommandResult::Put {
+                    version: index,
+                    created: existing.is_none(),
+                },
+                vec![Mutation::Put(key, Box::new(r))],
+            ))
+        }
+        Command::Delete { key, force } => {
+            let Some(existing) = view.get(key)? else {
+                return Ok(refused(Refusal::NotFound(format!("{key} does not exist"))));
+            };
+            match &existing.spec {
+                Spec::Secret(_) => {
+                    let mesh = key.mesh.as_deref().unwrap_or_default();
+                    if let Some(m) = view.get(&ResourceKey::mesh(mesh))?
+                        && let Spec::Mesh(spec) = &m.spec
+                    {
+                        if let Some(used) = spec
+                            .secret_references(mesh)
+                            .into_iter()
+                            .find(|s| s.secret == key.name)
+                        {
+                            return Ok(refused(Refusal::Conflict(format!(
+                                "secret {:?} is used by Mesh {mesh:?} (backend {:?}, {}): change or remove that backend first",
+                                key.name, used.backend, used.field
+                            ))));
+                        }
+                    }
+                    Ok((
+                        CommandResult::Deleted { cascaded: 0 },
+                        vec![Mutation::Delete(key.clone())],
+                    ))
+                }
+                Spec::Mesh(_) => {
+                    let dataplanes = view.list(ResourceType::Dataplane, Some(&key.name))?;
+                    if !dataplanes.is_empty() && !force {
+                        let zones: BTreeSet<&str> = dataplanes
+                            .iter()
+                            .filter_map(|d| d.meta.labels.get("kuma.io/zone").map(String::as_str))
+                            .collect();
+                        return Ok(refused(Refusal::Conflict(format!(
+                            "mesh {:?} has {} data plane(s) reported by zone(s) {}: deleting it cuts them off; move them out first or delete with ?force=true",
+                            key.name,
+                            dataplanes.len(),
+                            if zones.is_empty() {
+                                "unknown".to_string()
+                            } else {
+                                zones.into_iter().collect::<Vec<_>>().join(", ")
+                            }
+                        ))));
+                    }
+                    let mut muts = Vec::new();
+                    for t in ResourceType::ALL.into_iter().filter(|t| t.is_mesh_scoped()) {
+                        for r in view.list(t, Some(&key.name))? {
+                            muts.push(Mutation::Delete(ResourceKey::of(&r)));
+                        }
+                    }
+                    let cascaded = muts.len();
+                    muts.push(Mutation::Delete(key.clone()));
+                    Ok((CommandResult::Deleted { cascaded }, muts))
+                }
+                _ => Ok((
+                    CommandResult::Deleted { cascaded: 0 },
+                    vec![Mutation::Delete(key.clone())],
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use mosaic_common::resource::parse_document;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    /// State in a map, for testing `plan` alone.
+    #[derive(Default)]
+    pub struct MapState {
+        resources: BTreeMap<ResourceKey, Resource>,
+        internal: BTreeMap<String, Vec<u8>>,
+        index: u64,
+    }
+
+    impl StateView for MapState {
+        fn get(&self, key: &ResourceKey) -> Result<Option<Resource>, StoreError> {
+            Ok(self.resources.get(key).cloned())
+        }
+        fn list(
+            &self,
+            rtype: ResourceType,
+            mesh: Option<&str>,
+        ) -> Result<Vec<Resource>, StoreError> {
+            Ok(self
+                .resources
+                .iter()
+                .filter(|(k, _)| k.rtype == rtype && (mesh.is_none() || k.mesh.as_deref() == mesh))
+                .map(|(_, v)| v.clone())
+                .collect())
+        }
+        fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.internal.get(key).cloned())
+        }
+    }
+
+    impl MapState {
+        pub fn apply(&mut self, cmd: Command) -> CommandResult {
+            self.index += 1;
+            let (result, muts) = plan(&cmd, self.index, self).unwrap();
+            for m in muts {
+                match m {
+                    Mutation::Put(k, r) => {
+                        self.resources.insert(k, *r);
+                    }
+                    Mutation::Delete(k) => {
+                        self.resources.remove(&k);
+                    }
+                    Mutation::PutInternal(k, v) => {
+                        self.internal.insert(k, v);
+                    }
+                }
+            }
+            result
+        }
+        pub fn put(&mut self, yaml: &str) -> CommandResult {
+            let r = parse_document(yaml.as_bytes()).unwrap();
+            self.apply(Command::put(&r, OffsetDateTime::now_utc()))
+        }
+    }
+
+    const MESH: &str = "type: Mesh\nname: default\nmtls:\n  enabledBackend: v\n  backends:\n  - name: v\n    type: vault\n    conf:\n      fromCp:\n        address: http://vault:8200\n        pki: p\n        role: r\n        auth:\n          token:\n            secret: token-1\n";
+
+    #[test]
+    fn versions_and_times_are_stamped() {
+        let mut s = MapState::default();
+        assert_eq!(
+            s.put(MESH),
+            CommandResult::Put {
+                version: 1,
+                created: true
+            }
+        );
+        let first = s.get(&ResourceKey::mesh("default")).unwrap().unwrap();
+        assert_eq!(
+            s.put(MESH),
+            CommandResult::Put {
+                version: 2,
+                created: false
+            }
+        );
+        let second = s.get(&ResourceKey::mesh("default")).unwrap().unwrap();
+        assert_eq!(second.meta.version, Some(2));
+        assert_eq!(second.meta.creation_time, first.meta.creation_time);
+        assert!(second.meta.modification_time >= first.meta.modification_time);
+        let stale = Command::Put {
+            resource: first.to_universal(),
+            now: OffsetDateTime::now_utc(),
+            expect_version: Some(1),
+        };
+        assert!(matches!(
+            s.apply(stale),
+            CommandResult::Refused(Refusal::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn mesh_scoped_resources_need_their_mesh() {
+        let mut s = MapState::default();
+        let r = s.put("type: Secret\nmesh: default\nname: token-1\ndata: dA==\n");
+        assert!(
+            matches!(r, CommandResult::Refused(Refusal::NotFound(m)) if m.contains("mesh \"default\" does not exist"))
+        );
+    }
+
+    #[test]
+    fn a_secret_in_use_cannot_be_deleted() {
+        let mut s = MapState::default();
+        s.put("type: Mesh\nname: default\n");
+        s.put("type: Secret\nmesh: default\nname: token-1\ndata: dA==\n");
+        s.put(MESH);
+        let key = ResourceKey::new(ResourceType::Secret, Some("default"), "token-1");
+        let r = s.apply(Command::delete(key.clone(), false));
+        let CommandResult::Refused(Refusal::Conflict(msg)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(
+            msg.contains("Mesh \"default\"")
+                && msg.contains("mtls.backends[0].conf.fromCp.auth.token"),
+            "{msg}"
+        );
+        s.put("type: Mesh\nname: default\n");
+        assert_eq!(
+            s.apply(Command::delete(key, false)),
+            CommandResult::Deleted { cascaded: 0 }
+        );
+    }
+
+    #[test]
+    fn a_mesh_with_dataplanes_needs_force_and_cascades() {
+        let mut s = MapState::default();
+        s.put("type: Mesh\nname: default\n");
+        s.put("type: Secret\nmesh: default\nname: other\ndata: dA==\n");
+        s.put("type: Dataplane\nmesh: default\nname: dp-1\nlabels:\n  kuma.io/zone: east\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n");
+        let r = s.apply(Command::delete(ResourceKey::mesh("default"), false));
+        let CommandResult::Refused(Refusal::Conflict(msg)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(
+            msg.contains("1 data plane(s)") && msg.contains("east") && msg.contains("force=true"),
+            "{msg}"
+        );
+        assert_eq!(
+            s.apply(Command::delete(ResourceKey::mesh("default"), true)),
+            CommandResult::Deleted { cascaded: 2 }
+        );
+        assert!(
+            s.list(ResourceType::Secret, Some("default"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn internal_records_first_writer_wins() {
+        let mut s = MapState::default();
+        let a = s.apply(Command::PutInternal {
+            key: "k".into(),
+            value: b"a".to_vec(),
+            if_absent: true,
+        });
+        let b = s.apply(Command::PutInternal {
+            key: "k".into(),
+            value: b"b".to_vec(),
+            if_absent: true,
+        });
+        assert_eq!(
+            a,
+            CommandResult::Internal {
+                value: b"a".to_vec()
+            }
+        );
+        assert_eq!(
+            b,
+            CommandResult::Internal {
+                value: b"a".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn a_batch_is_all_or_nothing_and_sees_its_own_writes() {
+        let mut s = MapState::default();
+        let now = OffsetDateTime::now_utc();
+        let mesh = parse_document(b"type: Mesh\nname: default\n").unwrap();
+        let secret =
+            parse_document(b"type: Secret\nmesh: default\nname: ca\ndata: dA==\n").unwrap();
+        let orphan = parse_document(b"type: Secret\nmesh: other\nname: x\ndata: dA==\n").unwrap();
+        let bad = Command::Batch(vec![Command::put(&mesh, now), Command::put(&orphan, now)]);
+        assert!(matches!(
+            s.apply(bad),
+            CommandResult::Refused(Refusal::NotFound(_))
+        ));
+        assert!(
+            s.get(&ResourceKey::mesh("default")).unwrap().is_none(),
+            "nothing applied"
+        );
+        let good = Command::Batch(vec![Command::put(&mesh, now), Command::put(&secret, now)]);
+        let r = s.apply(good);
+        assert!(
+            matches!(r, CommandResult::Batch(ref v) if v.len() == 2),
+            "{r:?}"
+        );
+        assert_eq!(
+            s.list(ResourceType::Secret, Some("default")).unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn missing_and_invalid() {
+        let mut s = MapState::default();
+        assert!(matches!(
+            s.apply(Command::delete(ResourceKey::mesh("x"), false)),
+            CommandResult::Refused(Refusal::NotFound(_))
+        ));
+        let bad = Command::Put {
+            resource: serde_json::json!({"type": "Nope"}),
+            now: OffsetDateTime::now_utc(),
+            expect_version: None,
+        };
+        assert!(matches!(
+            s.apply(bad),
+            CommandResult::Refused(Refusal::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,62 @@
+//! The resource store: what a write is (a [`Command`] carried through raft), how it changes state
+//! ([`apply::plan`], deterministic on every replica), and the [`ResourceStore`] trait the HTTP API
+//! and KDS use.
+//!
+//! Module map:
+//! - [`keys`]: `ResourceKey` and its byte encoding (`Mesh/-/default`, `Secret/default/token-1`).
+//! - [`command`]: `Command` (raft log payload) and `CommandResult`.
+//! - [`apply`]: `plan()`, from a command and the current state to a result and mutations.
+//! - [`secrets`]: `StoreSecrets`, a `SecretSource` over a store's mesh Secrets.
+
+pub mod apply;
+pub mod command;
+pub mod keys;
+pub mod secrets;
+
+use mosaic_common::resource::{Resource, ResourceType};
+
+pub use apply::{Mutation, StateView, plan};
+pub use command::{Command, CommandResult, Refusal};
+pub use keys::ResourceKey;
+pub use secrets::StoreSecrets;
+
+/// A store failure (not a refusal: refusals are [`CommandResult::Refused`]).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No leader is known, or it cannot be reached; the write was not applied.
+    #[error(
+        "no raft leader is available ({0}): the write was not applied; retry when the cluster has a majority"
+    )]
+    Unavailable(String),
+    /// The local disk store failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// Stored bytes could not be decoded.
+    #[error("stored resource {key} is corrupt: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Reads and writes resources. Writes return once committed by a majority and applied locally.
+#[async_trait::async_trait]
+pub trait ResourceStore: Send + Sync {
+    /// Proposes `cmd` (through the leader) and returns its result once committed and applied here.
+    async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError>;
+
+    /// Waits until this replica has applied everything committed before the call
+    /// (a linearizable read barrier).
+    async fn read_barrier(&self) -> Result<(), StoreError>;
+
+    /// One resource from local state.
+    fn get(&self, key: &ResourceKey) -> Result<Option<Resource>, StoreError>;
+
+    /// Every resource of `rtype` (in `mesh`, when given) from local state, sorted by key.
+    fn list(&self, rtype: ResourceType, mesh: Option<&str>) -> Result<Vec<Resource>, StoreError>;
+
+    /// An internal record (signing keys, ...).
+    fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
