@@ -189,17 +189,15 @@ pub fn plan(
                     let mesh = key.mesh.as_deref().unwrap_or_default();
                     if let Some(m) = view.get(&ResourceKey::mesh(mesh))?
                         && let Spec::Mesh(spec) = &m.spec
-                    {
-                        if let Some(used) = spec
+                        && let Some(used) = spec
                             .secret_references(mesh)
                             .into_iter()
                             .find(|s| s.secret == key.name)
-                        {
-                            return Ok(refused(Refusal::Conflict(format!(
-                                "secret {:?} is used by Mesh {mesh:?} (backend {:?}, {}): change or remove that backend first",
-                                key.name, used.backend, used.field
-                            ))));
-                        }
+                    {
+                        return Ok(refused(Refusal::Conflict(format!(
+                            "secret {:?} is used by Mesh {mesh:?} (backend {:?}, {}): change or remove that backend first",
+                            key.name, used.backend, used.field
+                        ))));
                     }
                     Ok((
                         CommandResult::Deleted { cascaded: 0 },
