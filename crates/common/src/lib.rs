@@ -2,6 +2,7 @@
 //! No servers, no raft, no gRPC live here.
 //!
 //! Module map:
+//! - [`api`]: HTTP API shapes shared by servers and mosaicctl (Kuma error body, list envelope).
 //! - [`sensitive`]: `Sensitive<T>`, the redacting wrapper every token and key lives in.
 //! - [`duration`]: Kuma durations (`ms s m h d w y`).
 //! - [`validate`]: violations with Kuma field paths, collected all at once.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod ca;
 pub mod config;
 pub mod datasource;

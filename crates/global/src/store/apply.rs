@@ -149,7 +149,9 @@ pub fn plan(
                 Err(e) => return Ok(refused(Refusal::Invalid(e.to_string()))),
             };
             let key = ResourceKey::of(&r);
+            // Secrets may precede their Mesh: a Mesh is validated against the Secrets it names.
             if let Some(mesh) = &r.meta.mesh
+                && key.rtype != ResourceType::Secret
                 && view.get(&ResourceKey::mesh(mesh))?.is_none()
             {
                 return Ok(refused(Refusal::NotFound(format!(
@@ -430,7 +432,7 @@ pub(crate) mod tests {
         let mesh = parse_document(b"type: Mesh\nname: default\n").unwrap();
         let secret =
             parse_document(b"type: Secret\nmesh: default\nname: ca\ndata: dA==\n").unwrap();
-        let orphan = parse_document(b"type: Secret\nmesh: other\nname: x\ndata: dA==\n").unwrap();
+        let orphan = parse_document(b"type: Dataplane\nmesh: other\nname: x\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n").unwrap();
         let bad = Command::Batch(vec![Command::put(&mesh, now), Command::put(&orphan, now)]);
         assert!(matches!(
             s.apply(bad),

@@ -1,0 +1,82 @@
+//! Shapes of the HTTP API shared by servers and `mosaicctl`: Kuma's error body and list envelope.
+
+use serde::{Deserialize, Serialize};
+
+use crate::validate::Violation;
+
+/// Kuma's error body: `{type, status, title, detail, invalid_parameters: [{field, reason}]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// A URI naming the kind of error (`/std-errors`, Kuma's default).
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// HTTP status.
+    #[serde(default)]
+    pub status: u16,
+    /// Short summary (`Bad Request`, `Resource not found`, ...).
+    #[serde(default)]
+    pub title: String,
+    /// What went wrong and what to do.
+    #[serde(default)]
+    pub detail: String,
+    /// Field-level problems.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalid_parameters: Vec<InvalidParameter>,
+}
+
+/// One field-level problem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidParameter {
+    /// Field path.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Kuma's list envelope: `{total, items, next}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListResponse<T> {
+    /// How many items exist in all pages.
+    pub total: usize,
+    /// This page's items.
+    pub items: Vec<T>,
+    /// URL of the next page, if any.
+    pub next: Option<String>,
+}
+
+// === impl ApiError ===
+
+impl ApiError {
+    /// An error with a status, title and detail.
+    pub fn new(status: u16, title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "/std-errors".to_string(),
+            status,
+            title: title.into(),
+            detail: detail.into(),
+            invalid_parameters: Vec::new(),
+        }
+    }
+
+    /// Adds field-level problems.
+    pub fn with_violations(mut self, violations: &[Violation]) -> Self {
+        self.invalid_parameters = violations
+            .iter()
+            .map(|v| InvalidParameter {
+                field: v.field.clone(),
+                reason: v.message.clone(),
+            })
+            .collect();
+        self
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.title, self.status, self.detail)?;
+        for p in &self.invalid_parameters {
+            write!(f, "\n  {}: {}", p.field, p.reason)?;
+        }
+        Ok(())
+    }
+}
