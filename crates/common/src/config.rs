@@ -77,6 +77,17 @@ pub struct RaftConfig {
     pub advertise: String,
     /// `raft.peers`: every replica, this one included; empty means a single node.
     pub peers: Vec<RaftPeer>,
+    /// `raft.snapshot_after_logs` (Mosaic's addition): take a snapshot, and purge the log behind
+    /// it, every this many applied entries. Keeps the data directory bounded.
+    #[serde(default = "default_snapshot_after_logs")]
+    pub snapshot_after_logs: u64,
+}
+
+/// Default of `raft.snapshot_after_logs`.
+pub const DEFAULT_SNAPSHOT_AFTER_LOGS: u64 = 10_000;
+
+fn default_snapshot_after_logs() -> u64 {
+    DEFAULT_SNAPSHOT_AFTER_LOGS
 }
 
 /// One raft replica, written `"<id>=<host>:<port>"` (e.g. `"1=10.0.0.1:5682"`).
@@ -413,6 +424,7 @@ impl Default for GlobalConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5682)),
                 advertise: "127.0.0.1:5682".to_owned(),
                 peers: Vec::new(),
+                snapshot_after_logs: DEFAULT_SNAPSHOT_AFTER_LOGS,
             },
             api: ApiConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5681)),
