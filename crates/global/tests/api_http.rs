@@ -73,6 +73,18 @@ async fn mesh_lifecycle() {
     assert_eq!(r.json()["metrics"], json!({}));
     assert_eq!(content_type(&r), "application/json");
 
+    // What GET returns can be PUT back as is (times and version are ignored).
+    let fetched = get(&app, "/meshes/default").await.text();
+    let r = call(
+        &app,
+        Method::PUT,
+        "/meshes/default",
+        &[("content-type", "application/json")],
+        fetched,
+    )
+    .await;
+    expect(&r, StatusCode::OK);
+
     let r = get(&app, "/meshes").await;
     expect(&r, StatusCode::OK);
     let v = r.json();
@@ -705,6 +717,13 @@ async fn url_and_body_must_agree() {
     .await;
     expect(&r, StatusCode::BAD_REQUEST);
     assert_eq!(r.fields(), ["kind"]);
+    for uri in ["/meshes/%ff", "/meshes/%ff/secrets/x", "/zones/%c3%28"] {
+        let r = put(&app, uri, "type: Mesh\n").await;
+        expect(&r, StatusCode::BAD_REQUEST);
+        assert!(!r.fields().is_empty(), "{uri}");
+        let r = get(&app, uri).await;
+        expect(&r, StatusCode::BAD_REQUEST);
+    }
     let r = put(&app, "/meshes/Bad_Name", "type: Mesh\n").await;
     expect(&r, StatusCode::BAD_REQUEST);
     assert_eq!(r.fields(), ["name"]);
@@ -926,4 +945,45 @@ async fn the_admin_token_guards_everything_but_ready_and_healthy() {
     .await;
     expect(&r, StatusCode::OK);
     assert_eq!(r.json()["total"], 1);
+}
+
+/// Two first applies admitted before either is written both generate a CA; the CA Secret puts are
+/// conditional, so the second batch is refused whole and the first CA stays.
+#[tokio::test]
+async fn concurrent_first_applies_install_exactly_one_ca() {
+    use std::sync::Arc;
+
+    use mosaic_global::{
+        admission::Admission,
+        store::{CommandResult, Refusal},
+    };
+
+    let store = Arc::new(MemoryStore::default());
+    let admission = Admission::new(store.clone());
+    let mesh = parse_document(
+        b"type: Mesh\nname: default\nmtls:\n  backends:\n  - name: ca-1\n    type: builtin\n",
+    )
+    .expect("mesh");
+    let now = OffsetDateTime::now_utc();
+    let first = admission.admit(&mesh, now).await.expect("admit");
+    let second = admission.admit(&mesh, now).await.expect("admit");
+    assert!(
+        matches!(&first, Command::Batch(c) if c.len() == 3),
+        "{first:?}"
+    );
+    assert!(matches!(store.apply(first), CommandResult::Batch(_)));
+    let cert = store.get_secret("default", &builtin::cert_secret_name("default", "ca-1"));
+    assert!(matches!(
+        store.apply(second),
+        CommandResult::Refused(Refusal::Conflict(_))
+    ));
+    assert_eq!(
+        store.get_secret("default", &builtin::cert_secret_name("default", "ca-1")),
+        cert
+    );
+    // Admitted again, the Mesh is a plain put that keeps the installed CA.
+    assert!(matches!(
+        admission.admit(&mesh, now).await.expect("admit"),
+        Command::Put { .. }
+    ));
 }

@@ -128,7 +128,8 @@ pub async fn put(
                 Some(CommandResult::Put { created, .. }) => break *created,
                 other => {
                     return Err(ApiFailure::Internal(format!(
-                        "unexpected store result {other:?} for {}",
+                        "unexpected store result ({}) for {}",
+                        result_kind(other),
                         describe(&t)
                     )));
                 }
@@ -140,7 +141,8 @@ pub async fn put(
             CommandResult::Refused(r) => return Err(ApiFailure::from_refusal(r)),
             other => {
                 return Err(ApiFailure::Internal(format!(
-                    "unexpected store result {other:?} for {}",
+                    "unexpected store result ({}) for {}",
+                    result_kind(Some(&other)),
                     describe(&t)
                 )));
             }
@@ -185,9 +187,23 @@ pub async fn delete(
         ))),
         CommandResult::Refused(r) => Err(ApiFailure::from_refusal(r)),
         other => Err(ApiFailure::Internal(format!(
-            "unexpected store result {other:?} for deleting {}",
+            "unexpected store result ({}) for deleting {}",
+            result_kind(Some(&other)),
             describe(&t)
         ))),
+    }
+}
+
+/// A store result's kind, for error text (never its contents: internal records may be keys).
+fn result_kind(result: Option<&CommandResult>) -> &'static str {
+    match result {
+        None => "none",
+        Some(CommandResult::Put { .. }) => "put",
+        Some(CommandResult::Deleted { .. }) => "deleted",
+        Some(CommandResult::Internal { .. }) => "internal record",
+        Some(CommandResult::Done) => "done",
+        Some(CommandResult::Batch(_)) => "batch",
+        Some(CommandResult::Refused(_)) => "refused",
     }
 }
 
