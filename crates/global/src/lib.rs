@@ -1,6 +1,9 @@
 //! The global control plane: the one source of truth for Meshes and their secrets.
 //!
 //! Module map:
+//! - [`admission`]: what a written resource becomes: shape validation, Mesh CA checks (Secrets
+//!   exist, builtin CA generated once, provided CA loads, Vault test issuance) and the command.
+//! - [`api`]: the HTTP API (Kuma paths and error bodies, JSON/YAML, paging, admin token).
 //! - [`store`]: resource keys, raft commands, the deterministic apply plan (versions, times,
 //!   referential safety) and the `ResourceStore` trait the API writes and reads through.
 
@@ -8,4 +11,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
+pub mod api;
 pub mod store;

@@ -1,0 +1,245 @@
+//! Admission: what the API proposes for a resource a user writes.
+//!
+//! Every resource is shape-validated ([`Resource::validate`]). A Mesh is also checked against the
+//! world: the Secrets its backends name must exist; a `builtin` backend gets its CA generated once
+//! (stored atomically with the Mesh, never replaced on re-apply); a `provided` backend must load
+//! and issue; a `vault` backend must issue a test certificate (unless `mtls.skipValidation`).
+//! Vault backends are validated concurrently.
+
+use std::sync::Arc;
+
+use mosaic_common::{
+    ca::{self, CaError, builtin},
+    datasource::SecretSource,
+    resource::{
+        Resource, ResourceType, SecretSpec, Spec,
+        mesh::{BackendConf, BackendType, MeshSpec, MtlsBackend},
+    },
+    validate::{ValidationError, Violation},
+};
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+
+use crate::store::{Command, ResourceKey, ResourceStore, StoreError, StoreSecrets};
+
+/// Decides what to propose for a written resource.
+pub struct Admission {
+    store: Arc<dyn ResourceStore>,
+}
+
+/// Why a resource was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// The resource is invalid: its shape, a missing Secret, or a CA backend that cannot issue.
+    /// Every violation names its field (`mtls.backends[0]`, ...).
+    #[error("{0}")]
+    Invalid(ValidationError),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A builtin CA could not be generated (a fault here, not in the request).
+    #[error("could not generate the builtin CA: {0}")]
+    Generate(CaError),
+}
+
+/// One backend's problem, before it is turned into a violation.
+struct BackendProblem {
+    index: usize,
+    message: String,
+}
+
+// === impl Admission ===
+
+impl Admission {
+    /// Admission reading Secrets and existing CAs from `store`.
+    pub fn new(store: Arc<dyn ResourceStore>) -> Self {
+        Self { store }
+    }
+
+    /// Validates `resource` and returns the command to propose, stamped with `now`.
+    ///
+    /// For a Mesh whose builtin backends have no CA yet this is a [`Command::Batch`] of the Mesh
+    /// put followed by the CA Secret puts, each CA Secret put conditional on the Secret still
+    /// being absent (or unchanged), so two concurrent first applies cannot both install a CA.
+    pub async fn admit(
+        &self,
+        resource: &Resource,
+        now: OffsetDateTime,
+    ) -> Result<Command, AdmissionError> {
+        resource.validate().map_err(AdmissionError::Invalid)?;
+        match &resource.spec {
+            Spec::Mesh(spec) => self.admit_mesh(resource, spec, now).await,
+            _ => Ok(Command::put(resource, now)),
+        }
+    }
+
+    async fn admit_mesh(
+        &self,
+        resource: &Resource,
+        spec: &MeshSpec,
+        now: OffsetDateTime,
+    ) -> Result<Command, AdmissionError> {
+        let mesh = resource.meta.name.as_str();
+        self.check_secret_references(mesh, spec)?;
+
+        let secrets: Arc<dyn SecretSource> = Arc::new(StoreSecrets::new(self.store.clone()));
+        let mut problems = Vec::new();
+        let mut ca_puts = Vec::new();
+        let mut vault_checks = JoinSet::new();
+        for (index, backend) in spec.backends().iter().enumerate() {
+            // Shape validation has already decoded every conf; a failure here cannot happen.
+            let Ok(conf) = backend.typed_conf() else {
+                continue;
+            };
+            match conf {
+                BackendConf::Builtin(conf) => {
+                    match self.builtin_ca(mesh, backend, &conf, secrets.as_ref(), now)? {
+                        Ok(puts) => ca_puts.extend(puts),
+                        Err(message) => problems.push(BackendProblem { index, message }),
+                    }
+                }
+                BackendConf::Provided(_) => {
+                    if let Err(e) = check_backend(mesh, backend, secrets.clone()).await {
+                        problems.push(BackendProblem {
+                            index,
+                            message: e.to_string(),
+                        });
+                    }
+                }
+                BackendConf::Vault(_) => {
+                    if spec.skip_validation() {
+                        tracing::info!(mesh, backend = %backend.name, "mtls.skipValidation: no test issuance");
+                        continue;
+                    }
+                    let (mesh, backend, secrets) =
+                        (mesh.to_string(), backend.clone(), secrets.clone());
+                    vault_checks.spawn(async move {
+                        let result = check_backend(&mesh, &backend, secrets).await;
+                        (index, result.map_err(|e| e.to_string()))
+                    });
+                }
+            }
+        }
+        while let Some(joined) = vault_checks.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((index, Err(message))) => problems.push(BackendProblem { index, message }),
+                Err(e) => {
+                    return Err(AdmissionError::Invalid(ValidationError::single(
+                        "mtls.backends",
+                        format!("the Vault validation task failed ({e}): retry the request"),
+                    )));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.index);
+            return Err(AdmissionError::Invalid(ValidationError {
+                violations: problems
+                    .into_iter()
+                    .map(|p| Violation::new(format!("mtls.backends[{}]", p.index), p.message))
+                    .collect(),
+            }));
+        }
+
+        let mesh_put = Command::put(resource, now);
+        if ca_puts.is_empty() {
+            Ok(mesh_put)
+        } else {
+            let mut batch = vec![mesh_put];
+            batch.extend(ca_puts);
+            Ok(Command::Batch(batch))
+        }
+    }
+
+    /// Every Secret a non-builtin backend names must exist (builtin CA Secrets are generated).
+    fn check_secret_references(&self, mesh: &str, spec: &MeshSpec) -> Result<(), AdmissionError> {
+        let builtin: Vec<&str> = spec
+            .backends()
+            .iter()
+            .filter(|b| b.backend_type() == Some(BackendType::Builtin))
+            .map(|b| b.name.as_str())
+            .collect();
+        let mut violations = Vec::new();
+        for r in spec.secret_references(mesh) {
+            if builtin.contains(&r.backend.as_str()) {
+                continue;
+            }
+            let key = ResourceKey::new(ResourceType::Secret, Some(mesh), &r.secret);
+            if self.store.get(&key)?.is_none() {
+                violations.push(Violation::new(
+                    format!("{}.secret", r.field),
+                    format!(
+                        "secret {:?} does not exist in mesh {mesh:?}: create it first (PUT /meshes/{mesh}/secrets/{}), then apply the Mesh again",
+                        r.secret, r.secret
+                    ),
+                ));
+            }
+        }
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(AdmissionError::Invalid(ValidationError { violations }))
+        }
+    }
+
+    /// The Secret puts that create a builtin backend's CA, or none when it already exists.
+    /// The inner error is a problem with the existing CA, for the user.
+    fn builtin_ca(
+        &self,
+        mesh: &str,
+        backend: &MtlsBackend,
+        conf: &mosaic_common::resource::mesh::BuiltinConf,
+        secrets: &dyn SecretSource,
+        now: OffsetDateTime,
+    ) -> Result<Result<Vec<Command>, String>, AdmissionError> {
+        let cert_name = builtin::cert_secret_name(mesh, &backend.name);
+        let key_name = builtin::key_secret_name(mesh, &backend.name);
+        let cert_key = ResourceKey::new(ResourceType::Secret, Some(mesh), &cert_name);
+        let key_key = ResourceKey::new(ResourceType::Secret, Some(mesh), &key_name);
+        let cert = self.store.get(&cert_key)?;
+        let key = self.store.get(&key_key)?;
+        if cert.is_some() && key.is_some() {
+            // The CA exists: keep it, but make sure it still loads.
+            return Ok(builtin::load(mesh, backend, secrets)
+                .map(|_| Vec::new())
+                .map_err(|e| {
+                    format!(
+                        "{e}; the CA lives in secrets {cert_name:?} and {key_name:?}: fix them, or delete both so a new CA is generated"
+                    )
+                }));
+        }
+        // Neither half (or only one, which never made a usable CA): generate both.
+        let generated = builtin::generate(mesh, backend, conf).map_err(AdmissionError::Generate)?;
+        let put = |name: &str, value: &[u8], existing: Option<Resource>| Command::Put {
+            resource: Resource::new(
+                name,
+                Some(mesh),
+                Spec::Secret(SecretSpec::from_bytes(value)),
+            )
+            .to_universal(),
+            now,
+            expect_version: Some(existing.and_then(|r| r.meta.version).unwrap_or(0)),
+        };
+        Ok(Ok(vec![
+            put(&cert_name, generated.cert_pem.as_bytes(), cert),
+            put(&key_name, generated.key_pem.expose().as_bytes(), key),
+        ]))
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").finish_non_exhaustive()
+    }
+}
+
+/// Builds a backend and proves it can issue.
+async fn check_backend(
+    mesh: &str,
+    backend: &MtlsBackend,
+    secrets: Arc<dyn SecretSource>,
+) -> Result<(), CaError> {
+    let ca = ca::build_backend(mesh, backend, secrets).await?;
+    ca.validate().await
+}

@@ -1,0 +1,268 @@
+//! Request bodies to resources: JSON or YAML (by `Content-Type`, sniffed when absent or
+//! unfamiliar), Universal or Kubernetes form, exactly one document. The URL's name and mesh fill
+//! in a body that omits them and must match a body that states them.
+
+use axum::http::{HeaderMap, header};
+use mosaic_common::resource::{
+    Resource, ResourceType,
+    parse::{ParseError, from_value, parse_values},
+};
+use serde_json::Value;
+
+use super::{error::ApiFailure, respond::YAML_MEDIA_TYPES};
+
+/// Where a PUT writes: the type its route serves and the URL's mesh and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The route's type.
+    pub rtype: ResourceType,
+    /// The URL's mesh, for mesh-scoped types.
+    pub mesh: Option<String>,
+    /// The URL's name.
+    pub name: String,
+}
+
+/// What the `Content-Type` header declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Declared {
+    Json,
+    Yaml,
+    Unknown,
+}
+
+fn declared(headers: &HeaderMap) -> Declared {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Declared::Unknown;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || essence.ends_with("+json") {
+        Declared::Json
+    } else if YAML_MEDIA_TYPES.contains(&essence.as_str()) {
+        Declared::Yaml
+    } else {
+        Declared::Unknown
+    }
+}
+
+fn parse_failure(e: ParseError) -> ApiFailure {
+    match e {
+        ParseError::TooLarge { .. } => ApiFailure::TooLarge,
+        ParseError::Invalid { error, .. } => ApiFailure::invalid(error),
+        other => ApiFailure::bad_field("", other.to_string()),
+    }
+}
+
+/// Decodes a PUT body for `target` into a validated-shape resource (name and mesh settled).
+pub fn decode(headers: &HeaderMap, bytes: &[u8], target: &Target) -> Result<Resource, ApiFailure> {
+    if declared(headers) == Declared::Json {
+        // JSON was declared: report JSON's own syntax error (line and column), not YAML's.
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            parse_failure(ParseError::NotUtf8 {
+                offset: e.valid_up_to(),
+            })
+        })?;
+        if !text.trim().is_empty()
+            && let Err(e) = serde_json::from_str::<Value>(text)
+        {
+            return Err(ApiFailure::bad_field(
+                "",
+                format!(
+                    "the body is not valid JSON ({e}); fix it, or send YAML with Content-Type: application/yaml"
+                ),
+            ));
+        }
+    }
+    let mut values = parse_values(bytes).map_err(parse_failure)?;
+    if values.len() != 1 {
+        return Err(ApiFailure::bad_field(
+            "",
+            format!(
+                "the body holds {} documents: send exactly one resource per request (mosaicctl apply splits files)",
+                values.len()
+            ),
+        ));
+    }
+    let mut value = values.remove(0);
+    let Value::Object(obj) = &mut value else {
+        return Err(ApiFailure::bad_field(
+            "",
+            "the body must be a mapping: a Universal resource (type, name, ...) or a Kubernetes one (apiVersion, kind, metadata, spec)",
+        ));
+    };
+    let kubernetes = obj.contains_key("apiVersion") || obj.contains_key("kind");
+    if !kubernetes && !obj.contains_key("type") {
+        obj.insert("type".into(), target.rtype.as_str().into());
+    }
+    let body_states_mesh = if kubernetes {
+        obj.get("mesh").is_some_and(|m| !m.is_null())
+            || obj
+                .get("metadata")
+                .and_then(|m| m.get("labels"))
+                .and_then(|l| l.get("kuma.io/mesh"))
+                .is_some()
+    } else {
+        obj.get("mesh").is_some_and(|m| !m.is_null())
+    };
+
+    let mut resource = from_value(value).map_err(ApiFailure::invalid)?;
+    let rtype = resource.resource_type();
+    if rtype != target.rtype {
+        return Err(ApiFailure::bad_field(
+            if kubernetes { "kind" } else { "type" },
+            format!(
+                "the body is a {rtype}, but this URL takes a {}: PUT a {rtype} to its own collection ({})",
+                target.rtype,
+                rtype.collection()
+            ),
+        ));
+    }
+    if resource.meta.name.is_empty() {
+        resource.meta.name = target.name.clone();
+    } else if resource.meta.name != target.name {
+        return Err(ApiFailure::bad_field(
+            "name",
+            format!(
+                "{:?} in the body does not match {:?} in the URL: make them the same (or leave the name out of the body)",
+                resource.meta.name, target.name
+            ),
+        ));
+    }
+    if let Some(url_mesh) = &target.mesh {
+        match &resource.meta.mesh {
+            Some(body_mesh) if body_states_mesh && body_mesh != url_mesh => {
+                return Err(ApiFailure::bad_field(
+                    "mesh",
+                    format!(
+                        "{body_mesh:?} in the body does not match {url_mesh:?} in the URL: make them the same (or leave the mesh out of the body)"
+                    ),
+                ));
+            }
+            _ => resource.meta.mesh = Some(url_mesh.clone()),
+        }
+    }
+    resource.validate().map_err(ApiFailure::invalid)?;
+    Ok(resource)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use mosaic_common::resource::Spec;
+
+    use super::*;
+
+    fn target(rtype: ResourceType, mesh: Option<&str>, name: &str) -> Target {
+        Target {
+            rtype,
+            mesh: mesh.map(str::to_string),
+            name: name.into(),
+        }
+    }
+
+    fn headers(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h
+    }
+
+    fn field(e: ApiFailure) -> String {
+        e.to_api_error()
+            .invalid_parameters
+            .first()
+            .map(|p| p.field.clone())
+            .unwrap_or_else(|| panic!("no field in {e}"))
+    }
+
+    #[test]
+    fn the_url_fills_in_and_must_match() {
+        let t = target(ResourceType::Secret, Some("default"), "s1");
+        let r = decode(&HeaderMap::new(), b"data: dA==\n", &t).unwrap();
+        assert_eq!(r.meta.name, "s1");
+        assert_eq!(r.meta.mesh.as_deref(), Some("default"));
+        assert!(matches!(r.spec, Spec::Secret(_)));
+
+        let e = decode(
+            &HeaderMap::new(),
+            b"type: Secret\nname: s2\ndata: dA==\n",
+            &t,
+        )
+        .unwrap_err();
+        assert_eq!(field(e), "name");
+        let e = decode(
+            &HeaderMap::new(),
+            b"type: Secret\nmesh: other\nname: s1\ndata: dA==\n",
+            &t,
+        )
+        .unwrap_err();
+        assert_eq!(field(e), "mesh");
+        let e = decode(&HeaderMap::new(), b"type: Mesh\nname: s1\n", &t).unwrap_err();
+        assert_eq!(field(e), "type");
+    }
+
+    #[test]
+    fn kubernetes_secrets_take_the_url_mesh() {
+        let t = target(ResourceType::Secret, Some("prod"), "s1");
+        let body = b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: s1\ntype: system.kuma.io/secret\ndata:\n  value: dA==\n";
+        let r = decode(&HeaderMap::new(), body, &t).unwrap();
+        assert_eq!(r.meta.mesh.as_deref(), Some("prod"));
+        let labelled = b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: s1\n  labels:\n    kuma.io/mesh: dev\ntype: system.kuma.io/secret\ndata:\n  value: dA==\n";
+        assert_eq!(
+            field(decode(&HeaderMap::new(), labelled, &t).unwrap_err()),
+            "mesh"
+        );
+    }
+
+    #[test]
+    fn declared_json_reports_json_errors() {
+        let t = target(ResourceType::Mesh, None, "m");
+        let e = decode(&headers("application/json"), b"{\"type\": \"Mesh\",", &t).unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+        let r = decode(
+            &headers("application/json; charset=utf-8"),
+            b"{\"type\":\"Mesh\"}",
+            &t,
+        )
+        .unwrap();
+        assert_eq!(r.meta.name, "m");
+        // YAML declared, or nothing declared: either syntax is read.
+        decode(&headers("text/yaml"), b"{\"type\":\"Mesh\"}", &t).unwrap();
+        decode(
+            &headers("application/x-www-form-urlencoded"),
+            b"type: Mesh\n",
+            &t,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn bad_bodies_are_400s_with_fields() {
+        let t = target(ResourceType::Mesh, None, "m");
+        for body in [
+            &b"\xff\xfe"[..],
+            b"",
+            b"type: [",
+            b"- a\n- b\n",
+            b"type: Mesh\n---\ntype: Mesh\n",
+            b"type: Nope\n",
+            b"type: Mesh\nmtls: 5\n",
+        ] {
+            let e = decode(&HeaderMap::new(), body, &t).unwrap_err();
+            assert_eq!(
+                e.status(),
+                axum::http::StatusCode::BAD_REQUEST,
+                "{body:?}: {e}"
+            );
+            assert!(!e.to_api_error().invalid_parameters.is_empty(), "{body:?}");
+        }
+        let e = decode(&HeaderMap::new(), b"type: Mesh\nmtls: 5\n", &t).unwrap_err();
+        assert_eq!(field(e), "mtls");
+    }
+}

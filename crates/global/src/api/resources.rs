@@ -1,0 +1,218 @@
+//! Handlers for resource collections and items: list, get, put (through admission) and delete;
+//! writes of zone-owned types answer 405.
+
+use axum::{
+    extract::{OriginalUri, RawQuery, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use mosaic_common::resource::{Resource, ResourceType};
+
+use super::{
+    body::{self, Target},
+    error::ApiFailure,
+    extract::{Body, PathParams, QueryParams},
+    list::page,
+    respond::Format,
+    state::ApiState,
+};
+use crate::store::{Command, CommandResult, Refusal, ResourceKey};
+
+/// The resource a route's path names (`/meshes/{mesh}` names a Mesh by its `mesh` parameter).
+pub fn target(rtype: ResourceType, params: &PathParams) -> Target {
+    if rtype == ResourceType::Mesh {
+        return Target {
+            rtype,
+            mesh: None,
+            name: params.get("mesh").to_string(),
+        };
+    }
+    Target {
+        rtype,
+        mesh: rtype
+            .is_mesh_scoped()
+            .then(|| params.get("mesh").to_string()),
+        name: params.get("name").to_string(),
+    }
+}
+
+fn key(t: &Target) -> ResourceKey {
+    ResourceKey::new(t.rtype, t.mesh.as_deref(), &t.name)
+}
+
+/// Where a type's collection lives (`/meshes/default/secrets`, `/zones`).
+pub fn collection_path(rtype: ResourceType, mesh: Option<&str>) -> String {
+    match mesh {
+        Some(m) if rtype.is_mesh_scoped() => format!("/meshes/{m}/{}", rtype.collection()),
+        _ => format!("/{}", rtype.collection()),
+    }
+}
+
+fn describe(t: &Target) -> String {
+    match &t.mesh {
+        Some(m) => format!("{} {:?} in mesh {m:?}", t.rtype, t.name),
+        None => format!("{} {:?}", t.rtype, t.name),
+    }
+}
+
+/// Runs the read barrier when `?consistent=true`.
+pub async fn barrier(state: &ApiState, query: &QueryParams) -> Result<(), ApiFailure> {
+    if query.consistent {
+        state.store.read_barrier().await?;
+    }
+    Ok(())
+}
+
+/// Sorts resources by mesh, then name.
+pub fn sort_by_name(items: &mut [Resource]) {
+    items.sort_by(|a, b| (&a.meta.mesh, &a.meta.name).cmp(&(&b.meta.mesh, &b.meta.name)));
+}
+
+/// `GET` a collection.
+pub async fn list(
+    rtype: ResourceType,
+    State(state): State<ApiState>,
+    params: PathParams,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiFailure> {
+    let query = QueryParams::parse(query.as_deref())?;
+    barrier(&state, &query).await?;
+    let mesh = rtype.is_mesh_scoped().then(|| params.get("mesh"));
+    let mut items = state.store.list(rtype, mesh)?;
+    sort_by_name(&mut items);
+    let items = items.iter().map(Resource::to_universal).collect();
+    let body = page(items, &query, uri.path());
+    Ok(Format::from_headers(&headers).respond(StatusCode::OK, &body))
+}
+
+/// `GET` one resource.
+pub async fn get_one(
+    rtype: ResourceType,
+    State(state): State<ApiState>,
+    params: PathParams,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiFailure> {
+    let query = QueryParams::parse(query.as_deref())?;
+    barrier(&state, &query).await?;
+    let t = target(rtype, &params);
+    match state.store.get(&key(&t))? {
+        Some(r) => Ok(Format::from_headers(&headers).respond(StatusCode::OK, &r.to_universal())),
+        None => Err(ApiFailure::NotFound(format!(
+            "{} not found: check the name, or list them with GET {}",
+            describe(&t),
+            collection_path(rtype, t.mesh.as_deref())
+        ))),
+    }
+}
+
+/// `PUT` one resource: decode, admit, write; 201 when created, 200 when updated.
+pub async fn put(
+    rtype: ResourceType,
+    State(state): State<ApiState>,
+    params: PathParams,
+    headers: HeaderMap,
+    Body(bytes): Body,
+) -> Result<Response, ApiFailure> {
+    let t = target(rtype, &params);
+    let resource = body::decode(&headers, &bytes, &t)?;
+    let mut retried = false;
+    let created = loop {
+        let cmd = state.validator.admit(&resource, state.now()).await?;
+        let generates_ca = matches!(cmd, Command::Batch(_));
+        match state.store.write(cmd).await? {
+            CommandResult::Put { created, .. } => break created,
+            CommandResult::Batch(results) => match results.first() {
+                Some(CommandResult::Put { created, .. }) => break *created,
+                other => {
+                    return Err(ApiFailure::Internal(format!(
+                        "unexpected store result ({}) for {}",
+                        result_kind(other),
+                        describe(&t)
+                    )));
+                }
+            },
+            // A concurrent apply installed the builtin CA first: admit again to keep that CA.
+            CommandResult::Refused(Refusal::Conflict(_)) if generates_ca && !retried => {
+                retried = true;
+            }
+            CommandResult::Refused(r) => return Err(ApiFailure::from_refusal(r)),
+            other => {
+                return Err(ApiFailure::Internal(format!(
+                    "unexpected store result ({}) for {}",
+                    result_kind(Some(&other)),
+                    describe(&t)
+                )));
+            }
+        }
+    };
+    let stored = state.store.get(&key(&t))?.ok_or_else(|| {
+        ApiFailure::Internal(format!(
+            "{} was written but cannot be read back: retry the request",
+            describe(&t)
+        ))
+    })?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(Format::from_headers(&headers).respond(status, &stored.to_universal()))
+}
+
+/// `DELETE` one resource (`?force=true` deletes a Mesh that has data planes).
+pub async fn delete(
+    rtype: ResourceType,
+    State(state): State<ApiState>,
+    params: PathParams,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiFailure> {
+    let query = QueryParams::parse(query.as_deref())?;
+    let t = target(rtype, &params);
+    match state
+        .store
+        .write(Command::delete(key(&t), query.force))
+        .await?
+    {
+        CommandResult::Deleted { .. } => {
+            Ok(Format::from_headers(&headers).respond(StatusCode::OK, &serde_json::json!({})))
+        }
+        CommandResult::Refused(Refusal::NotFound(_)) => Err(ApiFailure::NotFound(format!(
+            "{} does not exist, so there is nothing to delete: list them with GET {}",
+            describe(&t),
+            collection_path(rtype, t.mesh.as_deref())
+        ))),
+        CommandResult::Refused(r) => Err(ApiFailure::from_refusal(r)),
+        other => Err(ApiFailure::Internal(format!(
+            "unexpected store result ({}) for deleting {}",
+            result_kind(Some(&other)),
+            describe(&t)
+        ))),
+    }
+}
+
+/// A store result's kind, for error text (never its contents: internal records may be keys).
+fn result_kind(result: Option<&CommandResult>) -> &'static str {
+    match result {
+        None => "none",
+        Some(CommandResult::Put { .. }) => "put",
+        Some(CommandResult::Deleted { .. }) => "deleted",
+        Some(CommandResult::Internal { .. }) => "internal record",
+        Some(CommandResult::Done) => "done",
+        Some(CommandResult::Batch(_)) => "batch",
+        Some(CommandResult::Refused(_)) => "refused",
+    }
+}
+
+/// `PUT`/`DELETE` of a zone-owned type: 405, saying where such resources are written.
+pub async fn zone_owned(rtype: ResourceType) -> ApiFailure {
+    ApiFailure::MethodNotAllowed(match rtype {
+        ResourceType::Dataplane => "Dataplanes are owned by zones: register them on a zone control plane (PUT /meshes/{mesh}/dataplanes/{name} there, or run mosaic-dp); the global only shows what zones report".to_string(),
+        ResourceType::DataplaneInsight => "DataplaneInsights are reported by zone control planes: they are read-only on the global".to_string(),
+        ResourceType::ZoneInsight => "ZoneInsights are reported by zones over KDS: they are read-only on the global".to_string(),
+        other => format!("{other}s cannot be written here"),
+    })
+}

@@ -1,0 +1,80 @@
+//! `GET /zones/_overview`: every zone (registered with a Zone, or known from its ZoneInsight)
+//! with its online state, software version and per-mesh CA health.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::{OriginalUri, RawQuery, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use mosaic_common::resource::{Resource, ResourceType, Spec, ZoneInsightSpec, ZoneSpec};
+use serde_json::{Value, json};
+
+use super::{
+    error::ApiFailure, extract::QueryParams, list::page, resources::barrier, respond::Format,
+    state::ApiState,
+};
+
+/// Whether a zone is connected: some KDS subscription has no `disconnectTime`.
+pub fn is_online(insight: &ZoneInsightSpec) -> bool {
+    insight
+        .subscriptions
+        .iter()
+        .any(|s| s.disconnect_time.is_none())
+}
+
+/// One zone's overview item (Kuma's `ZoneOverview` plus `online`, `version`, `caHealth`).
+pub fn overview_item(name: &str, zone: Option<&Resource>, insight: Option<&Resource>) -> Value {
+    let zone_spec = match zone.map(|z| &z.spec) {
+        Some(Spec::Zone(s)) => s.clone(),
+        _ => ZoneSpec::default(),
+    };
+    let insight_spec = match insight.map(|i| &i.spec) {
+        Some(Spec::ZoneInsight(s)) => s.clone(),
+        _ => ZoneInsightSpec::default(),
+    };
+    let meta = zone.or(insight);
+    let version = insight_spec
+        .subscriptions
+        .last()
+        .map(|s| s.zone_version.clone())
+        .unwrap_or_default();
+    json!({
+        "type": "ZoneOverview",
+        "name": name,
+        "creationTime": meta.and_then(|m| m.to_universal().get("creationTime").cloned()),
+        "modificationTime": meta.and_then(|m| m.to_universal().get("modificationTime").cloned()),
+        "registered": zone.is_some(),
+        "zone": { "enabled": zone_spec.is_enabled() },
+        "online": is_online(&insight_spec),
+        "version": version,
+        "caHealth": serde_json::to_value(&insight_spec.ca_health).unwrap_or(Value::Null),
+        "zoneInsight": serde_json::to_value(&insight_spec).unwrap_or(Value::Null),
+    })
+}
+
+/// `GET /zones/_overview`.
+pub async fn overview(
+    State(state): State<ApiState>,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiFailure> {
+    let query = QueryParams::parse(query.as_deref())?;
+    barrier(&state, &query).await?;
+    let mut zones: BTreeMap<String, (Option<Resource>, Option<Resource>)> = BTreeMap::new();
+    for z in state.store.list(ResourceType::Zone, None)? {
+        let name = z.meta.name.clone();
+        zones.entry(name).or_default().0 = Some(z);
+    }
+    for i in state.store.list(ResourceType::ZoneInsight, None)? {
+        let name = i.meta.name.clone();
+        zones.entry(name).or_default().1 = Some(i);
+    }
+    let items: Vec<Value> = zones
+        .iter()
+        .map(|(name, (z, i))| overview_item(name, z.as_ref(), i.as_ref()))
+        .collect();
+    Ok(Format::from_headers(&headers).respond(StatusCode::OK, &page(items, &query, uri.path())))
+}

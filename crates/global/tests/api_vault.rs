@@ -1,0 +1,223 @@
+//! A Mesh with a vault backend PUT through the API against a REAL OpenBao (seed 000 layout):
+//! accepted when token, policy and role are right; a 400 naming `mtls.backends[i]` and quoting
+//! Vault otherwise; `skipValidation` skips the test issuance. Needs `MOSAIC_BAO_BIN` (or
+//! ./scripts/setup-test-env.sh).
+
+mod support;
+
+use axum::{Router, http::StatusCode};
+use base64::Engine as _;
+use mosaic_testkit::{OpenBao, PkiVerb, SEED_MOUNT, SEED_ROLE, TokenSpec, pki_policy};
+use serde_json::{Value, json};
+use support::*;
+
+/// A vault backend named `name` authenticating with Secret `secret`.
+fn backend(name: &str, addr: &str, role: &str, secret: &str) -> Value {
+    json!({"name": name, "type": "vault",
+    "dpCert": {"rotation": {"expiration": "24h"}, "requestTimeout": "10s"},
+    "conf": {"fromCp": {
+        "address": addr, "pki": SEED_MOUNT, "role": role,
+        "commonName": "{{ tag \"kuma.io/service\" }}.mesh",
+        "auth": {"token": {"secret": secret}}
+    }}})
+}
+
+fn mesh(backends: Vec<Value>, skip_validation: bool) -> String {
+    let enabled = backends[0]["name"].clone();
+    json!({"type": "Mesh", "name": "default", "mtls": {
+        "enabledBackend": enabled, "skipValidation": skip_validation, "backends": backends
+    }})
+    .to_string()
+}
+
+async fn put_secret(app: &Router, name: &str, value: &str) {
+    let data = base64::engine::general_purpose::STANDARD.encode(value);
+    let r = put(
+        app,
+        &format!("/meshes/default/secrets/{name}"),
+        &format!("data: {data}\n"),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.text());
+}
+
+/// Asserts a 400 on `mtls.backends[index]` whose reason has every `words`, without `secret`.
+#[track_caller]
+fn refused(r: &Reply, index: usize, words: &[&str], secret: &str) {
+    expect(r, StatusCode::BAD_REQUEST);
+    let e = r.error();
+    assert_eq!(r.fields(), [format!("mtls.backends[{index}]")], "{e}");
+    let reason = &e.invalid_parameters[0].reason;
+    for w in words {
+        assert!(reason.contains(w), "{w:?} missing from {reason}");
+    }
+    assert!(!r.text().contains(secret), "the token leaked: {}", r.text());
+}
+
+#[tokio::test]
+async fn a_vault_mesh_is_admitted_only_when_vault_can_issue() -> anyhow::Result<()> {
+    let bao = OpenBao::start().await?;
+    bao.setup_root_pki(SEED_MOUNT, "default").await?;
+    bao.create_seed_role(SEED_MOUNT, SEED_ROLE).await?;
+    let token = bao.seed_policy_and_token().await?;
+    let (app, store) = app();
+    put_secret(&app, "token-1", &token).await;
+
+    // Right token, policy and role: accepted (after a real test issuance).
+    let good = mesh(
+        vec![backend("vault-1", bao.addr(), SEED_ROLE, "token-1")],
+        false,
+    );
+    let r = put(&app, "/meshes/default", &good).await;
+    expect(&r, StatusCode::CREATED);
+    let accepted = r.json();
+    assert_eq!(
+        accepted["mtls"]["backends"][0]["conf"]["fromCp"]["auth"]["token"]["secret"],
+        "token-1"
+    );
+
+    // A wrong token.
+    let wrong = "s.this-token-does-not-exist";
+    put_secret(&app, "token-wrong", wrong).await;
+    let r = put(
+        &app,
+        "/meshes/default",
+        &mesh(
+            vec![backend("vault-1", bao.addr(), SEED_ROLE, "token-wrong")],
+            false,
+        ),
+    )
+    .await;
+    refused(&r, 0, &["Vault at", "permission denied", "vault-1"], wrong);
+
+    // The role does not exist (the token may use it).
+    bao.write_policy(
+        "no-role",
+        &pki_policy(SEED_MOUNT, "no-such-role", &[PkiVerb::Issue]),
+    )
+    .await?;
+    let no_role = bao.create_token(&TokenSpec::new(&["no-role"])).await?;
+    put_secret(&app, "token-no-role", &no_role).await;
+    let r = put(
+        &app,
+        "/meshes/default",
+        &mesh(
+            vec![backend(
+                "vault-1",
+                bao.addr(),
+                "no-such-role",
+                "token-no-role",
+            )],
+            false,
+        ),
+    )
+    .await;
+    refused(&r, 0, &["Vault at", "no-such-role"], &no_role);
+
+    // The policy lacks the issue path.
+    bao.write_policy(
+        "sign-only",
+        &pki_policy(SEED_MOUNT, SEED_ROLE, &[PkiVerb::Sign]),
+    )
+    .await?;
+    let weak = bao.create_token(&TokenSpec::new(&["sign-only"])).await?;
+    put_secret(&app, "token-weak", &weak).await;
+    let r = put(
+        &app,
+        "/meshes/default",
+        &mesh(
+            vec![backend("vault-1", bao.addr(), SEED_ROLE, "token-weak")],
+            false,
+        ),
+    )
+    .await;
+    refused(
+        &r,
+        0,
+        &[
+            "permission denied",
+            &format!("{SEED_MOUNT}/issue/{SEED_ROLE}"),
+        ],
+        &weak,
+    );
+
+    // Every refusal left the accepted Mesh as it was.
+    let r = get(&app, "/meshes/default").await;
+    assert_eq!(r.json(), accepted);
+
+    // skipValidation: the wrong token is stored without asking Vault.
+    let r = put(
+        &app,
+        "/meshes/default",
+        &mesh(
+            vec![backend("vault-1", bao.addr(), SEED_ROLE, "token-wrong")],
+            true,
+        ),
+    )
+    .await;
+    expect(&r, StatusCode::OK);
+    assert_eq!(r.json()["mtls"]["skipValidation"], true);
+
+    // An inline token never shows up in the error.
+    let mut inline = backend("vault-1", bao.addr(), SEED_ROLE, "unused");
+    inline["conf"]["fromCp"]["auth"]["token"] = json!({"inlineString": wrong});
+    let r = put(&app, "/meshes/default", &mesh(vec![inline], false)).await;
+    refused(&r, 0, &["permission denied"], wrong);
+    assert!(store.writes() > 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn several_vault_backends_are_validated_and_each_failure_named() -> anyhow::Result<()> {
+    let bao = OpenBao::start().await?;
+    bao.setup_root_pki(SEED_MOUNT, "default").await?;
+    bao.create_seed_role(SEED_MOUNT, SEED_ROLE).await?;
+    let token = bao.seed_policy_and_token().await?;
+    let (app, store) = app();
+    put_secret(&app, "token-1", &token).await;
+    put_secret(&app, "token-wrong", "s.wrong").await;
+
+    let r = put(
+        &app,
+        "/meshes/default",
+        &mesh(
+            vec![
+                backend("vault-a", bao.addr(), SEED_ROLE, "token-1"),
+                backend("vault-b", bao.addr(), SEED_ROLE, "token-wrong"),
+                backend("vault-c", bao.addr(), "no-such-role", "token-1"),
+            ],
+            false,
+        ),
+    )
+    .await;
+    expect(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.fields(),
+        ["mtls.backends[1]", "mtls.backends[2]"],
+        "{}",
+        r.text()
+    );
+    let e = r.error();
+    assert!(e.invalid_parameters[0].reason.contains("\"vault-b\""));
+    assert!(e.invalid_parameters[1].reason.contains("\"vault-c\""));
+    assert!(get(&app, "/meshes/default").await.status == StatusCode::NOT_FOUND);
+
+    let r = put(
+        &app,
+        "/meshes/default",
+        &mesh(
+            vec![
+                backend("vault-a", bao.addr(), SEED_ROLE, "token-1"),
+                backend("vault-b", bao.addr(), SEED_ROLE, "token-1"),
+            ],
+            false,
+        ),
+    )
+    .await;
+    expect(&r, StatusCode::CREATED);
+    // The token Secret is in use now.
+    let r = delete(&app, "/meshes/default/secrets/token-1").await;
+    expect(&r, StatusCode::CONFLICT);
+    assert_eq!(store.all().len(), 3, "two secrets and the Mesh");
+    Ok(())
+}
