@@ -1,0 +1,460 @@
+//! `RaftNode`: one replica of the global store. Opens sled at `<data_dir>/raft`, starts openraft,
+//! serves the raft gRPC service, bootstraps the cluster, and shuts everything down so the data
+//! directory can be reopened.
+//!
+//! Bootstrap: a node that already holds a vote or log entries (any restart) never initialises.
+//! A pristine node with no peers initialises a one-member cluster. A pristine node with peers
+//! first asks each of them (`Probe`) whether it belongs to a formed cluster; if one does (this
+//! node's disk was wiped, or it is joining late), it waits to be replicated to (a snapshot brings
+//! it up to date). Otherwise it calls `Raft::initialize` with the full static membership. Several
+//! nodes doing so at once is safe: openraft 0.9 documents that initialising more than one node
+//! with the *same* membership is safe (each writes the identical entry at log id 0 and the vote
+//! decides the leader), so every replica must be given the same `peers` list, which includes
+//! itself.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use mosaic_proto::raft::{ProbeRequest, raft_service_server::RaftServiceServer};
+use openraft::{
+    BasicNode, Config, SnapshotPolicy, error::InitializeError, error::RaftError as OrError,
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use super::{
+    Raft, RaftError, RaftStore,
+    log_store::LogStore,
+    network::{MAX_MESSAGE, NetworkFactory, client, lazy_channel},
+    service::RaftGrpc,
+    state_machine::{SmShared, StateMachine},
+};
+
+/// How long to keep trying to open sled while a previous handle in this process releases its lock.
+const OPEN_RETRY: Duration = Duration::from_secs(10);
+/// How long a pristine node waits for each peer's `Probe` answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The gRPC server's stop signal and task.
+type ServerTask = (
+    oneshot::Sender<()>,
+    JoinHandle<Result<(), tonic::transport::Error>>,
+);
+
+/// How to run one replica.
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    /// This replica's id (non-zero, unique).
+    pub node_id: u64,
+    /// Where to serve the raft transport, e.g. `127.0.0.1:5682`.
+    pub listen: String,
+    /// The address peers reach this replica at.
+    pub advertise: String,
+    /// Every member (this one included) as `(id, raft address)`; empty for a single node.
+    pub peers: Vec<(u64, String)>,
+    /// The data directory (`raft/` and `raft-snapshots/` are created in it).
+    pub data_dir: PathBuf,
+    /// Build a snapshot after this many log entries since the last one.
+    pub snapshot_logs: u64,
+    /// Log entries kept behind a snapshot (for slow followers); older ones are purged.
+    pub keep_logs: u64,
+}
+
+/// What the diagnostics endpoint reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftMetrics {
+    /// This replica.
+    pub node_id: u64,
+    /// The leader this replica knows of.
+    pub leader_id: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// The last applied log index (0: none).
+    pub last_applied: u64,
+    /// The last log index (0: none).
+    pub last_log_index: u64,
+    /// Whether this replica is the leader.
+    pub is_leader: bool,
+    /// The voters of the current membership.
+    pub voters: Vec<u64>,
+    /// The last index the current snapshot covers.
+    pub snapshot_index: Option<u64>,
+}
+
+/// On-disk figures, to check that the data directory stays bounded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Entries in the log tree.
+    pub log_entries: usize,
+    /// The last index the current snapshot file covers.
+    pub snapshot_index: Option<u64>,
+}
+
+/// A running replica.
+pub struct RaftNode {
+    node_id: u64,
+    raft: Raft,
+    store: Arc<RaftStore>,
+    shared: Arc<SmShared>,
+    log: Mutex<Option<LogStore>>,
+    db: Mutex<Option<sled::Db>>,
+    server: Mutex<Option<ServerTask>>,
+    local_addr: SocketAddr,
+    data_dir: PathBuf,
+}
+
+fn storage_err(path: &Path, e: impl std::fmt::Display) -> RaftError {
+    RaftError::Storage {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Opens sled, waiting a little if another handle in this process still holds its lock.
+async fn open_db(path: &Path) -> Result<sled::Db, RaftError> {
+    let deadline = tokio::time::Instant::now() + OPEN_RETRY;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(storage_err(path, e)),
+        }
+    }
+}
+
+// === impl RaftSettings ===
+
+impl RaftSettings {
+    /// Settings with the default snapshot policy (every 1,000 entries, keeping 500 behind it).
+    pub fn new(
+        node_id: u64,
+        listen: impl Into<String>,
+        advertise: impl Into<String>,
+        peers: Vec<(u64, String)>,
+        data_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            node_id,
+            listen: listen.into(),
+            advertise: advertise.into(),
+            peers,
+            data_dir: data_dir.into(),
+            snapshot_logs: 1000,
+            keep_logs: 500,
+        }
+    }
+
+    /// The initial membership: `peers`, or this node alone.
+    fn membership(&self) -> Result<BTreeMap<u64, BasicNode>, RaftError> {
+        if self.node_id == 0 {
+            return Err(RaftError::Config("raft.node_id must not be 0".into()));
+        }
+        if self.peers.is_empty() {
+            return Ok(BTreeMap::from([(
+                self.node_id,
+                BasicNode::new(self.advertise.clone()),
+            )]));
+        }
+        let mut members = BTreeMap::new();
+        for (id, addr) in &self.peers {
+            if *id == 0 {
+                return Err(RaftError::Config(
+                    "raft.peers: node id 0 is not allowed".into(),
+                ));
+            }
+            if members.insert(*id, BasicNode::new(addr.clone())).is_some() {
+                return Err(RaftError::Config(format!(
+                    "raft.peers lists node {id} twice"
+                )));
+            }
+        }
+        if !members.contains_key(&self.node_id) {
+            return Err(RaftError::Config(format!(
+                "raft.peers must list every member including this one (node {}); every replica needs the same list",
+                self.node_id
+            )));
+        }
+        Ok(members)
+    }
+
+    fn raft_config(&self) -> Result<Config, RaftError> {
+        if self.snapshot_logs == 0 {
+            return Err(RaftError::Config("snapshot_logs must be at least 1".into()));
+        }
+        Config {
+            cluster_name: "mosaic-global".into(),
+            heartbeat_interval: 250,
+            election_timeout_min: 1500,
+            election_timeout_max: 3000,
+            install_snapshot_timeout: 60_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
+            max_in_snapshot_log_to_keep: self.keep_logs,
+            purge_batch_size: 64,
+            ..Config::default()
+        }
+        .validate()
+        .map_err(|e| RaftError::Config(e.to_string()))
+    }
+}
+
+// === impl RaftNode ===
+
+impl RaftNode {
+    /// Opens the data directory, starts raft and its gRPC service, and bootstraps the cluster
+    /// (see the module doc).
+    pub async fn start(settings: RaftSettings) -> Result<RaftNode, RaftError> {
+        let members = settings.membership()?;
+        let config = Arc::new(settings.raft_config()?);
+        let listen: SocketAddr = settings.listen.parse().map_err(|e| {
+            RaftError::Config(format!(
+                "raft.listen {:?} is not host:port: {e}",
+                settings.listen
+            ))
+        })?;
+        let db_path = settings.data_dir.join("raft");
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| RaftError::Io {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+        let db = open_db(&db_path).await?;
+        let log = LogStore::open(&db).map_err(|e| storage_err(&db_path, e))?;
+        let snap_dir = settings.data_dir.join("raft-snapshots");
+        let sm = StateMachine::open(&db, &snap_dir).map_err(|source| RaftError::Io {
+            path: snap_dir.display().to_string(),
+            source,
+        })?;
+        let shared = sm.shared();
+
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| RaftError::Bind {
+                addr: settings.listen.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| RaftError::Bind {
+            addr: settings.listen.clone(),
+            source,
+        })?;
+
+        let raft = Raft::new(
+            settings.node_id,
+            config,
+            NetworkFactory::new(settings.node_id),
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(|e| RaftError::Raft(e.to_string()))?;
+
+        let service = RaftServiceServer::new(RaftGrpc::new(settings.node_id, raft.clone()))
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                ),
+        );
+        tracing::info!(node = settings.node_id, %local_addr, "raft transport listening");
+
+        let node = RaftNode {
+            node_id: settings.node_id,
+            store: Arc::new(RaftStore::new(
+                settings.node_id,
+                raft.clone(),
+                shared.clone(),
+            )),
+            raft,
+            shared,
+            log: Mutex::new(Some(log)),
+            db: Mutex::new(Some(db)),
+            server: Mutex::new(Some((stop_tx, server))),
+            local_addr,
+            data_dir: settings.data_dir.clone(),
+        };
+        if let Err(e) = node.bootstrap(&settings, members).await {
+            let _ = node.shutdown().await;
+            return Err(e);
+        }
+        Ok(node)
+    }
+
+    async fn bootstrap(
+        &self,
+        settings: &RaftSettings,
+        members: BTreeMap<u64, BasicNode>,
+    ) -> Result<(), RaftError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| RaftError::Raft(e.to_string()))?;
+        if initialized {
+            tracing::info!(
+                node = self.node_id,
+                "raft state found on disk; not initialising"
+            );
+            return Ok(());
+        }
+        if let Some(peer) = self.formed_peer(settings).await {
+            tracing::info!(
+                node = self.node_id,
+                peer,
+                "peer belongs to a formed cluster; waiting to be replicated to instead of initialising"
+            );
+            return Ok(());
+        }
+        match self.raft.initialize(members).await {
+            Ok(()) => {
+                tracing::info!(node = self.node_id, "raft cluster initialised");
+                Ok(())
+            }
+            // Another replica got there first (its vote or entries reached us): nothing to do.
+            Err(OrError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(RaftError::Raft(e.to_string())),
+        }
+    }
+
+    /// A peer that says it belongs to a formed cluster, if any answers so.
+    async fn formed_peer(&self, settings: &RaftSettings) -> Option<u64> {
+        let asks = settings
+            .peers
+            .iter()
+            .filter(|(id, _)| *id != self.node_id)
+            .map(|(id, addr)| {
+                let (id, addr) = (*id, addr.clone());
+                let me = self.node_id;
+                async move {
+                    let mut c = client(lazy_channel(&addr).ok()?);
+                    let mut req = tonic::Request::new(ProbeRequest { node_id: me });
+                    req.set_timeout(PROBE_TIMEOUT);
+                    let reply = tokio::time::timeout(PROBE_TIMEOUT, c.probe(req))
+                        .await
+                        .ok()?
+                        .ok()?;
+                    reply.into_inner().initialized.then_some(id)
+                }
+            });
+        let mut tasks = tokio::task::JoinSet::new();
+        for ask in asks {
+            tasks.spawn(ask);
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Some(id)) = r {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// The resource store over this replica.
+    pub fn store(&self) -> Arc<RaftStore> {
+        self.store.clone()
+    }
+
+    /// The openraft handle (membership changes, manual snapshots, waiting on metrics).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The address the raft transport is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Leader, term, applied index, ... for diagnostics and metrics.
+    pub fn metrics(&self) -> RaftMetrics {
+        let m = self.raft.metrics().borrow().clone();
+        RaftMetrics {
+            node_id: self.node_id,
+            leader_id: m.current_leader,
+            term: m.current_term,
+            last_applied: m.last_applied.map(|l| l.index).unwrap_or_default(),
+            last_log_index: m.last_log_index.unwrap_or_default(),
+            is_leader: m.current_leader == Some(self.node_id),
+            voters: m.membership_config.membership().voter_ids().collect(),
+            snapshot_index: m.snapshot.map(|l| l.index),
+        }
+    }
+
+    /// On-disk figures (0 entries once shut down).
+    pub fn storage_stats(&self) -> StorageStats {
+        let log_entries = self
+            .log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(LogStore::len)
+            .unwrap_or_default();
+        StorageStats {
+            log_entries,
+            snapshot_index: self
+                .shared
+                .snapshot_meta()
+                .and_then(|m| m.last_log_id)
+                .map(|l| l.index),
+        }
+    }
+
+    /// Stops raft and the gRPC service and drops every sled handle, so the data directory can be
+    /// opened again (also in this process). Idempotent.
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        let raft_result = self.raft.shutdown().await;
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((stop, task)) = server {
+            let _ = stop.send(());
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(node = self.node_id, error = %e, "raft transport stopped with an error")
+                }
+                Err(e) => {
+                    tracing::warn!(node = self.node_id, error = %e, "raft transport task failed")
+                }
+            }
+        }
+        self.shared.close();
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let db = self
+            .db
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(db) = db
+            && let Err(e) = db.flush_async().await
+        {
+            tracing::warn!(node = self.node_id, error = %e, "final flush failed");
+        }
+        raft_result.map_err(|e| RaftError::Raft(format!("raft did not stop cleanly: {e}")))
+    }
+}

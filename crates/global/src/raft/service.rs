@@ -1,0 +1,162 @@
+//! The server side of the raft transport (`mosaic.raft.v1.RaftService`).
+//!
+//! Raft RPCs are handed to openraft; `Forward` proposes a follower's write on this node (which
+//! answers `NotLeader` if it is not the leader); `ReadIndex` confirms leadership for a follower's
+//! linearizable read; `Probe` tells a pristine peer whether this node belongs to a formed cluster.
+
+use mosaic_proto::raft::{
+    ForwardReply, NotLeader, ProbeReply, ProbeRequest, RaftPayload, ReadIndexReply,
+    ReadIndexRequest, SnapshotChunk, forward_reply, raft_service_server::RaftService,
+    read_index_reply,
+};
+use openraft::{
+    BasicNode, Snapshot,
+    error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError as OrError},
+    raft::{AppendEntriesRequest, VoteRequest},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{Raft, TypeConfig, network::SnapshotHeader};
+use crate::store::Command;
+
+/// The raft gRPC service of one node.
+#[derive(Clone)]
+pub struct RaftGrpc {
+    node_id: u64,
+    raft: Raft,
+}
+
+fn bad_request(what: &str, e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("malformed {what}: {e}"))
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, Status> {
+    serde_json::from_slice(bytes).map_err(|e| bad_request(what, e))
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
+    serde_json::to_vec(value).map_err(|e| Status::internal(format!("cannot encode reply: {e}")))
+}
+
+/// A reply carrying either openraft's response or its error.
+fn reply<T: Serialize, E: Serialize>(
+    result: Result<T, E>,
+) -> Result<Response<RaftPayload>, Status> {
+    Ok(Response::new(match result {
+        Ok(v) => RaftPayload {
+            data: json(&v)?,
+            error: Vec::new(),
+        },
+        Err(e) => RaftPayload {
+            data: Vec::new(),
+            error: json(&e)?,
+        },
+    }))
+}
+
+fn not_leader(f: ForwardToLeader<u64, BasicNode>) -> NotLeader {
+    NotLeader {
+        leader_id: f.leader_id.unwrap_or_default(),
+        leader_addr: f.leader_node.map(|n| n.addr).unwrap_or_default(),
+    }
+}
+
+// === impl RaftGrpc ===
+
+impl RaftGrpc {
+    /// The service for `raft` (node `node_id`).
+    pub fn new(node_id: u64, raft: Raft) -> Self {
+        Self { node_id, raft }
+    }
+}
+
+#[tonic::async_trait]
+impl RaftService for RaftGrpc {
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            decode("AppendEntries", &request.into_inner().data)?;
+        reply(self.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let rpc: VoteRequest<u64> = decode("Vote", &request.into_inner().data)?;
+        reply(self.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let header: SnapshotHeader = decode("snapshot metadata", &first.meta)?;
+        let mut file = match self.raft.begin_receiving_snapshot().await {
+            Ok(f) => f,
+            Err(e) => return Err(Status::unavailable(e.to_string())),
+        };
+        let io = |e: std::io::Error| Status::internal(format!("cannot store snapshot: {e}"));
+        file.append(&first.data).map_err(io)?;
+        // On any error below, dropping `file` removes the partial download.
+        while let Some(chunk) = stream.message().await? {
+            file.append(&chunk.data).map_err(io)?;
+        }
+        file.sync().map_err(io)?;
+        let snapshot = Snapshot {
+            meta: header.meta,
+            snapshot: file,
+        };
+        reply(self.raft.install_full_snapshot(header.vote, snapshot).await)
+    }
+
+    async fn forward(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<ForwardReply>, Status> {
+        let cmd: Command = decode("forwarded command", &request.into_inner().data)?;
+        let outcome = match self.raft.client_write(cmd).await {
+            Ok(r) => forward_reply::Outcome::Result(json(&r.data)?),
+            Err(OrError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                forward_reply::Outcome::NotLeader(not_leader(f))
+            }
+            Err(e) => forward_reply::Outcome::Failure(e.to_string()),
+        };
+        Ok(Response::new(ForwardReply {
+            outcome: Some(outcome),
+        }))
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexReply>, Status> {
+        let outcome = match self.raft.get_read_log_id().await {
+            Ok((read, _)) => read_index_reply::Outcome::Index(read.map(|l| l.index).unwrap_or(0)),
+            Err(OrError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                read_index_reply::Outcome::NotLeader(not_leader(f))
+            }
+            Err(e) => read_index_reply::Outcome::Failure(e.to_string()),
+        };
+        Ok(Response::new(ReadIndexReply {
+            outcome: Some(outcome),
+        }))
+    }
+
+    async fn probe(&self, _request: Request<ProbeRequest>) -> Result<Response<ProbeReply>, Status> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(ProbeReply {
+            node_id: self.node_id,
+            initialized,
+        }))
+    }
+}

@@ -1,0 +1,12 @@
+//! Compiles the `.proto` files with the vendored `protoc` (protoc is not installed on build hosts).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["proto/mosaic/raft/v1/raft.proto"];
+    for f in &files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure().compile_with_config(config, &files, &["proto"])?;
+    Ok(())
+}
