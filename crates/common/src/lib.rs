@@ -13,6 +13,7 @@
 //! - [`config`]: TOML + `MOSAIC_` environment configuration of the global and zone control planes.
 //! - [`telemetry`]: tracing subscriber set-up shared by every binary (`--log-format json|text`).
 //! - [`tls`]: the process-wide rustls crypto provider.
+//! - [`token`]: zone and dataplane tokens (Ed25519 JWTs): signing keys, claims, verification.
 
 #![deny(warnings)]
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod sensitive;
 pub mod telemetry;
 pub mod template;
 pub mod tls;
+pub mod token;
 pub mod validate;
 
 pub use sensitive::Sensitive;

@@ -1,10 +1,17 @@
 //! `mosaicctl`: admin CLI over Mosaic's HTTP API (kumactl-like).
 //!
-//! Commands: `validate` (offline checks and test issuance), `version`, `config-view`; the API
-//! commands (`apply`, `get`, `delete`, `inspect`, `generate`) arrive with the global's API.
+//! Commands: `apply`, `get`, `delete`, `inspect zones`, `generate zone-token|dataplane-token`
+//! (over the HTTP API), `validate` (offline checks and test issuance), `version`, `config-view`.
 //! New commands go into [`Command`] and its `match` in [`run`].
 //!
 //! Module map:
+//! - `config`: API address and token: flag > `MOSAIC_API`/`MOSAIC_TOKEN` > `ctl.toml` > default.
+//! - `client`: the HTTP client, Kuma paths per type, errors (unreachable, server `ApiError`).
+//! - `apply`: `apply -f FILE|-` (secrets, then meshes, then the rest).
+//! - `get`: `get ...` tables/YAML/JSON and `delete ...`.
+//! - `inspect`: `inspect zones` (online state, CA health per mesh).
+//! - `generate`: `generate zone-token|dataplane-token`.
+//! - `table`: kumactl-style tables and ages.
 //! - `validate`: `mosaicctl validate -f FILE [--issue]`.
 //!
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
@@ -12,14 +19,27 @@
 #![deny(warnings)]
 #![forbid(unsafe_code)]
 
+mod apply;
+mod client;
+mod config;
+mod generate;
+mod get;
+mod inspect;
+mod table;
 mod validate;
 
-use std::process::ExitCode;
+use std::{future::Future, process::ExitCode};
 
 use clap::{Parser, Subcommand, builder::TypedValueParser};
 use mosaic_common::{
     Sensitive,
+    duration::KumaDuration,
     telemetry::{self, LogFormat},
+};
+
+use crate::{
+    client::{Client, ClientError},
+    get::{DeleteKind, GetKind, Output},
 };
 
 /// Default address of the HTTP API (Kuma's port 5681).
@@ -29,24 +49,17 @@ const DEFAULT_API: &str = "http://127.0.0.1:5681";
 #[derive(Debug, Parser)]
 #[command(name = "mosaicctl", version, propagate_version = true)]
 struct Cli {
-    /// Control plane HTTP API (global or zone).
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        env = "MOSAIC_API",
-        default_value = DEFAULT_API,
-        value_parser = parse_api_url
-    )]
-    api: url::Url,
+    /// Control plane HTTP API (global or zone). Else $MOSAIC_API, else `api` in
+    /// $XDG_CONFIG_HOME/mosaic/ctl.toml (~/.config/mosaic/ctl.toml), else http://127.0.0.1:5681.
+    #[arg(long, global = true, value_name = "URL", value_parser = parse_api_url)]
+    api: Option<url::Url>,
 
-    /// Bearer token for the API (the global's `api.admin_token_file` contents).
+    /// Bearer token for the API (the global's `api.admin_token_file` contents). Else
+    /// $MOSAIC_TOKEN, else `token` in the config file.
     #[arg(
         long,
         global = true,
         value_name = "TOKEN",
-        env = "MOSAIC_TOKEN",
-        hide_env_values = true,
         value_parser = |s: &str| Ok::<_, std::convert::Infallible>(Sensitive::new(s.to_owned()))
     )]
     token: Option<Sensitive<String>>,
@@ -85,7 +98,100 @@ enum Command {
         #[arg(long)]
         issue: bool,
     },
+    /// Create or update resources (Universal or Kubernetes YAML/JSON, several documents):
+    /// Secrets first, then Meshes, then the rest; stops at the first refusal.
+    Apply {
+        /// File to read, `-` for standard input.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// List resources, or show one.
+    Get {
+        /// What to list.
+        #[arg(value_enum)]
+        kind: GetKind,
+        /// Show only this one.
+        name: Option<String>,
+        /// Mesh of secrets and dataplanes.
+        #[arg(short = 'm', long, default_value = "default")]
+        mesh: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Delete a resource.
+    Delete {
+        /// What to delete.
+        #[arg(value_enum)]
+        kind: DeleteKind,
+        /// Its name.
+        name: String,
+        /// Mesh of a secret or dataplane.
+        #[arg(short = 'm', long, default_value = "default")]
+        mesh: String,
+        /// Delete a Mesh even though zones report data planes in it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show state the control plane has gathered.
+    Inspect {
+        #[command(subcommand)]
+        what: Inspect,
+    },
+    /// Ask the global for a token.
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
 }
+
+/// `inspect` targets.
+#[derive(Debug, Subcommand)]
+enum Inspect {
+    /// Zones: KDS online state, version, CA health per mesh (Connected/Unknown).
+    Zones,
+}
+
+/// `generate` targets.
+#[derive(Debug, Subcommand)]
+enum Generate {
+    /// A zone token (for the zone's `global.token_file`); default validity 8760h.
+    ZoneToken {
+        /// The zone's name.
+        #[arg(long)]
+        zone: String,
+        /// How long the token is valid, e.g. 720h or 30d.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        valid_for: Option<KumaDuration>,
+    },
+    /// A dataplane token (for `mosaic-dp run --token-file`); default validity 24h.
+    DataplaneToken {
+        /// The data plane's mesh.
+        #[arg(short = 'm', long, default_value = "default")]
+        mesh: String,
+        /// The data plane's name.
+        #[arg(long)]
+        name: String,
+        /// A tag it may claim, KEY=VALUE; repeat. kuma.io/service is required.
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = generate::parse_tag, required = true)]
+        tags: Vec<(String, String)>,
+        /// How long the token is valid, e.g. 24h.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        valid_for: Option<KumaDuration>,
+    },
+}
+
+/// An error whose lines (field paths) are worth keeping apart when printed.
+#[derive(Debug)]
+struct Listed(String);
+
+impl std::fmt::Display for Listed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Listed {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -98,26 +204,53 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints `error: <chain>` on one line to stderr; runtime errors exit 1.
+/// Prints `error: <chain>` to stderr, on one line unless it carries field paths (a server's
+/// `ApiError` or invalid documents), which keep one line each; runtime errors exit 1.
 fn report(err: &anyhow::Error) -> ExitCode {
     let chain = format!("{err:#}");
-    let line: Vec<&str> = chain.split_whitespace().collect();
-    eprintln!("error: {}", line.join(" "));
+    let listed = err.chain().any(|e| {
+        e.is::<Listed>() || matches!(e.downcast_ref::<ClientError>(), Some(ClientError::Api(_)))
+    });
+    if listed {
+        eprintln!("error: {}", chain.trim_end());
+    } else {
+        let line: Vec<&str> = chain.split_whitespace().collect();
+        eprintln!("error: {}", line.join(" "));
+    }
     ExitCode::from(1)
 }
 
+/// Runs `fut` on a fresh single-threaded runtime.
+fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(fut))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = || {
+        config::resolve(
+            cli.api.clone(),
+            cli.token.clone(),
+            &env,
+            config::config_path(&env).as_deref(),
+        )
+    };
+    let client = || -> anyhow::Result<Client> {
+        let s = settings()?;
+        tracing::debug!(api = %s.api, api_source = ?s.api_source, token_source = ?s.token_source, "settings");
+        Ok(Client::new(s.api, s.token)?)
+    };
+    match &cli.command {
         Command::Version => {
             println!("mosaicctl {}", env!("CARGO_PKG_VERSION"));
         }
         Command::Validate { file, issue } => {
-            let input = validate::read_input(&file)?;
+            let input = validate::read_input(file)?;
             mosaic_common::tls::install_crypto_provider();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            if !runtime.block_on(validate::run(&input, issue))? {
+            if !block_on(validate::run(&input, *issue))?? {
                 let what = if file.as_os_str() == "-" {
                     "standard input".to_string()
                 } else {
@@ -127,15 +260,70 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::ConfigView => {
-            let token = match &cli.token {
-                Some(t) if !t.expose().is_empty() => "set",
-                _ => "not set",
-            };
-            println!("api: {}", cli.api.as_str().trim_end_matches('/'));
+            let s = settings()?;
+            let token = if s.token.is_some() { "set" } else { "not set" };
+            println!("api: {}", s.api.as_str().trim_end_matches('/'));
             println!("token: {token}");
+        }
+        Command::Apply { file } => {
+            let input = validate::read_input(file)?;
+            let resources = apply::plan(&input)?;
+            let client = client()?;
+            block_on(apply::run(&client, &resources))??;
+        }
+        Command::Get {
+            kind,
+            name,
+            mesh,
+            output,
+        } => {
+            let client = client()?;
+            block_on(get::run(&client, *kind, name.as_deref(), mesh, *output))??;
+        }
+        Command::Delete {
+            kind,
+            name,
+            mesh,
+            force,
+        } => {
+            let client = client()?;
+            block_on(get::delete(&client, *kind, name, mesh, *force))??;
+        }
+        Command::Inspect {
+            what: Inspect::Zones,
+        } => {
+            let client = client()?;
+            block_on(inspect::zones(&client))??;
+        }
+        Command::Generate { what } => {
+            let client = client()?;
+            match what {
+                Generate::ZoneToken { zone, valid_for } => {
+                    block_on(generate::zone_token(&client, zone, valid_for.clone()))??;
+                }
+                Generate::DataplaneToken {
+                    mesh,
+                    name,
+                    tags,
+                    valid_for,
+                } => {
+                    block_on(generate::dataplane_token(
+                        &client,
+                        mesh,
+                        name,
+                        tags,
+                        valid_for.clone(),
+                    ))??;
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// `--valid-for`: a Kuma duration.
+fn parse_duration(s: &str) -> Result<KumaDuration, String> {
+    s.parse::<KumaDuration>().map_err(|e| e.to_string())
 }
 
 /// `--api`: an `http` or `https` URL with a host.

@@ -7,6 +7,8 @@
 //! - [`raft`]: the raft-replicated store (openraft over sled, gRPC transport, `RaftNode`, `RaftStore`).
 //! - [`store`]: resource keys, raft commands, the deterministic apply plan (versions, times,
 //!   referential safety) and the `ResourceStore` trait the API writes and reads through.
+//! - [`tokens`]: zone and dataplane token issuance; signing keys live in the store, only public
+//!   keys leave the global.
 
 #![deny(warnings)]
 #![forbid(unsafe_code)]
@@ -16,3 +18,4 @@ pub mod admission;
 pub mod api;
 pub mod raft;
 pub mod store;
+pub mod tokens;

@@ -1,0 +1,871 @@
+//! Zone and dataplane tokens: Ed25519-signed JWTs (compact JWS), built by hand on `ring`.
+//!
+//! The global signs tokens with private keys that never leave it; zones verify dataplane tokens
+//! (and the global verifies zone tokens) with [`PublicKey`]s only. Nothing here does I/O.
+//!
+//! A token is `base64url(header) . base64url(claims) . base64url(signature)` with the header
+//! `{"alg":"EdDSA","typ":"JWT","kid":KID}` and claims that carry a `kind` discriminator (`zone` or
+//! `dataplane`), so a token of one kind is never accepted as the other even if the keys were shared.
+//! The signature covers the first two parts exactly as received; any other `alg` (including
+//! `none`) is refused. Errors say what to do and never contain the token.
+
+use std::{collections::BTreeMap, fmt, time::Duration};
+
+use base64::Engine as _;
+use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::Sensitive;
+
+/// The only accepted JWS algorithm.
+pub const ALGORITHM: &str = "EdDSA";
+
+/// Largest token accepted, in bytes (a token with many tags stays far below this).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Allowed difference between the issuer's and the verifier's clocks when checking `iat`.
+/// (`exp` is checked without leeway: the user chose it.)
+pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// Validity of a zone token when the request names none (one year; Kuma's zone tokens have no
+/// default expiry, we prefer one that forces rotation).
+pub const DEFAULT_ZONE_TOKEN_VALIDITY: Duration = Duration::from_secs(8760 * 3600);
+
+/// Validity of a dataplane token when the request names none.
+pub const DEFAULT_DATAPLANE_TOKEN_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+
+/// Longest validity a token may be issued for (ten years).
+pub const MAX_TOKEN_VALIDITY: Duration = Duration::from_secs(10 * 8760 * 3600);
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// What a token authorises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// A zone control plane connecting to the global (KDS).
+    Zone,
+    /// A data plane asking its zone for its identity (SDS).
+    Dataplane,
+}
+
+/// Claims of a zone token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneClaims {
+    /// The zone's name.
+    pub zone: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+    /// Unique token id (for revocation lists later).
+    pub jti: String,
+}
+
+/// Claims of a dataplane token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataplaneClaims {
+    /// The mesh the data plane belongs to.
+    pub mesh: String,
+    /// The data plane's name.
+    pub name: String,
+    /// Tags the data plane may claim (`kuma.io/service` at least).
+    #[serde(default)]
+    pub tags: BTreeMap<String, Vec<String>>,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: String,
+}
+
+/// A public key that verifies tokens; the only key material that leaves the global.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PublicKey {
+    /// Key id: a short hash of the key, named in each token's header.
+    pub kid: String,
+    /// The raw 32-byte Ed25519 public key (base64 in JSON).
+    #[serde(with = "b64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// An Ed25519 signing key (private; lives on the global only).
+pub struct SigningKey {
+    pkcs8: Sensitive<Vec<u8>>,
+    pair: Ed25519KeyPair,
+    public: PublicKey,
+}
+
+/// Body of `POST /tokens/zone`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneTokenRequest {
+    /// The zone the token is for.
+    pub zone: String,
+    /// How long it is valid (default [`DEFAULT_ZONE_TOKEN_VALIDITY`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_for: Option<crate::duration::KumaDuration>,
+}
+
+/// Body of `POST /tokens/dataplane`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataplaneTokenRequest {
+    /// The data plane's mesh.
+    pub mesh: String,
+    /// The data plane's name.
+    pub name: String,
+    /// Tags it may claim; must include `kuma.io/service`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, Vec<String>>,
+    /// How long it is valid (default [`DEFAULT_DATAPLANE_TOKEN_VALIDITY`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_for: Option<crate::duration::KumaDuration>,
+}
+
+/// Why a token was refused. Messages say what to do and never include the token.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a compact JWS with our header and claims.
+    #[error(
+        "the {expected} token is malformed ({reason}): pass the token exactly as `{}` printed it",
+        expected.generate_command()
+    )]
+    Malformed {
+        /// The kind of token that was expected.
+        expected: TokenKind,
+        /// What is wrong (fixed text, never token content).
+        reason: &'static str,
+    },
+    /// Signed by a key this verifier does not know.
+    #[error(
+        "the {expected} token was signed by key {kid:?}, which is not among this control plane's keys (issued by another global, or before its keys were reset): generate a new token with `{}`",
+        expected.generate_command()
+    )]
+    UnknownKey {
+        /// The kind of token that was expected.
+        expected: TokenKind,
+        /// The key id named by the token (sanitised).
+        kid: String,
+    },
+    /// The signature does not match header and claims.
+    #[error(
+        "the {expected} token's signature does not verify (it was altered, or signed by another key with the same id): generate a new token with `{}`",
+        expected.generate_command()
+    )]
+    BadSignature {
+        /// The kind of token that was expected.
+        expected: TokenKind,
+    },
+    /// Past its `exp`.
+    #[error(
+        "the {expected} token expired at {}: generate a new token with `{}`",
+        rfc3339(at),
+        expected.generate_command()
+    )]
+    Expired {
+        /// The kind of token that was expected.
+        expected: TokenKind,
+        /// When it expired.
+        at: OffsetDateTime,
+    },
+    /// Its `iat` lies in the future (beyond [`CLOCK_SKEW`]).
+    #[error(
+        "the {expected} token is valid only from {}: check that the clocks of the global and this machine agree (NTP)",
+        rfc3339(from)
+    )]
+    NotYetValid {
+        /// The kind of token that was expected.
+        expected: TokenKind,
+        /// When it becomes valid.
+        from: OffsetDateTime,
+    },
+    /// A token of another kind (e.g. a zone token where a dataplane token was expected).
+    #[error(
+        "this is {} token, not a {expected} token: use a token from `{}`",
+        found.map_or("an unknown kind of".to_string(), |k| format!("a {k}")),
+        expected.generate_command()
+    )]
+    WrongKind {
+        /// The kind of token that was expected.
+        expected: TokenKind,
+        /// The kind it is, if known.
+        found: Option<TokenKind>,
+    },
+    /// A dataplane token for another mesh.
+    #[error(
+        "the dataplane token is for mesh {token_mesh:?}, not {expected_mesh:?}: generate a token with `mosaicctl generate dataplane-token --mesh {expected_mesh} --name NAME --tag kuma.io/service=SERVICE`"
+    )]
+    WrongMesh {
+        /// The mesh the data plane asked for.
+        expected_mesh: String,
+        /// The mesh the token names.
+        token_mesh: String,
+    },
+}
+
+/// Why a signing key could not be made, read or used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The system random generator failed.
+    #[error("cannot generate an Ed25519 signing key: the system random generator failed")]
+    Generate,
+    /// Stored bytes are not an Ed25519 PKCS#8 (v2) document.
+    #[error(
+        "the stored signing key is not an Ed25519 PKCS#8 key: the store is damaged; restore it from a backup"
+    )]
+    InvalidPkcs8,
+    /// Claims could not be encoded.
+    #[error("cannot encode token claims: {0}")]
+    Encode(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+/// The claims with their `kind` discriminator, as they travel.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum WireClaims<'a> {
+    Zone(&'a ZoneClaims),
+    Dataplane(&'a DataplaneClaims),
+}
+
+fn rfc3339(t: &OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+fn new_jti() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+fn expiry(iat: i64, valid_for: Duration) -> i64 {
+    iat.saturating_add(i64::try_from(valid_for.as_secs()).unwrap_or(i64::MAX))
+}
+
+// === impl TokenKind ===
+
+impl TokenKind {
+    /// `zone` or `dataplane`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Zone => "zone",
+            TokenKind::Dataplane => "dataplane",
+        }
+    }
+
+    /// The command that issues a token of this kind.
+    pub fn generate_command(self) -> &'static str {
+        match self {
+            TokenKind::Zone => "mosaicctl generate zone-token --zone NAME",
+            TokenKind::Dataplane => {
+                "mosaicctl generate dataplane-token --mesh MESH --name NAME --tag kuma.io/service=SERVICE"
+            }
+        }
+    }
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl ZoneClaims ===
+
+impl ZoneClaims {
+    /// Claims for `zone`, issued at `now`, valid for `valid_for`, with a fresh random `jti`.
+    pub fn new(zone: impl Into<String>, now: OffsetDateTime, valid_for: Duration) -> Self {
+        let iat = now.unix_timestamp();
+        Self {
+            zone: zone.into(),
+            iat,
+            exp: expiry(iat, valid_for),
+            jti: new_jti(),
+        }
+    }
+}
+
+// === impl DataplaneClaims ===
+
+impl DataplaneClaims {
+    /// Claims for data plane `name` in `mesh` with `tags`, issued at `now`, valid for `valid_for`.
+    pub fn new(
+        mesh: impl Into<String>,
+        name: impl Into<String>,
+        tags: BTreeMap<String, Vec<String>>,
+        now: OffsetDateTime,
+        valid_for: Duration,
+    ) -> Self {
+        let iat = now.unix_timestamp();
+        Self {
+            mesh: mesh.into(),
+            name: name.into(),
+            tags,
+            iat,
+            exp: expiry(iat, valid_for),
+            jti: new_jti(),
+        }
+    }
+}
+
+// === impl PublicKey ===
+
+impl PublicKey {
+    /// The public key for raw Ed25519 key bytes; its `kid` is derived from them.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self {
+            kid: kid_of(&bytes),
+            bytes,
+        }
+    }
+}
+
+/// Key id: the first 8 bytes of the SHA-256 of the public key, hex.
+fn kid_of(public: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, public);
+    hex::encode(&digest.as_ref()[..8])
+}
+
+// === impl SigningKey ===
+
+impl SigningKey {
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, KeyError> {
+        let rng = ring::rand::SystemRandom::new();
+        let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generate)?;
+        Self::from_pkcs8(doc.as_ref())
+    }
+
+    /// Reads a key from its PKCS#8 (v2) form, as [`SigningKey::pkcs8`] returns it.
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| KeyError::InvalidPkcs8)?;
+        let public = PublicKey::from_bytes(pair.public_key().as_ref().to_vec());
+        Ok(Self {
+            pkcs8: Sensitive::new(pkcs8.to_vec()),
+            pair,
+            public,
+        })
+    }
+
+    /// The private key in PKCS#8 form, for storage.
+    pub fn pkcs8(&self) -> &Sensitive<Vec<u8>> {
+        &self.pkcs8
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.public.kid
+    }
+
+    /// Signs a zone token.
+    pub fn sign_zone_token(&self, claims: &ZoneClaims) -> Result<Sensitive<String>, KeyError> {
+        self.sign(&WireClaims::Zone(claims))
+    }
+
+    /// Signs a dataplane token.
+    pub fn sign_dataplane_token(
+        &self,
+        claims: &DataplaneClaims,
+    ) -> Result<Sensitive<String>, KeyError> {
+        self.sign(&WireClaims::Dataplane(claims))
+    }
+
+    fn sign(&self, claims: &WireClaims<'_>) -> Result<Sensitive<String>, KeyError> {
+        let header = Header {
+            alg: ALGORITHM.to_string(),
+            typ: Some("JWT".to_string()),
+            kid: Some(self.public.kid.clone()),
+        };
+        let header = serde_json::to_vec(&header).map_err(|e| KeyError::Encode(e.to_string()))?;
+        let claims = serde_json::to_vec(claims).map_err(|e| KeyError::Encode(e.to_string()))?;
+        let mut token = format!("{}.{}", B64.encode(header), B64.encode(claims));
+        let signature = self.pair.sign(token.as_bytes());
+        token.push('.');
+        token.push_str(&B64.encode(signature.as_ref()));
+        Ok(Sensitive::new(token))
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.public.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+// === verification ===
+
+/// Verifies a zone token against `keys` at `now` and returns its claims.
+pub fn verify_zone_token(
+    token: &str,
+    keys: &[PublicKey],
+    now: OffsetDateTime,
+) -> Result<ZoneClaims, TokenError> {
+    let expected = TokenKind::Zone;
+    let claims: ZoneClaims = verify(token, keys, expected)?;
+    check_times(expected, claims.iat, claims.exp, now)?;
+    Ok(claims)
+}
+
+/// Verifies a dataplane token against `keys` at `now`, for a data plane of `expected_mesh`, and
+/// returns its claims (the caller checks the name and tags against the Dataplane).
+pub fn verify_dataplane_token(
+    token: &str,
+    keys: &[PublicKey],
+    expected_mesh: &str,
+    now: OffsetDateTime,
+) -> Result<DataplaneClaims, TokenError> {
+    let expected = TokenKind::Dataplane;
+    let claims: DataplaneClaims = verify(token, keys, expected)?;
+    check_times(expected, claims.iat, claims.exp, now)?;
+    if claims.mesh != expected_mesh {
+        return Err(TokenError::WrongMesh {
+            expected_mesh: expected_mesh.to_string(),
+            token_mesh: claims.mesh,
+        });
+    }
+    Ok(claims)
+}
+
+/// Signature, header and kind checks; returns the decoded claims.
+fn verify<T: serde::de::DeserializeOwned>(
+    token: &str,
+    keys: &[PublicKey],
+    expected: TokenKind,
+) -> Result<T, TokenError> {
+    let malformed = |reason| TokenError::Malformed { expected, reason };
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(malformed("it is empty"));
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(malformed("it is too long"));
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(claims_b64), Some(sig_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed(
+            "it is not three base64url parts separated by dots",
+        ));
+    };
+    let header = B64
+        .decode(header_b64)
+        .map_err(|_| malformed("its header is not base64url"))?;
+    let header: Header =
+        serde_json::from_slice(&header).map_err(|_| malformed("its header is not JWT JSON"))?;
+    if header.alg != ALGORITHM {
+        return Err(malformed("its algorithm is not EdDSA"));
+    }
+    if header.typ.as_deref().is_some_and(|t| t != "JWT") {
+        return Err(malformed("its type is not JWT"));
+    }
+    let kid = header
+        .kid
+        .ok_or_else(|| malformed("its header names no key id"))?;
+    let key = keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| TokenError::UnknownKey {
+            expected,
+            kid: sanitize_kid(&kid),
+        })?;
+    let signature = B64
+        .decode(sig_b64)
+        .map_err(|_| malformed("its signature is not base64url"))?;
+    let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
+    signature::UnparsedPublicKey::new(&signature::ED25519, &key.bytes)
+        .verify(signed.as_bytes(), &signature)
+        .map_err(|_| TokenError::BadSignature { expected })?;
+    let claims = B64
+        .decode(claims_b64)
+        .map_err(|_| malformed("its claims are not base64url"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&claims).map_err(|_| malformed("its claims are not JSON"))?;
+    let found = value
+        .get("kind")
+        .and_then(|k| serde_json::from_value::<TokenKind>(k.clone()).ok());
+    if found != Some(expected) {
+        return Err(TokenError::WrongKind { expected, found });
+    }
+    serde_json::from_value(value).map_err(|_| malformed("its claims lack required fields"))
+}
+
+fn check_times(
+    expected: TokenKind,
+    iat: i64,
+    exp: i64,
+    now: OffsetDateTime,
+) -> Result<(), TokenError> {
+    let at = |secs| {
+        OffsetDateTime::from_unix_timestamp(secs).map_err(|_| TokenError::Malformed {
+            expected,
+            reason: "its times are out of range",
+        })
+    };
+    let (issued, expires) = (at(iat)?, at(exp)?);
+    if now >= expires {
+        return Err(TokenError::Expired {
+            expected,
+            at: expires,
+        });
+    }
+    if issued > now + CLOCK_SKEW {
+        return Err(TokenError::NotYetValid {
+            expected,
+            from: issued,
+        });
+    }
+    Ok(())
+}
+
+/// A key id fit for an error message: short and plain, or a placeholder.
+fn sanitize_kid(kid: &str) -> String {
+    if !kid.is_empty()
+        && kid.len() <= 32
+        && kid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        kid.to_string()
+    } else {
+        "(unprintable)".to_string()
+    }
+}
+
+mod b64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const STD: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STD.decode(text.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("public key is not base64: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap()
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn zone_token(key: &SigningKey, zone: &str) -> String {
+        key.sign_zone_token(&ZoneClaims::new(zone, now(), DAY))
+            .unwrap()
+            .into_inner()
+    }
+
+    fn dp_claims(mesh: &str) -> DataplaneClaims {
+        let tags = BTreeMap::from([("kuma.io/service".to_string(), vec!["backend".to_string()])]);
+        DataplaneClaims::new(mesh, "backend-1", tags, now(), DAY)
+    }
+
+    /// Replaces one part of a token.
+    fn with_part(token: &str, index: usize, part: &str) -> String {
+        let mut parts: Vec<&str> = token.split('.').collect();
+        parts[index] = part;
+        parts.join(".")
+    }
+
+    fn assert_clean(err: &TokenError, token: &str) {
+        let text = format!("{err} {err:?}");
+        for part in token.split('.').filter(|p| p.len() > 8) {
+            assert!(!text.contains(part), "error leaks the token: {text}");
+        }
+    }
+
+    #[test]
+    fn zone_round_trip() {
+        let key = SigningKey::generate().unwrap();
+        let claims = ZoneClaims::new("east", now(), DAY);
+        let token = key.sign_zone_token(&claims).unwrap();
+        assert_eq!(format!("{token:?}"), "<redacted>");
+        let got = verify_zone_token(token.expose(), &[key.public_key().clone()], now()).unwrap();
+        assert_eq!(got, claims);
+        assert_eq!(got.exp - got.iat, 86_400);
+        assert_eq!(got.jti.len(), 32);
+        // A trailing newline (token files) is fine.
+        let with_newline = format!("{}\n", token.expose());
+        assert!(verify_zone_token(&with_newline, &[key.public_key().clone()], now()).is_ok());
+    }
+
+    #[test]
+    fn dataplane_round_trip_and_key_reload() {
+        let key = SigningKey::generate().unwrap();
+        let again = SigningKey::from_pkcs8(key.pkcs8().expose()).unwrap();
+        assert_eq!(again.public_key(), key.public_key());
+        assert_eq!(key.kid().len(), 16);
+        assert!(!format!("{key:?}").contains("pkcs8"));
+        let claims = dp_claims("default");
+        let token = again.sign_dataplane_token(&claims).unwrap();
+        let got = verify_dataplane_token(
+            token.expose(),
+            &[key.public_key().clone()],
+            "default",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(got, claims);
+        assert_eq!(
+            SigningKey::from_pkcs8(b"not a key").unwrap_err(),
+            KeyError::InvalidPkcs8
+        );
+    }
+
+    #[test]
+    fn public_keys_serialize_as_base64() {
+        let key = SigningKey::generate().unwrap();
+        let json = serde_json::to_value(key.public_key()).unwrap();
+        assert_eq!(json["kid"], key.kid());
+        assert!(json["bytes"].is_string());
+        let back: PublicKey = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, key.public_key());
+    }
+
+    #[test]
+    fn expired() {
+        let key = SigningKey::generate().unwrap();
+        let token = zone_token(&key, "east");
+        let later = now() + DAY;
+        let err = verify_zone_token(&token, &[key.public_key().clone()], later).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::Expired {
+                expected: TokenKind::Zone,
+                at: later
+            }
+        );
+        assert!(
+            err.to_string().contains("mosaicctl generate zone-token"),
+            "{err}"
+        );
+        assert_clean(&err, &token);
+        // One second before expiry it still verifies.
+        let just_before = later - Duration::from_secs(1);
+        assert!(verify_zone_token(&token, &[key.public_key().clone()], just_before).is_ok());
+    }
+
+    #[test]
+    fn not_yet_valid_beyond_clock_skew() {
+        let key = SigningKey::generate().unwrap();
+        let token = zone_token(&key, "east");
+        let keys = [key.public_key().clone()];
+        assert!(verify_zone_token(&token, &keys, now() - CLOCK_SKEW).is_ok());
+        let err = verify_zone_token(&token, &keys, now() - CLOCK_SKEW - Duration::from_secs(1))
+            .unwrap_err();
+        assert!(matches!(err, TokenError::NotYetValid { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn signature_by_another_key_with_the_same_kid() {
+        let key = SigningKey::generate().unwrap();
+        let other = SigningKey::generate().unwrap();
+        let token = zone_token(&other, "east");
+        // The verifier knows a key under the signer's kid, but it is not the signer's key.
+        let impostor = PublicKey {
+            kid: other.kid().to_string(),
+            bytes: key.public_key().bytes.clone(),
+        };
+        let err = verify_zone_token(&token, &[impostor], now()).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::BadSignature {
+                expected: TokenKind::Zone
+            }
+        );
+        assert_clean(&err, &token);
+    }
+
+    #[test]
+    fn unknown_kid() {
+        let key = SigningKey::generate().unwrap();
+        let other = SigningKey::generate().unwrap();
+        let token = zone_token(&other, "east");
+        let err = verify_zone_token(&token, &[key.public_key().clone()], now()).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::UnknownKey {
+                expected: TokenKind::Zone,
+                kid: other.kid().to_string()
+            }
+        );
+        assert!(err.to_string().contains("generate a new token"), "{err}");
+    }
+
+    #[test]
+    fn tampered_payload_keeps_signature() {
+        let key = SigningKey::generate().unwrap();
+        let token = zone_token(&key, "east");
+        let claims_b64 = token.split('.').nth(1).unwrap();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&B64.decode(claims_b64).unwrap()).unwrap();
+        claims["zone"] = "west".into();
+        let forged = with_part(&token, 1, &B64.encode(serde_json::to_vec(&claims).unwrap()));
+        let err = verify_zone_token(&forged, &[key.public_key().clone()], now()).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::BadSignature {
+                expected: TokenKind::Zone
+            }
+        );
+        assert_clean(&err, &forged);
+        // Flipping one signature byte fails too.
+        let sig = B64.decode(token.split('.').nth(2).unwrap()).unwrap();
+        let mut bad = sig.clone();
+        bad[0] ^= 1;
+        let forged = with_part(&token, 2, &B64.encode(bad));
+        assert!(matches!(
+            verify_zone_token(&forged, &[key.public_key().clone()], now()),
+            Err(TokenError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn alg_none_and_others_are_refused() {
+        let key = SigningKey::generate().unwrap();
+        let token = zone_token(&key, "east");
+        for alg in ["none", "HS256", "RS256", "eddsa"] {
+            let header = format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{}"}}"#, key.kid());
+            let forged = with_part(&token, 0, &B64.encode(header));
+            let err = verify_zone_token(&forged, &[key.public_key().clone()], now()).unwrap_err();
+            assert_eq!(
+                err,
+                TokenError::Malformed {
+                    expected: TokenKind::Zone,
+                    reason: "its algorithm is not EdDSA"
+                },
+                "{alg}"
+            );
+            // Unsigned form `header.claims.` too.
+            let unsigned = with_part(&forged, 2, "");
+            assert!(matches!(
+                verify_zone_token(&unsigned, &[key.public_key().clone()], now()),
+                Err(TokenError::Malformed { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let key = SigningKey::generate().unwrap();
+        let keys = [key.public_key().clone()];
+        let long = "a".repeat(MAX_TOKEN_BYTES + 1);
+        for garbage in [
+            "",
+            "   ",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "!!!.???.***",
+            "e30.e30.e30",
+            long.as_str(),
+        ] {
+            let err = verify_zone_token(garbage, &keys, now()).unwrap_err();
+            assert!(
+                matches!(err, TokenError::Malformed { .. }),
+                "{garbage:?}: {err:?}"
+            );
+            assert!(err.to_string().contains("malformed"));
+        }
+        // Valid header but claims that are not JSON (signed, so only the claims are wrong).
+        let header = B64.encode(format!(r#"{{"alg":"EdDSA","kid":"{}"}}"#, key.kid()));
+        let claims = B64.encode("not json");
+        let signing_input = format!("{header}.{claims}");
+        let sig = key.pair.sign(signing_input.as_bytes());
+        let token = format!("{signing_input}.{}", B64.encode(sig.as_ref()));
+        assert!(matches!(
+            verify_zone_token(&token, &keys, now()),
+            Err(TokenError::Malformed {
+                reason: "its claims are not JSON",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn wrong_kind_either_way() {
+        let key = SigningKey::generate().unwrap();
+        let keys = [key.public_key().clone()];
+        let zone = zone_token(&key, "east");
+        let err = verify_dataplane_token(&zone, &keys, "default", now()).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::WrongKind {
+                expected: TokenKind::Dataplane,
+                found: Some(TokenKind::Zone)
+            }
+        );
+        assert!(
+            err.to_string().contains("generate dataplane-token"),
+            "{err}"
+        );
+        let dp = key.sign_dataplane_token(&dp_claims("default")).unwrap();
+        assert!(matches!(
+            verify_zone_token(dp.expose(), &keys, now()),
+            Err(TokenError::WrongKind {
+                expected: TokenKind::Zone,
+                found: Some(TokenKind::Dataplane)
+            })
+        ));
+    }
+
+    #[test]
+    fn wrong_mesh() {
+        let key = SigningKey::generate().unwrap();
+        let token = key.sign_dataplane_token(&dp_claims("default")).unwrap();
+        let err =
+            verify_dataplane_token(token.expose(), &[key.public_key().clone()], "other", now())
+                .unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::WrongMesh {
+                expected_mesh: "other".into(),
+                token_mesh: "default".into()
+            }
+        );
+        assert!(err.to_string().contains("--mesh other"), "{err}");
+        assert_clean(&err, token.expose());
+    }
+
+    #[test]
+    fn requests_use_kuma_field_names() {
+        let req: DataplaneTokenRequest = serde_json::from_str(
+            r#"{"mesh":"default","name":"backend-1","tags":{"kuma.io/service":["backend"]},"validFor":"24h"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            req.valid_for.map(|d| d.as_duration()),
+            Some(DEFAULT_DATAPLANE_TOKEN_VALIDITY)
+        );
+        let req: ZoneTokenRequest = serde_json::from_str(r#"{"zone":"east"}"#).unwrap();
+        assert_eq!(req.valid_for, None);
+        assert!(serde_json::from_str::<ZoneTokenRequest>(r#"{"zone":"e","bogus":1}"#).is_err());
+    }
+}
