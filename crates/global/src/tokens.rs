@@ -2,7 +2,7 @@
 //! the replicated store.
 //!
 //! Each purpose has one signing key, stored as an internal record (PKCS#8):
-//! `tokens/signing-key/zone` and `tokens/signing-key/dataplane/<mesh>`. The first replica that
+//! `tokens/signing-key/zone` and `mesh/<mesh>/tokens/signing-key/dataplane`. The first replica that
 //! needs a key generates one and proposes it with `if_absent: true`; the command's result carries
 //! the value that won, so every replica signs with the same key even when several race. Only
 //! public keys leave the global ([`Tokens::public_keys`]); zones verify dataplane tokens with them.
@@ -35,8 +35,10 @@ use crate::store::{Command, CommandResult, ResourceKey, ResourceStore, StoreErro
 /// Internal record of the zone-token signing key.
 pub const ZONE_KEY_RECORD: &str = "tokens/signing-key/zone";
 
-/// Prefix of the internal records of the dataplane-token signing keys (one per mesh).
-pub const DATAPLANE_KEY_RECORD_PREFIX: &str = "tokens/signing-key/dataplane/";
+/// Internal record of a mesh's dataplane-token signing key, under the mesh's prefix
+/// (`mesh/<mesh>/tokens/signing-key/dataplane`), so deleting the Mesh deletes its key and a
+/// re-created Mesh does not accept the old Mesh's tokens.
+pub const DATAPLANE_KEY_RECORD_SUFFIX: &str = "tokens/signing-key/dataplane";
 
 /// Which signing key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -109,7 +111,12 @@ impl KeyPurpose {
     pub fn record(&self) -> String {
         match self {
             KeyPurpose::Zone => ZONE_KEY_RECORD.to_string(),
-            KeyPurpose::Dataplane { mesh } => format!("{DATAPLANE_KEY_RECORD_PREFIX}{mesh}"),
+            KeyPurpose::Dataplane { mesh } => {
+                format!(
+                    "{}{DATAPLANE_KEY_RECORD_SUFFIX}",
+                    crate::store::mesh_internal_prefix(mesh)
+                )
+            }
         }
     }
 }
@@ -354,7 +361,7 @@ mod tests {
                 mesh: "default".into()
             }
             .record(),
-            "tokens/signing-key/dataplane/default"
+            "mesh/default/tokens/signing-key/dataplane"
         );
         let e = invalid("zone", "bad");
         assert_eq!(e.status(), 400);

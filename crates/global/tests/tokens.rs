@@ -43,6 +43,15 @@ impl StateView for MemState {
     fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.internal.get(key).cloned())
     }
+
+    fn internal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .internal
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
 }
 
 /// The in-memory `ResourceStore` test double. With a write gate, every write waits until
@@ -84,6 +93,9 @@ impl TestMemStore {
                 }
                 Mutation::PutInternal(k, v) => {
                     state.internal.insert(k, v);
+                }
+                Mutation::DeleteInternal(k) => {
+                    state.internal.remove(&k);
                 }
             }
         }

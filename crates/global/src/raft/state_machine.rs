@@ -111,6 +111,7 @@ enum Op {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
     Internal(Vec<u8>, Vec<u8>),
+    DeleteInternal(Vec<u8>),
 }
 
 fn sm_read(e: &(impl std::error::Error + 'static)) -> StorageError<u64> {
@@ -203,6 +204,9 @@ impl SmTrees {
                         Op::Internal(k, v) => {
                             i.insert(k.as_slice(), v.as_slice())?;
                         }
+                        Op::DeleteInternal(k) => {
+                            i.remove(k.as_slice())?;
+                        }
                     }
                 }
                 m.insert(LAST_APPLIED, applied.as_slice())?;
@@ -245,7 +249,7 @@ impl SmTrees {
                         Op::Delete(k) => {
                             r.remove(k.as_slice())?;
                         }
-                        Op::Internal(..) => {}
+                        Op::Internal(..) | Op::DeleteInternal(..) => {}
                     }
                 }
                 for k in &old_internal {
@@ -335,6 +339,15 @@ impl StateView for SmTrees {
             .get(key.as_bytes())
             .map_err(storage)?
             .map(|v| v.to_vec()))
+    }
+
+    fn internal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        for item in self.internal.scan_prefix(prefix.as_bytes()) {
+            let (k, _) = item.map_err(storage)?;
+            keys.push(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok(keys)
     }
 }
 
@@ -507,6 +520,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         });
                     }
                     Mutation::PutInternal(k, v) => ops.push(Op::Internal(k.into_bytes(), v)),
+                    Mutation::DeleteInternal(k) => ops.push(Op::DeleteInternal(k.into_bytes())),
                 }
             }
             trees

@@ -9,7 +9,7 @@ use mosaic_common::resource::{Resource, ResourceType, Spec, parse::from_value};
 
 use super::{
     StoreError,
-    command::{Command, CommandResult, Refusal},
+    command::{Command, CommandResult, Refusal, mesh_internal_prefix},
     keys::ResourceKey,
 };
 
@@ -21,6 +21,8 @@ pub trait StateView {
     fn list(&self, rtype: ResourceType, mesh: Option<&str>) -> Result<Vec<Resource>, StoreError>;
     /// An internal record.
     fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The keys of every internal record starting with `prefix`.
+    fn internal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// A change to state.
@@ -32,13 +34,15 @@ pub enum Mutation {
     Delete(ResourceKey),
     /// Store an internal record.
     PutInternal(String, Vec<u8>),
+    /// Remove an internal record.
+    DeleteInternal(String),
 }
 
 /// A view with a batch's earlier mutations laid over the base state.
 struct Overlay<'a> {
     base: &'a dyn StateView,
     resources: BTreeMap<ResourceKey, Option<Resource>>,
-    internal: BTreeMap<String, Vec<u8>>,
+    internal: BTreeMap<String, Option<Vec<u8>>>,
 }
 
 impl Overlay<'_> {
@@ -52,7 +56,10 @@ impl Overlay<'_> {
                     self.resources.insert(k.clone(), None);
                 }
                 Mutation::PutInternal(k, v) => {
-                    self.internal.insert(k.clone(), v.clone());
+                    self.internal.insert(k.clone(), Some(v.clone()));
+                }
+                Mutation::DeleteInternal(k) => {
+                    self.internal.insert(k.clone(), None);
                 }
             }
         }
@@ -87,9 +94,22 @@ impl StateView for Overlay<'_> {
 
     fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self.internal.get(key) {
-            Some(v) => Ok(Some(v.clone())),
+            Some(v) => Ok(v.clone()),
             None => self.base.internal(key),
         }
+    }
+
+    fn internal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys: BTreeSet<String> = self.base.internal_keys(prefix)?.into_iter().collect();
+        for (k, v) in &self.internal {
+            if k.starts_with(prefix) {
+                match v {
+                    Some(_) => keys.insert(k.clone()),
+                    None => keys.remove(k),
+                };
+            }
+        }
+        Ok(keys.into_iter().collect())
     }
 }
 
@@ -231,6 +251,9 @@ pub fn plan(
                         }
                     }
                     let cascaded = muts.len();
+                    for k in view.internal_keys(&mesh_internal_prefix(&key.name))? {
+                        muts.push(Mutation::DeleteInternal(k));
+                    }
                     muts.push(Mutation::Delete(key.clone()));
                     Ok((CommandResult::Deleted { cascaded }, muts))
                 }
@@ -279,6 +302,14 @@ pub(crate) mod tests {
         fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(self.internal.get(key).cloned())
         }
+        fn internal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            Ok(self
+                .internal
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect())
+        }
     }
 
     impl MapState {
@@ -295,6 +326,9 @@ pub(crate) mod tests {
                     }
                     Mutation::PutInternal(k, v) => {
                         self.internal.insert(k, v);
+                    }
+                    Mutation::DeleteInternal(k) => {
+                        self.internal.remove(&k);
                     }
                 }
             }

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use super::keys::ResourceKey;
 
-/// A write.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A write. `Debug` never prints internal record values (they hold signing keys).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Create or replace a resource.
     Put {
@@ -29,7 +29,8 @@ pub enum Command {
         #[serde(default)]
         force: bool,
     },
-    /// Write an internal record (signing keys, ...), optionally only if absent.
+    /// Write an internal record (signing keys, ...), optionally only if absent. Records whose key
+    /// starts with [`mesh_internal_prefix`] belong to that mesh and go when it is deleted.
     PutInternal {
         /// Record key.
         key: String,
@@ -44,6 +45,11 @@ pub enum Command {
     Noop,
 }
 
+/// The key prefix of internal records that belong to `mesh` (`mesh/<mesh>/`).
+pub fn mesh_internal_prefix(mesh: &str) -> String {
+    format!("mesh/{mesh}/")
+}
+
 /// Why a command was refused (nothing changed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
@@ -56,7 +62,7 @@ pub enum Refusal {
 }
 
 /// What applying a command did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResult {
     /// A resource was written.
     Put {
@@ -85,6 +91,40 @@ pub enum CommandResult {
 
 // === impl Command ===
 
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Put {
+                resource,
+                now,
+                expect_version,
+            } => {
+                let kind = resource.get("type").and_then(|t| t.as_str()).unwrap_or("?");
+                let name = resource.get("name").and_then(|t| t.as_str()).unwrap_or("?");
+                f.debug_struct("Put")
+                    .field("type", &kind)
+                    .field("name", &name)
+                    .field("now", now)
+                    .field("expect_version", expect_version)
+                    .finish()
+            }
+            Command::Delete { key, force } => f
+                .debug_struct("Delete")
+                .field("key", key)
+                .field("force", force)
+                .finish(),
+            Command::PutInternal { key, if_absent, .. } => f
+                .debug_struct("PutInternal")
+                .field("key", key)
+                .field("value", &"<redacted>")
+                .field("if_absent", if_absent)
+                .finish(),
+            Command::Batch(cmds) => f.debug_tuple("Batch").field(cmds).finish(),
+            Command::Noop => f.write_str("Noop"),
+        }
+    }
+}
+
 impl Command {
     /// A put of `resource` at `now`.
     pub fn put(resource: &Resource, now: OffsetDateTime) -> Self {
@@ -98,5 +138,50 @@ impl Command {
     /// A delete.
     pub fn delete(key: ResourceKey, force: bool) -> Self {
         Command::Delete { key, force }
+    }
+}
+
+impl std::fmt::Debug for CommandResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandResult::Put { version, created } => f
+                .debug_struct("Put")
+                .field("version", version)
+                .field("created", created)
+                .finish(),
+            CommandResult::Deleted { cascaded } => f
+                .debug_struct("Deleted")
+                .field("cascaded", cascaded)
+                .finish(),
+            CommandResult::Internal { .. } => f.write_str("Internal { value: <redacted> }"),
+            CommandResult::Done => f.write_str("Done"),
+            CommandResult::Batch(r) => f.debug_tuple("Batch").field(r).finish(),
+            CommandResult::Refused(r) => f.debug_tuple("Refused").field(r).finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_internal_values() {
+        let cmd = Command::PutInternal {
+            key: "tokens/signing-key/zone".into(),
+            value: b"PRIVATE-KEY-BYTES".to_vec(),
+            if_absent: true,
+        };
+        let text = format!(
+            "{cmd:?} {:?}",
+            CommandResult::Internal {
+                value: b"PRIVATE-KEY-BYTES".to_vec()
+            }
+        );
+        assert!(
+            !text.contains("PRIVATE") && !text.contains("80, 82"),
+            "{text}"
+        );
+        assert!(text.contains("tokens/signing-key/zone"));
     }
 }

@@ -16,7 +16,7 @@ pub mod secrets;
 use mosaic_common::resource::{Resource, ResourceType};
 
 pub use apply::{Mutation, StateView, plan};
-pub use command::{Command, CommandResult, Refusal};
+pub use command::{Command, CommandResult, Refusal, mesh_internal_prefix};
 pub use keys::ResourceKey;
 pub use secrets::StoreSecrets;
 

@@ -40,6 +40,15 @@ impl StateView for State {
     fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.internal.get(key).cloned())
     }
+
+    fn internal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .internal
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
 }
 
 /// The in-memory test double.
@@ -67,6 +76,9 @@ impl MemoryStore {
                 }
                 Mutation::PutInternal(k, v) => {
                     state.internal.insert(k, v);
+                }
+                Mutation::DeleteInternal(k) => {
+                    state.internal.remove(&k);
                 }
             }
         }
