@@ -1,0 +1,257 @@
+//! Real `mosaic-global` processes on loopback: start, kill -9, restart, wipe; and a small HTTP
+//! client for their APIs. Every process is killed when the cluster is dropped.
+
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// One replica's ports and files.
+pub struct Replica {
+    /// raft.node_id.
+    pub id: u64,
+    /// HTTP API port.
+    pub api: u16,
+    /// Raft RPC port.
+    pub raft: u16,
+    /// Diagnostics port.
+    pub diag: u16,
+    /// KDS port.
+    pub kds: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A set of replicas of one global control plane.
+pub struct Cluster {
+    /// The replicas, index = id - 1.
+    pub replicas: Vec<Replica>,
+    tmp: tempfile::TempDir,
+    http: reqwest::Client,
+    snapshot_after_logs: u64,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+// === impl Cluster ===
+
+impl Cluster {
+    /// Prepares `n` replicas (not started). `n == 1` runs single-node (no peers).
+    pub fn new(n: usize, snapshot_after_logs: u64) -> anyhow::Result<Self> {
+        mosaic_common::tls::install_crypto_provider();
+        let tmp = tempfile::Builder::new().prefix("mosaic-global-").tempdir()?;
+        let mut replicas = Vec::new();
+        for i in 0..n {
+            replicas.push(Replica {
+                id: i as u64 + 1,
+                api: free_port()?,
+                raft: free_port()?,
+                diag: free_port()?,
+                kds: free_port()?,
+                dir: tmp.path().join(format!("replica-{}", i + 1)),
+                child: None,
+            });
+        }
+        Ok(Self {
+            replicas,
+            tmp,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?,
+            snapshot_after_logs,
+        })
+    }
+
+    fn config(&self, i: usize) -> String {
+        let r = &self.replicas[i];
+        let peers: Vec<String> = if self.replicas.len() == 1 {
+            Vec::new()
+        } else {
+            self.replicas.iter().map(|p| format!("\"{}=127.0.0.1:{}\"", p.id, p.raft)).collect()
+        };
+        format!(
+            "[store]\ndata_dir = {:?}\n[raft]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\nadvertise = \"127.0.0.1:{}\"\npeers = [{}]\nsnapshot_after_logs = {}\n[api]\nlisten = \"127.0.0.1:{}\"\n[kds]\nlisten = \"127.0.0.1:{}\"\n[diagnostics]\nlisten = \"127.0.0.1:{}\"\n",
+            r.dir.join("data"),
+            r.id,
+            r.raft,
+            r.raft,
+            peers.join(", "),
+            self.snapshot_after_logs,
+            r.api,
+            r.kds,
+            r.diag
+        )
+    }
+
+    /// Starts replica `i` (again).
+    pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
+        let config = self.config(i);
+        let r = &mut self.replicas[i];
+        std::fs::create_dir_all(&r.dir)?;
+        let cfg = r.dir.join("global.toml");
+        std::fs::write(&cfg, config)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(r.dir.join("global.log"))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_mosaic-global"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("RUST_LOG", "info,openraft=warn")
+            .env_remove("MOSAIC_API")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting mosaic-global")?;
+        r.child = Some(child);
+        Ok(())
+    }
+
+    /// Starts every replica.
+    pub fn start_all(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.replicas.len() {
+            self.start(i)?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs replica `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.replicas[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills replica `i` and deletes its data directory.
+    pub fn wipe(&mut self, i: usize) -> anyhow::Result<()> {
+        self.kill(i);
+        let data = self.replicas[i].dir.join("data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        Ok(())
+    }
+
+    /// Size in bytes of replica `i`'s data directory.
+    pub fn data_size(&self, i: usize) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.replicas[i].dir.join("data"))
+    }
+
+    /// The last lines of replica `i`'s log.
+    pub fn log_tail(&self, i: usize) -> String {
+        let text = std::fs::read_to_string(self.replicas[i].dir.join("global.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// API base URL of replica `i`.
+    pub fn api(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.replicas[i].api)
+    }
+
+    /// Waits until replica `i` answers `GET /ready` with 200.
+    pub async fn wait_ready(&self, i: usize, deadline: Duration) -> anyhow::Result<()> {
+        let url = format!("http://127.0.0.1:{}/ready", self.replicas[i].diag);
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if start.elapsed() > deadline {
+                bail!("replica {} not ready after {deadline:?}; log:\n{}", i + 1, self.log_tail(i));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Index of the replica that reports itself leader (`mosaic_raft_is_leader 1`), if any.
+    pub async fn leader(&self) -> Option<usize> {
+        for (i, r) in self.replicas.iter().enumerate() {
+            if r.child.is_none() {
+                continue;
+            }
+            let url = format!("http://127.0.0.1:{}/metrics", r.diag);
+            if let Ok(resp) = self.http.get(&url).send().await
+                && let Ok(text) = resp.text().await
+                && text.lines().any(|l| l.trim() == "mosaic_raft_is_leader 1")
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Waits for a leader among the running replicas.
+    pub async fn wait_leader(&self, deadline: Duration) -> anyhow::Result<usize> {
+        let start = Instant::now();
+        loop {
+            if let Some(i) = self.leader().await {
+                return Ok(i);
+            }
+            if start.elapsed() > deadline {
+                bail!("no leader after {deadline:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `PUT` YAML to replica `i`; returns the status and body.
+    pub async fn put(&self, i: usize, path: &str, yaml: &str) -> anyhow::Result<(u16, Value)> {
+        let resp = self
+            .http
+            .put(format!("{}{path}", self.api(i)))
+            .header("content-type", "application/yaml")
+            .body(yaml.to_string())
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// `GET` from replica `i`; returns the status and body.
+    pub async fn get(&self, i: usize, path: &str) -> anyhow::Result<(u16, Value)> {
+        let resp = self.http.get(format!("{}{path}", self.api(i))).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// `DELETE` on replica `i`.
+    pub async fn delete(&self, i: usize, path: &str) -> anyhow::Result<(u16, Value)> {
+        let resp = self.http.delete(format!("{}{path}", self.api(i))).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Names in a list response.
+    pub fn names(list: &Value) -> Vec<String> {
+        list["items"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.replicas.len() {
+            self.kill(i);
+        }
+    }
+}
