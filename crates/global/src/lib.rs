@@ -4,6 +4,7 @@
 //! - [`admission`]: what a written resource becomes: shape validation, Mesh CA checks (Secrets
 //!   exist, builtin CA generated once, provided CA loads, Vault test issuance) and the command.
 //! - [`api`]: the HTTP API (Kuma paths and error bodies, JSON/YAML, paging, admin token).
+//! - [`diagnostics`]: `/metrics`, `/ready`, `/healthy` on the diagnostics listener.
 //! - [`raft`]: the raft-replicated store (openraft over sled, gRPC transport, `RaftNode`, `RaftStore`).
 //! - [`store`]: resource keys, raft commands, the deterministic apply plan (versions, times,
 //!   referential safety) and the `ResourceStore` trait the API writes and reads through.
@@ -16,6 +17,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod diagnostics;
 pub mod raft;
 pub mod store;
 pub mod tokens;
