@@ -54,6 +54,9 @@ async fn ready_handler(State(s): State<DiagState>) -> impl IntoResponse {
     if (s.ready)() {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no raft leader known yet\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no raft leader known yet\n",
+        )
     }
 }

@@ -6,6 +6,7 @@
 //! - [`api`]: the HTTP API (Kuma paths and error bodies, JSON/YAML, paging, admin token).
 //! - [`diagnostics`]: `/metrics`, `/ready`, `/healthy` on the diagnostics listener.
 //! - [`raft`]: the raft-replicated store (openraft over sled, gRPC transport, `RaftNode`, `RaftStore`).
+//! - [`server`]: a replica wired together (raft, API, diagnostics, gauges, graceful shutdown).
 //! - [`store`]: resource keys, raft commands, the deterministic apply plan (versions, times,
 //!   referential safety) and the `ResourceStore` trait the API writes and reads through.
 //! - [`tokens`]: zone and dataplane token issuance; signing keys live in the store, only public
@@ -19,5 +20,6 @@ pub mod admission;
 pub mod api;
 pub mod diagnostics;
 pub mod raft;
+pub mod server;
 pub mod store;
 pub mod tokens;

@@ -1,7 +1,9 @@
 //! `mosaic-global`: the global control plane (raft-replicated store, resource API, Vault validation,
 //! KDS server).
 //!
-//! This build loads and validates the configuration; the servers land in later issues.
+//! `run` starts one replica: raft on `raft.listen`, the HTTP API on `api.listen`, diagnostics on
+//! `diagnostics.listen` (KDS arrives with the KDS issue). No config: a single node in
+//! `./mosaic-data/global`.
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
 #![deny(warnings)]
@@ -83,8 +85,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         source = %source,
         "effective configuration"
     );
-    anyhow::bail!(
-        "the configuration is valid, but the global control plane server is not implemented in this \
-         build yet (the store, API and KDS servers land in later issues)"
-    )
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(mosaic_global::server::serve(
+        config,
+        mosaic_global::server::shutdown_signal(),
+    ))?;
+    Ok(())
 }

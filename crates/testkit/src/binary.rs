@@ -52,3 +52,26 @@ fn is_executable(path: &Path) -> bool {
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
 }
+
+/// A binary of this workspace, next to the running test executable (`target/<profile>/NAME`).
+/// Integration tests of one crate use it to run another crate's binary; it must have been built
+/// (`cargo build --workspace`, or a workspace-wide test run, builds every binary).
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let candidates = exe.parent().into_iter().flat_map(|deps| {
+        [
+            deps.join(name),
+            deps.parent().map(|p| p.join(name)).unwrap_or_default(),
+        ]
+    });
+    for c in candidates {
+        if is_executable(&c) {
+            return Ok(c);
+        }
+    }
+    anyhow::bail!(
+        "the workspace binary {name:?} was not found next to {}: build it first with `cargo build --workspace` (the README's test command does)",
+        exe.display()
+    )
+}

@@ -10,6 +10,7 @@
 //! * [`TestCa`] makes a test CA, a server certificate for [`TLS_SERVER_NAME`] and client certificates.
 //! * [`FakeKubernetesApi`] answers Kubernetes `TokenReview`s for one accepted service-account JWT.
 //! * [`Agent`] runs `bao agent` with auto-auth and an unauthenticated API proxy.
+//! * [`GlobalCluster`] runs `mosaic-global` replicas as real processes (start, kill -9, restart, wipe).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -30,6 +31,7 @@ mod auth;
 mod binary;
 mod certs;
 mod client;
+mod global;
 mod kube;
 mod pki;
 mod ports;
@@ -37,9 +39,10 @@ mod server;
 
 pub use agent::Agent;
 pub use auth::{AppRoleCreds, KubernetesAuth};
-pub use binary::{BAO_NOT_FOUND, bao_binary, workspace_root};
+pub use binary::{BAO_NOT_FOUND, bao_binary, workspace_binary, workspace_root};
 pub use certs::{CertPair, TLS_SERVER_NAME, TestCa, pem_blocks};
 pub use client::{BaoClient, VaultApiError, ensure_crypto_provider};
+pub use global::{GlobalCluster, Replica};
 pub use kube::{FakeKubernetesApi, service_account_jwt};
 pub use pki::{
     IntermediatePki, PkiVerb, SEED_MESH, SEED_MOUNT, SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE,

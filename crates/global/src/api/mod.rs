@@ -9,6 +9,7 @@
 //! - [`list`]: `{total, items, next}` paging with `size` and `offset`.
 //! - [`auth`]: the admin token (bearer, constant-time comparison) and its file.
 //! - [`resources`]: list/get/put/delete handlers; 405 for zone-owned writes.
+//! - [`tokens`]: `POST /tokens/zone` and `POST /tokens/dataplane`.
 //! - [`zones`]: `GET /zones/_overview`.
 //! - [`dataplanes`]: `GET /meshes/{mesh}/dataplanes/_overview`.
 //! - [`index`]: `GET /`, `/ready`, `/healthy`, and the 404/405 fallbacks.
@@ -23,6 +24,7 @@ pub mod list;
 pub mod resources;
 pub mod respond;
 pub mod state;
+pub mod tokens;
 pub mod zones;
 
 use axum::{
@@ -52,6 +54,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/meshes/{mesh}/secrets/{name}", item(ResourceType::Secret))
         .route("/global-secrets", collection(ResourceType::GlobalSecret))
         .route("/global-secrets/{name}", item(ResourceType::GlobalSecret))
+        .route("/tokens/zone", axum::routing::post(tokens::zone))
+        .route("/tokens/dataplane", axum::routing::post(tokens::dataplane))
         .route("/zones", collection(ResourceType::Zone))
         .route("/zones/_overview", get(zones::overview))
         .route("/zones/{name}", item(ResourceType::Zone))

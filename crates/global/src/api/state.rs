@@ -5,7 +5,7 @@ use std::sync::Arc;
 use mosaic_common::Sensitive;
 use time::OffsetDateTime;
 
-use crate::{admission::Admission, store::ResourceStore};
+use crate::{admission::Admission, store::ResourceStore, tokens::Tokens};
 
 /// The clock writes are stamped with (a function, so tests can fix it).
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -22,6 +22,8 @@ pub struct ApiState {
     pub clock: Clock,
     /// Validates writes and turns them into store commands.
     pub validator: Arc<Admission>,
+    /// Issues zone and dataplane tokens.
+    pub tokens: Arc<Tokens>,
 }
 
 // === impl ApiState ===
@@ -31,6 +33,7 @@ impl ApiState {
     pub fn new(store: Arc<dyn ResourceStore>, admin_token: Option<Sensitive<String>>) -> Self {
         Self {
             validator: Arc::new(Admission::new(store.clone())),
+            tokens: Arc::new(Tokens::new(store.clone())),
             store,
             admin_token,
             clock: Arc::new(OffsetDateTime::now_utc),

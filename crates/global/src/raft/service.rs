@@ -120,8 +120,12 @@ impl RaftService for RaftGrpc {
         request: Request<RaftPayload>,
     ) -> Result<Response<ForwardReply>, Status> {
         let cmd: Command = decode("forwarded command", &request.into_inner().data)?;
+        let mut log_index = 0;
         let outcome = match self.raft.client_write(cmd).await {
-            Ok(r) => forward_reply::Outcome::Result(json(&r.data)?),
+            Ok(r) => {
+                log_index = r.log_id.index;
+                forward_reply::Outcome::Result(json(&r.data)?)
+            }
             Err(OrError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 forward_reply::Outcome::NotLeader(not_leader(f))
             }
@@ -129,6 +133,7 @@ impl RaftService for RaftGrpc {
         };
         Ok(Response::new(ForwardReply {
             outcome: Some(outcome),
+            log_index,
         }))
     }
 

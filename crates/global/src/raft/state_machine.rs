@@ -573,7 +573,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (current, path) = self.shared.adopt(snapshot.path(), meta).map_err(fail)?;
         self.shared
             .install_file(&current, &SnapshotFile::open(&path).map_err(fail)?)
-            .map_err(fail)
+            .map_err(fail)?;
+        tracing::info!(
+            up_to_index = meta.last_log_id.map(|l| l.index).unwrap_or_default(),
+            "installed a snapshot received from the leader"
+        );
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {

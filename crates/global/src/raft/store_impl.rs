@@ -89,7 +89,7 @@ impl RaftStore {
         Ok(client(channel))
     }
 
-    async fn forward(&self, leader: u64, addr: &str, cmd: &Command) -> Asked<CommandResult> {
+    async fn forward(&self, leader: u64, addr: &str, cmd: &Command) -> Asked<(CommandResult, u64)> {
         let mut peer = match self.peer(addr) {
             Ok(p) => p,
             Err(e) => return Asked::Failed(e),
@@ -109,19 +109,22 @@ impl RaftStore {
             Ok(r) => match r.into_inner() {
                 ForwardReply {
                     outcome: Some(forward_reply::Outcome::Result(bytes)),
+                    log_index,
                 } => match serde_json::from_slice(&bytes) {
-                    Ok(result) => Asked::Done(result),
+                    Ok(result) => Asked::Done((result, log_index)),
                     Err(e) => Asked::Failed(unavailable(format!(
                         "leader {leader} sent an unreadable result: {e}"
                     ))),
                 },
                 ForwardReply {
                     outcome: Some(forward_reply::Outcome::NotLeader(_)),
+                    ..
                 } => Asked::Retry(format!("node {leader} is no longer the leader")),
                 ForwardReply {
                     outcome: Some(forward_reply::Outcome::Failure(msg)),
+                    ..
                 } => Asked::Failed(unavailable(format!("leader {leader}: {msg}"))),
-                ForwardReply { outcome: None } => {
+                ForwardReply { outcome: None, .. } => {
                     Asked::Failed(unavailable(format!("leader {leader} sent an empty reply")))
                 }
             },
@@ -175,7 +178,21 @@ impl ResourceStore for RaftStore {
                     match (f.leader_id, f.leader_node) {
                         (Some(id), Some(node)) if id != self.node_id => {
                             match self.forward(id, &node.addr, &cmd).await {
-                                Asked::Done(r) => return Ok(r),
+                                Asked::Done((r, index)) => {
+                                    // Answer only once this replica has applied the write too,
+                                    // so a read here right after sees it.
+                                    let left = deadline.saturating_duration_since(Instant::now());
+                                    self.raft
+                                        .wait(Some(left.max(FORWARD_TIMEOUT)))
+                                        .applied_index_at_least(Some(index), "forwarded write")
+                                        .await
+                                        .map_err(|e| {
+                                            unavailable(format!(
+                                                "the leader applied the write (index {index}) but this replica did not catch up: {e}; read from the leader"
+                                            ))
+                                        })?;
+                                    return Ok(r);
+                                }
                                 Asked::Retry(why) => why,
                                 Asked::Failed(e) => return Err(e),
                             }

@@ -1,8 +1,6 @@
 //! Real `mosaic-global` processes on loopback: start, kill -9, restart, wipe; and a small HTTP
 //! client for their APIs. Every process is killed when the cluster is dropped.
 
-#![allow(dead_code)]
-
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -29,25 +27,27 @@ pub struct Replica {
 }
 
 /// A set of replicas of one global control plane.
-pub struct Cluster {
+pub struct GlobalCluster {
     /// The replicas, index = id - 1.
     pub replicas: Vec<Replica>,
     tmp: tempfile::TempDir,
     http: reqwest::Client,
     snapshot_after_logs: u64,
+    binary: PathBuf,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+use crate::free_port;
 
-// === impl Cluster ===
+// === impl GlobalCluster ===
 
-impl Cluster {
-    /// Prepares `n` replicas (not started). `n == 1` runs single-node (no peers).
-    pub fn new(n: usize, snapshot_after_logs: u64) -> anyhow::Result<Self> {
-        mosaic_common::tls::install_crypto_provider();
-        let tmp = tempfile::Builder::new().prefix("mosaic-global-").tempdir()?;
+impl GlobalCluster {
+    /// Prepares `n` replicas of the `mosaic-global` at `binary` (not started). `n == 1` runs
+    /// single-node (no peers).
+    pub fn new(binary: &Path, n: usize, snapshot_after_logs: u64) -> anyhow::Result<Self> {
+        crate::ensure_crypto_provider();
+        let tmp = tempfile::Builder::new()
+            .prefix("mosaic-global-")
+            .tempdir()?;
         let mut replicas = Vec::new();
         for i in 0..n {
             replicas.push(Replica {
@@ -63,8 +63,11 @@ impl Cluster {
         Ok(Self {
             replicas,
             tmp,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()?,
             snapshot_after_logs,
+            binary: binary.to_path_buf(),
         })
     }
 
@@ -73,7 +76,10 @@ impl Cluster {
         let peers: Vec<String> = if self.replicas.len() == 1 {
             Vec::new()
         } else {
-            self.replicas.iter().map(|p| format!("\"{}=127.0.0.1:{}\"", p.id, p.raft)).collect()
+            self.replicas
+                .iter()
+                .map(|p| format!("\"{}=127.0.0.1:{}\"", p.id, p.raft))
+                .collect()
         };
         format!(
             "[store]\ndata_dir = {:?}\n[raft]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\nadvertise = \"127.0.0.1:{}\"\npeers = [{}]\nsnapshot_after_logs = {}\n[api]\nlisten = \"127.0.0.1:{}\"\n[kds]\nlisten = \"127.0.0.1:{}\"\n[diagnostics]\nlisten = \"127.0.0.1:{}\"\n",
@@ -89,15 +95,24 @@ impl Cluster {
         )
     }
 
+    /// The directory holding every replica's config, data and log.
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
     /// Starts replica `i` (again).
     pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
         let config = self.config(i);
+        let binary = self.binary.clone();
         let r = &mut self.replicas[i];
         std::fs::create_dir_all(&r.dir)?;
         let cfg = r.dir.join("global.toml");
         std::fs::write(&cfg, config)?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(r.dir.join("global.log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_mosaic-global"))
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(r.dir.join("global.log"))?;
+        let child = Command::new(&binary)
             .args(["run", "--config"])
             .arg(&cfg)
             .env("RUST_LOG", "info,openraft=warn")
@@ -140,7 +155,9 @@ impl Cluster {
     /// Size in bytes of replica `i`'s data directory.
     pub fn data_size(&self, i: usize) -> u64 {
         fn walk(p: &Path) -> u64 {
-            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
             rd.flatten()
                 .map(|e| match e.metadata() {
                     Ok(m) if m.is_dir() => walk(&e.path()),
@@ -152,9 +169,15 @@ impl Cluster {
         walk(&self.replicas[i].dir.join("data"))
     }
 
+    /// Replica `i`'s whole log.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.replicas[i].dir.join("global.log")).unwrap_or_default()
+    }
+
     /// The last lines of replica `i`'s log.
     pub fn log_tail(&self, i: usize) -> String {
-        let text = std::fs::read_to_string(self.replicas[i].dir.join("global.log")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.replicas[i].dir.join("global.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -175,7 +198,11 @@ impl Cluster {
                 return Ok(());
             }
             if start.elapsed() > deadline {
-                bail!("replica {} not ready after {deadline:?}; log:\n{}", i + 1, self.log_tail(i));
+                bail!(
+                    "replica {} not ready after {deadline:?}; log:\n{}",
+                    i + 1,
+                    self.log_tail(i)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -227,14 +254,22 @@ impl Cluster {
 
     /// `GET` from replica `i`; returns the status and body.
     pub async fn get(&self, i: usize, path: &str) -> anyhow::Result<(u16, Value)> {
-        let resp = self.http.get(format!("{}{path}", self.api(i))).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.api(i)))
+            .send()
+            .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 
     /// `DELETE` on replica `i`.
     pub async fn delete(&self, i: usize, path: &str) -> anyhow::Result<(u16, Value)> {
-        let resp = self.http.delete(format!("{}{path}", self.api(i))).send().await?;
+        let resp = self
+            .http
+            .delete(format!("{}{path}", self.api(i)))
+            .send()
+            .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
@@ -243,12 +278,16 @@ impl Cluster {
     pub fn names(list: &Value) -> Vec<String> {
         list["items"]
             .as_array()
-            .map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["name"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
 
-impl Drop for Cluster {
+impl Drop for GlobalCluster {
     fn drop(&mut self) {
         for i in 0..self.replicas.len() {
             self.kill(i);

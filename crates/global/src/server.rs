@@ -1,0 +1,184 @@
+//! A global replica wired together: the raft node on `raft.listen`, the HTTP API on
+//! `api.listen`, diagnostics on `diagnostics.listen`, raft gauges for Prometheus, and a graceful
+//! shutdown that stops the listeners before raft (so no acknowledged write is cut off).
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use mosaic_common::config::GlobalConfig;
+use tokio::net::TcpListener;
+
+use crate::{
+    api::{self, ApiState},
+    diagnostics,
+    raft::{RaftNode, RaftSettings},
+    store::ResourceStore,
+};
+
+/// Why the replica could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be created.
+    #[error(
+        "could not create store.data_dir {path:?}: {source}; check the path and its permissions"
+    )]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Raft could not start.
+    #[error("raft: {0}")]
+    Raft(#[from] crate::raft::RaftError),
+    /// A listener could not bind.
+    #[error("could not listen on {what} {addr}: {source}; is another process using the port?")]
+    Bind {
+        /// Which listener (config key).
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The admin token file could not be read.
+    #[error(transparent)]
+    AdminToken(#[from] api::AdminTokenError),
+    /// Metrics could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] diagnostics::MetricsError),
+    /// A configured feature this build does not serve.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A server failed while running.
+    #[error("{what} server failed: {source}")]
+    Serve {
+        /// Which server.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Runs a replica until `shutdown` completes.
+pub async fn serve(
+    config: GlobalConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if config.api.tls_cert.is_some() {
+        return Err(ServeError::Unsupported(
+            "api.tls_cert is set, but this build serves the HTTP API without TLS; put the API behind a TLS-terminating proxy or unset api.tls_cert/api.tls_key".into(),
+        ));
+    }
+    mosaic_common::tls::install_crypto_provider();
+    let metrics = diagnostics::install_metrics()?;
+    let data_dir = config.store.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let admin_token = match &config.api.admin_token_file {
+        Some(path) => api::read_admin_token_file(path)?,
+        None => None,
+    };
+
+    let mut settings = RaftSettings::new(
+        config.raft.node_id,
+        config.raft.listen.to_string(),
+        config.raft.advertise.clone(),
+        config
+            .raft
+            .peers
+            .iter()
+            .map(|p| (p.id, p.addr.clone()))
+            .collect(),
+        data_dir,
+    );
+    settings.snapshot_logs = config.raft.snapshot_after_logs.max(1);
+    settings.keep_logs = (config.raft.snapshot_after_logs / 2).max(1);
+    let node = Arc::new(RaftNode::start(settings).await?);
+    tracing::info!(node_id = config.raft.node_id, raft = %config.raft.listen, "raft started");
+
+    let bind = |what: &'static str, addr: std::net::SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { what, addr, source })
+    };
+    let api_listener = bind("api.listen", config.api.listen).await?;
+    let diag_listener = bind("diagnostics.listen", config.diagnostics.listen).await?;
+
+    let store: Arc<dyn ResourceStore> = node.store();
+    let api_router = api::router(ApiState::new(store, admin_token));
+    let ready_node = node.clone();
+    let diag_router = diagnostics::router(
+        metrics,
+        Arc::new(move || ready_node.metrics().leader_id.is_some()),
+    );
+    let gauges = tokio::spawn(publish_gauges(node.clone()));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tracing::info!(api = %config.api.listen, diagnostics = %config.diagnostics.listen, "serving");
+    let api_server =
+        axum::serve(api_listener, api_router).with_graceful_shutdown(until(stop_rx.clone()));
+    let diag_server =
+        axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx));
+    let (api_result, diag_result) = tokio::join!(api_server, diag_server);
+    gauges.abort();
+    tracing::info!("listeners stopped; shutting raft down");
+    if let Err(e) = node.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+    api_result.map_err(|source| ServeError::Serve {
+        what: "api",
+        source,
+    })?;
+    diag_result.map_err(|source| ServeError::Serve {
+        what: "diagnostics",
+        source,
+    })?;
+    Ok(())
+}
+
+/// Publishes `mosaic_raft_is_leader`, `mosaic_raft_term` and `mosaic_raft_applied_index` once a
+/// second.
+async fn publish_gauges(node: Arc<RaftNode>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let m = node.metrics();
+        metrics::gauge!("mosaic_raft_is_leader").set(if m.is_leader { 1.0 } else { 0.0 });
+        metrics::gauge!("mosaic_raft_term").set(m.term as f64);
+        metrics::gauge!("mosaic_raft_applied_index").set(m.last_applied as f64);
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received: shutting down"),
+        _ = term => tracing::info!("SIGTERM received: shutting down"),
+    }
+}
