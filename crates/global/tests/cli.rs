@@ -101,32 +101,69 @@ fn bad_env_exits_1_naming_the_variable() {
     );
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` over plain TCP; the status code, or `None` when nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[test]
-fn valid_config_is_logged_then_not_implemented() {
+fn run_logs_the_config_serves_until_sigterm_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
+    let (raft, api, diag, kds) = (free_port(), free_port(), free_port(), free_port());
     fs::write(
         dir.path().join("global.toml"),
-        "[raft]\nnode_id = 2\npeers = [\"1=a:5682\", \"2=b:5682\"]\n",
+        format!("[raft]\nlisten = \"127.0.0.1:{raft}\"\nadvertise = \"127.0.0.1:{raft}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n[diagnostics]\nlisten = \"127.0.0.1:{diag}\"\n"),
     )
     .unwrap();
-    let (code, _, err) = run(bin(dir.path())
-        .env("MOSAIC_KDS__LISTEN", "127.0.0.1:15685")
-        .args(["--log-format", "json", "run", "--config", "global.toml"]));
-    assert_eq!(code, 1, "{err}");
-    let log = err.lines().next().unwrap();
-    let line: serde_json::Value = serde_json::from_str(log).unwrap();
+    let mut child = bin(dir.path())
+        .env("MOSAIC_KDS__LISTEN", format!("127.0.0.1:{kds}"))
+        .args(["--log-format", "json", "run", "--config", "global.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while http_status(diag, "/ready") != Some(200) {
+        assert!(std::time::Instant::now() < deadline, "never became ready");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(http_status(api, "/"), Some(200));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let first: serde_json::Value = serde_json::from_str(err.lines().next().unwrap()).unwrap();
     assert_eq!(
-        line["fields"]["message"], "effective configuration",
-        "{log}"
-    );
-    assert!(
-        log.contains("127.0.0.1:15685") && log.contains("2=b:5682"),
-        "{log}"
-    );
-    assert!(
-        err.contains("error: ") && err.contains("not implemented"),
+        first["fields"]["message"], "effective configuration",
         "{err}"
     );
-    // Nothing long-running yet: no data directory is created.
-    assert!(!dir.path().join("mosaic-data").exists());
+    assert!(err.contains(&format!("127.0.0.1:{kds}")), "{err}");
+    assert!(err.contains("SIGTERM received"), "{err}");
+    assert!(
+        dir.path().join("mosaic-data/global").exists(),
+        "the default data dir is used"
+    );
 }
