@@ -375,6 +375,33 @@ async fn consistent_reads_run_the_barrier_and_503_without_a_leader() {
     cluster.stop().await;
 }
 
+/// A write sent to a follower is forwarded to the leader, and the follower's reply shows the
+/// stored resource, which its plain reads serve from then on.
+///
+/// IGNORED: finds a defect in src/raft/store_impl.rs. A forwarded write returns once the LEADER
+/// applied it, not this replica (`ResourceStore::write` promises "applied locally"), so the
+/// API's read-back right after the write often misses it: 500 "was written but cannot be read
+/// back". Run with `--run-ignored all` once the store waits for the local apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "src/raft: a forwarded write returns before the follower applied it (500 on read-back)"]
+async fn writes_through_a_follower_are_forwarded_and_read_back_there() {
+    let cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let app = router(cluster.store(follower));
+    for i in 0..20 {
+        let uri = format!("/meshes/m-{i}");
+        let r = put(&app, &uri, "type: Mesh\n").await;
+        expect(&r, StatusCode::CREATED);
+        assert_eq!(r.json()["name"], format!("m-{i}"));
+        // Read your own write: a plain (local) read on the same replica.
+        expect(&get(&app, &uri).await, StatusCode::OK);
+        expect(&delete(&app, &uri).await, StatusCode::OK);
+        expect(&get(&app, &uri).await, StatusCode::NOT_FOUND);
+    }
+    cluster.stop().await;
+}
+
 #[tokio::test]
 async fn zone_owned_types_are_read_only_here() {
     let (app, store) = app().await;
