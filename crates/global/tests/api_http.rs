@@ -1,7 +1,7 @@
-//! The global's HTTP API over the in-memory store double: every route's happy path, YAML and
-//! Kubernetes forms, paging, overviews, 404/405/409/503, and Mesh admission without Vault
-//! (builtin CA generated once, provided CA checked, referenced Secrets must exist), and the admin
-//! token.
+//! The global's HTTP API over REAL raft stores (a single-replica store per test; a 3-replica
+//! cluster where a majority must be lost): every route's happy path, YAML and Kubernetes forms,
+//! paging, overviews, 404/405/409/503, and Mesh admission without Vault (builtin CA generated
+//! once, provided CA checked, referenced Secrets must exist), and the admin token.
 
 mod support;
 
@@ -11,31 +11,37 @@ use mosaic_common::{
     ca::{builtin, local::LocalCa},
     resource::{ResourceType, parse_document},
 };
-use mosaic_global::store::{Command, ResourceKey, ResourceStore};
+use mosaic_global::{
+    raft::RaftStore,
+    store::{Command, ResourceKey, ResourceStore},
+};
 use mosaic_testkit::TestCa;
 use serde_json::json;
-use support::*;
+use support::{
+    raft_store::{TestCluster, all_resources, mesh_names},
+    *,
+};
 use time::OffsetDateTime;
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-/// Stores a zone-owned resource as a zone's sync would (not through the API).
-fn zone_put(store: &MemoryStore, yaml: &str) {
-    let r = parse_document(yaml.as_bytes()).expect("fixture");
-    let result = store.apply(Command::put(&r, OffsetDateTime::now_utc()));
-    assert!(
-        matches!(result, mosaic_global::store::CommandResult::Put { .. }),
-        "{result:?}"
-    );
+/// The API over one replica of a cluster (no admin token).
+fn router(store: std::sync::Arc<RaftStore>) -> axum::Router {
+    mosaic_global::api::router(mosaic_global::api::ApiState::new(store, None))
+}
+
+/// Stores a zone-owned resource as a zone's sync would (through raft, not through the API).
+async fn zone_put(store: &TestStore, yaml: &str) {
+    store.put(yaml).await;
 }
 
 const DP1: &str = "type: Dataplane\nmesh: default\nname: dp-1\nlabels:\n  kuma.io/zone: east\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n";
 
 #[tokio::test]
 async fn index_ready_and_healthy() {
-    let (app, _) = app();
+    let (app, store) = app().await;
     let r = get(&app, "/").await;
     expect(&r, StatusCode::OK);
     let v = r.json();
@@ -44,11 +50,12 @@ async fn index_ready_and_healthy() {
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     expect(&get(&app, "/ready").await, StatusCode::OK);
     expect(&get(&app, "/healthy").await, StatusCode::OK);
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn mesh_lifecycle() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     let r = put(&app, "/meshes/default", "type: Mesh\nname: default\n").await;
     expect(&r, StatusCode::CREATED);
     let v = r.json();
@@ -106,11 +113,12 @@ async fn mesh_lifecycle() {
     expect(&r, StatusCode::NOT_FOUND);
     assert!(r.error().detail.contains("nothing to delete"));
     assert!(store.all().is_empty());
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn secrets_global_secrets_and_zones() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     // Mesh secrets (may precede their Mesh); the URL gives name and mesh.
     let r = put(
         &app,
@@ -190,11 +198,12 @@ async fn secrets_global_secrets_and_zones() {
     expect(&delete(&app, "/zones/east").await, StatusCode::OK);
     expect(&get(&app, "/zones/east").await, StatusCode::NOT_FOUND);
     assert_eq!(store.all().len(), 1, "only other/a is left");
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn yaml_in_and_out_and_kubernetes_form() {
-    let (app, _) = app();
+    let (app, store) = app().await;
     let r = call(
         &app,
         Method::PUT,
@@ -245,11 +254,12 @@ async fn yaml_in_and_out_and_kubernetes_form() {
     .await;
     expect(&r, StatusCode::OK);
     assert!(r.text().contains("total: 1"), "{}", r.text());
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn lists_page_with_size_and_offset_sorted_by_name() {
-    let (app, _) = app();
+    let (app, store) = app().await;
     for name in ["m5", "m3", "m1", "m4", "m2"] {
         expect(
             &put(&app, &format!("/meshes/{name}"), "type: Mesh\n").await,
@@ -294,52 +304,124 @@ async fn lists_page_with_size_and_offset_sorted_by_name() {
         expect(&r, StatusCode::BAD_REQUEST);
         assert!(!r.fields().is_empty(), "{bad}");
     }
+    store.stop().await;
 }
 
-#[tokio::test]
+/// A real 3-replica cluster, the API served by a follower (the survivor). Consistent reads there
+/// run the read barrier: they see what the leader acknowledged, and once the survivor is alone
+/// (no majority, so no leader) they, like writes, answer 503 while plain reads are still served
+/// from local state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_reads_run_the_barrier_and_503_without_a_leader() {
-    let (app, store) = app();
-    put(&app, "/meshes/default", "type: Mesh\n").await;
-    assert_eq!(store.barriers(), 0);
-    expect(
-        &get(&app, "/meshes/default?consistent=true").await,
-        StatusCode::OK,
-    );
-    expect(&get(&app, "/meshes?consistent=true").await, StatusCode::OK);
-    assert_eq!(store.barriers(), 2);
+    let mut cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    let (survivor, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let app = router(cluster.store(survivor));
+    let leader_app = router(cluster.store(leader));
 
-    store.set_unavailable(true);
-    let r = get(&app, "/meshes?consistent=true").await;
-    expect(&r, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(r.error().detail.contains("retry"), "{}", r.text());
-    let r = put(&app, "/meshes/other", "type: Mesh\n").await;
-    expect(&r, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.error().status, 503);
     expect(
-        &delete(&app, "/meshes/default").await,
-        StatusCode::SERVICE_UNAVAILABLE,
+        &put(&leader_app, "/meshes/default", "type: Mesh\n").await,
+        StatusCode::CREATED,
     );
-    // Plain reads are served from local state.
-    expect(&get(&app, "/meshes/default").await, StatusCode::OK);
+    // The survivor is a follower: its consistent reads wait for what the leader acknowledged.
+    let r = get(&app, "/meshes/default?consistent=true").await;
+    expect(&r, StatusCode::OK);
+    assert_eq!(r.json()["name"], "default");
+    let r = get(&app, "/meshes?consistent=true").await;
+    expect(&r, StatusCode::OK);
+    assert_eq!(r.json()["total"], 1);
+    expect(
+        &put(&leader_app, "/meshes/second", "type: Mesh\n").await,
+        StatusCode::CREATED,
+    );
+    let r = get(&app, "/meshes?consistent=true").await;
+    expect(&r, StatusCode::OK);
+    assert_eq!(r.json()["total"], 2);
+    let survivor_store = cluster.store(survivor);
+    let before = all_resources(&survivor_store);
+    assert_eq!(
+        mesh_names(&survivor_store),
+        ["default", "second"].map(String::from).into()
+    );
+
+    // Lose the majority: the other follower first (the leader keeps its quorum meanwhile, so the
+    // survivor stays a follower), then the leader. The survivor can never be elected alone.
+    cluster.stop_node(other).await;
+    cluster.stop_node(leader).await;
+
+    // Each of these keeps retrying inside the store for a bounded time, then gives up: run them
+    // together.
+    let (read, write, remove) = tokio::join!(
+        get(&app, "/meshes?consistent=true"),
+        put(&app, "/meshes/other", "type: Mesh\n"),
+        delete(&app, "/meshes/default"),
+    );
+    for (what, r) in [
+        ("consistent read", &read),
+        ("write", &write),
+        ("delete", &remove),
+    ] {
+        expect(r, StatusCode::SERVICE_UNAVAILABLE);
+        let e = r.error();
+        assert_eq!(e.status, 503, "{what}: {e}");
+        assert!(e.detail.contains("retry"), "{what}: {}", r.text());
+    }
+    // Plain reads are served from local state, which nothing changed.
+    let r = get(&app, "/meshes/default").await;
+    expect(&r, StatusCode::OK);
+    assert_eq!(get(&app, "/meshes").await.json()["total"], 2);
+    assert_eq!(all_resources(&survivor_store), before, "nothing changed");
+    drop(survivor_store);
+    cluster.stop().await;
+}
+
+/// A write sent to a follower is forwarded to the leader, and the follower's reply shows the
+/// stored resource, which its plain reads serve from then on.
+///
+/// IGNORED: finds a defect in src/raft/store_impl.rs. A forwarded write returns once the LEADER
+/// applied it, not this replica (`ResourceStore::write` promises "applied locally"), so the
+/// API's read-back right after the write often misses it: 500 "was written but cannot be read
+/// back". Run with `--run-ignored all` once the store waits for the local apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "src/raft: a forwarded write returns before the follower applied it (500 on read-back)"]
+async fn writes_through_a_follower_are_forwarded_and_read_back_there() {
+    let cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let app = router(cluster.store(follower));
+    for i in 0..20 {
+        let uri = format!("/meshes/m-{i}");
+        let r = put(&app, &uri, "type: Mesh\n").await;
+        expect(&r, StatusCode::CREATED);
+        assert_eq!(r.json()["name"], format!("m-{i}"));
+        // Read your own write: a plain (local) read on the same replica.
+        expect(&get(&app, &uri).await, StatusCode::OK);
+        expect(&delete(&app, &uri).await, StatusCode::OK);
+        expect(&get(&app, &uri).await, StatusCode::NOT_FOUND);
+    }
+    cluster.stop().await;
 }
 
 #[tokio::test]
 async fn zone_owned_types_are_read_only_here() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     put(&app, "/meshes/default", "type: Mesh\n").await;
-    zone_put(&store, DP1);
+    zone_put(&store, DP1).await;
     zone_put(
         &store,
         "type: DataplaneInsight\nmesh: default\nname: dp-1\nmTLS:\n  certificateRegenerations: 3\n  issuedBackend: ca-1\n",
-    );
+    )
+    .await;
     zone_put(
         &store,
         "type: Dataplane\nmesh: default\nname: dp-0\nnetworking:\n  address: 10.0.0.2\n  inbound:\n  - port: 81\n    tags:\n      kuma.io/service: api\n",
-    );
+    )
+    .await;
     zone_put(
         &store,
         "type: ZoneInsight\nname: east\nsubscriptions:\n- id: s1\n  zoneVersion: 0.1.0\n",
-    );
+    )
+    .await;
 
     let r = get(&app, "/meshes/default/dataplanes").await;
     expect(&r, StatusCode::OK);
@@ -403,22 +485,25 @@ async fn zone_owned_types_are_read_only_here() {
         .await
         .error();
     assert!(e.detail.starts_with("Dataplanes are owned by zones"), "{e}");
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn zones_overview_reports_online_state_versions_and_ca_health() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     put(&app, "/zones/east", "type: Zone\n").await;
     put(&app, "/zones/west", "type: Zone\nenabled: false\n").await;
     zone_put(
         &store,
         "type: ZoneInsight\nname: east\nsubscriptions:\n- id: s1\n  connectTime: 2024-01-01T00:00:00Z\n  disconnectTime: 2024-01-01T01:00:00Z\n  zoneVersion: 0.0.9\n- id: s2\n  connectTime: 2024-01-01T02:00:00Z\n  zoneVersion: 0.1.0\ncaHealth:\n- mesh: default\n  backend: vault-1\n  healthy: false\n  error: permission denied\n",
-    );
+    )
+    .await;
     zone_put(
         &store,
         "type: ZoneInsight\nname: west\nsubscriptions:\n- id: s1\n  connectTime: 2024-01-01T00:00:00Z\n  disconnectTime: 2024-01-01T01:00:00Z\n",
-    );
-    zone_put(&store, "type: ZoneInsight\nname: north\n");
+    )
+    .await;
+    zone_put(&store, "type: ZoneInsight\nname: north\n").await;
 
     let r = get(&app, "/zones/_overview").await;
     expect(&r, StatusCode::OK);
@@ -442,11 +527,12 @@ async fn zones_overview_reports_online_state_versions_and_ca_health() {
     assert_eq!(items[2]["zone"]["enabled"], false);
     let r = get(&app, "/zones/_overview?size=1").await.json();
     assert_eq!(r["next"], "/zones/_overview?size=1&offset=1");
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_paths_404_and_unserved_methods_405_in_kuma_shape() {
-    let (app, _) = app();
+    let (app, store) = app().await;
     for uri in [
         "/nope",
         "/meshes/default/foos",
@@ -469,11 +555,12 @@ async fn unknown_paths_404_and_unserved_methods_405_in_kuma_shape() {
         expect(&r, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(r.error().status, 405, "{method} {uri}");
     }
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn conflicts_are_409() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     let r = put(
         &app,
         "/meshes/default",
@@ -493,7 +580,7 @@ async fn conflicts_are_409() {
     );
 
     // A Mesh with data planes: 409, then ?force=true deletes it and everything in it.
-    zone_put(&store, DP1);
+    zone_put(&store, DP1).await;
     let r = delete(&app, "/meshes/default").await;
     expect(&r, StatusCode::CONFLICT);
     assert!(r.error().detail.contains("force=true"));
@@ -502,17 +589,18 @@ async fn conflicts_are_409() {
         StatusCode::OK,
     );
     assert!(store.all().is_empty(), "{:?}", store.all());
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn builtin_ca_is_generated_once_and_kept_on_reapply() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     let mesh = "type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n  - name: ca-1\n    type: builtin\n    conf:\n      caCert:\n        expiration: 1y\n";
     expect(
         &put(&app, "/meshes/default", mesh).await,
         StatusCode::CREATED,
     );
-    let writes = store.writes();
+    let proposed = store.log_index().await;
     let read = |name: String| store.get_secret("default", &name);
     let cert = read(builtin::cert_secret_name("default", "ca-1"));
     let key = read(builtin::key_secret_name("default", "ca-1"));
@@ -525,7 +613,11 @@ async fn builtin_ca_is_generated_once_and_kept_on_reapply() {
 
     let r = put(&app, "/meshes/default", mesh).await;
     expect(&r, StatusCode::OK);
-    assert_eq!(store.writes(), writes + 1, "one write: the Mesh alone");
+    assert_eq!(
+        store.log_index().await,
+        proposed + 1,
+        "one write: the Mesh alone"
+    );
     assert_eq!(
         read(builtin::cert_secret_name("default", "ca-1")),
         cert,
@@ -542,11 +634,12 @@ async fn builtin_ca_is_generated_once_and_kept_on_reapply() {
             .0
             .contains("BEGIN CERTIFICATE")
     );
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn a_broken_builtin_ca_is_reported_not_replaced() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     let mesh = "mtls:\n  backends:\n  - name: ca-1\n    type: builtin\n";
     expect(
         &put(&app, "/meshes/default", mesh).await,
@@ -573,11 +666,12 @@ async fn a_broken_builtin_ca_is_reported_not_replaced() {
         r.text()
     );
     assert_eq!(store.get_secret("default", &key_name).0, "not a key");
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn provided_backends_must_be_a_ca_with_its_key() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     let (cert, key) = LocalCa::generate_root(
         "default",
         "Provided CA",
@@ -658,11 +752,12 @@ async fn provided_backends_must_be_a_ca_with_its_key() {
         &put(&app, "/meshes/default", by_secret).await,
         StatusCode::OK,
     );
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn vault_backends_need_their_secrets_even_when_validation_is_skipped() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     let mesh = "mtls:\n  skipValidation: true\n  enabledBackend: v\n  backends:\n  - name: v\n    type: vault\n    conf:\n      fromCp:\n        address: http://127.0.0.1:1\n        pki: p\n        role: r\n        auth:\n          token:\n            secret: token-1\n";
     let r = put(&app, "/meshes/default", mesh).await;
     expect(&r, StatusCode::BAD_REQUEST);
@@ -690,11 +785,13 @@ async fn vault_backends_need_their_secrets_even_when_validation_is_skipped() {
     let reason = &r.error().invalid_parameters[0].reason;
     assert!(reason.contains("could not reach Vault"), "{reason}");
     assert!(!r.text().contains("s.whatever"));
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn url_and_body_must_agree() {
-    let (app, store) = app();
+    let (app, store) = app().await;
+    let proposed = store.log_index().await;
     let r = put(&app, "/meshes/default", "type: Mesh\nname: other\n").await;
     expect(&r, StatusCode::BAD_REQUEST);
     assert_eq!(r.fields(), ["name"]);
@@ -728,14 +825,16 @@ async fn url_and_body_must_agree() {
     expect(&r, StatusCode::BAD_REQUEST);
     assert_eq!(r.fields(), ["name"]);
     assert!(store.all().is_empty());
-    assert_eq!(store.writes(), 0);
+    assert_eq!(store.log_index().await, proposed, "nothing was proposed");
+    store.stop().await;
 }
 
 /// Every writable endpoint with every kind of bad body: a 4xx with field paths, never a 5xx,
 /// and nothing stored.
 #[tokio::test]
 async fn bad_bodies_are_4xx_with_fields_and_store_nothing() {
-    let (app, store) = app();
+    let (app, store) = app().await;
+    let proposed = store.log_index().await;
     let endpoints = [
         "/meshes/default",
         "/meshes/default/secrets/s1",
@@ -831,12 +930,13 @@ async fn bad_bodies_are_4xx_with_fields_and_store_nothing() {
     assert_eq!(r.fields(), ["data"]);
 
     assert!(store.all().is_empty());
-    assert_eq!(store.writes(), 0, "nothing was proposed");
+    assert_eq!(store.log_index().await, proposed, "nothing was proposed");
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn huge_bodies_are_413() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     let big = format!(
         "type: Secret\ndata: {}\n",
         "A".repeat(mosaic_common::resource::parse::MAX_DOCUMENT_BYTES + 1)
@@ -854,11 +954,12 @@ async fn huge_bodies_are_413() {
         assert!(e.detail.contains("one resource per request"), "{e}");
     }
     assert!(store.all().is_empty());
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn deleting_a_mesh_cascades_to_its_secrets() {
-    let (app, store) = app();
+    let (app, store) = app().await;
     put(&app, "/meshes/default", "type: Mesh\n").await;
     put(
         &app,
@@ -877,11 +978,12 @@ async fn deleting_a_mesh_cascades_to_its_secrets() {
             .expect("get")
             .is_none()
     );
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn the_admin_token_guards_everything_but_ready_and_healthy() {
-    let (app, store) = app_with_token(Some("s3cret-admin"));
+    let (app, store) = app_with_token(Some("s3cret-admin")).await;
     expect(&get(&app, "/ready").await, StatusCode::OK);
     expect(&get(&app, "/healthy").await, StatusCode::OK);
     for uri in ["/", "/meshes", "/zones/_overview", "/nope"] {
@@ -945,21 +1047,20 @@ async fn the_admin_token_guards_everything_but_ready_and_healthy() {
     .await;
     expect(&r, StatusCode::OK);
     assert_eq!(r.json()["total"], 1);
+    store.stop().await;
 }
 
 /// Two first applies admitted before either is written both generate a CA; the CA Secret puts are
 /// conditional, so the second batch is refused whole and the first CA stays.
 #[tokio::test]
 async fn concurrent_first_applies_install_exactly_one_ca() {
-    use std::sync::Arc;
-
     use mosaic_global::{
         admission::Admission,
         store::{CommandResult, Refusal},
     };
 
-    let store = Arc::new(MemoryStore::default());
-    let admission = Admission::new(store.clone());
+    let store = TestStore::start().await;
+    let admission = Admission::new(store.store());
     let mesh = parse_document(
         b"type: Mesh\nname: default\nmtls:\n  backends:\n  - name: ca-1\n    type: builtin\n",
     )
@@ -971,19 +1072,22 @@ async fn concurrent_first_applies_install_exactly_one_ca() {
         matches!(&first, Command::Batch(c) if c.len() == 3),
         "{first:?}"
     );
-    assert!(matches!(store.apply(first), CommandResult::Batch(_)));
+    assert!(matches!(store.apply(first).await, CommandResult::Batch(_)));
     let cert = store.get_secret("default", &builtin::cert_secret_name("default", "ca-1"));
+    let before = store.all();
     assert!(matches!(
-        store.apply(second),
+        store.apply(second).await,
         CommandResult::Refused(Refusal::Conflict(_))
     ));
     assert_eq!(
         store.get_secret("default", &builtin::cert_secret_name("default", "ca-1")),
         cert
     );
+    assert_eq!(store.all(), before, "the refused batch applied nothing");
     // Admitted again, the Mesh is a plain put that keeps the installed CA.
     assert!(matches!(
         admission.admit(&mesh, now).await.expect("admit"),
         Command::Put { .. }
     ));
+    store.stop().await;
 }

@@ -1,4 +1,5 @@
-//! A Mesh with a vault backend PUT through the API against a REAL OpenBao (seed 000 layout):
+//! A Mesh with a vault backend PUT through the API (over a REAL single-replica raft store) against
+//! a REAL OpenBao (seed 000 layout):
 //! accepted when token, policy and role are right; a 400 naming `mtls.backends[i]` and quoting
 //! Vault otherwise; `skipValidation` skips the test issuance. Needs `MOSAIC_BAO_BIN` (or
 //! ./scripts/setup-test-env.sh).
@@ -60,7 +61,7 @@ async fn a_vault_mesh_is_admitted_only_when_vault_can_issue() -> anyhow::Result<
     bao.setup_root_pki(SEED_MOUNT, "default").await?;
     bao.create_seed_role(SEED_MOUNT, SEED_ROLE).await?;
     let token = bao.seed_policy_and_token().await?;
-    let (app, store) = app();
+    let (app, store) = app().await;
     put_secret(&app, "token-1", &token).await;
 
     // Right token, policy and role: accepted (after a real test issuance).
@@ -158,12 +159,18 @@ async fn a_vault_mesh_is_admitted_only_when_vault_can_issue() -> anyhow::Result<
     expect(&r, StatusCode::OK);
     assert_eq!(r.json()["mtls"]["skipValidation"], true);
 
+    let stored = get(&app, "/meshes/default").await.json();
+    let proposed = store.log_index().await;
+
     // An inline token never shows up in the error.
     let mut inline = backend("vault-1", bao.addr(), SEED_ROLE, "unused");
     inline["conf"]["fromCp"]["auth"]["token"] = json!({"inlineString": wrong});
     let r = put(&app, "/meshes/default", &mesh(vec![inline], false)).await;
     refused(&r, 0, &["permission denied"], wrong);
-    assert!(store.writes() > 0);
+    // A refusal proposes nothing: the log did not grow and the stored Mesh is as it was.
+    assert_eq!(store.log_index().await, proposed, "nothing was proposed");
+    assert_eq!(get(&app, "/meshes/default").await.json(), stored);
+    store.stop().await;
     Ok(())
 }
 
@@ -173,7 +180,7 @@ async fn several_vault_backends_are_validated_and_each_failure_named() -> anyhow
     bao.setup_root_pki(SEED_MOUNT, "default").await?;
     bao.create_seed_role(SEED_MOUNT, SEED_ROLE).await?;
     let token = bao.seed_policy_and_token().await?;
-    let (app, store) = app();
+    let (app, store) = app().await;
     put_secret(&app, "token-1", &token).await;
     put_secret(&app, "token-wrong", "s.wrong").await;
 
@@ -219,5 +226,6 @@ async fn several_vault_backends_are_validated_and_each_failure_named() -> anyhow
     let r = delete(&app, "/meshes/default/secrets/token-1").await;
     expect(&r, StatusCode::CONFLICT);
     assert_eq!(store.all().len(), 3, "two secrets and the Mesh");
+    store.stop().await;
     Ok(())
 }

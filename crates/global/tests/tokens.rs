@@ -1,140 +1,20 @@
-//! Token issuance against `TestMemStore`, an in-memory `ResourceStore` test double that applies
-//! commands with the real `store::plan()` (no raft, one replica's state shared by every `Tokens`
-//! built on it, so two `Tokens` stand for two replicas).
+//! Token issuance against REAL raft stores: a single-replica store per test, and a 3-replica
+//! cluster where two replicas race to create the first key.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod support;
 
-use mosaic_common::{
-    resource::{Resource, ResourceType, parse_document},
-    token::{TokenError, TokenKind, verify_dataplane_token, verify_zone_token},
-};
+use std::{collections::BTreeMap, time::Duration};
+
+use mosaic_common::token::{TokenError, TokenKind, verify_dataplane_token, verify_zone_token};
 use mosaic_global::{
-    store::{
-        Command, CommandResult, Mutation, ResourceKey, ResourceStore, StateView, StoreError, plan,
-    },
+    store::{Command, CommandResult, ResourceStore},
     tokens::{KeyPurpose, TokenIssueError, Tokens},
 };
+use support::{
+    TestStore,
+    raft_store::{TestCluster, committed_index},
+};
 use time::OffsetDateTime;
-
-/// State in maps; writes go through `plan()` like the raft state machine's apply.
-#[derive(Default)]
-struct MemState {
-    resources: BTreeMap<ResourceKey, Resource>,
-    internal: BTreeMap<String, Vec<u8>>,
-    index: u64,
-}
-
-impl StateView for MemState {
-    fn get(&self, key: &ResourceKey) -> Result<Option<Resource>, StoreError> {
-        Ok(self.resources.get(key).cloned())
-    }
-    fn list(&self, rtype: ResourceType, mesh: Option<&str>) -> Result<Vec<Resource>, StoreError> {
-        Ok(self
-            .resources
-            .iter()
-            .filter(|(k, _)| k.rtype == rtype && (mesh.is_none() || k.mesh.as_deref() == mesh))
-            .map(|(_, v)| v.clone())
-            .collect())
-    }
-    fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.internal.get(key).cloned())
-    }
-
-    fn internal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .internal
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect())
-    }
-}
-
-/// The in-memory `ResourceStore` test double. With a write gate, every write waits until
-/// `n` writers have arrived, so racing first uses are forced to overlap (no sleeps).
-struct TestMemStore {
-    state: Mutex<MemState>,
-    write_gate: Option<tokio::sync::Barrier>,
-    writes: Mutex<usize>,
-}
-
-impl TestMemStore {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::default(),
-            write_gate: None,
-            writes: Mutex::new(0),
-        })
-    }
-
-    fn gated(writers: usize) -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::default(),
-            write_gate: Some(tokio::sync::Barrier::new(writers)),
-            writes: Mutex::new(0),
-        })
-    }
-
-    fn apply(&self, cmd: &Command) -> CommandResult {
-        let mut state = self.state.lock().unwrap();
-        state.index += 1;
-        let (result, muts) = plan(cmd, state.index, &*state).unwrap();
-        for m in muts {
-            match m {
-                Mutation::Put(k, r) => {
-                    state.resources.insert(k, *r);
-                }
-                Mutation::Delete(k) => {
-                    state.resources.remove(&k);
-                }
-                Mutation::PutInternal(k, v) => {
-                    state.internal.insert(k, v);
-                }
-                Mutation::DeleteInternal(k) => {
-                    state.internal.remove(&k);
-                }
-            }
-        }
-        result
-    }
-
-    fn put(&self, yaml: &str) {
-        let r = parse_document(yaml.as_bytes()).unwrap();
-        let result = self.apply(&Command::put(&r, OffsetDateTime::now_utc()));
-        assert!(matches!(result, CommandResult::Put { .. }), "{result:?}");
-    }
-
-    fn writes(&self) -> usize {
-        *self.writes.lock().unwrap()
-    }
-}
-
-#[async_trait::async_trait]
-impl ResourceStore for TestMemStore {
-    async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
-        *self.writes.lock().unwrap() += 1;
-        if let Some(gate) = &self.write_gate {
-            gate.wait().await;
-        }
-        Ok(self.apply(&cmd))
-    }
-    async fn read_barrier(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    fn get(&self, key: &ResourceKey) -> Result<Option<Resource>, StoreError> {
-        self.state.lock().unwrap().get(key)
-    }
-    fn list(&self, rtype: ResourceType, mesh: Option<&str>) -> Result<Vec<Resource>, StoreError> {
-        self.state.lock().unwrap().list(rtype, mesh)
-    }
-    fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.state.lock().unwrap().internal(key)
-    }
-}
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -145,17 +25,23 @@ fn service(name: &str) -> BTreeMap<String, Vec<String>> {
 
 #[tokio::test]
 async fn keys_are_created_once_and_reused() {
-    let store = TestMemStore::new();
-    let tokens = Tokens::new(store.clone());
+    let store = TestStore::start().await;
+    let tokens = Tokens::new(store.store());
     assert!(tokens.public_keys(&KeyPurpose::Zone).unwrap().is_empty());
 
+    let proposed = store.log_index().await;
     let a = tokens.issue_zone_token("east", HOUR).await.unwrap();
     let b = tokens.issue_zone_token("west", HOUR).await.unwrap();
-    assert_eq!(store.writes(), 1, "the key is proposed once");
-    // Another replica (another Tokens on the same state) reuses the stored key.
-    let replica = Tokens::new(store.clone());
+    assert_eq!(
+        store.log_index().await,
+        proposed + 1,
+        "the key is proposed once"
+    );
+    // Another Tokens over the same state, with nothing cached (a restarted process), reuses the
+    // stored key.
+    let replica = Tokens::new(store.store());
     let c = replica.issue_zone_token("north", HOUR).await.unwrap();
-    assert_eq!(store.writes(), 1);
+    assert_eq!(store.log_index().await, proposed + 1);
     let keys = replica.public_keys(&KeyPurpose::Zone).unwrap();
     assert_eq!(keys.len(), 1);
     let now = OffsetDateTime::now_utc();
@@ -165,21 +51,27 @@ async fn keys_are_created_once_and_reused() {
     }
     // Only public material is returned: 32 raw Ed25519 bytes.
     assert_eq!(keys[0].bytes.len(), 32);
+    store.stop().await;
 }
 
-#[tokio::test]
+/// Two replicas of a real cluster (both followers, so both forward to the leader) issue the first
+/// zone token at once. Whether both propose a key or one already sees the other's depends on
+/// timing; either way exactly one key exists afterwards, the same on every replica, and it
+/// verifies both tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_use_yields_one_key() {
-    let store = TestMemStore::gated(2);
-    let (r1, r2) = (Tokens::new(store.clone()), Tokens::new(store.clone()));
-    // Both see no key, both generate one and propose it; the gate makes the proposals overlap.
+    let cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    let (r1, r2) = (Tokens::new(cluster.store(a)), Tokens::new(cluster.store(b)));
     let (t1, t2) = tokio::join!(
         r1.issue_zone_token("east", HOUR),
         r2.issue_zone_token("west", HOUR)
     );
     let (t1, t2) = (t1.unwrap(), t2.unwrap());
-    assert_eq!(store.writes(), 2, "both replicas proposed a key");
     let k1 = r1.public_keys(&KeyPurpose::Zone).unwrap();
     let k2 = r2.public_keys(&KeyPurpose::Zone).unwrap();
+    assert_eq!(k1.len(), 1);
     assert_eq!(k1, k2, "the first writer's key won on both");
     let now = OffsetDateTime::now_utc();
     assert_eq!(
@@ -190,12 +82,58 @@ async fn concurrent_first_use_yields_one_key() {
         verify_zone_token(t2.expose(), &k1, now).unwrap().zone,
         "west"
     );
+    // Exactly one key is stored: the same record on every replica, and it is that key.
+    let record = KeyPurpose::Zone.record();
+    let mut stored = Vec::new();
+    for i in 0..3 {
+        let store = cluster.store(i);
+        store.read_barrier().await.unwrap();
+        stored.push(store.internal(&record).unwrap().expect("the key is stored"));
+        let fresh = Tokens::new(store).public_keys(&KeyPurpose::Zone).unwrap();
+        assert_eq!(fresh, k1, "replica {i} holds the winning key");
+    }
+    assert!(
+        stored.windows(2).all(|w| w[0] == w[1]),
+        "one key everywhere"
+    );
+
+    // The rule that decides the race, with both proposals certainly made: two different values
+    // for an absent record, from the two replicas at once. Both get the first one applied.
+    let before = committed_index(cluster.node(leader)).await;
+    let put = |value: &[u8]| Command::PutInternal {
+        key: "tokens/test-race".into(),
+        value: value.to_vec(),
+        if_absent: true,
+    };
+    let (s1, s2) = (cluster.store(a), cluster.store(b));
+    let (w1, w2) = tokio::join!(s1.write(put(b"from-a")), s2.write(put(b"from-b")));
+    let (CommandResult::Internal { value: v1 }, CommandResult::Internal { value: v2 }) =
+        (w1.unwrap(), w2.unwrap())
+    else {
+        panic!("both writes answer with the stored value")
+    };
+    assert_eq!(v1, v2, "both proposers learn the same winner");
+    assert!(v1 == b"from-a" || v1 == b"from-b", "{v1:?}");
+    assert_eq!(
+        committed_index(cluster.node(leader)).await,
+        before + 2,
+        "both were proposed"
+    );
+    for i in 0..3 {
+        let store = cluster.store(i);
+        store.read_barrier().await.unwrap();
+        assert_eq!(
+            store.internal("tokens/test-race").unwrap(),
+            Some(v1.clone())
+        );
+    }
+    cluster.stop().await;
 }
 
 #[tokio::test]
 async fn zone_tokens_are_rejected_when_expired_forged_or_for_another_zone() {
-    let store = TestMemStore::new();
-    let tokens = Tokens::new(store.clone());
+    let store = TestStore::start().await;
+    let tokens = Tokens::new(store.store());
     let token = tokens.issue_zone_token("east", DAY).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let claims = tokens.verify_zone_token(token.expose(), now).unwrap();
@@ -209,8 +147,10 @@ async fn zone_tokens_are_rejected_when_expired_forged_or_for_another_zone() {
     assert!(err.to_string().contains("expired"), "{err}");
 
     // Signed by another global's key (a different store).
-    let other = Tokens::new(TestMemStore::new());
+    let other_store = TestStore::start().await;
+    let other = Tokens::new(other_store.store());
     let foreign = other.issue_zone_token("east", DAY).await.unwrap();
+    other_store.stop().await;
     let err = tokens.verify_zone_token(foreign.expose(), now).unwrap_err();
     assert!(err.to_string().contains("not among"), "{err}");
 
@@ -233,11 +173,14 @@ async fn zone_tokens_are_rejected_when_expired_forged_or_for_another_zone() {
         "{err}"
     );
     assert!(!err.to_string().contains(parts[2]));
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn zone_names_and_validity_are_checked() {
-    let tokens = Tokens::new(TestMemStore::new());
+    let store = TestStore::start().await;
+    let proposed = store.log_index().await;
+    let tokens = Tokens::new(store.store());
     for bad in ["", "East", "a.b", "-x", &"x".repeat(64)] {
         let err = tokens.issue_zone_token(bad, HOUR).await.unwrap_err();
         assert!(
@@ -257,22 +200,44 @@ async fn zone_names_and_validity_are_checked() {
             ..
         }
     ));
+    assert_eq!(
+        store.log_index().await,
+        proposed,
+        "no key is made for a refused request"
+    );
+    store.stop().await;
 }
 
 #[tokio::test]
 async fn dataplane_tokens_need_an_existing_mesh_and_a_service_tag() {
-    let store = TestMemStore::new();
-    let tokens = Tokens::new(store.clone());
+    let store = TestStore::start().await;
+    let proposed = store.log_index().await;
+    let tokens = Tokens::new(store.store());
     let err = tokens
         .issue_dataplane_token("default", "backend-1", service("backend"), DAY)
         .await
         .unwrap_err();
     assert!(matches!(err, TokenIssueError::MeshNotFound { .. }), "{err}");
     assert_eq!(err.status(), 404);
-    assert_eq!(store.writes(), 0, "no key is made for a missing mesh");
+    assert_eq!(
+        store.log_index().await,
+        proposed,
+        "no key is made for a missing mesh"
+    );
+    assert!(
+        store
+            .internal(
+                &KeyPurpose::Dataplane {
+                    mesh: "default".into()
+                }
+                .record()
+            )
+            .unwrap()
+            .is_none()
+    );
 
-    store.put("type: Mesh\nname: default\n");
-    store.put("type: Mesh\nname: other\n");
+    store.put("type: Mesh\nname: default\n").await;
+    store.put("type: Mesh\nname: other\n").await;
     let err = tokens
         .issue_dataplane_token("default", "backend-1", BTreeMap::new(), DAY)
         .await
@@ -331,4 +296,5 @@ async fn dataplane_tokens_need_an_existing_mesh_and_a_service_tag() {
             ..
         })
     ));
+    store.stop().await;
 }

@@ -1,11 +1,9 @@
-//! Test support for the API tests: an in-memory `ResourceStore` double built on `store::plan()`
-//! (NOT the raft store; real-raft tests come with it) and a helper to call the router.
+//! Test support for the API tests: real raft stores (`raft_store`) and a helper to call the
+//! router.
 
 #![allow(dead_code)]
 
-pub mod memory_store;
-
-use std::sync::Arc;
+pub mod raft_store;
 
 use axum::{
     Router,
@@ -16,7 +14,7 @@ use mosaic_common::{Sensitive, api::ApiError};
 use mosaic_global::api::{self, ApiState};
 use tower::ServiceExt as _;
 
-pub use memory_store::MemoryStore;
+pub use raft_store::TestStore;
 
 /// A response, read whole.
 #[derive(Debug)]
@@ -65,15 +63,15 @@ impl Reply {
     }
 }
 
-/// The router over a fresh in-memory store (no admin token).
-pub fn app() -> (Router, Arc<MemoryStore>) {
-    app_with_token(None)
+/// The router over a fresh single-replica raft store (no admin token).
+pub async fn app() -> (Router, TestStore) {
+    app_with_token(None).await
 }
 
-/// The router over a fresh in-memory store, with an optional admin token.
-pub fn app_with_token(token: Option<&str>) -> (Router, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::default());
-    let state = ApiState::new(store.clone(), token.map(|t| Sensitive::new(t.to_string())));
+/// The router over a fresh single-replica raft store, with an optional admin token.
+pub async fn app_with_token(token: Option<&str>) -> (Router, TestStore) {
+    let store = TestStore::start().await;
+    let state = ApiState::new(store.store(), token.map(|t| Sensitive::new(t.to_string())));
     (api::router(state), store)
 }
 
