@@ -378,12 +378,9 @@ async fn consistent_reads_run_the_barrier_and_503_without_a_leader() {
 /// A write sent to a follower is forwarded to the leader, and the follower's reply shows the
 /// stored resource, which its plain reads serve from then on.
 ///
-/// IGNORED: finds a defect in src/raft/store_impl.rs. A forwarded write returns once the LEADER
-/// applied it, not this replica (`ResourceStore::write` promises "applied locally"), so the
-/// API's read-back right after the write often misses it: 500 "was written but cannot be read
-/// back". Run with `--run-ignored all` once the store waits for the local apply.
+/// A forwarded write is answered only once this replica has applied it too (the leader returns
+/// the write's log index and the follower waits for it), so the read-back here always sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "src/raft: a forwarded write returns before the follower applied it (500 on read-back)"]
 async fn writes_through_a_follower_are_forwarded_and_read_back_there() {
     let cluster = TestCluster::start(3).await;
     let leader = cluster.leader().await;
