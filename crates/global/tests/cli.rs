@@ -134,7 +134,7 @@ fn run_logs_the_config_serves_until_sigterm_and_exits_0() {
         format!("[raft]\nlisten = \"127.0.0.1:{raft}\"\nadvertise = \"127.0.0.1:{raft}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n[diagnostics]\nlisten = \"127.0.0.1:{diag}\"\n"),
     )
     .unwrap();
-    let mut child = bin(dir.path())
+    let child = bin(dir.path())
         .env("MOSAIC_KDS__LISTEN", format!("127.0.0.1:{kds}"))
         .args(["--log-format", "json", "run", "--config", "global.toml"])
         .stdout(std::process::Stdio::null())
