@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The main job: a local deployment that issues real Vault certificates.
 #
-# Today (foundation stage) it starts an OpenBao dev server, configures it exactly as the Kong Mesh
-# Vault docs (seed 000) say with the real `bao` CLI, writes the seed's Mesh with the token in a
-# Secret, and has `mosaicctl validate --issue` prove the backend by issuing a test certificate:
-# the same check the global control plane makes before it accepts a Mesh.
-# The global + two zones + mosaic-dp part arrives with issues #3 (global), #4 (KDS), #5 (zone).
+# Today it starts an OpenBao dev server, configures it exactly as the Kong Mesh Vault docs
+# (seed 000) say with the real `bao` CLI, starts a global control plane, applies the seed's Mesh
+# (token in a Secret) with mosaicctl (the global accepts it only after a test issuance from
+# Vault), shows it, issues a zone token, and prints a test certificate's identity, issuer and
+# expiry. The two zones and a mosaic-dp per zone arrive with issues #4 (KDS) and #5 (zone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 BAO="$PWD/.test-env/venv/bin/bao"
 cargo build --workspace --quiet
 CTL="$PWD/target/debug/mosaicctl"
+GLOBAL="$PWD/target/debug/mosaic-global"
 
 work="$PWD/mosaic-data/run-local"
 rm -rf "$work" && mkdir -p "$work"
@@ -34,7 +35,12 @@ port=$(free_pair)
 export VAULT_ADDR="http://127.0.0.1:$port" BAO_ADDR="http://127.0.0.1:$port" BAO_TOKEN=root VAULT_TOKEN=root
 HOME="$work" "$BAO" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$port" >"$work/openbao.log" 2>&1 &
 bao_pid=$!
-trap 'kill $bao_pid 2>/dev/null; wait $bao_pid 2>/dev/null || true' EXIT
+global_pid=""
+cleanup() {
+    [ -n "$global_pid" ] && kill -TERM "$global_pid" 2>/dev/null && wait "$global_pid" 2>/dev/null
+    kill "$bao_pid" 2>/dev/null; wait "$bao_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
 for _ in $(seq 1 100); do
     "$BAO" status >/dev/null 2>&1 && break
     sleep 0.2
@@ -46,7 +52,7 @@ echo "==> Seed 000, step 1 (Root CA): PKI kmesh-pki-default for mesh default"
 "$BAO" secrets enable -path=kmesh-pki-default pki >/dev/null
 "$BAO" secrets tune -max-lease-ttl=87600h kmesh-pki-default >/dev/null
 "$BAO" write -field=certificate kmesh-pki-default/root/generate/internal \
-    common_name="Mosaic Default" uri_sans="spiffe://default" ttl=87600h >"$work/ca.pem"
+    common_name="Mosaic Default" uri_sans="spiffe://default" ttl=87600h >"$work/ca.pem" 2>>"$work/bao-cli.log"
 
 echo "==> Step 2: role dataplane-proxies"
 "$BAO" write kmesh-pki-default/roles/dataplane-proxies \
@@ -95,8 +101,40 @@ mtls:
           token:
             secret: token-1
 YAML
-echo "==> mosaicctl validate --issue -f $work/mesh.yaml"
-"$CTL" validate --issue -f "$work/mesh.yaml"
+http_ok() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1" >/dev/null 2>&1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+api_port=$(free_port); diag_port=$(free_port); raft_port=$(free_port); kds_port=$(free_port)
+cat >"$work/global.toml" <<TOML
+[store]
+data_dir = "$work/global"
+[raft]
+listen = "127.0.0.1:$raft_port"
+advertise = "127.0.0.1:$raft_port"
+[api]
+listen = "127.0.0.1:$api_port"
+[kds]
+listen = "127.0.0.1:$kds_port"
+[diagnostics]
+listen = "127.0.0.1:$diag_port"
+TOML
+"$GLOBAL" run --config "$work/global.toml" >"$work/global.log" 2>&1 &
+global_pid=$!
+for _ in $(seq 1 300); do
+    http_ok "http://127.0.0.1:$diag_port/ready" && break
+    sleep 0.2
+done
+http_ok "http://127.0.0.1:$diag_port/ready" || { echo "mosaic-global did not become ready; see $work/global.log" >&2; exit 1; }
+export MOSAIC_API="http://127.0.0.1:$api_port"
+echo "==> mosaic-global (single replica) at $MOSAIC_API"
+
+echo "==> mosaicctl apply -f $work/mesh.yaml (the global validates the backend by a test issuance)"
+"$CTL" apply -f "$work/mesh.yaml"
+"$CTL" get meshes
+"$CTL" get secrets --mesh default
+token=$("$CTL" generate zone-token --zone zone-1 --valid-for 720h)
+echo "==> zone token for zone-1 issued (${#token} characters; zones use it in issue #4)"
+echo "==> a data-plane certificate from this backend, issued the way zones will issue them:"
+"$CTL" validate --issue -f "$work/mesh.yaml" | sed -n 's/^  backend /  /p'
 echo
-echo "The Vault backend issues. The multizone deployment (one global, two zones, a mosaic-dp per"
-echo "zone) is not built yet: it arrives with issues #3, #4 and #5."
+echo "The global accepted a Vault-backed Mesh after Vault issued it a test certificate. The two"
+echo "zones and a mosaic-dp per zone join this deployment with issues #4 (KDS) and #5 (zone)."

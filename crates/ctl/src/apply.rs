@@ -63,7 +63,7 @@ pub async fn run(client: &Client, resources: &[Resource]) -> anyhow::Result<()> 
         } else {
             "updated"
         };
-        println!("{} {verb}", label(r));
+        outln!("{} {verb}", label(r));
     }
     Ok(())
 }

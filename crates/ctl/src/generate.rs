@@ -76,7 +76,7 @@ pub async fn zone_token(
         valid_for,
     };
     let token = post(client, "zone", serde_json::to_value(&req)?).await?;
-    println!("{}", token.expose());
+    outln!("{}", token.expose());
     Ok(())
 }
 
@@ -95,7 +95,7 @@ pub async fn dataplane_token(
         valid_for,
     };
     let token = post(client, "dataplane", serde_json::to_value(&req)?).await?;
-    println!("{}", token.expose());
+    outln!("{}", token.expose());
     Ok(())
 }
 

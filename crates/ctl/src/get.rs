@@ -195,12 +195,12 @@ pub fn rows(
 /// Prints `value` (one resource or a list envelope) as YAML or JSON.
 pub fn print_document(value: &Value, output: Output) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(value)?),
         Output::Yaml | Output::Table => {
             let text = serde_saphyr::to_string(value).context("formatting YAML")?;
-            print!("{text}");
+            out!("{text}");
             if !text.ends_with('\n') {
-                println!();
+                outln!();
             }
         }
     }
@@ -252,7 +252,7 @@ pub async fn run(
         None
     };
     let (headers, rows) = rows(kind, &items, online.as_ref(), OffsetDateTime::now_utc());
-    print!("{}", table::render(&headers, &rows));
+    out!("{}", table::render(&headers, &rows));
     Ok(())
 }
 
@@ -272,9 +272,9 @@ pub async fn delete(
         .await
         .with_context(|| format!("deleting {rtype} {name:?}"))?;
     if rtype.is_mesh_scoped() {
-        println!("deleted {rtype} \"{mesh}/{name}\"");
+        outln!("deleted {rtype} \"{mesh}/{name}\"");
     } else {
-        println!("deleted {rtype} {name:?}");
+        outln!("deleted {rtype} {name:?}");
     }
     Ok(())
 }

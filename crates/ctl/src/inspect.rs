@@ -130,7 +130,7 @@ pub async fn zones(client: &Client) -> anyhow::Result<()> {
         .map(serde_json::from_value::<ZoneOverview>)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("/zones/_overview answered an unexpected item: {e}"))?;
-    print!("{}", render(&zones, OffsetDateTime::now_utc()));
+    out!("{}", render(&zones, OffsetDateTime::now_utc()));
     Ok(())
 }
 

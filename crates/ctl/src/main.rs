@@ -5,6 +5,7 @@
 //! New commands go into [`Command`] and its `match` in [`run`].
 //!
 //! Module map:
+//! - `output`: `out!`/`outln!`, stdout writes that end quietly when the pipe closes.
 //! - `config`: API address and token: flag > `MOSAIC_API`/`MOSAIC_TOKEN` > `ctl.toml` > default.
 //! - `client`: the HTTP client, Kuma paths per type, errors (unreachable, server `ApiError`).
 //! - `apply`: `apply -f FILE|-` (secrets, then meshes, then the rest).
@@ -19,6 +20,8 @@
 #![deny(warnings)]
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod output;
 mod apply;
 mod client;
 mod config;
@@ -245,7 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match &cli.command {
         Command::Version => {
-            println!("mosaicctl {}", env!("CARGO_PKG_VERSION"));
+            outln!("mosaicctl {}", env!("CARGO_PKG_VERSION"));
         }
         Command::Validate { file, issue } => {
             let input = validate::read_input(file)?;
@@ -262,8 +265,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ConfigView => {
             let s = settings()?;
             let token = if s.token.is_some() { "set" } else { "not set" };
-            println!("api: {}", s.api.as_str().trim_end_matches('/'));
-            println!("token: {token}");
+            outln!("api: {}", s.api.as_str().trim_end_matches('/'));
+            outln!("token: {token}");
         }
         Command::Apply { file } => {
             let input = validate::read_input(file)?;

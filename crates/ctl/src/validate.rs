@@ -37,14 +37,14 @@ pub async fn run(input: &[u8], issue: bool) -> anyhow::Result<bool> {
     let resources = match parse_documents(input) {
         Ok(r) => r,
         Err(mosaic_common::resource::ParseError::Invalid { index, error }) => {
-            println!("document {}: invalid", index + 1);
+            outln!("document {}: invalid", index + 1);
             for v in error.violations {
-                println!("  {v}");
+                outln!("  {v}");
             }
             return Ok(false);
         }
         Err(e) => {
-            println!("invalid: {e}");
+            outln!("invalid: {e}");
             return Ok(false);
         }
     };
@@ -59,7 +59,7 @@ pub async fn run(input: &[u8], issue: bool) -> anyhow::Result<bool> {
     let secrets: Arc<dyn SecretSource> = Arc::new(secrets);
     let mut ok = true;
     for r in &resources {
-        println!("{}: valid", label(r));
+        outln!("{}: valid", label(r));
         let Spec::Mesh(mesh) = &r.spec else { continue };
         if !issue {
             continue;
@@ -89,10 +89,10 @@ pub async fn run(input: &[u8], issue: bool) -> anyhow::Result<bool> {
             }
             .await;
             match result {
-                Ok(line) => println!("  backend {name} ({}): {line}", backend.kind),
+                Ok(line) => outln!("  backend {name} ({}): {line}", backend.kind),
                 Err(e) => {
                     ok = false;
-                    println!("  backend {name} ({}): FAILED: {e:#}", backend.kind);
+                    outln!("  backend {name} ({}): FAILED: {e:#}", backend.kind);
                 }
             }
         }

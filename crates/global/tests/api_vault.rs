@@ -229,3 +229,57 @@ async fn several_vault_backends_are_validated_and_each_failure_named() -> anyhow
     store.stop().await;
     Ok(())
 }
+
+/// Seed 003's migration: a builtin Mesh gains a vault backend beside it, then switches
+/// `enabledBackend` to it; the builtin CA stays (both roots are trusted during the move).
+#[tokio::test]
+async fn a_mesh_migrates_from_builtin_to_vault() -> anyhow::Result<()> {
+    let bao = OpenBao::start().await?;
+    bao.setup_root_pki(SEED_MOUNT, "default").await?;
+    bao.create_seed_role(SEED_MOUNT, SEED_ROLE).await?;
+    let token = bao.seed_policy_and_token().await?;
+    let (app, _store) = app().await;
+    let builtin =
+        json!({"name": "ca-1", "type": "builtin", "dpCert": {"rotation": {"expiration": "1d"}}});
+    let step = |enabled: &str, backends: Vec<Value>| {
+        json!({"type": "Mesh", "name": "default", "mtls": {"enabledBackend": enabled, "backends": backends}}).to_string()
+    };
+    expect(
+        &put(
+            &app,
+            "/meshes/default",
+            &step("ca-1", vec![builtin.clone()]),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let ca_cert = get(&app, "/meshes/default/secrets/default.ca-builtin-cert-ca-1")
+        .await
+        .json()["data"]
+        .clone();
+    put_secret(&app, "token-1", &token).await;
+    let both = vec![
+        builtin.clone(),
+        backend("vault-1", bao.addr(), SEED_ROLE, "token-1"),
+    ];
+    expect(
+        &put(&app, "/meshes/default", &step("ca-1", both.clone())).await,
+        StatusCode::OK,
+    );
+    let r = put(&app, "/meshes/default", &step("vault-1", both)).await;
+    expect(&r, StatusCode::OK);
+    assert_eq!(r.json()["mtls"]["enabledBackend"], "vault-1");
+    assert_eq!(
+        r.json()["mtls"]["backends"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let after = get(&app, "/meshes/default/secrets/default.ca-builtin-cert-ca-1")
+        .await
+        .json()["data"]
+        .clone();
+    assert_eq!(
+        after, ca_cert,
+        "the builtin CA is kept, unchanged, while the mesh migrates"
+    );
+    Ok(())
+}

@@ -167,3 +167,37 @@ fn run_logs_the_config_serves_until_sigterm_and_exits_0() {
         "the default data dir is used"
     );
 }
+
+/// The contract: `mosaic-global run` with no config at all starts a working single node in
+/// `./mosaic-data/global` on Kuma's default ports (5681 API, 5680 diagnostics, 5682 raft).
+#[test]
+fn run_without_config_is_the_embedded_single_node_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = bin(dir.path())
+        .args(["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while http_status(5680, "/ready") != Some(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never became ready on 5680"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(http_status(5681, "/meshes"), Some(200));
+    assert!(dir.path().join("mosaic-data/global/raft").exists());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
