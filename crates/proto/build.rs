@@ -1,7 +1,10 @@
 //! Compiles the `.proto` files with the vendored `protoc` (protoc is not installed on build hosts).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/mosaic/raft/v1/raft.proto"];
+    let files = [
+        "proto/mosaic/raft/v1/raft.proto",
+        "proto/mosaic/kds/v1/kds.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

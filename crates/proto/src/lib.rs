@@ -2,6 +2,7 @@
 //!
 //! Module map:
 //! - [`raft`]: the raft transport between global replicas (`mosaic.raft.v1.RaftService`).
+//! - [`kds`]: the global ⇄ zone discovery protocol (`mosaic.kds.v1.KdsService`).
 
 #![deny(warnings)]
 #![forbid(unsafe_code)]
@@ -11,4 +12,10 @@
 pub mod raft {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("mosaic.raft.v1");
+}
+
+/// `mosaic.kds.v1`: GlobalToZone and ZoneToGlobal streams (see the .proto for the rules).
+pub mod kds {
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("mosaic.kds.v1");
 }

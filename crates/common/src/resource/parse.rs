@@ -330,3 +330,15 @@ fn kubernetes_secret(
         )),
     }
 }
+
+/// Builds a resource from its stored or synced Universal form, keeping the store's bookkeeping
+/// (`creationTime`, `modificationTime`, `version`) that [`from_value`] ignores in user input.
+pub fn from_stored_value(value: Value) -> Result<Resource, ValidationError> {
+    let stamped: Meta = serde_json::from_value(value.clone())
+        .map_err(|e| ValidationError::single("", format!("bad stored metadata: {e}")))?;
+    let mut r = from_value(value)?;
+    r.meta.creation_time = stamped.creation_time;
+    r.meta.modification_time = stamped.modification_time;
+    r.meta.version = stamped.version;
+    Ok(r)
+}

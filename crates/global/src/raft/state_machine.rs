@@ -19,7 +19,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
-use mosaic_common::resource::{Meta, Resource, ResourceType, parse::from_value};
+use mosaic_common::resource::{Resource, ResourceType, parse::from_stored_value};
 use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageError,
     StorageIOError, StoredMembership, storage::RaftStateMachine,
@@ -153,14 +153,7 @@ impl SmTrees {
         };
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-        // `from_value` reads user input and drops the store's bookkeeping; restore it.
-        let stamped: Meta =
-            serde_json::from_value(value.clone()).map_err(|e| corrupt(e.to_string()))?;
-        let mut r = from_value(value).map_err(|e| corrupt(e.to_string()))?;
-        r.meta.creation_time = stamped.creation_time;
-        r.meta.modification_time = stamped.modification_time;
-        r.meta.version = stamped.version;
-        Ok(r)
+        from_stored_value(value).map_err(|e| corrupt(e.to_string()))
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
