@@ -179,8 +179,13 @@ impl Client {
         }
     }
 
-    /// GET returning JSON.
+    /// GET returning JSON. Reads ask for `consistent=true`: an operator sees their own writes
+    /// whichever replica answers (the replica waits until it has caught up with the leader).
     pub async fn get_json(&self, url: url::Url) -> Result<serde_json::Value, ClientError> {
+        let mut url = url;
+        if !url.query_pairs().any(|(k, _)| k == "consistent") {
+            url.query_pairs_mut().append_pair("consistent", "true");
+        }
         let answer = self.send(Method::GET, url.clone(), None).await?;
         serde_json::from_slice(&answer.body).map_err(|e| ClientError::Decode {
             url: url.to_string(),
