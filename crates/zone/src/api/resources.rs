@@ -53,19 +53,33 @@ pub async fn get_one(
 /// `PUT`/`DELETE` of a global-owned type.
 pub async fn global_owned(rtype: ResourceType) -> ApiFailure {
     ApiFailure::MethodNotAllowed(format!(
-        "{rtype}s are managed on the global control plane: apply the change there (mosaicctl --api <global API>); this zone holds a read-only copy synced over KDS"
+        "{} are managed on the global control plane: apply the change there (mosaicctl --api <global API>); this zone holds a read-only copy synced over KDS",
+        plural(rtype)
     ))
 }
 
 /// `GET` of Secrets and GlobalSecrets.
 pub async fn secrets_hidden(rtype: ResourceType) -> ApiFailure {
     ApiFailure::NotFound(format!(
-        "the zone API does not serve {rtype}s (they stay inside the zone control plane): read them on the global control plane"
+        "the zone API does not serve {} (they stay inside the zone control plane): read them on the global control plane",
+        plural(rtype)
     ))
 }
 
-/// Mesh (for mesh-scoped types) and name from the path.
+/// `Meshes`, `Secrets`, ...
+pub fn plural(rtype: ResourceType) -> String {
+    match rtype {
+        ResourceType::Mesh => "Meshes".to_string(),
+        other => format!("{other}s"),
+    }
+}
+
+/// Mesh (for mesh-scoped types) and name from the path (a Mesh's own name is the `{mesh}`
+/// segment, which every `/meshes/{mesh}/...` route shares).
 pub fn target(rtype: ResourceType, params: &PathParams) -> (Option<&str>, &str) {
+    if rtype == ResourceType::Mesh {
+        return (None, params.get("mesh"));
+    }
     let mesh = rtype.is_mesh_scoped().then(|| params.get("mesh"));
     (mesh, params.get("name"))
 }
