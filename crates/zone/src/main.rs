@@ -1,7 +1,8 @@
 //! `mosaic-zone`: the zone control plane (KDS client, dataplane registry, certificate issuance, SDS
 //! server).
 //!
-//! This build loads and validates the configuration; the servers land in later issues.
+//! `run` opens the zone store, syncs with the global over KDS, and serves the zone HTTP API and
+//! diagnostics until SIGTERM/SIGINT (certificate issuance and SDS arrive with issue #5).
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
 #![deny(warnings)]
@@ -84,8 +85,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         source = %source,
         "effective configuration"
     );
-    anyhow::bail!(
-        "the configuration is valid, but the zone control plane server is not implemented in this \
-         build yet (the KDS client, registry and SDS server land in later issues)"
-    )
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(mosaic_zone::server::serve(
+        config,
+        mosaic_zone::server::shutdown_signal(),
+    ))?;
+    Ok(())
 }

@@ -88,7 +88,7 @@ fn bad_zone_name_exits_1() {
 }
 
 #[test]
-fn env_only_config_is_accepted_then_not_implemented() {
+fn tls_address_without_ca_cert_exits_1_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = run(bin(dir.path())
         .env("MOSAIC_ZONE", "east")
@@ -100,7 +100,121 @@ fn env_only_config_is_accepted_then_not_implemented() {
         "{err}"
     );
     assert!(
-        err.contains("error: ") && err.contains("not implemented"),
+        err.contains("error: ") && err.contains("global.ca_cert"),
         "{err}"
     );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on loopback; the status code and body, or `None` while nothing listens.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn env_only_run_serves_from_its_store_while_the_global_is_away_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, diag, global) = (free_port(), free_port(), free_port());
+    // What an earlier run received from the global.
+    {
+        use mosaic_zone::{kds::assemble::Assembled, kds::receive, store::ZoneStore};
+        let store = ZoneStore::open(&dir.path().join("data")).unwrap();
+        let mesh = mosaic_proto::kds::Resource {
+            r#type: "Mesh".into(),
+            mesh: String::new(),
+            name: "default".into(),
+            version: 42,
+            json: br#"{"type":"Mesh","name":"default"}"#.to_vec(),
+        };
+        let response = Assembled {
+            type_url: "Mesh".into(),
+            nonce: "n".into(),
+            authoritative: true,
+            resources: vec![mesh],
+            ..Assembled::default()
+        };
+        let kind = mosaic_common::resource::ResourceType::Mesh.into();
+        let plan = receive::plan(&store, kind, &response, None).unwrap();
+        store.apply_sync(&plan.batch).unwrap();
+    }
+    let child = bin(dir.path())
+        .env("MOSAIC_ZONE", "east")
+        .env(
+            "MOSAIC_GLOBAL__ADDRESS",
+            format!("grpc://127.0.0.1:{global}"),
+        )
+        .env("MOSAIC_STORE__DATA_DIR", dir.path().join("data"))
+        .env("MOSAIC_API__LISTEN", format!("127.0.0.1:{api}"))
+        .env("MOSAIC_DIAGNOSTICS__LISTEN", format!("127.0.0.1:{diag}"))
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let (code, body) = poll("diagnostics /ready", || http_get(diag, "/ready"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"connected\":false"), "{body}");
+    let (code, body) = poll("the zone API", || http_get(api, "/"));
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"mode\":\"zone\"") && body.contains("\"zone\":\"east\""),
+        "{body}"
+    );
+    let (code, body) = http_get(api, "/meshes/default").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"version\":42"), "{body}");
+    let (_, metrics) = poll("the KDS gauge", || {
+        http_get(diag, "/metrics").filter(|(_, m)| m.contains("mosaic_zone_kds_connected"))
+    });
+    assert!(metrics.contains("mosaic_zone_kds_connected 0"), "{metrics}");
+    poll("a failed KDS attempt", || {
+        http_get(diag, "/ready").filter(|(_, b)| b.contains("cannot connect"))
+    });
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("SIGTERM received"), "{err}");
+    assert!(err.contains("not encrypted"), "{err}");
+    assert!(err.contains("KDS connection failed"), "{err}");
 }

@@ -1,0 +1,22 @@
+//! The Mosaic zone control plane: its store, the KDS client to the global, the zone HTTP API and
+//! diagnostics. Certificate issuance and the SDS server arrive with issue #5.
+//!
+//! Module map:
+//! - [`store`]: the zone's sled store (global-owned records received over KDS, zone-owned
+//!   records), its change feed, and mesh Secrets as a `SecretSource`.
+//! - [`kds`]: the KDS client (GlobalToZone and ZoneToGlobal streams, reconnect and failover).
+//! - [`insight`]: the zone's own ZoneInsight (KDS sessions, CA health hook).
+//! - [`api`]: the zone HTTP API on `api.listen` (Kuma paths and error bodies).
+//! - [`diagnostics`]: `/metrics`, `/ready`, `/healthy` on `diagnostics.listen`.
+//! - [`server`]: wiring for `mosaic-zone run`, with graceful shutdown.
+
+#![deny(warnings)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod diagnostics;
+pub mod insight;
+pub mod kds;
+pub mod server;
+pub mod store;

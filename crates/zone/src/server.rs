@@ -1,0 +1,164 @@
+//! `mosaic-zone run` wired together: the store (opened first, so the API serves the cached Mesh
+//! before any reconnect), the KDS client, the HTTP API on `api.listen`, diagnostics on
+//! `diagnostics.listen`, and a graceful shutdown that stops the listeners and the KDS client,
+//! then flushes the store.
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use mosaic_common::config::ZoneConfig;
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{
+    api::{self, ApiState},
+    diagnostics,
+    insight::ZoneInsightReporter,
+    kds::{EndpointError, KdsClient, KdsClientConfig, KdsOptions},
+    store::{StoreError, ZoneStore},
+};
+
+/// Why the zone could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be created.
+    #[error(
+        "could not create store.data_dir {path:?}: {source}; check the path and its permissions"
+    )]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `[global]` is unusable.
+    #[error(transparent)]
+    Global(#[from] EndpointError),
+    /// A listener could not bind.
+    #[error("could not listen on {what} {addr}: {source}; is another process using the port?")]
+    Bind {
+        /// Which listener (config key).
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A server failed while running.
+    #[error("{what} server failed: {source}")]
+    Serve {
+        /// Which server.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the zone until `shutdown` completes.
+pub async fn serve(
+    config: ZoneConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    serve_with(config, KdsOptions::default(), shutdown).await
+}
+
+/// [`serve`] with explicit KDS tunables (tests shorten the backoff).
+pub async fn serve_with(
+    config: ZoneConfig,
+    options: KdsOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    mosaic_common::tls::install_crypto_provider();
+    let zone = config.zone.as_str().to_string();
+    let mut kds_config = KdsClientConfig::from_zone_config(&config)?;
+    kds_config.options = options;
+    let metrics = diagnostics::metrics_handle();
+
+    let data_dir = config.store.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let store = Arc::new(ZoneStore::open(&data_dir)?);
+    tracing::info!(zone = %zone, data_dir = %data_dir.display(), "zone store open");
+
+    let bind = |what: &'static str, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { what, addr, source })
+    };
+    let api_listener = bind("api.listen", config.api.listen).await?;
+    let diag_listener = bind("diagnostics.listen", config.diagnostics.listen).await?;
+
+    let insight = ZoneInsightReporter::new(store.clone(), &zone);
+    let client = KdsClient::new(kds_config, store.clone(), insight);
+    let api_router = api::router(ApiState {
+        store: store.clone(),
+        zone: zone.clone(),
+    });
+    let diag_router = diagnostics::router(metrics, client.status());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let until = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let kds_task = tokio::spawn(client.run(stop_rx.clone()));
+    tracing::info!(
+        zone = %zone,
+        api = %config.api.listen,
+        diagnostics = %config.diagnostics.listen,
+        global = %config.global.address,
+        "serving (the SDS server on dp_server.listen arrives with issue #5)"
+    );
+    let api_server =
+        axum::serve(api_listener, api_router).with_graceful_shutdown(until(stop_rx.clone()));
+    let diag_server =
+        axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx));
+    let (api_result, diag_result) = tokio::join!(api_server, diag_server);
+    if let Err(e) = kds_task.await {
+        tracing::warn!(zone = %zone, error = %e, "KDS client task failed");
+    }
+    if let Err(e) = store.flush().await {
+        tracing::warn!(zone = %zone, error = %e, "final store flush failed");
+    }
+    tracing::info!(zone = %zone, "stopped");
+    api_result.map_err(|source| ServeError::Serve {
+        what: "api",
+        source,
+    })?;
+    diag_result.map_err(|source| ServeError::Serve {
+        what: "diagnostics",
+        source,
+    })?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received: shutting down"),
+        _ = term => tracing::info!("SIGTERM received: shutting down"),
+    }
+}

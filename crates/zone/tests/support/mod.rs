@@ -1,0 +1,10 @@
+//! Shared helpers of the zone's integration tests.
+//!
+//! - [`kds_driver`]: `KdsProtocolDriver`, a minimal in-test KDS server the test steers message by
+//!   message (not the global's implementation).
+//! - [`fixtures`]: wire resources and polling with generous deadlines.
+
+#![allow(dead_code)]
+
+pub mod fixtures;
+pub mod kds_driver;
