@@ -709,7 +709,36 @@ impl Default for GlobalAddress {
 impl FromStr for GlobalAddress {
     type Err = String;
 
+    /// One URL, or several separated by commas (a zone fails over between them); the accessors
+    /// describe the first.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let entries: Vec<&str> = s.split(',').map(str::trim).collect();
+        if entries.iter().any(|e| e.is_empty()) {
+            return Err(format!(
+                "{s:?} has an empty entry; list global addresses separated by commas, e.g. \"grpcs://global-1:5685,grpcs://global-2:5685\""
+            ));
+        }
+        let mut first = None;
+        for entry in &entries {
+            let parsed = Self::parse_one(entry)?;
+            first.get_or_insert(parsed);
+        }
+        let (scheme, host, port) = first.ok_or_else(|| format!("{s:?} names no address"))?;
+        Ok(Self {
+            url: entries
+                .iter()
+                .map(|e| e.trim_end_matches('/'))
+                .collect::<Vec<_>>()
+                .join(","),
+            scheme,
+            host,
+            port,
+        })
+    }
+}
+
+impl GlobalAddress {
+    fn parse_one(s: &str) -> Result<(String, String, Option<u16>), String> {
         let example = "expected e.g. \"grpcs://global.example:5685\"";
         let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e}); {example}"))?;
         if !Self::SCHEMES.contains(&url.scheme()) {
@@ -725,12 +754,12 @@ impl FromStr for GlobalAddress {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             _ => return Err(format!("{s:?} has no host; {example}")),
         };
-        Ok(Self {
-            url: s.trim_end_matches('/').to_owned(),
-            scheme: url.scheme().to_owned(),
-            host,
-            port: url.port(),
-        })
+        Ok((url.scheme().to_owned(), host, url.port()))
+    }
+
+    /// Every configured address, in order.
+    pub fn entries(&self) -> Vec<&str> {
+        self.url.split(',').collect()
     }
 }
 
@@ -1044,6 +1073,25 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn global_address_lists_fail_over_in_order() {
+        let a: GlobalAddress = "grpcs://g1:5685, grpcs://g2:5685/".parse().unwrap();
+        assert_eq!(a.entries(), ["grpcs://g1:5685", "grpcs://g2:5685"]);
+        assert_eq!(a.host(), "g1");
+        assert!(
+            "grpcs://g1:5685,"
+                .parse::<GlobalAddress>()
+                .unwrap_err()
+                .contains("empty entry")
+        );
+        assert!(
+            "grpcs://g1:5685,ftp://x"
+                .parse::<GlobalAddress>()
+                .unwrap_err()
+                .contains("scheme")
+        );
     }
 
     #[test]
