@@ -182,6 +182,28 @@ impl GlobalCluster {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// KDS address of replica `i` (`grpcs://127.0.0.1:<kds>`).
+    pub fn kds_url(&self, i: usize) -> String {
+        format!("grpcs://127.0.0.1:{}", self.replicas[i].kds)
+    }
+
+    /// The KDS CA a replica generated into its data directory (the same CA on every replica).
+    pub fn kds_ca_path(&self, i: usize) -> PathBuf {
+        self.replicas[i].dir.join("data").join("kds-ca.pem")
+    }
+
+    /// Whether replica `i` is running.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.replicas[i].child.is_some()
+    }
+
+    /// `POST` a JSON body to replica `i`; returns the status and the body as text.
+    pub async fn post(&self, i: usize, path: &str, body: &Value) -> anyhow::Result<(u16, String)> {
+        let resp = self.http.post(format!("{}{path}", self.api(i))).json(body).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.unwrap_or_default()))
+    }
+
     /// API base URL of replica `i`.
     pub fn api(&self, i: usize) -> String {
         format!("http://127.0.0.1:{}", self.replicas[i].api)

@@ -10,6 +10,7 @@
 //! * [`TestCa`] makes a test CA, a server certificate for [`TLS_SERVER_NAME`] and client certificates.
 //! * [`FakeKubernetesApi`] answers Kubernetes `TokenReview`s for one accepted service-account JWT.
 //! * [`Agent`] runs `bao agent` with auto-auth and an unauthenticated API proxy.
+//! * [`ZoneProcess`] runs a `mosaic-zone` against a global's KDS (CA, token), killed on drop.
 //! * [`GlobalCluster`] runs `mosaic-global` replicas as real processes (start, kill -9, restart, wipe).
 //!
 //! ```no_run
@@ -36,6 +37,7 @@ mod kube;
 mod pki;
 mod ports;
 mod server;
+mod zone;
 
 pub use agent::Agent;
 pub use auth::{AppRoleCreds, KubernetesAuth};
@@ -50,6 +52,7 @@ pub use pki::{
 };
 pub use ports::{free_port, free_port_pair};
 pub use server::{OpenBao, ROOT_TOKEN, TlsListener};
+pub use zone::ZoneProcess;
 
 /// How long the harness waits for a process to become ready (generous: CI machines are slow).
 pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
