@@ -74,6 +74,7 @@ async fn tokens_and_zone_names_are_checked_on_both_streams() {
 
     // The right token for the right zone works and registers the zone.
     let mut g2z = zone.global_to_zone().await.expect("accepted");
+    kds_support::registered(&store, "east").await;
     g2z.subscribe("Zone", &[]).await;
     let full = g2z.next().await;
     assert_eq!(full.resources.len(), 1);

@@ -53,6 +53,7 @@ async fn initial_sync_then_every_change_is_pushed() {
     let token = kds.token("east").await;
     let zone = kds.client("east", &token).await;
     let mut g2z = zone.global_to_zone().await.expect("stream");
+    kds_support::registered(&store, "east").await;
 
     let mut caches: std::collections::BTreeMap<String, Cache> = Default::default();
     for t in [
@@ -386,4 +387,38 @@ async fn a_follower_serves_from_its_applied_state() {
     drop(g2z);
     kds.stop().await;
     cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_the_change_feed_still_converges() {
+    // 6,000 secrets in one raft entry overflow the change feed (4,096 entries) while the session
+    // is busy: the session re-sends an authoritative diff. Whether the feed overflows depends on
+    // scheduling, so this asserts only what must hold either way: the zone converges.
+    let store = TestStore::start().await;
+    store.put(MESH).await;
+    let kds = KdsHarness::start(store.store()).await;
+    let token = kds.token("east").await;
+    let zone = kds.client("east", &token).await;
+    let mut g2z = zone.global_to_zone().await.expect("stream");
+    g2z.subscribe("Secret", &[]).await;
+    let mut cache = Cache::new();
+    let full = g2z.next().await;
+    apply(&mut cache, &full);
+    g2z.ack(&full).await;
+    let yamls: Vec<String> = (0..6000)
+        .map(|i| secret("default", &format!("burst-{i}"), "v"))
+        .collect();
+    put_all(&store, &yamls).await;
+    let mut authoritative = 0;
+    while cache.len() < 6000 {
+        let full = g2z.next().await;
+        authoritative += usize::from(full.authoritative);
+        apply(&mut cache, &full);
+        g2z.ack(&full).await;
+    }
+    assert_eq!(cache.len(), 6000);
+    eprintln!("authoritative resyncs after the burst: {authoritative}");
+    drop(g2z);
+    kds.stop().await;
+    store.stop().await;
 }

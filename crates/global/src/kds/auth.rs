@@ -153,7 +153,12 @@ pub async fn authenticate(
             ));
         }
         Some(_) => {}
-        None => register(shared.store.as_ref(), &zone).await,
+        // In the background: a replica without a leader still serves the zone from its state.
+        None => {
+            let store = shared.store.clone();
+            let zone = zone.clone();
+            tokio::spawn(async move { register(store.as_ref(), &zone).await });
+        }
     }
     Ok(ZoneIdentity {
         zone,
@@ -176,7 +181,8 @@ pub fn disabled_message(zone: &str) -> String {
 }
 
 /// Creates `Zone <zone>` (enabled) unless it exists. Failure is logged, not fatal: the zone is
-/// authenticated, and registers at its next connection.
+/// authenticated, and registers at its next connection. (The zone sees its Zone arrive as a
+/// delta once it is committed.)
 async fn register(store: &dyn ResourceStore, zone: &str) {
     let r = Resource::new(
         zone,

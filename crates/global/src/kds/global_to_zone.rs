@@ -7,7 +7,12 @@
 //! (as far as this session sent it). Deltas are computed against it from the current applied
 //! state, so a change already covered by the initial sync, or repeated, sends nothing. A NACKed
 //! item leaves the view (it is sent again at the next change or resync). If the change feed
-//! overflows (`Lagged`), every subscribed type gets a fresh authoritative diff against the view.
+//! overflows (`Lagged`), every subscribed type is sent again authoritatively: every current item,
+//! plus `removed` for what the view holds and is gone.
+//!
+//! Authoritative responses to a subscription with `known` versions carry only the difference:
+//! the zone keeps the items it announced whose version did not change, and drops what `removed`
+//! names and whatever it holds but did not announce.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -307,11 +312,13 @@ impl GlobalToZone {
         Ok(())
     }
 
-    /// Sends `t` authoritatively: what differs from `known`, and removals of what is gone.
+    /// Sends `t` authoritatively: removals of what in `known` is gone, and the items that differ
+    /// from `known` (every item when `full`).
     async fn send_authoritative(
         &mut self,
         t: KdsType,
         known: &BTreeMap<ItemKey, u64>,
+        full: bool,
     ) -> Result<(), End> {
         let items: Items = state::items(&self.shared.store, t).map_err(store_failure)?;
         if let KdsType::Resource(_) = t {
@@ -327,7 +334,7 @@ impl GlobalToZone {
             items.iter().map(|(k, r)| (k.clone(), r.version)).collect();
         let resources: Vec<_> = items
             .into_iter()
-            .filter(|(k, r)| known.get(k) != Some(&r.version))
+            .filter(|(k, r)| full || known.get(k) != Some(&r.version))
             .map(|(_, r)| r)
             .collect();
         tracing::info!(
@@ -351,7 +358,7 @@ impl GlobalToZone {
         };
         if req.response_nonce.is_empty() {
             let known = t.known(&req.known);
-            return self.send_authoritative(t, &known).await;
+            return self.send_authoritative(t, &known, false).await;
         }
         let Some(pending) = self.pending.remove(&req.response_nonce) else {
             tracing::debug!(nonce = %req.response_nonce, "answer to an unknown nonce; ignored");
@@ -484,15 +491,17 @@ impl GlobalToZone {
         self.send(t, false, resources, removed, applied_at).await
     }
 
-    /// After the feed overflowed: a fresh authoritative diff of every subscribed type.
+    /// After the feed overflowed: every subscribed type again, authoritatively, with every item
+    /// (the zone did not announce versions for this response, so nothing may be left implicit)
+    /// plus removals of what the view holds and is gone.
     async fn resync(&mut self) -> Result<(), End> {
         tracing::warn!(
-            "the change feed overflowed; re-sending an authoritative diff of every type"
+            "the change feed overflowed; re-sending every subscribed type authoritatively"
         );
         let types: Vec<KdsType> = self.view.keys().copied().collect();
         for t in types {
             let known = self.view.get(&t).cloned().unwrap_or_default();
-            self.send_authoritative(t, &known).await?;
+            self.send_authoritative(t, &known, true).await?;
         }
         Ok(())
     }

@@ -501,6 +501,16 @@ pub fn zone_insight(store: &RaftStore, zone: &str) -> Option<ZoneInsightSpec> {
         })
 }
 
+/// Waits until the zone registered itself (a `Zone` resource, written in the background when it
+/// first connects).
+pub async fn registered(store: &RaftStore, zone: &str) {
+    let key = ResourceKey::new(ResourceType::Zone, None, zone);
+    crate::support::raft_store::eventually("the zone registered itself", || {
+        std::future::ready(store.get(&key).expect("get").is_some())
+    })
+    .await;
+}
+
 /// Every resource of `rtype` on the store.
 pub fn list(store: &RaftStore, rtype: ResourceType) -> Vec<Resource> {
     store.list(rtype, None).expect("list")
