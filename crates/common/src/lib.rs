@@ -12,7 +12,7 @@
 //! - [`ca`]: the `CaBackend` trait and its builtin, provided and Vault implementations.
 //! - [`config`]: TOML + `MOSAIC_` environment configuration of the global and zone control planes.
 //! - [`telemetry`]: tracing subscriber set-up shared by every binary (`--log-format json|text`).
-//! - [`tls`]: the process-wide rustls crypto provider.
+//! - [`tls`]: the process-wide rustls crypto provider; generated server CAs and certificates.
 //! - [`token`]: zone and dataplane tokens (Ed25519 JWTs): signing keys, claims, verification.
 
 #![deny(warnings)]

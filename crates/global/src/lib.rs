@@ -5,6 +5,8 @@
 //!   exist, builtin CA generated once, provided CA loads, Vault test issuance) and the command.
 //! - [`api`]: the HTTP API (Kuma paths and error bodies, JSON/YAML, paging, admin token).
 //! - [`diagnostics`]: `/metrics`, `/ready`, `/healthy` on the diagnostics listener.
+//! - [`kds`]: the KDS server zones connect to (authenticated streams, authoritative diffs,
+//!   event-driven deltas, zone-owned writes stamped with the zone, ZoneInsight sessions).
 //! - [`raft`]: the raft-replicated store (openraft over sled, gRPC transport, `RaftNode`, `RaftStore`).
 //! - [`server`]: a replica wired together (raft, API, diagnostics, gauges, graceful shutdown).
 //! - [`store`]: resource keys, raft commands, the deterministic apply plan (versions, times,
@@ -19,6 +21,7 @@
 pub mod admission;
 pub mod api;
 pub mod diagnostics;
+pub mod kds;
 pub mod raft;
 pub mod server;
 pub mod store;

@@ -1,6 +1,9 @@
 //! A global replica wired together: the raft node on `raft.listen`, the HTTP API on
-//! `api.listen`, diagnostics on `diagnostics.listen`, raft gauges for Prometheus, and a graceful
-//! shutdown that stops the listeners before raft (so no acknowledged write is cut off).
+//! `api.listen`, the KDS server on `kds.listen` (TLS: `kds.tls_cert`/`kds.tls_key`, or a
+//! certificate generated into `store.data_dir`, see [`crate::kds::tls`]), diagnostics on
+//! `diagnostics.listen`, raft gauges for Prometheus, and a graceful shutdown that stops the
+//! listeners (KDS sessions tell their zones to reconnect elsewhere and record the disconnect)
+//! before raft (so no acknowledged write is cut off).
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -10,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::{
     api::{self, ApiState},
     diagnostics,
+    kds::{self, KdsServer, KdsSettings},
     raft::{RaftNode, RaftSettings},
     store::ResourceStore,
 };
@@ -43,6 +47,12 @@ pub enum ServeError {
     /// The admin token file could not be read.
     #[error(transparent)]
     AdminToken(#[from] api::AdminTokenError),
+    /// The KDS server could not start or failed.
+    #[error(transparent)]
+    Kds(#[from] kds::KdsError),
+    /// The configured KDS certificate could not be loaded.
+    #[error("kds.tls_cert/kds.tls_key: {0}")]
+    KdsTls(#[from] mosaic_common::tls::TlsError),
     /// Metrics could not be set up.
     #[error(transparent)]
     Metrics(#[from] diagnostics::MetricsError),
@@ -105,6 +115,11 @@ pub async fn serve(
     };
     let api_listener = bind("api.listen", config.api.listen).await?;
     let diag_listener = bind("diagnostics.listen", config.diagnostics.listen).await?;
+    let kds_listener = bind("kds.listen", config.kds.listen).await?;
+    let kds_configured = match (&config.kds.tls_cert, &config.kds.tls_key) {
+        (Some(cert), Some(key)) => Some(mosaic_common::tls::load_configured(cert, key)?),
+        _ => None,
+    };
 
     let store: Arc<dyn ResourceStore> = node.store();
     let api_router = api::router(ApiState::new(store, admin_token));
@@ -116,9 +131,11 @@ pub async fn serve(
     let gauges = tokio::spawn(publish_gauges(node.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let stop_on_signal = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = stop_on_signal.send(true);
     });
     let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -127,8 +144,41 @@ pub async fn serve(
     let api_server =
         axum::serve(api_listener, api_router).with_graceful_shutdown(until(stop_rx.clone()));
     let diag_server =
-        axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx));
-    let (api_result, diag_result) = tokio::join!(api_server, diag_server);
+        axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx.clone()));
+    let kds_server = {
+        let kds = KdsServer::new(node.store(), KdsSettings::default());
+        let store = node.store();
+        let data_dir = config.store.data_dir.clone();
+        let names = kds::tls::default_names(&config.raft.advertise, config.kds.listen);
+        let stop_rx = stop_rx.clone();
+        let stop_tx = stop_tx.clone();
+        let kds_listen = config.kds.listen;
+        async move {
+            let result = async {
+                let identity = match kds_configured {
+                    Some(identity) => identity,
+                    None => {
+                        kds::tls::generated_identity_with_retry(
+                            &data_dir,
+                            &names,
+                            store.as_ref(),
+                            stop_rx.clone(),
+                        )
+                        .await?
+                    }
+                };
+                tracing::info!(kds = %kds_listen, "KDS serving");
+                kds.serve(kds_listener, &identity, until(stop_rx)).await
+            }
+            .await;
+            if result.is_err() {
+                // Without KDS the replica is useless to zones: stop everything.
+                let _ = stop_tx.send(true);
+            }
+            result
+        }
+    };
+    let (api_result, diag_result, kds_result) = tokio::join!(api_server, diag_server, kds_server);
     gauges.abort();
     tracing::info!("listeners stopped; shutting raft down");
     if let Err(e) = node.shutdown().await {
@@ -142,6 +192,7 @@ pub async fn serve(
         what: "diagnostics",
         source,
     })?;
+    kds_result?;
     Ok(())
 }
 

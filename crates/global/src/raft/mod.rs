@@ -8,7 +8,7 @@
 //! Module map:
 //! - [`log_store`]: the raft log and vote in sled (`log`, `meta` trees), fsynced before acknowledging.
 //! - [`state_machine`]: resources and internal records in sled, applied atomically with the last
-//!   applied log id; the change feed; snapshot build and install.
+//!   applied log id; the change feeds (resources, internal-record keys); snapshot build and install.
 //! - [`snapshot`]: the snapshot file format and the files in the snapshot directory.
 //! - [`network`]: the client side of the raft transport (a tonic channel per peer).
 //! - [`service`]: the server side of the raft transport, including `Forward` and `ReadIndex`.
@@ -32,7 +32,7 @@ use crate::store::{Command, CommandResult};
 
 pub use node::{RaftMetrics, RaftNode, RaftSettings, StorageStats};
 pub use snapshot::SnapshotFile;
-pub use state_machine::{Change, ChangeOp};
+pub use state_machine::{Change, ChangeOp, InternalChange};
 pub use store_impl::RaftStore;
 
 openraft::declare_raft_types!(

@@ -17,6 +17,7 @@ use std::{
     io,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError, RwLock},
+    time::Instant,
 };
 
 use mosaic_common::resource::{Resource, ResourceType, parse::from_stored_value};
@@ -63,6 +64,22 @@ pub struct Change {
     pub key: ResourceKey,
     /// Put or delete.
     pub op: ChangeOp,
+    /// When this replica applied it (for propagation measurements: commit → zone ACK).
+    pub applied_at: Instant,
+}
+
+/// One applied change to an internal record (signing keys, ...), in log order. Carries only the
+/// record's key, never its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InternalChange {
+    /// The raft index that made the change.
+    pub index: u64,
+    /// The record's key.
+    pub key: String,
+    /// Put or delete.
+    pub op: ChangeOp,
+    /// When this replica applied it.
+    pub applied_at: Instant,
 }
 
 /// The sled trees holding applied state (cheap to clone).
@@ -80,6 +97,7 @@ pub struct SmShared {
     /// `None` once the node shut down (so every sled handle can be dropped).
     trees: RwLock<Option<SmTrees>>,
     changes: broadcast::Sender<Change>,
+    internal_changes: broadcast::Sender<InternalChange>,
     snapshots: SnapshotDir,
     current: Mutex<Option<(SnapMeta, PathBuf)>>,
 }
@@ -211,17 +229,24 @@ impl SmTrees {
             .map_err(tx_error)
     }
 
-    /// Replaces all state with a snapshot's, in one transaction. Returns the resource changes.
-    fn replace(&self, meta: &SnapMeta, contents: &SnapshotContents) -> io::Result<Vec<Change>> {
+    /// Replaces all state with a snapshot's, in one transaction. Returns the resource changes and
+    /// the internal-record changes.
+    fn replace(
+        &self,
+        meta: &SnapMeta,
+        contents: &SnapshotContents,
+    ) -> io::Result<(Vec<Change>, Vec<InternalChange>)> {
         let index = meta.last_log_id.map(|l| l.index).unwrap_or_default();
+        let applied_at = Instant::now();
         let mut old: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for item in self.resources.iter() {
             let (k, v) = item.map_err(io::Error::other)?;
             old.insert(k.to_vec(), v.to_vec());
         }
-        let mut old_internal = Vec::new();
+        let mut old_internal: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for item in self.internal.iter() {
-            old_internal.push(item.map_err(io::Error::other)?.0.to_vec());
+            let (k, v) = item.map_err(io::Error::other)?;
+            old_internal.insert(k.to_vec(), v.to_vec());
         }
         let mut ops: Vec<Op> = old.keys().map(|k| Op::Delete(k.clone())).collect();
         ops.extend(
@@ -245,7 +270,7 @@ impl SmTrees {
                         Op::Internal(..) | Op::DeleteInternal(..) => {}
                     }
                 }
-                for k in &old_internal {
+                for k in old_internal.keys() {
                     i.remove(k.as_slice())?;
                 }
                 for (k, v) in &contents.internal {
@@ -271,6 +296,7 @@ impl SmTrees {
                     index,
                     key,
                     op: ChangeOp::Delete,
+                    applied_at,
                 });
             }
         }
@@ -282,10 +308,33 @@ impl SmTrees {
                     index,
                     key,
                     op: ChangeOp::Put,
+                    applied_at,
                 });
             }
         }
-        Ok(changes)
+        let new_internal: BTreeMap<&[u8], &[u8]> = contents
+            .internal
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        let mut internal = Vec::new();
+        let internal_change = |k: &[u8], op| InternalChange {
+            index,
+            key: String::from_utf8_lossy(k).into_owned(),
+            op,
+            applied_at,
+        };
+        for k in old_internal.keys() {
+            if !new_internal.contains_key(k.as_slice()) {
+                internal.push(internal_change(k, ChangeOp::Delete));
+            }
+        }
+        for (k, v) in &new_internal {
+            if old_internal.get(*k).map(Vec::as_slice) != Some(*v) {
+                internal.push(internal_change(k, ChangeOp::Put));
+            }
+        }
+        Ok((changes, internal))
     }
 
     fn copy(&self) -> io::Result<StateCopy> {
@@ -366,6 +415,11 @@ impl SmShared {
         self.changes.subscribe()
     }
 
+    /// A receiver of every internal-record change applied from now on.
+    pub fn subscribe_internal(&self) -> broadcast::Receiver<InternalChange> {
+        self.internal_changes.subscribe()
+    }
+
     /// The current snapshot's metadata.
     pub fn snapshot_meta(&self) -> Option<SnapMeta> {
         self.current
@@ -379,10 +433,13 @@ impl SmShared {
         self.trees().map_err(|e| sm_read(&e))
     }
 
-    fn publish(&self, changes: Vec<Change>) {
+    fn publish(&self, changes: Vec<Change>, internal: Vec<InternalChange>) {
         for c in changes {
             // No subscriber is fine.
             let _ = self.changes.send(c);
+        }
+        for c in internal {
+            let _ = self.internal_changes.send(c);
         }
     }
 
@@ -415,9 +472,9 @@ impl SmShared {
             ));
         }
         let trees = self.trees().map_err(io::Error::other)?;
-        let changes = trees.replace(meta, &contents)?;
+        let (changes, internal) = trees.replace(meta, &contents)?;
         trees.db.flush().map_err(io::Error::other)?;
-        self.publish(changes);
+        self.publish(changes, internal);
         Ok(())
     }
 }
@@ -433,9 +490,11 @@ impl StateMachine {
         let current = snapshots.current()?;
         let (applied, _) = trees.applied()?;
         let (changes, _) = broadcast::channel(FEED_CAPACITY);
+        let (internal_changes, _) = broadcast::channel(FEED_CAPACITY);
         let shared = Arc::new(SmShared {
             trees: RwLock::new(Some(trees)),
             changes,
+            internal_changes,
             snapshots,
             current: Mutex::new(current.clone()),
         });
@@ -492,6 +551,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             let mut ops = Vec::with_capacity(mutations.len());
             let mut changes = Vec::with_capacity(mutations.len());
+            let mut internal = Vec::new();
+            let applied_at = Instant::now();
             for m in mutations {
                 match m {
                     Mutation::Put(key, r) => {
@@ -502,6 +563,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             index: log_id.index,
                             key,
                             op: ChangeOp::Put,
+                            applied_at,
                         });
                     }
                     Mutation::Delete(key) => {
@@ -510,16 +572,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             index: log_id.index,
                             key,
                             op: ChangeOp::Delete,
+                            applied_at,
                         });
                     }
-                    Mutation::PutInternal(k, v) => ops.push(Op::Internal(k.into_bytes(), v)),
-                    Mutation::DeleteInternal(k) => ops.push(Op::DeleteInternal(k.into_bytes())),
+                    Mutation::PutInternal(k, v) => {
+                        internal.push(InternalChange {
+                            index: log_id.index,
+                            key: k.clone(),
+                            op: ChangeOp::Put,
+                            applied_at,
+                        });
+                        ops.push(Op::Internal(k.into_bytes(), v));
+                    }
+                    Mutation::DeleteInternal(k) => {
+                        internal.push(InternalChange {
+                            index: log_id.index,
+                            key: k.clone(),
+                            op: ChangeOp::Delete,
+                            applied_at,
+                        });
+                        ops.push(Op::DeleteInternal(k.into_bytes()));
+                    }
                 }
             }
             trees
                 .commit(&ops, Some(log_id), membership.as_ref())
                 .map_err(|e| StorageIOError::apply(log_id, &e))?;
-            self.shared.publish(changes);
+            self.shared.publish(changes, internal);
             results.push(result);
         }
         Ok(results)

@@ -26,7 +26,7 @@ use tonic::transport::Channel;
 use super::{
     Raft,
     network::{client, lazy_channel, never_sent},
-    state_machine::{Change, SmShared},
+    state_machine::{Change, InternalChange, SmShared},
 };
 use crate::store::{Command, CommandResult, ResourceKey, ResourceStore, StateView, StoreError};
 
@@ -73,6 +73,17 @@ impl RaftStore {
     /// falls more than a few thousand changes behind gets `Lagged` and must re-read the state.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.shared.subscribe()
+    }
+
+    /// Every internal-record change (keys only) applied on this replica from now on, in log
+    /// order; `Lagged` as for [`RaftStore::subscribe`].
+    pub fn subscribe_internal(&self) -> broadcast::Receiver<InternalChange> {
+        self.shared.subscribe_internal()
+    }
+
+    /// This replica's raft node id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
     }
 
     fn peer(&self, addr: &str) -> Result<RaftServiceClient<Channel>, StoreError> {

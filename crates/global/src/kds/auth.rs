@@ -1,0 +1,207 @@
+//! Who is on the other end of a KDS stream: the zone token (`authorization: Bearer <token>`),
+//! verified with the zone signing key from the store; `mosaic-zone` must equal the token's zone;
+//! a disabled Zone is refused; an unknown zone registers itself (a `Zone` with `enabled: true`,
+//! as Kuma does). Refusals are gRPC `Unauthenticated` / `PermissionDenied` with a message that
+//! says what to do, and a warn line on the global naming the zone (never the token).
+
+use mosaic_common::{
+    resource::{Resource, ResourceType, Spec, ZoneSpec, validate_name},
+    token::TokenError,
+};
+use time::OffsetDateTime;
+use tonic::{Status, metadata::MetadataMap};
+
+use super::{Shared, metrics, registry::Direction};
+use crate::{
+    store::{Command, CommandResult, Refusal, ResourceKey, ResourceStore},
+    tokens::TokenVerifyError,
+};
+
+/// Metadata: the zone's name.
+pub const ZONE_HEADER: &str = "mosaic-zone";
+/// Metadata: the zone's software version.
+pub const VERSION_HEADER: &str = "mosaic-zone-version";
+/// Metadata: comma-separated capability strings.
+pub const FEATURES_HEADER: &str = "mosaic-features";
+
+/// An authenticated zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneIdentity {
+    /// The zone's name (token claim = `mosaic-zone`).
+    pub zone: String,
+    /// Its software version.
+    pub version: String,
+    /// Its capabilities.
+    pub features: Vec<String>,
+}
+
+fn header<'a>(md: &'a MetadataMap, name: &str) -> Option<&'a str> {
+    md.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// Logs and counts a refusal, and returns it.
+fn refuse(zone: &str, direction: Direction, reason: &'static str, status: Status) -> Status {
+    tracing::warn!(
+        zone = %zone,
+        stream = ?direction,
+        code = ?status.code(),
+        "refused a KDS connection: {}",
+        status.message()
+    );
+    metrics::refused(reason);
+    status
+}
+
+/// The message for a refused token, naming the zone in the command to run.
+fn token_message(zone: &str, e: &TokenError) -> String {
+    let text = e
+        .to_string()
+        .replace("--zone NAME", &format!("--zone {zone}"));
+    format!("zone {zone:?}: {text}")
+}
+
+/// Authenticates a stream's metadata and registers the zone if it has no Zone resource yet.
+pub async fn authenticate(
+    shared: &Shared,
+    md: &MetadataMap,
+    direction: Direction,
+) -> Result<ZoneIdentity, Status> {
+    let Some(zone) = header(md, ZONE_HEADER).filter(|z| !z.is_empty()) else {
+        return Err(refuse(
+            "<unnamed>",
+            direction,
+            "no-zone-name",
+            Status::unauthenticated(format!(
+                "missing {ZONE_HEADER} metadata: a zone control plane must name itself (set `zone` in the zone's configuration)"
+            )),
+        ));
+    };
+    let zone = zone.to_string();
+    if let Err(reason) = validate_name(ResourceType::Zone, &zone) {
+        return Err(refuse(
+            &zone,
+            direction,
+            "bad-zone-name",
+            Status::invalid_argument(format!("{ZONE_HEADER}: {reason}")),
+        ));
+    }
+    let token = header(md, "authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Err(refuse(
+            &zone,
+            direction,
+            "no-token",
+            Status::unauthenticated(format!(
+                "zone {zone:?}: no zone token (metadata authorization: Bearer <token>): generate one with mosaicctl generate zone-token --zone {zone} and set global.token_file"
+            )),
+        ));
+    };
+    let claims = match shared
+        .tokens
+        .verify_zone_token(token, OffsetDateTime::now_utc())
+    {
+        Ok(c) => c,
+        Err(TokenVerifyError::Token(e)) => {
+            return Err(refuse(
+                &zone,
+                direction,
+                "bad-token",
+                Status::unauthenticated(token_message(&zone, &e)),
+            ));
+        }
+        Err(TokenVerifyError::Keys(e)) => {
+            return Err(refuse(
+                &zone,
+                direction,
+                "keys-unavailable",
+                Status::unavailable(format!(
+                    "zone {zone:?}: the global cannot read its zone-token keys ({e}); retry"
+                )),
+            ));
+        }
+    };
+    if claims.zone != zone {
+        return Err(refuse(
+            &zone,
+            direction,
+            "wrong-zone",
+            Status::permission_denied(format!(
+                "the zone token is for zone {:?}, but this zone calls itself {zone:?} ({ZONE_HEADER}): generate a new token with mosaicctl generate zone-token --zone {zone}",
+                claims.zone
+            )),
+        ));
+    }
+    let key = ResourceKey::new(ResourceType::Zone, None, &zone);
+    let existing = shared.store.get(&key).map_err(|e| {
+        Status::unavailable(format!(
+            "zone {zone:?}: the global cannot read its store: {e}"
+        ))
+    })?;
+    match existing.map(|r| r.spec) {
+        Some(Spec::Zone(spec)) if !spec.is_enabled() => {
+            return Err(refuse(
+                &zone,
+                direction,
+                "zone-disabled",
+                Status::permission_denied(disabled_message(&zone)),
+            ));
+        }
+        Some(_) => {}
+        // In the background: a replica without a leader still serves the zone from its state.
+        None => {
+            let store = shared.store.clone();
+            let zone = zone.clone();
+            tokio::spawn(async move { register(store.as_ref(), &zone).await });
+        }
+    }
+    Ok(ZoneIdentity {
+        zone,
+        version: header(md, VERSION_HEADER).unwrap_or_default().to_string(),
+        features: header(md, FEATURES_HEADER)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+/// Why a disabled zone is refused.
+pub fn disabled_message(zone: &str) -> String {
+    format!(
+        "zone {zone:?} is disabled on the global (Zone {zone} has enabled: false): apply the Zone with enabled: true to let it connect"
+    )
+}
+
+/// Creates `Zone <zone>` (enabled) unless it exists. Failure is logged, not fatal: the zone is
+/// authenticated, and registers at its next connection. (The zone sees its Zone arrive as a
+/// delta once it is committed.)
+async fn register(store: &dyn ResourceStore, zone: &str) {
+    let r = Resource::new(
+        zone,
+        None,
+        Spec::Zone(ZoneSpec {
+            enabled: Some(true),
+        }),
+    );
+    let cmd = Command::Put {
+        resource: r.to_universal(),
+        now: OffsetDateTime::now_utc(),
+        expect_version: Some(0),
+    };
+    match store.write(cmd).await {
+        Ok(CommandResult::Put { .. }) => tracing::info!(zone = %zone, "registered a new zone"),
+        Ok(CommandResult::Refused(Refusal::Conflict(_))) => {}
+        Ok(other) => tracing::warn!(zone = %zone, result = ?other, "could not register the zone"),
+        Err(e) => {
+            tracing::warn!(zone = %zone, error = %e, "could not register the zone; it will be registered at its next connection")
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The tonic `KdsService`: authenticates each stream, registers it (a second stream of the same
+//! zone and direction ends the first) and hands it to its session task, inside a tracing span
+//! carrying the zone.
+
+use std::sync::Arc;
+
+use mosaic_proto::kds::{
+    DiscoveryRequest, DiscoveryResponse, kds_service_server::KdsService as KdsServiceTrait,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument as _;
+
+use super::{
+    Shared, auth, global_to_zone::GlobalToZone, registry::Direction, zone_to_global::ZoneToGlobal,
+};
+
+/// Responses buffered per stream before the session waits for the zone to read.
+const STREAM_BUFFER: usize = 16;
+
+/// The KDS gRPC service of one replica.
+#[derive(Clone)]
+pub struct KdsService {
+    shared: Arc<Shared>,
+}
+
+// === impl KdsService ===
+
+impl KdsService {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+#[tonic::async_trait]
+impl KdsServiceTrait for KdsService {
+    type GlobalToZoneStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type ZoneToGlobalStream = ReceiverStream<Result<DiscoveryRequest, Status>>;
+
+    async fn global_to_zone(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::GlobalToZoneStream>, Status> {
+        let identity =
+            auth::authenticate(&self.shared, request.metadata(), Direction::GlobalToZone).await?;
+        // Subscribe before anything is read, so no change can fall between a snapshot and the feed.
+        let feed = self.shared.store.subscribe();
+        let internal = self.shared.store.subscribe_internal();
+        let registration = self
+            .shared
+            .registry
+            .register(&identity.zone, Direction::GlobalToZone);
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let span = tracing::info_span!("kds", zone = %identity.zone, stream = "GlobalToZone");
+        let session = GlobalToZone::new(self.shared.clone(), identity, tx);
+        tokio::spawn(
+            session
+                .run(
+                    request.into_inner(),
+                    feed,
+                    internal,
+                    registration.replaced,
+                    registration.seq,
+                )
+                .instrument(span),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn zone_to_global(
+        &self,
+        request: Request<Streaming<DiscoveryResponse>>,
+    ) -> Result<Response<Self::ZoneToGlobalStream>, Status> {
+        let identity =
+            auth::authenticate(&self.shared, request.metadata(), Direction::ZoneToGlobal).await?;
+        let registration = self
+            .shared
+            .registry
+            .register(&identity.zone, Direction::ZoneToGlobal);
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let span = tracing::info_span!("kds", zone = %identity.zone, stream = "ZoneToGlobal");
+        let session = ZoneToGlobal::new(self.shared.clone(), identity, tx);
+        tokio::spawn(
+            session
+                .run(
+                    request.into_inner(),
+                    registration.replaced,
+                    registration.seq,
+                )
+                .instrument(span),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,137 @@
+//! What the global currently holds of a KDS type, read from this replica's applied state, in
+//! wire form: every item of a type ([`items`]) or one item ([`item`]).
+//!
+//! Versions: a store resource's version is its raft index. A DataplaneTokenKey (derived from the
+//! mesh's signing-key record, which has no version) is versioned by a hash of its content, so
+//! every replica gives it the same version and a zone resuming on another replica gets only the
+//! difference.
+
+use std::collections::BTreeMap;
+
+use mosaic_common::{
+    resource::{Resource, ResourceType},
+    token::{PublicKey, SigningKey},
+};
+use mosaic_proto::kds;
+
+use super::types::{ItemKey, KdsType};
+use crate::{
+    raft::RaftStore,
+    store::{ResourceKey, ResourceStore, StoreError},
+    tokens::KeyPurpose,
+};
+
+/// The items of one type, by identity.
+pub type Items = BTreeMap<ItemKey, kds::Resource>;
+
+/// The wire form of a store resource.
+pub fn wire_resource(r: &Resource) -> Result<kds::Resource, StoreError> {
+    let json = serde_json::to_vec(&r.to_universal()).map_err(|e| StoreError::Corrupt {
+        key: ResourceKey::of(r).to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(kds::Resource {
+        r#type: r.resource_type().as_str().to_string(),
+        mesh: r.meta.mesh.clone().unwrap_or_default(),
+        name: r.meta.name.clone(),
+        version: r.meta.version.unwrap_or_default(),
+        json,
+    })
+}
+
+/// The mesh a dataplane signing-key record belongs to (`mesh/<mesh>/tokens/signing-key/dataplane`).
+pub fn dataplane_key_mesh(record: &str) -> Option<&str> {
+    let rest = record.strip_prefix("mesh/")?;
+    let (mesh, suffix) = rest.split_once('/')?;
+    (suffix == crate::tokens::DATAPLANE_KEY_RECORD_SUFFIX).then_some(mesh)
+}
+
+/// The DataplaneTokenKey item of `mesh`, if the mesh has a dataplane signing key. Read from the
+/// record itself (not a cache), so a re-created Mesh's new key is what zones get.
+fn token_key(store: &RaftStore, mesh: &str) -> Result<Option<kds::Resource>, StoreError> {
+    let purpose = KeyPurpose::Dataplane {
+        mesh: mesh.to_string(),
+    };
+    let Some(pkcs8) = store.internal(&purpose.record())? else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: purpose.record(),
+        reason,
+    };
+    let key = SigningKey::from_pkcs8(&pkcs8).map_err(|e| corrupt(e.to_string()))?;
+    let keys: Vec<PublicKey> = vec![key.public_key().clone()];
+    let json = serde_json::to_vec(&keys).map_err(|e| corrupt(e.to_string()))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &json);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    // Never 0 (which a zone may use for "unknown"); the top bit is cleared to stay clear of
+    // signed-integer trouble in other languages.
+    let version = (u64::from_be_bytes(first) >> 1).max(1);
+    Ok(Some(kds::Resource {
+        r#type: KdsType::DataplaneTokenKey.as_str().to_string(),
+        mesh: String::new(),
+        name: mesh.to_string(),
+        version,
+        json,
+    }))
+}
+
+/// Every item of `t` this replica holds.
+pub fn items(store: &RaftStore, t: KdsType) -> Result<Items, StoreError> {
+    let mut out = Items::new();
+    match t {
+        KdsType::Resource(rt) => {
+            for r in store.list(rt, None)? {
+                let key = t.item_key(r.meta.mesh.as_deref().unwrap_or_default(), &r.meta.name);
+                out.insert(key, wire_resource(&r)?);
+            }
+        }
+        KdsType::DataplaneTokenKey => {
+            for m in store.list(ResourceType::Mesh, None)? {
+                if let Some(item) = token_key(store, &m.meta.name)? {
+                    out.insert(t.item_key("", &m.meta.name), item);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One item of `t`, if this replica holds it.
+pub fn item(
+    store: &RaftStore,
+    t: KdsType,
+    key: &ItemKey,
+) -> Result<Option<kds::Resource>, StoreError> {
+    match t {
+        KdsType::Resource(rt) => {
+            let mesh = (!key.mesh.is_empty()).then_some(key.mesh.as_str());
+            store
+                .get(&ResourceKey::new(rt, mesh, &key.name))?
+                .map(|r| wire_resource(&r))
+                .transpose()
+        }
+        KdsType::DataplaneTokenKey => {
+            if store.get(&ResourceKey::mesh(&key.name))?.is_none() {
+                return Ok(None);
+            }
+            token_key(store, &key.name)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataplane_key_records() {
+        assert_eq!(
+            dataplane_key_mesh("mesh/default/tokens/signing-key/dataplane"),
+            Some("default")
+        );
+        assert_eq!(dataplane_key_mesh("tokens/signing-key/zone"), None);
+        assert_eq!(dataplane_key_mesh("mesh/default/other"), None);
+    }
+}

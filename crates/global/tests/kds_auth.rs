@@ -1,0 +1,149 @@
+//! KDS authentication against a REAL KDS server: zone tokens (wrong, expired, missing), the zone
+//! name, disabled zones (at connect and while connected), self-registration, and TLS trust.
+
+mod kds_support;
+mod support;
+
+use kds_support::{KdsHarness, ZoneClient, assert_status};
+use mosaic_common::resource::{ResourceType, Spec};
+use mosaic_global::store::{ResourceKey, ResourceStore};
+use support::raft_store::TestStore;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_zone_names_are_checked_on_both_streams() {
+    let store = TestStore::start().await;
+    let kds = KdsHarness::start(store.store()).await;
+
+    // A token from another global (another signing key).
+    let elsewhere = TestStore::start().await;
+    let other = KdsHarness::start(elsewhere.store()).await;
+    let foreign = other.token("east").await;
+    let zone = kds.client("east", &foreign).await;
+    let err = zone.global_to_zone().await.err().expect("refused");
+    assert_status(
+        &err,
+        Code::Unauthenticated,
+        &[
+            "east",
+            "generate a new token",
+            "mosaicctl generate zone-token --zone east",
+        ],
+    );
+    let err = zone.zone_to_global().await.err().expect("refused");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(
+        !err.message().contains(&foreign),
+        "the token is never echoed"
+    );
+
+    // Expired.
+    let expired = kds.expired_token("east").await;
+    let zone = kds.client("east", &expired).await;
+    let err = zone.global_to_zone().await.err().expect("refused");
+    assert_status(
+        &err,
+        Code::Unauthenticated,
+        &["expired", "mosaicctl generate zone-token --zone east"],
+    );
+
+    // Garbage and none.
+    let zone = kds.client("east", "not-a-token").await;
+    let err = zone.global_to_zone().await.err().expect("refused");
+    assert_status(&err, Code::Unauthenticated, &["malformed", "--zone east"]);
+    let zone = kds.client("east", "").await;
+    let err = zone.global_to_zone().await.err().expect("refused");
+    assert_status(
+        &err,
+        Code::Unauthenticated,
+        &["no zone token", "mosaicctl generate zone-token --zone east"],
+    );
+
+    // A valid token for another zone.
+    let token = kds.token("east").await;
+    let zone = kds.client("east", &token).await;
+    let err = zone.global_to_zone_as("west").await.err().expect("refused");
+    assert_status(
+        &err,
+        Code::PermissionDenied,
+        &["\"east\"", "\"west\"", "--zone west"],
+    );
+
+    // None of the refused attempts registered a zone.
+    assert!(store.list(ResourceType::Zone, None).unwrap().is_empty());
+
+    // The right token for the right zone works and registers the zone.
+    let mut g2z = zone.global_to_zone().await.expect("accepted");
+    kds_support::registered(&store, "east").await;
+    g2z.subscribe("Zone", &[]).await;
+    let full = g2z.next().await;
+    assert_eq!(full.resources.len(), 1);
+    let z = store
+        .get(&ResourceKey::new(ResourceType::Zone, None, "east"))
+        .unwrap()
+        .expect("registered");
+    assert!(matches!(z.spec, Spec::Zone(ref s) if s.enabled == Some(true)));
+
+    drop(g2z);
+    other.stop().await;
+    elsewhere.stop().await;
+    kds.stop().await;
+    store.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_zone_is_refused_and_disabling_ends_its_session() {
+    let store = TestStore::start().await;
+    store.put("type: Zone\nname: west\nenabled: false\n").await;
+    let kds = KdsHarness::start(store.store()).await;
+    let token = kds.token("west").await;
+    let zone = kds.client("west", &token).await;
+    let err = zone.global_to_zone().await.err().expect("refused");
+    assert_status(
+        &err,
+        Code::PermissionDenied,
+        &["west", "disabled", "enabled: true"],
+    );
+    let err = zone.zone_to_global().await.err().expect("refused");
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    store.put("type: Zone\nname: west\nenabled: true\n").await;
+    let mut g2z = zone.global_to_zone().await.expect("accepted once enabled");
+    g2z.subscribe("Mesh", &[]).await;
+    let full = g2z.next().await;
+    g2z.ack(&full).await;
+    store.put("type: Zone\nname: west\nenabled: false\n").await;
+    let status = g2z.ended().await;
+    assert_status(&status, Code::PermissionDenied, &["disabled"]);
+    kds.stop().await;
+    store.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_ca_is_refused_by_the_zone() {
+    let store = TestStore::start().await;
+    let kds = KdsHarness::start(store.store()).await;
+    let token = kds.token("east").await;
+    let wrong = mosaic_common::tls::generate_ca("someone else's CA").unwrap();
+    let result = ZoneClient::connect(&kds.url, &wrong.cert_pem, "east", &token).await;
+    let err = match result {
+        Err(e) => format!("{e:?}"),
+        Ok(client) => format!(
+            "{:?}",
+            client
+                .global_to_zone()
+                .await
+                .err()
+                .expect("the TLS handshake fails")
+        ),
+    };
+    assert!(
+        err.contains("UnknownIssuer") || err.contains("certificate"),
+        "{err}"
+    );
+    // And the right CA works.
+    let zone = kds.client("east", &token).await;
+    zone.global_to_zone().await.expect("accepted");
+    kds.stop().await;
+    store.stop().await;
+}
