@@ -40,6 +40,9 @@ pub const ZONE_KEY_RECORD: &str = "tokens/signing-key/zone";
 /// re-created Mesh does not accept the old Mesh's tokens.
 pub const DATAPLANE_KEY_RECORD_SUFFIX: &str = "tokens/signing-key/dataplane";
 
+/// A parsed signing key and the record bytes it was parsed from.
+type CachedKey = (Vec<u8>, Arc<SigningKey>);
+
 /// Which signing key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KeyPurpose {
@@ -55,7 +58,9 @@ pub enum KeyPurpose {
 /// Issues and verifies tokens with keys from the store.
 pub struct Tokens {
     store: Arc<dyn ResourceStore>,
-    keys: Mutex<HashMap<String, Arc<SigningKey>>>,
+    /// Parsed keys by record, with the record bytes they came from: a record that changed (a Mesh
+    /// deleted and re-created gets a new key) is parsed again, never served stale.
+    keys: Mutex<HashMap<String, CachedKey>>,
 }
 
 /// Why a token was not issued (or keys could not be read).
@@ -284,11 +289,8 @@ impl Tokens {
     /// The public keys that verify tokens of `purpose` (empty until the first token is issued).
     pub fn public_keys(&self, purpose: &KeyPurpose) -> Result<Vec<PublicKey>, TokenIssueError> {
         let record = purpose.record();
-        if let Some(key) = self.cached(&record) {
-            return Ok(vec![key.public_key().clone()]);
-        }
         match self.store.internal(&record)? {
-            Some(bytes) => Ok(vec![self.remember(record, &bytes)?.public_key().clone()]),
+            Some(bytes) => Ok(vec![self.key_for(record, &bytes)?.public_key().clone()]),
             None => Ok(Vec::new()),
         }
     }
@@ -306,12 +308,9 @@ impl Tokens {
     /// The signing key of `purpose`, created (first writer wins) if the store has none.
     async fn signing_key(&self, purpose: &KeyPurpose) -> Result<Arc<SigningKey>, TokenIssueError> {
         let record = purpose.record();
-        if let Some(key) = self.cached(&record) {
-            return Ok(key);
-        }
-        // A committed key is never replaced (if_absent), so one visible locally is final.
+        // A committed key is replaced only when its Mesh is deleted (the record goes with it).
         if let Some(bytes) = self.store.internal(&record)? {
-            return self.remember(record, &bytes);
+            return self.key_for(record, &bytes);
         }
         let fresh = SigningKey::generate()?;
         let cmd = Command::PutInternal {
@@ -320,7 +319,7 @@ impl Tokens {
             if_absent: true,
         };
         match self.store.write(cmd).await? {
-            CommandResult::Internal { value } => self.remember(record, &value),
+            CommandResult::Internal { value } => self.key_for(record, &value),
             other => Err(TokenIssueError::Unexpected {
                 record,
                 result: match other {
@@ -331,20 +330,16 @@ impl Tokens {
         }
     }
 
-    fn cached(&self, record: &str) -> Option<Arc<SigningKey>> {
-        self.keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(record)
-            .cloned()
-    }
-
-    fn remember(&self, record: String, pkcs8: &[u8]) -> Result<Arc<SigningKey>, TokenIssueError> {
+    /// The parsed key for `record` holding `pkcs8`, from the cache when the bytes match.
+    fn key_for(&self, record: String, pkcs8: &[u8]) -> Result<Arc<SigningKey>, TokenIssueError> {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((bytes, key)) = keys.get(&record)
+            && bytes.as_slice() == pkcs8
+        {
+            return Ok(key.clone());
+        }
         let key = Arc::new(SigningKey::from_pkcs8(pkcs8)?);
-        self.keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(record, key.clone());
+        keys.insert(record, (pkcs8.to_vec(), key.clone()));
         Ok(key)
     }
 }

@@ -298,3 +298,52 @@ async fn dataplane_tokens_need_an_existing_mesh_and_a_service_tag() {
     ));
     store.stop().await;
 }
+
+/// A Mesh deleted and re-created gets a new dataplane-token key: the old Mesh's tokens no longer
+/// verify, and the same `Tokens` (with its cache) signs with the new key.
+#[tokio::test]
+async fn a_recreated_mesh_does_not_accept_the_old_meshs_tokens() {
+    let store = TestStore::start().await;
+    let tokens = Tokens::new(store.store());
+    let purpose = KeyPurpose::Dataplane {
+        mesh: "default".into(),
+    };
+    store.put("type: Mesh\nname: default\n").await;
+    let old = tokens
+        .issue_dataplane_token("default", "backend-1", service("backend"), DAY)
+        .await
+        .unwrap();
+    let result = store
+        .store()
+        .write(Command::delete(
+            mosaic_global::store::ResourceKey::mesh("default"),
+            true,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(result, CommandResult::Deleted { .. }),
+        "{result:?}"
+    );
+    assert!(
+        tokens.public_keys(&purpose).unwrap().is_empty(),
+        "the key went with the mesh"
+    );
+    store.put("type: Mesh\nname: default\n").await;
+    let new = tokens
+        .issue_dataplane_token("default", "backend-1", service("backend"), DAY)
+        .await
+        .unwrap();
+    let keys = tokens.public_keys(&purpose).unwrap();
+    let now = OffsetDateTime::now_utc();
+    assert!(verify_dataplane_token(new.expose(), &keys, "default", now).is_ok());
+    let err = verify_dataplane_token(old.expose(), &keys, "default", now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TokenError::UnknownKey { .. } | TokenError::BadSignature { .. }
+        ),
+        "{err}"
+    );
+    store.stop().await;
+}

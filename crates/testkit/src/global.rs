@@ -199,7 +199,12 @@ impl GlobalCluster {
 
     /// `POST` a JSON body to replica `i`; returns the status and the body as text.
     pub async fn post(&self, i: usize, path: &str, body: &Value) -> anyhow::Result<(u16, String)> {
-        let resp = self.http.post(format!("{}{path}", self.api(i))).json(body).send().await?;
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.api(i)))
+            .json(body)
+            .send()
+            .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.text().await.unwrap_or_default()))
     }

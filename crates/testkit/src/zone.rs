@@ -57,7 +57,9 @@ impl ZoneProcess {
             global_address: global_address.to_string(),
             ca: ca.to_path_buf(),
             child: None,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
         };
         zone.write_token(token)?;
         Ok(zone)
@@ -135,7 +137,11 @@ impl ZoneProcess {
                 return Ok(v);
             }
             if start.elapsed() > deadline {
-                bail!("zone {} not ready after {deadline:?}; log:\n{}", self.name, self.log());
+                bail!(
+                    "zone {} not ready after {deadline:?}; log:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -143,7 +149,11 @@ impl ZoneProcess {
 
     /// `GET path` on the zone API: status and JSON body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        let resp = self.http.get(format!("{}{path}", self.api_url())).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.api_url()))
+            .send()
+            .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
@@ -164,7 +174,11 @@ impl ZoneProcess {
                 return Ok(body);
             }
             if start.elapsed() > deadline {
-                bail!("zone {}: {what} did not happen within {deadline:?}; log:\n{}", self.name, self.log());
+                bail!(
+                    "zone {}: {what} did not happen within {deadline:?}; log:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
