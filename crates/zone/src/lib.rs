@@ -8,6 +8,7 @@
 //! - [`insight`]: the zone's own ZoneInsight (KDS sessions, CA health hook).
 //! - [`api`]: the zone HTTP API on `api.listen` (Kuma paths and error bodies).
 //! - [`diagnostics`]: `/metrics`, `/ready`, `/healthy` on `diagnostics.listen`.
+//! - [`issuer`]: data-plane certificates from each Mesh's backends: cache, rotation, CA health.
 //! - [`server`]: wiring for `mosaic-zone run`, with graceful shutdown.
 
 #![deny(warnings)]
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod diagnostics;
 pub mod insight;
+pub mod issuer;
 pub mod kds;
 pub mod server;
 pub mod store;

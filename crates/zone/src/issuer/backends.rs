@@ -1,0 +1,94 @@
+//! `MeshBackends`: every mtls backend of one Mesh, built from the Mesh record in the zone store
+//! (the store is the `SecretSource`), kept until the Mesh or its Secrets change.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use mosaic_common::{
+    ca::{CaBackend, build_backend, vault::VaultCa},
+    datasource::SecretSource,
+    resource::mesh::{BackendConf, MeshSpec, MtlsBackend},
+};
+use tokio::sync::OnceCell;
+
+/// The built backends of one Mesh.
+#[derive(Debug)]
+pub struct MeshBackends {
+    /// The Mesh record's version these were built from.
+    pub version: u64,
+    /// The Mesh's spec.
+    pub spec: MeshSpec,
+    /// Backends that built, by name.
+    pub backends: BTreeMap<String, BackendEntry>,
+    /// Backends that did not, by name, with the error's text.
+    pub errors: BTreeMap<String, String>,
+}
+
+/// One built backend.
+#[derive(Debug)]
+pub struct BackendEntry {
+    /// The CA.
+    pub ca: Arc<dyn CaBackend>,
+    /// The same CA when it is Vault (for its token status).
+    pub vault: Option<Arc<VaultCa>>,
+    /// Its roots, fetched once.
+    pub roots: OnceCell<Vec<String>>,
+}
+
+// === impl MeshBackends ===
+
+impl MeshBackends {
+    /// Builds every backend of `spec`. No request is made to any CA.
+    pub async fn build(
+        mesh: &str,
+        version: u64,
+        spec: MeshSpec,
+        secrets: Arc<dyn SecretSource>,
+    ) -> Self {
+        let mut backends = BTreeMap::new();
+        let mut errors = BTreeMap::new();
+        for backend in spec.backends() {
+            match build_one(mesh, backend, secrets.clone()).await {
+                Ok(entry) => {
+                    backends.insert(backend.name.clone(), entry);
+                }
+                Err(e) => {
+                    tracing::warn!(mesh, backend = %backend.name, error = %e, "mtls backend not usable");
+                    errors.insert(backend.name.clone(), e.to_string());
+                }
+            }
+        }
+        Self {
+            version,
+            spec,
+            backends,
+            errors,
+        }
+    }
+
+    /// The name of the enabled backend, if mTLS is on.
+    pub fn enabled(&self) -> Option<&str> {
+        self.spec.enabled_backend().map(|b| b.name.as_str())
+    }
+}
+
+async fn build_one(
+    mesh: &str,
+    backend: &MtlsBackend,
+    secrets: Arc<dyn SecretSource>,
+) -> Result<BackendEntry, mosaic_common::ca::CaError> {
+    // Vault is built here rather than through `build_backend` to keep its concrete type, whose
+    // token status feeds health and metrics.
+    if let Ok(BackendConf::Vault(conf)) = backend.typed_conf() {
+        let vault = Arc::new(VaultCa::new(mesh, backend, &conf, secrets).await?);
+        return Ok(BackendEntry {
+            ca: vault.clone(),
+            vault: Some(vault),
+            roots: OnceCell::new(),
+        });
+    }
+    Ok(BackendEntry {
+        ca: build_backend(mesh, backend, secrets).await?,
+        vault: None,
+        roots: OnceCell::new(),
+    })
+}

@@ -1,0 +1,47 @@
+//! `IssuerError`: why a data plane got no certificate.
+
+use mosaic_common::ca::CaError;
+
+use crate::store::StoreError;
+
+/// Why the issuer could not produce a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerError {
+    /// The zone store has no such Mesh (yet).
+    #[error("mesh {0:?} does not exist in this zone")]
+    NoMesh(String),
+    /// The Mesh has no `mtls.enabledBackend`.
+    #[error("mesh {0:?} has mTLS disabled (no mtls.enabledBackend)")]
+    MtlsDisabled(String),
+    /// The enabled backend could not be built from its configuration.
+    #[error("mesh {mesh:?}, backend {backend:?} is not usable: {reason}")]
+    Backend {
+        /// The mesh.
+        mesh: String,
+        /// The backend.
+        backend: String,
+        /// Why (the CA error's text).
+        reason: String,
+    },
+    /// The backend failed repeatedly; requests are held back until the circuit half-opens.
+    #[error(
+        "mesh {mesh:?}, backend {backend:?}: not asking the CA for now after repeated failures; last error: {last_error}"
+    )]
+    CircuitOpen {
+        /// The mesh.
+        mesh: String,
+        /// The backend.
+        backend: String,
+        /// The failure that opened the circuit.
+        last_error: String,
+    },
+    /// The CA refused or could not be reached.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// The zone store could not be read.
+    #[error("zone store: {0}")]
+    Store(#[from] StoreError),
+    /// The store holds a Mesh record that is not a Mesh.
+    #[error("mesh {0:?}: the stored record is not a Mesh")]
+    NotAMesh(String),
+}

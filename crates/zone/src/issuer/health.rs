@@ -1,0 +1,159 @@
+//! `HealthBook`: CA health per mesh and backend (last success, last error, count, earliest
+//! expiry of the certificates served from it), pushed to the hook when it changes and mirrored in
+//! metrics.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use mosaic_common::{ca::vault::TokenStatus, resource::zone::CaHealth};
+use time::OffsetDateTime;
+
+use super::{hook::CaHealthHook, metrics};
+
+type BackendKey = (String, String);
+
+/// The issuer's health records.
+#[derive(Debug)]
+pub struct HealthBook {
+    hook: Option<Arc<dyn CaHealthHook>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: BTreeMap<BackendKey, CaHealth>,
+    /// What each dataplane is served: (mesh, dataplane) → (backend, not_after).
+    served: HashMap<BackendKey, (String, OffsetDateTime)>,
+}
+
+// === impl HealthBook ===
+
+impl HealthBook {
+    /// An empty book reporting to `hook`.
+    pub fn new(hook: Option<Arc<dyn CaHealthHook>>) -> Self {
+        Self {
+            hook,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Every entry, sorted by mesh then backend.
+    pub fn snapshot(&self) -> Vec<CaHealth> {
+        self.lock().entries.values().cloned().collect()
+    }
+
+    /// `backend` of `mesh` issued a certificate in `elapsed`.
+    pub fn success(&self, mesh: &str, backend: &str, elapsed: Duration) {
+        metrics::issued(mesh, backend, elapsed);
+        metrics::ca_healthy(mesh, backend, true);
+        self.change(mesh, backend, |h| {
+            h.healthy = true;
+            h.last_error.clear();
+            h.last_success = Some(OffsetDateTime::now_utc());
+            h.certificates_issued += 1;
+        });
+    }
+
+    /// `backend` of `mesh` failed with `error` (after `elapsed`, if a request was made).
+    pub fn failure(&self, mesh: &str, backend: &str, error: &str, elapsed: Option<Duration>) {
+        if let Some(elapsed) = elapsed {
+            metrics::issue_error(mesh, backend, elapsed);
+        }
+        metrics::ca_healthy(mesh, backend, false);
+        self.change(mesh, backend, |h| {
+            h.healthy = false;
+            h.last_error = error.to_string();
+        });
+    }
+
+    /// The Vault token of `backend` of `mesh` is in `status`.
+    pub fn token(&self, mesh: &str, backend: &str, status: &TokenStatus) {
+        if let Some(ttl) = status.ttl_remaining() {
+            metrics::vault_token_ttl(mesh, backend, ttl);
+        }
+    }
+
+    /// `dataplane` of `mesh` is now served a certificate of `backend` valid until `not_after`.
+    pub fn served(&self, mesh: &str, dataplane: &str, backend: &str, not_after: OffsetDateTime) {
+        let key = (mesh.to_string(), dataplane.to_string());
+        let new = (backend.to_string(), not_after);
+        let mut s = self.lock();
+        if s.served.get(&key) == Some(&new) {
+            return;
+        }
+        s.served.insert(key, new);
+        let earliest = |s: &State, b: &str| {
+            s.served
+                .iter()
+                .filter(|((m, _), (sb, _))| m == mesh && sb == b)
+                .map(|(_, (_, t))| *t)
+                .min()
+        };
+        let mut changed = false;
+        let backends: Vec<String> = s
+            .entries
+            .keys()
+            .filter(|(m, _)| m == mesh)
+            .map(|(_, b)| b.clone())
+            .chain(std::iter::once(backend.to_string()))
+            .collect();
+        for b in backends {
+            let e = earliest(&s, &b);
+            let entry = s
+                .entries
+                .entry((mesh.to_string(), b.clone()))
+                .or_insert_with(|| fresh(mesh, &b));
+            if entry.earliest_expiry != e {
+                entry.earliest_expiry = e;
+                changed = true;
+            }
+        }
+        if let Some(min) = s
+            .served
+            .iter()
+            .filter(|((m, _), _)| m == mesh)
+            .map(|(_, (_, t))| *t)
+            .min()
+        {
+            metrics::earliest_expiry(mesh, min.unix_timestamp());
+        }
+        let snapshot = changed.then(|| s.entries.values().cloned().collect());
+        drop(s);
+        self.push(snapshot);
+    }
+
+    fn change(&self, mesh: &str, backend: &str, f: impl FnOnce(&mut CaHealth)) {
+        let mut s = self.lock();
+        let entry = s
+            .entries
+            .entry((mesh.to_string(), backend.to_string()))
+            .or_insert_with(|| fresh(mesh, backend));
+        let before = entry.clone();
+        f(entry);
+        let snapshot = (*entry != before).then(|| s.entries.values().cloned().collect());
+        drop(s);
+        self.push(snapshot);
+    }
+
+    fn push(&self, snapshot: Option<Vec<CaHealth>>) {
+        if let (Some(hook), Some(list)) = (&self.hook, snapshot) {
+            hook.set_ca_health(list);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn fresh(mesh: &str, backend: &str) -> CaHealth {
+    CaHealth {
+        mesh: mesh.to_string(),
+        backend: backend.to_string(),
+        healthy: true,
+        ..CaHealth::default()
+    }
+}

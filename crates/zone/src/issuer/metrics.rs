@@ -1,0 +1,36 @@
+//! The issuer's Prometheus metrics (`metrics` crate). Labels are mesh and backend only, never a
+//! dataplane.
+
+use std::time::Duration;
+
+/// A certificate was issued by `backend` of `mesh` in `elapsed`.
+pub fn issued(mesh: &str, backend: &str, elapsed: Duration) {
+    metrics::counter!("mosaic_certs_issued_total", "mesh" => mesh.to_string(), "backend" => backend.to_string())
+        .increment(1);
+    metrics::histogram!("mosaic_cert_issue_seconds").record(elapsed.as_secs_f64());
+}
+
+/// An issuance from `backend` of `mesh` failed after `elapsed`.
+pub fn issue_error(mesh: &str, backend: &str, elapsed: Duration) {
+    metrics::counter!("mosaic_cert_issue_errors_total", "mesh" => mesh.to_string(), "backend" => backend.to_string())
+        .increment(1);
+    metrics::histogram!("mosaic_cert_issue_seconds").record(elapsed.as_secs_f64());
+}
+
+/// Whether `backend` of `mesh` is healthy (1) or not (0).
+pub fn ca_healthy(mesh: &str, backend: &str, healthy: bool) {
+    metrics::gauge!("mosaic_ca_healthy", "mesh" => mesh.to_string(), "backend" => backend.to_string())
+        .set(if healthy { 1.0 } else { 0.0 });
+}
+
+/// The earliest expiry (Unix time, seconds) among the certificates served in `mesh`.
+pub fn earliest_expiry(mesh: &str, unix_seconds: i64) {
+    metrics::gauge!("mosaic_cert_earliest_expiry_seconds", "mesh" => mesh.to_string())
+        .set(unix_seconds as f64);
+}
+
+/// Seconds of validity left on the Vault token of `backend` of `mesh`.
+pub fn vault_token_ttl(mesh: &str, backend: &str, ttl: Duration) {
+    metrics::gauge!("mosaic_vault_token_ttl_seconds", "mesh" => mesh.to_string(), "backend" => backend.to_string())
+        .set(ttl.as_secs_f64());
+}

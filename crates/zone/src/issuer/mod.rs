@@ -1,0 +1,478 @@
+//! The zone's certificate issuer: data-plane certificates from each Mesh's enabled mtls backend
+//! (Vault, builtin or provided), kept fresh and gentle on Vault.
+//!
+//! - Backends are built per Mesh from the zone store (which is also their `SecretSource`) and
+//!   rebuilt when the Mesh or its Secrets change (the store's change feed).
+//! - [`Issuer::certificate`] answers from memory, then from the disk cache
+//!   (`<data_dir>/certs`, 0600), and only asks the CA when the cached certificate has 20% of its
+//!   lifetime or less left, was issued by another backend or for other tags. Concurrent requests
+//!   for one dataplane are coalesced (one CA call); a semaphore bounds calls in flight; a circuit
+//!   breaker per backend holds calls back after repeated failures. While the CA fails, a
+//!   still-valid certificate keeps being served.
+//! - [`Issuer::watch`] keeps one dataplane's certificate fresh: rotation at 80% of its lifetime
+//!   (jittered), at once when the Mesh's enabled backend changes, jittered exponential backoff
+//!   (1 s → 60 s) on failures.
+//! - [`Issuer::trust_bundle`] is every root of every backend of the Mesh, so a migration from one
+//!   backend to another never breaks trust.
+//! - CA health per mesh/backend goes to a [`CaHealthHook`] (the ZoneInsight) and to metrics.
+//!
+//! Module map:
+//! - [`settings`]: `IssuerSettings`.
+//! - [`error`]: `IssuerError`.
+//! - [`dataplane_cert`]: `DataplaneCert`, what a dataplane is served.
+//! - [`backends`]: `MeshBackends`, the built backends of one Mesh.
+//! - [`cache`]: `DiskCache`, certificates persisted in the data dir.
+//! - [`breaker`]: `CircuitBreaker`, one per backend.
+//! - [`backoff`]: jittered backoff and rotation instants, freshness.
+//! - [`health`]: `HealthBook`, CA health per mesh/backend.
+//! - [`hook`]: `CaHealthHook`, where health is reported.
+//! - [`metrics`]: the issuer's metrics.
+//! - `watch`: the per-dataplane rotation task behind [`Issuer::watch`].
+
+pub mod backends;
+pub mod backoff;
+pub mod breaker;
+pub mod cache;
+pub mod dataplane_cert;
+pub mod error;
+pub mod health;
+pub mod hook;
+pub mod metrics;
+pub mod settings;
+mod watch;
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::Instant,
+};
+
+use mosaic_common::{
+    ca::{CaErrorKind, IssueRequest, IssuedCert},
+    resource::{ResourceType, Spec, zone::CaHealth},
+    template::Tags,
+};
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, broadcast, watch as tokio_watch};
+use tracing::Instrument as _;
+
+use self::{backends::BackendEntry, health::HealthBook};
+pub use self::{
+    backends::MeshBackends, breaker::CircuitBreaker, cache::DiskCache,
+    dataplane_cert::DataplaneCert, error::IssuerError, hook::CaHealthHook,
+    settings::IssuerSettings,
+};
+use crate::store::{Change, KdsType, StoreKey, ZoneStore};
+
+type DpKey = (String, String);
+
+/// The certificate issuer (cheap to clone; clones share everything).
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<ZoneStore>,
+    settings: IssuerSettings,
+    disk: DiskCache,
+    meshes: tokio::sync::Mutex<HashMap<String, Arc<MeshBackends>>>,
+    memory: Mutex<HashMap<DpKey, Arc<DataplaneCert>>>,
+    locks: Mutex<HashMap<DpKey, Arc<tokio::sync::Mutex<()>>>>,
+    permits: Semaphore,
+    breakers: Mutex<HashMap<DpKey, Arc<CircuitBreaker>>>,
+    health: HealthBook,
+    /// Bumped on every Mesh or Secret change; watch tasks re-check their dataplane.
+    mesh_events: tokio_watch::Sender<u64>,
+}
+
+/// What an attempt to obtain a certificate gave: the certificate to serve (new, cached, or a
+/// still-valid old one) and the error, if the CA was asked and failed.
+#[derive(Debug)]
+struct Outcome {
+    current: Option<Arc<DataplaneCert>>,
+    error: Option<IssuerError>,
+}
+
+// === impl Issuer ===
+
+impl Issuer {
+    /// An issuer over `store`, reporting CA health to `hook`. Must be called within a Tokio
+    /// runtime: it listens to the store's change feed (until the issuer is dropped).
+    pub fn new(
+        store: Arc<ZoneStore>,
+        hook: Option<Arc<dyn CaHealthHook>>,
+        settings: IssuerSettings,
+    ) -> Self {
+        let feed = store.subscribe();
+        let (mesh_events, _) = tokio_watch::channel(0);
+        let inner = Arc::new(Inner {
+            disk: DiskCache::new(&settings.data_dir),
+            permits: Semaphore::new(settings.max_in_flight.max(1)),
+            store,
+            settings,
+            meshes: tokio::sync::Mutex::default(),
+            memory: Mutex::default(),
+            locks: Mutex::default(),
+            breakers: Mutex::default(),
+            health: HealthBook::new(hook),
+            mesh_events,
+        });
+        tokio::spawn(listen(Arc::downgrade(&inner), feed));
+        Self { inner }
+    }
+
+    /// The certificate for `dataplane` of `mesh` with `tags`, from the Mesh's enabled backend:
+    /// the cached one while it has more than 20% of its lifetime left, else a new one. When the
+    /// CA fails and a still-valid certificate for the same tags exists, that one is returned.
+    pub async fn certificate(
+        &self,
+        mesh: &str,
+        dataplane: &str,
+        tags: &Tags,
+    ) -> Result<Arc<IssuedCert>, IssuerError> {
+        let span = tracing::info_span!("certificate", mesh, dataplane);
+        let outcome = self
+            .obtain(mesh, dataplane, tags, None)
+            .instrument(span)
+            .await;
+        match (outcome.current, outcome.error) {
+            (Some(current), error) => {
+                if let Some(e) = error {
+                    tracing::warn!(mesh, dataplane, error = %e, "CA failed; serving the still-valid certificate");
+                }
+                Ok(current.cert.clone())
+            }
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(IssuerError::NoMesh(mesh.to_string())),
+        }
+    }
+
+    /// Keeps `dataplane`'s certificate fresh in the background and publishes each one on the
+    /// returned channel (`None` until the first is obtained). Rotation at 80% of the lifetime
+    /// (jittered); a new certificate at once when the Mesh's enabled backend changes. Other tags
+    /// need a new watch. The task ends when every receiver is dropped.
+    pub fn watch(
+        &self,
+        mesh: &str,
+        dataplane: &str,
+        tags: Tags,
+    ) -> tokio_watch::Receiver<Option<Arc<DataplaneCert>>> {
+        let (tx, rx) = tokio_watch::channel(None);
+        let span = tracing::info_span!("certificate_watch", mesh, dataplane);
+        tokio::spawn(
+            watch::run(
+                self.clone(),
+                mesh.to_string(),
+                dataplane.to_string(),
+                tags,
+                tx,
+            )
+            .instrument(span),
+        );
+        rx
+    }
+
+    /// Every root (PEM) of every backend of `mesh`, deduplicated; backends that cannot say are
+    /// logged and skipped. Empty when the Mesh does not exist.
+    pub async fn trust_bundle(&self, mesh: &str) -> Vec<String> {
+        let set = match self.mesh_backends(mesh).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(mesh, error = %e, "no trust bundle");
+                return Vec::new();
+            }
+        };
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (name, entry) in &set.backends {
+            let roots = entry
+                .roots
+                .get_or_try_init(|| async { entry.ca.root_certs().await })
+                .await;
+            match roots {
+                Ok(roots) => {
+                    for r in roots {
+                        if seen.insert(r.trim().to_string()) {
+                            out.push(r.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(mesh, backend = %name, error = %e, "backend roots unavailable")
+                }
+            }
+        }
+        out
+    }
+
+    /// CA health of every mesh backend used so far (sorted by mesh, then backend).
+    pub fn ca_health(&self) -> Vec<CaHealth> {
+        self.inner.health.snapshot()
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &IssuerSettings {
+        &self.inner.settings
+    }
+
+    fn mesh_events(&self) -> tokio_watch::Receiver<u64> {
+        self.inner.mesh_events.subscribe()
+    }
+
+    /// The built backends of `mesh`, rebuilt when the stored Mesh's version changed.
+    async fn mesh_backends(&self, mesh: &str) -> Result<Arc<MeshBackends>, IssuerError> {
+        let item = self
+            .inner
+            .store
+            .get(&StoreKey::mesh(mesh))?
+            .ok_or_else(|| IssuerError::NoMesh(mesh.to_string()))?;
+        let mut meshes = self.inner.meshes.lock().await;
+        if let Some(set) = meshes.get(mesh)
+            && set.version == item.version
+        {
+            return Ok(set.clone());
+        }
+        let resource = item
+            .to_resource()
+            .map_err(|_| IssuerError::NotAMesh(mesh.to_string()))?;
+        let Spec::Mesh(spec) = resource.spec else {
+            return Err(IssuerError::NotAMesh(mesh.to_string()));
+        };
+        let set =
+            Arc::new(MeshBackends::build(mesh, item.version, spec, self.inner.store.clone()).await);
+        for (backend, error) in &set.errors {
+            self.inner.health.failure(mesh, backend, error, None);
+        }
+        meshes.insert(mesh.to_string(), set.clone());
+        Ok(set)
+    }
+
+    /// Obtains the certificate to serve. `replace` names a serial that must not be returned
+    /// unless the CA fails (a rotation is due).
+    async fn obtain(
+        &self,
+        mesh: &str,
+        dataplane: &str,
+        tags: &Tags,
+        replace: Option<&str>,
+    ) -> Outcome {
+        let fail = |e: IssuerError| Outcome {
+            current: None,
+            error: Some(e),
+        };
+        let set = match self.mesh_backends(mesh).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let Some(backend) = set.enabled().map(str::to_string) else {
+            return fail(IssuerError::MtlsDisabled(mesh.to_string()));
+        };
+        let key: DpKey = (mesh.to_string(), dataplane.to_string());
+        // One request per dataplane at a time: the others wait here and then find it cached.
+        let lock = self.key_lock(&key);
+        let _guard = lock.lock().await;
+
+        let cached = self.cached(&key).await;
+        let now = OffsetDateTime::now_utc();
+        if let Some(c) = &cached
+            && c.backend == backend
+            && c.tags == *tags
+            && replace != Some(c.cert.serial.as_str())
+            && c.is_fresh(now)
+        {
+            self.served(c);
+            return Outcome {
+                current: Some(c.clone()),
+                error: None,
+            };
+        }
+        let fallback = cached.filter(|c| c.tags == *tags && c.is_valid(now));
+        let result = match set.backends.get(&backend) {
+            Some(entry) => self.issue(mesh, &backend, entry, tags).await,
+            None => Err(IssuerError::Backend {
+                mesh: mesh.to_string(),
+                backend: backend.clone(),
+                reason: set
+                    .errors
+                    .get(&backend)
+                    .cloned()
+                    .unwrap_or_else(|| "not found in the Mesh".into()),
+            }),
+        };
+        match result {
+            Ok(cert) => {
+                let dc = Arc::new(DataplaneCert {
+                    mesh: mesh.to_string(),
+                    dataplane: dataplane.to_string(),
+                    backend,
+                    tags: tags.clone(),
+                    cert: Arc::new(cert),
+                });
+                if let Err(e) = self.inner.disk.store(&dc).await {
+                    tracing::warn!(error = %e, "certificate not cached on disk; a restart will issue again");
+                }
+                self.lock_memory().insert(key, dc.clone());
+                self.served(&dc);
+                Outcome {
+                    current: Some(dc),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                if let Some(f) = &fallback {
+                    self.served(f);
+                }
+                Outcome {
+                    current: fallback,
+                    error: Some(e),
+                }
+            }
+        }
+    }
+
+    /// One CA call, through the breaker and the semaphore, recorded in health and metrics.
+    async fn issue(
+        &self,
+        mesh: &str,
+        backend: &str,
+        entry: &BackendEntry,
+        tags: &Tags,
+    ) -> Result<IssuedCert, IssuerError> {
+        let breaker = self.breaker(mesh, backend);
+        breaker
+            .try_acquire()
+            .map_err(|last_error| IssuerError::CircuitOpen {
+                mesh: mesh.to_string(),
+                backend: backend.to_string(),
+                last_error,
+            })?;
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| IssuerError::Backend {
+                mesh: mesh.to_string(),
+                backend: backend.to_string(),
+                reason: "the issuer is shutting down".into(),
+            })?;
+        let req = IssueRequest {
+            tags: tags.clone(),
+            ttl: entry.ca.default_ttl(),
+        };
+        let start = Instant::now();
+        let result = entry.ca.issue(&req).await;
+        let elapsed = start.elapsed();
+        if let Some(vault) = &entry.vault {
+            self.inner
+                .health
+                .token(mesh, backend, &vault.token_status());
+        }
+        match result {
+            Ok(cert) => {
+                breaker.success();
+                self.inner.health.success(mesh, backend, elapsed);
+                tracing::info!(backend, serial = %cert.serial, not_after = %cert.not_after, "certificate issued");
+                Ok(cert)
+            }
+            Err(e) => {
+                let text = e.to_string();
+                // A dataplane without a service or a template that does not render is that
+                // dataplane's problem, not the CA's.
+                if !matches!(*e.kind, CaErrorKind::NoService | CaErrorKind::Template(_)) {
+                    breaker.failure(&text);
+                    self.inner
+                        .health
+                        .failure(mesh, backend, &text, Some(elapsed));
+                }
+                tracing::warn!(backend, error = %text, "certificate issuance failed");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The in-memory certificate, else the disk cache's (then kept in memory).
+    async fn cached(&self, key: &DpKey) -> Option<Arc<DataplaneCert>> {
+        if let Some(c) = self.lock_memory().get(key) {
+            return Some(c.clone());
+        }
+        match self.inner.disk.load(&key.0, &key.1).await {
+            Ok(Some(c)) if c.mesh == key.0 && c.dataplane == key.1 => {
+                let c = Arc::new(c);
+                self.lock_memory().insert(key.clone(), c.clone());
+                Some(c)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cached certificate unreadable; issuing a new one");
+                None
+            }
+        }
+    }
+
+    fn served(&self, c: &DataplaneCert) {
+        self.inner
+            .health
+            .served(&c.mesh, &c.dataplane, &c.backend, c.cert.not_after);
+    }
+
+    fn key_lock(&self, key: &DpKey) -> Arc<tokio::sync::Mutex<()>> {
+        self.inner
+            .locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
+
+    fn breaker(&self, mesh: &str, backend: &str) -> Arc<CircuitBreaker> {
+        let s = &self.inner.settings;
+        self.inner
+            .breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((mesh.to_string(), backend.to_string()))
+            .or_insert_with(|| {
+                Arc::new(CircuitBreaker::new(s.breaker_threshold, s.breaker_cooldown))
+            })
+            .clone()
+    }
+
+    fn lock_memory(&self) -> std::sync::MutexGuard<'_, HashMap<DpKey, Arc<DataplaneCert>>> {
+        self.inner
+            .memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Follows the store's change feed: a Mesh or Secret change drops the Mesh's built backends and
+/// wakes the watch tasks. Ends when the issuer or the store is gone.
+async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
+    loop {
+        let mesh = match feed.recv().await {
+            Ok(change) => match change.key.kind {
+                KdsType::Resource(ResourceType::Mesh) => Some(change.key.name),
+                KdsType::Resource(ResourceType::Secret) => change.key.mesh,
+                _ => continue,
+            },
+            // Missed changes: forget every Mesh.
+            Err(broadcast::error::RecvError::Lagged(_)) => None,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        {
+            let mut meshes = inner.meshes.lock().await;
+            match &mesh {
+                Some(m) => {
+                    meshes.remove(m);
+                }
+                None => meshes.clear(),
+            }
+        }
+        inner.mesh_events.send_modify(|g| *g = g.wrapping_add(1));
+    }
+}

@@ -1,0 +1,41 @@
+//! `IssuerSettings`: where the certificate cache lives and how gently the issuer treats its CAs.
+
+use std::{path::PathBuf, time::Duration};
+
+/// Tuning of the [`super::Issuer`].
+#[derive(Clone, Debug)]
+pub struct IssuerSettings {
+    /// The zone's data dir; issued certificates are cached in `<data_dir>/certs` (files 0600).
+    pub data_dir: PathBuf,
+    /// Most CA requests in flight at once, across every mesh and backend.
+    pub max_in_flight: usize,
+    /// Consecutive failures after which a backend's circuit opens.
+    pub breaker_threshold: u32,
+    /// How long an open circuit refuses requests before letting one trial through.
+    pub breaker_cooldown: Duration,
+    /// First retry delay after a failure (jittered, doubled per failure).
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// Rotation happens at 80% of a certificate's lifetime minus up to this fraction of it
+    /// (random per rotation), so certificates issued together do not renew together.
+    pub rotation_jitter: f64,
+}
+
+// === impl IssuerSettings ===
+
+impl IssuerSettings {
+    /// The defaults with the cache in `data_dir`: 16 requests in flight, the circuit opens after 5
+    /// consecutive failures for 30 s, backoff 1 s → 60 s, rotation jitter 5% of the lifetime.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            max_in_flight: 16,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            rotation_jitter: 0.05,
+        }
+    }
+}
