@@ -17,8 +17,8 @@
 //! - CA health per mesh/backend goes to a [`CaHealthHook`] (the ZoneInsight) and to metrics.
 //!
 //! Module map:
-//! - [`settings`]: `IssuerSettings`.
-//! - [`error`]: `IssuerError`.
+//! - [`settings`]: the issuer's `IssuerSettings`.
+//! - [`error`]: why issuance failed, `IssuerError`.
 //! - [`dataplane_cert`]: `DataplaneCert`, what a dataplane is served.
 //! - [`backends`]: `MeshBackends`, the built backends of one Mesh.
 //! - [`cache`]: `DiskCache`, certificates persisted in the data dir.
