@@ -60,6 +60,8 @@ struct CacheFile {
     serial: String,
     not_before: i64,
     not_after: i64,
+    #[serde(default)]
+    issued_at: Option<i64>,
 }
 
 // === impl DiskCache ===
@@ -94,6 +96,7 @@ impl DiskCache {
             serial: cert.cert.serial.clone(),
             not_before: cert.cert.not_before.unix_timestamp(),
             not_after: cert.cert.not_after.unix_timestamp(),
+            issued_at: Some(cert.issued_at.unix_timestamp()),
         };
         let dir = self.dir.clone();
         let path = self.path(&cert.mesh, &cert.dataplane);
@@ -135,6 +138,11 @@ fn read_file(path: &Path) -> Result<Option<DataplaneCert>, CacheError> {
     // serde_json's error names a position, never the content.
     let f: CacheFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let ts = |t: i64| OffsetDateTime::from_unix_timestamp(t).map_err(|e| corrupt(e.to_string()));
+    let not_before = ts(f.not_before)?;
+    let issued_at = match f.issued_at {
+        Some(t) => ts(t)?,
+        None => not_before,
+    };
     Ok(Some(DataplaneCert {
         mesh: f.mesh,
         dataplane: f.dataplane,
@@ -144,9 +152,10 @@ fn read_file(path: &Path) -> Result<Option<DataplaneCert>, CacheError> {
             chain_pem: f.chain_pem,
             key_pem: Sensitive::new(f.key_pem),
             serial: f.serial,
-            not_before: ts(f.not_before)?,
+            not_before,
             not_after: ts(f.not_after)?,
         }),
+        issued_at,
     }))
 }
 

@@ -20,14 +20,22 @@ pub struct DataplaneCert {
     pub tags: Tags,
     /// The certificate, chain and key.
     pub cert: Arc<IssuedCert>,
+    /// When this zone received it (CAs such as Vault backdate `not_before`; the lifetime that
+    /// rotation measures starts at the later of the two).
+    pub issued_at: OffsetDateTime,
 }
 
 // === impl DataplaneCert ===
 
 impl DataplaneCert {
+    /// Start of the lifetime rotation measures: the later of `not_before` and `issued_at`.
+    pub fn lifetime_start(&self) -> OffsetDateTime {
+        self.cert.not_before.max(self.issued_at)
+    }
+
     /// Whether it has more than 20% of its lifetime left at `now` (so it is reused, not renewed).
     pub fn is_fresh(&self, now: OffsetDateTime) -> bool {
-        backoff::is_fresh(self.cert.not_before, self.cert.not_after, now)
+        backoff::is_fresh(self.lifetime_start(), self.cert.not_after, now)
     }
 
     /// Whether it is still valid at `now` (servable while the CA fails).

@@ -309,6 +309,7 @@ impl Issuer {
                     backend,
                     tags: tags.clone(),
                     cert: Arc::new(cert),
+                    issued_at: OffsetDateTime::now_utc(),
                 });
                 if let Err(e) = self.inner.disk.store(&dc).await {
                     tracing::warn!(error = %e, "certificate not cached on disk; a restart will issue again");
@@ -450,7 +451,7 @@ impl Issuer {
 }
 
 /// Follows the store's change feed: a Mesh or Secret change drops the Mesh's built backends and
-/// wakes the watch tasks. Ends when the issuer or the store is gone.
+/// circuit breakers and wakes the watch tasks. Ends when the issuer or the store is gone.
 async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
     loop {
         let mesh = match feed.recv().await {
@@ -473,6 +474,12 @@ async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
                 None => meshes.clear(),
             }
         }
+        // A changed configuration deserves a fresh try: close the Mesh's circuits.
+        inner
+            .breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(m, _), _| mesh.as_ref().is_some_and(|changed| changed != m));
         inner.mesh_events.send_modify(|g| *g = g.wrapping_add(1));
     }
 }

@@ -47,7 +47,7 @@ pub(super) async fn run(
                 failures = 0;
                 replace = None;
                 let at = backoff::rotation_instant(
-                    current.cert.not_before,
+                    current.lifetime_start(),
                     current.cert.not_after,
                     settings.rotation_jitter,
                 );

@@ -1,0 +1,457 @@
+//! The zone's certificate issuer against a real OpenBao set up as seed 000 says: issuance and
+//! trust bundle, reuse of cached certificates after a restart (zero Vault issue calls), coalesced
+//! concurrent requests, rotation, a Vault outage (old certificate served, health unhealthy, then
+//! recovery), and a builtin → vault migration (both roots trusted, re-issue on the switch).
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use mosaic_common::{
+    ca::{IssuedCert, identity, local::LocalCa},
+    resource::{parse::from_value, zone::CaHealth},
+    template::Tags,
+};
+use mosaic_testkit::{OpenBao, SEED_MOUNT, SEED_ROLE, ensure_crypto_provider};
+use mosaic_zone::{
+    issuer::{CaHealthHook, Issuer, IssuerSettings},
+    store::{StoredItem, SyncBatch, ZoneStore},
+};
+use rustls::pki_types::{CertificateDer, UnixTime};
+use serde_json::{Value, json};
+
+const MESH: &str = "default";
+/// Generous deadline for anything the tests wait for.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn issue_path() -> String {
+    format!("{SEED_MOUNT}/issue/{SEED_ROLE}")
+}
+
+/// A seed-000 root-layout OpenBao with an audit log; returns it, its root PEM and a token.
+async fn seed_vault() -> anyhow::Result<(OpenBao, String, String)> {
+    ensure_crypto_provider();
+    let bao = OpenBao::start_with_audit(None).await?;
+    let (root, token) = setup_pki(&bao).await?;
+    Ok((bao, root, token))
+}
+
+async fn setup_pki(bao: &OpenBao) -> anyhow::Result<(String, String)> {
+    let root = bao.setup_root_pki(SEED_MOUNT, MESH).await?;
+    bao.create_seed_role(SEED_MOUNT, SEED_ROLE).await?;
+    let token = bao.seed_policy_and_token().await?;
+    Ok((root, token))
+}
+
+fn vault_backend(name: &str, addr: &str, expiration: &str) -> Value {
+    json!({
+        "name": name,
+        "type": "vault",
+        "dpCert": {"rotation": {"expiration": expiration}},
+        "conf": {"fromCp": {
+            "address": addr,
+            "pki": SEED_MOUNT,
+            "role": SEED_ROLE,
+            "commonName": "{{ tag \"kuma.io/service\" }}.mesh",
+            "auth": {"token": {"secret": "vault-token"}}
+        }}
+    })
+}
+
+fn builtin_backend(name: &str) -> Value {
+    json!({"name": name, "type": "builtin", "dpCert": {"rotation": {"expiration": "24h"}}})
+}
+
+fn put(store: &ZoneStore, value: Value, version: u64) {
+    let resource = from_value(value).expect("valid resource");
+    store
+        .apply_sync(&SyncBatch {
+            upserts: vec![StoredItem::from_resource(&resource, version)],
+            removes: vec![],
+        })
+        .expect("sync applied");
+}
+
+fn put_mesh(store: &ZoneStore, version: u64, enabled: &str, backends: Vec<Value>) {
+    put(
+        store,
+        json!({"type": "Mesh", "name": MESH, "mtls": {"enabledBackend": enabled, "backends": backends}}),
+        version,
+    );
+}
+
+fn put_secret(store: &ZoneStore, name: &str, value: &str, version: u64) {
+    let data = base64::engine::general_purpose::STANDARD.encode(value);
+    put(
+        store,
+        json!({"type": "Secret", "mesh": MESH, "name": name, "data": data}),
+        version,
+    );
+}
+
+fn tags(service: &str) -> Tags {
+    let mut t = Tags::new();
+    t.entry("kuma.io/service".into())
+        .or_default()
+        .insert(service.into());
+    t
+}
+
+#[derive(Debug, Default)]
+struct RecordingHook {
+    pushes: Mutex<Vec<Vec<CaHealth>>>,
+}
+
+impl CaHealthHook for RecordingHook {
+    fn set_ca_health(&self, health: Vec<CaHealth>) {
+        self.pushes.lock().unwrap().push(health);
+    }
+}
+
+impl RecordingHook {
+    fn last(&self, backend: &str) -> Option<CaHealth> {
+        self.pushes
+            .lock()
+            .unwrap()
+            .last()
+            .and_then(|l| l.iter().find(|h| h.backend == backend).cloned())
+    }
+}
+
+fn issuer(store: &Arc<ZoneStore>, dir: &Path, hook: Option<Arc<RecordingHook>>) -> Issuer {
+    Issuer::new(
+        store.clone(),
+        hook.map(|h| h as Arc<dyn CaHealthHook>),
+        IssuerSettings::new(dir),
+    )
+}
+
+/// Verifies the chain the way a data plane would (rustls-webpki, serverAuth and clientAuth).
+fn verify(cert: &IssuedCert, roots: &[String]) {
+    let chain = identity::pem_to_ders(&cert.chain_pem).expect("chain PEM");
+    let (leaf, intermediates) = chain.split_first().expect("a leaf");
+    let anchors_der: Vec<CertificateDer<'static>> = roots
+        .iter()
+        .flat_map(|r| identity::pem_to_ders(r).expect("root PEM"))
+        .map(CertificateDer::from)
+        .collect();
+    let anchors: Vec<_> = anchors_der
+        .iter()
+        .map(|d| webpki::anchor_from_trusted_cert(d).unwrap().to_owned())
+        .collect();
+    let inter: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|d| CertificateDer::from(d.as_slice()))
+        .collect();
+    let leaf_der = CertificateDer::from(leaf.as_slice());
+    let ee = webpki::EndEntityCert::try_from(&leaf_der).expect("end-entity cert");
+    for usage in [
+        webpki::KeyUsage::client_auth(),
+        webpki::KeyUsage::server_auth(),
+    ] {
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &inter,
+            UnixTime::now(),
+            usage,
+            None,
+            None,
+        )
+        .expect("chain verifies against the roots");
+    }
+}
+
+fn same_pems(a: &[String], b: &[String]) -> bool {
+    let norm = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.trim().to_string()).collect();
+        v.sort();
+        v
+    };
+    norm(a) == norm(b)
+}
+
+#[tokio::test]
+async fn issues_from_vault_with_a_verifying_chain_and_the_vault_root_as_trust_bundle()
+-> anyhow::Result<()> {
+    let (bao, root, token) = seed_vault().await?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(ZoneStore::open(dir.path())?);
+    put_secret(&store, "vault-token", &token, 1);
+    put_mesh(
+        &store,
+        1,
+        "vault-1",
+        vec![vault_backend("vault-1", bao.addr(), "24h")],
+    );
+    let hook = Arc::new(RecordingHook::default());
+    let issuer = issuer(&store, dir.path(), Some(hook.clone()));
+
+    let cert = issuer.certificate(MESH, "web-1", &tags("web")).await?;
+    verify(&cert, std::slice::from_ref(&root));
+    let info = identity::inspect_pem(&cert.chain_pem)?;
+    assert!(
+        info.uri_sans.contains(&"spiffe://default/web".to_string()),
+        "SPIFFE identity: {:?}",
+        info.uri_sans
+    );
+    assert_eq!(info.common_name.as_deref(), Some("web.mesh"));
+    let lifetime = cert.not_after - time::OffsetDateTime::now_utc();
+    assert!(lifetime > time::Duration::hours(23) && lifetime <= time::Duration::hours(25));
+
+    assert!(same_pems(&issuer.trust_bundle(MESH).await, &[root]));
+    assert_eq!(bao.count_audit_requests(&issue_path())?, 1);
+
+    // Cached on disk, owner-only.
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("certs"))?.collect::<Result<_, _>>()?;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].metadata()?.permissions().mode() & 0o777, 0o600);
+
+    let health = hook.last("vault-1").expect("health pushed to the hook");
+    assert!(health.healthy);
+    assert_eq!(health.certificates_issued, 1);
+    assert_eq!(health.earliest_expiry, Some(cert.not_after));
+    assert!(health.last_success.is_some());
+    assert_eq!(issuer.ca_health(), vec![health]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restarted_issuer_serves_cached_certificates_without_calling_vault() -> anyhow::Result<()>
+{
+    let (bao, _root, token) = seed_vault().await?;
+    let dir = tempfile::tempdir()?;
+    let mut serials = Vec::new();
+    {
+        let store = Arc::new(ZoneStore::open(dir.path())?);
+        put_secret(&store, "vault-token", &token, 1);
+        put_mesh(
+            &store,
+            1,
+            "vault-1",
+            vec![vault_backend("vault-1", bao.addr(), "24h")],
+        );
+        store.flush().await?;
+        let issuer = issuer(&store, dir.path(), None);
+        for i in 0..5 {
+            let c = issuer
+                .certificate(MESH, &format!("web-{i}"), &tags("web"))
+                .await?;
+            serials.push(c.serial.clone());
+        }
+    }
+    assert_eq!(bao.count_audit_requests(&issue_path())?, 5);
+
+    // The store is reopened (retrying while the old handle's lock is released).
+    let start = Instant::now();
+    let store = loop {
+        match ZoneStore::open(dir.path()) {
+            Ok(s) => break Arc::new(s),
+            Err(e) => {
+                assert!(start.elapsed() < DEADLINE, "store did not reopen: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let issuer = issuer(&store, dir.path(), None);
+    for (i, serial) in serials.iter().enumerate() {
+        let c = issuer
+            .certificate(MESH, &format!("web-{i}"), &tags("web"))
+            .await?;
+        assert_eq!(&c.serial, serial, "the cached certificate is served");
+    }
+    assert_eq!(
+        bao.count_audit_requests(&issue_path())?,
+        5,
+        "no Vault issue call after the restart"
+    );
+    // Other tags are another identity: that one is issued.
+    let c = issuer.certificate(MESH, "web-0", &tags("api")).await?;
+    assert_ne!(&c.serial, &serials[0]);
+    assert_eq!(bao.count_audit_requests(&issue_path())?, 6);
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_dataplane_make_one_vault_call() -> anyhow::Result<()> {
+    let (bao, root, token) = seed_vault().await?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(ZoneStore::open(dir.path())?);
+    put_secret(&store, "vault-token", &token, 1);
+    put_mesh(
+        &store,
+        1,
+        "vault-1",
+        vec![vault_backend("vault-1", bao.addr(), "24h")],
+    );
+    let issuer = issuer(&store, dir.path(), None);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let issuer = issuer.clone();
+        tasks.spawn(async move { issuer.certificate(MESH, "web-1", &tags("web")).await });
+    }
+    let mut serials = std::collections::BTreeSet::new();
+    while let Some(r) = tasks.join_next().await {
+        let cert = r??;
+        verify(&cert, std::slice::from_ref(&root));
+        serials.insert(cert.serial.clone());
+    }
+    assert_eq!(serials.len(), 1, "every caller got the same certificate");
+    assert_eq!(bao.count_audit_requests(&issue_path())?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_watch_rotates_a_short_lived_certificate() -> anyhow::Result<()> {
+    let (bao, root, token) = seed_vault().await?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(ZoneStore::open(dir.path())?);
+    put_secret(&store, "vault-token", &token, 1);
+    put_mesh(
+        &store,
+        1,
+        "vault-1",
+        vec![vault_backend("vault-1", bao.addr(), "20s")],
+    );
+    let issuer = issuer(&store, dir.path(), None);
+
+    let mut rx = issuer.watch(MESH, "web-1", tags("web"));
+    let first = tokio::time::timeout(DEADLINE, rx.wait_for(Option::is_some))
+        .await??
+        .clone()
+        .expect("a certificate");
+    verify(&first.cert, std::slice::from_ref(&root));
+    assert_eq!(first.backend, "vault-1");
+    let second = tokio::time::timeout(
+        DEADLINE,
+        rx.wait_for(|c| {
+            c.as_ref()
+                .is_some_and(|c| c.cert.serial != first.cert.serial)
+        }),
+    )
+    .await??
+    .clone()
+    .expect("a certificate");
+    verify(&second.cert, std::slice::from_ref(&root));
+    assert!(second.cert.not_after > first.cert.not_after);
+    Ok(())
+}
+
+#[tokio::test]
+async fn while_vault_is_down_the_old_certificate_is_served_and_health_says_why()
+-> anyhow::Result<()> {
+    let (mut bao, _root, token) = seed_vault().await?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(ZoneStore::open(dir.path())?);
+    put_secret(&store, "vault-token", &token, 1);
+    put_mesh(
+        &store,
+        1,
+        "vault-1",
+        vec![vault_backend("vault-1", bao.addr(), "24h")],
+    );
+    let hook = Arc::new(RecordingHook::default());
+    let issuer = issuer(&store, dir.path(), Some(hook.clone()));
+    let old = issuer.certificate(MESH, "web-1", &tags("web")).await?;
+
+    bao.stop();
+    let again = issuer.certificate(MESH, "web-1", &tags("web")).await?;
+    assert_eq!(
+        again.serial, old.serial,
+        "the still-valid certificate is served"
+    );
+    let mut rx = issuer.watch(MESH, "web-1", tags("web"));
+    let watched = tokio::time::timeout(DEADLINE, rx.wait_for(Option::is_some))
+        .await??
+        .clone()
+        .expect("a certificate");
+    assert_eq!(watched.cert.serial, old.serial);
+
+    let err = issuer
+        .certificate(MESH, "web-2", &tags("web"))
+        .await
+        .expect_err("Vault is down");
+    let health = hook.last("vault-1").expect("health pushed");
+    assert!(!health.healthy, "unhealthy while Vault is down");
+    assert!(!health.last_error.is_empty());
+    assert_eq!(health.last_error, err.to_string());
+    assert_eq!(health.certificates_issued, 1);
+
+    // Vault back (dev mode: set up again, with a new token delivered as a Secret update).
+    bao.restart().await?;
+    let (new_root, new_token) = setup_pki(&bao).await?;
+    put_secret(&store, "vault-token", &new_token, 2);
+    let start = Instant::now();
+    let cert = loop {
+        match issuer.certificate(MESH, "web-2", &tags("web")).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(start.elapsed() < DEADLINE, "issuance did not resume: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    verify(&cert, &[new_root]);
+    let health = hook.last("vault-1").expect("health pushed");
+    assert!(health.healthy, "healthy again: {health:?}");
+    assert!(health.last_error.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn builtin_and_vault_in_one_mesh_trust_both_roots_and_a_switch_reissues() -> anyhow::Result<()>
+{
+    let (bao, vault_root, token) = seed_vault().await?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(ZoneStore::open(dir.path())?);
+    let (builtin_cert, builtin_key) =
+        LocalCa::generate_root(MESH, "builtin", Duration::from_secs(86_400 * 365))?;
+    put_secret(&store, "vault-token", &token, 1);
+    put_secret(&store, "default.ca-builtin-cert-ca-1", &builtin_cert, 1);
+    put_secret(
+        &store,
+        "default.ca-builtin-key-ca-1",
+        builtin_key.expose(),
+        1,
+    );
+    let backends = vec![
+        builtin_backend("ca-1"),
+        vault_backend("vault-1", bao.addr(), "24h"),
+    ];
+    put_mesh(&store, 1, "ca-1", backends.clone());
+    let issuer = issuer(&store, dir.path(), None);
+
+    let bundle = issuer.trust_bundle(MESH).await;
+    assert!(same_pems(
+        &bundle,
+        &[builtin_cert.clone(), vault_root.clone()]
+    ));
+
+    let mut rx = issuer.watch(MESH, "web-1", tags("web"));
+    let first = tokio::time::timeout(DEADLINE, rx.wait_for(Option::is_some))
+        .await??
+        .clone()
+        .expect("a certificate");
+    assert_eq!(first.backend, "ca-1");
+    verify(&first.cert, std::slice::from_ref(&builtin_cert));
+    assert_eq!(bao.count_audit_requests(&issue_path())?, 0);
+
+    // The migration: vault becomes the enabled backend; the watch re-issues at once.
+    put_mesh(&store, 2, "vault-1", backends);
+    let second = tokio::time::timeout(
+        DEADLINE,
+        rx.wait_for(|c| c.as_ref().is_some_and(|c| c.backend == "vault-1")),
+    )
+    .await??
+    .clone()
+    .expect("a certificate");
+    verify(&second.cert, &bundle);
+    verify(&second.cert, std::slice::from_ref(&vault_root));
+    assert_eq!(bao.count_audit_requests(&issue_path())?, 1);
+    Ok(())
+}
