@@ -120,6 +120,22 @@ impl RecordingHook {
             .last()
             .and_then(|l| l.iter().find(|h| h.backend == backend).cloned())
     }
+
+    /// Polls until the last report of `backend` satisfies `check` (reports are debounced).
+    async fn wait_for(&self, backend: &str, check: impl Fn(&CaHealth) -> bool) -> CaHealth {
+        let start = Instant::now();
+        loop {
+            if let Some(h) = self.last(backend).filter(|h| check(h)) {
+                return h;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for the health of {backend}; last: {:?}",
+                self.last(backend)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 fn issuer(store: &Arc<ZoneStore>, dir: &Path, hook: Option<Arc<RecordingHook>>) -> Issuer {
@@ -211,7 +227,11 @@ async fn issues_from_vault_with_a_verifying_chain_and_the_vault_root_as_trust_bu
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].metadata()?.permissions().mode() & 0o777, 0o600);
 
-    let health = hook.last("vault-1").expect("health pushed to the hook");
+    let health = hook
+        .wait_for("vault-1", |h| {
+            h.certificates_issued == 1 && h.earliest_expiry.is_some()
+        })
+        .await;
     assert!(health.healthy);
     assert_eq!(health.certificates_issued, 1);
     assert_eq!(health.earliest_expiry, Some(cert.not_after));
@@ -376,8 +396,7 @@ async fn while_vault_is_down_the_old_certificate_is_served_and_health_says_why()
         .certificate(MESH, "web-2", &tags("web"))
         .await
         .expect_err("Vault is down");
-    let health = hook.last("vault-1").expect("health pushed");
-    assert!(!health.healthy, "unhealthy while Vault is down");
+    let health = hook.wait_for("vault-1", |h| !h.healthy).await;
     assert!(!health.last_error.is_empty());
     assert_eq!(health.last_error, err.to_string());
     assert_eq!(health.certificates_issued, 1);
@@ -397,8 +416,7 @@ async fn while_vault_is_down_the_old_certificate_is_served_and_health_says_why()
         }
     };
     verify(&cert, &[new_root]);
-    let health = hook.last("vault-1").expect("health pushed");
-    assert!(health.healthy, "healthy again: {health:?}");
+    let health = hook.wait_for("vault-1", |h| h.healthy).await;
     assert!(health.last_error.is_empty());
     Ok(())
 }

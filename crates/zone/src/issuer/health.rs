@@ -1,12 +1,14 @@
 //! `HealthBook`: CA health per mesh and backend (last success, last error, count, earliest
-//! expiry of the certificates served from it), pushed to the hook when it changes and mirrored in
-//! metrics.
+//! expiry of the certificates served from it), mirrored in metrics and pushed to the hook when it
+//! changes, at most once per reporting interval (a burst of issuances is one ZoneInsight write).
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError, Weak},
     time::Duration,
 };
+
+use tokio::sync::Notify;
 
 use mosaic_common::{ca::vault::TokenStatus, resource::zone::CaHealth};
 use time::OffsetDateTime;
@@ -20,6 +22,8 @@ type BackendKey = (String, String);
 pub struct HealthBook {
     hook: Option<Arc<dyn CaHealthHook>>,
     state: Mutex<State>,
+    /// Signals a change to the reporting task (and the book's end).
+    changed: Arc<Notify>,
 }
 
 #[derive(Debug, Default)]
@@ -32,12 +36,22 @@ struct State {
 // === impl HealthBook ===
 
 impl HealthBook {
-    /// An empty book reporting to `hook`.
-    pub fn new(hook: Option<Arc<dyn CaHealthHook>>) -> Self {
-        Self {
+    /// An empty book reporting to `hook` at most once per `interval`. Must be called within a
+    /// Tokio runtime (the reporting task runs until the book is dropped).
+    pub fn new(hook: Option<Arc<dyn CaHealthHook>>, interval: Duration) -> Arc<Self> {
+        let book = Arc::new(Self {
             hook,
             state: Mutex::default(),
+            changed: Arc::new(Notify::new()),
+        });
+        if book.hook.is_some() {
+            tokio::spawn(report(
+                Arc::downgrade(&book),
+                book.changed.clone(),
+                interval,
+            ));
         }
+        book
     }
 
     /// Every entry, sorted by mesh then backend.
@@ -120,9 +134,10 @@ impl HealthBook {
         {
             metrics::earliest_expiry(mesh, min.unix_timestamp());
         }
-        let snapshot = changed.then(|| s.entries.values().cloned().collect());
         drop(s);
-        self.push(snapshot);
+        if changed {
+            self.changed.notify_one();
+        }
     }
 
     fn change(&self, mesh: &str, backend: &str, f: impl FnOnce(&mut CaHealth)) {
@@ -133,19 +148,35 @@ impl HealthBook {
             .or_insert_with(|| fresh(mesh, backend));
         let before = entry.clone();
         f(entry);
-        let snapshot = (*entry != before).then(|| s.entries.values().cloned().collect());
+        let changed = *entry != before;
         drop(s);
-        self.push(snapshot);
-    }
-
-    fn push(&self, snapshot: Option<Vec<CaHealth>>) {
-        if let (Some(hook), Some(list)) = (&self.hook, snapshot) {
-            hook.set_ca_health(list);
+        if changed {
+            self.changed.notify_one();
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for HealthBook {
+    fn drop(&mut self) {
+        // Wakes the reporting task so it sees the book is gone.
+        self.changed.notify_one();
+    }
+}
+
+/// Pushes the book to its hook after each change, then waits `interval` before the next push.
+async fn report(book: Weak<HealthBook>, changed: Arc<Notify>, interval: Duration) {
+    loop {
+        changed.notified().await;
+        let Some(b) = book.upgrade() else { return };
+        if let Some(hook) = &b.hook {
+            hook.set_ca_health(b.snapshot());
+        }
+        drop(b);
+        tokio::time::sleep(interval).await;
     }
 }
 

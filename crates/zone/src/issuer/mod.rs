@@ -82,7 +82,7 @@ struct Inner {
     locks: Mutex<HashMap<DpKey, Arc<tokio::sync::Mutex<()>>>>,
     permits: Semaphore,
     breakers: Mutex<HashMap<DpKey, Arc<CircuitBreaker>>>,
-    health: HealthBook,
+    health: Arc<HealthBook>,
     /// Bumped on every Mesh or Secret change; watch tasks re-check their dataplane.
     mesh_events: tokio_watch::Sender<u64>,
 }
@@ -107,6 +107,7 @@ impl Issuer {
     ) -> Self {
         let feed = store.subscribe();
         let (mesh_events, _) = tokio_watch::channel(0);
+        let health = HealthBook::new(hook, settings.health_report_interval);
         let inner = Arc::new(Inner {
             disk: DiskCache::new(&settings.data_dir),
             permits: Semaphore::new(settings.max_in_flight.max(1)),
@@ -116,7 +117,7 @@ impl Issuer {
             memory: Mutex::default(),
             locks: Mutex::default(),
             breakers: Mutex::default(),
-            health: HealthBook::new(hook),
+            health,
             mesh_events,
         });
         tokio::spawn(listen(Arc::downgrade(&inner), feed));

@@ -20,13 +20,16 @@ pub struct IssuerSettings {
     /// Rotation happens at 80% of a certificate's lifetime minus up to this fraction of it
     /// (random per rotation), so certificates issued together do not renew together.
     pub rotation_jitter: f64,
+    /// Shortest time between two CA health reports to the hook.
+    pub health_report_interval: Duration,
 }
 
 // === impl IssuerSettings ===
 
 impl IssuerSettings {
     /// The defaults with the cache in `data_dir`: 16 requests in flight, the circuit opens after 5
-    /// consecutive failures for 30 s, backoff 1 s → 60 s, rotation jitter 5% of the lifetime.
+    /// consecutive failures for 30 s, backoff 1 s → 60 s, rotation jitter 5% of the lifetime,
+    /// CA health reported at most once a second.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -36,6 +39,7 @@ impl IssuerSettings {
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             rotation_jitter: 0.05,
+            health_report_interval: Duration::from_secs(1),
         }
     }
 }
