@@ -365,7 +365,7 @@ async fn a_watch_rotates_a_short_lived_certificate() -> anyhow::Result<()> {
 #[tokio::test]
 async fn while_vault_is_down_the_old_certificate_is_served_and_health_says_why()
 -> anyhow::Result<()> {
-    let (mut bao, _root, token) = seed_vault().await?;
+    let (mut bao, root, token) = seed_vault().await?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(ZoneStore::open(dir.path())?);
     put_secret(&store, "vault-token", &token, 1);
@@ -378,8 +378,23 @@ async fn while_vault_is_down_the_old_certificate_is_served_and_health_says_why()
     let hook = Arc::new(RecordingHook::default());
     let issuer = issuer(&store, dir.path(), Some(hook.clone()));
     let old = issuer.certificate(MESH, "web-1", &tags("web")).await?;
+    assert!(same_pems(
+        &issuer.trust_bundle(MESH).await,
+        std::slice::from_ref(&root)
+    ));
 
     bao.stop();
+    // A Mesh update during the outage rebuilds the backends; the Vault root stays trusted.
+    put_mesh(
+        &store,
+        2,
+        "vault-1",
+        vec![vault_backend("vault-1", bao.addr(), "24h")],
+    );
+    assert!(same_pems(
+        &issuer.trust_bundle(MESH).await,
+        std::slice::from_ref(&root)
+    ));
     let again = issuer.certificate(MESH, "web-1", &tags("web")).await?;
     assert_eq!(
         again.serial, old.serial,
@@ -404,7 +419,7 @@ async fn while_vault_is_down_the_old_certificate_is_served_and_health_says_why()
     // Vault back (dev mode: set up again, with a new token delivered as a Secret update).
     bao.restart().await?;
     let (new_root, new_token) = setup_pki(&bao).await?;
-    put_secret(&store, "vault-token", &new_token, 2);
+    put_secret(&store, "vault-token", &new_token, 3);
     let start = Instant::now();
     let cert = loop {
         match issuer.certificate(MESH, "web-2", &tags("web")).await {

@@ -82,6 +82,9 @@ struct Inner {
     locks: Mutex<HashMap<DpKey, Arc<tokio::sync::Mutex<()>>>>,
     permits: Semaphore,
     breakers: Mutex<HashMap<DpKey, Arc<CircuitBreaker>>>,
+    /// The last roots each backend reported, kept across rebuilds: a backend that cannot answer
+    /// (Vault down) keeps its roots in the trust bundle.
+    last_roots: Mutex<HashMap<DpKey, Vec<String>>>,
     health: Arc<HealthBook>,
     /// Bumped on every Mesh or Secret change; watch tasks re-check their dataplane.
     mesh_events: tokio_watch::Sender<u64>,
@@ -117,6 +120,7 @@ impl Issuer {
             memory: Mutex::default(),
             locks: Mutex::default(),
             breakers: Mutex::default(),
+            last_roots: Mutex::default(),
             health,
             mesh_events,
         });
@@ -175,8 +179,8 @@ impl Issuer {
         rx
     }
 
-    /// Every root (PEM) of every backend of `mesh`, deduplicated; backends that cannot say are
-    /// logged and skipped. Empty when the Mesh does not exist.
+    /// Every root (PEM) of every backend of `mesh`, deduplicated. A backend that cannot say right
+    /// now contributes the roots it last reported (if any). Empty when the Mesh does not exist.
     pub async fn trust_bundle(&self, mesh: &str) -> Vec<String> {
         let set = match self.mesh_backends(mesh).await {
             Ok(s) => s,
@@ -192,16 +196,26 @@ impl Issuer {
                 .roots
                 .get_or_try_init(|| async { entry.ca.root_certs().await })
                 .await;
-            match roots {
+            let key = (mesh.to_string(), name.clone());
+            let mut last = self
+                .inner
+                .last_roots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let roots = match roots {
                 Ok(roots) => {
-                    for r in roots {
-                        if seen.insert(r.trim().to_string()) {
-                            out.push(r.clone());
-                        }
-                    }
+                    last.insert(key, roots.clone());
+                    roots.clone()
                 }
                 Err(e) => {
-                    tracing::warn!(mesh, backend = %name, error = %e, "backend roots unavailable")
+                    tracing::warn!(mesh, backend = %name, error = %e, "backend roots unavailable; using the last known");
+                    last.get(&key).cloned().unwrap_or_default()
+                }
+            };
+            drop(last);
+            for r in roots {
+                if seen.insert(r.trim().to_string()) {
+                    out.push(r);
                 }
             }
         }
