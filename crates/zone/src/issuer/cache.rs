@@ -187,3 +187,54 @@ fn write_file(dir: &Path, path: &Path, file: &CacheFile) -> Result<(), CacheErro
     std::fs::rename(&tmp, path).map_err(io(path))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn cert() -> DataplaneCert {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        DataplaneCert {
+            mesh: "default".into(),
+            dataplane: "web/1".into(),
+            backend: "vault-1".into(),
+            tags: Tags::new(),
+            cert: Arc::new(IssuedCert {
+                chain_pem: "CHAIN".into(),
+                key_pem: Sensitive::new("KEY".into()),
+                serial: "01:02".into(),
+                not_before: now,
+                not_after: now + time::Duration::hours(24),
+            }),
+            issued_at: now + time::Duration::seconds(30),
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trips_owner_only_and_reports_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(dir.path());
+        assert!(cache.load("default", "web/1").await.unwrap().is_none());
+        cache.store(&cert()).await.unwrap();
+        let back = cache.load("default", "web/1").await.unwrap().unwrap();
+        assert_eq!(back.cert.serial, "01:02");
+        assert_eq!(back.cert.key_pem.expose(), "KEY");
+        assert_eq!(back.issued_at, cert().issued_at);
+        assert_eq!(back.cert.not_after, cert().cert.not_after);
+        let path = cache.path("default", "web/1");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join(CERTS_DIR))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(matches!(
+            cache.load("default", "web/1").await,
+            Err(CacheError::Corrupt { .. })
+        ));
+    }
+}
