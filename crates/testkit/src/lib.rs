@@ -10,6 +10,7 @@
 //! * [`TestCa`] makes a test CA, a server certificate for [`TLS_SERVER_NAME`] and client certificates.
 //! * [`FakeKubernetesApi`] answers Kubernetes `TokenReview`s for one accepted service-account JWT.
 //! * [`Agent`] runs `bao agent` with auto-auth and an unauthenticated API proxy.
+//! * [`verify_chain`] checks an issued chain as Envoy would (rustls-webpki, client and server auth).
 //! * [`ZoneProcess`] runs a `mosaic-zone` against a global's KDS (CA, token), killed on drop.
 //! * [`GlobalCluster`] runs `mosaic-global` replicas as real processes (start, kill -9, restart, wipe).
 //!
@@ -37,6 +38,7 @@ mod kube;
 mod pki;
 mod ports;
 mod server;
+mod verify;
 mod zone;
 
 pub use agent::Agent;
@@ -52,6 +54,7 @@ pub use pki::{
 };
 pub use ports::{free_port, free_port_pair};
 pub use server::{OpenBao, ROOT_TOKEN, TlsListener};
+pub use verify::verify_chain;
 pub use zone::ZoneProcess;
 
 /// How long the harness waits for a process to become ready (generous: CI machines are slow).

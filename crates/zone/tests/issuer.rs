@@ -21,7 +21,6 @@ use mosaic_zone::{
     issuer::{CaHealthHook, Issuer, IssuerSettings},
     store::{StoredItem, SyncBatch, ZoneStore},
 };
-use rustls::pki_types::{CertificateDer, UnixTime};
 use serde_json::{Value, json};
 
 const MESH: &str = "default";
@@ -148,38 +147,7 @@ fn issuer(store: &Arc<ZoneStore>, dir: &Path, hook: Option<Arc<RecordingHook>>) 
 
 /// Verifies the chain the way a data plane would (rustls-webpki, serverAuth and clientAuth).
 fn verify(cert: &IssuedCert, roots: &[String]) {
-    let chain = identity::pem_to_ders(&cert.chain_pem).expect("chain PEM");
-    let (leaf, intermediates) = chain.split_first().expect("a leaf");
-    let anchors_der: Vec<CertificateDer<'static>> = roots
-        .iter()
-        .flat_map(|r| identity::pem_to_ders(r).expect("root PEM"))
-        .map(CertificateDer::from)
-        .collect();
-    let anchors: Vec<_> = anchors_der
-        .iter()
-        .map(|d| webpki::anchor_from_trusted_cert(d).unwrap().to_owned())
-        .collect();
-    let inter: Vec<CertificateDer<'_>> = intermediates
-        .iter()
-        .map(|d| CertificateDer::from(d.as_slice()))
-        .collect();
-    let leaf_der = CertificateDer::from(leaf.as_slice());
-    let ee = webpki::EndEntityCert::try_from(&leaf_der).expect("end-entity cert");
-    for usage in [
-        webpki::KeyUsage::client_auth(),
-        webpki::KeyUsage::server_auth(),
-    ] {
-        ee.verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &anchors,
-            &inter,
-            UnixTime::now(),
-            usage,
-            None,
-            None,
-        )
-        .expect("chain verifies against the roots");
-    }
+    mosaic_testkit::verify_chain(&cert.chain_pem, roots).expect("chain verifies against the roots");
 }
 
 fn same_pems(a: &[String], b: &[String]) -> bool {
