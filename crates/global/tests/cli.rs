@@ -101,14 +101,6 @@ fn bad_env_exits_1_naming_the_variable() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET path` over plain TCP; the status code, or `None` when nothing answers.
 fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::{Read as _, Write as _};
@@ -128,7 +120,8 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 #[test]
 fn run_logs_the_config_serves_until_sigterm_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let (raft, api, diag, kds) = (free_port(), free_port(), free_port(), free_port());
+    let ports = mosaic_testkit::free_ports(4).unwrap();
+    let (raft, api, diag, kds) = (ports[0], ports[1], ports[2], ports[3]);
     fs::write(
         dir.path().join("global.toml"),
         format!("[raft]\nlisten = \"127.0.0.1:{raft}\"\nadvertise = \"127.0.0.1:{raft}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n[diagnostics]\nlisten = \"127.0.0.1:{diag}\"\n"),

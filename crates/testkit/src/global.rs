@@ -36,7 +36,7 @@ pub struct GlobalCluster {
     binary: PathBuf,
 }
 
-use crate::free_port;
+use crate::free_ports;
 
 // === impl GlobalCluster ===
 
@@ -49,13 +49,14 @@ impl GlobalCluster {
             .prefix("mosaic-global-")
             .tempdir()?;
         let mut replicas = Vec::new();
-        for i in 0..n {
+        let ports = free_ports(4 * n)?;
+        for (i, p) in ports.chunks(4).enumerate() {
             replicas.push(Replica {
                 id: i as u64 + 1,
-                api: free_port()?,
-                raft: free_port()?,
-                diag: free_port()?,
-                kds: free_port()?,
+                api: p[0],
+                raft: p[1],
+                diag: p[2],
+                kds: p[3],
                 dir: tmp.path().join(format!("replica-{}", i + 1)),
                 child: None,
             });

@@ -52,7 +52,7 @@ pub use pki::{
     IntermediatePki, PkiVerb, SEED_MESH, SEED_MOUNT, SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE,
     TokenSpec, pki_policy, seed_role_params,
 };
-pub use ports::{free_port, free_port_pair};
+pub use ports::{free_port, free_port_pair, free_ports};
 pub use server::{OpenBao, ROOT_TOKEN, TlsListener};
 pub use verify::verify_chain;
 pub use zone::ZoneProcess;

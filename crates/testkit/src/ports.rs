@@ -10,6 +10,18 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// `n` distinct free ports on 127.0.0.1. Every listener is held until all are chosen, so the
+/// kernel cannot hand the same port out twice (as separate [`free_port`] calls can).
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
 /// A port `p` such that both `p` and `p + 1` were free on 127.0.0.1 a moment ago.
 ///
 /// `bao server -dev -dev-listen-address=127.0.0.1:p` also binds its cluster listener on `p + 1`,
@@ -38,5 +50,8 @@ mod tests {
         let _a = TcpListener::bind(("127.0.0.1", p)).unwrap();
         let _b = TcpListener::bind(("127.0.0.1", p + 1)).unwrap();
         assert!(free_port().unwrap() > 0);
+        let ports = free_ports(50).unwrap();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), 50);
     }
 }

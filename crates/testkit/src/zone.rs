@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::free_port;
+use crate::free_ports;
 
 /// One zone control plane process.
 pub struct ZoneProcess {
@@ -47,11 +47,12 @@ impl ZoneProcess {
         crate::ensure_crypto_provider();
         let dir = root.join(format!("zone-{name}"));
         std::fs::create_dir_all(&dir)?;
+        let ports = free_ports(3)?;
         let zone = Self {
             name: name.to_string(),
-            api: free_port()?,
-            diag: free_port()?,
-            dp: free_port()?,
+            api: ports[0],
+            diag: ports[1],
+            dp: ports[2],
             dir,
             binary: binary.to_path_buf(),
             global_address: global_address.to_string(),

@@ -105,14 +105,6 @@ fn tls_address_without_ca_cert_exits_1_naming_the_key() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET path` on loopback; the status code and body, or `None` while nothing listens.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
@@ -148,7 +140,8 @@ fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 #[test]
 fn env_only_run_serves_from_its_store_while_the_global_is_away_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (api, diag, global) = (free_port(), free_port(), free_port());
+    let ports = mosaic_testkit::free_ports(3).unwrap();
+    let (api, diag, global) = (ports[0], ports[1], ports[2]);
     // What an earlier run received from the global.
     {
         use mosaic_zone::{kds::assemble::Assembled, kds::receive, store::ZoneStore};

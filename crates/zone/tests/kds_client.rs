@@ -38,7 +38,7 @@ impl TestZone {
         ca_pem: Option<Vec<u8>>,
     ) -> Self {
         mosaic_common::tls::install_crypto_provider();
-        let store = Arc::new(ZoneStore::open(dir.path()).unwrap());
+        let store = Arc::new(open_when_released(dir.path()));
         let config = KdsClientConfig {
             zone: "east".into(),
             endpoints: GlobalEndpoint::parse_list(urls).unwrap(),
@@ -622,4 +622,19 @@ async fn tls_is_verified_with_global_ca_cert() {
     })
     .await;
     zone.shutdown().await;
+}
+
+/// Opens the zone store in `dir`, waiting (bounded) while a previous client's tasks still hold
+/// sled's file lock on it: a stopped client releases its handle when its tasks finish.
+fn open_when_released(dir: &std::path::Path) -> ZoneStore {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match ZoneStore::open(dir) {
+            Ok(store) => return store,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("opening the zone store: {e}"),
+        }
+    }
 }
