@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job: a local deployment that issues real Vault certificates.
 #
-# Today it starts an OpenBao dev server, configures it exactly as the Kong Mesh Vault docs
-# (seed 000) say with the real `bao` CLI, starts a global control plane, applies the seed's Mesh
-# (token in a Secret) with mosaicctl (the global accepts it only after a test issuance from
-# Vault), shows it, issues a zone token, and prints a test certificate's identity, issuer and
-# expiry. The two zones and a mosaic-dp per zone arrive with issues #4 (KDS) and #5 (zone).
+# It starts an OpenBao dev server, configures it exactly as the Kong Mesh Vault docs (seed 000)
+# say with the real `bao` CLI, starts a global control plane, applies the seed's Mesh (token in a
+# Secret) with mosaicctl (the global accepts it only after a test issuance from Vault), starts two
+# zones that receive the Mesh over KDS (TLS, zone tokens), shows them, and prints a data-plane
+# test certificate's identity, issuer and expiry. Zone issuance over SDS and a mosaic-dp per zone
+# arrive with issue #5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +37,9 @@ export VAULT_ADDR="http://127.0.0.1:$port" BAO_ADDR="http://127.0.0.1:$port" BAO
 HOME="$work" "$BAO" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$port" >"$work/openbao.log" 2>&1 &
 bao_pid=$!
 global_pid=""
+zone_pids=""
 cleanup() {
+    for p in $zone_pids; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
     [ -n "$global_pid" ] && kill -TERM "$global_pid" 2>/dev/null && wait "$global_pid" 2>/dev/null
     kill "$bao_pid" 2>/dev/null; wait "$bao_pid" 2>/dev/null || true
 }
@@ -131,10 +134,39 @@ echo "==> mosaicctl apply -f $work/mesh.yaml (the global validates the backend b
 "$CTL" apply -f "$work/mesh.yaml"
 "$CTL" get meshes
 "$CTL" get secrets --mesh default
-token=$("$CTL" generate zone-token --zone zone-1 --valid-for 720h)
-echo "==> zone token for zone-1 issued (${#token} characters; zones use it in issue #4)"
+ZONE="$PWD/target/debug/mosaic-zone"
+for z in zone-1 zone-2; do
+    "$CTL" generate zone-token --zone "$z" --valid-for 720h >"$work/$z.token"
+    z_api=$(free_port); z_diag=$(free_port); z_dp=$(free_port)
+    cat >"$work/$z.toml" <<TOML
+zone = "$z"
+[store]
+data_dir = "$work/$z"
+[global]
+address = "grpcs://127.0.0.1:$kds_port"
+ca_cert = "$work/global/kds-ca.pem"
+token_file = "$work/$z.token"
+[api]
+listen = "127.0.0.1:$z_api"
+[dp_server]
+listen = "127.0.0.1:$z_dp"
+[diagnostics]
+listen = "127.0.0.1:$z_diag"
+TOML
+    "$ZONE" run --config "$work/$z.toml" >"$work/$z.log" 2>&1 &
+    zone_pids="$zone_pids $!"
+    for _ in $(seq 1 300); do
+        http_ok "http://127.0.0.1:$z_api/meshes/default" && break
+        sleep 0.2
+    done
+    http_ok "http://127.0.0.1:$z_api/meshes/default" || { echo "$z did not receive the Mesh; see $work/$z.log" >&2; exit 1; }
+    echo "==> $z (zone token in $work/$z.token) received the Mesh over KDS; its API at http://127.0.0.1:$z_api:"
+    "$CTL" --api "http://127.0.0.1:$z_api" get meshes
+done
+echo "==> mosaicctl inspect zones (on the global)"
+"$CTL" inspect zones
 echo "==> a data-plane certificate from this backend, issued the way zones will issue them:"
 "$CTL" validate --issue -f "$work/mesh.yaml" | sed -n 's/^  backend /  /p'
 echo
-echo "The global accepted a Vault-backed Mesh after Vault issued it a test certificate. The two"
-echo "zones and a mosaic-dp per zone join this deployment with issues #4 (KDS) and #5 (zone)."
+echo "The global accepted a Vault-backed Mesh after Vault issued it a test certificate, and both"
+echo "zones hold it. Zone issuance over SDS and a mosaic-dp per zone arrive with issue #5."
