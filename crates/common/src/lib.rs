@@ -15,6 +15,7 @@
 //! - [`telemetry`]: tracing subscriber set-up shared by every binary (`--log-format json|text`).
 //! - [`tls`]: the process-wide rustls crypto provider; generated server CAs and certificates.
 //! - [`token`]: zone and dataplane tokens (Ed25519 JWTs): signing keys, claims, verification.
+//! - [`sds`]: the data-plane interface's names (SDS secrets, node id) and the token-tags rule.
 
 #![deny(warnings)]
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod datasource;
 pub mod duration;
 pub mod process;
 pub mod resource;
+pub mod sds;
 pub mod sensitive;
 pub mod telemetry;
 pub mod template;

@@ -3,6 +3,7 @@
 //! Module map:
 //! - [`raft`]: the raft transport between global replicas (`mosaic.raft.v1.RaftService`).
 //! - [`kds`]: the global ⇄ zone discovery protocol (`mosaic.kds.v1.KdsService`).
+//! - [`envoy`]: Envoy's protos (the `envoy-types` crate), for SDS between zone and data planes.
 
 #![deny(warnings)]
 #![forbid(unsafe_code)]
@@ -19,3 +20,7 @@ pub mod kds {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("mosaic.kds.v1");
 }
+
+/// Envoy's API types and gRPC services (`envoy.service.secret.v3.SecretDiscoveryService`, `Secret`,
+/// `DiscoveryRequest`, ...), from the `envoy-types` crate.
+pub use envoy_types::pb as envoy;
