@@ -157,6 +157,25 @@ pub struct ZoneConfig {
     pub dp_server: DpServerConfig,
     /// `[diagnostics]`: metrics and health endpoints.
     pub diagnostics: DiagnosticsConfig,
+    /// `[issuer]`: how hard the zone may press its certificate authorities (an addition to the
+    /// contract; optional).
+    #[serde(default)]
+    pub issuer: IssuerConfig,
+}
+
+/// `[issuer]` of the zone: limits on requests to the CAs (Vault).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// `issuer.max_in_flight`: most certificate requests in flight at once, across every mesh
+    /// and backend (default 16).
+    pub max_in_flight: usize,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        Self { max_in_flight: 16 }
+    }
 }
 
 /// A zone name: a DNS-1035 label (1-63 of `a-z0-9-`, starting with a letter, ending alphanumeric).
@@ -532,6 +551,7 @@ impl Default for ZoneConfig {
             diagnostics: DiagnosticsConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5680)),
             },
+            issuer: IssuerConfig::default(),
         }
     }
 }
@@ -558,6 +578,13 @@ impl ZoneConfig {
                 figment,
                 "store.data_dir",
                 "must not be empty",
+            ));
+        }
+        if self.issuer.max_in_flight == 0 {
+            return Err(ConfigError::invalid(
+                figment,
+                "issuer.max_in_flight",
+                "must be at least 1",
             ));
         }
         check_tls_pair(

@@ -8,6 +8,7 @@
 //! - [`validate`]: violations with Kuma field paths, collected all at once.
 //! - [`resource`]: Mesh, Secret, GlobalSecret, Zone, Dataplane and insights; Universal and Kubernetes forms.
 //! - [`datasource`]: DataSource (`secret`, `file`, `inline`, `inlineString`) and its resolution.
+//! - [`net`]: accepted TCP connections with `TCP_NODELAY` for the gRPC servers.
 //! - [`process`]: `shutdown_signal()`, the SIGTERM/SIGINT future servers shut down on.
 //! - [`template`]: the Vault backend's `commonName` template (`tag`, `replace`).
 //! - [`ca`]: the `CaBackend` trait and its builtin, provided and Vault implementations.
@@ -26,6 +27,7 @@ pub mod ca;
 pub mod config;
 pub mod datasource;
 pub mod duration;
+pub mod net;
 pub mod process;
 pub mod resource;
 pub mod sds;

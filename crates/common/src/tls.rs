@@ -440,6 +440,45 @@ pub fn load_or_generate(
     files.issue_and_store(&ca, common_name, names)
 }
 
+/// The names (SANs) a generated serving certificate covers: `localhost`, `127.0.0.1`, `::1`,
+/// each of `hosts`, the address of `listen` unless it is a wildcard, and this machine's hostname.
+pub fn default_server_names(hosts: &[String], listen: std::net::SocketAddr) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let mut add = |n: &str| {
+        let n = n.trim().to_ascii_lowercase();
+        if !n.is_empty() && !names.contains(&n) {
+            names.push(n);
+        }
+    };
+    for h in hosts {
+        add(h);
+    }
+    if !listen.ip().is_unspecified() {
+        add(&listen.ip().to_string());
+    }
+    if let Some(h) = hostname() {
+        add(&h);
+    }
+    names
+}
+
+/// This machine's hostname, if it is a usable DNS name.
+fn hostname() -> Option<String> {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()?;
+    let h = raw.trim().to_ascii_lowercase();
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    ok.then_some(h)
+}
+
 /// Loads an operator-configured certificate chain and key (PEM files).
 pub fn load_configured(cert: &Path, key: &Path) -> Result<ServerIdentity, TlsError> {
     let cert_pem = read(cert)?.ok_or_else(|| TlsError::Io {

@@ -7,7 +7,6 @@
 //! - [`diagnostics`]: `/metrics`, `/ready`, `/healthy` on the diagnostics listener.
 //! - [`kds`]: the KDS server zones connect to (authenticated streams, authoritative diffs,
 //!   event-driven deltas, zone-owned writes stamped with the zone, ZoneInsight sessions).
-//! - [`net`]: accepted TCP connections with `TCP_NODELAY` for the gRPC servers.
 //! - [`raft`]: the raft-replicated store (openraft over sled, gRPC transport, `RaftNode`, `RaftStore`).
 //! - [`server`]: a replica wired together (raft, API, diagnostics, gauges, graceful shutdown).
 //! - [`store`]: resource keys, raft commands, the deterministic apply plan (versions, times,
@@ -23,7 +22,6 @@ pub mod admission;
 pub mod api;
 pub mod diagnostics;
 pub mod kds;
-pub mod net;
 pub mod raft;
 pub mod server;
 pub mod store;

@@ -1,5 +1,5 @@
 //! The Mosaic zone control plane: its store, the KDS client to the global, the zone HTTP API and
-//! diagnostics. Certificate issuance and the SDS server arrive with issue #5.
+//! diagnostics, the certificate issuer and the SDS server for data planes.
 //!
 //! Module map:
 //! - [`store`]: the zone's sled store (global-owned records received over KDS, zone-owned
@@ -9,6 +9,7 @@
 //! - [`api`]: the zone HTTP API on `api.listen` (Kuma paths and error bodies).
 //! - [`diagnostics`]: `/metrics`, `/ready`, `/healthy` on `diagnostics.listen`.
 //! - [`issuer`]: data-plane certificates from each Mesh's backends: cache, rotation, CA health.
+//! - [`sds`]: the dataplane server: Envoy SDS over TLS, registration, DataplaneInsight.
 //! - [`server`]: wiring for `mosaic-zone run`, with graceful shutdown.
 
 #![deny(warnings)]
@@ -20,5 +21,6 @@ pub mod diagnostics;
 pub mod insight;
 pub mod issuer;
 pub mod kds;
+pub mod sds;
 pub mod server;
 pub mod store;

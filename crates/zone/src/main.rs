@@ -2,7 +2,7 @@
 //! server).
 //!
 //! `run` opens the zone store, syncs with the global over KDS, and serves the zone HTTP API and
-//! diagnostics until SIGTERM/SIGINT (certificate issuance and SDS arrive with issue #5).
+//! diagnostics, issues data-plane certificates and serves them over SDS until SIGTERM/SIGINT.
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
 #![deny(warnings)]

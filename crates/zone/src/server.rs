@@ -1,18 +1,24 @@
 //! `mosaic-zone run` wired together: the store (opened first, so the API serves the cached Mesh
-//! before any reconnect), the KDS client, the HTTP API on `api.listen`, diagnostics on
-//! `diagnostics.listen`, and a graceful shutdown that stops the listeners and the KDS client,
+//! before any reconnect), the KDS client, the certificate issuer (reporting CA health into the
+//! ZoneInsight), the SDS server on `dp_server.listen`, the HTTP API on `api.listen`, diagnostics
+//! on `diagnostics.listen`, and a graceful shutdown that stops the listeners and the KDS client,
 //! then flushes the store.
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use mosaic_common::config::ZoneConfig;
+use mosaic_common::{
+    config::ZoneConfig,
+    tls::{self, ServerIdentity, TlsError},
+};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     api::{self, ApiState},
     diagnostics,
     insight::ZoneInsightReporter,
+    issuer::{CaHealthHook, Issuer, IssuerSettings},
     kds::{EndpointError, KdsClient, KdsClientConfig, KdsOptions},
+    sds::{self, SdsServer},
     store::{StoreError, ZoneStore},
 };
 
@@ -45,6 +51,12 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The dataplane server's TLS certificate could not be loaded or generated.
+    #[error("dp_server TLS: {0}")]
+    DpServerTls(#[from] TlsError),
+    /// The dataplane (SDS) server failed.
+    #[error(transparent)]
+    Sds(#[from] sds::ServeError),
     /// A server failed while running.
     #[error("{what} server failed: {source}")]
     Serve {
@@ -90,8 +102,15 @@ pub async fn serve_with(
     };
     let api_listener = bind("api.listen", config.api.listen).await?;
     let diag_listener = bind("diagnostics.listen", config.diagnostics.listen).await?;
+    let dp_listener = bind("dp_server.listen", config.dp_server.listen).await?;
+    let dp_identity = dp_server_identity(&config)?;
 
     let insight = ZoneInsightReporter::new(store.clone(), &zone);
+    let mut settings = IssuerSettings::new(&data_dir);
+    settings.max_in_flight = config.issuer.max_in_flight;
+    let hook: Arc<dyn CaHealthHook> = Arc::new(insight.clone());
+    let issuer = Issuer::new(store.clone(), Some(hook), settings);
+    let sds = SdsServer::new(store.clone(), issuer, &zone);
     let client = KdsClient::new(kds_config, store.clone(), insight);
     let api_router = api::router(ApiState {
         store: store.clone(),
@@ -111,15 +130,17 @@ pub async fn serve_with(
     tracing::info!(
         zone = %zone,
         api = %config.api.listen,
+        dp_server = %config.dp_server.listen,
         diagnostics = %config.diagnostics.listen,
         global = %config.global.address,
-        "serving (the SDS server on dp_server.listen arrives with issue #5)"
+        "serving"
     );
     let api_server =
         axum::serve(api_listener, api_router).with_graceful_shutdown(until(stop_rx.clone()));
     let diag_server =
-        axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx));
-    let (api_result, diag_result) = tokio::join!(api_server, diag_server);
+        axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx.clone()));
+    let sds_server = sds.serve(dp_listener, &dp_identity, until(stop_rx));
+    let (api_result, diag_result, sds_result) = tokio::join!(api_server, diag_server, sds_server);
     if let Err(e) = kds_task.await {
         tracing::warn!(zone = %zone, error = %e, "KDS client task failed");
     }
@@ -135,8 +156,32 @@ pub async fn serve_with(
         what: "diagnostics",
         source,
     })?;
+    sds_result?;
     Ok(())
 }
+
+/// The dataplane server's certificate: the configured pair, or one issued from a CA generated
+/// once into the data dir (`dp-server-ca.pem`, which data planes pass as `--ca-cert-file`).
+fn dp_server_identity(config: &ZoneConfig) -> Result<ServerIdentity, TlsError> {
+    let dp = &config.dp_server;
+    if let (Some(cert), Some(key)) = (&dp.tls_cert, &dp.tls_key) {
+        return tls::load_configured(cert, key);
+    }
+    let names = tls::default_server_names(&[], dp.listen);
+    let identity = tls::load_or_generate(
+        &config.store.data_dir,
+        DP_SERVER_FILE_PREFIX,
+        "mosaic-zone dataplane server",
+        &names,
+    )?;
+    if let Some(ca) = &identity.ca_path {
+        tracing::info!(zone = %config.zone, ca = %ca.display(), names = ?names, "dataplane server certificate generated; data planes trust it with --ca-cert-file");
+    }
+    Ok(identity)
+}
+
+/// Prefix of the generated dataplane-server files in the data dir (`dp-server-ca.pem`, ...).
+pub const DP_SERVER_FILE_PREFIX: &str = "dp-server";
 
 /// Completes on SIGTERM or SIGINT (see [`mosaic_common::process::shutdown_signal`]).
 pub use mosaic_common::process::shutdown_signal;

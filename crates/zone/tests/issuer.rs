@@ -190,9 +190,18 @@ async fn issues_from_vault_with_a_verifying_chain_and_the_vault_root_as_trust_bu
     assert!(same_pems(&issuer.trust_bundle(MESH).await, &[root]));
     assert_eq!(bao.count_audit_requests(&issue_path())?, 1);
 
-    // Cached on disk, owner-only.
-    let files: Vec<_> = std::fs::read_dir(dir.path().join("certs"))?.collect::<Result<_, _>>()?;
+    // Cached on disk, owner-only; the backend's roots are remembered beside it (for a restart
+    // while Vault is unreachable).
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("certs"))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|e| e.path().is_file())
+        .collect();
     assert_eq!(files.len(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("certs/roots"))?.count(),
+        1
+    );
     assert_eq!(files[0].metadata()?.permissions().mode() & 0o777, 0o600);
 
     let health = hook

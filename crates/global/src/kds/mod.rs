@@ -154,7 +154,7 @@ impl KdsServer {
             .http2_keepalive_timeout(Some(settings.keepalive_timeout))
             .tcp_keepalive(Some(settings.keepalive_interval))
             .add_service(self.service());
-        let incoming = crate::net::nodelay_incoming(listener);
+        let incoming = mosaic_common::net::nodelay_incoming(listener);
         server
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;

@@ -56,37 +56,7 @@ struct CaRecord {
 
 /// The names a generated certificate covers (see the module docs).
 pub fn default_names(advertise: &str, listen: std::net::SocketAddr) -> Vec<String> {
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    let mut add = |n: String| {
-        let n = n.trim().to_ascii_lowercase();
-        if !n.is_empty() && !names.contains(&n) {
-            names.push(n);
-        }
-    };
-    add(host_of(advertise));
-    if !listen.ip().is_unspecified() {
-        add(listen.ip().to_string());
-    }
-    if let Some(h) = hostname() {
-        add(h);
-    }
-    names
-}
-
-fn hostname() -> Option<String> {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .ok()?;
-    let h = raw.trim().to_ascii_lowercase();
-    let ok = !h.is_empty()
-        && h.len() <= 253
-        && h.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    ok.then_some(h)
+    mosaic_common::tls::default_server_names(&[host_of(advertise)], listen)
 }
 
 /// The shared CA from the store, created (first writer wins) if there is none.

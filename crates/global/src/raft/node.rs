@@ -266,9 +266,12 @@ impl RaftNode {
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(crate::net::nodelay_incoming(listener), async {
-                    let _ = stop_rx.await;
-                }),
+                .serve_with_incoming_shutdown(
+                    mosaic_common::net::nodelay_incoming(listener),
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                ),
         );
         tracing::info!(node = settings.node_id, %local_addr, "raft transport listening");
 

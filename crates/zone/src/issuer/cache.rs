@@ -18,6 +18,15 @@ use super::DataplaneCert;
 /// Name of the cache directory inside the data dir.
 pub const CERTS_DIR: &str = "certs";
 
+/// Name of the directory (inside the cache) of remembered backend roots.
+pub const ROOTS_DIR: &str = "roots";
+
+/// The remembered roots of one backend (public certificates).
+#[derive(Serialize, Deserialize)]
+struct RootsFile {
+    roots: Vec<String>,
+}
+
 /// The on-disk certificate cache.
 #[derive(Clone, Debug)]
 pub struct DiskCache {
@@ -103,6 +112,63 @@ impl DiskCache {
         blocking(move || write_file(&dir, &path, &file)).await
     }
 
+    /// Remembers the roots `backend` of `mesh` last reported, so a zone restarted while the CA
+    /// is unreachable still serves a trust bundle.
+    pub async fn store_roots(
+        &self,
+        mesh: &str,
+        backend: &str,
+        roots: &[String],
+    ) -> Result<(), CacheError> {
+        let dir = self.dir.join(ROOTS_DIR);
+        let path = self.roots_path(mesh, backend);
+        let file = RootsFile {
+            roots: roots.to_vec(),
+        };
+        blocking(move || write_file(&dir, &path, &file)).await
+    }
+
+    /// The roots `backend` of `mesh` last reported, if remembered.
+    pub async fn load_roots(
+        &self,
+        mesh: &str,
+        backend: &str,
+    ) -> Result<Option<Vec<String>>, CacheError> {
+        let path = self.roots_path(mesh, backend);
+        blocking(move || {
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(source) => return Err(CacheError::Io { path, source }),
+            };
+            let f: RootsFile = serde_json::from_slice(&bytes).map_err(|e| CacheError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            Ok(Some(f.roots))
+        })
+        .await
+    }
+
+    fn roots_path(&self, mesh: &str, backend: &str) -> PathBuf {
+        self.dir.join(ROOTS_DIR).join(format!(
+            "{}.{}.json",
+            hex::encode(mesh),
+            hex::encode(backend)
+        ))
+    }
+
+    /// Removes the cached certificate of `mesh`/`dataplane` (absent is fine).
+    pub async fn remove(&self, mesh: &str, dataplane: &str) -> Result<(), CacheError> {
+        let path = self.path(mesh, dataplane);
+        blocking(move || match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CacheError::Io { path, source }),
+        })
+        .await
+    }
+
     fn path(&self, mesh: &str, dataplane: &str) -> PathBuf {
         self.dir.join(format!(
             "{}.{}.json",
@@ -159,7 +225,7 @@ fn read_file(path: &Path) -> Result<Option<DataplaneCert>, CacheError> {
     }))
 }
 
-fn write_file(dir: &Path, path: &Path, file: &CacheFile) -> Result<(), CacheError> {
+fn write_file(dir: &Path, path: &Path, file: &impl Serialize) -> Result<(), CacheError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| CacheError::Io { path, source }
@@ -223,6 +289,15 @@ mod tests {
         assert_eq!(back.cert.key_pem.expose(), "KEY");
         assert_eq!(back.issued_at, cert().issued_at);
         assert_eq!(back.cert.not_after, cert().cert.not_after);
+        assert!(cache.load_roots("default", "v").await.unwrap().is_none());
+        cache
+            .store_roots("default", "v", &["ROOT".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.load_roots("default", "v").await.unwrap().unwrap(),
+            vec!["ROOT".to_string()]
+        );
         let path = cache.path("default", "web/1");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

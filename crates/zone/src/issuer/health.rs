@@ -99,41 +99,24 @@ impl HealthBook {
             return;
         }
         s.served.insert(key, new);
-        let earliest = |s: &State, b: &str| {
-            s.served
-                .iter()
-                .filter(|((m, _), (sb, _))| m == mesh && sb == b)
-                .map(|(_, (_, t))| *t)
-                .min()
-        };
-        let mut changed = false;
-        let backends: Vec<String> = s
-            .entries
-            .keys()
-            .filter(|(m, _)| m == mesh)
-            .map(|(_, b)| b.clone())
-            .chain(std::iter::once(backend.to_string()))
-            .collect();
-        for b in backends {
-            let e = earliest(&s, &b);
-            let entry = s
-                .entries
-                .entry((mesh.to_string(), b.clone()))
-                .or_insert_with(|| fresh(mesh, &b));
-            if entry.earliest_expiry != e {
-                entry.earliest_expiry = e;
-                changed = true;
-            }
+        let changed = recompute_expiry(&mut s, mesh, Some(backend));
+        drop(s);
+        if changed {
+            self.changed.notify_one();
         }
-        if let Some(min) = s
-            .served
-            .iter()
-            .filter(|((m, _), _)| m == mesh)
-            .map(|(_, (_, t))| *t)
-            .min()
+    }
+
+    /// `dataplane` of `mesh` is gone: its certificate no longer counts towards the earliest
+    /// expiry of its backend.
+    pub fn forget(&self, mesh: &str, dataplane: &str) {
+        let mut s = self.lock();
+        if s.served
+            .remove(&(mesh.to_string(), dataplane.to_string()))
+            .is_none()
         {
-            metrics::earliest_expiry(mesh, min.unix_timestamp());
+            return;
         }
+        let changed = recompute_expiry(&mut s, mesh, None);
         drop(s);
         if changed {
             self.changed.notify_one();
@@ -178,6 +161,47 @@ async fn report(book: Weak<HealthBook>, changed: Arc<Notify>, interval: Duration
         drop(b);
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Sets each backend of `mesh` (and `also`) to the earliest expiry among the certificates it
+/// serves, and the mesh's metric; whether an entry changed.
+fn recompute_expiry(s: &mut State, mesh: &str, also: Option<&str>) -> bool {
+    let earliest = |s: &State, b: &str| {
+        s.served
+            .iter()
+            .filter(|((m, _), (sb, _))| m == mesh && sb == b)
+            .map(|(_, (_, t))| *t)
+            .min()
+    };
+    let mut changed = false;
+    let backends: Vec<String> = s
+        .entries
+        .keys()
+        .filter(|(m, _)| m == mesh)
+        .map(|(_, b)| b.clone())
+        .chain(also.map(str::to_string))
+        .collect();
+    for b in backends {
+        let e = earliest(s, &b);
+        let entry = s
+            .entries
+            .entry((mesh.to_string(), b.clone()))
+            .or_insert_with(|| fresh(mesh, &b));
+        if entry.earliest_expiry != e {
+            entry.earliest_expiry = e;
+            changed = true;
+        }
+    }
+    if let Some(min) = s
+        .served
+        .iter()
+        .filter(|((m, _), _)| m == mesh)
+        .map(|(_, (_, t))| *t)
+        .min()
+    {
+        metrics::earliest_expiry(mesh, min.unix_timestamp());
+    }
+    changed
 }
 
 fn fresh(mesh: &str, backend: &str) -> CaHealth {

@@ -14,6 +14,7 @@
 //!   (1 s → 60 s) on failures.
 //! - [`Issuer::trust_bundle`] is every root of every backend of the Mesh, so a migration from one
 //!   backend to another never breaks trust.
+//! - A deleted Dataplane's certificate is dropped from memory and disk.
 //! - CA health per mesh/backend goes to a [`CaHealthHook`] (the ZoneInsight) and to metrics.
 //!
 //! Module map:
@@ -62,7 +63,7 @@ pub use self::{
     dataplane_cert::DataplaneCert, error::IssuerError, hook::CaHealthHook,
     settings::IssuerSettings,
 };
-use crate::store::{Change, KdsType, StoreKey, ZoneStore};
+use crate::store::{Change, ChangeOp, KdsType, StoreKey, ZoneStore};
 
 type DpKey = (String, String);
 
@@ -82,8 +83,8 @@ struct Inner {
     locks: Mutex<HashMap<DpKey, Arc<tokio::sync::Mutex<()>>>>,
     permits: Semaphore,
     breakers: Mutex<HashMap<DpKey, Arc<CircuitBreaker>>>,
-    /// The last roots each backend reported, kept across rebuilds: a backend that cannot answer
-    /// (Vault down) keeps its roots in the trust bundle.
+    /// The last roots each backend reported, kept across rebuilds and (on disk) restarts: a
+    /// backend that cannot answer (Vault down) keeps its roots in the trust bundle.
     last_roots: Mutex<HashMap<DpKey, Vec<String>>>,
     health: Arc<HealthBook>,
     /// Bumped on every Mesh or Secret change; watch tasks re-check their dataplane.
@@ -137,6 +138,20 @@ impl Issuer {
         dataplane: &str,
         tags: &Tags,
     ) -> Result<Arc<IssuedCert>, IssuerError> {
+        Ok(self
+            .dataplane_certificate(mesh, dataplane, tags)
+            .await?
+            .cert
+            .clone())
+    }
+
+    /// [`Issuer::certificate`] with where it came from (backend, tags, when issued).
+    pub async fn dataplane_certificate(
+        &self,
+        mesh: &str,
+        dataplane: &str,
+        tags: &Tags,
+    ) -> Result<Arc<DataplaneCert>, IssuerError> {
         let span = tracing::info_span!("certificate", mesh, dataplane);
         let outcome = self
             .obtain(mesh, dataplane, tags, None)
@@ -147,7 +162,7 @@ impl Issuer {
                 if let Some(e) = error {
                     tracing::warn!(mesh, dataplane, error = %e, "CA failed; serving the still-valid certificate");
                 }
-                Ok(current.cert.clone())
+                Ok(current)
             }
             (None, Some(e)) => Err(e),
             (None, None) => Err(IssuerError::NoMesh(mesh.to_string())),
@@ -197,22 +212,49 @@ impl Issuer {
                 .get_or_try_init(|| async { entry.ca.root_certs().await })
                 .await;
             let key = (mesh.to_string(), name.clone());
-            let mut last = self
+            let remembered = self
                 .inner
                 .last_roots
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&key)
+                .cloned();
             let roots = match roots {
                 Ok(roots) => {
-                    last.insert(key, roots.clone());
+                    if remembered.as_ref() != Some(roots) {
+                        if let Err(e) = self.inner.disk.store_roots(mesh, name, roots).await {
+                            tracing::warn!(mesh, backend = %name, error = %e, "backend roots not remembered on disk");
+                        }
+                        self.inner
+                            .last_roots
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert(key, roots.clone());
+                    }
                     roots.clone()
                 }
                 Err(e) => {
                     tracing::warn!(mesh, backend = %name, error = %e, "backend roots unavailable; using the last known");
-                    last.get(&key).cloned().unwrap_or_default()
+                    match remembered {
+                        Some(r) => r,
+                        None => match self.inner.disk.load_roots(mesh, name).await {
+                            Ok(Some(r)) => {
+                                self.inner
+                                    .last_roots
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .insert(key, r.clone());
+                                r
+                            }
+                            Ok(None) => Vec::new(),
+                            Err(e) => {
+                                tracing::warn!(mesh, backend = %name, error = %e, "remembered backend roots unreadable");
+                                Vec::new()
+                            }
+                        },
+                    }
                 }
             };
-            drop(last);
             for r in roots {
                 if seen.insert(r.trim().to_string()) {
                     out.push(r);
@@ -232,8 +274,16 @@ impl Issuer {
         &self.inner.settings
     }
 
-    fn mesh_events(&self) -> tokio_watch::Receiver<u64> {
+    /// Ticks whenever a Mesh or one of its Secrets changes (its backends and trust bundle may
+    /// have changed with it).
+    pub fn mesh_changes(&self) -> tokio_watch::Receiver<u64> {
         self.inner.mesh_events.subscribe()
+    }
+
+    /// Drops everything kept for `dataplane` of `mesh`: its certificate in memory and on disk and
+    /// its share of the CA health's earliest expiry. Called when the Dataplane is deleted.
+    pub async fn forget(&self, mesh: &str, dataplane: &str) {
+        forget(&self.inner, mesh, dataplane).await;
     }
 
     /// The built backends of `mesh`, rebuilt when the stored Mesh's version changed.
@@ -465,6 +515,31 @@ impl Issuer {
     }
 }
 
+/// Drops the certificate of a deleted dataplane from memory and disk (a Dataplane registered
+/// again gets a new one) and from the health book.
+async fn forget(inner: &Inner, mesh: &str, dataplane: &str) {
+    let key: DpKey = (mesh.to_string(), dataplane.to_string());
+    inner
+        .memory
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&key);
+    inner
+        .locks
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&key);
+    if let Err(e) = inner.disk.remove(mesh, dataplane).await {
+        tracing::warn!(mesh, dataplane, error = %e, "cached certificate of a deleted dataplane not removed");
+    }
+    inner.health.forget(mesh, dataplane);
+    tracing::info!(
+        mesh,
+        dataplane,
+        "dataplane deleted; its certificate is forgotten"
+    );
+}
+
 /// Follows the store's change feed: a Mesh or Secret change drops the Mesh's built backends and
 /// circuit breakers and wakes the watch tasks. Ends when the issuer or the store is gone.
 async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
@@ -473,6 +548,13 @@ async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
             Ok(change) => match change.key.kind {
                 KdsType::Resource(ResourceType::Mesh) => Some(change.key.name),
                 KdsType::Resource(ResourceType::Secret) => change.key.mesh,
+                KdsType::Resource(ResourceType::Dataplane) if change.op == ChangeOp::Delete => {
+                    let Some(inner) = inner.upgrade() else { return };
+                    if let Some(mesh) = &change.key.mesh {
+                        forget(&inner, mesh, &change.key.name).await;
+                    }
+                    continue;
+                }
                 _ => continue,
             },
             // Missed changes: forget every Mesh.

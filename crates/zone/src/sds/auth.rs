@@ -1,0 +1,111 @@
+//! Who is asking: the bearer dataplane token (gRPC metadata `authorization`) verified with the
+//! public keys the global synced for the node's mesh, and bound to the node's name.
+
+use mosaic_common::{
+    Sensitive,
+    sds::{AUTHORIZATION_METADATA, parse_node_id},
+    token::{DataplaneClaims, verify_dataplane_token},
+};
+use time::OffsetDateTime;
+use tonic::metadata::MetadataMap;
+
+use super::error::SdsError;
+use crate::store::{KdsType, StoreKey, ZoneStore};
+
+/// A data plane whose token verified for its node id.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// `node.id` as sent.
+    pub node_id: String,
+    /// The mesh (from node.id, matched by the token).
+    pub mesh: String,
+    /// The dataplane's name (from node.id, matched by the token).
+    pub name: String,
+    /// The token's claims (its tags bound what the Dataplane may claim).
+    pub claims: DataplaneClaims,
+}
+
+/// The token in `authorization: Bearer <token>`.
+pub fn bearer_token(metadata: &MetadataMap) -> Result<Sensitive<String>, SdsError> {
+    let value = metadata
+        .get(AUTHORIZATION_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(SdsError::NoToken)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(SdsError::NoToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(SdsError::NoToken);
+    }
+    Ok(Sensitive::new(token.trim().to_string()))
+}
+
+/// Verifies `token` for `node_id` against the keys of the node's mesh in `store`.
+pub fn authenticate(
+    store: &ZoneStore,
+    zone: &str,
+    token: &Sensitive<String>,
+    node_id: &str,
+    now: OffsetDateTime,
+) -> Result<Caller, SdsError> {
+    let (mesh, name) = parse_node_id(node_id).map_err(SdsError::BadNodeId)?;
+    if store.get(&StoreKey::mesh(mesh))?.is_none() {
+        return Err(SdsError::UnknownMesh {
+            mesh: mesh.to_string(),
+            zone: zone.to_string(),
+        });
+    }
+    let keys = match store.get(&StoreKey::new(KdsType::DataplaneTokenKey, None, mesh))? {
+        Some(item) => item.public_keys().map_err(|reason| {
+            SdsError::Store(crate::store::StoreError::Corrupt {
+                key: format!("{}/{mesh}", KdsType::DataplaneTokenKey),
+                reason,
+            })
+        })?,
+        None => Vec::new(),
+    };
+    if keys.is_empty() {
+        return Err(SdsError::NoKeys {
+            mesh: mesh.to_string(),
+            zone: zone.to_string(),
+        });
+    }
+    let claims = verify_dataplane_token(token.expose(), &keys, mesh, now)?;
+    if claims.name != name {
+        return Err(SdsError::OtherDataplane {
+            token_name: claims.name,
+            node_name: name.to_string(),
+        });
+    }
+    Ok(Caller {
+        node_id: node_id.to_string(),
+        mesh: mesh.to_string(),
+        name: name.to_string(),
+        claims,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(value: &str) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        m.insert(AUTHORIZATION_METADATA, value.parse().unwrap());
+        m
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_and_others_refused() {
+        assert_eq!(bearer_token(&meta("Bearer abc")).unwrap().expose(), "abc");
+        assert_eq!(bearer_token(&meta("bearer  abc ")).unwrap().expose(), "abc");
+        for bad in ["abc", "Basic abc", "Bearer ", "Bearer"] {
+            assert!(
+                matches!(bearer_token(&meta(bad)), Err(SdsError::NoToken)),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            bearer_token(&MetadataMap::new()),
+            Err(SdsError::NoToken)
+        ));
+    }
+}

@@ -1,0 +1,192 @@
+//! The dataplane server on `dp_server.listen`: Envoy's
+//! `envoy.service.secret.v3.SecretDiscoveryService` over TLS.
+//!
+//! - `StreamSecrets`: the first request carries `node.id = "<mesh>.<name>"` and the gRPC
+//!   metadata `authorization: Bearer <dataplane token>`; the token is verified with the public
+//!   keys the global synced for that mesh and must name that dataplane. The node may register
+//!   itself by sending its Dataplane in node metadata `dataplane.resource`; otherwise it must
+//!   have been registered through the zone API. Every tag of the Dataplane must be allowed by
+//!   the token. Then the stream receives `identity_cert:secret:<mesh>` (chain + key) and
+//!   `mesh_ca:secret:<mesh>` (every root of the mesh), again whenever either changes.
+//! - `FetchSecrets`: the same checks, one answer.
+//! - `DeltaSecrets`: not offered (`UNIMPLEMENTED`); Envoy falls back to `StreamSecrets`.
+//!
+//! Module map:
+//! - [`error`]: `SdsError`, why a request was refused, and its gRPC status.
+//! - [`auth`]: the bearer token and its verification against the synced keys.
+//! - [`registry`]: registration from node metadata, and the token-tags rule.
+//! - [`secrets`]: Envoy `Secret`s and DiscoveryResponses from a certificate and trust bundle.
+//! - [`insight`]: the DataplaneInsight written when a new certificate is served.
+//! - `session`: one `StreamSecrets` stream.
+
+pub mod auth;
+pub mod error;
+pub mod insight;
+pub mod registry;
+pub mod secrets;
+mod session;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use mosaic_common::tls::ServerIdentity;
+use mosaic_proto::envoy::envoy::service::{
+    discovery::v3::{
+        DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    },
+    secret::v3::secret_discovery_service_server::{
+        SecretDiscoveryService, SecretDiscoveryServiceServer,
+    },
+};
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{
+    Request, Response, Status, Streaming,
+    transport::{Identity, Server, ServerTlsConfig},
+};
+
+pub use self::error::SdsError;
+use self::{auth::bearer_token, secrets::Material};
+use crate::{issuer::Issuer, store::ZoneStore};
+
+/// Largest request a data plane may send (a Dataplane in node metadata fits easily).
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// What every stream shares.
+#[derive(Debug)]
+struct Shared {
+    store: Arc<ZoneStore>,
+    issuer: Issuer,
+    zone: String,
+    stop: watch::Receiver<bool>,
+}
+
+/// The SDS server (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct SdsServer {
+    shared: Arc<Shared>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+/// Why the dataplane server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("dataplane server (SDS) failed: {0}")]
+pub struct ServeError(#[from] tonic::transport::Error);
+
+// === impl SdsServer ===
+
+impl SdsServer {
+    /// A server for `zone`'s data planes, over its store and issuer.
+    pub fn new(store: Arc<ZoneStore>, issuer: Issuer, zone: &str) -> Self {
+        let (stop, stop_rx) = watch::channel(false);
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                issuer,
+                zone: zone.to_string(),
+                stop: stop_rx,
+            }),
+            stop: Arc::new(stop),
+        }
+    }
+
+    /// The gRPC service (for embedding in another tonic server, or tests).
+    pub fn service(&self) -> SecretDiscoveryServiceServer<Self> {
+        SecretDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES)
+    }
+
+    /// Serves SDS over TLS with `identity` on `listener` until `shutdown` completes; then ends
+    /// every open stream (status `UNAVAILABLE`, so data planes reconnect) and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        identity: &ServerIdentity,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let tls = ServerTlsConfig::new().identity(Identity::from_pem(
+            identity.cert_pem.as_bytes(),
+            identity.key_pem.expose().as_bytes(),
+        ));
+        let stop = self.stop.clone();
+        Server::builder()
+            .tls_config(tls)?
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(self.service())
+            .serve_with_incoming_shutdown(
+                mosaic_common::net::nodelay_incoming(listener),
+                async move {
+                    shutdown.await;
+                    let _ = stop.send(true);
+                },
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl SecretDiscoveryService for SdsServer {
+    type DeltaSecretsStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+    type StreamSecretsStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+
+    async fn delta_secrets(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaSecretsStream>, Status> {
+        Err(Status::unimplemented(
+            "DeltaSecrets is not offered: use StreamSecrets (state of the world) or FetchSecrets",
+        ))
+    }
+
+    async fn stream_secrets(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamSecretsStream>, Status> {
+        let token = bearer_token(request.metadata()).map_err(|e| {
+            tracing::warn!(zone = %self.shared.zone, error = %e, "SDS stream refused");
+            Status::from(e)
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(session::run(
+            self.shared.clone(),
+            token,
+            request.into_inner(),
+            tx,
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn fetch_secrets(
+        &self,
+        request: Request<DiscoveryRequest>,
+    ) -> Result<Response<DiscoveryResponse>, Status> {
+        let shared = &self.shared;
+        let token = bearer_token(request.metadata())?;
+        let opened = session::open(shared, &token, request.get_ref()).map_err(|e| {
+            tracing::warn!(zone = %shared.zone, error = %e, "SDS fetch refused");
+            Status::from(e)
+        })?;
+        let (mesh, name) = (&opened.caller.mesh, &opened.caller.name);
+        let current = shared
+            .issuer
+            .dataplane_certificate(mesh, name, &opened.tags)
+            .await
+            .map_err(|e| Status::from(SdsError::from(e)))?;
+        if let Err(e) = insight::record(&shared.store, &current) {
+            tracing::warn!(zone = %shared.zone, mesh = %mesh, dataplane = %name, error = %e, "DataplaneInsight not updated");
+        }
+        let bundle = shared.issuer.trust_bundle(mesh).await;
+        let material = Material {
+            identity: Some(&current),
+            bundle: &bundle,
+        };
+        material
+            .response(&opened.names, "0".into())
+            .map(Response::new)
+            .ok_or_else(|| {
+                Status::unavailable(format!(
+                    "mesh {mesh:?} has no trust bundle yet (its CA backends could not be reached): retry shortly"
+                ))
+            })
+    }
+}

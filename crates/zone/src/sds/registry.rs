@@ -1,0 +1,131 @@
+//! The dataplane registry's SDS side: a data plane registers itself by sending its Dataplane in
+//! node metadata `dataplane.resource` (YAML or JSON, Universal or Kubernetes form), or was
+//! registered through the zone API. Either way its tags must be vouched for by its token, and
+//! the certificate's identity is built from those tags only.
+
+use mosaic_common::{
+    resource::{
+        Resource, ResourceType, Spec,
+        parse::{from_value, parse_values},
+    },
+    sds::{DATAPLANE_RESOURCE_METADATA, check_tags, node_id},
+    template::Tags,
+};
+use mosaic_proto::envoy::google::protobuf::{Struct, value::Kind};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{auth::Caller, error::SdsError};
+use crate::store::{StoreKey, ZoneStore};
+
+/// The Dataplane text a node sent in its metadata, if any.
+pub fn dataplane_text(metadata: Option<&Struct>) -> Result<Option<&str>, SdsError> {
+    let Some(field) = metadata.and_then(|m| m.fields.get(DATAPLANE_RESOURCE_METADATA)) else {
+        return Ok(None);
+    };
+    match &field.kind {
+        Some(Kind::StringValue(text)) => Ok(Some(text)),
+        _ => Err(SdsError::BadDataplane {
+            field: DATAPLANE_RESOURCE_METADATA,
+            reason: "it must be a string holding the Dataplane as YAML or JSON".into(),
+        }),
+    }
+}
+
+/// Parses the Dataplane `text` a node sent (the node's mesh is assumed when the document names
+/// none) and checks it names the caller.
+pub fn parse_dataplane(caller: &Caller, text: &str) -> Result<Resource, SdsError> {
+    let bad = |reason: String| SdsError::BadDataplane {
+        field: DATAPLANE_RESOURCE_METADATA,
+        reason,
+    };
+    let mut values = parse_values(text.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    if values.len() != 1 {
+        return Err(bad(format!(
+            "expected one document, found {}",
+            values.len()
+        )));
+    }
+    let mut value = values.remove(0);
+    if let Value::Object(fields) = &mut value
+        && !fields.contains_key("apiVersion")
+        && !fields.contains_key("mesh")
+    {
+        fields.insert("mesh".into(), Value::String(caller.mesh.clone()));
+    }
+    let resource = from_value(value).map_err(|e| bad(e.to_string()))?;
+    if resource.resource_type() != ResourceType::Dataplane {
+        return Err(bad(format!(
+            "it is a {}, not a Dataplane",
+            resource.resource_type()
+        )));
+    }
+    resource.validate().map_err(|e| bad(e.to_string()))?;
+    let named = node_id(
+        resource.meta.mesh.as_deref().unwrap_or_default(),
+        &resource.meta.name,
+    );
+    if named != caller.node_id {
+        return Err(SdsError::DataplaneMismatch {
+            resource: named,
+            node: caller.node_id.clone(),
+        });
+    }
+    Ok(resource)
+}
+
+/// The tags of `dataplane`, once its token vouches for every one of them.
+pub fn vouched_tags(caller: &Caller, dataplane: &Resource) -> Result<Tags, SdsError> {
+    let Spec::Dataplane(spec) = &dataplane.spec else {
+        return Err(SdsError::NotRegistered {
+            mesh: caller.mesh.clone(),
+            name: caller.name.clone(),
+        });
+    };
+    let tags = spec.tags();
+    check_tags(&tags, &caller.claims.tags).map_err(|reason| SdsError::Tags {
+        name: caller.name.clone(),
+        reason,
+    })?;
+    Ok(tags)
+}
+
+/// Registers the Dataplane the node sent (stored, synced to the global), or finds the one
+/// registered before; returns its vouched-for tags. Nothing is stored when a check fails.
+pub fn register(
+    store: &ZoneStore,
+    zone: &str,
+    caller: &Caller,
+    sent: Option<&str>,
+) -> Result<Tags, SdsError> {
+    match sent {
+        Some(text) => {
+            let resource = parse_dataplane(caller, text)?;
+            let tags = vouched_tags(caller, &resource)?;
+            let write = store.put_local(resource, OffsetDateTime::now_utc())?;
+            if write.changed {
+                tracing::info!(zone, mesh = %caller.mesh, dataplane = %caller.name, created = write.created, "Dataplane registered by its data plane");
+            }
+            Ok(tags)
+        }
+        None => {
+            let stored = registered(store, caller)?;
+            vouched_tags(caller, &stored)
+        }
+    }
+}
+
+/// The stored Dataplane of the caller.
+pub fn registered(store: &ZoneStore, caller: &Caller) -> Result<Resource, SdsError> {
+    store
+        .get_resource(ResourceType::Dataplane, Some(&caller.mesh), &caller.name)?
+        .ok_or_else(|| SdsError::NotRegistered {
+            mesh: caller.mesh.clone(),
+            name: caller.name.clone(),
+        })
+}
+
+/// The store key of the caller's Dataplane.
+pub fn dataplane_key(caller: &Caller) -> StoreKey {
+    StoreKey::new(ResourceType::Dataplane, Some(&caller.mesh), &caller.name)
+}

@@ -1,0 +1,412 @@
+//! One `StreamSecrets` stream: the first request authenticates and registers the data plane;
+//! then the session pushes its secrets whenever the certificate rotates or the mesh's trust
+//! bundle changes, follows ACKs and NACKs, re-issues when the Dataplane's tags change, and ends
+//! the stream (with a status saying why) when the Dataplane is deleted, its token stops
+//! verifying, or the zone shuts down.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use mosaic_common::{
+    Sensitive,
+    resource::{ResourceType, Spec},
+    sds::{SECRET_TYPE_URL, SecretName},
+    template::Tags,
+};
+use mosaic_proto::envoy::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::StreamExt as _;
+use tonic::{Status, Streaming};
+use tracing::Instrument as _;
+
+use super::{
+    Shared,
+    auth::{Caller, authenticate},
+    error::SdsError,
+    insight,
+    registry::{self, dataplane_key},
+    secrets::Material,
+};
+use crate::{
+    issuer::DataplaneCert,
+    store::{Change, ChangeOp, KdsType, StoreKey},
+};
+
+type Outbound = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+
+/// A verified, registered data plane and what it asked for.
+pub(super) struct Opened {
+    /// Who it is.
+    pub caller: Caller,
+    /// Its vouched-for tags.
+    pub tags: Tags,
+    /// The secrets it subscribed to.
+    pub names: BTreeSet<SecretName>,
+}
+
+/// Authenticates `first`, registers the data plane and checks what it asks for. Nothing is
+/// stored when a check fails.
+pub(super) fn open(
+    shared: &Shared,
+    token: &Sensitive<String>,
+    first: &DiscoveryRequest,
+) -> Result<Opened, SdsError> {
+    let node = first.node.as_ref().ok_or(SdsError::NoNode)?;
+    if node.id.is_empty() {
+        return Err(SdsError::NoNode);
+    }
+    let caller = authenticate(
+        &shared.store,
+        &shared.zone,
+        token,
+        &node.id,
+        OffsetDateTime::now_utc(),
+    )?;
+    check_type_url(&first.type_url)?;
+    let names = secret_names(&caller, &first.resource_names)?;
+    mtls_enabled(shared, &caller.mesh)?;
+    let sent = registry::dataplane_text(node.metadata.as_ref())?;
+    let tags = registry::register(&shared.store, &shared.zone, &caller, sent)?;
+    Ok(Opened {
+        caller,
+        tags,
+        names,
+    })
+}
+
+/// Runs one stream until the client goes away or the session ends it.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    token: Sensitive<String>,
+    mut inbound: Streaming<DiscoveryRequest>,
+    tx: Outbound,
+) {
+    let first = match inbound.next().await {
+        Some(Ok(req)) => req,
+        Some(Err(status)) => {
+            tracing::debug!(status = %status, "SDS stream failed before its first request");
+            return;
+        }
+        None => return,
+    };
+    let opened = match open(&shared, &token, &first) {
+        Ok(o) => o,
+        Err(e) => {
+            let node = first.node.as_ref().map(|n| n.id.as_str()).unwrap_or("");
+            tracing::warn!(zone = %shared.zone, node, error = %e, "SDS stream refused");
+            let _ = tx.send(Err(e.into())).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!(
+        "sds",
+        zone = %shared.zone,
+        mesh = %opened.caller.mesh,
+        dataplane = %opened.caller.name
+    );
+    let mut session = Session::new(shared, token, opened, tx);
+    async move {
+        match session.serve(inbound).await {
+            Ok(()) => tracing::info!("SDS stream closed by the data plane"),
+            Err(e) => {
+                tracing::warn!(error = %e, "SDS stream ended by the zone");
+                let _ = session.tx.send(Err(e.into())).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// The state of one open stream.
+struct Session {
+    shared: Arc<Shared>,
+    token: Sensitive<String>,
+    caller: Caller,
+    tags: Tags,
+    names: BTreeSet<SecretName>,
+    tx: Outbound,
+    cert: watch::Receiver<Option<Arc<DataplaneCert>>>,
+    bundle: Vec<String>,
+    sent_version: Option<String>,
+    recorded_serial: Option<String>,
+    nonce: u64,
+}
+
+// === impl Session ===
+
+impl Session {
+    fn new(shared: Arc<Shared>, token: Sensitive<String>, opened: Opened, tx: Outbound) -> Self {
+        let cert = shared.issuer.watch(
+            &opened.caller.mesh,
+            &opened.caller.name,
+            opened.tags.clone(),
+        );
+        Self {
+            shared,
+            token,
+            caller: opened.caller,
+            tags: opened.tags,
+            names: opened.names,
+            tx,
+            cert,
+            bundle: Vec::new(),
+            sent_version: None,
+            recorded_serial: None,
+            nonce: 0,
+        }
+    }
+
+    /// Serves until the client closes (`Ok`) or the session must end the stream (`Err`).
+    async fn serve(&mut self, mut inbound: Streaming<DiscoveryRequest>) -> Result<(), SdsError> {
+        tracing::info!(names = ?self.names.iter().map(ToString::to_string).collect::<Vec<_>>(), "SDS stream opened");
+        let mut mesh_changes = self.shared.issuer.mesh_changes();
+        let mut feed = self.shared.store.subscribe();
+        let mut stop = self.shared.stop.clone();
+        self.bundle = self.shared.issuer.trust_bundle(&self.caller.mesh).await;
+        loop {
+            self.push().await?;
+            tokio::select! {
+                req = inbound.next() => match req {
+                    None => return Ok(()),
+                    Some(Err(status)) => {
+                        tracing::debug!(status = %status, "SDS stream failed");
+                        return Ok(());
+                    }
+                    Some(Ok(req)) => self.request(req)?,
+                },
+                changed = self.cert.changed() => {
+                    if changed.is_err() {
+                        return Err(SdsError::ShuttingDown);
+                    }
+                }
+                changed = mesh_changes.changed() => {
+                    if changed.is_err() {
+                        return Err(SdsError::ShuttingDown);
+                    }
+                    self.mesh_changed().await?;
+                }
+                change = feed.recv() => match change {
+                    Ok(change) => self.store_changed(&change).await?,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.recheck_all().await?;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Err(SdsError::ShuttingDown),
+                },
+                _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => return Err(SdsError::ShuttingDown),
+                _ = self.tx.closed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Sends the secrets if they changed since the last response (and are all ready).
+    async fn push(&mut self) -> Result<(), SdsError> {
+        let current = self.cert.borrow().clone();
+        if let Some(c) = &current
+            && self.recorded_serial.as_deref() != Some(c.cert.serial.as_str())
+        {
+            if let Err(e) = insight::record(&self.shared.store, c) {
+                tracing::warn!(error = %e, "DataplaneInsight not updated");
+            }
+            self.recorded_serial = Some(c.cert.serial.clone());
+        }
+        let material = Material {
+            identity: current.as_deref(),
+            bundle: &self.bundle,
+        };
+        let version = material.version();
+        if self.sent_version.as_deref() == Some(version.as_str()) {
+            return Ok(());
+        }
+        self.nonce += 1;
+        let Some(response) = material.response(&self.names, self.nonce.to_string()) else {
+            return Ok(());
+        };
+        tracing::info!(
+            version = %version,
+            nonce = self.nonce,
+            serial = current.as_ref().map(|c| c.cert.serial.as_str()).unwrap_or(""),
+            "secrets pushed"
+        );
+        if self.tx.send(Ok(response)).await.is_err() {
+            return Ok(());
+        }
+        self.sent_version = Some(version);
+        Ok(())
+    }
+
+    /// An ACK, a NACK or a change of subscription.
+    fn request(&mut self, req: DiscoveryRequest) -> Result<(), SdsError> {
+        if let Some(node) = &req.node
+            && !node.id.is_empty()
+            && node.id != self.caller.node_id
+        {
+            return Err(SdsError::NodeChanged {
+                first: self.caller.node_id.clone(),
+                now: node.id.clone(),
+            });
+        }
+        check_type_url(&req.type_url)?;
+        match &req.error_detail {
+            Some(status) => tracing::warn!(
+                nonce = %req.response_nonce,
+                kept_version = %req.version_info,
+                code = status.code,
+                message = %status.message,
+                "the data plane rejected the secrets (NACK)"
+            ),
+            None if !req.response_nonce.is_empty() => {
+                tracing::debug!(nonce = %req.response_nonce, version = %req.version_info, "ACK");
+            }
+            None => {}
+        }
+        let names = secret_names(&self.caller, &req.resource_names)?;
+        if names != self.names {
+            tracing::info!(names = ?names.iter().map(ToString::to_string).collect::<Vec<_>>(), "subscription changed");
+            self.names = names;
+            self.sent_version = None;
+        }
+        Ok(())
+    }
+
+    /// The Mesh or its Secrets changed: it must still exist with mTLS on; refresh the bundle.
+    async fn mesh_changed(&mut self) -> Result<(), SdsError> {
+        mtls_enabled(&self.shared, &self.caller.mesh)?;
+        self.bundle = self.shared.issuer.trust_bundle(&self.caller.mesh).await;
+        Ok(())
+    }
+
+    /// Reacts to a change of this data plane's Dataplane or of its mesh's token keys.
+    async fn store_changed(&mut self, change: &Change) -> Result<(), SdsError> {
+        if change.key == dataplane_key(&self.caller) {
+            return self.dataplane_changed(change.op);
+        }
+        if change.key == StoreKey::new(KdsType::DataplaneTokenKey, None, &self.caller.mesh) {
+            return self.reauthenticate();
+        }
+        if change.key.kind == KdsType::Resource(ResourceType::Mesh)
+            && change.key.name == self.caller.mesh
+            && change.op == ChangeOp::Delete
+        {
+            return Err(SdsError::UnknownMesh {
+                mesh: self.caller.mesh.clone(),
+                zone: self.shared.zone.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// After missed changes: check everything again.
+    async fn recheck_all(&mut self) -> Result<(), SdsError> {
+        self.reauthenticate()?;
+        self.dataplane_changed(ChangeOp::Put)?;
+        self.mesh_changed().await
+    }
+
+    fn dataplane_changed(&mut self, op: ChangeOp) -> Result<(), SdsError> {
+        let stored = match op {
+            ChangeOp::Delete => None,
+            ChangeOp::Put => self.shared.store.get_resource(
+                ResourceType::Dataplane,
+                Some(&self.caller.mesh),
+                &self.caller.name,
+            )?,
+        };
+        let Some(stored) = stored else {
+            return Err(SdsError::Deleted {
+                mesh: self.caller.mesh.clone(),
+                name: self.caller.name.clone(),
+            });
+        };
+        let tags = registry::vouched_tags(&self.caller, &stored)?;
+        if tags != self.tags {
+            tracing::info!(
+                ?tags,
+                "the Dataplane's tags changed; issuing a certificate for them"
+            );
+            self.tags = tags.clone();
+            self.cert = self
+                .shared
+                .issuer
+                .watch(&self.caller.mesh, &self.caller.name, tags);
+        }
+        Ok(())
+    }
+
+    /// The mesh's token keys changed (e.g. the Mesh was re-created): the token must still verify.
+    fn reauthenticate(&mut self) -> Result<(), SdsError> {
+        self.caller = authenticate(
+            &self.shared.store,
+            &self.shared.zone,
+            &self.token,
+            &self.caller.node_id,
+            OffsetDateTime::now_utc(),
+        )?;
+        Ok(())
+    }
+}
+
+/// Checks a request's type URL (empty means the stream's type).
+fn check_type_url(type_url: &str) -> Result<(), SdsError> {
+    if type_url.is_empty() || type_url == SECRET_TYPE_URL {
+        return Ok(());
+    }
+    Err(SdsError::TypeUrl {
+        got: type_url.to_string(),
+        expected: SECRET_TYPE_URL,
+    })
+}
+
+/// The secrets asked for, all of the caller's mesh; no names means both.
+pub(super) fn secret_names(
+    caller: &Caller,
+    names: &[String],
+) -> Result<BTreeSet<SecretName>, SdsError> {
+    if names.is_empty() {
+        return Ok([
+            SecretName::IdentityCert(caller.mesh.clone()),
+            SecretName::MeshCa(caller.mesh.clone()),
+        ]
+        .into());
+    }
+    names
+        .iter()
+        .map(|n| {
+            let parsed = SecretName::parse(n).ok_or_else(|| SdsError::ResourceName {
+                name: n.clone(),
+                mesh: caller.mesh.clone(),
+            })?;
+            if parsed.mesh() != caller.mesh {
+                return Err(SdsError::OtherMesh {
+                    name: n.clone(),
+                    mesh: caller.mesh.clone(),
+                });
+            }
+            Ok(parsed)
+        })
+        .collect()
+}
+
+/// The Mesh exists in the zone and has an enabled mTLS backend.
+pub(super) fn mtls_enabled(shared: &Shared, mesh: &str) -> Result<(), SdsError> {
+    let unknown = || SdsError::UnknownMesh {
+        mesh: mesh.to_string(),
+        zone: shared.zone.clone(),
+    };
+    let resource = shared
+        .store
+        .get_resource(ResourceType::Mesh, None, mesh)?
+        .ok_or_else(unknown)?;
+    match resource.spec {
+        Spec::Mesh(spec)
+            if spec
+                .mtls
+                .as_ref()
+                .is_some_and(|m| !m.enabled_backend.is_empty()) =>
+        {
+            Ok(())
+        }
+        Spec::Mesh(_) => Err(SdsError::MtlsDisabled(mesh.to_string())),
+        _ => Err(unknown()),
+    }
+}
