@@ -178,7 +178,7 @@ impl Agent {
                 error = %error,
                 retry_in = ?delay,
                 attempt = backoff.failures(),
-                "lost the zone; retrying (the files on disk stay in place)"
+                "zone connection failed; retrying (the files on disk stay in place)"
             );
             tokio::time::sleep(delay).await;
         }
