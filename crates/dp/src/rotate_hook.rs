@@ -1,7 +1,8 @@
 //! `--exec-on-rotate CMD`: after the files change, `sh -c CMD` runs in the agent's working
 //! directory with its stdout and stderr, and with `MOSAIC_DP_CERT_FILE`, `MOSAIC_DP_KEY_FILE` and
 //! `MOSAIC_DP_CA_FILE` naming the files. The agent waits for it (up to [`DEFAULT_TIMEOUT`], then
-//! kills it) and logs how it ended; a failing command is logged, never fatal.
+//! kills it and everything it started: the command runs in a process group of its own) and logs
+//! how it ended; a failing command is logged, never fatal.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -62,7 +63,7 @@ impl RotateHook {
         let command = self.command.as_str();
         match &outcome {
             HookOutcome::Exited(0) => {
-                tracing::info!(command, "--exec-on-rotate command succeeded");
+                tracing::info!(command, exit_code = 0, "--exec-on-rotate command succeeded");
             }
             HookOutcome::Exited(code) => {
                 tracing::warn!(command, exit_code = code, "--exec-on-rotate command failed");
@@ -88,6 +89,8 @@ impl RotateHook {
             .arg(&self.command)
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        #[cfg(unix)]
+        cmd.process_group(0);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -101,11 +104,27 @@ impl RotateHook {
                 .map_or(HookOutcome::Signalled, HookOutcome::Exited),
             Ok(Err(e)) => HookOutcome::SpawnFailed(e.to_string()),
             Err(_) => {
-                let _ = child.kill().await;
+                kill_group(&mut child).await;
                 HookOutcome::TimedOut
             }
         }
     }
+}
+
+/// Kills the command's process group (its children too), then the command itself.
+async fn kill_group(child: &mut tokio::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id() {
+        // The group id is the command's pid (process_group(0)); `kill` is POSIX.
+        let _ = tokio::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+    }
+    let _ = child.kill().await;
 }
 
 #[cfg(test)]
@@ -144,7 +163,24 @@ mod tests {
     #[tokio::test]
     async fn a_hung_command_is_killed() {
         let tmp = tempfile::tempdir().unwrap();
-        let h = hook("sleep 30", tmp.path()).with_timeout(Duration::from_millis(200));
+        let pid_file = tmp.path().join("pid");
+        // The grandchild `sleep` must die with the command, not linger.
+        let cmd = format!("sleep 30 & echo $! > '{}'; wait", pid_file.display());
+        let h = hook(&cmd, tmp.path()).with_timeout(Duration::from_millis(300));
         assert_eq!(h.run().await, HookOutcome::TimedOut);
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Gone, or a zombie waiting for init to reap it (Linux /proc).
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .is_some_and(|r| !r.trim_start().starts_with('Z'))
+            })
+        };
+        while alive() {
+            assert!(std::time::Instant::now() < deadline, "sleep {pid} survived");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
