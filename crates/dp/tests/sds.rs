@@ -1,6 +1,6 @@
 //! The real `mosaic-dp` binary against an in-test SDS server (tonic, TLS, envoy-types): files
 //! written and rotated, `--exec-on-rotate`, ACK/NACK contents, reconnection after a stream
-//! failure, and refusals (exit 1 with the zone's message).
+//! failure, refusals (exit 1 with the zone's message), and TLS that trusts only `--ca-cert-file`.
 //!
 //! The agent runs the hook before it ACKs, so once the test holds an ACK the files and the hook
 //! log are final for that response: no polling is needed for them.
@@ -591,4 +591,32 @@ async fn a_refusal_on_an_open_stream_exits_1_and_keeps_the_files() {
         "{stderr}"
     );
     assert_eq!(read(&dir.path().join("out/certs/cert.pem")), id1.chain);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_certificate_from_another_ca_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut zone = start_zone(TOKEN).await;
+    // The agent is given a CA that did not sign the zone's certificate.
+    zone.ca_pem = tls::generate_ca("some other CA").unwrap().cert_pem;
+    let mut dp = Dp::spawn(dir.path(), &zone, TOKEN, None);
+    let deadline = Instant::now() + DEADLINE;
+    while !dp.stderr().contains("retry_in") {
+        assert!(dp.child.try_wait().unwrap().is_none(), "{}", dp.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "no retry logged: {}",
+            dp.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stderr = dp.stderr();
+    assert!(stderr.contains("cannot connect to the zone"), "{stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(
+        zone.sessions.try_recv().is_err(),
+        "no stream may open over an untrusted connection"
+    );
+    dp.signal("INT");
+    assert_eq!(dp.wait_exit().await, Some(0), "{}", dp.stderr());
 }
