@@ -1,21 +1,26 @@
 //! `mosaic-dp`: the data-plane agent. It registers a dataplane with its zone and keeps `cert.pem`,
-//! `key.pem` and `ca.pem` fresh in `--out-dir`.
+//! `key.pem` and `ca.pem` fresh in `--out-dir` (see the library's module map in `lib.rs`).
 //!
-//! This build parses and checks the flags; the agent itself lands with the zone issue.
-//! Exit codes: 0 ok, 1 runtime error, 2 usage error.
+//! This file is the binary's edge: flags, logging, the runtime, SIGTERM/SIGINT (exit 0), and
+//! errors printed as one `error: ...` line. Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
 #![deny(warnings)]
 #![forbid(unsafe_code)]
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+use std::{path::PathBuf, process::ExitCode};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
-use mosaic_common::telemetry::{self, LogFormat};
+use mosaic_common::{
+    process::shutdown_signal,
+    telemetry::{self, LogFormat},
+};
+use mosaic_dp::{
+    agent::{Agent, AgentConfig},
+    backoff::Backoff,
+    inputs,
+    sds_client::{NodeIdentity, ZoneAddress},
+};
 
 /// Data-plane agent of the Mosaic service mesh.
 #[derive(Debug, Parser)]
@@ -47,7 +52,7 @@ enum Command {
 struct RunArgs {
     /// Zone control plane's dataplane server (SDS over TLS), e.g. https://zone:5678.
     #[arg(long, value_name = "URL", value_parser = parse_zone_url)]
-    zone: url::Url,
+    zone: ZoneAddress,
 
     /// PEM file of the CA that signs the zone's dataplane-server certificate.
     #[arg(long, value_name = "PEM")]
@@ -101,15 +106,15 @@ fn report(err: &anyhow::Error) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    check_readable("--ca-cert-file", &args.ca_cert_file)?;
-    let token = check_readable("--token-file", &args.token_file)?;
-    if token.iter().all(u8::is_ascii_whitespace) {
-        anyhow::bail!(
-            "--token-file `{}` is empty; put the dataplane token in it",
-            args.token_file.display()
-        );
-    }
-    check_readable("--dataplane-file", &args.dataplane_file)?;
+    mosaic_common::tls::install_crypto_provider();
+    // Read every file first so that a missing one is named before any content is judged.
+    let ca_pem = inputs::read_file("--ca-cert-file", &args.ca_cert_file)?;
+    let token = inputs::read_file("--token-file", &args.token_file)?;
+    let dataplane = inputs::read_file("--dataplane-file", &args.dataplane_file)?;
+    inputs::check_ca(&args.ca_cert_file, &ca_pem)?;
+    let token = inputs::token(&args.token_file, &token)?;
+    let dataplane_resource =
+        inputs::dataplane(&args.dataplane_file, &dataplane, &args.mesh, &args.name)?;
     if args.out_dir.exists() && !args.out_dir.is_dir() {
         anyhow::bail!(
             "--out-dir `{}` exists and is not a directory",
@@ -117,41 +122,49 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     tracing::info!(
-        zone = %args.zone,
-        mesh = %args.mesh,
-        name = %args.name,
+        version = env!("CARGO_PKG_VERSION"),
+        zone = %args.zone.url,
+        node_id = %mosaic_common::sds::node_id(&args.mesh, &args.name),
         ca_cert_file = %args.ca_cert_file.display(),
         dataplane_file = %args.dataplane_file.display(),
         out_dir = %args.out_dir.display(),
         exec_on_rotate = args.exec_on_rotate.as_deref().unwrap_or(""),
-        "flags are valid"
+        "mosaic-dp starting"
     );
-    anyhow::bail!(
-        "the flags are valid, but the data-plane agent is not implemented in this build yet (it lands \
-         with the zone control plane issue)"
-    )
-}
-
-/// Reads `path` (named by `flag` in errors) to prove it is an existing, readable file.
-fn check_readable(flag: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
-    if path.is_dir() {
-        anyhow::bail!("{flag} `{}` is a directory, not a file", path.display());
-    }
-    fs::read(path).with_context(|| format!("cannot read {flag} `{}`", path.display()))
+    let config = AgentConfig {
+        zone: args.zone,
+        ca_pem,
+        node: NodeIdentity {
+            mesh: args.mesh,
+            name: args.name,
+            dataplane_resource,
+        },
+        token_file: args.token_file,
+        token,
+        out_dir: args.out_dir,
+        exec_on_rotate: args.exec_on_rotate,
+        backoff: Backoff::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let agent = Agent::new(config)?;
+        tokio::select! {
+            result = agent.run() => match result {
+                Ok(never) => match never {},
+                Err(e) => Err(e.into()),
+            },
+            () = shutdown_signal() => {
+                tracing::info!("mosaic-dp stopped");
+                Ok(())
+            }
+        }
+    })
 }
 
 /// `--zone`: an `https` or `grpcs` URL with a host (the dataplane server always speaks TLS).
-fn parse_zone_url(s: &str) -> Result<url::Url, String> {
-    let example = "expected e.g. https://zone.example:5678";
-    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e}); {example}"))?;
-    if !matches!(url.scheme(), "https" | "grpcs") {
-        return Err(format!(
-            "{s:?} has scheme {:?}; the dataplane server speaks TLS, use https or grpcs",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{s:?} has no host; {example}"));
-    }
-    Ok(url)
+fn parse_zone_url(s: &str) -> Result<ZoneAddress, String> {
+    ZoneAddress::parse(s)
 }
