@@ -218,15 +218,16 @@ fn bad_items_are_rejected_with_reasons_and_the_rest_apply() {
     let reason = &received.rejected[0].reason;
     assert!(reason.contains("mtls.enabledBackend"), "{reason}");
 
-    // Dataplane-token keys: a JSON list of 32-byte public keys.
+    // Dataplane-token keys: a JSON list of 32-byte public keys, named after their mesh (as the
+    // global sends them: no mesh, the mesh's name as the name).
     let key = mosaic_common::token::PublicKey {
         kid: "k1".into(),
         bytes: vec![7; 32],
     };
     let wire = |keys: serde_json::Value| mosaic_proto::kds::Resource {
         r#type: "DataplaneTokenKey".into(),
-        mesh: "default".into(),
-        name: "keys".into(),
+        mesh: String::new(),
+        name: "default".into(),
         version: 4,
         json: serde_json::to_vec(&keys).unwrap(),
     };
@@ -234,6 +235,10 @@ fn bad_items_are_rejected_with_reasons_and_the_rest_apply() {
         receive::decode(KdsType::DataplaneTokenKey, &wire(serde_json::json!([key]))).unwrap();
     assert_eq!(good.public_keys().unwrap(), vec![key]);
     assert_eq!(good.version, 4);
+    assert_eq!(
+        good.key,
+        StoreKey::new(KdsType::DataplaneTokenKey, None, "default")
+    );
     let short = serde_json::json!([{"kid": "k2", "bytes": "AAAA"}]);
     assert!(receive::decode(KdsType::DataplaneTokenKey, &wire(short)).is_err());
     // Zone-owned kinds never come from the global.

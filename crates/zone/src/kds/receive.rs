@@ -110,11 +110,10 @@ pub fn decode(kind: KdsType, wire: &WireResource) -> Result<StoredItem, String> 
         .map_err(|e| format!("{what}: the JSON does not parse: {e}"))?;
     match kind {
         KdsType::DataplaneTokenKey => {
-            if let Err(e) = validate_name(ResourceType::Mesh, &wire.mesh) {
-                return Err(format!("{what}: mesh: {e}"));
-            }
-            if let Err(e) = validate_name(ResourceType::Secret, &wire.name) {
-                return Err(format!("{what}: name: {e}"));
+            // Named after its mesh; the wire's mesh field is empty (and ignored, as the global
+            // ignores it).
+            if let Err(e) = validate_name(ResourceType::Mesh, &wire.name) {
+                return Err(format!("{what}: name (the mesh): {e}"));
             }
             let keys: Vec<PublicKey> = serde_json::from_value(value)
                 .map_err(|e| format!("{what}: not a list of public keys: {e}"))?;
@@ -125,7 +124,7 @@ pub fn decode(kind: KdsType, wire: &WireResource) -> Result<StoredItem, String> 
                     k.bytes.len()
                 ));
             }
-            let key = StoreKey::new(kind, Some(&wire.mesh), &wire.name);
+            let key = StoreKey::new(kind, None, &wire.name);
             Ok(StoredItem::token_keys(key, wire.version, &keys))
         }
         KdsType::Resource(rtype) => {

@@ -60,11 +60,13 @@ impl KdsType {
         }
     }
 
-    /// Whether records of this kind belong to a mesh.
+    /// Whether records of this kind are named within a mesh. A mesh's DataplaneTokenKey is not:
+    /// the global sends it with an empty mesh and the mesh's name as its name (as the global's
+    /// own `KdsType` says), and the zone stores it under that name.
     pub fn is_mesh_scoped(self) -> bool {
         match self {
             KdsType::Resource(t) => t.is_mesh_scoped(),
-            KdsType::DataplaneTokenKey => true,
+            KdsType::DataplaneTokenKey => false,
         }
     }
 }
@@ -109,5 +111,7 @@ mod tests {
             assert_eq!(k.owner(), Owner::Zone);
         }
         assert!("Nope".parse::<KdsType>().is_err());
+        // As the global sends it: no mesh, named after the mesh.
+        assert!(!KdsType::DataplaneTokenKey.is_mesh_scoped());
     }
 }
