@@ -201,7 +201,7 @@ for z in zone-1 zone-2; do
         | sed 's/^/    /'
 done
 echo "==> mosaicctl inspect zones (on the global: both zones online, CA health per mesh)"
-for _ in $(seq 1 50); do "$CTL" inspect zones | grep -q healthy && break; sleep 0.2; done
+for _ in $(seq 1 50); do [ "$("$CTL" inspect zones | grep -c 'vault-1: Connected')" -ge 2 ] && break; sleep 0.2; done
 "$CTL" inspect zones
 echo "==> mosaicctl get dataplanes --mesh default (on the global: what the zones reported)"
 for _ in $(seq 1 50); do [ "$("$CTL" get dataplanes --mesh default -o json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("total",0))')" -ge 2 ] && break; sleep 0.2; done
@@ -209,4 +209,4 @@ for _ in $(seq 1 50); do [ "$("$CTL" get dataplanes --mesh default -o json | pyt
 echo
 echo "Both zones issued certificates for service backend from the one Vault at $VAULT_ADDR:"
 echo "each mosaic-dp keeps cert.pem, key.pem (0600) and ca.pem fresh in $work/backend-zone-N."
-echo "Logs are in $work. Press Ctrl-C to stop, or let the script end here."
+echo "Everything stops when this script ends; logs and files stay in $work."
