@@ -5,9 +5,11 @@
 //! - [`secret`]: Secret and GlobalSecret data.
 //! - [`zone`]: Zone and ZoneInsight (KDS sessions, CA health).
 //! - [`dataplane`]: Dataplane (Kuma's shape) and DataplaneInsight.
+//! - [`kds_type`]: `KdsType`, the kinds of records KDS moves, their owners and scoping.
 //! - [`parse`]: Universal and Kubernetes YAML/JSON documents to [`Resource`]s and back.
 
 pub mod dataplane;
+pub mod kds_type;
 pub mod mesh;
 pub mod parse;
 pub mod secret;
@@ -21,6 +23,7 @@ use time::OffsetDateTime;
 use crate::validate::{FieldPath, ValidationError, Validator};
 
 pub use dataplane::{DataplaneInsightSpec, DataplaneSpec};
+pub use kds_type::KdsType;
 pub use mesh::MeshSpec;
 pub use parse::{ParseError, parse_document, parse_documents};
 pub use secret::SecretSpec;

@@ -34,7 +34,7 @@ use super::{
     registry::{Count, Direction, SessionRecord},
     state::{self, Items, dataplane_key_mesh},
     stopped,
-    types::{ItemKey, KdsType},
+    types::{ItemKey, KdsType, KdsWire as _},
 };
 use crate::{
     raft::{Change, InternalChange},

@@ -14,7 +14,7 @@ use mosaic_common::{
 };
 use mosaic_proto::kds;
 
-use super::types::{ItemKey, KdsType};
+use super::types::{ItemKey, KdsType, KdsWire as _};
 use crate::{
     raft::RaftStore,
     store::{ResourceKey, ResourceStore, StoreError},

@@ -4,23 +4,15 @@
 
 use std::fmt;
 
-use mosaic_common::resource::{Owner, ResourceType};
 use mosaic_proto::kds::{ResourceRef, ResourceVersion};
 
 /// The wire name of a mesh's dataplane-token public keys (`name` = the mesh).
-pub const DATAPLANE_TOKEN_KEY: &str = "DataplaneTokenKey";
+pub const DATAPLANE_TOKEN_KEY: &str = KdsType::DATAPLANE_TOKEN_KEY;
 
 /// The label that names the zone a zone-owned resource came from.
 pub const ZONE_LABEL: &str = "kuma.io/zone";
 
-/// A type that travels over KDS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum KdsType {
-    /// A store resource type.
-    Resource(ResourceType),
-    /// A mesh's dataplane-token public keys (derived from an internal record).
-    DataplaneTokenKey,
-}
+pub use mosaic_common::resource::KdsType;
 
 /// An item's identity within its type: mesh (empty unless the type is mesh-scoped) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,53 +23,21 @@ pub struct ItemKey {
     pub name: String,
 }
 
-// === impl KdsType ===
+// === impl KdsWire ===
 
-impl KdsType {
-    /// The types the global sends on GlobalToZone.
-    pub const GLOBAL_TO_ZONE: [KdsType; 5] = [
-        KdsType::Resource(ResourceType::Mesh),
-        KdsType::Resource(ResourceType::Secret),
-        KdsType::Resource(ResourceType::GlobalSecret),
-        KdsType::Resource(ResourceType::Zone),
-        KdsType::DataplaneTokenKey,
-    ];
+/// How a [`KdsType`]'s items are named on the wire (identities, references, known versions).
+pub trait KdsWire: Copy {
+    /// The identity of an item named by a wire reference (the mesh is ignored for types that
+    /// are not mesh-scoped, so either spelling of a DataplaneTokenKey reference matches).
+    fn item_key(self, mesh: &str, name: &str) -> ItemKey;
+    /// The wire reference of an item.
+    fn wire_ref(self, key: &ItemKey) -> ResourceRef;
+    /// The known versions of a subscription, by item (entries of other types are ignored).
+    fn known(self, known: &[ResourceVersion]) -> std::collections::BTreeMap<ItemKey, u64>;
+}
 
-    /// The wire name (`Mesh`, ..., `DataplaneTokenKey`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KdsType::Resource(t) => t.as_str(),
-            KdsType::DataplaneTokenKey => DATAPLANE_TOKEN_KEY,
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        if s == DATAPLANE_TOKEN_KEY {
-            return Some(KdsType::DataplaneTokenKey);
-        }
-        s.parse().ok().map(KdsType::Resource)
-    }
-
-    /// Whether the global sends this type to zones.
-    pub fn is_global_owned(self) -> bool {
-        match self {
-            KdsType::Resource(t) => t.owner() == Owner::Global,
-            KdsType::DataplaneTokenKey => true,
-        }
-    }
-
-    /// Whether items of this type carry a mesh.
-    pub fn is_mesh_scoped(self) -> bool {
-        match self {
-            KdsType::Resource(t) => t.is_mesh_scoped(),
-            KdsType::DataplaneTokenKey => false,
-        }
-    }
-
-    /// The identity of an item named by a wire reference (the mesh is ignored for types that are
-    /// not mesh-scoped, so either spelling of a DataplaneTokenKey reference matches).
-    pub fn item_key(self, mesh: &str, name: &str) -> ItemKey {
+impl KdsWire for KdsType {
+    fn item_key(self, mesh: &str, name: &str) -> ItemKey {
         ItemKey {
             mesh: if self.is_mesh_scoped() {
                 mesh.to_string()
@@ -88,8 +48,7 @@ impl KdsType {
         }
     }
 
-    /// The wire reference of an item.
-    pub fn wire_ref(self, key: &ItemKey) -> ResourceRef {
+    fn wire_ref(self, key: &ItemKey) -> ResourceRef {
         ResourceRef {
             r#type: self.as_str().to_string(),
             mesh: key.mesh.clone(),
@@ -97,8 +56,7 @@ impl KdsType {
         }
     }
 
-    /// The known versions of a subscription, by item (entries of other types are ignored).
-    pub fn known(self, known: &[ResourceVersion]) -> std::collections::BTreeMap<ItemKey, u64> {
+    fn known(self, known: &[ResourceVersion]) -> std::collections::BTreeMap<ItemKey, u64> {
         known
             .iter()
             .filter_map(|k| {
@@ -107,12 +65,6 @@ impl KdsType {
                     .then(|| (self.item_key(&r.mesh, &r.name), k.version))
             })
             .collect()
-    }
-}
-
-impl fmt::Display for KdsType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -129,6 +81,7 @@ impl fmt::Display for ItemKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mosaic_common::resource::ResourceType;
 
     #[test]
     fn names_and_keys() {

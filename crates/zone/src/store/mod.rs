@@ -11,7 +11,6 @@
 //! published on a broadcast feed ([`ZoneStore::subscribe`]).
 //!
 //! Module map:
-//! - [`kind`]: `KdsType`, the kinds of synced records and their owners.
 //! - [`key`]: `StoreKey` and its byte form.
 //! - [`item`]: `StoredItem`, a record's version and Universal JSON.
 //! - [`change`]: the change feed's `Change`.
@@ -22,7 +21,6 @@ pub mod change;
 pub mod error;
 pub mod item;
 pub mod key;
-pub mod kind;
 pub mod secrets;
 
 use std::{
@@ -43,7 +41,7 @@ pub use change::{Change, ChangeOp};
 pub use error::StoreError;
 pub use item::StoredItem;
 pub use key::StoreKey;
-pub use kind::KdsType;
+pub use mosaic_common::resource::KdsType;
 
 /// Change-feed capacity; a subscriber that falls further behind gets `Lagged` and must resync.
 pub const FEED_CAPACITY: usize = 4096;

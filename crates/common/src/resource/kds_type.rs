@@ -1,9 +1,10 @@
 //! `KdsType`: the kinds of records KDS moves (every [`ResourceType`] plus `DataplaneTokenKey`),
-//! with their owner and direction.
+//! with their owner and direction. One definition for the global and the zone, so both sides
+//! agree on names and scoping.
 
 use std::{fmt, str::FromStr};
 
-use mosaic_common::resource::{Owner, ResourceType};
+use super::{Owner, ResourceType};
 
 /// A kind of synced record: a resource type, or a mesh's dataplane-token public keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,6 +59,16 @@ impl KdsType {
             KdsType::Resource(t) => Some(t),
             KdsType::DataplaneTokenKey => None,
         }
+    }
+
+    /// Parses a wire name (`None` for unknown names).
+    pub fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+
+    /// Whether the global sends this kind to zones.
+    pub fn is_global_owned(self) -> bool {
+        self.owner() == Owner::Global
     }
 
     /// Whether records of this kind are named within a mesh. A mesh's DataplaneTokenKey is not:
