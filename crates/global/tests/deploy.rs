@@ -836,3 +836,69 @@ fn e2e_kind_script_stops_with_a_clear_message_without_its_tools() {
     }
     assert!(stderr.contains("cannot run"), "{stderr}");
 }
+
+// === docs ===
+
+/// GitHub's anchor for a heading.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn operator_guide_links_resolve_and_its_resources_parse() {
+    let guide = read("docs/operator-guide.md");
+    let anchors: BTreeSet<String> = guide
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| slug(l.trim_start_matches('#')))
+        .collect();
+    // In-page links.
+    for part in guide.split("](#").skip(1) {
+        let anchor = &part[..part.find(')').unwrap()];
+        assert!(anchors.contains(anchor), "broken link #{anchor}");
+    }
+    // Every alert's runbook is a section of the guide.
+    let rules = read("deploy/prometheus/mosaic.rules.yml");
+    let runbooks: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("runbook_url: docs/operator-guide.md#")
+        })
+        .collect();
+    assert!(runbooks.len() >= REQUIRED_ALERTS.len());
+    for r in runbooks {
+        assert!(
+            anchors.contains(r),
+            "runbook #{r} is not a heading of the guide"
+        );
+    }
+    // The Mesh and Secret documents it shows are valid resources.
+    let mut checked = 0;
+    for block in guide.split("```yaml\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        if block.contains("type: Mesh") || block.contains("type: Secret") {
+            mosaic_common::resource::parse::parse_documents(block.as_bytes())
+                .unwrap_or_else(|e| panic!("docs/operator-guide.md block:\n{block}\n{e}"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "{checked} resource blocks");
+    // Relative links to files of the repository exist.
+    for part in guide.split("](../").skip(1) {
+        let target = &part[..part.find(')').unwrap()];
+        assert!(root().join(target).exists(), "broken link ../{target}");
+    }
+    for doc in ["README.md", "ARCHITECTURE.md", "deploy/README.md"] {
+        assert!(
+            read(doc).contains("docs/operator-guide.md"),
+            "{doc} does not link the operator guide"
+        );
+    }
+}
