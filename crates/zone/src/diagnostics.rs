@@ -1,13 +1,18 @@
 //! The diagnostics listener (`diagnostics.listen`, Kuma's 5680): `GET /metrics` (Prometheus
 //! text, with `mosaic_zone_kds_connected`), `GET /ready` (200 once the store is open, which is
 //! before this listener starts; the JSON body says whether KDS is connected) and `GET /healthy`.
+//!
+//! Also the zone API's request metrics ([`track_api_request`]): `mosaic_api_requests_total{method,
+//! route, status}` and `mosaic_api_request_seconds{method, route}`, labelled with the matched
+//! route pattern (`/meshes/{mesh}/dataplanes/{name}`), never the raw path.
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Instant};
 
 use axum::{
     Router,
-    extract::State,
-    http::StatusCode,
+    extract::{MatchedPath, Request, State},
+    http::{Method, StatusCode},
+    middleware::Next,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -37,6 +42,7 @@ pub fn metrics_handle() -> PrometheusHandle {
             if let Err(e) = metrics::set_global_recorder(recorder) {
                 tracing::warn!(error = %e, "another metrics recorder is installed; /metrics will be empty");
             }
+            describe();
             handle
         })
         .clone()
@@ -69,4 +75,130 @@ async fn ready(State(s): State<DiagState>) -> Response {
     let kds = s.kds.borrow().clone();
     let body = json!({ "ready": true, "store": "open", "kds": kds });
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// HELP texts of the zone's metrics (shown once a series exists).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "mosaic_zone_kds_connected",
+        "1 while this zone holds a KDS stream to a global replica"
+    );
+    describe_counter!(
+        "mosaic_zone_kds_nacks_received_total",
+        "ZoneToGlobal responses the global rejected"
+    );
+    describe_counter!(
+        "mosaic_api_requests_total",
+        "HTTP API requests by method, route pattern and status code"
+    );
+    describe_histogram!(
+        "mosaic_api_request_seconds",
+        Unit::Seconds,
+        "HTTP API request duration by method and route pattern"
+    );
+    describe_counter!(
+        "mosaic_certs_issued_total",
+        "Data-plane certificates issued, by mesh and backend"
+    );
+    describe_counter!(
+        "mosaic_cert_issue_errors_total",
+        "Failed data-plane certificate issuances, by mesh and backend"
+    );
+    describe_histogram!(
+        "mosaic_cert_issue_seconds",
+        Unit::Seconds,
+        "Duration of certificate issuance calls to the CA"
+    );
+    describe_gauge!(
+        "mosaic_cert_earliest_expiry_seconds",
+        "Unix time (seconds) of the earliest expiry among the certificates served in a mesh"
+    );
+    describe_gauge!(
+        "mosaic_ca_healthy",
+        "1 while the backend of a mesh issues certificates, 0 after a failure"
+    );
+    describe_gauge!(
+        "mosaic_vault_token_ttl_seconds",
+        Unit::Seconds,
+        "Seconds of validity left on the Vault token of a mesh's backend"
+    );
+}
+
+/// Middleware counting and timing zone API requests (see the module docs for the labels).
+pub async fn track_api_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    };
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(
+        "mosaic_api_requests_total",
+        "method" => method,
+        "route" => route.clone(),
+        "status" => status
+    )
+    .increment(1);
+    metrics::histogram!("mosaic_api_request_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::Request, middleware};
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[test]
+    fn api_requests_are_labelled_by_route_pattern() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let app = Router::new()
+                    .route("/meshes/{mesh}/dataplanes/{name}", get(|| async { "ok" }))
+                    .layer(middleware::from_fn(track_api_request));
+                for path in [
+                    "/meshes/a/dataplanes/dp-1",
+                    "/meshes/b/dataplanes/dp-2",
+                    "/nope",
+                ] {
+                    let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+                    app.clone().oneshot(req).await.unwrap();
+                }
+            });
+        });
+        let text = handle.render();
+        assert!(
+            text.lines().any(|l| l
+                == r#"mosaic_api_requests_total{method="GET",route="/meshes/{mesh}/dataplanes/{name}",status="200"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l
+                == r#"mosaic_api_requests_total{method="GET",route="unmatched",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("dp-1") && !text.contains("/nope"), "{text}");
+    }
 }

@@ -13,6 +13,7 @@
 //! - [`zones`]: `GET /zones/_overview`.
 //! - [`dataplanes`]: `GET /meshes/{mesh}/dataplanes/_overview`.
 //! - [`index`]: `GET /`, `/ready`, `/healthy`, and the 404/405 fallbacks.
+//! - [`metrics`]: `mosaic_api_requests_total` and `mosaic_api_request_seconds` per route pattern.
 
 pub mod auth;
 pub mod body;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod extract;
 pub mod index;
 pub mod list;
+pub mod metrics;
 pub mod resources;
 pub mod respond;
 pub mod state;
@@ -88,6 +90,8 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             auth::require_admin_token,
         ))
+        // Outermost, so refused (401/403) and oversized (413) requests are counted too.
+        .layer(middleware::from_fn(metrics::track))
         .with_state(state)
 }
 

@@ -1,0 +1,182 @@
+//! The backup and restore procedure of docs/operator-guide.md, on real processes:
+//!
+//! 1. Backup: stop one replica (SIGTERM), copy its data directory, start it again. The other two
+//!    keep a quorum, so the API stays writable throughout.
+//! 2. Disaster: every replica's data is lost.
+//! 3. Restore: put the copy into ONE replica's (empty) data directory and start it first; then
+//!    start the other two with empty data directories. They find a formed cluster and are
+//!    replicated to; the restored state (Meshes, the KDS CA, token signing keys) is back, writes
+//!    after the backup are gone, and the cluster accepts writes again.
+
+use std::{path::Path, time::Duration};
+
+use mosaic_testkit::{GlobalCluster, ZoneProcess, workspace_binary};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+async fn mesh_names(cluster: &GlobalCluster, i: usize) -> anyhow::Result<Vec<String>> {
+    let (status, body) = cluster.get(i, "/meshes").await?;
+    anyhow::ensure!(status == 200, "GET /meshes on {}: {status} {body}", i + 1);
+    let mut names = GlobalCluster::names(&body);
+    names.sort();
+    Ok(names)
+}
+
+async fn wait_meshes(cluster: &GlobalCluster, i: usize, want: &[&str]) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        let names = mesh_names(cluster, i).await.unwrap_or_default();
+        if names == want {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            start.elapsed() < WAIT,
+            "replica {} has meshes {names:?}, expected {want:?}; log:\n{}",
+            i + 1,
+            cluster.log_tail(i)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_healthy(cluster: &GlobalCluster, i: usize) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{}/healthy", cluster.replicas[i].diag);
+    let http = reqwest::Client::new();
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(r) = http.get(&url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            start.elapsed() < WAIT,
+            "replica {} not serving; log:\n{}",
+            i + 1,
+            cluster.log_tail(i)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_copied_data_directory_restores_the_cluster() -> anyhow::Result<()> {
+    let mut cluster = GlobalCluster::new(&workspace_binary("mosaic-global")?, 3, 10_000)?;
+    cluster.start_all()?;
+    for i in 0..3 {
+        cluster.wait_ready(i, WAIT).await?;
+    }
+    cluster.wait_leader(WAIT).await?;
+    let (status, body) = cluster
+        .put(0, "/meshes/before", "type: Mesh\nname: before\n")
+        .await?;
+    anyhow::ensure!(status == 201, "{status} {body}");
+    // A zone token issued before the backup (its signing key is in the store).
+    let (status, token_before) = cluster
+        .post(
+            0,
+            "/tokens/zone",
+            &json!({"zone": "east", "validFor": "24h"}),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "{status} {token_before}");
+    let start = std::time::Instant::now();
+    while !cluster.kds_ca_path(2).exists() {
+        anyhow::ensure!(start.elapsed() < WAIT, "replica 3 never wrote kds-ca.pem");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kds_ca_before = std::fs::read_to_string(cluster.kds_ca_path(2))?;
+    wait_meshes(&cluster, 2, &["before"]).await?;
+
+    // 1. Backup replica 3 while the other two serve.
+    let backup = tempfile::tempdir()?;
+    cluster.stop(2)?;
+    copy_dir(&cluster.data_dir(2), &backup.path().join("data"))?;
+    let (status, body) = cluster
+        .put(0, "/meshes/during", "type: Mesh\nname: during\n")
+        .await?;
+    anyhow::ensure!(status == 201, "writable during the backup: {status} {body}");
+    cluster.start(2)?;
+    cluster.wait_ready(2, WAIT).await?;
+    wait_meshes(&cluster, 2, &["before", "during"]).await?;
+
+    // 2. Disaster.
+    for i in 0..3 {
+        cluster.wipe(i)?;
+    }
+
+    // 3. Restore onto replica 1 (not the one backed up), start it first, then the empty ones.
+    copy_dir(&backup.path().join("data"), &cluster.data_dir(0))?;
+    cluster.start(0)?;
+    wait_healthy(&cluster, 0).await?;
+    cluster.start(1)?;
+    cluster.start(2)?;
+    for i in 0..3 {
+        cluster.wait_ready(i, WAIT).await?;
+    }
+    cluster.wait_leader(WAIT).await?;
+    for i in 0..3 {
+        wait_meshes(&cluster, i, &["before"]).await?;
+    }
+    let (status, body) = cluster
+        .put(1, "/meshes/after", "type: Mesh\nname: after\n")
+        .await?;
+    anyhow::ensure!(status == 201, "writable after the restore: {status} {body}");
+    for i in 0..3 {
+        wait_meshes(&cluster, i, &["after", "before"]).await?;
+    }
+    // The same KDS CA (zones keep trusting the global) on every replica.
+    for i in 0..3 {
+        let start = std::time::Instant::now();
+        while !cluster.kds_ca_path(i).exists() {
+            anyhow::ensure!(
+                start.elapsed() < WAIT,
+                "replica {} has no kds-ca.pem",
+                i + 1
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            std::fs::read_to_string(cluster.kds_ca_path(i))?,
+            kds_ca_before,
+            "replica {}: KDS CA changed",
+            i + 1
+        );
+    }
+    // A zone token issued before the backup still authenticates (the signing keys came back),
+    // and the zone trusts the restored KDS certificate.
+    let addresses: Vec<String> = (0..3).map(|i| cluster.kds_url(i)).collect();
+    let mut zone = ZoneProcess::new(
+        &workspace_binary("mosaic-zone")?,
+        cluster.dir(),
+        "east",
+        &addresses.join(","),
+        &cluster.kds_ca_path(0),
+        token_before.trim(),
+    )?;
+    zone.start()?;
+    zone.wait_ready(WAIT).await?;
+    zone.wait_for("/meshes", "the restored Meshes arrive", WAIT, |b| {
+        let mut names = GlobalCluster::names(b);
+        names.sort();
+        names == ["after", "before"]
+    })
+    .await?;
+    zone.kill();
+    Ok(())
+}
