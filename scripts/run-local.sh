@@ -194,7 +194,7 @@ for z in zone-1 zone-2; do
     for _ in $(seq 1 300); do [ -s "$work/$dp/cert.pem" ] && [ -s "$work/$dp/ca.pem" ] && break; sleep 0.2; done
     [ -s "$work/$dp/cert.pem" ] || { echo "$dp got no certificate; see $work/$dp.log and $work/$z.log" >&2; exit 1; }
     echo "==> $dp (zone $z): files in $work/$dp"
-    ls -l "$work/$dp" | sed 's/^/    /'
+    find "$work/$dp" -maxdepth 1 -type f -printf '    %M %6s %f\n' | sort -k3
     openssl x509 -in "$work/$dp/cert.pem" -noout -ext subjectAltName -issuer -subject -enddate -serial \
         | sed 's/^/    /'
     openssl verify -CAfile "$work/$dp/ca.pem" -untrusted "$work/$dp/cert.pem" "$work/$dp/cert.pem" \
