@@ -60,11 +60,12 @@ impl KdsType {
         }
     }
 
-    /// Whether records of this kind belong to a mesh.
+    /// Whether records of this kind belong to a mesh (a mesh's DataplaneTokenKey is named after
+    /// it instead, as on the wire).
     pub fn is_mesh_scoped(self) -> bool {
         match self {
             KdsType::Resource(t) => t.is_mesh_scoped(),
-            KdsType::DataplaneTokenKey => true,
+            KdsType::DataplaneTokenKey => false,
         }
     }
 }
