@@ -319,6 +319,34 @@ impl GlobalCluster {
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 
+    /// Waits until `check` holds for replica `i`'s `GET path` body (answered 200); the error
+    /// names `what` and shows the last answer and the replica's log tail.
+    pub async fn wait_for(
+        &self,
+        i: usize,
+        path: &str,
+        what: &str,
+        deadline: Duration,
+        mut check: impl FnMut(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let start = Instant::now();
+        loop {
+            let last = match self.get(i, path).await {
+                Ok((200, body)) if check(&body) => return Ok(body),
+                Ok(answer) => answer,
+                Err(e) => (0, Value::String(e.to_string())),
+            };
+            if start.elapsed() > deadline {
+                bail!(
+                    "replica {}: {what} did not happen within {deadline:?}; last answer to GET {path}: {last:?}; log:\n{}",
+                    i + 1,
+                    self.log_tail(i)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `DELETE` on replica `i`.
     pub async fn delete(&self, i: usize, path: &str) -> anyhow::Result<(u16, Value)> {
         let resp = self

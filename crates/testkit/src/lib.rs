@@ -3,7 +3,8 @@
 //!
 //! * [`bao_binary`] finds the `bao` binary (`MOSAIC_BAO_BIN`, then `.test-env/venv/bin/bao`, then `PATH`);
 //!   tests that need OpenBao must fail, never skip, when it is missing.
-//! * [`OpenBao`] runs `bao server -dev` (optionally with an extra TLS listener), killed on drop.
+//! * [`OpenBao`] runs `bao server -dev` (optionally with an extra TLS listener and a file audit
+//!   device), killed on drop; `pause`/`resume` freeze and thaw it (a hung Vault).
 //! * [`BaoClient`] is a tiny raw-HTTP client for the Vault API (root token, optional namespace) with
 //!   helpers that do exactly what the seed documents' CLI commands do (PKI root/intermediate layouts,
 //!   role, policy, token) plus AppRole, TLS-certificate and Kubernetes auth setups.
@@ -11,7 +12,10 @@
 //! * [`FakeKubernetesApi`] answers Kubernetes `TokenReview`s for one accepted service-account JWT.
 //! * [`Agent`] runs `bao agent` with auto-auth and an unauthenticated API proxy.
 //! * [`verify_chain`] checks an issued chain as Envoy would (rustls-webpki, client and server auth).
-//! * [`ZoneProcess`] runs a `mosaic-zone` against a global's KDS (CA, token), killed on drop.
+//! * [`ZoneProcess`] runs a `mosaic-zone` against a global's KDS (CA, token), killed on drop, and
+//!   says where data planes find it (`dp_url`, `dp_ca_path`).
+//! * [`DataplaneAgent`] runs a `mosaic-dp` against a zone ([`AgentOptions`], [`dataplane_yaml`]):
+//!   its out-dir files, log and exit status; killed on drop.
 //! * [`GlobalCluster`] runs `mosaic-global` replicas as real processes (start, kill -9, restart, wipe).
 //! * [`Prometheus`] runs Debian's `prometheus` on a free port with a given scrape config and
 //!   queries it; [`prometheus_binary`]/[`promtool_binary`] find the tools (fail, never skip).
@@ -35,6 +39,7 @@ mod auth;
 mod binary;
 mod certs;
 mod client;
+mod dataplane;
 mod global;
 mod kube;
 mod pki;
@@ -49,6 +54,7 @@ pub use auth::{AppRoleCreds, KubernetesAuth};
 pub use binary::{BAO_NOT_FOUND, bao_binary, workspace_binary, workspace_root};
 pub use certs::{CertPair, TLS_SERVER_NAME, TestCa, pem_blocks};
 pub use client::{BaoClient, VaultApiError, ensure_crypto_provider};
+pub use dataplane::{AgentFiles, AgentOptions, DataplaneAgent, dataplane_yaml};
 pub use global::{GlobalCluster, Replica};
 pub use kube::{FakeKubernetesApi, service_account_jwt};
 pub use pki::{

@@ -380,6 +380,36 @@ impl OpenBao {
             .count())
     }
 
+    /// Freezes the server process (SIGSTOP): the kernel still accepts connections on its
+    /// listeners, but nothing answers, as with a hung or partitioned Vault. Requests time out
+    /// until [`OpenBao::resume`]. Dropping a paused server kills it as usual.
+    pub fn pause(&self) -> Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a [`OpenBao::pause`]d server run again (SIGCONT); requests queued meanwhile are served.
+    pub fn resume(&self) -> Result<()> {
+        self.signal("-CONT")
+    }
+
+    /// Sends `signal` (a `kill` flag such as `-STOP`) with the `kill` command (no libc/nix here).
+    fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self
+            .child
+            .as_ref()
+            .map(Child::id)
+            .context("OpenBao is not running")?;
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .with_context(|| format!("running kill {signal} {pid}"))?;
+        if !status.success() {
+            bail!("kill {signal} {pid} failed ({status})");
+        }
+        Ok(())
+    }
+
     /// Kills the server (the ports stay reserved for [`OpenBao::restart`]). Requests fail until then.
     pub fn stop(&mut self) {
         self.kill();

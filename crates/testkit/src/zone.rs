@@ -1,6 +1,7 @@
 //! Real `mosaic-zone` processes on loopback: configured against a [`crate::GlobalCluster`]'s KDS
-//! addresses with its generated CA and a zone token; start, kill -9, restart; and reads of the
-//! zone's API and readiness. Killed when dropped.
+//! addresses with its generated CA and a zone token; start, kill -9, restart; reads of the
+//! zone's API and readiness; where data planes find it (dataplane server URL and CA). Killed when
+//! dropped.
 
 use std::{
     path::{Path, PathBuf},
@@ -75,7 +76,7 @@ impl ZoneProcess {
         format!(
             "zone = {:?}\n[store]\ndata_dir = {:?}\n[global]\naddress = {:?}\nca_cert = {:?}\ntoken_file = {:?}\n[api]\nlisten = \"127.0.0.1:{}\"\n[dp_server]\nlisten = \"127.0.0.1:{}\"\n[diagnostics]\nlisten = \"127.0.0.1:{}\"\n",
             self.name,
-            self.dir.join("data"),
+            self.data_dir(),
             self.global_address,
             self.ca,
             self.dir.join("zone-token"),
@@ -122,6 +123,22 @@ impl ZoneProcess {
     /// API base URL.
     pub fn api_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.api)
+    }
+
+    /// The zone's `store.data_dir` (`<root>/zone-<name>/data`); it survives [`ZoneProcess::kill`].
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The CA the zone generated for its dataplane server (`<data_dir>/dp-server-ca.pem`, written
+    /// before the zone answers `/ready`): what `mosaic-dp --ca-cert-file` trusts.
+    pub fn dp_ca_path(&self) -> PathBuf {
+        self.data_dir().join("dp-server-ca.pem")
+    }
+
+    /// The dataplane (SDS) server's URL for `mosaic-dp --zone`: `https://127.0.0.1:<dp>`.
+    pub fn dp_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.dp)
     }
 
     /// The JSON body of `GET /ready` on the diagnostics port (it reports the KDS status).

@@ -340,6 +340,18 @@ async fn tokens_audit_and_restart() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn a_paused_server_answers_only_once_resumed() -> Result<()> {
+    let bao = OpenBao::start().await?;
+    bao.pause()?;
+    let held =
+        tokio::time::timeout(std::time::Duration::from_secs(2), bao.read("sys/health")).await;
+    assert!(held.is_err(), "a paused server answered: {held:?}");
+    bao.resume()?;
+    assert_eq!(bao.read("sys/health").await?["sealed"], false);
+    Ok(())
+}
+
 #[test]
 fn missing_binary_message_is_the_documented_one() {
     assert_eq!(

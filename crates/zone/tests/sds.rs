@@ -705,8 +705,8 @@ async fn bad_tokens_and_requests_are_refused_and_nothing_is_issued() {
         &h,
         Some(&good),
         unknown_mesh,
-        Code::NotFound,
-        "does not exist in zone zone-1",
+        Code::Unavailable,
+        "does not exist in zone zone-1 (yet)",
     )
     .await;
     // DeltaSecrets is not offered.

@@ -218,29 +218,43 @@ fn bad_items_are_rejected_with_reasons_and_the_rest_apply() {
     let reason = &received.rejected[0].reason;
     assert!(reason.contains("mtls.enabledBackend"), "{reason}");
 
-    // Dataplane-token keys: a JSON list of 32-byte public keys, named after their mesh (as the
-    // global sends them: no mesh, the mesh's name as the name).
+    // Dataplane-token keys: a JSON list of 32-byte public keys, named after their mesh with no
+    // mesh of their own (as the global sends them), stored where the SDS server looks them up.
     let key = mosaic_common::token::PublicKey {
         kid: "k1".into(),
         bytes: vec![7; 32],
     };
-    let wire = |keys: serde_json::Value| mosaic_proto::kds::Resource {
+    let wire = |mesh: &str, keys: serde_json::Value| mosaic_proto::kds::Resource {
         r#type: "DataplaneTokenKey".into(),
-        mesh: String::new(),
+        mesh: mesh.into(),
         name: "default".into(),
         version: 4,
         json: serde_json::to_vec(&keys).unwrap(),
     };
-    let good =
-        receive::decode(KdsType::DataplaneTokenKey, &wire(serde_json::json!([key]))).unwrap();
-    assert_eq!(good.public_keys().unwrap(), vec![key]);
+    let good = receive::decode(
+        KdsType::DataplaneTokenKey,
+        &wire("", serde_json::json!([key])),
+    )
+    .unwrap();
+    assert_eq!(good.public_keys().unwrap(), vec![key.clone()]);
     assert_eq!(good.version, 4);
     assert_eq!(
         good.key,
         StoreKey::new(KdsType::DataplaneTokenKey, None, "default")
     );
+    let spelled = receive::decode(
+        KdsType::DataplaneTokenKey,
+        &wire("default", serde_json::json!([key])),
+    )
+    .unwrap();
+    assert_eq!(spelled.key, good.key, "mesh = name is the same item");
+    let other = receive::decode(
+        KdsType::DataplaneTokenKey,
+        &wire("other", serde_json::json!([key])),
+    );
+    assert!(other.unwrap_err().contains("mesh: must be empty"));
     let short = serde_json::json!([{"kid": "k2", "bytes": "AAAA"}]);
-    assert!(receive::decode(KdsType::DataplaneTokenKey, &wire(short)).is_err());
+    assert!(receive::decode(KdsType::DataplaneTokenKey, &wire("", short)).is_err());
     // Zone-owned kinds never come from the global.
     let dp = mosaic_proto::kds::Resource {
         r#type: "Dataplane".into(),

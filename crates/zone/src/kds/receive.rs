@@ -110,10 +110,16 @@ pub fn decode(kind: KdsType, wire: &WireResource) -> Result<StoredItem, String> 
         .map_err(|e| format!("{what}: the JSON does not parse: {e}"))?;
     match kind {
         KdsType::DataplaneTokenKey => {
-            // Named after its mesh; the wire's mesh field is empty (and ignored, as the global
-            // ignores it).
+            // A mesh's keys are one item named after the mesh, not scoped to a mesh (the
+            // global's wire form); they are stored under that name, where the SDS server reads
+            // them. A mesh equal to the name is the same item spelled the other way.
+            if !wire.mesh.is_empty() && wire.mesh != wire.name {
+                return Err(format!(
+                    "{what}: mesh: must be empty (the keys are named after their mesh)"
+                ));
+            }
             if let Err(e) = validate_name(ResourceType::Mesh, &wire.name) {
-                return Err(format!("{what}: name (the mesh): {e}"));
+                return Err(format!("{what}: name: {e}"));
             }
             let keys: Vec<PublicKey> = serde_json::from_value(value)
                 .map_err(|e| format!("{what}: not a list of public keys: {e}"))?;

@@ -35,7 +35,7 @@ pub enum SdsError {
     },
     /// The zone has no such Mesh.
     #[error(
-        "mesh {mesh:?} does not exist in zone {zone}: create it on the global control plane (zones receive it over KDS)"
+        "mesh {mesh:?} does not exist in zone {zone} (yet): create it on the global control plane; zones receive it over KDS, and data planes retry until it arrives"
     )]
     UnknownMesh {
         /// The mesh.
@@ -175,9 +175,11 @@ impl SdsError {
             | SdsError::NotRegistered { .. }
             | SdsError::Deleted { .. } => Code::NotFound,
             SdsError::MtlsDisabled(_) => Code::FailedPrecondition,
-            SdsError::NoKeys { .. } | SdsError::Issuer(_) | SdsError::ShuttingDown => {
-                Code::Unavailable
-            }
+            // A zone may not have received a new Mesh yet: data planes retry.
+            SdsError::UnknownMesh { .. }
+            | SdsError::NoKeys { .. }
+            | SdsError::Issuer(_)
+            | SdsError::ShuttingDown => Code::Unavailable,
             SdsError::Store(_) => Code::Internal,
         }
     }

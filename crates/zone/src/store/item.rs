@@ -2,7 +2,8 @@
 //! Universal JSON (with `version` inside, as the APIs serve it).
 //!
 //! Resources are stored in Kuma's Universal form. A mesh's dataplane-token keys (not a resource)
-//! are stored as `{"type":"DataplaneTokenKey","mesh":M,"name":N,"version":V,"keys":[...]}`.
+//! are stored under the mesh's name, as `{"type":"DataplaneTokenKey","name":MESH,"version":V,
+//! "keys":[...]}`.
 
 use mosaic_common::{
     resource::{Resource, parse::from_stored_value},

@@ -96,7 +96,7 @@ mod tests {
         let m = StoreKey::mesh("default");
         assert_eq!(m.to_bytes(), b"Mesh/-/default");
         assert_eq!(StoreKey::from_bytes(&m.to_bytes()), Some(m));
-        let d = StoreKey::new(KdsType::DataplaneTokenKey, Some("default"), "keys");
+        let d = StoreKey::new(KdsType::DataplaneTokenKey, None, "default");
         assert_eq!(StoreKey::from_bytes(&d.to_bytes()), Some(d));
         assert!(StoreKey::from_bytes(b"Nope/-/x").is_none());
         // An empty mesh is no mesh.

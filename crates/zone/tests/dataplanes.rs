@@ -1,0 +1,833 @@
+//! Data planes end to end, every part a real process on loopback: OpenBao (`MOSAIC_BAO_BIN`), one
+//! `mosaic-global`, `mosaic-zone`s connected to it with zone tokens and its KDS CA, and
+//! `mosaic-dp` agents with dataplane tokens from the global. What a user would check: the files
+//! the agents write (chains verify against the Vault root, the contract's SANs, EKU, CN, key mode),
+//! where the zones' Vault calls went (OpenBao's audit log), the zone and global APIs (insights,
+//! CA health, the dataplanes synced up), rotation pushed to the files, a Vault outage, a zone
+//! restart served from its cache, and refusals.
+//!
+//! `mosaic-global` and `mosaic-dp` are other crates' binaries, found next to this test executable
+//! ([`workspace_binary`]): build them first (`cargo build --workspace`, or a workspace-wide test
+//! run, does).
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use mosaic_common::ca::{identity::inspect_pem, local::LocalCa};
+use mosaic_testkit::{
+    AgentFiles, AgentOptions, DataplaneAgent, GlobalCluster, OpenBao, PkiVerb, SEED_MOUNT,
+    SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE, TokenSpec, ZoneProcess, dataplane_yaml,
+    pem_blocks, pki_policy, verify_chain, workspace_binary,
+};
+use serde_json::{Value, json};
+
+/// Deadline for anything the tests wait for (generous: 2 shared cores).
+const WAIT: Duration = Duration::from_secs(60);
+const MESH: &str = "default";
+const ISSUE_PATH: &str = "kmesh-pki-default/issue/dataplane-proxies";
+
+/// One global, its zones, and where the agents' directories go.
+struct Mosaic {
+    global: GlobalCluster,
+    zones: Vec<ZoneProcess>,
+    dp_binary: PathBuf,
+}
+
+impl Mosaic {
+    /// A single-replica global and one connected zone per name.
+    async fn start(zones: &[&str]) -> anyhow::Result<Self> {
+        let dp_binary = workspace_binary("mosaic-dp")?;
+        let mut global = GlobalCluster::new(&workspace_binary("mosaic-global")?, 1, 10_000)?;
+        global.start_all()?;
+        global.wait_ready(0, WAIT).await?;
+        let start = Instant::now();
+        while !global.kds_ca_path(0).exists() {
+            anyhow::ensure!(start.elapsed() < WAIT, "the global never wrote kds-ca.pem");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut started = Vec::new();
+        for name in zones {
+            let (status, token) = global
+                .post(0, "/tokens/zone", &json!({"zone": name, "validFor": "24h"}))
+                .await?;
+            anyhow::ensure!(status == 200, "zone token for {name}: {status} {token}");
+            let mut zone = ZoneProcess::new(
+                Path::new(env!("CARGO_BIN_EXE_mosaic-zone")),
+                global.dir(),
+                name,
+                &global.kds_url(0),
+                &global.kds_ca_path(0),
+                token.trim(),
+            )?;
+            zone.start()?;
+            started.push(zone);
+        }
+        for zone in &started {
+            zone.wait_ready(WAIT).await?;
+        }
+        Ok(Self {
+            global,
+            zones: started,
+            dp_binary,
+        })
+    }
+
+    /// The tails of the global's and the zones' logs (for failure messages).
+    fn logs(&self) -> String {
+        let mut out = format!("global log:\n{}\n", self.global.log_tail(0));
+        for z in &self.zones {
+            let log = z.log();
+            let lines: Vec<&str> = log.lines().collect();
+            out.push_str(&format!(
+                "zone {} log:\n{}\n",
+                z.name,
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            ));
+        }
+        out
+    }
+
+    /// Waits for `agent`'s files; on failure the error carries the control planes' logs too.
+    async fn files(&self, agent: &mut DataplaneAgent) -> anyhow::Result<AgentFiles> {
+        agent
+            .wait_for_files(WAIT)
+            .await
+            .map_err(|e| e.context(self.logs()))
+    }
+
+    /// PUTs `body` (JSON or YAML) to the global; it must be accepted.
+    async fn put(&self, path: &str, body: &str) -> anyhow::Result<()> {
+        let (status, answer) = self.global.put(0, path, body).await?;
+        anyhow::ensure!(
+            status == 200 || status == 201,
+            "PUT {path}: {status} {answer}"
+        );
+        Ok(())
+    }
+
+    async fn put_secret(&self, mesh: &str, name: &str, value: &str) -> anyhow::Result<()> {
+        let data = base64::engine::general_purpose::STANDARD.encode(value);
+        self.put(
+            &format!("/meshes/{mesh}/secrets/{name}"),
+            &format!("data: {data}\n"),
+        )
+        .await
+    }
+
+    /// Waits until every zone has received `mesh` over KDS (an agent of a mesh its zone does not
+    /// know is refused).
+    async fn mesh_reached_zones(&self, mesh: &str) -> anyhow::Result<()> {
+        for zone in &self.zones {
+            zone.wait_for(
+                &format!("/meshes/{mesh}"),
+                &format!("mesh {mesh} arrives"),
+                WAIT,
+                |_| true,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A dataplane token from the global for `name` of `mesh`, allowing `tags`.
+    async fn dataplane_token(
+        &self,
+        mesh: &str,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
+        let mut allowed = serde_json::Map::new();
+        for (k, v) in tags {
+            allowed.insert((*k).to_string(), json!([v]));
+        }
+        let (status, token) = self
+            .global
+            .post(
+                0,
+                "/tokens/dataplane",
+                &json!({"mesh": mesh, "name": name, "tags": allowed, "validFor": "24h"}),
+            )
+            .await?;
+        anyhow::ensure!(
+            status == 200,
+            "dataplane token for {name}: {status} {token}"
+        );
+        Ok(token.trim().to_string())
+    }
+
+    /// Starts an agent of zone `zone` for `name` of `mesh`, registering a Dataplane with `tags`.
+    fn agent(
+        &self,
+        zone: usize,
+        options: impl FnOnce(AgentOptions) -> AgentOptions,
+        mesh: &str,
+        name: &str,
+        token: &str,
+        tags: &[(&str, &str)],
+    ) -> anyhow::Result<DataplaneAgent> {
+        let opts = options(AgentOptions::new(
+            &self.zones[zone],
+            mesh,
+            name,
+            token,
+            &dataplane_yaml(mesh, name, tags),
+        ));
+        DataplaneAgent::start(&self.dp_binary, self.global.dir(), &opts)
+    }
+
+    /// A token for `name` with exactly `tags`, and an agent for it on zone `zone`.
+    async fn dataplane(
+        &self,
+        zone: usize,
+        mesh: &str,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) -> anyhow::Result<DataplaneAgent> {
+        let token = self.dataplane_token(mesh, name, tags).await?;
+        self.agent(zone, |o| o, mesh, name, &token, tags)
+    }
+
+    /// The CA health the global shows for `zone`'s `backend` of `mesh` (`GET /zones/_overview`).
+    async fn wait_ca_health(
+        &self,
+        zone: &str,
+        backend: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let find = |overview: &Value| -> Option<Value> {
+            overview["items"]
+                .as_array()?
+                .iter()
+                .find(|z| z["name"] == zone)?["caHealth"]
+                .as_array()?
+                .iter()
+                .find(|h| h["mesh"] == MESH && h["backend"] == backend)
+                .cloned()
+        };
+        let overview = self
+            .global
+            .wait_for(0, "/zones/_overview", what, WAIT, |o| {
+                find(o).is_some_and(|h| check(&h))
+            })
+            .await?;
+        find(&overview).ok_or_else(|| anyhow::anyhow!("no CA health for {zone}"))
+    }
+}
+
+/// OpenBao with an audit log, set up as seed 000/001 says for the root layout: PKI mount, root CA,
+/// the seed role and issue-only policy, and an orphan token with that policy. Returns the root.
+async fn seed_vault() -> anyhow::Result<(OpenBao, String, String)> {
+    let bao = OpenBao::start_with_audit(None).await?;
+    let root = bao.setup_root_pki(SEED_MOUNT, MESH).await?;
+    bao.create_seed_role(SEED_MOUNT, SEED_ROLE).await?;
+    bao.write_policy(SEED_POLICY_NAME, SEED_POLICY_HCL).await?;
+    let token = bao
+        .create_token(&TokenSpec {
+            orphan: true,
+            ..TokenSpec::new(&[SEED_POLICY_NAME])
+        })
+        .await?;
+    Ok((bao, root, token))
+}
+
+/// The seed's Vault Mesh (`mode: issue` unless `conf_extra` says otherwise), with its token in
+/// Secret `vault-token`, enabled backend `vault-1`.
+fn vault_mesh(addr: &str, dp_cert: Value, conf_extra: Value) -> String {
+    let mut from_cp = json!({
+        "address": addr,
+        "pki": SEED_MOUNT,
+        "role": SEED_ROLE,
+        "commonName": "{{ tag \"kuma.io/service\" }}.mesh",
+        "auth": {"token": {"secret": "vault-token"}}
+    });
+    if let (Some(obj), Value::Object(extra)) = (from_cp.as_object_mut(), conf_extra) {
+        obj.extend(extra);
+    }
+    json!({"type": "Mesh", "name": MESH, "mtls": {
+        "enabledBackend": "vault-1",
+        "backends": [{"name": "vault-1", "type": "vault", "dpCert": dp_cert,
+                      "conf": {"fromCp": from_cp}}]
+    }})
+    .to_string()
+}
+
+/// A global with `zones`, the Vault Mesh and its token Secret, the Mesh on every zone.
+async fn vault_mosaic(
+    zones: &[&str],
+    bao: &OpenBao,
+    token: &str,
+    dp_cert: Value,
+    conf_extra: Value,
+) -> anyhow::Result<Mosaic> {
+    let mosaic = Mosaic::start(zones).await?;
+    mosaic.put_secret(MESH, "vault-token", token).await?;
+    mosaic
+        .put(
+            &format!("/meshes/{MESH}"),
+            &vault_mesh(bao.addr(), dp_cert, conf_extra),
+        )
+        .await?;
+    mosaic.mesh_reached_zones(MESH).await?;
+    Ok(mosaic)
+}
+
+fn normalized(pem: &str) -> Vec<String> {
+    pem_blocks(pem)
+        .iter()
+        .map(|b| b.split_whitespace().collect())
+        .collect()
+}
+
+/// Whether the bundle `ca_pem` holds `root` (PEM).
+fn bundle_holds(ca_pem: &str, root: &str) -> bool {
+    let root = normalized(root);
+    !root.is_empty() && root.iter().all(|r| normalized(ca_pem).contains(r))
+}
+
+fn serial(cert_pem: &str) -> String {
+    inspect_pem(cert_pem).expect("cert.pem parses").serial
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("file exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn names(list: &Value) -> Vec<String> {
+    GlobalCluster::names(list)
+}
+
+/// Lines of a file (0 when it does not exist).
+fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn two_zones_issue_from_one_vault_address_root_layout() -> anyhow::Result<()> {
+    let (bao, root, token) = seed_vault().await?;
+    let mosaic = vault_mosaic(
+        &["east", "west"],
+        &bao,
+        &token,
+        json!({"rotation": {"expiration": "24h"}}),
+        json!({}),
+    )
+    .await?;
+    // Admitting the Mesh, the global issued (and discarded) one test certificate.
+    assert_eq!(bao.count_audit_requests(ISSUE_PATH)?, 1);
+
+    let tags = [("kuma.io/service", "backend"), ("version", "v1")];
+    let mut agents = Vec::new();
+    for (zone, name) in [(0, "backend-east"), (1, "backend-west")] {
+        agents.push(mosaic.dataplane(zone, MESH, name, &tags).await?);
+    }
+    for agent in &mut agents {
+        let files = mosaic.files(agent).await?;
+        verify_chain(&files.cert, std::slice::from_ref(&root))?;
+        assert!(
+            bundle_holds(&files.ca, &root),
+            "ca.pem holds the Vault root:\n{}",
+            files.ca
+        );
+        let leaf = inspect_pem(&files.cert)?;
+        let mut sans = leaf.uri_sans.clone();
+        sans.sort();
+        assert_eq!(
+            sans,
+            [
+                "kuma://kuma.io/service/backend",
+                "kuma://version/v1",
+                "spiffe://default/backend"
+            ],
+            "{}",
+            agent.name
+        );
+        assert!(leaf.server_auth && leaf.client_auth, "EKU: {leaf:?}");
+        assert_eq!(leaf.common_name.as_deref(), Some("backend.mesh"));
+        assert!(!leaf.is_ca);
+        assert_eq!(mode(&agent.key_path()), 0o600, "key.pem is owner-only");
+    }
+    // Each zone asked the same Vault address once per dataplane: the audit log of the one OpenBao
+    // shows the global's test issuance (counted above) plus one issue per dataplane, nothing
+    // else; and each zone reports one certificate issued from vault-1.
+    assert_eq!(bao.count_audit_requests(ISSUE_PATH)?, 3);
+    for zone in ["east", "west"] {
+        mosaic
+            .wait_ca_health(zone, "vault-1", "one certificate issued, healthy", |h| {
+                h["healthy"] == true && h["certificatesIssued"] == 1
+            })
+            .await?;
+    }
+
+    for (zone, agent) in mosaic.zones.iter().zip(&agents) {
+        let cert = inspect_pem(&std::fs::read_to_string(agent.cert_path())?)?;
+        let overview = zone
+            .wait_for(
+                &format!("/meshes/{MESH}/dataplanes/{}/_overview", agent.name),
+                "the DataplaneInsight",
+                WAIT,
+                |o| o["dataplaneInsight"]["mTLS"]["issuedBackend"] == "vault-1",
+            )
+            .await?;
+        let mtls = &overview["dataplaneInsight"]["mTLS"];
+        let expiration = mtls["certificateExpirationTime"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no expiration: {overview}"))?;
+        let expiration = time::OffsetDateTime::parse(
+            expiration,
+            &time::format_description::well_known::Rfc3339,
+        )?;
+        assert_eq!(expiration, cert.not_after, "{overview}");
+        assert_eq!(mtls["certificateRegenerations"], 1);
+    }
+    // Both zones reported their Dataplane up to the global over KDS.
+    mosaic
+        .global
+        .wait_for(
+            0,
+            &format!("/meshes/{MESH}/dataplanes"),
+            "both dataplanes listed",
+            WAIT,
+            |l| {
+                let n = names(l);
+                n.contains(&"backend-east".to_string()) && n.contains(&"backend-west".to_string())
+            },
+        )
+        .await?;
+    for agent in &mut agents {
+        assert!(agent.is_running(), "{}", agent.log());
+    }
+    assert_eq!(bao.count_audit_requests(ISSUE_PATH)?, 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn intermediate_layout_in_sign_mode() -> anyhow::Result<()> {
+    let bao = OpenBao::start_with_audit(None).await?;
+    let pki = bao.setup_intermediate_pki("pki", SEED_MOUNT, MESH).await?;
+    bao.create_role(
+        SEED_MOUNT,
+        "dp-sign",
+        MESH,
+        json!({"key_type": "ec", "key_bits": 256}),
+    )
+    .await?;
+    bao.write_policy(
+        "dp-sign",
+        &pki_policy(SEED_MOUNT, "dp-sign", &[PkiVerb::Sign]),
+    )
+    .await?;
+    let token = bao
+        .create_token(&TokenSpec {
+            orphan: true,
+            ..TokenSpec::new(&["dp-sign"])
+        })
+        .await?;
+    let mosaic = vault_mosaic(
+        &["east"],
+        &bao,
+        &token,
+        json!({"rotation": {"expiration": "24h"}}),
+        json!({"role": "dp-sign", "mode": "sign"}),
+    )
+    .await?;
+    let mut agent = mosaic
+        .dataplane(0, MESH, "web-1", &[("kuma.io/service", "web")])
+        .await?;
+    let files = mosaic.files(&mut agent).await?;
+
+    let chain = pem_blocks(&files.cert);
+    assert_eq!(chain.len(), 2, "leaf + intermediate:\n{}", files.cert);
+    assert_eq!(normalized(&chain[1]), normalized(&pki.intermediate_pem));
+    verify_chain(&files.cert, std::slice::from_ref(&pki.root_pem))?;
+    verify_chain(&files.cert, std::slice::from_ref(&files.ca))?;
+    assert!(bundle_holds(&files.ca, &pki.root_pem), "{}", files.ca);
+    let leaf = inspect_pem(&files.cert)?;
+    assert_eq!(leaf.common_name.as_deref(), Some("web.mesh"));
+    assert!(leaf.uri_sans.contains(&"spiffe://default/web".to_string()));
+    // The zone made the key (EC P-256) and sent Vault only a CSR.
+    let key = rcgen::KeyPair::from_pem(&files.key)?;
+    assert!(key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256));
+    assert_eq!(
+        bao.count_audit_requests(&format!("{SEED_MOUNT}/issue/dp-sign"))?,
+        0
+    );
+    // The global's admission test and the zone's one certificate.
+    assert_eq!(
+        bao.count_audit_requests(&format!("{SEED_MOUNT}/sign/dp-sign"))?,
+        2
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn builtin_and_provided_backends_serve_data_planes() -> anyhow::Result<()> {
+    let mosaic = Mosaic::start(&["east"]).await?;
+    // builtin: the global generates the CA into two Secrets of the mesh.
+    mosaic
+        .put(
+            "/meshes/default",
+            &json!({"type": "Mesh", "name": "default", "mtls": {"enabledBackend": "ca-1",
+                "backends": [{"name": "ca-1", "type": "builtin"}]}})
+            .to_string(),
+        )
+        .await?;
+    let (status, secret) = mosaic
+        .global
+        .get(0, "/meshes/default/secrets/default.ca-builtin-cert-ca-1")
+        .await?;
+    assert_eq!(status, 200, "{secret}");
+    let builtin_ca = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(secret["data"].as_str().unwrap_or_default())?,
+    )?;
+    // provided: the user's CA in two Secrets, named by the backend's conf.
+    let (ca_cert, ca_key) = LocalCa::generate_root(
+        "payments",
+        "Payments CA",
+        Duration::from_secs(10 * 365 * 24 * 3600),
+    )?;
+    mosaic
+        .put_secret("payments", "payments-ca-cert", &ca_cert)
+        .await?;
+    mosaic
+        .put_secret("payments", "payments-ca-key", ca_key.expose())
+        .await?;
+    mosaic
+        .put(
+            "/meshes/payments",
+            &json!({"type": "Mesh", "name": "payments", "mtls": {"enabledBackend": "ca-p",
+                "backends": [{"name": "ca-p", "type": "provided", "conf": {
+                    "cert": {"secret": "payments-ca-cert"},
+                    "key": {"secret": "payments-ca-key"}}}]}})
+            .to_string(),
+        )
+        .await?;
+    mosaic.mesh_reached_zones("default").await?;
+    mosaic.mesh_reached_zones("payments").await?;
+
+    for (mesh, name, service, ca) in [
+        ("default", "web-1", "web", &builtin_ca),
+        ("payments", "pay-1", "payments", &ca_cert),
+    ] {
+        let mut agent = mosaic
+            .dataplane(0, mesh, name, &[("kuma.io/service", service)])
+            .await?;
+        let files = mosaic.files(&mut agent).await?;
+        verify_chain(&files.cert, std::slice::from_ref(&files.ca))?;
+        assert!(
+            bundle_holds(&files.ca, ca),
+            "{mesh}: ca.pem is the mesh's CA:\n{}",
+            files.ca
+        );
+        verify_chain(&files.cert, std::slice::from_ref(ca))?;
+        let leaf = inspect_pem(&files.cert)?;
+        assert_eq!(leaf.uri_sans[0], format!("spiffe://{mesh}/{service}"));
+        assert!(leaf.server_auth && leaf.client_auth);
+        assert_eq!(mode(&agent.key_path()), 0o600);
+        let backend = if mesh == "default" { "ca-1" } else { "ca-p" };
+        mosaic.zones[0]
+            .wait_for(
+                &format!("/meshes/{mesh}/dataplanes/{name}/_overview"),
+                "the DataplaneInsight",
+                WAIT,
+                |o| o["dataplaneInsight"]["mTLS"]["issuedBackend"] == backend,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn rotation_is_pushed_to_the_agent_files() -> anyhow::Result<()> {
+    let (bao, root, token) = seed_vault().await?;
+    let mosaic = vault_mosaic(
+        &["east"],
+        &bao,
+        &token,
+        json!({"rotation": {"expiration": "20s"}}),
+        json!({}),
+    )
+    .await?;
+    let token = mosaic
+        .dataplane_token(MESH, "web-1", &[("kuma.io/service", "web")])
+        .await?;
+    let mut agent = mosaic.agent(
+        0,
+        |o| o.exec_on_rotate("echo \"$(date +%s) $MOSAIC_DP_CERT_FILE\" >> rotations.log"),
+        MESH,
+        "web-1",
+        &token,
+        &[("kuma.io/service", "web")],
+    )?;
+    let hook_log = agent.dir().join("rotations.log");
+    let first = mosaic.files(&mut agent).await?;
+    let first_leaf = inspect_pem(&first.cert)?;
+    let lifetime = first_leaf.not_after - time::OffsetDateTime::now_utc();
+    assert!(
+        lifetime <= time::Duration::seconds(21),
+        "a 20s certificate: {lifetime}"
+    );
+    agent
+        .wait_until("the hook ran for the first files", WAIT, |_| {
+            line_count(&hook_log) >= 1
+        })
+        .await?;
+
+    // At 80% of the 20 s lifetime the zone rotates and pushes; the agent rewrites the files.
+    agent
+        .wait_until("a new certificate in cert.pem", WAIT, |a| {
+            a.files()
+                .is_some_and(|f| serial(&f.cert) != first_leaf.serial)
+        })
+        .await?;
+    agent
+        .wait_until("the hook ran after the rotation", WAIT, |_| {
+            line_count(&hook_log) >= 2
+        })
+        .await?;
+    let second = agent.files().expect("files");
+    assert_ne!(second.key, first.key, "key.pem rewritten");
+    verify_chain(&second.cert, std::slice::from_ref(&root))?;
+    let second_leaf = inspect_pem(&second.cert)?;
+    assert!(second_leaf.not_after > first_leaf.not_after);
+    assert!(
+        std::fs::read_to_string(&hook_log)?.contains(&agent.cert_path().display().to_string()),
+        "the hook is told where cert.pem is"
+    );
+    mosaic.zones[0]
+        .wait_for(
+            &format!("/meshes/{MESH}/dataplanes/web-1/_overview"),
+            "two certificate generations recorded",
+            WAIT,
+            |o| {
+                o["dataplaneInsight"]["mTLS"]["certificateRegenerations"]
+                    .as_u64()
+                    .is_some_and(|n| n >= 2)
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn vault_outage_keeps_certificates_and_reports_health() -> anyhow::Result<()> {
+    let (bao, root, token) = seed_vault().await?;
+    let mosaic = vault_mosaic(
+        &["east"],
+        &bao,
+        &token,
+        json!({"rotation": {"expiration": "24h"}, "requestTimeout": "2s"}),
+        json!({}),
+    )
+    .await?;
+    let mut first = mosaic
+        .dataplane(0, MESH, "web-1", &[("kuma.io/service", "web")])
+        .await?;
+    let first_files = mosaic.files(&mut first).await?;
+    mosaic
+        .wait_ca_health("east", "vault-1", "a healthy vault-1", |h| {
+            h["healthy"] == true
+        })
+        .await?;
+
+    bao.pause()?;
+    let second_token = mosaic
+        .dataplane_token(MESH, "web-2", &[("kuma.io/service", "web")])
+        .await?;
+    let mut second = mosaic.agent(
+        0,
+        |o| o,
+        MESH,
+        "web-2",
+        &second_token,
+        &[("kuma.io/service", "web")],
+    )?;
+    let health = mosaic
+        .wait_ca_health("east", "vault-1", "vault-1 reported unhealthy", |h| {
+            h["healthy"] == false
+        })
+        .await?;
+    let last_error = health["lastError"].as_str().unwrap_or_default();
+    assert!(
+        last_error.contains("Vault") && last_error.contains("2s"),
+        "the error says Vault did not answer in time: {health}"
+    );
+    // While Vault is away: no files for the new dataplane; the first one keeps running with its
+    // certificate on disk.
+    assert!(!second.has_any_file(), "{}", second.log());
+    assert!(second.is_running(), "{}", second.log());
+    assert!(first.is_running(), "{}", first.log());
+    assert_eq!(first.files().as_ref(), Some(&first_files));
+
+    bao.resume()?;
+    let second_files = mosaic.files(&mut second).await?;
+    verify_chain(&second_files.cert, std::slice::from_ref(&root))?;
+    let health = mosaic
+        .wait_ca_health("east", "vault-1", "vault-1 healthy again", |h| {
+            h["healthy"] == true
+        })
+        .await?;
+    assert!(health.get("lastError").is_none(), "{health}");
+    assert_eq!(first.files().as_ref(), Some(&first_files));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restarted_zone_reuses_cached_certificates_without_vault_calls() -> anyhow::Result<()> {
+    let (bao, _root, token) = seed_vault().await?;
+    let mut mosaic = vault_mosaic(
+        &["east"],
+        &bao,
+        &token,
+        json!({"rotation": {"expiration": "24h"}}),
+        json!({}),
+    )
+    .await?;
+    let dp_token = mosaic
+        .dataplane_token(MESH, "web-1", &[("kuma.io/service", "web")])
+        .await?;
+    let mut agent = mosaic.agent(
+        0,
+        |o| {
+            o.exec_on_rotate("echo rotated >> rotations.log")
+                .log_filter("info,mosaic_dp=debug")
+        },
+        MESH,
+        "web-1",
+        &dp_token,
+        &[("kuma.io/service", "web")],
+    )?;
+    let hook_log = agent.dir().join("rotations.log");
+    let files = mosaic.files(&mut agent).await?;
+    let served = serial(&files.cert);
+    agent
+        .wait_until("the first ACK", WAIT, |a| a.log().contains("ACK sent"))
+        .await?;
+    let issued = bao.count_audit_requests(ISSUE_PATH)?;
+    assert_eq!(issued, 2, "the global's test issuance and web-1's");
+    let count = |text: &str, needle: &str| text.matches(needle).count();
+    let streams = count(&agent.log(), "connected to the zone");
+    let acks = count(&agent.log(), "ACK sent");
+
+    let zone = &mut mosaic.zones[0];
+    zone.kill();
+    zone.start()?;
+    zone.wait_ready(WAIT).await?;
+    let zone = &mosaic.zones[0];
+    // The agent opens a new stream to the restarted zone, which serves the cached certificate;
+    // the agent ACKs it.
+    agent
+        .wait_until("a new stream, ACKed", WAIT, |a| {
+            let log = a.log();
+            count(&log, "connected to the zone") > streams && count(&log, "ACK sent") > acks
+        })
+        .await?;
+    // The restarted process (its log starts at its last "zone store open") opened the stream and
+    // pushed the very certificate the agent already had.
+    let start = Instant::now();
+    loop {
+        let log = zone.log();
+        let restarted = log.rsplit_once("zone store open").map_or("", |(_, l)| l);
+        let opened = restarted.contains("SDS stream opened");
+        let pushed = restarted
+            .lines()
+            .any(|l| l.contains("secrets pushed") && l.contains(&served));
+        if opened && pushed {
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed() < WAIT,
+            "the restarted zone never served {served} on a new stream; log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(agent.files().as_ref(), Some(&files), "files unchanged");
+    assert_eq!(
+        line_count(&hook_log),
+        1,
+        "no rotation, so no second hook run"
+    );
+    let (_, overview) = zone
+        .get(&format!("/meshes/{MESH}/dataplanes/web-1/_overview"))
+        .await?;
+    assert_eq!(
+        overview["dataplaneInsight"]["mTLS"]["certificateRegenerations"], 1,
+        "the same certificate as before the restart: {overview}"
+    );
+    assert_eq!(
+        bao.count_audit_requests(ISSUE_PATH)?,
+        issued,
+        "no Vault call"
+    );
+    assert!(agent.is_running());
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_agents_exit_with_a_clear_message() -> anyhow::Result<()> {
+    let mosaic = Mosaic::start(&["east"]).await?;
+    mosaic
+        .put(
+            "/meshes/default",
+            &json!({"type": "Mesh", "name": "default", "mtls": {"enabledBackend": "ca-1",
+                "backends": [{"name": "ca-1", "type": "builtin"}]}})
+            .to_string(),
+        )
+        .await?;
+    mosaic.mesh_reached_zones(MESH).await?;
+    let web = [("kuma.io/service", "web"), ("version", "v1")];
+
+    // A token for another dataplane.
+    let other = mosaic.dataplane_token(MESH, "web-1", &web).await?;
+    let mut impostor = mosaic.agent(0, |o| o, MESH, "web-2", &other, &web)?;
+    // A Dataplane claiming a tag value its token does not allow.
+    let token = mosaic.dataplane_token(MESH, "web-3", &web).await?;
+    let mut greedy = mosaic.agent(
+        0,
+        |o| o,
+        MESH,
+        "web-3",
+        &token,
+        &[("kuma.io/service", "web"), ("version", "v2")],
+    )?;
+
+    for (agent, reason) in [
+        (
+            &mut impostor,
+            "the dataplane token is for \"web-1\", not \"web-2\"",
+        ),
+        (&mut greedy, "version=v2 (the token allows version=v1)"),
+    ] {
+        let status = agent.wait_exit(WAIT).await?;
+        assert_eq!(status.code(), Some(1), "{}", agent.log());
+        let log = agent.log();
+        let line = log
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_default();
+        assert!(
+            line.contains(&format!(
+                "error: the zone refused dataplane default.{}:",
+                agent.name
+            )) && line.contains(reason),
+            "{log}"
+        );
+        assert!(!agent.has_any_file());
+        let (status, body) = mosaic.zones[0]
+            .get(&format!("/meshes/default/dataplanes/{}", agent.name))
+            .await?;
+        assert_eq!(status, 404, "nothing registered: {body}");
+    }
+    Ok(())
+}
