@@ -171,9 +171,7 @@ impl SdsError {
             | SdsError::DataplaneMismatch { .. }
             | SdsError::TypeUrl { .. }
             | SdsError::ResourceName { .. } => Code::InvalidArgument,
-            SdsError::UnknownMesh { .. }
-            | SdsError::NotRegistered { .. }
-            | SdsError::Deleted { .. } => Code::NotFound,
+            SdsError::NotRegistered { .. } | SdsError::Deleted { .. } => Code::NotFound,
             SdsError::MtlsDisabled(_) => Code::FailedPrecondition,
             // A zone may not have received a new Mesh yet: data planes retry.
             SdsError::UnknownMesh { .. }
