@@ -1,13 +1,17 @@
 //! A real Prometheus scrapes a real `mosaic-global` and a `mosaic-zone` connected to it (1 s
-//! scrape interval, the alert rules of deploy/prometheus loaded), and its query API shows both
-//! targets up and the contract's key series with sane values.
+//! scrape interval, the alert rules of deploy/prometheus loaded) while a `mosaic-dp` holds a
+//! certificate from the zone, and its query API shows both targets up and the contract's key
+//! series (raft, KDS, API, certificates and CA health) with sane values.
 //!
 //! Needs Debian's `prometheus` (scripts/setup-test-env.sh installs it); fails, never skips,
 //! without it.
 
 use std::time::Duration;
 
-use mosaic_testkit::{GlobalCluster, Prometheus, Sample, ZoneProcess, workspace_binary};
+use mosaic_testkit::{
+    AgentOptions, DataplaneAgent, GlobalCluster, Prometheus, Sample, ZoneProcess, dataplane_yaml,
+    workspace_binary,
+};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -60,10 +64,14 @@ async fn prometheus_scrapes_global_and_zone() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // API traffic on both sides: a Mesh written on the global (pushed to the connected zone,
-    // which records a KDS push time), read back from both.
+    // API traffic on both sides: a Mesh with a builtin CA written on the global (pushed to the
+    // connected zone, which records a KDS push time), read back from both.
     let (status, body) = cluster
-        .put(0, "/meshes/default", "type: Mesh\nname: default\n")
+        .put(
+            0,
+            "/meshes/default",
+            "type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n  - name: ca-1\n    type: builtin\n",
+        )
         .await?;
     anyhow::ensure!(status == 201, "PUT mesh: {status} {body}");
     assert_eq!(cluster.get(0, "/meshes/default").await?.0, 200);
@@ -72,6 +80,26 @@ async fn prometheus_scrapes_global_and_zone() -> anyhow::Result<()> {
         b["name"] == "default"
     })
     .await?;
+
+    // A data plane gets its certificate from the zone, so the zone's certificate series exist.
+    let (status, dp_token) = cluster
+        .post(
+            0,
+            "/tokens/dataplane",
+            &json!({"mesh": "default", "name": "web-1", "tags": {"kuma.io/service": ["web"]}, "validFor": "1h"}),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "dataplane token: {status} {dp_token}");
+    let options = AgentOptions::new(
+        &zone,
+        "default",
+        "web-1",
+        dp_token.trim(),
+        &dataplane_yaml("default", "web-1", &[("kuma.io/service", "web")]),
+    );
+    let mut agent =
+        DataplaneAgent::start(&workspace_binary("mosaic-dp")?, cluster.dir(), &options)?;
+    agent.wait_for_files(WAIT).await?;
 
     let rules = mosaic_testkit::workspace_root().join("deploy/prometheus");
     let config = format!(
@@ -182,6 +210,27 @@ scrape_configs:
         |v| v >= 3.0,
     )
     .await?;
+    // The zone's certificate series, labelled by mesh and backend only.
+    let issued = r#"mosaic_certs_issued_total{job="mosaic-zone", mesh="default", backend="ca-1"}"#;
+    expect_one(issued, "a certificate issued by the zone", |v| v >= 1.0).await?;
+    expect_one(
+        r#"mosaic_ca_healthy{job="mosaic-zone", mesh="default", backend="ca-1"}"#,
+        "the builtin CA healthy",
+        |v| v == 1.0,
+    )
+    .await?;
+    expect_one(
+        r#"mosaic_cert_earliest_expiry_seconds{job="mosaic-zone", mesh="default"} - time()"#,
+        "the served certificate's expiry about 24h ahead",
+        |v| v > 23.0 * 3600.0 && v <= 24.0 * 3600.0 + 60.0,
+    )
+    .await?;
+    expect_one(
+        r#"mosaic_cert_issue_seconds_count{job="mosaic-zone"}"#,
+        "issuance durations recorded",
+        |v| v >= 1.0,
+    )
+    .await?;
     // No raw path ever becomes a label value.
     let routes = prom
         .query(r#"count by (job, route) (mosaic_api_requests_total)"#)
@@ -227,6 +276,7 @@ scrape_configs:
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     drop(prom);
+    agent.kill();
     zone.kill();
     Ok(())
 }
