@@ -412,7 +412,7 @@ async fn two_zones_issue_from_one_vault_address_root_layout() -> anyhow::Result<
 }
 
 #[tokio::test]
-async fn intermediate_layout_in_sign_mode() -> anyhow::Result<()> {
+async fn two_zones_intermediate_layout_in_sign_mode() -> anyhow::Result<()> {
     let bao = OpenBao::start_with_audit(None).await?;
     let pki = bao.setup_intermediate_pki("pki", SEED_MOUNT, MESH).await?;
     bao.create_role(
@@ -434,38 +434,48 @@ async fn intermediate_layout_in_sign_mode() -> anyhow::Result<()> {
         })
         .await?;
     let mosaic = vault_mosaic(
-        &["east"],
+        &["east", "west"],
         &bao,
         &token,
         json!({"rotation": {"expiration": "24h"}}),
         json!({"role": "dp-sign", "mode": "sign"}),
     )
     .await?;
-    let mut agent = mosaic
-        .dataplane(0, MESH, "web-1", &[("kuma.io/service", "web")])
-        .await?;
-    let files = mosaic.files(&mut agent).await?;
+    // Two zones, dataplanes of the same service, the one Vault address.
+    let mut serials = Vec::new();
+    for (zone, name) in [(0, "web-east"), (1, "web-west")] {
+        let mut agent = mosaic
+            .dataplane(zone, MESH, name, &[("kuma.io/service", "web")])
+            .await?;
+        let files = mosaic.files(&mut agent).await?;
 
-    let chain = pem_blocks(&files.cert);
-    assert_eq!(chain.len(), 2, "leaf + intermediate:\n{}", files.cert);
-    assert_eq!(normalized(&chain[1]), normalized(&pki.intermediate_pem));
-    verify_chain(&files.cert, std::slice::from_ref(&pki.root_pem))?;
-    verify_chain(&files.cert, std::slice::from_ref(&files.ca))?;
-    assert!(bundle_holds(&files.ca, &pki.root_pem), "{}", files.ca);
-    let leaf = inspect_pem(&files.cert)?;
-    assert_eq!(leaf.common_name.as_deref(), Some("web.mesh"));
-    assert!(leaf.uri_sans.contains(&"spiffe://default/web".to_string()));
-    // The zone made the key (EC P-256) and sent Vault only a CSR.
-    let key = rcgen::KeyPair::from_pem(&files.key)?;
-    assert!(key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256));
+        let chain = pem_blocks(&files.cert);
+        assert_eq!(chain.len(), 2, "leaf + intermediate:\n{}", files.cert);
+        assert_eq!(normalized(&chain[1]), normalized(&pki.intermediate_pem));
+        verify_chain(&files.cert, std::slice::from_ref(&pki.root_pem))?;
+        verify_chain(&files.cert, std::slice::from_ref(&files.ca))?;
+        assert!(bundle_holds(&files.ca, &pki.root_pem), "{}", files.ca);
+        let leaf = inspect_pem(&files.cert)?;
+        assert_eq!(leaf.common_name.as_deref(), Some("web.mesh"));
+        assert!(leaf.uri_sans.contains(&"spiffe://default/web".to_string()));
+        assert!(
+            leaf.server_auth && leaf.client_auth,
+            "EKU serverAuth+clientAuth"
+        );
+        // The zone made the key (EC P-256) and sent Vault only a CSR.
+        let key = rcgen::KeyPair::from_pem(&files.key)?;
+        assert!(key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256));
+        serials.push(leaf.serial);
+    }
+    assert_ne!(serials[0], serials[1]);
     assert_eq!(
         bao.count_audit_requests(&format!("{SEED_MOUNT}/issue/dp-sign"))?,
         0
     );
-    // The global's admission test and the zone's one certificate.
+    // The global's admission test and one certificate per zone.
     assert_eq!(
         bao.count_audit_requests(&format!("{SEED_MOUNT}/sign/dp-sign"))?,
-        2
+        3
     );
     Ok(())
 }
