@@ -32,6 +32,42 @@ pub struct BackendEntry {
     pub vault: Option<Arc<VaultCa>>,
     /// Its roots, fetched once.
     pub roots: OnceCell<Vec<String>>,
+    /// When fetching its roots last failed, and why.
+    roots_failure: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+}
+
+// === impl BackendEntry ===
+
+impl BackendEntry {
+    fn new(ca: Arc<dyn CaBackend>, vault: Option<Arc<VaultCa>>) -> Self {
+        Self {
+            ca,
+            vault,
+            roots: OnceCell::new(),
+            roots_failure: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The last failure's text, if fetching the roots failed less than `interval` ago.
+    pub fn roots_retry_in(&self, interval: std::time::Duration) -> Option<String> {
+        let failure = self
+            .roots_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failure
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < interval)
+            .map(|(_, why)| format!("{why} (not asking again for a few seconds)"))
+    }
+
+    /// Records that fetching the roots failed with `error`.
+    pub fn roots_failed(&self, error: &str) {
+        *self
+            .roots_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), error.to_string()));
+    }
 }
 
 // === impl MeshBackends ===
@@ -80,15 +116,10 @@ async fn build_one(
     // token status feeds health and metrics.
     if let Ok(BackendConf::Vault(conf)) = backend.typed_conf() {
         let vault = Arc::new(VaultCa::new(mesh, backend, &conf, secrets).await?);
-        return Ok(BackendEntry {
-            ca: vault.clone(),
-            vault: Some(vault),
-            roots: OnceCell::new(),
-        });
+        return Ok(BackendEntry::new(vault.clone(), Some(vault)));
     }
-    Ok(BackendEntry {
-        ca: build_backend(mesh, backend, secrets).await?,
-        vault: None,
-        roots: OnceCell::new(),
-    })
+    Ok(BackendEntry::new(
+        build_backend(mesh, backend, secrets).await?,
+        None,
+    ))
 }

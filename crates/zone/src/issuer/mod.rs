@@ -67,6 +67,9 @@ use crate::store::{Change, ChangeOp, KdsType, StoreKey, ZoneStore};
 
 type DpKey = (String, String);
 
+/// How long a backend whose roots could not be fetched is left alone before the next try.
+const ROOTS_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The certificate issuer (cheap to clone; clones share everything).
 #[derive(Clone, Debug)]
 pub struct Issuer {
@@ -209,7 +212,19 @@ impl Issuer {
         for (name, entry) in &set.backends {
             let roots = entry
                 .roots
-                .get_or_try_init(|| async { entry.ca.root_certs().await })
+                .get_or_try_init(|| async {
+                    // While a backend cannot answer, ask it at most once per retry interval:
+                    // every stream that opens needs the bundle, and a rush of reconnecting data
+                    // planes must not become a rush on Vault.
+                    if let Some(since) = entry.roots_retry_in(ROOTS_RETRY_INTERVAL) {
+                        return Err(since);
+                    }
+                    entry.ca.root_certs().await.map_err(|e| {
+                        let text = e.to_string();
+                        entry.roots_failed(&text);
+                        text
+                    })
+                })
                 .await;
             let key = (mesh.to_string(), name.clone());
             let remembered = self
