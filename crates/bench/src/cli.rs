@@ -19,6 +19,10 @@ pub struct Cli {
     /// Directory holding `mosaic-global` and `mosaic-zone` (default: next to this binary).
     #[arg(long, global = true, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// A label for this run's variant (e.g. "data dirs on tmpfs"): added to the report's name
+    /// and notes.
+    #[arg(long, global = true, value_name = "TEXT")]
+    pub variant: Option<String>,
     /// The benchmark.
     #[command(subcommand)]
     pub command: BenchCommand,
@@ -80,6 +84,15 @@ pub enum BenchCommand {
 impl Cli {
     /// Runs the chosen benchmark.
     pub async fn run(&self) -> Result<Report, BenchError> {
+        let mut report = self.run_command().await?;
+        if let Some(v) = &self.variant {
+            report.name = format!("{} ({v})", report.name);
+            report.notes.insert(0, format!("Variant of this run: {v}."));
+        }
+        Ok(report)
+    }
+
+    async fn run_command(&self) -> Result<Report, BenchError> {
         mosaic_testkit::ensure_crypto_provider();
         let bins = || Binaries::locate(self.bin_dir.as_deref());
         match &self.command {

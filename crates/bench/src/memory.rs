@@ -243,23 +243,28 @@ fn report(global: Vec<Point>, zone: Vec<Point>, opts: &Options) -> Report {
     let g_slope = per_item(&global);
     let z_slope = per_item(&zone);
     let mut rows = Vec::new();
-    for p in &global {
-        rows.push(vec![
-            "global".into(),
-            format!("{} zones", p.n),
-            mib(p.rss_bytes),
-            format!("{:.1} s", p.step_seconds),
-            kib(g_slope),
-        ]);
-    }
-    for p in &zone {
-        rows.push(vec![
-            "zone".into(),
-            format!("{} dataplanes", p.n),
-            mib(p.rss_bytes),
-            format!("{:.1} s", p.step_seconds),
-            kib(z_slope),
-        ]);
+    for (process, unit, points, per) in [
+        ("mosaic-global", "zones", &global, g_slope),
+        ("mosaic-zone", "dataplanes", &zone, z_slope),
+    ] {
+        let base = points.first().map_or(0, |p| p.rss_bytes);
+        for (i, p) in points.iter().enumerate() {
+            rows.push(vec![
+                process.to_string(),
+                format!("{} {unit}", p.n),
+                mib(p.rss_bytes),
+                format!(
+                    "{:+.1} MiB",
+                    (p.rss_bytes as f64 - base as f64) / (1024.0 * 1024.0)
+                ),
+                format!("{:.1} s", p.step_seconds),
+                if i + 1 == points.len() {
+                    format!("**{} per {}**", kib(per), unit.trim_end_matches('s'))
+                } else {
+                    String::new()
+                },
+            ]);
+        }
     }
     Report {
         name: "memory".into(),
@@ -271,6 +276,7 @@ fn report(global: Vec<Point>, zone: Vec<Point>, opts: &Options) -> Report {
             "process",
             "connected",
             "VmRSS",
+            "Δ from first",
             "step took",
             "slope (least squares)",
         ]

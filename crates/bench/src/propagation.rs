@@ -112,7 +112,7 @@ async fn measure(bins: &Binaries, n: usize, opts: &Options) -> Result<Row, Bench
     .await?;
     let connect_seconds = started.elapsed().as_secs_f64();
 
-    let mut acks: HashMap<String, Vec<Instant>> = HashMap::new();
+    let mut acks: Acks = HashMap::new();
     // Every zone received round-0 in its first sync; one more write warms the path up.
     write_and_wait(&api, &mut events, &mut acks, n, "warm-up").await?;
     let before = Histogram::parse(
@@ -182,12 +182,15 @@ pub async fn connect_all(
     .await
 }
 
+/// Per Mesh tag, each zone's first ACK of it.
+type Acks = HashMap<String, HashMap<usize, Instant>>;
+
 /// Writes the Mesh with `tag` and waits until `n` zones ACKed it; returns when the request was
 /// sent, when the API answered, and each zone's ACK time.
 async fn write_and_wait(
     api: &Api,
     events: &mut mpsc::UnboundedReceiver<ZoneEvent>,
-    acks: &mut HashMap<String, Vec<Instant>>,
+    acks: &mut Acks,
     n: usize,
     tag: &str,
 ) -> Result<(Instant, Instant, Vec<Instant>), BenchError> {
@@ -196,18 +199,21 @@ async fn write_and_wait(
         .await?;
     let answered = Instant::now();
     let deadline = tokio::time::Instant::now() + ROUND_DEADLINE;
-    while acks.get(tag).map_or(0, Vec::len) < n {
+    while acks.get(tag).map_or(0, HashMap::len) < n {
         let event = tokio::time::timeout_at(deadline, events.recv())
             .await
             .map_err(|_| BenchError::Timeout {
                 what: format!(
                     "every zone to ACK Mesh {MESH} {tag} ({} of {n} did)",
-                    acks.get(tag).map_or(0, Vec::len)
+                    acks.get(tag).map_or(0, HashMap::len)
                 ),
                 after: ROUND_DEADLINE,
             })?;
         match event {
-            Some(ZoneEvent::MeshAcked { tag, at, .. }) => acks.entry(tag).or_default().push(at),
+            Some(ZoneEvent::MeshAcked { zone, tag, at }) => {
+                // The first ACK of each zone counts (a resync may send the Mesh again).
+                acks.entry(tag).or_default().entry(zone).or_insert(at);
+            }
             Some(ZoneEvent::Ended { zone, reason }) => {
                 return Err(BenchError::Stream(format!(
                     "simulated zone-{zone} lost its session: {reason}"
@@ -216,18 +222,21 @@ async fn write_and_wait(
             None => return Err(BenchError::Stream("every simulated zone is gone".into())),
         }
     }
-    Ok((sent, answered, acks.remove(tag).unwrap_or_default()))
+    let times = acks.remove(tag).unwrap_or_default().into_values().collect();
+    Ok((sent, answered, times))
 }
 
 fn report(rows: Vec<Row>, opts: &Options) -> Report {
     let at_aim = rows.iter().find(|r| r.zones == AIM_ZONES);
     let aim_ms = stats::ms(AIM_P99);
+    // Judged on `request → all ACKed`: the write was committed somewhere between the request
+    // and the API's answer, so this bounds commit → every ACK from above.
     let (verdict, reason) = match at_aim {
         Some(r) => (
-            Verdict::from_check(Some(r.answer_to_all_p99_ms < aim_ms)),
+            Verdict::from_check(Some(r.request_to_all_p99_ms < aim_ms)),
             format!(
-                "p99 {:.1} ms at {AIM_ZONES} zones; request sent → every ACK p99 {:.1} ms",
-                r.answer_to_all_p99_ms, r.request_to_all_p99_ms
+                "at {AIM_ZONES} zones: request sent → every zone ACKed p99 {:.1} ms (an upper bound of commit → ACK); API answer → every zone ACKed p99 {:.1} ms",
+                r.request_to_all_p99_ms, r.answer_to_all_p99_ms
             ),
         ),
         None => (
@@ -264,7 +273,7 @@ fn report(rows: Vec<Row>, opts: &Options) -> Report {
         name: "propagation".into(),
         title: "Mesh write → ACK from every zone".into(),
         aim: format!(
-            "p99 (API answer → every zone ACKed) under {} at {AIM_ZONES} zones (Kuma polls every 1 s, Kong Mesh 3.0 every 5 s)",
+            "p99 (write committed → every zone ACKed) under {} at {AIM_ZONES} zones (Kuma polls every 1 s, Kong Mesh 3.0 every 5 s)",
             fmt_ms(AIM_P99)
         ),
         verdict,
@@ -286,7 +295,7 @@ fn report(rows: Vec<Row>, opts: &Options) -> Report {
         notes: vec![
             "Real: a single-replica `mosaic-global` process (raft over sled, fsync on every write), its HTTP API, its KDS server over TLS with zone tokens.".into(),
             "Simulated: the zones. All of them run in the benchmark's one process as lean KDS clients (`crates/bench/src/sim_zone.rs`): own TLS connection and token each, both streams, every item decoded and validated with the zone crate's code, ACK per response — but no sled store and no fsync before the ACK (a zone's own persistence time does not depend on how many zones exist).".into(),
-            "`answer → all ACKed`: from the API's 200 for `PUT /meshes/bench` (the write is committed and applied) to the last zone's ACK, per round. `request → all ACKed` adds the write's own latency (an upper bound). `each ACK`: every zone's ACK, every round. The global's `mosaic_kds_push_seconds` (apply → ACK received) is a bucketed histogram, so it gives bounds.".into(),
+            "Per round: `request → all ACKed` runs from sending `PUT /meshes/bench` to the last zone's ACK; the write commits somewhere inside it, so it bounds commit → every ACK from above and the aim is judged on it. `answer → all ACKed` starts at the API's 200 (committed and applied); zones often ACK before that answer reaches the client, which counts as 0. `each ACK`: every zone's ACK, every round, from the answer. The global's `mosaic_kds_push_seconds` (its apply → ACK received, per zone) is a bucketed histogram, so it gives bucket bounds.".into(),
             format!(
                 "The zones, the global and the measuring client share the machine's cores; {} rounds per zone count, one warm-up write first.",
                 opts.rounds
