@@ -86,8 +86,16 @@ impl Cli {
     pub async fn run(&self) -> Result<Report, BenchError> {
         let mut report = self.run_command().await?;
         if let Some(v) = &self.variant {
+            // A variant explains a result; the aim is judged on the plain run only.
             report.name = format!("{} ({v})", report.name);
-            report.notes.insert(0, format!("Variant of this run: {v}."));
+            let mut notes = vec![format!(
+                "Variant of this run: {v}. The aim is judged on the plain run, not on this one."
+            )];
+            if !report.verdict_reason.is_empty() {
+                notes.push(format!("In short: {}.", report.verdict_reason));
+            }
+            report.notes.splice(0..0, notes);
+            report.verdict = crate::report::Verdict::NoAim;
         }
         Ok(report)
     }

@@ -262,8 +262,11 @@ fn report(runs: Vec<Run>, opts: &Options, still_leader: bool) -> Report {
         let met = ratio >= 1.0 && m.p99_ms <= e.p99_ms && m.errors == 0;
         all_met &= met;
         reasons.push(format!(
-            "{} clients: throughput ×{ratio:.2}, p99 {:.1} vs {:.1} ms",
-            m.clients, m.p99_ms, e.p99_ms
+            "{} client{}: throughput ×{ratio:.2}, p99 {:.1} vs {:.1} ms",
+            m.clients,
+            if m.clients == 1 { "" } else { "s" },
+            m.p99_ms,
+            e.p99_ms
         ));
         rows.push(vec![
             "**mosaic / etcd**".into(),
