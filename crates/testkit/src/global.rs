@@ -226,6 +226,11 @@ impl GlobalCluster {
         self.replicas[i].child.is_some()
     }
 
+    /// The process id of replica `i` while it runs (for `/proc/<pid>` readings).
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.replicas[i].child.as_ref().map(Child::id)
+    }
+
     /// `POST` a JSON body to replica `i`; returns the status and the body as text.
     pub async fn post(&self, i: usize, path: &str, body: &Value) -> anyhow::Result<(u16, String)> {
         let resp = self

@@ -115,6 +115,16 @@ impl ZoneProcess {
         }
     }
 
+    /// The process id while it runs (for `/proc/<pid>` readings).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The zone's `store.data_dir` (it holds `dp-server-ca.pem`, the dataplane server's CA).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
     /// The zone's whole log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("zone.log")).unwrap_or_default()

@@ -1,0 +1,41 @@
+//! `mosaic-bench`: Mosaic's benchmarks, measured side by side with their peers in one run, on
+//! real processes wherever the question is about them (see `bench/README.md`).
+//!
+//! Module map:
+//! - [`cli`]: the command line (`propagation`, `issuance`, `global-writes`, `memory`; `--json`).
+//! - [`report`]: `Report`, one benchmark's table, aim and verdict as markdown or JSON.
+//! - [`stats`]: percentiles, least-squares slopes, Prometheus histogram buckets.
+//! - [`error`]: `BenchError`, why a benchmark could not run.
+//! - [`procs`]: `/proc` readings (VmRSS, open-files limit) and polling.
+//! - [`cluster`]: the server binaries, a single-replica global, Zones and tokens, an API client,
+//!   bounded concurrency.
+//! - [`sim_zone`]: a simulated zone, a lean KDS client (many per process).
+//! - [`sim_dataplane`]: a simulated data plane, `mosaic-dp`'s SDS client holding one stream.
+//! - [`etcd`]: a 3-member etcd cluster on loopback, the write peer.
+//! - [`propagation`]: Mesh write → ACK from every zone, for 10/100/1,000 zones.
+//! - [`issuance`]: certificates per second through the zone issuer vs a direct Vault client;
+//!   sign mode (EC) vs issue mode (RSA).
+//! - [`global_writes`]: 3-replica global vs 3-member etcd, throughput and latency.
+//! - [`memory`]: RSS per connected zone (global) and per data plane (zone).
+
+#![deny(warnings)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod cluster;
+pub mod error;
+pub mod etcd;
+pub mod global_writes;
+pub mod issuance;
+pub mod memory;
+pub mod procs;
+pub mod propagation;
+pub mod report;
+pub mod sim_dataplane;
+pub mod sim_zone;
+pub mod stats;
+
+pub use cli::{BenchCommand, Cli};
+pub use error::BenchError;
+pub use report::{Report, Verdict};

@@ -1,0 +1,17 @@
+//! `mosaic-bench`: runs one benchmark and prints its table (markdown, or JSON with `--json`).
+
+#![deny(warnings)]
+#![forbid(unsafe_code)]
+
+use clap::Parser as _;
+use mosaic_bench::Cli;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(cli.run())?;
+    println!("{}", cli.render(&report));
+    Ok(())
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Runs Mosaic's four benchmarks and writes bench/RESULTS.md (see bench/README.md).
+#
+# Installs what it needs, idempotently: OpenBao via scripts/setup-test-env.sh, and Debian's
+# etcd-server (the peer of global-writes) when `etcd` is missing. Builds mosaic-bench,
+# mosaic-global and mosaic-zone in release, then runs propagation, issuance, global-writes and
+# memory with defaults that take about 6 minutes on 2 cores (plus the release build: about 12
+# minutes from a clean target). Override with the variables
+# below, e.g. `PROPAGATION_ZONES=10,100 ./scripts/bench.sh`. Everything it starts listens on
+# loopback and is stopped when each benchmark ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PROPAGATION_ZONES=${PROPAGATION_ZONES:-10,100,1000}
+PROPAGATION_ROUNDS=${PROPAGATION_ROUNDS:-200}
+ISSUANCE_CONCURRENCY=${ISSUANCE_CONCURRENCY:-16}
+ISSUANCE_COUNT=${ISSUANCE_COUNT:-2000}
+ISSUANCE_RSA_COUNT=${ISSUANCE_RSA_COUNT:-300}
+WRITES_CLIENTS=${WRITES_CLIENTS:-1,64}
+WRITES_SECONDS=${WRITES_SECONDS:-30}
+WRITES_TMPFS_SECONDS=${WRITES_TMPFS_SECONDS:-10}
+MEMORY_ZONES=${MEMORY_ZONES:-0,50,100}
+MEMORY_DATAPLANES=${MEMORY_DATAPLANES:-0,500,1000}
+OUT=${OUT:-bench/RESULTS.md}
+
+log() { echo "bench.sh: $*" >&2; }
+
+# 1. OpenBao (and openssl, python venv) as the tests use it.
+./scripts/setup-test-env.sh
+export MOSAIC_BAO_BIN="${MOSAIC_BAO_BIN:-$PWD/.test-env/venv/bin/bao}"
+
+# 2. etcd, the write peer.
+if ! command -v etcd >/dev/null 2>&1; then
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
+    log "installing etcd-server (apt)"
+    "${SUDO[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends etcd-server
+fi
+log "etcd: $(etcd --version 2>/dev/null | head -1)"
+
+# 3. Each simulated zone or data plane holds a socket here and one in the server.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# 4. Release builds (the tests use the debug profile; only this script builds release).
+cargo build --release -p mosaic-bench -p mosaic-global -p mosaic-zone
+BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/release"
+BENCH=("$BIN_DIR/mosaic-bench" --bin-dir "$BIN_DIR")
+
+# 5. The machine.
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+cores=$(nproc)
+mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+kernel=$(uname -sr)
+rustc_version=$(rustc --version)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
+tmpfs=$(df -T "${TMPDIR:-/tmp}" 2>/dev/null | awk 'NR == 2 {print $2}')
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
+
+body=$(mktemp)
+trap 'rm -f "$body" "$body.err"' EXIT
+failed=0
+run() {
+    local name=$1
+    shift
+    log "running $name: mosaic-bench $*"
+    local t0=$SECONDS
+    if "${BENCH[@]}" "$@" >>"$body" 2>"$body.err"; then
+        echo "" >>"$body"
+        echo "_$name took $((SECONDS - t0)) s (\`mosaic-bench $*\`)._" >>"$body"
+        echo "" >>"$body"
+    else
+        failed=1
+        {
+            echo "### $name: FAILED"
+            echo ""
+            echo "\`mosaic-bench $*\` failed after $((SECONDS - t0)) s:"
+            echo ""
+            echo '```'
+            tail -20 "$body.err"
+            echo '```'
+            echo ""
+        } >>"$body"
+        log "$name failed; see $OUT"
+    fi
+}
+
+run propagation propagation --zones "$PROPAGATION_ZONES" --rounds "$PROPAGATION_ROUNDS"
+run issuance issuance --concurrency "$ISSUANCE_CONCURRENCY" --count "$ISSUANCE_COUNT" --rsa-count "$ISSUANCE_RSA_COUNT"
+run global-writes global-writes --clients "$WRITES_CLIENTS" --seconds "$WRITES_SECONDS"
+# Attribution: the same comparison with every data dir on tmpfs, where fsync costs nothing,
+# shows how much of the gap is durability and how much is CPU.
+if [ -d /dev/shm ] && [ "${WRITES_TMPFS:-1}" = 1 ]; then
+    TMPDIR=/dev/shm run "global-writes on tmpfs" --variant "attribution: every data dir on tmpfs, fsync is free" \
+        global-writes --clients "$WRITES_CLIENTS" --seconds "$WRITES_TMPFS_SECONDS"
+fi
+run memory memory --zones "$MEMORY_ZONES" --dataplanes "$MEMORY_DATAPLANES"
+
+mkdir -p "$(dirname "$OUT")"
+{
+    echo "# Mosaic benchmark results"
+    echo ""
+    echo "Produced by \`./scripts/bench.sh\` (what each number means: [README.md](README.md))."
+    echo "Peers are measured side by side in the same run on the same machine: compare ratios, not absolute times."
+    echo ""
+    echo "| machine | |"
+    echo "| --- | --- |"
+    echo "| CPU | $cpu |"
+    echo "| cores | $cores |"
+    echo "| memory | $mem |"
+    echo "| kernel | $kernel |"
+    echo "| temp dir filesystem (data dirs, fsync) | ${tmpfs:-unknown} |"
+    echo "| rustc | $rustc_version |"
+    echo "| OpenBao | $("$MOSAIC_BAO_BIN" version 2>/dev/null | head -1) |"
+    echo "| etcd | $(etcd --version 2>/dev/null | head -1) |"
+    echo "| load average at start (1/5/15 min; the machine is shared) | $loadavg |"
+    echo "| date (UTC) | $started |"
+    echo "| git commit | $commit |"
+    echo "| build | release (\`cargo build --release\`) |"
+    echo ""
+    cat "$body"
+} >"$OUT"
+log "wrote $OUT in $SECONDS s"
+exit "$failed"
