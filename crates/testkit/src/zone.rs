@@ -120,11 +120,6 @@ impl ZoneProcess {
         self.child.as_ref().map(Child::id)
     }
 
-    /// The zone's `store.data_dir` (it holds `dp-server-ca.pem`, the dataplane server's CA).
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
     /// The zone's whole log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("zone.log")).unwrap_or_default()
