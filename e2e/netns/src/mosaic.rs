@@ -776,6 +776,18 @@ impl Mosaic {
         .await
     }
 
+    /// kill -9 of zone `z`'s process.
+    pub fn kill_zone(&mut self, z: usize) -> anyhow::Result<()> {
+        let name = self.zones[z].name.clone();
+        self.net.kill(&name)
+    }
+
+    /// Starts zone `z`'s process again (same config and data).
+    pub fn restart_zone(&mut self, z: usize) -> anyhow::Result<()> {
+        let name = self.zones[z].name.clone();
+        self.net.start(&name)
+    }
+
     /// The CA file of zone `z`'s dataplane server (what agents trust).
     pub fn zone_dp_ca(&self, z: usize) -> PathBuf {
         self.zones[z].dir.join("data").join("dp-server-ca.pem")

@@ -248,6 +248,7 @@ async fn leftovers_of_a_killed_run_are_removed_and_a_panicking_run_cleans_up() -
     println!("netns[cleanup]: removed leftovers {removed:?} ✓");
 
     // A test that panics with processes running still removes its namespaces.
+    println!("netns[cleanup]: the panic message that follows is deliberate");
     let (id, dir) = std::thread::spawn(|| {
         let mut net = Net::new("cleanup").expect("net");
         let id = net.id().to_string();
@@ -261,6 +262,8 @@ async fn leftovers_of_a_killed_run_are_removed_and_a_panicking_run_cleans_up() -
             &[],
         )
         .expect("spawn");
+        // Marked passed only so that this deliberate failure does not print logs.
+        net.pass();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let _net = net;
             panic!("deliberate panic with a process running");
@@ -275,8 +278,11 @@ async fn leftovers_of_a_killed_run_are_removed_and_a_panicking_run_cleans_up() -
         !left.lines().any(|l| l.starts_with(&format!("{id}-"))),
         "a panicking run left namespaces:\n{left}"
     );
-    // A failed run keeps its files for inspection; this one failed on purpose.
-    let _ = std::fs::remove_dir_all(dir);
+    anyhow::ensure!(
+        !dir.exists(),
+        "the run's directory {} is left",
+        dir.display()
+    );
     println!("netns[cleanup]: a run that panicked removed its namespaces and process ✓");
     Ok(())
 }

@@ -846,6 +846,20 @@ async fn latency_and_loss_between_zones_and_globals_still_converge_and_issue() -
             t.elapsed().as_secs_f64()
         ));
     }
+    // A zone that restarts now must reconnect (TLS, resume) through the impaired path.
+    m.kill_zone(1)?;
+    let restarted = std::time::Instant::now();
+    m.restart_zone(1)?;
+    let g = m.wait_zone_connected(1).await?;
+    m.wait_zone_mesh(1, "the changed Mesh after its restart", |v| {
+        v["labels"]["mosaic.test/change"] == "under-latency"
+    })
+    .await?;
+    m.say(&format!(
+        "zone-b killed (-9) and restarted: reconnected to {g} through the delay and loss and serves the changed Mesh {:.1}s later ✓",
+        restarted.elapsed().as_secs_f64()
+    ));
+    let t = std::time::Instant::now();
     for z in 0..2 {
         let name = format!("backend-{}-late", m.zones[z].name);
         m.add_agent(z, &name).await?;
@@ -868,7 +882,7 @@ async fn latency_and_loss_between_zones_and_globals_still_converge_and_issue() -
         })
         .await?;
         m.say(&format!(
-            "{name} (new) got serial {} from {} and its Dataplane reached the global over the impaired link, {:.1}s after the change ✓",
+            "{name} (new) got serial {} from {} and its Dataplane reached the global over the impaired link, {:.1}s after it started ✓",
             c.serial,
             m.zones[z].name,
             t.elapsed().as_secs_f64()
