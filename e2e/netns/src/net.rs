@@ -601,6 +601,18 @@ impl Net {
         Ok(())
     }
 
+    /// Sets sysctl `key` (e.g. `net.ipv4.tcp_orphan_retries`) to `value` in node `name`'s
+    /// namespace only.
+    pub fn sysctl(&self, name: &str, key: &str, value: &str) -> anyhow::Result<()> {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.exec(
+            name,
+            "sh",
+            &["-c", "echo \"$1\" > \"$2\"", "sh", value, &path],
+        )?;
+        Ok(())
+    }
+
     /// Runs `ip netns exec <node ns> CMD ARGS` to completion (for small set-up commands).
     pub fn exec(&self, node: &str, program: &str, args: &[&str]) -> anyhow::Result<String> {
         let ns = self.node(node)?.ns.clone();

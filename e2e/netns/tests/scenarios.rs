@@ -417,8 +417,12 @@ async fn a_zone_partitioned_from_every_global_keeps_issuing_and_resumes_with_the
         async move { has_mesh.then_some(lines) }
     })
     .await?;
-    let mut sent_total = 0;
-    let mut summary = Vec::new();
+    // Lines start with their RFC 3339 timestamp: the earliest line of each type is the first
+    // resume. (Should the first session fail half-way, a later one may resend the Mesh again,
+    // but never anything unchanged.)
+    let mut syncs = syncs;
+    syncs.sort();
+    let mut first: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     for l in &syncs {
         let f = fields(l);
         let t = f.get("type").cloned().unwrap_or_default();
@@ -427,17 +431,23 @@ async fn a_zone_partitioned_from_every_global_keeps_issuing_and_resumes_with_the
             .get("sent")
             .and_then(|v| v.parse().ok())
             .unwrap_or(usize::MAX);
-        summary.push(format!("{t} known={known} sent={sent}"));
-        if t == "Mesh" {
-            anyhow::ensure!(
-                known >= 1 && sent == 1,
-                "the resume sent more than the one changed Mesh: {l}"
-            );
-        } else {
-            anyhow::ensure!(sent == 0, "the resume re-sent unchanged {t}: {l}");
-        }
-        sent_total += sent;
+        let allowed = usize::from(t == "Mesh");
+        anyhow::ensure!(
+            sent <= allowed,
+            "the resume re-sent unchanged {t} (only one Mesh changed): {l}"
+        );
+        first.entry(t).or_insert((known, sent));
     }
+    let (mesh_known, mesh_sent) = first.get("Mesh").copied().unwrap_or_default();
+    anyhow::ensure!(
+        mesh_known >= 1 && mesh_sent == 1,
+        "the first resume did not send exactly the Mesh made during the partition: Mesh known={mesh_known} sent={mesh_sent}"
+    );
+    let sent_total: usize = first.values().map(|(_, s)| s).sum();
+    let summary: Vec<String> = first
+        .iter()
+        .map(|(t, (k, s))| format!("{t} known={k} sent={s}"))
+        .collect();
     let zone_side: Vec<String> = m.zone_log(0)[zone_offset..]
         .lines()
         .filter(|l| {
@@ -505,6 +515,12 @@ async fn a_zone_cut_from_vault_keeps_serving_reports_unhealthy_and_recovers_with
     let zone_a = m.zones[0].ip;
     let before_cut = m.issue_requests_from(zone_a);
 
+    // A request the zone sent on a kept-alive connection just as the cut began is retransmitted
+    // by the kernel for up to ~100 s after the zone gave up on it (an orphaned socket), and may
+    // reach OpenBao after the link returns: that is not recovery traffic. Orphans in zone-a's
+    // namespace are given up quickly, long before the link returns, so the count below only
+    // sees requests the zone makes once it can reach Vault again.
+    m.net.sysctl("zone-a", "net.ipv4.tcp_orphan_retries", "1")?;
     let cut = std::time::Instant::now();
     m.net.block("zone-a", &[m.vault_ip])?;
     m.say(&format!(
