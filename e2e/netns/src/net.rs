@@ -280,7 +280,7 @@ impl Net {
             RUNS.fetch_add(1, Ordering::SeqCst)
         );
         let dir = tempfile::Builder::new()
-            .prefix(&format!("mosaic-netns-{scenario}-"))
+            .prefix(&format!("mosaic-netns-{scenario}-{id}-"))
             .tempdir()
             .context("creating the run's temp dir")?;
         std::fs::create_dir_all(dir.path().join("logs"))?;

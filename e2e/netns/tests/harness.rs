@@ -248,7 +248,6 @@ async fn leftovers_of_a_killed_run_are_removed_and_a_panicking_run_cleans_up() -
     println!("netns[cleanup]: removed leftovers {removed:?} ✓");
 
     // A test that panics with processes running still removes its namespaces.
-    println!("netns[cleanup]: the panic message that follows is deliberate");
     let (id, dir) = std::thread::spawn(|| {
         let mut net = Net::new("cleanup").expect("net");
         let id = net.id().to_string();
@@ -264,10 +263,14 @@ async fn leftovers_of_a_killed_run_are_removed_and_a_panicking_run_cleans_up() -
         .expect("spawn");
         // Marked passed only so that this deliberate failure does not print logs.
         net.pass();
+        // The panic is deliberate: keep its message and backtrace out of the output.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let _net = net;
             panic!("deliberate panic with a process running");
         }));
+        std::panic::set_hook(hook);
         assert!(result.is_err());
         (id, dir)
     })
