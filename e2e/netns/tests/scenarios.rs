@@ -22,13 +22,16 @@ async fn happy_path_both_zones_issue_from_the_one_vault_address() -> anyhow::Res
             .wait_agent_cert(&name, "its certificate files", WAIT, |_| true)
             .await?;
         m.check_vault_cert(&cert)?;
+        let key = m.agents[&name].out_dir.join("key.pem");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key)?.permissions());
+        anyhow::ensure!(mode & 0o777 == 0o600, "key.pem has mode {:o}", mode & 0o777);
         let issued = m.issue_requests_from(m.zones[z].ip);
         anyhow::ensure!(
             issued >= 1,
             "OpenBao's audit log has no issue request from {zone}"
         );
         m.say(&format!(
-            "{zone} issued spiffe://default/backend from Vault at {} ✓ (agent {name} at {}: serial {}, issuer {}, valid {}s; chain verifies against the Vault root; {issued} issue request(s) from {} in OpenBao's audit log)",
+            "{zone} issued spiffe://default/backend from Vault at {} ✓ (agent {name} at {}: serial {}, issuer {}, valid {}s; chain verifies against the Vault root; key.pem 0600; {issued} issue request(s) from {} in OpenBao's audit log)",
             m.vault_addr,
             m.agents[&name].ip,
             cert.serial,
@@ -39,6 +42,10 @@ async fn happy_path_both_zones_issue_from_the_one_vault_address() -> anyhow::Res
     }
     for z in 0..2 {
         m.wait_ca_health(z, true).await?;
+        mosaic_e2e_netns::mosaic::poll("the zone shows online", WAIT, || async {
+            m.zone_online(z).await.then_some(())
+        })
+        .await?;
         m.say(&format!(
             "GET /zones/_overview: {} online, CA default/vault-1 healthy ✓",
             m.zones[z].name
