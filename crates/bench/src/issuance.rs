@@ -17,7 +17,7 @@
 //! - **issuer (sign, EC)** and **issuer (issue, RSA)**: the same issuer with the other roles.
 //!
 //! - **issuer, data dir on tmpfs** (attribution, when `/dev/shm` exists): the issue-mode issuer
-//!   with its disk cache where fsync is free.
+//!   with its disk cache on memory, to show what the cache write costs.
 //!
 //! Direct, issuer and issuer-on-tmpfs run in the order A B C C B A (half the count each time) so
 //! that a drift of the shared machine falls on all of them.
@@ -468,7 +468,7 @@ fn report(results: Results, opts: &Options) -> Report {
     ];
     if let Some(v) = tmpfs_ratio {
         notes.push(format!(
-            "Attribution: the same issuer with its data dir on tmpfs (`{TMPFS}`, where fsync is free) reaches {v:.2} of the direct client. The zone issuer writes each new certificate to its disk cache (`<data_dir>/certs`, temp file + fsync + rename) before answering, so on a real disk that fsync is on every issuance's path."
+            "Attribution: the same issuer with its data dir on tmpfs (`{TMPFS}`, where fsync is free) reaches {v:.2} of the direct client. The zone issuer writes each new certificate to its disk cache (`<data_dir>/certs`, temp file + rename, no fsync since commit a272049) before answering, so that write is on every issuance's path; moving it off the path is the next step."
         ));
     }
     notes.extend(all.iter().filter_map(|r| {
