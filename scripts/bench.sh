@@ -68,9 +68,11 @@ run() {
     log "running $name: mosaic-bench $*"
     local t0=$SECONDS
     if "${BENCH[@]}" "$@" >>"$body" 2>"$body.err"; then
-        echo "" >>"$body"
-        echo "_$name took $((SECONDS - t0)) s (\`mosaic-bench $*\`)._" >>"$body"
-        echo "" >>"$body"
+        {
+            echo ""
+            echo "_$name took $((SECONDS - t0)) s (\`mosaic-bench $*\`)._"
+            echo ""
+        } >>"$body"
     else
         failed=1
         {
