@@ -757,3 +757,31 @@ async fn a_mesh_without_mtls_is_refused_clearly() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn a_new_mesh_key_ends_streams_whose_token_it_does_not_verify() {
+    let h = Harness::start("24h").await;
+    let token = h.web_token("web-1");
+    let (tx, mut stream, first) = h
+        .first_response(Some(&token), web_request("web-1"))
+        .await
+        .unwrap();
+    tx.send(ack(&first)).await.unwrap();
+    // The Mesh was re-created on the global: a new signing key arrives over KDS.
+    let new_key = SigningKey::generate().unwrap();
+    Harness::sync(
+        &h.store,
+        vec![StoredItem::token_keys(
+            StoreKey::new(KdsType::DataplaneTokenKey, None, MESH),
+            10,
+            std::slice::from_ref(new_key.public_key()),
+        )],
+    );
+    let end = next(&mut stream).await.expect_err("the stream ends");
+    assert_eq!(end.code(), Code::Unauthenticated, "{end:?}");
+    assert!(
+        end.message().contains("dataplane token refused"),
+        "{}",
+        end.message()
+    );
+}

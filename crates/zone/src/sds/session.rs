@@ -131,6 +131,9 @@ struct Session {
     sent_version: Option<String>,
     recorded_serial: Option<String>,
     nonce: u64,
+    /// When the stream was authenticated: a token's expiry is checked then, not mid-stream (a
+    /// data plane reconnects with its current token), so re-checks use this instant.
+    opened_at: OffsetDateTime,
 }
 
 // === impl Session ===
@@ -154,6 +157,7 @@ impl Session {
             sent_version: None,
             recorded_serial: None,
             nonce: 0,
+            opened_at: OffsetDateTime::now_utc(),
         }
     }
 
@@ -333,14 +337,15 @@ impl Session {
         Ok(())
     }
 
-    /// The mesh's token keys changed (e.g. the Mesh was re-created): the token must still verify.
+    /// The mesh's token keys changed (e.g. the Mesh was re-created): the token must still verify
+    /// with them (its expiry was checked when the stream opened).
     fn reauthenticate(&mut self) -> Result<(), SdsError> {
         self.caller = authenticate(
             &self.shared.store,
             &self.shared.zone,
             &self.token,
             &self.caller.node_id,
-            OffsetDateTime::now_utc(),
+            self.opened_at,
         )?;
         Ok(())
     }
