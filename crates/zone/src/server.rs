@@ -110,7 +110,7 @@ pub async fn serve_with(
     settings.max_in_flight = config.issuer.max_in_flight;
     let hook: Arc<dyn CaHealthHook> = Arc::new(insight.clone());
     let issuer = Issuer::new(store.clone(), Some(hook), settings);
-    let sds = SdsServer::new(store.clone(), issuer, &zone);
+    let sds = SdsServer::new(store.clone(), issuer.clone(), &zone);
     let client = KdsClient::new(kds_config, store.clone(), insight);
     let api_router = api::router(ApiState {
         store: store.clone(),
@@ -144,6 +144,8 @@ pub async fn serve_with(
     if let Err(e) = kds_task.await {
         tracing::warn!(zone = %zone, error = %e, "KDS client task failed");
     }
+    // Certificates are cached off the issuance path: let the last ones reach the disk.
+    issuer.flush().await;
     if let Err(e) = store.flush().await {
         tracing::warn!(zone = %zone, error = %e, "final store flush failed");
     }

@@ -190,8 +190,9 @@ async fn issues_from_vault_with_a_verifying_chain_and_the_vault_root_as_trust_bu
     assert!(same_pems(&issuer.trust_bundle(MESH).await, &[root]));
     assert_eq!(bao.count_audit_requests(&issue_path())?, 1);
 
-    // Cached on disk, owner-only; the backend's roots are remembered beside it (for a restart
-    // while Vault is unreachable).
+    issuer.flush().await;
+    // Cached on disk (written off the issuance path; flush waits for it), owner-only; the
+    // backend's roots are remembered beside it (for a restart while Vault is unreachable).
     let files: Vec<_> = std::fs::read_dir(dir.path().join("certs"))?
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
@@ -240,6 +241,8 @@ async fn a_restarted_issuer_serves_cached_certificates_without_calling_vault() -
                 .await?;
             serials.push(c.serial.clone());
         }
+        // As the zone does on shutdown: the cache is written off the issuance path.
+        issuer.flush().await;
     }
     assert_eq!(bao.count_audit_requests(&issue_path())?, 5);
 

@@ -2,10 +2,13 @@
 //! dataplane (directory 0700, files 0600, written atomically), so a restarted zone reuses them.
 //! The files hold private keys: their contents are never logged.
 //!
-//! Writes are atomic (temp file + rename) but not fsynced: the cache is a saving, not a record.
-//! After a crash of the machine a file may be missing or unreadable; it then counts as a miss and
-//! the certificate is issued again. Fsyncing every certificate before serving it cost about a
-//! quarter of the issuance throughput (bench/RESULTS.md).
+//! Writes are atomic (temp file + rename) but not fsynced, and [`DiskCache::store_later`] makes
+//! them off the issuance path: the cache is a saving, not a record. After a crash a file may be
+//! missing, old or unreadable; it then counts as a miss and the certificate is issued again.
+//! Writes and removals of one dataplane apply in the order they were asked for (a sequence per
+//! dataplane; a superseded write is skipped). [`DiskCache::flush`] waits for pending writes (the
+//! zone calls it on shutdown). Writing every certificate before serving it cost up to a quarter
+//! of the issuance throughput (bench/RESULTS.md).
 
 use std::{
     io::Write as _,
@@ -32,10 +35,71 @@ struct RootsFile {
     roots: Vec<String>,
 }
 
-/// The on-disk certificate cache.
+/// The on-disk certificate cache (cheap to clone; clones share pending writes).
 #[derive(Clone, Debug)]
 pub struct DiskCache {
     dir: PathBuf,
+    writes: Arc<Writes>,
+}
+
+type Key = (String, String);
+
+/// Ordering and accounting of writes and removals.
+#[derive(Debug, Default)]
+struct Writes {
+    /// The latest operation asked for, per dataplane.
+    seq: std::sync::Mutex<std::collections::HashMap<Key, u64>>,
+    /// Held while a dataplane's file is written or removed.
+    locks: std::sync::Mutex<std::collections::HashMap<Key, Arc<std::sync::Mutex<()>>>>,
+    /// Background writes not finished yet.
+    pending: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Writes {
+    /// Registers a new operation on `key`; returns its sequence number and the key's lock.
+    fn begin(&self, key: &Key) -> (u64, Arc<std::sync::Mutex<()>>) {
+        let mut seq = self
+            .seq
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = seq.entry(key.clone()).or_default();
+        *n += 1;
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        (*n, lock)
+    }
+
+    /// Whether operation `n` on `key` is still the latest asked for.
+    fn is_latest(&self, key: &Key, n: u64) -> bool {
+        self.seq
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .is_none_or(|latest| *latest == n)
+    }
+
+    /// Runs `op` on `key` under its lock unless a later operation was asked for meanwhile.
+    fn apply(
+        &self,
+        key: &Key,
+        n: u64,
+        lock: &std::sync::Mutex<()>,
+        op: impl FnOnce() -> Result<(), CacheError>,
+    ) -> Result<(), CacheError> {
+        let _guard = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.is_latest(key, n) {
+            return Ok(());
+        }
+        op()
+    }
 }
 
 /// Why the cache could not be read or written.
@@ -85,6 +149,7 @@ impl DiskCache {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             dir: data_dir.join(CERTS_DIR),
+            writes: Arc::default(),
         }
     }
 
@@ -98,8 +163,56 @@ impl DiskCache {
         blocking(move || read_file(&path)).await
     }
 
-    /// Writes (replaces) the cached certificate of its dataplane.
+    /// Writes (replaces) the cached certificate of its dataplane, and waits for it.
     pub async fn store(&self, cert: &DataplaneCert) -> Result<(), CacheError> {
+        let write = self.prepare(cert);
+        blocking(write).await
+    }
+
+    /// Writes (replaces) the cached certificate of its dataplane in the background; a failure
+    /// is logged (the certificate is then issued again after a restart).
+    pub fn store_later(&self, cert: &DataplaneCert) {
+        let write = self.prepare(cert);
+        let writes = self.writes.clone();
+        writes
+            .pending
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (mesh, dataplane) = (cert.mesh.clone(), cert.dataplane.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = write() {
+                tracing::warn!(mesh = %mesh, dataplane = %dataplane, error = %e, "certificate not cached on disk; a restart will issue again");
+            }
+            if writes
+                .pending
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+                == 1
+            {
+                writes.idle.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until every background write has finished.
+    pub async fn flush(&self) {
+        loop {
+            let idle = self.writes.idle.notified();
+            if self
+                .writes
+                .pending
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0
+            {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// The write of `cert`, ordered after every operation on its dataplane asked for before.
+    fn prepare(
+        &self,
+        cert: &DataplaneCert,
+    ) -> impl FnOnce() -> Result<(), CacheError> + Send + 'static {
         let file = CacheFile {
             mesh: cert.mesh.clone(),
             dataplane: cert.dataplane.clone(),
@@ -114,7 +227,10 @@ impl DiskCache {
         };
         let dir = self.dir.clone();
         let path = self.path(&cert.mesh, &cert.dataplane);
-        blocking(move || write_file(&dir, &path, &file)).await
+        let key = (cert.mesh.clone(), cert.dataplane.clone());
+        let (n, lock) = self.writes.begin(&key);
+        let writes = self.writes.clone();
+        move || writes.apply(&key, n, &lock, || write_file(&dir, &path, &file))
     }
 
     /// Remembers the roots `backend` of `mesh` last reported, so a zone restarted while the CA
@@ -163,13 +279,22 @@ impl DiskCache {
         ))
     }
 
-    /// Removes the cached certificate of `mesh`/`dataplane` (absent is fine).
+    /// Removes the cached certificate of `mesh`/`dataplane` (absent is fine), after any write
+    /// asked for before.
     pub async fn remove(&self, mesh: &str, dataplane: &str) -> Result<(), CacheError> {
         let path = self.path(mesh, dataplane);
-        blocking(move || match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(CacheError::Io { path, source }),
+        let key = (mesh.to_string(), dataplane.to_string());
+        let (n, lock) = self.writes.begin(&key);
+        let writes = self.writes.clone();
+        blocking(move || {
+            writes.apply(&key, n, &lock, || match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(CacheError::Io {
+                    path: path.clone(),
+                    source,
+                }),
+            })
         })
         .await
     }
@@ -315,5 +440,29 @@ mod tests {
             cache.load("default", "web/1").await,
             Err(CacheError::Corrupt { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn background_writes_apply_in_order_and_flush_waits_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(dir.path());
+        let mut newer = cert();
+        newer.cert = Arc::new(IssuedCert {
+            serial: "03:04".into(),
+            ..(*cert().cert).clone()
+        });
+        for _ in 0..20 {
+            cache.store_later(&cert());
+            cache.store_later(&newer);
+        }
+        cache.flush().await;
+        let back = cache.load("default", "web/1").await.unwrap().unwrap();
+        assert_eq!(back.cert.serial, "03:04", "the last write asked for wins");
+
+        // A removal after a pending write leaves no file behind.
+        cache.store_later(&cert());
+        cache.remove("default", "web/1").await.unwrap();
+        cache.flush().await;
+        assert!(cache.load("default", "web/1").await.unwrap().is_none());
     }
 }

@@ -284,6 +284,12 @@ impl Issuer {
         self.inner.health.snapshot()
     }
 
+    /// Waits until every certificate issued so far is in the disk cache (the cache is written
+    /// off the issuance path). The zone calls this on shutdown.
+    pub async fn flush(&self) {
+        self.inner.disk.flush().await;
+    }
+
     /// The settings.
     pub fn settings(&self) -> &IssuerSettings {
         &self.inner.settings
@@ -391,9 +397,7 @@ impl Issuer {
                     cert: Arc::new(cert),
                     issued_at: OffsetDateTime::now_utc(),
                 });
-                if let Err(e) = self.inner.disk.store(&dc).await {
-                    tracing::warn!(error = %e, "certificate not cached on disk; a restart will issue again");
-                }
+                self.inner.disk.store_later(&dc);
                 self.lock_memory().insert(key, dc.clone());
                 self.served(&dc);
                 Outcome {
