@@ -3,6 +3,7 @@
 //!
 //! Module map:
 //! - [`api`]: HTTP API shapes shared by servers and mosaicctl (Kuma error body, list envelope).
+//! - [`api_metrics`]: the HTTP APIs' request count and duration middleware (bounded labels).
 //! - [`sensitive`]: `Sensitive<T>`, the redacting wrapper every token and key lives in.
 //! - [`duration`]: Kuma durations (`ms s m h d w y`).
 //! - [`validate`]: violations with Kuma field paths, collected all at once.
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod api_metrics;
 pub mod ca;
 pub mod config;
 pub mod datasource;

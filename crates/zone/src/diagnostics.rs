@@ -2,17 +2,15 @@
 //! text, with `mosaic_zone_kds_connected`), `GET /ready` (200 once the store is open, which is
 //! before this listener starts; the JSON body says whether KDS is connected) and `GET /healthy`.
 //!
-//! Also the zone API's request metrics ([`track_api_request`]): `mosaic_api_requests_total{method,
-//! route, status}` and `mosaic_api_request_seconds{method, route}`, labelled with the matched
-//! route pattern (`/meshes/{mesh}/dataplanes/{name}`), never the raw path.
+//! The zone API's request metrics (`mosaic_api_requests_total`, `mosaic_api_request_seconds`) come
+//! from the middleware it shares with the global, `mosaic_common::api_metrics::track`.
 
-use std::{sync::OnceLock, time::Instant};
+use std::sync::OnceLock;
 
 use axum::{
     Router,
-    extract::{MatchedPath, Request, State},
-    http::{Method, StatusCode},
-    middleware::Next,
+    extract::State,
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -125,38 +123,6 @@ fn describe() {
     );
 }
 
-/// Middleware counting and timing zone API requests (see the module docs for the labels).
-pub async fn track_api_request(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = match *req.method() {
-        Method::GET => "GET",
-        Method::PUT => "PUT",
-        Method::POST => "POST",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        _ => "other",
-    };
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!(
-        "mosaic_api_requests_total",
-        "method" => method,
-        "route" => route.clone(),
-        "status" => status
-    )
-    .increment(1);
-    metrics::histogram!("mosaic_api_request_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use axum::{body::Body, http::Request, middleware};
@@ -177,7 +143,7 @@ mod tests {
             rt.block_on(async {
                 let app = Router::new()
                     .route("/meshes/{mesh}/dataplanes/{name}", get(|| async { "ok" }))
-                    .layer(middleware::from_fn(track_api_request));
+                    .layer(middleware::from_fn(mosaic_common::api_metrics::track));
                 for path in [
                     "/meshes/a/dataplanes/dp-1",
                     "/meshes/b/dataplanes/dp-2",

@@ -13,7 +13,6 @@
 //! - [`zones`]: `GET /zones/_overview`.
 //! - [`dataplanes`]: `GET /meshes/{mesh}/dataplanes/_overview`.
 //! - [`index`]: `GET /`, `/ready`, `/healthy`, and the 404/405 fallbacks.
-//! - [`metrics`]: `mosaic_api_requests_total` and `mosaic_api_request_seconds` per route pattern.
 
 pub mod auth;
 pub mod body;
@@ -22,7 +21,6 @@ pub mod error;
 pub mod extract;
 pub mod index;
 pub mod list;
-pub mod metrics;
 pub mod resources;
 pub mod respond;
 pub mod state;
@@ -91,7 +89,7 @@ pub fn router(state: ApiState) -> Router {
             auth::require_admin_token,
         ))
         // Outermost, so refused (401/403) and oversized (413) requests are counted too.
-        .layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn(mosaic_common::api_metrics::track))
         .with_state(state)
 }
 

@@ -71,10 +71,8 @@ pub fn router(state: ApiState) -> Router {
         .fallback(index::not_found)
         .method_not_allowed_fallback(index::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES))
-        // Outermost, so 413s are counted too (labels: see `diagnostics::track_api_request`).
-        .layer(axum::middleware::from_fn(
-            crate::diagnostics::track_api_request,
-        ))
+        // Outermost, so 413s are counted too (labels: see `mosaic_common::api_metrics`).
+        .layer(axum::middleware::from_fn(mosaic_common::api_metrics::track))
         .with_state(state)
 }
 

@@ -1,4 +1,5 @@
-//! Request metrics of the HTTP API, as a middleware over every route (and the 404/405 fallbacks):
+//! Request metrics of the global's and the zones' HTTP APIs, as one middleware over every route
+//! (and the 404/405 fallbacks):
 //!
 //! - `mosaic_api_requests_total{method, route, status}` (counter)
 //! - `mosaic_api_request_seconds{method, route}` (histogram)
