@@ -17,6 +17,10 @@ echo "test.sh: MOSAIC_PROMETHEUS_BIN=$MOSAIC_PROMETHEUS_BIN MOSAIC_PROMTOOL_BIN=
 export MOSAIC_KUBERNETES_VALIDATE="$PWD/.test-env/venv/bin/kubernetes-validate"
 echo "test.sh: MOSAIC_KUBERNETES_VALIDATE=$MOSAIC_KUBERNETES_VALIDATE"
 
+# A failing test's panic message and location, not a backtrace that pushes them out of the
+# tail of the log CI keeps.
+export RUST_BACKTRACE=0
+
 status=0
 cargo nextest run --workspace --no-fail-fast --profile ci || status=1
 cargo test --workspace --doc || status=1

@@ -12,7 +12,7 @@ use std::{
 
 use mosaic_common::resource::{ResourceType, parse_document};
 use mosaic_global::{
-    raft::{ChangeOp, RaftNode, RaftSettings, RaftStore},
+    raft::{ChangeOp, RaftNode, RaftSettings, RaftStore, group_commit::MAX_GROUP_COMMANDS},
     store::{Command, CommandResult, Refusal, ResourceKey, ResourceStore},
 };
 use tempfile::TempDir;
@@ -88,7 +88,13 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(n: usize, snapshot_logs: u64, keep_logs: u64) -> Cluster {
+    /// `max_group_commands`: 1 makes every write an entry of its own.
+    async fn start(
+        n: usize,
+        snapshot_logs: u64,
+        keep_logs: u64,
+        max_group_commands: usize,
+    ) -> Cluster {
         let ports = free_ports(n);
         let peers: Vec<(u64, String)> = ports
             .iter()
@@ -108,6 +114,7 @@ impl Cluster {
                 );
                 s.snapshot_logs = snapshot_logs;
                 s.keep_logs = keep_logs;
+                s.max_group_commands = max_group_commands;
                 s
             })
             .collect();
@@ -186,7 +193,7 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_node_writes_reads_and_restarts() {
-    let mut c = Cluster::start(1, 1000, 500).await;
+    let mut c = Cluster::start(1, 1000, 500, MAX_GROUP_COMMANDS).await;
     c.leader().await;
     let store = c.store(0);
     let mut feed = store.subscribe();
@@ -246,7 +253,7 @@ async fn single_node_writes_reads_and_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_forward_fail_over_and_restart_from_disk() {
-    let mut c = Cluster::start(3, 1000, 500).await;
+    let mut c = Cluster::start(3, 1000, 500, MAX_GROUP_COMMANDS).await;
     let leader = c.leader().await;
     for (_, n) in c.running() {
         assert_eq!(n.metrics().voters, vec![1, 2, 3]);
@@ -314,7 +321,7 @@ async fn three_nodes_forward_fail_over_and_restart_from_disk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_come_back_through_a_follower() {
-    let mut c = Cluster::start(3, 1000, 500).await;
+    let mut c = Cluster::start(3, 1000, 500, MAX_GROUP_COMMANDS).await;
     let leader = c.leader().await;
     let follower = (leader + 1) % 3;
     let store = c.store(follower);
@@ -364,7 +371,8 @@ async fn refusals_come_back_through_a_follower() {
 async fn snapshots_bound_the_log_and_a_wiped_replica_catches_up() {
     const SNAPSHOT_LOGS: u64 = 100;
     const KEEP_LOGS: u64 = 50;
-    let mut c = Cluster::start(3, SNAPSHOT_LOGS, KEEP_LOGS).await;
+    // Every write an entry of its own, so the counts below are log entries.
+    let mut c = Cluster::start(3, SNAPSHOT_LOGS, KEEP_LOGS, 1).await;
     let leader = c.leader().await;
     let store = c.store(leader);
     store.write(put_mesh("other")).await.unwrap();
@@ -470,5 +478,83 @@ async fn snapshots_bound_the_log_and_a_wiped_replica_catches_up() {
     drop(wiped);
     drop(store);
     let _ = &c.dirs;
+    c.shutdown_all().await;
+}
+
+/// Many writers at once, through every replica: concurrent writes share raft entries (group
+/// commit), yet each writer gets the answer its own write deserves and nothing else changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_each_get_their_own_answer() {
+    const WRITERS: usize = 300;
+    let mut c = Cluster::start(3, 1000, 500, MAX_GROUP_COMMANDS).await;
+    c.leader().await;
+    c.store(0).write(put_mesh("default")).await.unwrap();
+
+    // Writer k: a Secret in mesh `default` (created), or every fifth one the deletion of a Mesh
+    // that does not exist (refused), or every seventh one the create-only write of one shared
+    // Secret (exactly one of those wins).
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..WRITERS {
+        let store = c.store(k % 3);
+        tasks.spawn(async move {
+            let cmd = if k % 7 == 0 {
+                let r = parse_document(b"type: Secret\nmesh: default\nname: shared\ndata: dA==\n")
+                    .unwrap();
+                Command::Put {
+                    resource: r.to_universal(),
+                    now: OffsetDateTime::now_utc(),
+                    expect_version: Some(0),
+                }
+            } else if k % 5 == 0 {
+                Command::delete(ResourceKey::mesh(&format!("missing-{k}")), false)
+            } else {
+                put_yaml(&format!(
+                    "type: Secret\nmesh: default\nname: s-{k}\ndata: dA==\n"
+                ))
+            };
+            (k, store.write(cmd).await.unwrap())
+        });
+    }
+    let mut created = BTreeSet::new();
+    let mut shared_wins = 0;
+    while let Some(r) = tasks.join_next().await {
+        let (k, result) = r.unwrap();
+        match (k % 7 == 0, k % 5 == 0, result) {
+            (true, _, CommandResult::Put { created: true, .. }) => shared_wins += 1,
+            (true, _, CommandResult::Refused(Refusal::Conflict(_))) => {}
+            (false, true, CommandResult::Refused(Refusal::NotFound(msg))) => {
+                assert!(msg.contains(&format!("missing-{k}")), "{msg}");
+            }
+            (false, false, CommandResult::Put { created: true, .. }) => {
+                created.insert(format!("s-{k}"));
+            }
+            (_, _, other) => panic!("writer {k} got {other:?}"),
+        }
+    }
+    assert_eq!(
+        shared_wins, 1,
+        "exactly one create-only write of `shared` wins"
+    );
+    created.insert("shared".to_string());
+
+    for (i, node) in c.running() {
+        let store = node.store();
+        store.read_barrier().await.unwrap();
+        let names: BTreeSet<String> = store
+            .list(ResourceType::Secret, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.meta.name)
+            .collect();
+        assert_eq!(
+            names, created,
+            "replica {i} holds exactly the created Secrets"
+        );
+    }
+    let m = c.node(0).metrics();
+    eprintln!(
+        "{WRITERS} concurrent writes (plus 1) took {} log entries",
+        m.last_log_index
+    );
     c.shutdown_all().await;
 }

@@ -203,6 +203,7 @@ fn result_kind(result: Option<&CommandResult>) -> &'static str {
         Some(CommandResult::Internal { .. }) => "internal record",
         Some(CommandResult::Done) => "done",
         Some(CommandResult::Batch(_)) => "batch",
+        Some(CommandResult::Group(_)) => "group",
         Some(CommandResult::Refused(_)) => "refused",
     }
 }

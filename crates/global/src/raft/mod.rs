@@ -10,6 +10,8 @@
 //! - [`state_machine`]: resources and internal records in sled, applied atomically with the last
 //!   applied log id; the change feeds (resources, internal-record keys); snapshot build and install.
 //! - [`snapshot`]: the snapshot file format and the files in the snapshot directory.
+//! - [`group_commit`]: [`group_commit::GroupCommit`]: concurrent writes share raft entries (one
+//!   fsync for many writes).
 //! - [`network`]: the client side of the raft transport (a tonic channel per peer).
 //! - [`service`]: the server side of the raft transport, including `Forward` and `ReadIndex`.
 //! - [`store_impl`]: [`RaftStore`], the `ResourceStore` the API and KDS use.
@@ -18,6 +20,7 @@
 // openraft's trait signatures fix the (large) error types returned throughout this module.
 #![allow(clippy::result_large_err)]
 
+pub mod group_commit;
 pub mod log_store;
 pub mod network;
 pub mod node;

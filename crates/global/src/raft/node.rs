@@ -28,6 +28,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 use super::{
     Raft, RaftError, RaftStore,
+    group_commit::{GroupCommit, MAX_GROUP_COMMANDS},
     log_store::LogStore,
     network::{MAX_MESSAGE, NetworkFactory, client, lazy_channel},
     service::RaftGrpc,
@@ -62,6 +63,9 @@ pub struct RaftSettings {
     pub snapshot_logs: u64,
     /// Log entries kept behind a snapshot (for slow followers); older ones are purged.
     pub keep_logs: u64,
+    /// Most concurrent writes that may share one log entry (1: every write is an entry of its
+    /// own); see [`crate::raft::group_commit`].
+    pub max_group_commands: usize,
 }
 
 /// What the diagnostics endpoint reports.
@@ -154,6 +158,7 @@ impl RaftSettings {
             data_dir: data_dir.into(),
             snapshot_logs: 1000,
             keep_logs: 500,
+            max_group_commands: MAX_GROUP_COMMANDS,
         }
     }
 
@@ -203,6 +208,10 @@ impl RaftSettings {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
             max_in_snapshot_log_to_keep: self.keep_logs,
             purge_batch_size: 64,
+            // Entries (a group commit is up to ~1 MiB of commands, a single command up to a
+            // document's 2 MiB and its encoding) per AppendEntries, so a catch-up message stays
+            // well inside the transport's MAX_MESSAGE.
+            max_payload_entries: 16,
             ..Config::default()
         }
         .validate()
@@ -259,9 +268,11 @@ impl RaftNode {
         .await
         .map_err(|e| RaftError::Raft(e.to_string()))?;
 
-        let service = RaftServiceServer::new(RaftGrpc::new(settings.node_id, raft.clone()))
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
+        let group = GroupCommit::spawn(raft.clone(), settings.max_group_commands);
+        let service =
+            RaftServiceServer::new(RaftGrpc::new(settings.node_id, raft.clone(), group.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
@@ -280,6 +291,7 @@ impl RaftNode {
             store: Arc::new(RaftStore::new(
                 settings.node_id,
                 raft.clone(),
+                group,
                 shared.clone(),
             )),
             raft,

@@ -1,6 +1,7 @@
 //! The server side of the raft transport (`mosaic.raft.v1.RaftService`).
 //!
-//! Raft RPCs are handed to openraft; `Forward` proposes a follower's write on this node (which
+//! Raft RPCs are handed to openraft; `Forward` proposes a follower's write on this node, grouped
+//! with this node's own writes (which
 //! answers `NotLeader` if it is not the leader); `ReadIndex` confirms leadership for a follower's
 //! linearizable read; `Probe` tells a pristine peer whether this node belongs to a formed cluster.
 
@@ -17,7 +18,7 @@ use openraft::{
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Raft, TypeConfig, network::SnapshotHeader};
+use super::{Raft, TypeConfig, group_commit::GroupCommit, network::SnapshotHeader};
 use crate::store::Command;
 
 /// The raft gRPC service of one node.
@@ -25,6 +26,7 @@ use crate::store::Command;
 pub struct RaftGrpc {
     node_id: u64,
     raft: Raft,
+    group: GroupCommit,
 }
 
 fn bad_request(what: &str, e: impl std::fmt::Display) -> Status {
@@ -66,8 +68,12 @@ fn not_leader(f: ForwardToLeader<u64, BasicNode>) -> NotLeader {
 
 impl RaftGrpc {
     /// The service for `raft` (node `node_id`).
-    pub fn new(node_id: u64, raft: Raft) -> Self {
-        Self { node_id, raft }
+    pub fn new(node_id: u64, raft: Raft, group: GroupCommit) -> Self {
+        Self {
+            node_id,
+            raft,
+            group,
+        }
     }
 }
 
@@ -121,7 +127,7 @@ impl RaftService for RaftGrpc {
     ) -> Result<Response<ForwardReply>, Status> {
         let cmd: Command = decode("forwarded command", &request.into_inner().data)?;
         let mut log_index = 0;
-        let outcome = match self.raft.client_write(cmd).await {
+        let outcome = match self.group.write(cmd).await {
             Ok(r) => {
                 log_index = r.log_id.index;
                 forward_reply::Outcome::Result(json(&r.data)?)

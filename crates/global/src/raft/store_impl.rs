@@ -1,6 +1,6 @@
 //! `RaftStore`: the [`ResourceStore`] over a raft node.
 //!
-//! Writes are proposed locally; on a follower they are forwarded to the leader over gRPC
+//! Writes are proposed locally, through [`GroupCommit`] so concurrent ones share raft entries; on a follower they are forwarded to the leader over gRPC
 //! (`Forward`) and answered with the leader's result, as if the leader had taken them. While no
 //! leader is known (an election), a write is retried for a bounded time; it is only re-sent
 //! elsewhere when it provably never left (connection refused, or the receiver said it is not the
@@ -25,6 +25,7 @@ use tonic::transport::Channel;
 
 use super::{
     Raft,
+    group_commit::GroupCommit,
     network::{client, lazy_channel, never_sent},
     state_machine::{Change, InternalChange, SmShared},
 };
@@ -41,6 +42,7 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct RaftStore {
     node_id: u64,
     raft: Raft,
+    group: GroupCommit,
     shared: Arc<SmShared>,
     channels: Mutex<HashMap<String, Channel>>,
 }
@@ -60,10 +62,11 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 // === impl RaftStore ===
 
 impl RaftStore {
-    pub(crate) fn new(node_id: u64, raft: Raft, shared: Arc<SmShared>) -> Self {
+    pub(crate) fn new(node_id: u64, raft: Raft, group: GroupCommit, shared: Arc<SmShared>) -> Self {
         Self {
             node_id,
             raft,
+            group,
             shared,
             channels: Mutex::new(HashMap::new()),
         }
@@ -183,7 +186,7 @@ impl ResourceStore for RaftStore {
     async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
         let deadline = Instant::now() + RETRY_FOR;
         loop {
-            let why = match self.raft.client_write(cmd.clone()).await {
+            let why = match self.group.write(cmd.clone()).await {
                 Ok(r) => return Ok(r.data),
                 Err(OrError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     match (f.leader_id, f.leader_node) {

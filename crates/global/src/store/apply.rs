@@ -113,6 +113,34 @@ impl StateView for Overlay<'_> {
     }
 }
 
+/// Plans `cmds` one after another, each against the state the earlier ones leave; with
+/// `stop_at_refusal` the refused command's result is the last one returned.
+fn plan_in_order(
+    cmds: &[Command],
+    index: u64,
+    view: &dyn StateView,
+    stop_at_refusal: bool,
+) -> Result<(Vec<CommandResult>, Vec<Mutation>), StoreError> {
+    let mut overlay = Overlay {
+        base: view,
+        resources: BTreeMap::new(),
+        internal: BTreeMap::new(),
+    };
+    let mut results = Vec::with_capacity(cmds.len());
+    let mut all = Vec::new();
+    for c in cmds {
+        let (result, muts) = plan(c, index, &overlay)?;
+        let stop = stop_at_refusal && matches!(result, CommandResult::Refused(_));
+        results.push(result);
+        if stop {
+            break;
+        }
+        overlay.record(&muts);
+        all.extend(muts);
+    }
+    Ok((results, all))
+}
+
 fn refused(r: Refusal) -> (CommandResult, Vec<Mutation>) {
     (CommandResult::Refused(r), Vec::new())
 }
@@ -126,23 +154,16 @@ pub fn plan(
     match cmd {
         Command::Noop => Ok((CommandResult::Done, Vec::new())),
         Command::Batch(cmds) => {
-            let mut overlay = Overlay {
-                base: view,
-                resources: BTreeMap::new(),
-                internal: BTreeMap::new(),
-            };
-            let mut results = Vec::new();
-            let mut all = Vec::new();
-            for c in cmds {
-                let (result, muts) = plan(c, index, &overlay)?;
-                if let CommandResult::Refused(r) = result {
-                    return Ok(refused(r));
-                }
-                overlay.record(&muts);
-                all.extend(muts);
-                results.push(result);
+            let (results, all) = plan_in_order(cmds, index, view, true)?;
+            match results.last() {
+                Some(CommandResult::Refused(r)) => Ok(refused(r.clone())),
+                _ => Ok((CommandResult::Batch(results), all)),
             }
-            Ok((CommandResult::Batch(results), all))
+        }
+        Command::Group(cmds) => {
+            // A refused command plans no mutations, so the others apply as if it were absent.
+            let (results, all) = plan_in_order(cmds, index, view, false)?;
+            Ok((CommandResult::Group(results), all))
         }
         Command::PutInternal {
             key,
@@ -494,6 +515,66 @@ pub(crate) mod tests {
             s.list(ResourceType::Secret, Some("default")).unwrap().len(),
             1
         );
+    }
+
+    #[test]
+    fn a_group_applies_each_command_on_its_own_in_order() {
+        let mut s = MapState::default();
+        let now = OffsetDateTime::now_utc();
+        let mesh = parse_document(b"type: Mesh\nname: default\n").unwrap();
+        let secret =
+            parse_document(b"type: Secret\nmesh: default\nname: ca\ndata: dA==\n").unwrap();
+        let orphan = parse_document(b"type: Dataplane\nmesh: other\nname: x\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n").unwrap();
+        // Two writers raced on one Secret with the same expected version: only the first wins.
+        let group = Command::Group(vec![
+            Command::put(&mesh, now),
+            Command::put(&orphan, now),
+            Command::put(&secret, now),
+            Command::Put {
+                resource: secret.to_universal(),
+                now,
+                expect_version: Some(0),
+            },
+            Command::delete(ResourceKey::mesh("missing"), false),
+        ]);
+        let CommandResult::Group(results) = s.apply(group) else {
+            panic!("a group answers with a group of results")
+        };
+        assert_eq!(results.len(), 5, "{results:?}");
+        assert_eq!(
+            results[0],
+            CommandResult::Put {
+                version: 1,
+                created: true
+            }
+        );
+        assert!(matches!(
+            results[1],
+            CommandResult::Refused(Refusal::NotFound(_))
+        ));
+        // The Secret sees the Mesh written earlier in the same entry.
+        assert_eq!(
+            results[2],
+            CommandResult::Put {
+                version: 1,
+                created: true
+            }
+        );
+        assert!(
+            matches!(results[3], CommandResult::Refused(Refusal::Conflict(_))),
+            "{:?}",
+            results[3]
+        );
+        assert!(matches!(
+            results[4],
+            CommandResult::Refused(Refusal::NotFound(_))
+        ));
+        assert!(s.get(&ResourceKey::mesh("default")).unwrap().is_some());
+        assert_eq!(
+            s.list(ResourceType::Secret, Some("default")).unwrap().len(),
+            1
+        );
+        assert!(s.list(ResourceType::Dataplane, None).unwrap().is_empty());
     }
 
     #[test]

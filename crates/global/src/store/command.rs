@@ -41,6 +41,9 @@ pub enum Command {
     },
     /// Several commands applied in order, all or nothing: if one is refused, none applies.
     Batch(Vec<Command>),
+    /// Independent commands of concurrent writers sharing one raft entry (group commit): each is
+    /// applied or refused on its own, in order, as if it had its own entry.
+    Group(Vec<Command>),
     /// Does nothing; used to commit an entry of the current term.
     Noop,
 }
@@ -85,6 +88,8 @@ pub enum CommandResult {
     Done,
     /// The results of a batch's commands, in order.
     Batch(Vec<CommandResult>),
+    /// The results of a group's commands, in order.
+    Group(Vec<CommandResult>),
     /// Refused; nothing changed.
     Refused(Refusal),
 }
@@ -120,6 +125,7 @@ impl std::fmt::Debug for Command {
                 .field("if_absent", if_absent)
                 .finish(),
             Command::Batch(cmds) => f.debug_tuple("Batch").field(cmds).finish(),
+            Command::Group(cmds) => f.debug_tuple("Group").field(cmds).finish(),
             Command::Noop => f.write_str("Noop"),
         }
     }
@@ -156,6 +162,7 @@ impl std::fmt::Debug for CommandResult {
             CommandResult::Internal { .. } => f.write_str("Internal { value: <redacted> }"),
             CommandResult::Done => f.write_str("Done"),
             CommandResult::Batch(r) => f.debug_tuple("Batch").field(r).finish(),
+            CommandResult::Group(r) => f.debug_tuple("Group").field(r).finish(),
             CommandResult::Refused(r) => f.debug_tuple("Refused").field(r).finish(),
         }
     }
