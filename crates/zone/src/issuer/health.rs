@@ -192,15 +192,15 @@ fn recompute_expiry(s: &mut State, mesh: &str, also: Option<&str>) -> bool {
             changed = true;
         }
     }
-    if let Some(min) = s
+    let min = s
         .served
         .iter()
         .filter(|((m, _), _)| m == mesh)
         .map(|(_, (_, t))| *t)
-        .min()
-    {
-        metrics::earliest_expiry(mesh, min.unix_timestamp());
-    }
+        .min();
+    // No certificate served in the mesh any more: +Inf (nothing expires), not the last one's
+    // expiry, which would raise a near-expiry alert for a certificate nobody uses.
+    metrics::earliest_expiry(mesh, min.map(|t| t.unix_timestamp()));
     changed
 }
 
@@ -210,5 +210,46 @@ fn fresh(mesh: &str, backend: &str) -> CaHealth {
         backend: backend.to_string(),
         healthy: true,
         ..CaHealth::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    use super::*;
+
+    fn expiry_line(text: &str) -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with("mosaic_cert_earliest_expiry_seconds{mesh=\"default\"}"))
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn the_earliest_expiry_follows_what_is_served_and_is_infinite_once_nothing_is() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let book = HealthBook::new(None, Duration::from_secs(1));
+        let soon = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let later = OffsetDateTime::from_unix_timestamp(2_000_000).unwrap();
+        ::metrics::with_local_recorder(&recorder, || {
+            book.served("default", "a", "vault-1", later);
+            book.served("default", "b", "vault-1", soon);
+        });
+        assert_eq!(
+            expiry_line(&handle.render()).as_deref(),
+            Some("mosaic_cert_earliest_expiry_seconds{mesh=\"default\"} 1000000")
+        );
+        ::metrics::with_local_recorder(&recorder, || book.forget("default", "b"));
+        assert_eq!(
+            expiry_line(&handle.render()).as_deref(),
+            Some("mosaic_cert_earliest_expiry_seconds{mesh=\"default\"} 2000000")
+        );
+        ::metrics::with_local_recorder(&recorder, || book.forget("default", "a"));
+        // The exporter writes `inf`, which Prometheus's text parser (Go's ParseFloat) reads as +Inf.
+        let line = expiry_line(&handle.render()).unwrap_or_default();
+        let value: f64 = line.rsplit(' ').next().unwrap_or_default().parse().unwrap();
+        assert!(value.is_infinite() && value > 0.0, "{line}");
+        assert_eq!(book.snapshot()[0].earliest_expiry, None);
     }
 }

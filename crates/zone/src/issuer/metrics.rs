@@ -23,10 +23,11 @@ pub fn ca_healthy(mesh: &str, backend: &str, healthy: bool) {
         .set(if healthy { 1.0 } else { 0.0 });
 }
 
-/// The earliest expiry (Unix time, seconds) among the certificates served in `mesh`.
-pub fn earliest_expiry(mesh: &str, unix_seconds: i64) {
+/// The earliest expiry (Unix time, seconds) among the certificates served in `mesh`; `None`
+/// (none served) is +Inf, the earliest expiry of no certificate.
+pub fn earliest_expiry(mesh: &str, unix_seconds: Option<i64>) {
     metrics::gauge!("mosaic_cert_earliest_expiry_seconds", "mesh" => mesh.to_string())
-        .set(unix_seconds as f64);
+        .set(unix_seconds.map_or(f64::INFINITY, |s| s as f64));
 }
 
 /// Seconds of validity left on the Vault token of `backend` of `mesh`.
