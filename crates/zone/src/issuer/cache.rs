@@ -47,41 +47,56 @@ type Key = (String, String);
 /// Ordering and accounting of writes and removals.
 #[derive(Debug, Default)]
 struct Writes {
-    /// The latest operation asked for, per dataplane.
-    seq: std::sync::Mutex<std::collections::HashMap<Key, u64>>,
-    /// Held while a dataplane's file is written or removed.
-    locks: std::sync::Mutex<std::collections::HashMap<Key, Arc<std::sync::Mutex<()>>>>,
+    /// The dataplanes with operations asked for and not finished yet. A slot goes once its last
+    /// operation finishes, so the map holds only dataplanes being written now.
+    slots: std::sync::Mutex<std::collections::HashMap<Key, Slot>>,
     /// Background writes not finished yet.
     pending: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
 }
 
+/// The operations on one dataplane's file.
+#[derive(Debug, Default)]
+struct Slot {
+    /// The latest operation asked for.
+    latest: u64,
+    /// Operations asked for and not finished.
+    in_flight: usize,
+    /// Held while the file is written or removed.
+    lock: Arc<std::sync::Mutex<()>>,
+}
+
 impl Writes {
-    /// Registers a new operation on `key`; returns its sequence number and the key's lock.
-    fn begin(&self, key: &Key) -> (u64, Arc<std::sync::Mutex<()>>) {
-        let mut seq = self
-            .seq
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = seq.entry(key.clone()).or_default();
-        *n += 1;
-        let lock = self
-            .locks
+    fn slots(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Key, Slot>> {
+        self.slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        (*n, lock)
+    }
+
+    /// Registers a new operation on `key`; returns its sequence number and the key's lock.
+    fn begin(&self, key: &Key) -> (u64, Arc<std::sync::Mutex<()>>) {
+        let mut slots = self.slots();
+        let slot = slots.entry(key.clone()).or_default();
+        slot.latest += 1;
+        slot.in_flight += 1;
+        (slot.latest, slot.lock.clone())
     }
 
     /// Whether operation `n` on `key` is still the latest asked for.
     fn is_latest(&self, key: &Key, n: u64) -> bool {
-        self.seq
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(key)
-            .is_none_or(|latest| *latest == n)
+        self.slots().get(key).is_none_or(|s| s.latest == n)
+    }
+
+    /// Operation on `key` finished; its slot goes with its last operation (every sequence
+    /// number handed out is then spent, so a fresh slot cannot reorder anything).
+    fn finish(&self, key: &Key) {
+        let mut slots = self.slots();
+        if let Some(slot) = slots.get_mut(key) {
+            slot.in_flight = slot.in_flight.saturating_sub(1);
+            if slot.in_flight == 0 {
+                slots.remove(key);
+            }
+        }
     }
 
     /// Runs `op` on `key` under its lock unless a later operation was asked for meanwhile.
@@ -92,13 +107,20 @@ impl Writes {
         lock: &std::sync::Mutex<()>,
         op: impl FnOnce() -> Result<(), CacheError>,
     ) -> Result<(), CacheError> {
-        let _guard = lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !self.is_latest(key, n) {
-            return Ok(());
-        }
-        op()
+        let result = {
+            let _guard = lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.is_latest(key, n) { op() } else { Ok(()) }
+        };
+        self.finish(key);
+        result
+    }
+
+    /// How many dataplanes have operations in flight.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.slots().len()
     }
 }
 
@@ -464,5 +486,18 @@ mod tests {
         cache.remove("default", "web/1").await.unwrap();
         cache.flush().await;
         assert!(cache.load("default", "web/1").await.unwrap().is_none());
+        // Nothing is remembered of dataplanes once their operations are done.
+        assert_eq!(cache.writes.tracked(), 0);
+
+        // Many dataplanes come and go: the bookkeeping does not grow with them.
+        for i in 0..50 {
+            let mut other = cert();
+            other.dataplane = format!("web/{i}");
+            cache.store_later(&other);
+            cache.remove("default", &other.dataplane).await.unwrap();
+        }
+        cache.flush().await;
+        assert_eq!(cache.writes.tracked(), 0);
+        assert!(cache.load("default", "web/7").await.unwrap().is_none());
     }
 }
