@@ -468,3 +468,31 @@ async fn builtin_and_vault_in_one_mesh_trust_both_roots_and_a_switch_reissues() 
     assert_eq!(bao.count_audit_requests(&issue_path())?, 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_mesh_change_wakes_only_that_meshs_watchers() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(ZoneStore::open(&dir.path().join("store"))?);
+    let issuer = issuer(&store, dir.path(), None);
+    let mut ours = issuer.mesh_changes(MESH);
+    let mut other = issuer.mesh_changes("other");
+    put_mesh(&store, 1, "ca-1", vec![builtin_backend("ca-1")]);
+    tokio::time::timeout(DEADLINE, ours.changed()).await??;
+
+    // A change of another mesh (its Secret) wakes that mesh's watchers...
+    put(
+        &store,
+        json!({"type": "Secret", "mesh": "other", "name": "s", "data": "dA=="}),
+        2,
+    );
+    tokio::time::timeout(DEADLINE, other.changed()).await??;
+    // ...and, handled in the same step, not ours.
+    assert!(
+        !ours.has_changed()?,
+        "a change of mesh `other` woke `{MESH}`"
+    );
+
+    put_secret(&store, "ours", "x", 3);
+    tokio::time::timeout(DEADLINE, ours.changed()).await??;
+    Ok(())
+}

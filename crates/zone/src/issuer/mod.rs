@@ -90,8 +90,9 @@ struct Inner {
     /// backend that cannot answer (Vault down) keeps its roots in the trust bundle.
     last_roots: Mutex<HashMap<DpKey, Vec<String>>>,
     health: Arc<HealthBook>,
-    /// Bumped on every Mesh or Secret change; watch tasks re-check their dataplane.
-    mesh_events: tokio_watch::Sender<u64>,
+    /// Per mesh, bumped on every change of the Mesh or its Secrets; watch tasks and SDS streams
+    /// of that mesh re-check. A mesh nobody watches has no entry.
+    mesh_events: Mutex<HashMap<String, tokio_watch::Sender<u64>>>,
 }
 
 /// What an attempt to obtain a certificate gave: the certificate to serve (new, cached, or a
@@ -113,7 +114,6 @@ impl Issuer {
         settings: IssuerSettings,
     ) -> Self {
         let feed = store.subscribe();
-        let (mesh_events, _) = tokio_watch::channel(0);
         let health = HealthBook::new(hook, settings.health_report_interval);
         let inner = Arc::new(Inner {
             disk: DiskCache::new(&settings.data_dir),
@@ -126,7 +126,7 @@ impl Issuer {
             breakers: Mutex::default(),
             last_roots: Mutex::default(),
             health,
-            mesh_events,
+            mesh_events: Mutex::default(),
         });
         tokio::spawn(listen(Arc::downgrade(&inner), feed));
         Self { inner }
@@ -295,10 +295,16 @@ impl Issuer {
         &self.inner.settings
     }
 
-    /// Ticks whenever a Mesh or one of its Secrets changes (its backends and trust bundle may
-    /// have changed with it).
-    pub fn mesh_changes(&self) -> tokio_watch::Receiver<u64> {
-        self.inner.mesh_events.subscribe()
+    /// Ticks whenever `mesh` or one of its Secrets changes (its backends and trust bundle may
+    /// have changed with it); changes of other meshes do not wake it.
+    pub fn mesh_changes(&self, mesh: &str) -> tokio_watch::Receiver<u64> {
+        self.inner
+            .mesh_events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(mesh.to_string())
+            .or_insert_with(|| tokio_watch::channel(0).0)
+            .subscribe()
     }
 
     /// Drops everything kept for `dataplane` of `mesh`: its certificate in memory and on disk and
@@ -596,6 +602,17 @@ async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(m, _), _| mesh.as_ref().is_some_and(|changed| changed != m));
-        inner.mesh_events.send_modify(|g| *g = g.wrapping_add(1));
+        // Wake whoever watches the changed mesh (every mesh after missed changes); drop the
+        // senders nobody listens to any more.
+        inner
+            .mesh_events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|m, events| {
+                if mesh.as_ref().is_none_or(|changed| changed == m) {
+                    events.send_modify(|g| *g = g.wrapping_add(1));
+                }
+                events.receiver_count() > 0
+            });
     }
 }

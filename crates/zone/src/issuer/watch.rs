@@ -19,7 +19,7 @@ pub(super) async fn run(
     tx: watch::Sender<Option<Arc<DataplaneCert>>>,
 ) {
     let settings = issuer.settings().clone();
-    let mut events = issuer.mesh_changes();
+    let mut events = issuer.mesh_changes(&mesh);
     let mut failures: u32 = 0;
     // The serial to move away from (set once a rotation is due).
     let mut replace: Option<String> = None;

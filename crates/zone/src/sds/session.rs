@@ -164,7 +164,7 @@ impl Session {
     /// Serves until the client closes (`Ok`) or the session must end the stream (`Err`).
     async fn serve(&mut self, mut inbound: Streaming<DiscoveryRequest>) -> Result<(), SdsError> {
         tracing::info!(names = ?self.names.iter().map(ToString::to_string).collect::<Vec<_>>(), "SDS stream opened");
-        let mut mesh_changes = self.shared.issuer.mesh_changes();
+        let mut mesh_changes = self.shared.issuer.mesh_changes(&self.caller.mesh);
         let mut feed = self.shared.store.subscribe();
         let mut stop = self.shared.stop.clone();
         self.bundle = self.shared.issuer.trust_bundle(&self.caller.mesh).await;
