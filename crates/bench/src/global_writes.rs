@@ -285,6 +285,8 @@ fn report(runs: Vec<Run>, opts: &Options, still_leader: bool) -> Report {
         ),
         "Real on both sides: three `mosaic-global` processes (openraft over sled, fsync before acknowledging, the API answering once committed on a majority and applied) against three `etcd` 3.4 members (Debian `etcd-server`, WAL fsync by default). Both on loopback, on the same disk and cores, with the benchmark's client in a fourth process.".into(),
         "Mosaic writes pass the HTTP API's validation and referential checks (the Secret's Mesh must exist) and are stored as versioned resources; etcd writes are raw key/value puts.".into(),
+        "Concurrent writes share raft entries on both sides: Mosaic's group commit (`crates/global/src/raft/group_commit.rs`: whatever queues while up to 4 entries are in flight goes into the next entry and its fsync), etcd's batched proposals.".into(),
+        "One client waits for two fsyncs in a row on Mosaic: openraft 0.9 sends an entry to the followers only once the leader's own append is durable, and a follower then fsyncs it. etcd's leader writes its WAL while the followers write theirs (Raft thesis §10.2.1), so one fsync's time is hidden. This is the single-client gap; it stays until openraft pipelines the leader's log I/O.".into(),
     ];
     if !still_leader {
         notes.push("The Mosaic leader changed during the run.".into());
