@@ -17,6 +17,8 @@
 //! - [`telemetry`]: tracing subscriber set-up shared by every binary (`--log-format json|text`).
 //! - [`tls`]: the process-wide rustls crypto provider; generated server CAs and certificates.
 //! - [`token`]: zone and dataplane tokens (Ed25519 JWTs): signing keys, claims, verification.
+//! - [`revocation`]: revoked token ids, listed in secrets as Kuma does (`dataplane-token-revocations-<mesh>`,
+//!   `zone-token-revocations`).
 //! - [`sds`]: the data-plane interface's names (SDS secrets, node id) and the token-tags rule.
 
 #![deny(warnings)]
@@ -32,6 +34,7 @@ pub mod duration;
 pub mod net;
 pub mod process;
 pub mod resource;
+pub mod revocation;
 pub mod sds;
 pub mod sensitive;
 pub mod telemetry;

@@ -114,10 +114,12 @@ async fn concurrent_first_use_yields_one_key() {
     };
     assert_eq!(v1, v2, "both proposers learn the same winner");
     assert!(v1 == b"from-a" || v1 == b"from-b", "{v1:?}");
-    assert_eq!(
-        committed_index(cluster.node(leader)).await,
-        before + 2,
-        "both were proposed"
+    // Both reached the log: as two entries, or as one shared entry (group commit); the rule
+    // that picks the winner is the same either way, applied in log order.
+    let after = committed_index(cluster.node(leader)).await;
+    assert!(
+        after == before + 1 || after == before + 2,
+        "both were proposed, in one or two entries: {before} → {after}"
     );
     for i in 0..3 {
         let store = cluster.store(i);

@@ -123,6 +123,17 @@ impl Harness {
     }
 
     fn token(&self, mesh: &str, name: &str, tags: &[(&str, &str)], valid_for: Duration) -> String {
+        self.token_and_id(mesh, name, tags, valid_for).0
+    }
+
+    /// A token and its id (`jti`).
+    fn token_and_id(
+        &self,
+        mesh: &str,
+        name: &str,
+        tags: &[(&str, &str)],
+        valid_for: Duration,
+    ) -> (String, String) {
         let mut t: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (k, v) in tags {
             t.entry((*k).to_string())
@@ -130,15 +141,21 @@ impl Harness {
                 .push((*v).to_string());
         }
         let claims = DataplaneClaims::new(mesh, name, t, OffsetDateTime::now_utc(), valid_for);
-        self.key
+        let token = self
+            .key
             .sign_dataplane_token(&claims)
             .unwrap()
             .expose()
-            .clone()
+            .clone();
+        (token, claims.jti)
     }
 
     fn web_token(&self, name: &str) -> String {
-        self.token(
+        self.web_token_and_id(name).0
+    }
+
+    fn web_token_and_id(&self, name: &str) -> (String, String) {
+        self.token_and_id(
             MESH,
             name,
             &[("kuma.io/service", "web")],
@@ -784,4 +801,50 @@ async fn a_new_mesh_key_ends_streams_whose_token_it_does_not_verify() {
         "{}",
         end.message()
     );
+}
+
+#[tokio::test]
+async fn revoked_tokens_are_refused_and_their_open_streams_end() {
+    let h = Harness::start("24h").await;
+    let (token_1, id_1) = h.web_token_and_id("web-1");
+    let (token_2, id_2) = h.web_token_and_id("web-2");
+    let (tx, mut stream, first) = h
+        .first_response(Some(&token_1), web_request("web-1"))
+        .await
+        .unwrap();
+    tx.send(ack(&first)).await.unwrap();
+
+    // Revoked the Kuma way: the token's id in Secret `dataplane-token-revocations-<mesh>`.
+    let name = format!("dataplane-token-revocations-{MESH}");
+    Harness::sync(
+        &h.store,
+        vec![secret(&name, &format!("other-id,\n{id_1}"), 20)],
+    );
+    let end = next(&mut stream)
+        .await
+        .expect_err("the revoked token's stream ends");
+    assert_eq!(end.code(), Code::Unauthenticated, "{end:?}");
+    assert!(
+        end.message().contains(&id_1) && end.message().contains(&name),
+        "names the token id and the Secret: {}",
+        end.message()
+    );
+    assert!(
+        !end.message().contains(&token_1),
+        "never shows the token itself"
+    );
+
+    // A new stream with the revoked token is refused; a token that is not listed still works.
+    let status = h
+        .first_response(Some(&token_1), web_request("web-1"))
+        .await
+        .expect_err("a revoked token is refused at connect");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("revoked"), "{}", status.message());
+    let (_tx2, _stream2, first_2) = h
+        .first_response(Some(&token_2), web_request("web-2"))
+        .await
+        .expect("a token that is not listed works");
+    assert!(!first_2.resources.is_empty());
+    assert_ne!(id_1, id_2);
 }

@@ -1,8 +1,11 @@
 //! Who is asking: the bearer dataplane token (gRPC metadata `authorization`) verified with the
-//! public keys the global synced for the node's mesh, and bound to the node's name.
+//! public keys the global synced for the node's mesh, bound to the node's name, and not listed in
+//! the mesh's revocation Secret (`dataplane-token-revocations-<mesh>`, as in Kuma).
 
 use mosaic_common::{
     Sensitive,
+    resource::{ResourceType, Spec},
+    revocation::{Revocations, dataplane_token_revocations},
     sds::{AUTHORIZATION_METADATA, parse_node_id},
     token::{DataplaneClaims, verify_dataplane_token},
 };
@@ -75,12 +78,39 @@ pub fn authenticate(
             node_name: name.to_string(),
         });
     }
+    let secret = dataplane_token_revocations(mesh);
+    if revocations(store, mesh, &secret)?.contains(&claims.jti) {
+        return Err(SdsError::Revoked {
+            jti: claims.jti,
+            mesh: mesh.to_string(),
+            name: name.to_string(),
+            secret,
+        });
+    }
     Ok(Caller {
         node_id: node_id.to_string(),
         mesh: mesh.to_string(),
         name: name.to_string(),
         claims,
     })
+}
+
+/// The revoked dataplane token ids of `mesh`: the ids in its Secret `secret`, if there is one.
+fn revocations(store: &ZoneStore, mesh: &str, secret: &str) -> Result<Revocations, SdsError> {
+    let Some(resource) = store.get_resource(ResourceType::Secret, Some(mesh), secret)? else {
+        return Ok(Revocations::default());
+    };
+    let Spec::Secret(spec) = &resource.spec else {
+        return Ok(Revocations::default());
+    };
+    // The global validated the Secret, so its data decodes; refuse rather than guess if not.
+    let value = spec.value().map_err(|reason| {
+        SdsError::Store(crate::store::StoreError::Corrupt {
+            key: format!("secret {mesh}/{secret}"),
+            reason,
+        })
+    })?;
+    Ok(Revocations::parse(value.expose()))
 }
 
 #[cfg(test)]

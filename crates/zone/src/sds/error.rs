@@ -53,6 +53,20 @@ pub enum SdsError {
         /// This zone.
         zone: String,
     },
+    /// The token's id is listed in the mesh's revocation Secret.
+    #[error(
+        "the dataplane token (id {jti}) of {mesh:?}.{name:?} is revoked: it is listed in Secret {secret:?} of mesh {mesh:?}; generate a new token for this dataplane (mosaicctl generate dataplane-token --mesh {mesh} --name {name} ...)"
+    )]
+    Revoked {
+        /// The token id (`jti`), not a secret.
+        jti: String,
+        /// The mesh.
+        mesh: String,
+        /// The dataplane.
+        name: String,
+        /// The revocation Secret.
+        secret: String,
+    },
     /// The token was issued for another dataplane.
     #[error(
         "the dataplane token is for {token_name:?}, not {node_name:?}: use the token generated for this dataplane (mosaicctl generate dataplane-token --name {node_name} ...)"
@@ -161,6 +175,7 @@ impl SdsError {
                 SdsError::Token(TokenError::WrongMesh { .. }) => Code::PermissionDenied,
                 _ => Code::Unauthenticated,
             },
+            SdsError::Revoked { .. } => Code::Unauthenticated,
             SdsError::OtherDataplane { .. }
             | SdsError::Tags { .. }
             | SdsError::OtherMesh { .. } => Code::PermissionDenied,

@@ -2,13 +2,14 @@
 //! then the session pushes its secrets whenever the certificate rotates or the mesh's trust
 //! bundle changes, follows ACKs and NACKs, re-issues when the Dataplane's tags change, and ends
 //! the stream (with a status saying why) when the Dataplane is deleted, its token stops
-//! verifying, or the zone shuts down.
+//! verifying or is revoked, or the zone shuts down.
 
 use std::{collections::BTreeSet, sync::Arc};
 
 use mosaic_common::{
     Sensitive,
     resource::{ResourceType, Spec},
+    revocation::dataplane_token_revocations,
     sds::{SECRET_TYPE_URL, SecretName},
     template::Tags,
 };
@@ -280,12 +281,20 @@ impl Session {
         Ok(())
     }
 
-    /// Reacts to a change of this data plane's Dataplane or of its mesh's token keys.
+    /// Reacts to a change of this data plane's Dataplane or of its mesh's token keys or token
+    /// revocations.
     async fn store_changed(&mut self, change: &Change) -> Result<(), SdsError> {
         if change.key == dataplane_key(&self.caller) {
             return self.dataplane_changed(change.op);
         }
-        if change.key == StoreKey::new(KdsType::DataplaneTokenKey, None, &self.caller.mesh) {
+        if change.key == StoreKey::new(KdsType::DataplaneTokenKey, None, &self.caller.mesh)
+            || change.key
+                == StoreKey::new(
+                    ResourceType::Secret,
+                    Some(&self.caller.mesh),
+                    &dataplane_token_revocations(&self.caller.mesh),
+                )
+        {
             return self.reauthenticate();
         }
         if change.key.kind == KdsType::Resource(ResourceType::Mesh)
