@@ -4,7 +4,7 @@
 mod kds_support;
 mod support;
 
-use kds_support::{KdsHarness, ZoneClient, assert_status};
+use kds_support::{KdsHarness, ZoneClient, assert_status, dataplane, token_id};
 use mosaic_common::resource::{ResourceType, Spec};
 use mosaic_global::store::{ResourceKey, ResourceStore};
 use support::raft_store::TestStore;
@@ -144,6 +144,69 @@ async fn an_untrusted_ca_is_refused_by_the_zone() {
     // And the right CA works.
     let zone = kds.client("east", &token).await;
     zone.global_to_zone().await.expect("accepted");
+    kds.stop().await;
+    store.stop().await;
+}
+
+/// Kuma's way to revoke a leaked zone token: its id in GlobalSecret `zone-token-revocations`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_zone_token_is_refused_and_revoking_ends_its_sessions() {
+    use base64::Engine as _;
+    let store = TestStore::start().await;
+    let kds = KdsHarness::start(store.store()).await;
+    let leaked = kds.token("west").await;
+    let fresh = kds.token("west").await;
+    let zone = kds.client("west", &leaked).await;
+    let mut g2z = zone
+        .global_to_zone()
+        .await
+        .expect("accepted before revocation");
+    g2z.subscribe("Mesh", &[]).await;
+    let full = g2z.next().await;
+    g2z.ack(&full).await;
+    let mut z2g = zone.zone_to_global().await.expect("z2g accepted");
+
+    let id = token_id(&leaked);
+    let data = base64::engine::general_purpose::STANDARD.encode(format!("unrelated-id, {id}\n"));
+    store
+        .put(&format!(
+            "type: GlobalSecret\nname: zone-token-revocations\ndata: {data}\n"
+        ))
+        .await;
+
+    // Both open streams end, naming the token id and the GlobalSecret (never the token).
+    let status = g2z.ended().await;
+    assert_status(
+        &status,
+        Code::Unauthenticated,
+        &["west", &id, "revoked", "zone-token-revocations"],
+    );
+    assert!(!status.message().contains(&leaked));
+    let status = z2g
+        .refused("Dataplane", vec![dataplane("default", "dp-after", &[])])
+        .await;
+    assert_status(&status, Code::Unauthenticated, &[&id, "revoked"]);
+    assert!(
+        !kds_support::list(store.store().as_ref(), ResourceType::Dataplane)
+            .iter()
+            .any(|d| d.meta.name == "dp-after"),
+        "nothing is taken from a revoked zone"
+    );
+
+    // New streams with the revoked token are refused; a token not listed still connects.
+    let err = zone.global_to_zone().await.err().expect("refused");
+    assert_status(
+        &err,
+        Code::Unauthenticated,
+        &[&id, "zone-token-revocations"],
+    );
+    let err = zone.zone_to_global().await.err().expect("refused");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let other = kds.client("west", &fresh).await;
+    other
+        .global_to_zone()
+        .await
+        .expect("a token that is not listed connects");
     kds.stop().await;
     store.stop().await;
 }

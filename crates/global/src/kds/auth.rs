@@ -1,11 +1,13 @@
 //! Who is on the other end of a KDS stream: the zone token (`authorization: Bearer <token>`),
 //! verified with the zone signing key from the store; `mosaic-zone` must equal the token's zone;
-//! a disabled Zone is refused; an unknown zone registers itself (a `Zone` with `enabled: true`,
-//! as Kuma does). Refusals are gRPC `Unauthenticated` / `PermissionDenied` with a message that
+//! a disabled Zone is refused, and so is a token whose id is listed in the GlobalSecret
+//! `zone-token-revocations` (as in Kuma); an unknown zone registers itself (a `Zone` with
+//! `enabled: true`, as Kuma does). [`access_ended`] re-checks an open session's zone and token. Refusals are gRPC `Unauthenticated` / `PermissionDenied` with a message that
 //! says what to do, and a warn line on the global naming the zone (never the token).
 
 use mosaic_common::{
     resource::{Resource, ResourceType, Spec, ZoneSpec, validate_name},
+    revocation::{Revocations, ZONE_TOKEN_REVOCATIONS},
     token::TokenError,
 };
 use time::OffsetDateTime;
@@ -33,6 +35,8 @@ pub struct ZoneIdentity {
     pub version: String,
     /// Its capabilities.
     pub features: Vec<String>,
+    /// The id (`jti`) of the token it authenticated with (not a secret).
+    pub token_id: String,
 }
 
 fn header<'a>(md: &'a MetadataMap, name: &str) -> Option<&'a str> {
@@ -137,6 +141,11 @@ pub async fn authenticate(
             )),
         ));
     }
+    match zone_token_revoked(shared.store.as_ref(), &zone, &claims.jti) {
+        Ok(None) => {}
+        Ok(Some(status)) => return Err(refuse(&zone, direction, "token-revoked", status)),
+        Err(status) => return Err(status),
+    }
     let key = ResourceKey::new(ResourceType::Zone, None, &zone);
     let existing = shared.store.get(&key).map_err(|e| {
         Status::unavailable(format!(
@@ -170,7 +179,58 @@ pub async fn authenticate(
             .filter(|f| !f.is_empty())
             .map(str::to_string)
             .collect(),
+        token_id: claims.jti,
     })
+}
+
+/// Why an open session of `identity` must end now, if it must: its Zone was disabled, or its
+/// token revoked. `Err` when the store cannot be read.
+pub fn access_ended(
+    store: &dyn ResourceStore,
+    identity: &ZoneIdentity,
+) -> Result<Option<Status>, Status> {
+    let zone = &identity.zone;
+    let key = ResourceKey::new(ResourceType::Zone, None, zone);
+    let current = store.get(&key).map_err(|e| unreadable(zone, e))?;
+    if let Some(Spec::Zone(spec)) = current.map(|r| r.spec)
+        && !spec.is_enabled()
+    {
+        return Ok(Some(Status::permission_denied(disabled_message(zone))));
+    }
+    zone_token_revoked(store, zone, &identity.token_id)
+}
+
+fn unreadable(zone: &str, e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!(
+        "zone {zone:?}: the global cannot read its store: {e}"
+    ))
+}
+
+/// The refusal for a zone token whose id `jti` is listed in the GlobalSecret
+/// `zone-token-revocations`, if it is.
+fn zone_token_revoked(
+    store: &dyn ResourceStore,
+    zone: &str,
+    jti: &str,
+) -> Result<Option<Status>, Status> {
+    let key = ResourceKey::new(ResourceType::GlobalSecret, None, ZONE_TOKEN_REVOCATIONS);
+    let Some(resource) = store.get(&key).map_err(|e| unreadable(zone, e))? else {
+        return Ok(None);
+    };
+    let Spec::GlobalSecret(spec) = &resource.spec else {
+        return Ok(None);
+    };
+    let value = spec.value().map_err(|e| {
+        Status::unavailable(format!(
+            "zone {zone:?}: GlobalSecret {ZONE_TOKEN_REVOCATIONS} cannot be read ({e}): fix it (comma-separated token ids, base64-encoded in data)"
+        ))
+    })?;
+    if !Revocations::parse(value.expose()).contains(jti) {
+        return Ok(None);
+    }
+    Ok(Some(Status::unauthenticated(format!(
+        "zone {zone:?}: the zone token (id {jti}) is revoked: it is listed in GlobalSecret {ZONE_TOKEN_REVOCATIONS}; generate a new one with mosaicctl generate zone-token --zone {zone} and put it in the zone's global.token_file"
+    ))))
 }
 
 /// Why a disabled zone is refused.

@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::resource::{ResourceType, Spec};
+use mosaic_common::{resource::ResourceType, revocation::ZONE_TOKEN_REVOCATIONS};
 use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse};
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -28,7 +28,7 @@ use tonic::{Status, Streaming};
 
 use super::{
     Shared,
-    auth::{ZoneIdentity, disabled_message},
+    auth::{ZoneIdentity, access_ended},
     chunk::{Outgoing, chunk},
     insight, metrics,
     registry::{Count, Direction, SessionRecord},
@@ -38,7 +38,7 @@ use super::{
 };
 use crate::{
     raft::{Change, InternalChange},
-    store::{ResourceKey, ResourceStore, StoreError},
+    store::{ResourceStore, StoreError},
 };
 
 /// How long the end of a session may take to reach the zone and the ZoneInsight.
@@ -60,8 +60,8 @@ enum End {
     Replaced,
     /// The global replica is shutting down.
     Shutdown,
-    /// The zone was disabled while connected.
-    Disabled,
+    /// The zone was disabled or its token revoked while connected (the status says which).
+    AccessEnded(Status),
     /// The session cannot go on (store failure, raft stopped).
     Fatal(Status),
 }
@@ -79,7 +79,8 @@ struct Pending {
 struct Batch {
     items: BTreeMap<KdsType, (BTreeSet<ItemKey>, Option<Instant>)>,
     max_index: u64,
-    zone_touched: bool,
+    /// The zone's Zone or the zone-token revocations changed: re-check its access.
+    access_touched: bool,
 }
 
 /// Events for the session's ZoneInsight writer, applied in order.
@@ -120,8 +121,10 @@ impl Batch {
     fn change(&mut self, c: &Change, zone: &str) {
         self.max_index = self.max_index.max(c.index);
         let rt = c.key.rtype;
-        if rt == ResourceType::Zone && c.key.name == zone {
-            self.zone_touched = true;
+        if (rt == ResourceType::Zone && c.key.name == zone)
+            || (rt == ResourceType::GlobalSecret && c.key.name == ZONE_TOKEN_REVOCATIONS)
+        {
+            self.access_touched = true;
         }
         let t = KdsType::Resource(rt);
         if t.is_global_owned() {
@@ -233,9 +236,9 @@ impl GlobalToZone {
             End::Shutdown => Some(Status::unavailable(
                 "the global replica is shutting down: reconnect (to another replica)",
             )),
-            End::Disabled => {
-                tracing::warn!("ending the KDS session: the zone was disabled");
-                Some(Status::permission_denied(disabled_message(zone)))
+            End::AccessEnded(status) => {
+                tracing::warn!(reason = %status.message(), "ending the KDS session: the zone may no longer connect");
+                Some(status.clone())
             }
             End::Fatal(s) => Some(s.clone()),
             End::ZoneClosed | End::Transport(_) | End::ResponseClosed => None,
@@ -434,8 +437,8 @@ impl GlobalToZone {
             }
         }
         self.last_index = self.last_index.max(batch.max_index);
-        if batch.zone_touched || lagged {
-            self.check_enabled()?;
+        if batch.access_touched || lagged {
+            self.check_access()?;
         }
         if lagged {
             return self.resync().await;
@@ -446,11 +449,12 @@ impl GlobalToZone {
         Ok(())
     }
 
-    fn check_enabled(&self) -> Result<(), End> {
-        let key = ResourceKey::new(ResourceType::Zone, None, &self.identity.zone);
-        match self.shared.store.get(&key).map_err(store_failure)? {
-            Some(r) if matches!(&r.spec, Spec::Zone(s) if !s.is_enabled()) => Err(End::Disabled),
-            _ => Ok(()),
+    /// Ends the session if its Zone was disabled or its token revoked.
+    fn check_access(&self) -> Result<(), End> {
+        match access_ended(self.shared.store.as_ref(), &self.identity) {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(End::AccessEnded(status)),
+            Err(status) => Err(End::Fatal(status)),
         }
     }
 

@@ -22,7 +22,7 @@ use tonic::{Status, Streaming};
 
 use super::{
     Shared,
-    auth::ZoneIdentity,
+    auth::{ZoneIdentity, access_ended},
     insight::{self, InsightError},
     metrics,
     registry::{Count, Direction},
@@ -145,8 +145,12 @@ impl ZoneToGlobal {
         tracing::info!("zone disconnected (ZoneToGlobal); nothing it reported is deleted");
     }
 
-    /// Collects chunks; a complete response is applied and answered.
+    /// Collects chunks; a complete response is applied and answered. Nothing is taken from a
+    /// zone that was disabled or whose token was revoked since it connected.
     async fn on_response(&mut self, resp: DiscoveryResponse) -> Result<(), Status> {
+        if let Some(status) = access_ended(self.shared.store.as_ref(), &self.identity)? {
+            return Err(status);
+        }
         let chunks = resp.chunks.max(1);
         if resp.chunk >= chunks {
             return Err(Status::invalid_argument(format!(

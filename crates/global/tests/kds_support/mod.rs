@@ -469,6 +469,55 @@ impl Z2g {
     }
 }
 
+impl Z2g {
+    /// Sends one response of `resources` and expects the global to end the stream instead of
+    /// answering; returns the status it ended with.
+    pub async fn refused(&mut self, rtype: &str, resources: Vec<serde_json::Value>) -> Status {
+        self.nonce += 1;
+        let resources = resources
+            .into_iter()
+            .map(|v| WireResource {
+                r#type: rtype.to_string(),
+                mesh: v["mesh"].as_str().unwrap_or_default().to_string(),
+                name: v["name"].as_str().unwrap_or_default().to_string(),
+                version: self.nonce,
+                json: serde_json::to_vec(&v).unwrap(),
+            })
+            .collect();
+        self.tx
+            .send(DiscoveryResponse {
+                r#type: rtype.to_string(),
+                nonce: format!("z-{}", self.nonce),
+                authoritative: false,
+                resources,
+                removed: Vec::new(),
+                chunk: 0,
+                chunks: 1,
+                global_index: 0,
+            })
+            .await
+            .expect("send");
+        match tokio::time::timeout(DEADLINE, self.rx.message())
+            .await
+            .expect("the stream ends within the deadline")
+        {
+            Err(status) => status,
+            Ok(other) => panic!("expected the stream to end, got {other:?}"),
+        }
+    }
+}
+
+/// The id (`jti`) of a token, read from its claims.
+pub fn token_id(token: &str) -> String {
+    use base64::Engine as _;
+    let claims = token.split('.').nth(1).expect("a JWT has claims");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .expect("base64url claims");
+    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON claims");
+    v["jti"].as_str().expect("a jti claim").to_string()
+}
+
 /// A Universal Dataplane as a zone sends it.
 pub fn dataplane(mesh: &str, name: &str, labels: &[(&str, &str)]) -> serde_json::Value {
     let mut v = serde_json::json!({
