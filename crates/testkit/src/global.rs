@@ -36,7 +36,7 @@ pub struct GlobalCluster {
     binary: PathBuf,
 }
 
-use crate::free_ports;
+use crate::{free_ports, terminate::stop_gracefully};
 
 // === impl GlobalCluster ===
 
@@ -146,24 +146,10 @@ impl GlobalCluster {
     /// Stops replica `i` gracefully (SIGTERM, as systemd or Kubernetes would), waiting up to 30 s
     /// before SIGKILL. Errors if the process had to be killed.
     pub fn stop(&mut self, i: usize) -> anyhow::Result<()> {
-        let Some(mut c) = self.replicas[i].child.take() else {
-            return Ok(());
-        };
-        let status = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .context("running kill -TERM")?;
-        anyhow::ensure!(status.success(), "kill -TERM {} failed", c.id());
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            if c.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match self.replicas[i].child.take() {
+            Some(c) => stop_gracefully(c, &format!("replica {}", i + 1)),
+            None => Ok(()),
         }
-        let _ = c.kill();
-        let _ = c.wait();
-        bail!("replica {} did not stop within 30 s of SIGTERM", i + 1)
     }
 
     /// Replica `i`'s data directory (`store.data_dir`).

@@ -46,6 +46,7 @@ mod pki;
 mod ports;
 mod prometheus;
 mod server;
+mod terminate;
 mod verify;
 mod zone;
 

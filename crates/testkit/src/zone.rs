@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::free_ports;
+use crate::{free_ports, terminate::stop_gracefully};
 
 /// One zone control plane process.
 pub struct ZoneProcess {
@@ -105,6 +105,16 @@ impl ZoneProcess {
             .context("starting mosaic-zone")?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// Stops the process gracefully (SIGTERM, as systemd or Kubernetes would: the zone flushes
+    /// its store and certificate cache), waiting up to 30 s before SIGKILL. Errors if it had to
+    /// be killed.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        match self.child.take() {
+            Some(c) => stop_gracefully(c, &format!("zone {}", self.name)),
+            None => Ok(()),
+        }
     }
 
     /// SIGKILLs the process.

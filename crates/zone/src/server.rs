@@ -106,8 +106,10 @@ pub async fn serve_with(
     let dp_identity = dp_server_identity(&config)?;
 
     let insight = ZoneInsightReporter::new(store.clone(), &zone);
-    let mut settings = IssuerSettings::new(&data_dir);
-    settings.max_in_flight = config.issuer.max_in_flight;
+    let settings = IssuerSettings {
+        max_in_flight: config.issuer.max_in_flight,
+        ..IssuerSettings::default()
+    };
     let hook: Arc<dyn CaHealthHook> = Arc::new(insight.clone());
     let issuer = Issuer::new(store.clone(), Some(hook), settings);
     let sds = SdsServer::new(store.clone(), issuer.clone(), &zone);

@@ -5,7 +5,6 @@
 
 use std::{
     os::unix::fs::PermissionsExt as _,
-    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -18,7 +17,7 @@ use mosaic_common::{
 };
 use mosaic_testkit::{OpenBao, SEED_MOUNT, SEED_ROLE, ensure_crypto_provider};
 use mosaic_zone::{
-    issuer::{CaHealthHook, Issuer, IssuerSettings},
+    issuer::{CaHealthHook, Issuer, IssuerSettings, cache::DiskCache},
     store::{StoredItem, SyncBatch, ZoneStore},
 };
 use serde_json::{Value, json};
@@ -137,11 +136,11 @@ impl RecordingHook {
     }
 }
 
-fn issuer(store: &Arc<ZoneStore>, dir: &Path, hook: Option<Arc<RecordingHook>>) -> Issuer {
+fn issuer(store: &Arc<ZoneStore>, hook: Option<Arc<RecordingHook>>) -> Issuer {
     Issuer::new(
         store.clone(),
         hook.map(|h| h as Arc<dyn CaHealthHook>),
-        IssuerSettings::new(dir),
+        IssuerSettings::default(),
     )
 }
 
@@ -173,7 +172,7 @@ async fn issues_from_vault_with_a_verifying_chain_and_the_vault_root_as_trust_bu
         vec![vault_backend("vault-1", bao.addr(), "24h")],
     );
     let hook = Arc::new(RecordingHook::default());
-    let issuer = issuer(&store, dir.path(), Some(hook.clone()));
+    let issuer = issuer(&store, Some(hook.clone()));
 
     let cert = issuer.certificate(MESH, "web-1", &tags("web")).await?;
     verify(&cert, std::slice::from_ref(&root));
@@ -191,19 +190,19 @@ async fn issues_from_vault_with_a_verifying_chain_and_the_vault_root_as_trust_bu
     assert_eq!(bao.count_audit_requests(&issue_path())?, 1);
 
     issuer.flush().await;
-    // Cached on disk (written off the issuance path; flush waits for it), owner-only; the
-    // backend's roots are remembered beside it (for a restart while Vault is unreachable).
-    let files: Vec<_> = std::fs::read_dir(dir.path().join("certs"))?
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .filter(|e| e.path().is_file())
-        .collect();
-    assert_eq!(files.len(), 1);
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("certs/roots"))?.count(),
-        1
-    );
-    assert_eq!(files[0].metadata()?.permissions().mode() & 0o777, 0o600);
+    // Cached in the zone's own database, which is owner-only; the backend's roots are
+    // remembered beside it (for a restart while Vault is unreachable).
+    let cache = DiskCache::new(store.clone());
+    assert_eq!(cache.len(), 1);
+    let cached = cache
+        .load(MESH, "web-1")?
+        .expect("web-1's certificate is cached");
+    assert_eq!(cached.cert.serial, cert.serial);
+    assert!(cache.load_roots(MESH, "vault-1")?.is_some());
+    let mode = std::fs::metadata(dir.path().join(mosaic_zone::store::STORE_DIR))?
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
 
     let health = hook
         .wait_for("vault-1", |h| {
@@ -234,14 +233,14 @@ async fn a_restarted_issuer_serves_cached_certificates_without_calling_vault() -
             vec![vault_backend("vault-1", bao.addr(), "24h")],
         );
         store.flush().await?;
-        let issuer = issuer(&store, dir.path(), None);
+        let issuer = issuer(&store, None);
         for i in 0..5 {
             let c = issuer
                 .certificate(MESH, &format!("web-{i}"), &tags("web"))
                 .await?;
             serials.push(c.serial.clone());
         }
-        // As the zone does on shutdown: the cache is written off the issuance path.
+        // As the zone does on shutdown: the cache is made durable.
         issuer.flush().await;
     }
     assert_eq!(bao.count_audit_requests(&issue_path())?, 5);
@@ -257,7 +256,7 @@ async fn a_restarted_issuer_serves_cached_certificates_without_calling_vault() -
             }
         }
     };
-    let issuer = issuer(&store, dir.path(), None);
+    let issuer = issuer(&store, None);
     for (i, serial) in serials.iter().enumerate() {
         let c = issuer
             .certificate(MESH, &format!("web-{i}"), &tags("web"))
@@ -288,7 +287,7 @@ async fn concurrent_requests_for_one_dataplane_make_one_vault_call() -> anyhow::
         "vault-1",
         vec![vault_backend("vault-1", bao.addr(), "24h")],
     );
-    let issuer = issuer(&store, dir.path(), None);
+    let issuer = issuer(&store, None);
 
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
@@ -318,7 +317,7 @@ async fn a_watch_rotates_a_short_lived_certificate() -> anyhow::Result<()> {
         "vault-1",
         vec![vault_backend("vault-1", bao.addr(), "20s")],
     );
-    let issuer = issuer(&store, dir.path(), None);
+    let issuer = issuer(&store, None);
 
     let mut rx = issuer.watch(MESH, "web-1", tags("web"));
     let first = tokio::time::timeout(DEADLINE, rx.wait_for(Option::is_some))
@@ -356,7 +355,7 @@ async fn while_vault_is_down_the_old_certificate_is_served_and_health_says_why()
         vec![vault_backend("vault-1", bao.addr(), "24h")],
     );
     let hook = Arc::new(RecordingHook::default());
-    let issuer = issuer(&store, dir.path(), Some(hook.clone()));
+    let issuer = issuer(&store, Some(hook.clone()));
     let old = issuer.certificate(MESH, "web-1", &tags("web")).await?;
     assert!(same_pems(
         &issuer.trust_bundle(MESH).await,
@@ -437,7 +436,7 @@ async fn builtin_and_vault_in_one_mesh_trust_both_roots_and_a_switch_reissues() 
         vault_backend("vault-1", bao.addr(), "24h"),
     ];
     put_mesh(&store, 1, "ca-1", backends.clone());
-    let issuer = issuer(&store, dir.path(), None);
+    let issuer = issuer(&store, None);
 
     let bundle = issuer.trust_bundle(MESH).await;
     assert!(same_pems(
@@ -473,7 +472,7 @@ async fn builtin_and_vault_in_one_mesh_trust_both_roots_and_a_switch_reissues() 
 async fn a_mesh_change_wakes_only_that_meshs_watchers() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(ZoneStore::open(&dir.path().join("store"))?);
-    let issuer = issuer(&store, dir.path(), None);
+    let issuer = issuer(&store, None);
     let mut ours = issuer.mesh_changes(MESH);
     let mut other = issuer.mesh_changes("other");
     put_mesh(&store, 1, "ca-1", vec![builtin_backend("ca-1")]);

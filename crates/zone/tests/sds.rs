@@ -47,7 +47,8 @@ const ZONE: &str = "zone-1";
 
 /// A zone store with a builtin-CA Mesh and the mesh's token key, served by a real SDS server.
 struct Harness {
-    dir: tempfile::TempDir,
+    /// Holds the data dir for the harness's lifetime.
+    _dir: tempfile::TempDir,
     store: Arc<ZoneStore>,
     key: SigningKey,
     addr: std::net::SocketAddr,
@@ -82,7 +83,7 @@ impl Harness {
                 secret(&builtin::key_secret_name(MESH, "ca-1"), ca_key.expose(), 5),
             ],
         );
-        let issuer = Issuer::new(store.clone(), None, IssuerSettings::new(dir.path()));
+        let issuer = Issuer::new(store.clone(), None, IssuerSettings::default());
         let server = SdsServer::new(store.clone(), issuer, ZONE);
         let identity = tls::load_or_generate(
             dir.path(),
@@ -104,7 +105,7 @@ impl Harness {
                 .unwrap();
         });
         Self {
-            dir,
+            _dir: dir,
             store,
             key,
             addr,
@@ -221,14 +222,10 @@ impl Harness {
     }
 
     fn cached_certificates(&self) -> usize {
-        let dir = self.dir.path().join("certs");
-        std::fs::read_dir(dir)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
-            .unwrap_or(0)
+        self.store
+            .private_tree(mosaic_zone::issuer::cache::CERTS_TREE)
+            .unwrap()
+            .len()
     }
 }
 

@@ -1,33 +1,31 @@
-//! `DiskCache`: issued certificates persisted under `<data_dir>/certs`, one JSON file per
-//! dataplane (directory 0700, files 0600, written atomically), so a restarted zone reuses them.
-//! The files hold private keys: their contents are never logged.
+//! `DiskCache`: issued certificates kept in the zone's own sled database (tree
+//! `issuer-certs`, one record per dataplane; the database directory is owner-only), so a
+//! restarted zone reuses them. The records hold private keys: their contents are never logged.
 //!
-//! Writes are atomic (temp file + rename) but not fsynced, and [`DiskCache::store_later`] makes
-//! them off the issuance path: the cache is a saving, not a record. After a crash a file may be
-//! missing, old or unreadable; it then counts as a miss and the certificate is issued again.
-//! Writes and removals of one dataplane apply in the order they were asked for (a sequence per
-//! dataplane; a superseded write is skipped). [`DiskCache::flush`] waits for pending writes (the
-//! zone calls it on shutdown). Writing every certificate before serving it cost up to a quarter
-//! of the issuance throughput (bench/RESULTS.md).
+//! A write is an in-memory insert, made durable by sled's background flush (every 500 ms) or by
+//! [`DiskCache::flush`] (the zone calls it on shutdown): the cache is a saving, not a record.
+//! After a crash the last certificates may be missing; they then count as misses and are issued
+//! again. Writes of one dataplane apply in the order they are made. A file per certificate cost
+//! a third of the issuance throughput on a disk where creating a file takes most of a
+//! millisecond (bench/RESULTS.md); sled appends to its log instead.
+//!
+//! The remembered roots of each backend live beside them (tree `issuer-roots`), so a zone
+//! restarted while its CA is unreachable still serves a trust bundle.
 
-use std::{
-    io::Write as _,
-    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::sync::Arc;
 
 use mosaic_common::{Sensitive, ca::IssuedCert, template::Tags};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::DataplaneCert;
+use crate::store::ZoneStore;
 
-/// Name of the cache directory inside the data dir.
-pub const CERTS_DIR: &str = "certs";
+/// The sled tree of cached certificates.
+pub const CERTS_TREE: &str = "issuer-certs";
 
-/// Name of the directory (inside the cache) of remembered backend roots.
-pub const ROOTS_DIR: &str = "roots";
+/// The sled tree of remembered backend roots.
+pub const ROOTS_TREE: &str = "issuer-roots";
 
 /// The remembered roots of one backend (public certificates).
 #[derive(Serialize, Deserialize)]
@@ -35,117 +33,39 @@ struct RootsFile {
     roots: Vec<String>,
 }
 
-/// The on-disk certificate cache (cheap to clone; clones share pending writes).
+/// The certificate cache (cheap to clone; clones share the trees).
 #[derive(Clone, Debug)]
 pub struct DiskCache {
-    dir: PathBuf,
-    writes: Arc<Writes>,
+    /// `None` when the trees could not be opened: then nothing is cached (logged once).
+    trees: Option<Trees>,
+    store: Arc<ZoneStore>,
 }
 
-type Key = (String, String);
-
-/// Ordering and accounting of writes and removals.
-#[derive(Debug, Default)]
-struct Writes {
-    /// The dataplanes with operations asked for and not finished yet. A slot goes once its last
-    /// operation finishes, so the map holds only dataplanes being written now.
-    slots: std::sync::Mutex<std::collections::HashMap<Key, Slot>>,
-    /// Background writes not finished yet.
-    pending: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-/// The operations on one dataplane's file.
-#[derive(Debug, Default)]
-struct Slot {
-    /// The latest operation asked for.
-    latest: u64,
-    /// Operations asked for and not finished.
-    in_flight: usize,
-    /// Held while the file is written or removed.
-    lock: Arc<std::sync::Mutex<()>>,
-}
-
-impl Writes {
-    fn slots(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Key, Slot>> {
-        self.slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Registers a new operation on `key`; returns its sequence number and the key's lock.
-    fn begin(&self, key: &Key) -> (u64, Arc<std::sync::Mutex<()>>) {
-        let mut slots = self.slots();
-        let slot = slots.entry(key.clone()).or_default();
-        slot.latest += 1;
-        slot.in_flight += 1;
-        (slot.latest, slot.lock.clone())
-    }
-
-    /// Whether operation `n` on `key` is still the latest asked for.
-    fn is_latest(&self, key: &Key, n: u64) -> bool {
-        self.slots().get(key).is_none_or(|s| s.latest == n)
-    }
-
-    /// Operation on `key` finished; its slot goes with its last operation (every sequence
-    /// number handed out is then spent, so a fresh slot cannot reorder anything).
-    fn finish(&self, key: &Key) {
-        let mut slots = self.slots();
-        if let Some(slot) = slots.get_mut(key) {
-            slot.in_flight = slot.in_flight.saturating_sub(1);
-            if slot.in_flight == 0 {
-                slots.remove(key);
-            }
-        }
-    }
-
-    /// Runs `op` on `key` under its lock unless a later operation was asked for meanwhile.
-    fn apply(
-        &self,
-        key: &Key,
-        n: u64,
-        lock: &std::sync::Mutex<()>,
-        op: impl FnOnce() -> Result<(), CacheError>,
-    ) -> Result<(), CacheError> {
-        let result = {
-            let _guard = lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if self.is_latest(key, n) { op() } else { Ok(()) }
-        };
-        self.finish(key);
-        result
-    }
-
-    /// How many dataplanes have operations in flight.
-    #[cfg(test)]
-    fn tracked(&self) -> usize {
-        self.slots().len()
-    }
+#[derive(Clone, Debug)]
+struct Trees {
+    certs: sled::Tree,
+    roots: sled::Tree,
 }
 
 /// Why the cache could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    /// A file or directory operation failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
+    /// The database failed.
+    #[error("certificate cache ({what}): {reason}")]
+    Store {
+        /// What was being done.
+        what: &'static str,
         /// The cause.
-        source: std::io::Error,
+        reason: String,
     },
-    /// A cache file is not what this version writes.
-    #[error("{path}: not a certificate cache file: {reason}")]
+    /// A record is not what this version writes.
+    #[error("certificate cache record {key}: not a certificate cache record: {reason}")]
     Corrupt {
-        /// The path.
-        path: PathBuf,
+        /// The record's key (mesh and name, not secret).
+        key: String,
         /// Why.
         reason: String,
     },
-    /// The blocking task doing the I/O failed.
-    #[error("certificate cache task failed: {0}")]
-    Task(String),
 }
 
 /// The file's shape. No `Debug`: it holds the private key.
@@ -167,74 +87,38 @@ struct CacheFile {
 // === impl DiskCache ===
 
 impl DiskCache {
-    /// The cache in `<data_dir>/certs` (created on first write).
-    pub fn new(data_dir: &Path) -> Self {
-        Self {
-            dir: data_dir.join(CERTS_DIR),
-            writes: Arc::default(),
-        }
+    /// The cache in `store`'s database.
+    pub fn new(store: Arc<ZoneStore>) -> Self {
+        let trees = store
+            .private_tree(CERTS_TREE)
+            .and_then(|certs| Ok((certs, store.private_tree(ROOTS_TREE)?)));
+        let trees = match trees {
+            Ok((certs, roots)) => Some(Trees { certs, roots }),
+            Err(e) => {
+                tracing::warn!(error = %e, "certificate cache unavailable; a restart will issue every certificate again");
+                None
+            }
+        };
+        Self { trees, store }
     }
 
     /// The cached certificate of `mesh`/`dataplane`, if any.
-    pub async fn load(
-        &self,
-        mesh: &str,
-        dataplane: &str,
-    ) -> Result<Option<DataplaneCert>, CacheError> {
-        let path = self.path(mesh, dataplane);
-        blocking(move || read_file(&path)).await
-    }
-
-    /// Writes (replaces) the cached certificate of its dataplane, and waits for it.
-    pub async fn store(&self, cert: &DataplaneCert) -> Result<(), CacheError> {
-        let write = self.prepare(cert);
-        blocking(write).await
-    }
-
-    /// Writes (replaces) the cached certificate of its dataplane in the background; a failure
-    /// is logged (the certificate is then issued again after a restart).
-    pub fn store_later(&self, cert: &DataplaneCert) {
-        let write = self.prepare(cert);
-        let writes = self.writes.clone();
-        writes
-            .pending
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let (mesh, dataplane) = (cert.mesh.clone(), cert.dataplane.clone());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = write() {
-                tracing::warn!(mesh = %mesh, dataplane = %dataplane, error = %e, "certificate not cached on disk; a restart will issue again");
-            }
-            if writes
-                .pending
-                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
-                == 1
-            {
-                writes.idle.notify_waiters();
-            }
-        });
-    }
-
-    /// Waits until every background write has finished.
-    pub async fn flush(&self) {
-        loop {
-            let idle = self.writes.idle.notified();
-            if self
-                .writes
-                .pending
-                .load(std::sync::atomic::Ordering::SeqCst)
-                == 0
-            {
-                return;
-            }
-            idle.await;
+    pub fn load(&self, mesh: &str, dataplane: &str) -> Result<Option<DataplaneCert>, CacheError> {
+        let Some(t) = &self.trees else {
+            return Ok(None);
+        };
+        let key = record_key(mesh, dataplane);
+        match t.certs.get(&key).map_err(store_err("reading"))? {
+            Some(bytes) => decode(&describe(mesh, dataplane), &bytes).map(Some),
+            None => Ok(None),
         }
     }
 
-    /// The write of `cert`, ordered after every operation on its dataplane asked for before.
-    fn prepare(
-        &self,
-        cert: &DataplaneCert,
-    ) -> impl FnOnce() -> Result<(), CacheError> + Send + 'static {
+    /// Keeps `cert` as its dataplane's cached certificate (replacing the previous one).
+    pub fn store(&self, cert: &DataplaneCert) -> Result<(), CacheError> {
+        let Some(t) = &self.trees else {
+            return Ok(());
+        };
         let file = CacheFile {
             mesh: cert.mesh.clone(),
             dataplane: cert.dataplane.clone(),
@@ -247,121 +131,121 @@ impl DiskCache {
             not_after: cert.cert.not_after.unix_timestamp(),
             issued_at: Some(cert.issued_at.unix_timestamp()),
         };
-        let dir = self.dir.clone();
-        let path = self.path(&cert.mesh, &cert.dataplane);
-        let key = (cert.mesh.clone(), cert.dataplane.clone());
-        let (n, lock) = self.writes.begin(&key);
-        let writes = self.writes.clone();
-        move || writes.apply(&key, n, &lock, || write_file(&dir, &path, &file))
+        let bytes = serde_json::to_vec(&file).map_err(|e| CacheError::Corrupt {
+            key: describe(&cert.mesh, &cert.dataplane),
+            reason: e.to_string(),
+        })?;
+        t.certs
+            .insert(record_key(&cert.mesh, &cert.dataplane), bytes)
+            .map_err(store_err("writing"))?;
+        Ok(())
     }
 
-    /// Remembers the roots `backend` of `mesh` last reported, so a zone restarted while the CA
-    /// is unreachable still serves a trust bundle.
-    pub async fn store_roots(
+    /// Removes the cached certificate of `mesh`/`dataplane` (absent is fine).
+    pub fn remove(&self, mesh: &str, dataplane: &str) -> Result<(), CacheError> {
+        if let Some(t) = &self.trees {
+            t.certs
+                .remove(record_key(mesh, dataplane))
+                .map_err(store_err("removing"))?;
+        }
+        Ok(())
+    }
+
+    /// How many certificates are cached.
+    pub fn len(&self) -> usize {
+        self.trees.as_ref().map_or(0, |t| t.certs.len())
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes everything cached so far durable.
+    pub async fn flush(&self) -> Result<(), CacheError> {
+        self.store.flush().await.map_err(store_err("flushing"))
+    }
+
+    /// Remembers the roots `backend` of `mesh` last reported.
+    pub fn store_roots(
         &self,
         mesh: &str,
         backend: &str,
         roots: &[String],
     ) -> Result<(), CacheError> {
-        let dir = self.dir.join(ROOTS_DIR);
-        let path = self.roots_path(mesh, backend);
-        let file = RootsFile {
-            roots: roots.to_vec(),
+        let Some(t) = &self.trees else {
+            return Ok(());
         };
-        blocking(move || write_file(&dir, &path, &file)).await
+        let bytes = serde_json::to_vec(&RootsFile {
+            roots: roots.to_vec(),
+        })
+        .map_err(|e| CacheError::Corrupt {
+            key: describe(mesh, backend),
+            reason: e.to_string(),
+        })?;
+        t.roots
+            .insert(record_key(mesh, backend), bytes)
+            .map_err(store_err("writing roots"))?;
+        Ok(())
     }
 
     /// The roots `backend` of `mesh` last reported, if remembered.
-    pub async fn load_roots(
-        &self,
-        mesh: &str,
-        backend: &str,
-    ) -> Result<Option<Vec<String>>, CacheError> {
-        let path = self.roots_path(mesh, backend);
-        blocking(move || {
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(source) => return Err(CacheError::Io { path, source }),
-            };
-            let f: RootsFile = serde_json::from_slice(&bytes).map_err(|e| CacheError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            Ok(Some(f.roots))
-        })
-        .await
-    }
-
-    fn roots_path(&self, mesh: &str, backend: &str) -> PathBuf {
-        self.dir.join(ROOTS_DIR).join(format!(
-            "{}.{}.json",
-            hex::encode(mesh),
-            hex::encode(backend)
-        ))
-    }
-
-    /// Removes the cached certificate of `mesh`/`dataplane` (absent is fine), after any write
-    /// asked for before.
-    pub async fn remove(&self, mesh: &str, dataplane: &str) -> Result<(), CacheError> {
-        let path = self.path(mesh, dataplane);
-        let key = (mesh.to_string(), dataplane.to_string());
-        let (n, lock) = self.writes.begin(&key);
-        let writes = self.writes.clone();
-        blocking(move || {
-            writes.apply(&key, n, &lock, || match std::fs::remove_file(&path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(source) => Err(CacheError::Io {
-                    path: path.clone(),
-                    source,
-                }),
-            })
-        })
-        .await
-    }
-
-    fn path(&self, mesh: &str, dataplane: &str) -> PathBuf {
-        self.dir.join(format!(
-            "{}.{}.json",
-            hex::encode(mesh),
-            hex::encode(dataplane)
-        ))
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, CacheError> + Send + 'static,
-) -> Result<T, CacheError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| CacheError::Task(e.to_string()))?
-}
-
-fn read_file(path: &Path) -> Result<Option<DataplaneCert>, CacheError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(CacheError::Io {
-                path: path.to_path_buf(),
-                source,
-            });
+    pub fn load_roots(&self, mesh: &str, backend: &str) -> Result<Option<Vec<String>>, CacheError> {
+        let Some(t) = &self.trees else {
+            return Ok(None);
+        };
+        match t
+            .roots
+            .get(record_key(mesh, backend))
+            .map_err(store_err("reading roots"))?
+        {
+            Some(bytes) => {
+                let f: RootsFile =
+                    serde_json::from_slice(&bytes).map_err(|e| CacheError::Corrupt {
+                        key: describe(mesh, backend),
+                        reason: e.to_string(),
+                    })?;
+                Ok(Some(f.roots))
+            }
+            None => Ok(None),
         }
-    };
+    }
+}
+
+/// `mesh` NUL `name`: names cannot contain NUL, so keys never collide.
+fn record_key(mesh: &str, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(mesh.len() + name.len() + 1);
+    key.extend_from_slice(mesh.as_bytes());
+    key.push(0);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+fn describe(mesh: &str, name: &str) -> String {
+    format!("{mesh}/{name}")
+}
+
+fn store_err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> CacheError {
+    move |e| CacheError::Store {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<DataplaneCert, CacheError> {
     let corrupt = |reason: String| CacheError::Corrupt {
-        path: path.to_path_buf(),
+        key: key.to_string(),
         reason,
     };
     // serde_json's error names a position, never the content.
-    let f: CacheFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let f: CacheFile = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     let ts = |t: i64| OffsetDateTime::from_unix_timestamp(t).map_err(|e| corrupt(e.to_string()));
     let not_before = ts(f.not_before)?;
     let issued_at = match f.issued_at {
         Some(t) => ts(t)?,
         None => not_before,
     };
-    Ok(Some(DataplaneCert {
+    Ok(DataplaneCert {
         mesh: f.mesh,
         dataplane: f.dataplane,
         backend: f.backend,
@@ -374,35 +258,7 @@ fn read_file(path: &Path) -> Result<Option<DataplaneCert>, CacheError> {
             not_after: ts(f.not_after)?,
         }),
         issued_at,
-    }))
-}
-
-fn write_file(dir: &Path, path: &Path, file: &impl Serialize) -> Result<(), CacheError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CacheError::Io { path, source }
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(dir))?;
-    let bytes = serde_json::to_vec(file).map_err(|e| CacheError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let tmp = path.with_extension("json.tmp");
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    out.write_all(&bytes).map_err(io(&tmp))?;
-    drop(out);
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -430,74 +286,71 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn round_trips_owner_only_and_reports_corruption() {
+    async fn round_trips_in_an_owner_only_store_and_reports_corruption() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = DiskCache::new(dir.path());
-        assert!(cache.load("default", "web/1").await.unwrap().is_none());
-        cache.store(&cert()).await.unwrap();
-        let back = cache.load("default", "web/1").await.unwrap().unwrap();
+        let store = Arc::new(ZoneStore::open(dir.path()).unwrap());
+        let cache = DiskCache::new(store.clone());
+        assert!(cache.load("default", "web/1").unwrap().is_none());
+        cache.store(&cert()).unwrap();
+        let back = cache.load("default", "web/1").unwrap().unwrap();
         assert_eq!(back.cert.serial, "01:02");
         assert_eq!(back.cert.key_pem.expose(), "KEY");
         assert_eq!(back.issued_at, cert().issued_at);
         assert_eq!(back.cert.not_after, cert().cert.not_after);
-        assert!(cache.load_roots("default", "v").await.unwrap().is_none());
+        assert!(cache.load_roots("default", "v").unwrap().is_none());
         cache
             .store_roots("default", "v", &["ROOT".to_string()])
-            .await
             .unwrap();
         assert_eq!(
-            cache.load_roots("default", "v").await.unwrap().unwrap(),
+            cache.load_roots("default", "v").unwrap().unwrap(),
             vec!["ROOT".to_string()]
         );
-        let path = cache.path("default", "web/1");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let dir_mode = std::fs::metadata(dir.path().join(CERTS_DIR))
+        let mode = std::fs::metadata(dir.path().join(crate::store::STORE_DIR))
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(dir_mode & 0o777, 0o700);
-        std::fs::write(&path, b"{not json").unwrap();
-        assert!(matches!(
-            cache.load("default", "web/1").await,
-            Err(CacheError::Corrupt { .. })
-        ));
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "the database holding keys is owner-only"
+        );
+
+        // A record this version cannot read is an error naming the dataplane, not its content.
+        let t = store.private_tree(CERTS_TREE).unwrap();
+        t.insert(record_key("default", "web/1"), &b"{not json"[..])
+            .unwrap();
+        match cache.load("default", "web/1") {
+            Err(CacheError::Corrupt { key, .. }) => assert_eq!(key, "default/web/1"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
-    async fn background_writes_apply_in_order_and_flush_waits_for_them() {
+    async fn the_last_write_wins_removals_stick_and_a_reopened_store_has_what_was_flushed() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = DiskCache::new(dir.path());
-        let mut newer = cert();
-        newer.cert = Arc::new(IssuedCert {
-            serial: "03:04".into(),
-            ..(*cert().cert).clone()
-        });
-        for _ in 0..20 {
-            cache.store_later(&cert());
-            cache.store_later(&newer);
+        {
+            let store = Arc::new(ZoneStore::open(dir.path()).unwrap());
+            let cache = DiskCache::new(store);
+            let mut newer = cert();
+            newer.cert = Arc::new(IssuedCert {
+                serial: "03:04".into(),
+                ..(*cert().cert).clone()
+            });
+            cache.store(&cert()).unwrap();
+            cache.store(&newer).unwrap();
+            let mut gone = cert();
+            gone.dataplane = "web/2".into();
+            cache.store(&gone).unwrap();
+            cache.remove("default", "web/2").unwrap();
+            assert_eq!(cache.len(), 1);
+            cache.flush().await.unwrap();
         }
-        cache.flush().await;
-        let back = cache.load("default", "web/1").await.unwrap().unwrap();
-        assert_eq!(back.cert.serial, "03:04", "the last write asked for wins");
-
-        // A removal after a pending write leaves no file behind.
-        cache.store_later(&cert());
-        cache.remove("default", "web/1").await.unwrap();
-        cache.flush().await;
-        assert!(cache.load("default", "web/1").await.unwrap().is_none());
-        // Nothing is remembered of dataplanes once their operations are done.
-        assert_eq!(cache.writes.tracked(), 0);
-
-        // Many dataplanes come and go: the bookkeeping does not grow with them.
-        for i in 0..50 {
-            let mut other = cert();
-            other.dataplane = format!("web/{i}");
-            cache.store_later(&other);
-            cache.remove("default", &other.dataplane).await.unwrap();
-        }
-        cache.flush().await;
-        assert_eq!(cache.writes.tracked(), 0);
-        assert!(cache.load("default", "web/7").await.unwrap().is_none());
+        // As after a restart.
+        let cache = DiskCache::new(Arc::new(ZoneStore::open(dir.path()).unwrap()));
+        let back = cache.load("default", "web/1").unwrap().unwrap();
+        assert_eq!(back.cert.serial, "03:04", "the last write wins");
+        assert!(cache.load("default", "web/2").unwrap().is_none());
+        // Mesh and name cannot be confused: "a" + "b/c" is not "a/b" + "c".
+        assert!(cache.load("default/web", "1").unwrap().is_none());
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! - Backends are built per Mesh from the zone store (which is also their `SecretSource`) and
 //!   rebuilt when the Mesh or its Secrets change (the store's change feed).
-//! - [`Issuer::certificate`] answers from memory, then from the disk cache
-//!   (`<data_dir>/certs`, 0600), and only asks the CA when the cached certificate has 20% of its
+//! - [`Issuer::certificate`] answers from memory, then from the cache in the zone's own
+//!   database (owner-only), and only asks the CA when the cached certificate has 20% of its
 //!   lifetime or less left, was issued by another backend or for other tags. Concurrent requests
 //!   for one dataplane are coalesced (one CA call); a semaphore bounds calls in flight; a circuit
 //!   breaker per backend holds calls back after repeated failures. While the CA fails, a
@@ -22,7 +22,7 @@
 //! - [`error`]: why issuance failed, `IssuerError`.
 //! - [`dataplane_cert`]: `DataplaneCert`, what a dataplane is served.
 //! - [`backends`]: `MeshBackends`, the built backends of one Mesh.
-//! - [`cache`]: `DiskCache`, certificates persisted in the data dir.
+//! - [`cache`]: `DiskCache`, certificates and backend roots kept in the zone's sled database.
 //! - [`breaker`]: `CircuitBreaker`, one per backend.
 //! - [`backoff`]: jittered backoff and rotation instants, freshness.
 //! - [`health`]: `HealthBook`, CA health per mesh/backend.
@@ -116,7 +116,7 @@ impl Issuer {
         let feed = store.subscribe();
         let health = HealthBook::new(hook, settings.health_report_interval);
         let inner = Arc::new(Inner {
-            disk: DiskCache::new(&settings.data_dir),
+            disk: DiskCache::new(store.clone()),
             permits: Semaphore::new(settings.max_in_flight.max(1)),
             store,
             settings,
@@ -237,7 +237,7 @@ impl Issuer {
             let roots = match roots {
                 Ok(roots) => {
                     if remembered.as_ref() != Some(roots) {
-                        if let Err(e) = self.inner.disk.store_roots(mesh, name, roots).await {
+                        if let Err(e) = self.inner.disk.store_roots(mesh, name, roots) {
                             tracing::warn!(mesh, backend = %name, error = %e, "backend roots not remembered on disk");
                         }
                         self.inner
@@ -252,7 +252,7 @@ impl Issuer {
                     tracing::warn!(mesh, backend = %name, error = %e, "backend roots unavailable; using the last known");
                     match remembered {
                         Some(r) => r,
-                        None => match self.inner.disk.load_roots(mesh, name).await {
+                        None => match self.inner.disk.load_roots(mesh, name) {
                             Ok(Some(r)) => {
                                 self.inner
                                     .last_roots
@@ -284,10 +284,12 @@ impl Issuer {
         self.inner.health.snapshot()
     }
 
-    /// Waits until every certificate issued so far is in the disk cache (the cache is written
-    /// off the issuance path). The zone calls this on shutdown.
+    /// Makes every certificate cached so far durable (sled otherwise flushes every 500 ms). The
+    /// zone calls this on shutdown.
     pub async fn flush(&self) {
-        self.inner.disk.flush().await;
+        if let Err(e) = self.inner.disk.flush().await {
+            tracing::warn!(error = %e, "certificate cache not flushed; a restart may issue again");
+        }
     }
 
     /// The settings.
@@ -403,7 +405,9 @@ impl Issuer {
                     cert: Arc::new(cert),
                     issued_at: OffsetDateTime::now_utc(),
                 });
-                self.inner.disk.store_later(&dc);
+                if let Err(e) = self.inner.disk.store(&dc) {
+                    tracing::warn!(error = %e, "certificate not cached; a restart will issue it again");
+                }
                 self.lock_memory().insert(key, dc.clone());
                 self.served(&dc);
                 Outcome {
@@ -489,7 +493,7 @@ impl Issuer {
         if let Some(c) = self.lock_memory().get(key) {
             return Some(c.clone());
         }
-        match self.inner.disk.load(&key.0, &key.1).await {
+        match self.inner.disk.load(&key.0, &key.1) {
             Ok(Some(c)) if c.mesh == key.0 && c.dataplane == key.1 => {
                 let c = Arc::new(c);
                 self.lock_memory().insert(key.clone(), c.clone());
@@ -554,7 +558,7 @@ async fn forget(inner: &Inner, mesh: &str, dataplane: &str) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .remove(&key);
-    if let Err(e) = inner.disk.remove(mesh, dataplane).await {
+    if let Err(e) = inner.disk.remove(mesh, dataplane) {
         tracing::warn!(mesh, dataplane, error = %e, "cached certificate of a deleted dataplane not removed");
     }
     inner.health.forget(mesh, dataplane);

@@ -1,12 +1,10 @@
-//! `IssuerSettings`: where the certificate cache lives and how gently the issuer treats its CAs.
+//! `IssuerSettings`: how gently the issuer treats its CAs.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 /// Tuning of the [`super::Issuer`].
 #[derive(Clone, Debug)]
 pub struct IssuerSettings {
-    /// The zone's data dir; issued certificates are cached in `<data_dir>/certs` (files 0600).
-    pub data_dir: PathBuf,
     /// Most CA requests in flight at once, across every mesh and backend.
     pub max_in_flight: usize,
     /// Consecutive failures after which a backend's circuit opens.
@@ -26,13 +24,11 @@ pub struct IssuerSettings {
 
 // === impl IssuerSettings ===
 
-impl IssuerSettings {
-    /// The defaults with the cache in `data_dir`: 16 requests in flight, the circuit opens after 5
-    /// consecutive failures for 30 s, backoff 1 s → 60 s, rotation jitter 5% of the lifetime,
-    /// CA health reported at most once a second.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+impl Default for IssuerSettings {
+    /// 16 requests in flight, the circuit opens after 5 consecutive failures for 30 s, backoff
+    /// 1 s → 60 s, rotation jitter 5% of the lifetime, CA health reported at most once a second.
+    fn default() -> Self {
         Self {
-            data_dir: data_dir.into(),
             max_in_flight: 16,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),

@@ -25,6 +25,7 @@ pub mod secrets;
 
 use std::{
     collections::BTreeMap,
+    os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     sync::{Mutex, PoisonError},
 };
@@ -92,7 +93,14 @@ impl ZoneStore {
             path: path.clone(),
             reason: e.to_string(),
         };
-        std::fs::create_dir_all(&path).map_err(|e| open_err(&e))?;
+        // Owner-only: the issuer keeps certificates and their private keys in this database.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| open_err(&e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| open_err(&e))?;
         let db = sled::Config::new()
             .path(&path)
             .open()
@@ -107,6 +115,13 @@ impl ZoneStore {
             feed,
             local: Mutex::new(()),
         })
+    }
+
+    /// A tree of its own in this database, for data that is not synced resources (the issuer's
+    /// certificate cache). Writes to it are durable at the next flush (sled flushes every
+    /// 500 ms, and [`ZoneStore::flush`] on demand).
+    pub fn private_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.db.open_tree(name).map_err(StoreError::from)
     }
 
     /// A receiver of every change committed from now on.
