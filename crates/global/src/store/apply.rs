@@ -488,14 +488,20 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn a_batch_is_all_or_nothing_and_sees_its_own_writes() {
-        let mut s = MapState::default();
-        let now = OffsetDateTime::now_utc();
+    /// Mesh `default`, a Secret in it, and a Dataplane of a mesh that does not exist.
+    fn mesh_secret_and_orphan() -> (Resource, Resource, Resource) {
         let mesh = parse_document(b"type: Mesh\nname: default\n").unwrap();
         let secret =
             parse_document(b"type: Secret\nmesh: default\nname: ca\ndata: dA==\n").unwrap();
         let orphan = parse_document(b"type: Dataplane\nmesh: other\nname: x\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n").unwrap();
+        (mesh, secret, orphan)
+    }
+
+    #[test]
+    fn a_batch_is_all_or_nothing_and_sees_its_own_writes() {
+        let mut s = MapState::default();
+        let now = OffsetDateTime::now_utc();
+        let (mesh, secret, orphan) = mesh_secret_and_orphan();
         let bad = Command::Batch(vec![Command::put(&mesh, now), Command::put(&orphan, now)]);
         assert!(matches!(
             s.apply(bad),
@@ -521,10 +527,7 @@ pub(crate) mod tests {
     fn a_group_applies_each_command_on_its_own_in_order() {
         let mut s = MapState::default();
         let now = OffsetDateTime::now_utc();
-        let mesh = parse_document(b"type: Mesh\nname: default\n").unwrap();
-        let secret =
-            parse_document(b"type: Secret\nmesh: default\nname: ca\ndata: dA==\n").unwrap();
-        let orphan = parse_document(b"type: Dataplane\nmesh: other\nname: x\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n").unwrap();
+        let (mesh, secret, orphan) = mesh_secret_and_orphan();
         // Two writers raced on one Secret with the same expected version: only the first wins.
         let group = Command::Group(vec![
             Command::put(&mesh, now),

@@ -420,13 +420,7 @@ impl Z2g {
         let nonce = format!("z-{}", self.nonce);
         let resources: Vec<WireResource> = resources
             .into_iter()
-            .map(|v| WireResource {
-                r#type: rtype.to_string(),
-                mesh: v["mesh"].as_str().unwrap_or_default().to_string(),
-                name: v["name"].as_str().unwrap_or_default().to_string(),
-                version: self.nonce,
-                json: serde_json::to_vec(&v).unwrap(),
-            })
+            .map(|v| wire(rtype, self.nonce, &v))
             .collect();
         let removed: Vec<ResourceRef> = removed
             .into_iter()
@@ -476,13 +470,7 @@ impl Z2g {
         self.nonce += 1;
         let resources = resources
             .into_iter()
-            .map(|v| WireResource {
-                r#type: rtype.to_string(),
-                mesh: v["mesh"].as_str().unwrap_or_default().to_string(),
-                name: v["name"].as_str().unwrap_or_default().to_string(),
-                version: self.nonce,
-                json: serde_json::to_vec(&v).unwrap(),
-            })
+            .map(|v| wire(rtype, self.nonce, &v))
             .collect();
         self.tx
             .send(DiscoveryResponse {
@@ -504,6 +492,17 @@ impl Z2g {
             Err(status) => status,
             Ok(other) => panic!("expected the stream to end, got {other:?}"),
         }
+    }
+}
+
+/// `v` as a zone puts it on the wire, at `version`.
+fn wire(rtype: &str, version: u64, v: &serde_json::Value) -> WireResource {
+    WireResource {
+        r#type: rtype.to_string(),
+        mesh: v["mesh"].as_str().unwrap_or_default().to_string(),
+        name: v["name"].as_str().unwrap_or_default().to_string(),
+        version,
+        json: serde_json::to_vec(v).unwrap(),
     }
 }
 
