@@ -843,3 +843,69 @@ async fn refused_agents_exit_with_a_clear_message() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What an operator does when a token leaks (Kuma's way): list its id in
+/// `dataplane-token-revocations-<mesh>` on the global. The running agent is cut off and exits
+/// with the reason; a data plane with another token keeps its certificate.
+#[tokio::test]
+async fn a_revoked_dataplane_token_cuts_off_its_running_agent() -> anyhow::Result<()> {
+    let mosaic = Mosaic::start(&["east"]).await?;
+    mosaic
+        .put(
+            "/meshes/default",
+            &json!({"type": "Mesh", "name": "default", "mtls": {"enabledBackend": "ca-1",
+                "backends": [{"name": "ca-1", "type": "builtin"}]}})
+            .to_string(),
+        )
+        .await?;
+    mosaic.mesh_reached_zones(MESH).await?;
+    let web = [("kuma.io/service", "web")];
+    let leaked = mosaic.dataplane_token(MESH, "web-1", &web).await?;
+    let mut cut = mosaic.agent(0, |o| o, MESH, "web-1", &leaked, &web)?;
+    let mut kept = mosaic.dataplane(0, MESH, "web-2", &web).await?;
+    mosaic.files(&mut cut).await?;
+    let kept_files = mosaic.files(&mut kept).await?;
+
+    let id = token_id(&leaked);
+    assert_eq!(id.len(), 32, "a token id: {id:?}");
+    mosaic
+        .put_secret(
+            MESH,
+            "dataplane-token-revocations-default",
+            &format!("some-other-id,{id}"),
+        )
+        .await?;
+    let status = cut.wait_exit(WAIT).await?;
+    assert_eq!(status.code(), Some(1), "{}", cut.log());
+    let log = cut.log();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("error: the zone refused dataplane default.web-1:")
+            && line.contains("revoked")
+            && line.contains(&id)
+            && line.contains("dataplane-token-revocations-default"),
+        "{log}"
+    );
+    assert!(!log.contains(&leaked), "the token never reaches a log");
+
+    // The other data plane is untouched, and the leaked token cannot come back.
+    assert!(kept.exit_status().is_none(), "{}", kept.log());
+    assert_eq!(kept.files().as_ref(), Some(&kept_files));
+    let mut again = mosaic.agent(0, |o| o, MESH, "web-1", &leaked, &web)?;
+    assert_eq!(again.wait_exit(WAIT).await?.code(), Some(1));
+    assert!(again.log().contains("revoked"), "{}", again.log());
+    Ok(())
+}
+
+/// The id (`jti`) of a token, read from its claims.
+fn token_id(token: &str) -> String {
+    let claims = token.split('.').nth(1).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    v["jti"].as_str().unwrap_or_default().to_string()
+}
