@@ -129,6 +129,7 @@ impl Issuer {
             mesh_events: Mutex::default(),
         });
         tokio::spawn(listen(Arc::downgrade(&inner), feed));
+        tokio::spawn(report_token_ttls(Arc::downgrade(&inner)));
         Self { inner }
     }
 
@@ -571,6 +572,35 @@ async fn forget(inner: &Inner, mesh: &str, dataplane: &str) {
 
 /// Follows the store's change feed: a Mesh or Secret change drops the Mesh's built backends and
 /// circuit breakers and wakes the watch tasks. Ends when the issuer or the store is gone.
+/// How often the Vault tokens' remaining TTLs are re-read into `mosaic_vault_token_ttl_seconds`
+/// (from what each token manager knows; no Vault call).
+const TOKEN_TTL_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Keeps `mosaic_vault_token_ttl_seconds` current between issuances: a token renewed (or failing
+/// to renew) while nothing is issued shows on the next scrape, not at the next issuance.
+async fn report_token_ttls(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(TOKEN_TTL_REPORT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let meshes: Vec<(String, Arc<MeshBackends>)> = inner
+            .meshes
+            .lock()
+            .await
+            .iter()
+            .map(|(m, b)| (m.clone(), b.clone()))
+            .collect();
+        for (mesh, set) in meshes {
+            for (name, entry) in &set.backends {
+                if let Some(vault) = &entry.vault {
+                    inner.health.token(&mesh, name, &vault.token_status());
+                }
+            }
+        }
+    }
+}
+
 async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
     loop {
         let mesh = match feed.recv().await {
