@@ -495,3 +495,57 @@ async fn a_mesh_change_wakes_only_that_meshs_watchers() -> anyhow::Result<()> {
     tokio::time::timeout(DEADLINE, ours.changed()).await??;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_vault_token_ttl_metric_stays_current_without_issuance() -> anyhow::Result<()> {
+    // This test's process records metrics (nextest runs each test in a process of its own).
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)?;
+    let ttl = || {
+        handle
+            .render()
+            .lines()
+            .find(|l| {
+                l.starts_with("mosaic_vault_token_ttl_seconds{")
+                    && l.contains("mesh=\"default\"")
+                    && l.contains("backend=\"vault-1\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+
+    let (bao, _root, token) = seed_vault().await?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(ZoneStore::open(dir.path())?);
+    put_secret(&store, "vault-token", &token, 1);
+    put_mesh(
+        &store,
+        1,
+        "vault-1",
+        vec![vault_backend("vault-1", bao.addr(), "24h")],
+    );
+    let settings = IssuerSettings {
+        token_report_interval: Duration::from_millis(100),
+        ..IssuerSettings::default()
+    };
+    let issuer = Issuer::new(store.clone(), None, settings);
+    issuer.certificate(MESH, "web-1", &tags("web")).await?;
+    let first = ttl().expect("the TTL is reported at the first issuance");
+    assert!(first > 0.0, "{first}");
+
+    // Nothing more is issued, yet the reported TTL follows the clock.
+    let start = Instant::now();
+    while ttl().is_none_or(|now| now >= first) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the token TTL stayed at {first} s without an issuance"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        bao.count_audit_requests(&issue_path())?,
+        1,
+        "one issuance only"
+    );
+    Ok(())
+}

@@ -572,14 +572,14 @@ async fn forget(inner: &Inner, mesh: &str, dataplane: &str) {
 
 /// Follows the store's change feed: a Mesh or Secret change drops the Mesh's built backends and
 /// circuit breakers and wakes the watch tasks. Ends when the issuer or the store is gone.
-/// How often the Vault tokens' remaining TTLs are re-read into `mosaic_vault_token_ttl_seconds`
-/// (from what each token manager knows; no Vault call).
-const TOKEN_TTL_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Keeps `mosaic_vault_token_ttl_seconds` current between issuances: a token renewed (or failing
-/// to renew) while nothing is issued shows on the next scrape, not at the next issuance.
+/// Keeps `mosaic_vault_token_ttl_seconds` current between issuances (every
+/// `token_report_interval`, from what each token manager knows; no Vault call): a token renewed
+/// (or failing to renew) while nothing is issued shows on the next scrape.
 async fn report_token_ttls(inner: Weak<Inner>) {
-    let mut tick = tokio::time::interval(TOKEN_TTL_REPORT_INTERVAL);
+    let Some(every) = inner.upgrade().map(|i| i.settings.token_report_interval) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

@@ -20,13 +20,17 @@ pub struct IssuerSettings {
     pub rotation_jitter: f64,
     /// Shortest time between two CA health reports to the hook.
     pub health_report_interval: Duration,
+    /// How often the Vault tokens' remaining TTLs are re-read into
+    /// `mosaic_vault_token_ttl_seconds` (no Vault call).
+    pub token_report_interval: Duration,
 }
 
 // === impl IssuerSettings ===
 
 impl Default for IssuerSettings {
     /// 16 requests in flight, the circuit opens after 5 consecutive failures for 30 s, backoff
-    /// 1 s → 60 s, rotation jitter 5% of the lifetime, CA health reported at most once a second.
+    /// 1 s → 60 s, rotation jitter 5% of the lifetime, CA health reported at most once a second,
+    /// token TTLs re-read every 10 s.
     fn default() -> Self {
         Self {
             max_in_flight: 16,
@@ -36,6 +40,7 @@ impl Default for IssuerSettings {
             max_backoff: Duration::from_secs(60),
             rotation_jitter: 0.05,
             health_report_interval: Duration::from_secs(1),
+            token_report_interval: Duration::from_secs(10),
         }
     }
 }
