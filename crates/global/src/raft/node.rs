@@ -111,6 +111,19 @@ pub struct RaftNode {
     data_dir: PathBuf,
 }
 
+/// Whether opening failed because another handle still holds the database's file lock. sled
+/// 0.34 reports that as `ErrorKind::Other` with the message "could not acquire lock on ..." (the
+/// `WouldBlock` it got is only in the text), so both forms are recognised.
+fn is_locked(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
 fn storage_err(path: &Path, e: impl std::fmt::Display) -> RaftError {
     RaftError::Storage {
         path: path.display().to_string(),
@@ -128,10 +141,7 @@ async fn open_db(path: &Path) -> Result<sled::Db, RaftError> {
             .open()
         {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    && tokio::time::Instant::now() < deadline =>
-            {
+            Err(e) if is_locked(&e) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => return Err(storage_err(path, e)),
@@ -468,5 +478,44 @@ impl RaftNode {
             tracing::warn!(node = self.node_id, error = %e, "final flush failed");
         }
         raft_result.map_err(|e| RaftError::Raft(format!("raft did not stop cleanly: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handle still open in this process (as right after a shutdown, while sled's last
+    /// references go) makes a reopen wait instead of failing.
+    #[tokio::test]
+    async fn a_reopen_waits_for_the_previous_handle_to_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft");
+        let first = open_db(&path).await.unwrap();
+        let held = sled::Config::new().path(&path).open();
+        let Err(e) = held else {
+            panic!("a second handle on a locked database opened")
+        };
+        assert!(is_locked(&e), "{e}");
+
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let release = tokio::spawn(async move {
+            let _ = rx.await;
+            drop(first);
+        });
+        let reopen = tokio::spawn({
+            let path = path.clone();
+            async move { open_db(&path).await }
+        });
+        // The reopen usually starts (and retries) before the first handle goes; either way it
+        // must succeed. The assertion above is what pins sled's lock error down.
+        tokio::task::yield_now().await;
+        tx.send(()).unwrap();
+        release.await.unwrap();
+        let db = reopen
+            .await
+            .unwrap()
+            .expect("reopened once the lock was released");
+        drop(db);
     }
 }
