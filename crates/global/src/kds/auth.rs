@@ -2,8 +2,9 @@
 //! verified with the zone signing key from the store; `mosaic-zone` must equal the token's zone;
 //! a disabled Zone is refused, and so is a token whose id is listed in the GlobalSecret
 //! `zone-token-revocations` (as in Kuma); an unknown zone registers itself (a `Zone` with
-//! `enabled: true`, as Kuma does). [`access_ended`] re-checks an open session's zone and token. Refusals are gRPC `Unauthenticated` / `PermissionDenied` with a message that
-//! says what to do, and a warn line on the global naming the zone (never the token).
+//! `enabled: true`, as Kuma does). [`access_ended`] re-checks an open session's zone and token.
+//! Refusals are gRPC `Unauthenticated` / `PermissionDenied` with a message that says what to do,
+//! and a warn line on the global naming the zone (never the token).
 
 use mosaic_common::{
     resource::{Resource, ResourceType, Spec, ZoneSpec, validate_name},
