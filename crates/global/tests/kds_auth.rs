@@ -4,9 +4,10 @@
 mod kds_support;
 mod support;
 
-use kds_support::{KdsHarness, ZoneClient, assert_status, dataplane, token_id};
+use kds_support::{KdsHarness, ZoneClient, assert_status, dataplane};
 use mosaic_common::resource::{ResourceType, Spec};
 use mosaic_global::store::{ResourceKey, ResourceStore};
+use mosaic_testkit::token_id;
 use support::raft_store::TestStore;
 use tonic::Code;
 

@@ -11,6 +11,7 @@
 //! * [`TestCa`] makes a test CA, a server certificate for [`TLS_SERVER_NAME`] and client certificates.
 //! * [`FakeKubernetesApi`] answers Kubernetes `TokenReview`s for one accepted service-account JWT.
 //! * [`Agent`] runs `bao agent` with auto-auth and an unauthenticated API proxy.
+//! * [`token_id`] reads a token's id (`jti`), as an operator does before revoking it.
 //! * [`verify_chain`] checks an issued chain as Envoy would (rustls-webpki, client and server auth).
 //! * [`ZoneProcess`] runs a `mosaic-zone` against a global's KDS (CA, token), killed on drop, and
 //!   says where data planes find it (`dp_url`, `dp_ca_path`).
@@ -47,6 +48,7 @@ mod ports;
 mod prometheus;
 mod server;
 mod terminate;
+mod token;
 mod verify;
 mod zone;
 
@@ -67,6 +69,7 @@ pub use prometheus::{
     PROMETHEUS_NOT_FOUND, Prometheus, Sample, prometheus_binary, promtool_binary,
 };
 pub use server::{OpenBao, ROOT_TOKEN, TlsListener};
+pub use token::token_id;
 pub use verify::verify_chain;
 pub use zone::ZoneProcess;
 

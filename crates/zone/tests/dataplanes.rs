@@ -21,7 +21,7 @@ use mosaic_common::ca::{identity::inspect_pem, local::LocalCa};
 use mosaic_testkit::{
     AgentFiles, AgentOptions, DataplaneAgent, GlobalCluster, OpenBao, PkiVerb, SEED_MOUNT,
     SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE, TokenSpec, ZoneProcess, dataplane_yaml,
-    pem_blocks, pki_policy, verify_chain, workspace_binary,
+    pem_blocks, pki_policy, token_id, verify_chain, workspace_binary,
 };
 use serde_json::{Value, json};
 
@@ -107,6 +107,17 @@ impl Mosaic {
             "PUT {path}: {status} {answer}"
         );
         Ok(())
+    }
+
+    /// Mesh `default` with one builtin backend `ca-1` (the global generates its CA).
+    async fn put_builtin_mesh(&self) -> anyhow::Result<()> {
+        self.put(
+            "/meshes/default",
+            &json!({"type": "Mesh", "name": "default", "mtls": {"enabledBackend": "ca-1",
+                "backends": [{"name": "ca-1", "type": "builtin"}]}})
+            .to_string(),
+        )
+        .await
     }
 
     async fn put_secret(&self, mesh: &str, name: &str, value: &str) -> anyhow::Result<()> {
@@ -484,14 +495,7 @@ async fn two_zones_intermediate_layout_in_sign_mode() -> anyhow::Result<()> {
 async fn builtin_and_provided_backends_serve_data_planes() -> anyhow::Result<()> {
     let mosaic = Mosaic::start(&["east"]).await?;
     // builtin: the global generates the CA into two Secrets of the mesh.
-    mosaic
-        .put(
-            "/meshes/default",
-            &json!({"type": "Mesh", "name": "default", "mtls": {"enabledBackend": "ca-1",
-                "backends": [{"name": "ca-1", "type": "builtin"}]}})
-            .to_string(),
-        )
-        .await?;
+    mosaic.put_builtin_mesh().await?;
     let (status, secret) = mosaic
         .global
         .get(0, "/meshes/default/secrets/default.ca-builtin-cert-ca-1")
@@ -789,14 +793,7 @@ async fn a_restarted_zone_reuses_cached_certificates_without_vault_calls() -> an
 #[tokio::test]
 async fn refused_agents_exit_with_a_clear_message() -> anyhow::Result<()> {
     let mosaic = Mosaic::start(&["east"]).await?;
-    mosaic
-        .put(
-            "/meshes/default",
-            &json!({"type": "Mesh", "name": "default", "mtls": {"enabledBackend": "ca-1",
-                "backends": [{"name": "ca-1", "type": "builtin"}]}})
-            .to_string(),
-        )
-        .await?;
+    mosaic.put_builtin_mesh().await?;
     mosaic.mesh_reached_zones(MESH).await?;
     let web = [("kuma.io/service", "web"), ("version", "v1")];
 
@@ -824,10 +821,7 @@ async fn refused_agents_exit_with_a_clear_message() -> anyhow::Result<()> {
         let status = agent.wait_exit(WAIT).await?;
         assert_eq!(status.code(), Some(1), "{}", agent.log());
         let log = agent.log();
-        let line = log
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .unwrap_or_default();
+        let line = error_line(&log);
         assert!(
             line.contains(&format!(
                 "error: the zone refused dataplane default.{}:",
@@ -850,14 +844,7 @@ async fn refused_agents_exit_with_a_clear_message() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_revoked_dataplane_token_cuts_off_its_running_agent() -> anyhow::Result<()> {
     let mosaic = Mosaic::start(&["east"]).await?;
-    mosaic
-        .put(
-            "/meshes/default",
-            &json!({"type": "Mesh", "name": "default", "mtls": {"enabledBackend": "ca-1",
-                "backends": [{"name": "ca-1", "type": "builtin"}]}})
-            .to_string(),
-        )
-        .await?;
+    mosaic.put_builtin_mesh().await?;
     mosaic.mesh_reached_zones(MESH).await?;
     let web = [("kuma.io/service", "web")];
     let leaked = mosaic.dataplane_token(MESH, "web-1", &web).await?;
@@ -878,10 +865,7 @@ async fn a_revoked_dataplane_token_cuts_off_its_running_agent() -> anyhow::Resul
     let status = cut.wait_exit(WAIT).await?;
     assert_eq!(status.code(), Some(1), "{}", cut.log());
     let log = cut.log();
-    let line = log
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_default();
+    let line = error_line(&log);
     assert!(
         line.contains("error: the zone refused dataplane default.web-1:")
             && line.contains("revoked")
@@ -900,12 +884,9 @@ async fn a_revoked_dataplane_token_cuts_off_its_running_agent() -> anyhow::Resul
     Ok(())
 }
 
-/// The id (`jti`) of a token, read from its claims.
-fn token_id(token: &str) -> String {
-    let claims = token.split('.').nth(1).unwrap_or_default();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(claims)
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    v["jti"].as_str().unwrap_or_default().to_string()
+/// The `error: ...` line an agent that exits 1 prints (empty if none).
+fn error_line(log: &str) -> &str {
+    log.lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default()
 }

@@ -82,6 +82,18 @@ fn put_mesh(store: &ZoneStore, version: u64, enabled: &str, backends: Vec<Value>
     );
 }
 
+/// Mesh `default` (version 1) with one enabled Vault backend `vault-1` at `addr`, whose token is
+/// the Secret `vault-token`; certificates live `expiration`.
+fn put_vault_mesh(store: &ZoneStore, addr: &str, token: &str, expiration: &str) {
+    put_secret(store, "vault-token", token, 1);
+    put_mesh(
+        store,
+        1,
+        "vault-1",
+        vec![vault_backend("vault-1", addr, expiration)],
+    );
+}
+
 fn put_secret(store: &ZoneStore, name: &str, value: &str, version: u64) {
     let data = base64::engine::general_purpose::STANDARD.encode(value);
     put(
@@ -164,13 +176,7 @@ async fn issues_from_vault_with_a_verifying_chain_and_the_vault_root_as_trust_bu
     let (bao, root, token) = seed_vault().await?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(ZoneStore::open(dir.path())?);
-    put_secret(&store, "vault-token", &token, 1);
-    put_mesh(
-        &store,
-        1,
-        "vault-1",
-        vec![vault_backend("vault-1", bao.addr(), "24h")],
-    );
+    put_vault_mesh(&store, bao.addr(), &token, "24h");
     let hook = Arc::new(RecordingHook::default());
     let issuer = issuer(&store, Some(hook.clone()));
 
@@ -225,13 +231,7 @@ async fn a_restarted_issuer_serves_cached_certificates_without_calling_vault() -
     let mut serials = Vec::new();
     {
         let store = Arc::new(ZoneStore::open(dir.path())?);
-        put_secret(&store, "vault-token", &token, 1);
-        put_mesh(
-            &store,
-            1,
-            "vault-1",
-            vec![vault_backend("vault-1", bao.addr(), "24h")],
-        );
+        put_vault_mesh(&store, bao.addr(), &token, "24h");
         store.flush().await?;
         let issuer = issuer(&store, None);
         for i in 0..5 {
@@ -280,13 +280,7 @@ async fn concurrent_requests_for_one_dataplane_make_one_vault_call() -> anyhow::
     let (bao, root, token) = seed_vault().await?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(ZoneStore::open(dir.path())?);
-    put_secret(&store, "vault-token", &token, 1);
-    put_mesh(
-        &store,
-        1,
-        "vault-1",
-        vec![vault_backend("vault-1", bao.addr(), "24h")],
-    );
+    put_vault_mesh(&store, bao.addr(), &token, "24h");
     let issuer = issuer(&store, None);
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -310,13 +304,7 @@ async fn a_watch_rotates_a_short_lived_certificate() -> anyhow::Result<()> {
     let (bao, root, token) = seed_vault().await?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(ZoneStore::open(dir.path())?);
-    put_secret(&store, "vault-token", &token, 1);
-    put_mesh(
-        &store,
-        1,
-        "vault-1",
-        vec![vault_backend("vault-1", bao.addr(), "20s")],
-    );
+    put_vault_mesh(&store, bao.addr(), &token, "20s");
     let issuer = issuer(&store, None);
 
     let mut rx = issuer.watch(MESH, "web-1", tags("web"));
@@ -347,13 +335,7 @@ async fn while_vault_is_down_the_old_certificate_is_served_and_health_says_why()
     let (mut bao, root, token) = seed_vault().await?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(ZoneStore::open(dir.path())?);
-    put_secret(&store, "vault-token", &token, 1);
-    put_mesh(
-        &store,
-        1,
-        "vault-1",
-        vec![vault_backend("vault-1", bao.addr(), "24h")],
-    );
+    put_vault_mesh(&store, bao.addr(), &token, "24h");
     let hook = Arc::new(RecordingHook::default());
     let issuer = issuer(&store, Some(hook.clone()));
     let old = issuer.certificate(MESH, "web-1", &tags("web")).await?;
@@ -517,13 +499,7 @@ async fn the_vault_token_ttl_metric_stays_current_without_issuance() -> anyhow::
     let (bao, _root, token) = seed_vault().await?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(ZoneStore::open(dir.path())?);
-    put_secret(&store, "vault-token", &token, 1);
-    put_mesh(
-        &store,
-        1,
-        "vault-1",
-        vec![vault_backend("vault-1", bao.addr(), "24h")],
-    );
+    put_vault_mesh(&store, bao.addr(), &token, "24h");
     let settings = IssuerSettings {
         token_report_interval: Duration::from_millis(100),
         ..IssuerSettings::default()

@@ -506,17 +506,6 @@ fn wire(rtype: &str, version: u64, v: &serde_json::Value) -> WireResource {
     }
 }
 
-/// The id (`jti`) of a token, read from its claims.
-pub fn token_id(token: &str) -> String {
-    use base64::Engine as _;
-    let claims = token.split('.').nth(1).expect("a JWT has claims");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(claims)
-        .expect("base64url claims");
-    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON claims");
-    v["jti"].as_str().expect("a jti claim").to_string()
-}
-
 /// A Universal Dataplane as a zone sends it.
 pub fn dataplane(mesh: &str, name: &str, labels: &[(&str, &str)]) -> serde_json::Value {
     let mut v = serde_json::json!({
