@@ -13,7 +13,7 @@ use mosaic_testkit::{GlobalCluster, workspace_binary};
 use serde_json::json;
 use tokio::{sync::Semaphore, task::JoinSet};
 
-use crate::{error::BenchError, procs::wait_until};
+use crate::{error::BenchError, procs::wait_until, sim_zone::KdsTarget};
 
 /// How long anything a benchmark sets up may take (generous: the machine is shared).
 pub const SETUP_DEADLINE: Duration = Duration::from_secs(180);
@@ -202,6 +202,38 @@ pub async fn zone_tokens(api: &Api, names: &[String]) -> Result<Vec<String>, Ben
         }
     })
     .await
+}
+
+/// Zones `zone-0` .. `zone-{n-1}` registered on the global, a token for each, and where their
+/// KDS clients connect.
+pub struct ZoneSet {
+    /// The zones' names, in order.
+    pub names: Vec<String>,
+    /// Each zone's token, in the same order.
+    pub tokens: Vec<String>,
+    /// The global's KDS address and CA.
+    pub target: KdsTarget,
+}
+
+/// Registers `n` zones through `api` (replica 0 of `global`) and gets their tokens.
+pub async fn register_zones(
+    global: &GlobalCluster,
+    api: &Api,
+    n: usize,
+) -> Result<ZoneSet, BenchError> {
+    let names: Vec<String> = (0..n).map(|i| format!("zone-{i}")).collect();
+    create_zones(api, &names, 32).await?;
+    let tokens = zone_tokens(api, &names).await?;
+    let target = KdsTarget {
+        url: global.kds_url(0),
+        ca_pem: std::fs::read(global.kds_ca_path(0))
+            .map_err(BenchError::io("reading the global's kds-ca.pem"))?,
+    };
+    Ok(ZoneSet {
+        names,
+        tokens,
+        target,
+    })
 }
 
 /// The global's `/metrics` text.

@@ -150,21 +150,30 @@ fn mosaic_writer(http: reqwest::Client, api: String) -> Writer {
         let url = format!("{api}/meshes/default/secrets/{name}");
         let body = format!("type: Secret\nmesh: default\nname: {name}\ndata: {data}\n");
         Box::pin(async move {
-            let resp = http
+            let sent = http
                 .put(url)
                 .header("content-type", "application/yaml")
                 .body(body)
                 .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = resp.status().as_u16();
-            let _ = resp.bytes().await;
-            match status {
-                200 | 201 => Ok(()),
-                s => Err(format!("HTTP {s}")),
-            }
+                .await;
+            answered(sent, &[200, 201]).await
         })
     })
+}
+
+/// A write's outcome: its answer read to the end, and a success if its status is in `ok`.
+async fn answered(
+    sent: Result<reqwest::Response, reqwest::Error>,
+    ok: &[u16],
+) -> Result<(), String> {
+    let resp = sent.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let _ = resp.bytes().await;
+    if ok.contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status}"))
+    }
 }
 
 fn etcd_writer(http: reqwest::Client, leader: String) -> Writer {
@@ -176,18 +185,8 @@ fn etcd_writer(http: reqwest::Client, leader: String) -> Writer {
         let body = json!({ "key": b64(&format!("bench/bench-{c}-{k}")), "value": value });
         let url = url.clone();
         Box::pin(async move {
-            let resp = http
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = resp.status().as_u16();
-            let _ = resp.bytes().await;
-            match status {
-                200 => Ok(()),
-                s => Err(format!("HTTP {s}")),
-            }
+            let sent = http.post(url).json(&body).send().await;
+            answered(sent, &[200]).await
         })
     })
 }

@@ -27,7 +27,7 @@ use crate::{
     propagation::connect_all,
     report::{Report, Verdict},
     sim_dataplane::SimDataplane,
-    sim_zone::{KdsTarget, SimZone},
+    sim_zone::SimZone,
     stats::slope,
 };
 
@@ -85,14 +85,11 @@ async fn global_points(bins: &Binaries, opts: &Options) -> Result<Vec<Point>, Be
     let api = Api::new(global.api(0))?;
     api.put_yaml("/meshes/default", "type: Mesh\nname: default\n")
         .await?;
-    let names: Vec<String> = (0..max).map(|i| format!("zone-{i}")).collect();
-    cluster::create_zones(&api, &names, 32).await?;
-    let tokens = cluster::zone_tokens(&api, &names).await?;
-    let target = KdsTarget {
-        url: global.kds_url(0),
-        ca_pem: std::fs::read(global.kds_ca_path(0))
-            .map_err(BenchError::io("reading the global's kds-ca.pem"))?,
-    };
+    let cluster::ZoneSet {
+        names,
+        tokens,
+        target,
+    } = cluster::register_zones(&global, &api, max).await?;
     // Held so the zones' event sends never fail; nothing reads it.
     let (events_tx, _events) = mpsc::unbounded_channel();
     let mut zones: Vec<SimZone> = Vec::new();

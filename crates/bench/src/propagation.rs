@@ -92,14 +92,11 @@ async fn measure(bins: &Binaries, n: usize, opts: &Options) -> Result<Row, Bench
     let api = Api::new(global.api(0))?;
     api.put_yaml(&format!("/meshes/{MESH}"), &mesh_yaml("round-0"))
         .await?;
-    let names: Vec<String> = (0..n).map(|i| format!("zone-{i}")).collect();
-    cluster::create_zones(&api, &names, 32).await?;
-    let tokens = cluster::zone_tokens(&api, &names).await?;
-    let target = KdsTarget {
-        url: global.kds_url(0),
-        ca_pem: std::fs::read(global.kds_ca_path(0))
-            .map_err(BenchError::io("reading the global's kds-ca.pem"))?,
-    };
+    let cluster::ZoneSet {
+        names,
+        tokens,
+        target,
+    } = cluster::register_zones(&global, &api, n).await?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let started = Instant::now();
     let zones = connect_all(
