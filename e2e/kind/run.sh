@@ -181,6 +181,12 @@ kubectl --context "$gctx" apply -f "$repo/deploy/kubernetes/global/namespace.yam
 admin_token="$(openssl rand -hex 32)"
 apply_secret "$gctx" generic mosaic-global-admin-token --from-literal=token="$admin_token"
 apply_secret "$gctx" tls mosaic-global-kds-tls --cert="$pki/kds.crt" --key="$pki/kds.key"
+# Raft between the replicas is mutual TLS with one cluster CA, made by the image's own
+# `mosaic-global generate raft-ca` as an operator would.
+mkdir -p "$work/raft-ca"
+docker run --rm --user "$(id -u):$(id -g)" -v "$work/raft-ca:/out" "$image" \
+    mosaic-global generate raft-ca --out /out >/dev/null
+apply_secret "$gctx" generic mosaic-global-raft-ca --from-file="$work/raft-ca/"
 kubectl --context "$gctx" apply -k "$here/overlays/global"
 kubectl --context "$gctx" -n "$ns" rollout status statefulset/mosaic-global --timeout="${timeout}s"
 
@@ -228,6 +234,7 @@ for z in "${zones[@]}"; do
     apply_secret "$ctx" generic mosaic-zone-global \
         --from-file=token="$work/$z.token" --from-file=ca.crt="$pki/ca.crt"
     apply_secret "$ctx" tls mosaic-zone-dp-server-tls --cert="$pki/dp-server.crt" --key="$pki/dp-server.key"
+    apply_secret "$ctx" generic mosaic-zone-admin-token --from-literal=token="$(openssl rand -hex 32)"
     mkdir -p "$work/overlays/$z"
     cat >"$work/overlays/$z/kustomization.yaml" <<YAML
 apiVersion: kustomize.config.k8s.io/v1beta1

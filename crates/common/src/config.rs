@@ -81,6 +81,25 @@ pub struct RaftConfig {
     /// it, every this many applied entries. Keeps the data directory bounded.
     #[serde(default = "default_snapshot_after_logs")]
     pub snapshot_after_logs: u64,
+    /// `raft.ca_cert`: PEM of the cluster CA every replica's raft certificate is signed by.
+    /// Unset: `<data_dir>/raft-ca.pem` (generated there on a single node's first start).
+    #[serde(default, with = "optional_path")]
+    pub ca_cert: Option<PathBuf>,
+    /// `raft.ca_key`: the cluster CA's key; with it a replica issues its own raft certificate at
+    /// start (in memory). Unset with `ca_cert` set: `tls_cert`/`tls_key` are required.
+    #[serde(default, with = "optional_path")]
+    pub ca_key: Option<PathBuf>,
+    /// `raft.tls_cert`: this replica's raft certificate (signed by `ca_cert`, naming
+    /// `node-<node_id>.raft.mosaic.invalid`), for operators who keep the CA key off the replicas.
+    #[serde(default, with = "optional_path")]
+    pub tls_cert: Option<PathBuf>,
+    /// `raft.tls_key`: the key of `tls_cert`.
+    #[serde(default, with = "optional_path")]
+    pub tls_key: Option<PathBuf>,
+    /// `raft.insecure`: serve and dial the raft port in plaintext, without authentication. Anyone
+    /// who reaches the port can then rewrite the cluster; for tests only, loudly logged.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// Default of `raft.snapshot_after_logs`.
@@ -104,11 +123,19 @@ pub struct RaftPeer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
-    /// `api.listen`: address of the HTTP API.
+    /// `api.listen`: address of the HTTP API. A non-loopback address needs `admin_token_file`
+    /// (the global refuses to start otherwise).
     pub listen: SocketAddr,
-    /// `api.admin_token_file`: if set, every request except `GET /ready`, `/healthy` needs this bearer token.
+    /// `api.admin_token_file`: a file holding the admin token. Callers present it (or the token
+    /// generated into `<store.data_dir>/admin-token`) as `Authorization: Bearer <token>`; when
+    /// it is set, loopback callers need it too unless `localhost_is_admin = true`.
     #[serde(with = "optional_path")]
     pub admin_token_file: Option<PathBuf>,
+    /// `api.localhost_is_admin` (Kuma's `localhostIsAdmin`): callers on a loopback address are
+    /// admins without a token. Unset: true without `admin_token_file`, false with it; see
+    /// [`ApiConfig::effective_localhost_is_admin`].
+    #[serde(default)]
+    pub localhost_is_admin: Option<bool>,
     /// `api.tls_cert`: PEM certificate chain; with `tls_key`, the API serves HTTPS.
     #[serde(with = "optional_path")]
     pub tls_cert: Option<PathBuf>,
@@ -211,8 +238,20 @@ pub struct GlobalAddress {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneApiConfig {
-    /// `api.listen`: address of the zone's HTTP API.
+    /// `api.listen`: address of the zone's HTTP API. A non-loopback address needs
+    /// `admin_token_file` (the zone refuses to start otherwise).
     pub listen: SocketAddr,
+    /// `api.admin_token_file` (as the global's): a file holding the admin token. Callers present
+    /// it (or the token generated into `<store.data_dir>/admin-token`) as
+    /// `Authorization: Bearer <token>`; when it is set, loopback callers need it too unless
+    /// `localhost_is_admin = true`.
+    #[serde(default, with = "optional_path")]
+    pub admin_token_file: Option<PathBuf>,
+    /// `api.localhost_is_admin` (Kuma's `localhostIsAdmin`): callers on a loopback address are
+    /// admins without a token. Unset: true without `admin_token_file`, false with it; see
+    /// [`ZoneApiConfig::effective_localhost_is_admin`].
+    #[serde(default)]
+    pub localhost_is_admin: Option<bool>,
 }
 
 /// `[dp_server]`: the SDS server.
@@ -444,10 +483,16 @@ impl Default for GlobalConfig {
                 advertise: "127.0.0.1:5682".to_owned(),
                 peers: Vec::new(),
                 snapshot_after_logs: DEFAULT_SNAPSHOT_AFTER_LOGS,
+                ca_cert: None,
+                ca_key: None,
+                tls_cert: None,
+                tls_key: None,
+                insecure: false,
             },
             api: ApiConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5681)),
                 admin_token_file: None,
+                localhost_is_admin: None,
                 tls_cert: None,
                 tls_key: None,
             },
@@ -520,8 +565,54 @@ impl GlobalConfig {
                 ),
             ));
         }
+        self.validate_raft_tls(figment)?;
         check_tls_pair(figment, "api", &self.api.tls_cert, &self.api.tls_key)?;
         check_tls_pair(figment, "kds", &self.kds.tls_cert, &self.kds.tls_key)?;
+        Ok(())
+    }
+}
+
+impl GlobalConfig {
+    fn validate_raft_tls(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let raft = &self.raft;
+        check_tls_pair(figment, "raft", &raft.tls_cert, &raft.tls_key)?;
+        let tls_keys = [
+            ("raft.ca_cert", raft.ca_cert.is_some()),
+            ("raft.ca_key", raft.ca_key.is_some()),
+            ("raft.tls_cert", raft.tls_cert.is_some()),
+        ];
+        if raft.insecure
+            && let Some((key, _)) = tls_keys.iter().find(|(_, set)| *set)
+        {
+            return Err(ConfigError::invalid(
+                figment,
+                "raft.insecure",
+                format!(
+                    "is true, but `{key}` is set too; unset raft.insecure to use TLS (the default), or unset the raft TLS files"
+                ),
+            ));
+        }
+        if raft.ca_key.is_some() && raft.ca_cert.is_none() {
+            return Err(ConfigError::invalid(
+                figment,
+                "raft.ca_key",
+                "is set but `raft.ca_cert` is not; set both (the cluster CA's certificate and key)",
+            ));
+        }
+        if raft.tls_cert.is_some() && raft.ca_cert.is_none() {
+            return Err(ConfigError::invalid(
+                figment,
+                "raft.tls_cert",
+                "is set but `raft.ca_cert` is not; set raft.ca_cert to the cluster CA that signed it (peers are checked against it)",
+            ));
+        }
+        if raft.ca_cert.is_some() && raft.ca_key.is_none() && raft.tls_cert.is_none() {
+            return Err(ConfigError::invalid(
+                figment,
+                "raft.ca_cert",
+                "is set, but neither `raft.ca_key` (to issue this replica's certificate at start) nor `raft.tls_cert`/`raft.tls_key` (a certificate issued with `mosaic-global generate raft-cert`) is; set one of them",
+            ));
+        }
         Ok(())
     }
 }
@@ -542,6 +633,8 @@ impl Default for ZoneConfig {
             },
             api: ZoneApiConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5681)),
+                admin_token_file: None,
+                localhost_is_admin: None,
             },
             dp_server: DpServerConfig {
                 listen: SocketAddr::from(([0, 0, 0, 0], 5678)),
@@ -594,6 +687,30 @@ impl ZoneConfig {
             &self.dp_server.tls_key,
         )
     }
+}
+
+// === impl ApiConfig, ZoneApiConfig ===
+
+impl ApiConfig {
+    /// Whether loopback callers are admins without a token: `api.localhost_is_admin` if set,
+    /// else true exactly when no `api.admin_token_file` is set (with one, the contract says every
+    /// request needs the token).
+    pub fn effective_localhost_is_admin(&self) -> bool {
+        resolve_localhost_is_admin(self.localhost_is_admin, self.admin_token_file.as_deref())
+    }
+}
+
+impl ZoneApiConfig {
+    /// Whether loopback callers are admins without a token; the global's rule
+    /// ([`ApiConfig::effective_localhost_is_admin`]).
+    pub fn effective_localhost_is_admin(&self) -> bool {
+        resolve_localhost_is_admin(self.localhost_is_admin, self.admin_token_file.as_deref())
+    }
+}
+
+/// The one place `api.localhost_is_admin` is resolved, for the global and the zone alike.
+fn resolve_localhost_is_admin(explicit: Option<bool>, admin_token_file: Option<&Path>) -> bool {
+    explicit.unwrap_or(admin_token_file.is_none())
 }
 
 // === impl RaftPeer ===
@@ -994,6 +1111,12 @@ impl Provider for EnvOverrides {
 /// Shapes a raw environment string like the default value at the same key.
 fn typed_env_value(default: &Value, raw: &str) -> Value {
     match default {
+        // Booleans, and unset optional ones (`api.localhost_is_admin`): `true`/`false`.
+        Value::Bool(..) | Value::Empty(..) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" => Value::Bool(Tag::Default, true),
+            "false" => Value::Bool(Tag::Default, false),
+            _ => Value::String(Tag::Default, raw.to_owned()),
+        },
         Value::Num(..) => match raw.trim().parse::<u64>() {
             Ok(n) => Value::Num(Tag::Default, Num::U64(n)),
             Err(_) => Value::String(Tag::Default, raw.to_owned()),
@@ -1410,6 +1533,54 @@ tls_key = "/etc/mosaic/kds-key.pem"
         assert!(err.to_string().contains("line 1"), "{err}");
         assert!(
             err.to_string().contains(&f.path().display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn localhost_is_admin_defaults_to_whether_no_token_file_is_set() {
+        let c = GlobalConfig::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.api.localhost_is_admin, None);
+        assert!(c.api.effective_localhost_is_admin());
+        let c = GlobalConfig::load_from(
+            None,
+            env(&[("MOSAIC_API__ADMIN_TOKEN_FILE", "/etc/mosaic/admin-token")]),
+        )
+        .unwrap();
+        assert!(!c.api.effective_localhost_is_admin());
+        let c = GlobalConfig::load_from(
+            None,
+            env(&[
+                ("MOSAIC_API__ADMIN_TOKEN_FILE", "/etc/mosaic/admin-token"),
+                ("MOSAIC_API__LOCALHOST_IS_ADMIN", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.api.localhost_is_admin, Some(true));
+        assert!(c.api.effective_localhost_is_admin());
+        let f = toml_file("[api]\nlocalhost_is_admin = false\n");
+        let c = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap();
+        assert!(!c.api.effective_localhost_is_admin());
+
+        let z = ZoneConfig::load_from(None, env(&[])).unwrap();
+        assert_eq!(z.api.admin_token_file, None);
+        assert!(z.api.effective_localhost_is_admin());
+        let f = toml_file("[api]\nlisten = \"0.0.0.0:5681\"\nadmin_token_file = \"/t\"\n");
+        let z = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(z.api.admin_token_file, Some(PathBuf::from("/t")));
+        assert!(!z.api.effective_localhost_is_admin());
+        let z = ZoneConfig::load_from(
+            Some(f.path()),
+            env(&[("MOSAIC_API__LOCALHOST_IS_ADMIN", "True")]),
+        )
+        .unwrap();
+        assert!(z.api.effective_localhost_is_admin());
+
+        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_API__LOCALHOST_IS_ADMIN", "yes!")]))
+            .unwrap_err();
+        assert_eq!(err.key(), Some("api.localhost_is_admin"), "{err}");
+        assert!(
+            err.to_string().contains("MOSAIC_API__LOCALHOST_IS_ADMIN"),
             "{err}"
         );
     }

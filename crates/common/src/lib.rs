@@ -3,11 +3,14 @@
 //!
 //! Module map:
 //! - [`api`]: HTTP API shapes shared by servers and mosaicctl (Kuma error body, list envelope).
+//! - [`api_auth`]: who may use the HTTP APIs: loopback callers (`api.localhost_is_admin`) and
+//!   admin tokens (`api.admin_token_file`, the generated `<data_dir>/admin-token`); the middleware.
 //! - [`api_metrics`]: the HTTP APIs' request count and duration middleware (bounded labels).
 //! - [`sensitive`]: `Sensitive<T>`, the redacting wrapper every token and key lives in.
 //! - [`duration`]: Kuma durations (`ms s m h d w y`).
 //! - [`validate`]: violations with Kuma field paths, collected all at once.
 //! - [`resource`]: Mesh, Secret, GlobalSecret, Zone, Dataplane and insights; Universal and Kubernetes forms.
+//! - [`data_dir`]: owner-only data directories (umask 077, 0700/0600 for what is already there).
 //! - [`datasource`]: DataSource (`secret`, `file`, `inline`, `inlineString`) and its resolution.
 //! - [`net`]: accepted TCP connections with `TCP_NODELAY` for the gRPC servers.
 //! - [`process`]: `shutdown_signal()`, the SIGTERM/SIGINT future servers shut down on.
@@ -26,9 +29,11 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod api_auth;
 pub mod api_metrics;
 pub mod ca;
 pub mod config;
+pub mod data_dir;
 pub mod datasource;
 pub mod duration;
 pub mod net;

@@ -136,6 +136,10 @@ fn read(path: &Path) -> Result<Option<String>, TlsError> {
 }
 
 /// Writes `contents` to `path` atomically (temp file, fsync, rename); `private` files get 0600.
+pub fn write_pem_file(path: &Path, contents: &str, private: bool) -> Result<(), TlsError> {
+    write_file(path, contents, private)
+}
+
 fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), TlsError> {
     use std::io::Write as _;
     let io = |source| TlsError::Io {
@@ -257,6 +261,63 @@ pub fn issue_server_cert(
     common_name: &str,
     names: &[String],
 ) -> Result<(String, Sensitive<String>), TlsError> {
+    issue_leaf(
+        ca,
+        common_name,
+        names,
+        vec![ExtendedKeyUsagePurpose::ServerAuth],
+    )
+}
+
+/// Issues a certificate for a peer of a mutually authenticated cluster (EKU serverAuth and
+/// clientAuth: it both serves and dials), otherwise as [`issue_server_cert`].
+pub fn issue_peer_cert(
+    ca: &CaPem,
+    common_name: &str,
+    names: &[String],
+) -> Result<(String, Sensitive<String>), TlsError> {
+    issue_leaf(
+        ca,
+        common_name,
+        names,
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    )
+}
+
+/// The DNS names among the SANs of the first certificate in `der` (lowercase); empty when it
+/// cannot be parsed.
+pub fn dns_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::prelude::*;
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The DER of the first certificate in `pem`, if it holds one.
+pub fn first_certificate_der(pem: &str) -> Option<Vec<u8>> {
+    first_der(pem)
+}
+
+fn issue_leaf(
+    ca: &CaPem,
+    common_name: &str,
+    names: &[String],
+    usages: Vec<ExtendedKeyUsagePurpose>,
+) -> Result<(String, Sensitive<String>), TlsError> {
     let ca_key =
         KeyPair::from_pem(ca.key_pem.expose()).map_err(generate_err("(loading the CA key)"))?;
     let ca_der = first_der(&ca.cert_pem).ok_or_else(|| TlsError::Generate {
@@ -284,7 +345,7 @@ pub fn issue_server_cert(
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.extended_key_usages = usages;
     let now = OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = (now + GENERATED_SERVER_VALIDITY).min(ca_not_after);

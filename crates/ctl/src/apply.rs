@@ -1,24 +1,60 @@
 //! `mosaicctl apply -f FILE|-`: every document (Universal or Kubernetes, YAML or JSON) PUT to its
-//! Kuma path. Secrets and GlobalSecrets go first, then Meshes (which may name those Secrets), then
-//! the rest. The first failure stops the run.
+//! Kuma path. GlobalSecrets go first, then Meshes, then mesh Secrets (a Secret needs its Mesh, as
+//! in Kuma), then the rest. A Mesh whose backends name a Secret of the same file goes after that
+//! Secret (its admission reads it: the Vault token of a test issuance); when such a Mesh does not
+//! exist yet, it is first created without `mtls` (said on stdout), then its Secrets, then the
+//! whole Mesh. The first failure stops the run.
+
+use std::collections::BTreeSet;
 
 use anyhow::Context as _;
-use mosaic_common::resource::{Resource, ResourceType, parse_documents};
+use mosaic_common::resource::{Resource, ResourceType, Spec, parse_documents};
 
-use crate::client::{Client, resource_segments};
+use crate::client::{Client, ClientError, resource_segments};
 
-/// The apply rank of a type: secrets, then meshes, then everything else.
-fn rank(t: ResourceType) -> u8 {
-    match t {
-        ResourceType::Secret | ResourceType::GlobalSecret => 0,
+/// The apply rank of a resource: GlobalSecrets, Meshes, Secrets, Meshes that name Secrets of
+/// the file, then everything else.
+fn rank(r: &Resource, names_file_secrets: &BTreeSet<String>) -> u8 {
+    match r.resource_type() {
+        ResourceType::GlobalSecret => 0,
+        ResourceType::Mesh if names_file_secrets.contains(&r.meta.name) => 3,
         ResourceType::Mesh => 1,
-        _ => 2,
+        ResourceType::Secret => 2,
+        _ => 4,
     }
+}
+
+/// The Meshes among `resources` whose backends name a Secret that `resources` also holds.
+fn meshes_naming_file_secrets(resources: &[Resource]) -> BTreeSet<String> {
+    let secrets: BTreeSet<(&str, &str)> = resources
+        .iter()
+        .filter(|r| r.resource_type() == ResourceType::Secret)
+        .map(|r| {
+            (
+                r.meta.mesh.as_deref().unwrap_or_default(),
+                r.meta.name.as_str(),
+            )
+        })
+        .collect();
+    resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::Mesh(spec) => {
+                let mesh = r.meta.name.as_str();
+                spec.secret_references(mesh)
+                    .iter()
+                    .any(|s| secrets.contains(&(mesh, s.secret.as_str())))
+                    .then(|| mesh.to_string())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Sorts documents into apply order, keeping the file's order within a rank.
 pub fn apply_order(mut resources: Vec<Resource>) -> Vec<Resource> {
-    resources.sort_by_key(|r| rank(r.resource_type()));
+    let names = meshes_naming_file_secrets(&resources);
+    resources.sort_by_key(|r| rank(r, &names));
     resources
 }
 
@@ -48,24 +84,81 @@ pub fn plan(input: &[u8]) -> anyhow::Result<Vec<Resource>> {
     }
 }
 
-/// Applies `resources` in order, printing `<Type> <name> created|updated` for each.
+/// Applies `resources` in order, printing `<Type> <name> created|updated` for each. A Mesh that
+/// comes after Secrets it names and does not exist yet is created without `mtls` before them.
 pub async fn run(client: &Client, resources: &[Resource]) -> anyhow::Result<()> {
+    let staged = meshes_naming_file_secrets(resources);
+    let mut checked = BTreeSet::new();
+    let mut created_bare = BTreeSet::new();
     for r in resources {
         let rtype = r.resource_type();
-        let segments = resource_segments(rtype, r.meta.mesh.as_deref(), Some(&r.meta.name));
-        let url = client.url(&segments, &[]);
-        let answer = client
-            .send(reqwest::Method::PUT, url, Some(&r.to_universal()))
-            .await
-            .with_context(|| format!("applying {}", label(r)))?;
-        let verb = if answer.status == reqwest::StatusCode::CREATED {
-            "created"
-        } else {
-            "updated"
-        };
+        if rtype == ResourceType::Secret
+            && let Some(mesh) = r.meta.mesh.as_deref()
+            && let Some(m) = resources.iter().find(|m| {
+                m.resource_type() == ResourceType::Mesh
+                    && m.meta.name == mesh
+                    && staged.contains(mesh)
+            })
+            && checked.insert(mesh.to_string())
+            && !mesh_exists(client, mesh).await?
+        {
+            put(client, &without_mtls(m)).await.with_context(|| {
+                format!("creating Mesh {mesh} without mtls, before its Secrets")
+            })?;
+            created_bare.insert(mesh.to_string());
+            outln!(
+                "Mesh {mesh} created without mtls: its backends name Secrets of this file, which need the Mesh; they come next, then the whole Mesh"
+            );
+        }
+        let status = put(client, r).await.with_context(|| {
+            if rtype == ResourceType::Mesh && created_bare.contains(&r.meta.name) {
+                format!(
+                    "applying {} (it exists now, without mtls: fix the problem and apply the file again, or delete the Mesh)",
+                    label(r)
+                )
+            } else {
+                format!("applying {}", label(r))
+            }
+        })?;
+        let created = status == reqwest::StatusCode::CREATED
+            || (rtype == ResourceType::Mesh && created_bare.contains(&r.meta.name));
+        let verb = if created { "created" } else { "updated" };
         outln!("{} {verb}", label(r));
     }
     Ok(())
+}
+
+/// PUTs `r` to its Kuma path; the answer's status.
+async fn put(client: &Client, r: &Resource) -> Result<reqwest::StatusCode, ClientError> {
+    let segments = resource_segments(
+        r.resource_type(),
+        r.meta.mesh.as_deref(),
+        Some(&r.meta.name),
+    );
+    let url = client.url(&segments, &[]);
+    let answer = client
+        .send(reqwest::Method::PUT, url, Some(&r.to_universal()))
+        .await?;
+    Ok(answer.status)
+}
+
+/// Whether Mesh `name` exists (a consistent read).
+async fn mesh_exists(client: &Client, name: &str) -> anyhow::Result<bool> {
+    let url = client.url(&["meshes", name], &[]);
+    match client.get_json(url).await {
+        Ok(_) => Ok(true),
+        Err(ClientError::Api(e)) if e.status == 404 => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("reading Mesh {name}"))),
+    }
+}
+
+/// `mesh` with its `mtls` section removed (mTLS off), every other field kept.
+fn without_mtls(mesh: &Resource) -> Resource {
+    let mut bare = mesh.clone();
+    if let Spec::Mesh(spec) = &mut bare.spec {
+        spec.mtls = None;
+    }
+    bare
 }
 
 #[cfg(test)]
@@ -73,7 +166,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_then_meshes_then_the_rest() {
+    fn meshes_before_their_secrets_unless_they_name_them() {
         let input = b"type: Zone\nname: east\n---\n\
 type: Mesh\nname: default\n---\n\
 type: Secret\nmesh: default\nname: token-1\ndata: dA==\n---\n\
@@ -84,14 +177,33 @@ type: Secret\nmesh: other\nname: token-2\ndata: dA==\n";
         assert_eq!(
             order,
             [
-                "Secret default/token-1",
                 "GlobalSecret g1",
-                "Secret other/token-2",
                 "Mesh default",
                 "Mesh other",
+                "Secret default/token-1",
+                "Secret other/token-2",
                 "Zone east",
             ]
         );
+        // The seed's shape: a Mesh whose vault backend names a Secret of the file goes after it
+        // (run() first creates it without mtls when it does not exist yet).
+        let input = b"type: Mesh\nname: default\nmtls:\n  enabledBackend: v\n  backends:\n  - name: v\n    type: vault\n    conf:\n      fromCp:\n        address: http://vault:8200\n        pki: pki\n        role: r\n        auth:\n          token:\n            secret: token-1\n---\n\
+type: Mesh\nname: plain\n---\n\
+type: Secret\nmesh: default\nname: token-1\ndata: dA==\n";
+        let resources = plan(input).unwrap();
+        let order: Vec<String> = resources.iter().map(label).collect();
+        assert_eq!(
+            order,
+            ["Mesh plain", "Secret default/token-1", "Mesh default"]
+        );
+        assert_eq!(
+            meshes_naming_file_secrets(&resources),
+            BTreeSet::from(["default".to_string()])
+        );
+        let Spec::Mesh(bare) = without_mtls(&resources[2]).spec else {
+            panic!("a Mesh")
+        };
+        assert!(bare.mtls.is_none());
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! Where mosaicctl finds the API and its token: flag > environment (`MOSAIC_API`,
-//! `MOSAIC_TOKEN`) > config file (`$XDG_CONFIG_HOME/mosaic/ctl.toml`, else
-//! `~/.config/mosaic/ctl.toml`, with `api = "..."` and `token = "..."`) > default.
+//! `MOSAIC_TOKEN`, then `MOSAIC_ADMIN_TOKEN_FILE` naming a file that holds the token) > config
+//! file (`$XDG_CONFIG_HOME/mosaic/ctl.toml`, else `~/.config/mosaic/ctl.toml`, with
+//! `api = "..."` and `token = "..."`) > default.
+//!
+//! With no token from any of those, and an API on a loopback IP address (`127.0.0.0/8`, `::1`),
+//! the token a global generated beside this directory, `./mosaic-data/global/admin-token` (the
+//! default `store.data_dir`), is used when it exists. It is never sent to any other address.
 //!
 //! Resolution takes the environment as a function so tests never touch the process environment.
 
@@ -23,6 +28,31 @@ pub enum Source {
     File,
     /// The built-in default.
     Default,
+    /// Found beside the working directory (the generated admin token).
+    Found,
+}
+
+/// The generated admin token of a global run from the working directory with the defaults.
+pub const FOUND_TOKEN_FILE: &str = "mosaic-data/global/admin-token";
+
+/// Where the token came from, as `config-view` says it (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// `--token`.
+    Flag,
+    /// `$MOSAIC_TOKEN`.
+    Env,
+    /// The file `$MOSAIC_ADMIN_TOKEN_FILE` names.
+    EnvFile(PathBuf),
+    /// `token` in this config file.
+    File(PathBuf),
+    /// This generated admin token, found beside the working directory (loopback APIs only).
+    Found(PathBuf),
+    /// No token; `withheld` is a found token file not sent because the API is not loopback.
+    NotSet {
+        /// The found file that was withheld.
+        withheld: Option<PathBuf>,
+    },
 }
 
 /// The resolved connection settings.
@@ -36,6 +66,60 @@ pub struct CtlConfig {
     pub token: Option<Sensitive<String>>,
     /// Where `token` came from (`Default` when unset).
     pub token_source: Source,
+    /// Where `token` came from, in detail.
+    pub token_origin: TokenOrigin,
+}
+
+// === impl TokenOrigin ===
+
+impl std::fmt::Display for TokenOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenOrigin::Flag => f.write_str("set (from --token)"),
+            TokenOrigin::Env => f.write_str("set (from $MOSAIC_TOKEN)"),
+            TokenOrigin::EnvFile(p) => {
+                write!(f, "set (from $MOSAIC_ADMIN_TOKEN_FILE: {})", p.display())
+            }
+            TokenOrigin::File(p) => write!(f, "set (from {})", p.display()),
+            TokenOrigin::Found(p) => write!(
+                f,
+                "set (found {}, sent because the API is on a loopback address)",
+                p.display()
+            ),
+            TokenOrigin::NotSet { withheld: None } => f.write_str("not set"),
+            TokenOrigin::NotSet { withheld: Some(p) } => write!(
+                f,
+                "not set ({} exists but is only sent to an API on a loopback address)",
+                p.display()
+            ),
+        }
+    }
+}
+
+/// Whether the API's host is a loopback IP address (host names never count).
+pub fn is_loopback_api(api: &url::Url) -> bool {
+    match api.host() {
+        Some(url::Host::Ipv4(ip)) => mosaic_common::api_auth::is_loopback(ip.into()),
+        Some(url::Host::Ipv6(ip)) => mosaic_common::api_auth::is_loopback(ip.into()),
+        Some(url::Host::Domain(_)) | None => false,
+    }
+}
+
+/// The token in `path` (trimmed); `what` names where the path came from in errors.
+fn read_token_file(path: &Path, what: &str) -> anyhow::Result<Sensitive<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "could not read {what} {}: point it at the server's admin-token file (or api.admin_token_file) or unset it",
+            path.display()
+        )
+    })?;
+    let token = text.trim();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "{what} {} is empty: point it at a file holding the admin token",
+        path.display()
+    );
+    Ok(Sensitive::new(token.to_string()))
 }
 
 /// The config file's shape.
@@ -78,17 +162,21 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 }
 
 /// Resolves the settings: `flag_*` from the command line, `env` for variables, `file` the config
-/// file to read (absent file = no settings).
+/// file to read (absent file = no settings), `workdir` where [`FOUND_TOKEN_FILE`] is looked for.
 pub fn resolve(
     flag_api: Option<url::Url>,
     flag_token: Option<Sensitive<String>>,
     env: &dyn Fn(&str) -> Option<String>,
     file: Option<&Path>,
+    workdir: &Path,
 ) -> anyhow::Result<CtlConfig> {
     let env_var = |k: &str| env(k).filter(|v| !v.is_empty());
+    let flag_token = flag_token.filter(|t| !t.expose().is_empty());
     // The file is read only when something is still missing.
     let need_file = (flag_api.is_none() && env_var("MOSAIC_API").is_none())
-        || (flag_token.is_none() && env_var("MOSAIC_TOKEN").is_none());
+        || (flag_token.is_none()
+            && env_var("MOSAIC_TOKEN").is_none()
+            && env_var("MOSAIC_ADMIN_TOKEN_FILE").is_none());
     let from_file = match (need_file, file) {
         (true, Some(path)) => read_file(path)?,
         _ => FileConfig::default(),
@@ -108,14 +196,47 @@ pub fn resolve(
         (url, Source::Default)
     };
 
-    let (token, token_source) = if let Some(t) = flag_token.filter(|t| !t.expose().is_empty()) {
-        (Some(t), Source::Flag)
+    let (token, token_source, token_origin) = if let Some(t) = flag_token {
+        (Some(t), Source::Flag, TokenOrigin::Flag)
     } else if let Some(t) = env_var("MOSAIC_TOKEN") {
-        (Some(Sensitive::new(t)), Source::Env)
+        (Some(Sensitive::new(t)), Source::Env, TokenOrigin::Env)
+    } else if let Some(path) = env_var("MOSAIC_ADMIN_TOKEN_FILE").map(PathBuf::from) {
+        let t = read_token_file(&path, "MOSAIC_ADMIN_TOKEN_FILE")?;
+        (Some(t), Source::Env, TokenOrigin::EnvFile(path))
     } else if let Some(t) = from_file.token.filter(|t| !t.is_empty()) {
-        (Some(Sensitive::new(t)), Source::File)
+        let path = file.map(Path::to_path_buf).unwrap_or_default();
+        (
+            Some(Sensitive::new(t)),
+            Source::File,
+            TokenOrigin::File(path),
+        )
     } else {
-        (None, Source::Default)
+        let found = workdir.join(FOUND_TOKEN_FILE);
+        match (found.is_file(), is_loopback_api(&api)) {
+            (true, true) => match read_token_file(&found, "the generated admin token file") {
+                Ok(t) => (Some(t), Source::Found, TokenOrigin::Found(found)),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "continuing without a token");
+                    (
+                        None,
+                        Source::Default,
+                        TokenOrigin::NotSet { withheld: None },
+                    )
+                }
+            },
+            (true, false) => (
+                None,
+                Source::Default,
+                TokenOrigin::NotSet {
+                    withheld: Some(found),
+                },
+            ),
+            (false, _) => (
+                None,
+                Source::Default,
+                TokenOrigin::NotSet { withheld: None },
+            ),
+        }
     };
 
     Ok(CtlConfig {
@@ -123,6 +244,7 @@ pub fn resolve(
         api_source,
         token,
         token_source,
+        token_origin,
     })
 }
 
@@ -142,6 +264,11 @@ mod tests {
 
     fn url(s: &str) -> url::Url {
         url::Url::parse(s).unwrap()
+    }
+
+    /// A working directory without a generated token beside it.
+    fn nowhere() -> &'static Path {
+        Path::new("/nonexistent/mosaic-ctl-test")
     }
 
     #[test]
@@ -164,6 +291,7 @@ mod tests {
             Some(Sensitive::new("flag-token".into())),
             &env,
             Some(&file),
+            nowhere(),
         )
         .unwrap();
         assert_eq!(
@@ -172,18 +300,25 @@ mod tests {
         );
         assert_eq!(c.token.unwrap().expose(), "flag-token");
 
-        let c = resolve(None, None, &env, Some(&file)).unwrap();
+        let c = resolve(None, None, &env, Some(&file), nowhere()).unwrap();
         assert_eq!((c.api.host_str(), c.api_source), (Some("env"), Source::Env));
         assert_eq!(c.token.unwrap().expose(), "env-token");
 
-        let c = resolve(None, None, &none, Some(&file)).unwrap();
+        let c = resolve(None, None, &none, Some(&file), nowhere()).unwrap();
         assert_eq!(
             (c.api.host_str(), c.api_source, c.token_source),
             (Some("file"), Source::File, Source::File)
         );
         assert_eq!(c.token.unwrap().expose(), "file-token");
 
-        let c = resolve(None, None, &none, Some(&dir.path().join("missing.toml"))).unwrap();
+        let c = resolve(
+            None,
+            None,
+            &none,
+            Some(&dir.path().join("missing.toml")),
+            nowhere(),
+        )
+        .unwrap();
         assert_eq!(
             (c.api.as_str(), c.api_source),
             ("http://127.0.0.1:5681/", Source::Default)
@@ -192,7 +327,7 @@ mod tests {
 
         // Mixed: api from the environment, token from the file; empty values count as unset.
         let env = env_of(&[("MOSAIC_API", "http://env:5681"), ("MOSAIC_TOKEN", "")]);
-        let c = resolve(None, None, &env, Some(&file)).unwrap();
+        let c = resolve(None, None, &env, Some(&file), nowhere()).unwrap();
         assert_eq!((c.api_source, c.token_source), (Source::Env, Source::File));
     }
 
@@ -201,14 +336,95 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ctl.toml");
         std::fs::write(&file, "api = \"ftp://x\"\n").unwrap();
-        let err = resolve(None, None, &env_of(&[]), Some(&file)).unwrap_err();
+        let err = resolve(None, None, &env_of(&[]), Some(&file), nowhere()).unwrap_err();
         assert!(err.to_string().contains("ctl.toml: api:"), "{err}");
-        let err = resolve(None, None, &env_of(&[("MOSAIC_API", "nope")]), None).unwrap_err();
+        let err = resolve(
+            None,
+            None,
+            &env_of(&[("MOSAIC_API", "nope")]),
+            None,
+            nowhere(),
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("MOSAIC_API:"), "{err}");
         std::fs::write(&file, "tokn = \"s3cret\"\n").unwrap();
-        let err = resolve(None, None, &env_of(&[]), Some(&file)).unwrap_err();
+        let err = resolve(None, None, &env_of(&[]), Some(&file), nowhere()).unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
         assert!(err.to_string().contains("tokn"), "{err}");
+    }
+
+    #[test]
+    fn generated_token_is_found_only_for_loopback_apis() {
+        let work = tempfile::tempdir().unwrap();
+        let found = work.path().join(FOUND_TOKEN_FILE);
+        std::fs::create_dir_all(found.parent().unwrap()).unwrap();
+        std::fs::write(&found, "generated-token\n").unwrap();
+        let none = env_of(&[]);
+        for api in [
+            "http://127.0.0.1:5681",
+            "http://127.3.2.1:5681",
+            "http://[::1]:5681",
+        ] {
+            let c = resolve(Some(url(api)), None, &none, None, work.path()).unwrap();
+            assert_eq!(c.token.unwrap().expose(), "generated-token", "{api}");
+            assert_eq!(c.token_origin, TokenOrigin::Found(found.clone()));
+            assert!(!c.token_origin.to_string().contains("generated-token"));
+        }
+        // Not loopback, or a host name: never sent.
+        for api in [
+            "http://10.0.0.1:5681",
+            "http://localhost:5681",
+            "https://global.example",
+            "http://[::ffff:10.0.0.1]:5681",
+        ] {
+            let c = resolve(Some(url(api)), None, &none, None, work.path()).unwrap();
+            assert!(c.token.is_none(), "{api}");
+            assert_eq!(
+                c.token_origin,
+                TokenOrigin::NotSet {
+                    withheld: Some(found.clone())
+                }
+            );
+            assert!(c.token_origin.to_string().starts_with("not set ("), "{api}");
+        }
+        // An explicit token wins over the found one.
+        let env = env_of(&[("MOSAIC_TOKEN", "env-token")]);
+        let c = resolve(None, None, &env, None, work.path()).unwrap();
+        assert_eq!(c.token.unwrap().expose(), "env-token");
+        // MOSAIC_ADMIN_TOKEN_FILE: explicit, so sent wherever --api points; after MOSAIC_TOKEN.
+        let file = work.path().join("t");
+        std::fs::write(&file, "  file-token\n").unwrap();
+        let path = file.display().to_string();
+        let vars = [("MOSAIC_ADMIN_TOKEN_FILE", path.as_str())];
+        let env = env_of(&vars);
+        let c = resolve(
+            Some(url("http://10.0.0.1:5681")),
+            None,
+            &env,
+            None,
+            nowhere(),
+        )
+        .unwrap();
+        assert_eq!(c.token.unwrap().expose(), "file-token");
+        assert_eq!(c.token_origin, TokenOrigin::EnvFile(file.clone()));
+        let both = [
+            ("MOSAIC_ADMIN_TOKEN_FILE", path.as_str()),
+            ("MOSAIC_TOKEN", "env-token"),
+        ];
+        let env = env_of(&both);
+        let c = resolve(None, None, &env, None, nowhere()).unwrap();
+        assert_eq!(c.token_origin, TokenOrigin::Env);
+        let env = env_of(&[("MOSAIC_ADMIN_TOKEN_FILE", "/nonexistent/token")]);
+        let err = resolve(None, None, &env, None, nowhere()).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("MOSAIC_ADMIN_TOKEN_FILE") && msg.contains("/nonexistent/token"),
+            "{msg}"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        let env = env_of(&vars);
+        let err = resolve(None, None, &env, None, nowhere()).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! Module map:
 //! - `output`: `out!`/`outln!`, stdout writes that end quietly when the pipe closes.
-//! - `config`: API address and token: flag > `MOSAIC_API`/`MOSAIC_TOKEN` > `ctl.toml` > default.
+//! - `config`: API address and token: flag > `MOSAIC_API`/`MOSAIC_TOKEN`/`MOSAIC_ADMIN_TOKEN_FILE`
+//!   > `ctl.toml` > default (the token: `./mosaic-data/global/admin-token`, loopback APIs only).
 //! - `client`: the HTTP client, Kuma paths per type, errors (unreachable, server `ApiError`).
 //! - `apply`: `apply -f FILE|-` (secrets, then meshes, then the rest).
 //! - `get`: `get ...` tables/YAML/JSON and `delete ...`.
@@ -57,8 +58,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "URL", value_parser = parse_api_url)]
     api: Option<url::Url>,
 
-    /// Bearer token for the API (the global's `api.admin_token_file` contents). Else
-    /// $MOSAIC_TOKEN, else `token` in the config file.
+    /// Bearer token for the API (the server's `api.admin_token_file` contents or its generated
+    /// `<data_dir>/admin-token`). Else $MOSAIC_TOKEN, else the file $MOSAIC_ADMIN_TOKEN_FILE
+    /// names, else `token` in the config file, else (for an API on a loopback IP address only)
+    /// ./mosaic-data/global/admin-token if it exists.
     #[arg(
         long,
         global = true,
@@ -88,7 +91,8 @@ struct Cli {
 enum Command {
     /// Print mosaicctl's version.
     Version,
-    /// Print the resolved API address and whether a token is set (never the token itself).
+    /// Print the resolved API address and whether a token is set and where it came from (never
+    /// the token itself).
     ConfigView,
     /// Check resources (Universal or Kubernetes YAML/JSON, several documents) without a control
     /// plane; with --issue, prove each CA backend by issuing a test certificate from here.
@@ -239,11 +243,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cli.token.clone(),
             &env,
             config::config_path(&env).as_deref(),
+            std::path::Path::new("."),
         )
     };
     let client = || -> anyhow::Result<Client> {
         let s = settings()?;
-        tracing::debug!(api = %s.api, api_source = ?s.api_source, token_source = ?s.token_source, "settings");
+        tracing::debug!(api = %s.api, api_source = ?s.api_source, token_source = ?s.token_source, token = %s.token_origin, "settings");
         Ok(Client::new(s.api, s.token)?)
     };
     match &cli.command {
@@ -264,9 +269,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ConfigView => {
             let s = settings()?;
-            let token = if s.token.is_some() { "set" } else { "not set" };
             outln!("api: {}", s.api.as_str().trim_end_matches('/'));
-            outln!("token: {token}");
+            outln!("token: {}", s.token_origin);
         }
         Command::Apply { file } => {
             let input = validate::read_input(file)?;

@@ -2,10 +2,12 @@
 
 use std::process::{Command, Output};
 
-/// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables and no user config file.
+/// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables, no user config file and no
+/// generated admin token beside its working directory.
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosaicctl"));
     cmd.env("XDG_CONFIG_HOME", "/nonexistent/mosaic-test-config");
+    cmd.current_dir("/");
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("MOSAIC_") || key == "RUST_LOG" {
             cmd.env_remove(key);
@@ -77,7 +79,10 @@ fn config_view_resolves_flags_and_env() {
         .env("MOSAIC_TOKEN", "s3cret-token")
         .arg("config-view"));
     assert_eq!(code, 0);
-    assert_eq!(out, "api: https://global.example:5681\ntoken: set\n");
+    assert_eq!(
+        out,
+        "api: https://global.example:5681\ntoken: set (from $MOSAIC_TOKEN)\n"
+    );
     assert!(!out.contains("s3cret"));
 
     // Flags win over the environment.
@@ -91,7 +96,10 @@ fn config_view_resolves_flags_and_env() {
             "t",
         ]));
     assert_eq!(code, 0);
-    assert_eq!(out, "api: http://10.0.0.1:5681\ntoken: set\n");
+    assert_eq!(
+        out,
+        "api: http://10.0.0.1:5681\ntoken: set (from --token)\n"
+    );
 }
 
 #[test]
@@ -105,7 +113,14 @@ fn config_file_is_read_after_flags_and_env() {
     .unwrap();
     let (code, out, _) = run(bin().env("XDG_CONFIG_HOME", dir.path()).arg("config-view"));
     assert_eq!(code, 0);
-    assert_eq!(out, "api: https://from-file:5681\ntoken: set\n");
+    let file = dir.path().join("mosaic/ctl.toml");
+    assert_eq!(
+        out,
+        format!(
+            "api: https://from-file:5681\ntoken: set (from {})\n",
+            file.display()
+        )
+    );
     assert!(!out.contains("file-secret"));
 
     let (code, out, _) = run(bin()
@@ -113,7 +128,13 @@ fn config_file_is_read_after_flags_and_env() {
         .env("MOSAIC_API", "http://from-env:5681")
         .arg("config-view"));
     assert_eq!(code, 0);
-    assert_eq!(out, "api: http://from-env:5681\ntoken: set\n");
+    assert_eq!(
+        out,
+        format!(
+            "api: http://from-env:5681\ntoken: set (from {})\n",
+            file.display()
+        )
+    );
 }
 
 #[test]

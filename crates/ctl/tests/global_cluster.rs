@@ -75,12 +75,28 @@ async fn apply_the_seed_mesh_to_three_replicas_and_read_it_from_each() -> anyhow
     std::fs::write(&file, seed_000_mesh(bao.addr(), &token))?;
     let file = file.to_string_lossy().into_owned();
 
-    // Applied through a follower or the leader alike; the Secret goes first so the Mesh can name it.
+    // Applied through a follower or the leader alike. A Secret needs its Mesh and the Mesh's
+    // vault backend needs the Secret: the new Mesh is created without mtls first (said so), then
+    // the Secret, then the whole Mesh (admitted after a test issuance with that token).
     let (code, out, err) = ctl(&cluster.api(1), &["apply", "-f", &file]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("Mesh default created without mtls"),
+        "{out}"
+    );
+    assert_eq!(
+        lines[1..],
+        ["Secret default/token-1 created", "Mesh default created"],
+        "{out}"
+    );
+    // Applied again, the Mesh exists: its mtls is never taken away, the Secret comes first.
+    let (code, out, err) = ctl(&cluster.api(0), &["apply", "-f", &file]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["Secret default/token-1 created", "Mesh default created"],
+        ["Secret default/token-1 updated", "Mesh default updated"],
         "{out}"
     );
     for i in 0..3 {

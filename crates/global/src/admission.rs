@@ -161,16 +161,29 @@ impl Admission {
             .map(|b| b.name.as_str())
             .collect();
         let mut violations = Vec::new();
+        let mut mesh_exists = None;
         for r in spec.secret_references(mesh) {
             if builtin.contains(&r.backend.as_str()) {
                 continue;
             }
             let key = ResourceKey::new(ResourceType::Secret, Some(mesh), &r.secret);
             if self.store.get(&key)?.is_none() {
+                let exists = match mesh_exists {
+                    Some(e) => e,
+                    None => {
+                        *mesh_exists.insert(self.store.get(&ResourceKey::mesh(mesh))?.is_some())
+                    }
+                };
+                // A Secret needs its Mesh: a new Mesh is created without mtls first.
+                let first = if exists {
+                    String::new()
+                } else {
+                    format!("create Mesh {mesh:?} without mtls, then ")
+                };
                 violations.push(Violation::new(
                     format!("{}.secret", r.field),
                     format!(
-                        "secret {:?} does not exist in mesh {mesh:?}: create it first (PUT /meshes/{mesh}/secrets/{}), then apply the Mesh again",
+                        "secret {:?} does not exist in mesh {mesh:?}: {first}create the secret (PUT /meshes/{mesh}/secrets/{}), then apply the Mesh again (`mosaicctl apply -f` of a file holding both does this)",
                         r.secret, r.secret
                     ),
                 ));

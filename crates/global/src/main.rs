@@ -41,6 +41,39 @@ struct Cli {
 enum Command {
     /// Run the global control plane.
     Run(RunArgs),
+    /// Generate the raft cluster's TLS material (see the operator guide, "Raft between replicas").
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GenerateCommand {
+    /// A new raft cluster CA: writes DIR/raft-ca.pem and DIR/raft-ca-key.pem (0600). Run it once
+    /// per cluster; give both files to every replica (raft.ca_cert, raft.ca_key), or keep the key
+    /// off the replicas and issue each one a certificate with `generate raft-cert`.
+    RaftCa {
+        /// Directory to write the files into (created if missing; existing files are kept and
+        /// the command fails).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// A raft certificate for one replica from the cluster CA: writes
+    /// DIR/raft-node-<ID>.pem and DIR/raft-node-<ID>-key.pem (0600), for raft.tls_cert and
+    /// raft.tls_key.
+    RaftCert {
+        /// The cluster CA certificate (raft-ca.pem).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: PathBuf,
+        /// The cluster CA key (raft-ca-key.pem).
+        #[arg(long, value_name = "FILE")]
+        ca_key: PathBuf,
+        /// The replica's raft.node_id.
+        #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u64).range(1..))]
+        node_id: u64,
+        /// Directory to write the files into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -53,12 +86,15 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // Stores, keys and tokens under store.data_dir are owner-only (0600/0700).
+    mosaic_common::data_dir::restrict_new_files();
     let cli = Cli::parse();
     if let Err(err) = telemetry::init(cli.log_format) {
         return report(&anyhow::Error::new(err));
     }
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Generate(command) => generate(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,5 +128,30 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         config,
         mosaic_global::server::shutdown_signal(),
     ))?;
+    Ok(())
+}
+
+fn generate(command: GenerateCommand) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use mosaic_global::raft::tls::generate as files;
+    match command {
+        GenerateCommand::RaftCa { out } => {
+            let (cert, key) = files::raft_ca(&out)
+                .with_context(|| format!("generating a raft CA in {}", out.display()))?;
+            println!("{}", cert.display());
+            println!("{}", key.display());
+        }
+        GenerateCommand::RaftCert {
+            ca_cert,
+            ca_key,
+            node_id,
+            out,
+        } => {
+            let (cert, key) = files::raft_cert(&ca_cert, &ca_key, node_id, &out)
+                .with_context(|| format!("issuing a raft certificate for node {node_id}"))?;
+            println!("{}", cert.display());
+            println!("{}", key.display());
+        }
+    }
     Ok(())
 }

@@ -23,7 +23,7 @@ use crate::{
 pub enum ServeError {
     /// The data directory could not be created.
     #[error(
-        "could not create store.data_dir {path:?}: {source}; check the path and its permissions"
+        "could not create store.data_dir {path:?} or make it owner-only: {source}; check the path and its permissions"
     )]
     DataDir {
         /// The directory.
@@ -34,6 +34,9 @@ pub enum ServeError {
     /// Raft could not start.
     #[error("raft: {0}")]
     Raft(#[from] crate::raft::RaftError),
+    /// The raft port's TLS material could not be set up.
+    #[error(transparent)]
+    RaftTls(#[from] crate::raft::RaftTlsError),
     /// A listener could not bind.
     #[error("could not listen on {what} {addr}: {source}; is another process using the port?")]
     Bind {
@@ -44,7 +47,8 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The admin token file could not be read.
+    /// The admin tokens could not be set up, or `api.listen` is exposed without
+    /// `api.admin_token_file`.
     #[error(transparent)]
     AdminToken(#[from] api::AdminTokenError),
     /// The KDS server could not start or failed.
@@ -82,15 +86,17 @@ pub async fn serve(
     mosaic_common::tls::install_crypto_provider();
     let metrics = diagnostics::install_metrics()?;
     let data_dir = config.store.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir {
+    mosaic_common::data_dir::prepare(&data_dir).map_err(|source| ServeError::DataDir {
         path: data_dir.clone(),
         source,
     })?;
-    let admin_token = match &config.api.admin_token_file {
-        Some(path) => api::read_admin_token_file(path)?,
-        None => None,
-    };
+    // Before anything listens: refuses an exposed api.listen without api.admin_token_file.
+    let api_auth = mosaic_common::api_auth::prepare(
+        &mosaic_common::api_auth::ApiAuthSettings::global(&config),
+        "global",
+    )?;
 
+    let transport = crate::raft::tls::resolve(&config.raft, &data_dir)?;
     let mut settings = RaftSettings::new(
         config.raft.node_id,
         config.raft.listen.to_string(),
@@ -102,6 +108,7 @@ pub async fn serve(
             .map(|p| (p.id, p.addr.clone()))
             .collect(),
         data_dir,
+        transport,
     );
     settings.snapshot_logs = config.raft.snapshot_after_logs.max(1);
     settings.keep_logs = (config.raft.snapshot_after_logs / 2).max(1);
@@ -122,7 +129,7 @@ pub async fn serve(
     };
 
     let store: Arc<dyn ResourceStore> = node.store();
-    let api_router = api::router(ApiState::new(store, admin_token));
+    let api_router = api::router(ApiState::new(store, None).with_auth(api_auth));
     let ready_node = node.clone();
     let diag_router = diagnostics::router(
         metrics,
@@ -141,8 +148,12 @@ pub async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tracing::info!(api = %config.api.listen, diagnostics = %config.diagnostics.listen, "serving");
-    let api_server =
-        axum::serve(api_listener, api_router).with_graceful_shutdown(until(stop_rx.clone()));
+    // The admin rule needs each caller's address.
+    let api_server = axum::serve(
+        api_listener,
+        api_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(until(stop_rx.clone()));
     let diag_server =
         axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx.clone()));
     let kds_server = {

@@ -188,6 +188,25 @@ fn check_validity(valid_for: Duration) -> Result<(), TokenIssueError> {
 }
 
 fn check_tags(tags: &BTreeMap<String, Vec<String>>) -> Result<(), TokenIssueError> {
+    use mosaic_common::resource::limits::{MAX_TAG_VALUES, MAX_TAGS};
+    if tags.len() > MAX_TAGS {
+        return Err(invalid(
+            "tags",
+            format!(
+                "at most {MAX_TAGS} tags per token (got {}): name only the tags the data plane needs",
+                tags.len()
+            ),
+        ));
+    }
+    if let Some((k, values)) = tags.iter().find(|(_, v)| v.len() > MAX_TAG_VALUES) {
+        return Err(invalid(
+            "tags",
+            format!(
+                "at most {MAX_TAG_VALUES} values per tag (tag {k:?} has {}): split the data planes over several tokens",
+                values.len()
+            ),
+        ));
+    }
     let service = tags.get(SERVICE_TAG).map(Vec::as_slice).unwrap_or_default();
     if service.iter().all(|v| v.trim().is_empty()) {
         return Err(invalid(
@@ -382,6 +401,19 @@ mod tests {
         assert!(check_tags(&tags(&[])).is_err());
         assert!(check_tags(&tags(&[("kuma.io/service", &[""])])).is_err());
         assert!(check_tags(&tags(&[("kuma.io/service", &["web"]), ("v", &[])])).is_err());
+        // Bounded like a Dataplane's tags: tags per token, values per tag.
+        let many: Vec<String> = (0..=64).map(|i| format!("s{i}")).collect();
+        let mut t = tags(&[("kuma.io/service", &["web"])]);
+        t.insert("version".into(), many.clone());
+        let e = check_tags(&t).unwrap_err().to_string();
+        assert!(
+            e.contains("at most 64 values per tag (tag \"version\" has 65)"),
+            "{e}"
+        );
+        let mut t = tags(&[("kuma.io/service", &["web"])]);
+        t.extend(many.iter().map(|k| (k.clone(), vec!["v".to_string()])));
+        let e = check_tags(&t).unwrap_err().to_string();
+        assert!(e.contains("at most 64 tags per token (got 66)"), "{e}");
         assert!(check_validity(Duration::from_secs(1)).is_ok());
         assert!(check_validity(Duration::from_millis(500)).is_err());
         assert!(check_validity(MAX_TOKEN_VALIDITY + Duration::from_secs(1)).is_err());

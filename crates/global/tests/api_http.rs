@@ -30,6 +30,7 @@ fn b64(s: &str) -> String {
 /// The API over one replica of a cluster (no admin token).
 fn router(store: std::sync::Arc<RaftStore>) -> axum::Router {
     mosaic_global::api::router(mosaic_global::api::ApiState::new(store, None))
+        .layer(loopback_peer())
 }
 
 /// Stores a zone-owned resource as a zone's sync would (through raft, not through the API).
@@ -119,7 +120,13 @@ async fn mesh_lifecycle() {
 #[tokio::test]
 async fn secrets_global_secrets_and_zones() {
     let (app, store) = app().await;
-    // Mesh secrets (may precede their Mesh); the URL gives name and mesh.
+    // Mesh secrets (in an existing Mesh: see a_secret_needs_its_mesh); the URL gives name and mesh.
+    for mesh in ["default", "other"] {
+        expect(
+            &put(&app, &format!("/meshes/{mesh}"), "{}").await,
+            StatusCode::CREATED,
+        );
+    }
     let r = put(
         &app,
         "/meshes/default/secrets/token-1",
@@ -197,7 +204,23 @@ async fn secrets_global_secrets_and_zones() {
     assert_eq!(get(&app, "/zones").await.json()["items"][0]["name"], "east");
     expect(&delete(&app, "/zones/east").await, StatusCode::OK);
     expect(&get(&app, "/zones/east").await, StatusCode::NOT_FOUND);
-    assert_eq!(store.all().len(), 1, "only other/a is left");
+    let left: Vec<String> = store
+        .all()
+        .iter()
+        .filter(|r| r.resource_type() != ResourceType::Mesh)
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.meta.mesh.as_deref().unwrap_or_default(),
+                r.meta.name
+            )
+        })
+        .collect();
+    assert_eq!(
+        left,
+        ["other/a"],
+        "only other/a is left (besides the Meshes)"
+    );
     store.stop().await;
 }
 
@@ -763,17 +786,22 @@ async fn vault_backends_need_their_secrets_even_when_validation_is_skipped() {
         ["mtls.backends[0].conf.fromCp.auth.token.secret"]
     );
     assert!(store.all().is_empty());
-    put(
-        &app,
-        "/meshes/default/secrets/token-1",
-        &format!("data: {}\n", b64("s.whatever")),
-    )
-    .await;
-    // skipValidation: Vault (unreachable here) is not contacted.
+    // The Mesh without mtls first (a Secret needs its Mesh), then the Secret.
     expect(
-        &put(&app, "/meshes/default", mesh).await,
+        &put(&app, "/meshes/default", "{}").await,
         StatusCode::CREATED,
     );
+    expect(
+        &put(
+            &app,
+            "/meshes/default/secrets/token-1",
+            &format!("data: {}\n", b64("s.whatever")),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    // skipValidation: Vault (unreachable here) is not contacted.
+    expect(&put(&app, "/meshes/default", mesh).await, StatusCode::OK);
     // Without skipValidation, the unreachable Vault is a 400 naming the backend.
     let checked = mesh.replace("skipValidation: true", "skipValidation: false");
     let r = put(&app, "/meshes/default", &checked).await;
@@ -1086,5 +1114,100 @@ async fn concurrent_first_applies_install_exactly_one_ca() {
         admission.admit(&mesh, now).await.expect("admit"),
         Command::Put { .. }
     ));
+    store.stop().await;
+}
+
+#[tokio::test]
+async fn a_mesh_with_20000_builtin_backends_is_refused_before_any_ca_is_made() {
+    let (app, store) = app().await;
+    let backends: Vec<serde_json::Value> = (0..20_000)
+        .map(|i| json!({"name": format!("ca-{i}"), "type": "builtin"}))
+        .collect();
+    let body = json!({
+        "type": "Mesh",
+        "name": "default",
+        "mtls": {"enabledBackend": "ca-0", "backends": backends}
+    })
+    .to_string();
+    assert!(body.len() > 700 * 1024, "the probe's 769 KB request");
+    let r = call(
+        &app,
+        Method::PUT,
+        "/meshes/default",
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await;
+    expect(&r, StatusCode::BAD_REQUEST);
+    let e = r.error();
+    assert_eq!(r.fields(), ["mtls.backends"], "{e}");
+    assert!(
+        e.invalid_parameters[0]
+            .reason
+            .starts_with("at most 32 backends per Mesh (got 20000)"),
+        "{e}"
+    );
+    // Nothing was created: no Mesh, no CA Secrets.
+    assert!(store.all().is_empty(), "{:?}", store.all());
+    expect(&get(&app, "/meshes/default").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, "/meshes/default/secrets").await.json()["total"],
+        0
+    );
+
+    // Within the limit the same Mesh is admitted, each builtin backend with its CA.
+    let backends: Vec<serde_json::Value> = (0..32)
+        .map(|i| json!({"name": format!("ca-{i}"), "type": "builtin"}))
+        .collect();
+    let body = json!({"mtls": {"enabledBackend": "ca-0", "backends": backends}}).to_string();
+    expect(
+        &put(&app, "/meshes/default", &body).await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(
+        get(&app, "/meshes/default/secrets").await.json()["total"],
+        64
+    );
+    store.stop().await;
+}
+
+#[tokio::test]
+async fn a_secret_needs_its_mesh() {
+    let (app, store) = app().await;
+    let r = put(
+        &app,
+        "/meshes/later/secrets/vault-token",
+        &format!("data: {}\n", b64("s.planted")),
+    )
+    .await;
+    expect(&r, StatusCode::NOT_FOUND);
+    let detail = r.error().detail;
+    assert!(
+        detail.contains("mesh \"later\" does not exist")
+            && detail.contains("create Mesh \"later\" first")
+            && detail.contains("without mtls"),
+        "{detail}"
+    );
+    assert!(store.all().is_empty(), "nothing stored: {:?}", store.all());
+    expect(
+        &get(&app, "/meshes/later/secrets/vault-token").await,
+        StatusCode::NOT_FOUND,
+    );
+
+    // GlobalSecrets belong to no mesh; with the Mesh in place its Secrets are written.
+    expect(
+        &put(&app, "/global-secrets/g", &format!("data: {}\n", b64("g"))).await,
+        StatusCode::CREATED,
+    );
+    expect(&put(&app, "/meshes/later", "{}").await, StatusCode::CREATED);
+    expect(
+        &put(
+            &app,
+            "/meshes/later/secrets/vault-token",
+            &format!("data: {}\n", b64("s.token")),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
     store.stop().await;
 }

@@ -372,6 +372,18 @@ fn systemd_units_verify_without_warnings() {
     }
 }
 
+/// An example config whose API is reachable from other hosts sets `api.admin_token_file` (the
+/// servers refuse to start otherwise), and loopback callers are then no admins either.
+fn assert_api_needs_a_token(what: &str, listen: std::net::SocketAddr, token_file: Option<&Path>) {
+    if mosaic_common::api_auth::is_loopback(listen.ip()) {
+        return;
+    }
+    assert!(
+        token_file.is_some(),
+        "{what}: api.listen {listen} is reachable from other hosts but api.admin_token_file is not set"
+    );
+}
+
 #[test]
 fn systemd_example_configs_load() {
     let env = unit_env("mosaic-global.service");
@@ -386,11 +398,30 @@ fn systemd_example_configs_load() {
         let c = GlobalConfig::load_from(Some(&path), env.clone())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(c.raft.node_id, n);
+        assert_api_needs_a_token(
+            &path.display().to_string(),
+            c.api.listen,
+            c.api.admin_token_file.as_deref(),
+        );
         assert_eq!(c.store.data_dir, Path::new("/var/lib/mosaic/global"));
         assert_eq!(
             c.api.admin_token_file.as_deref(),
             Some(Path::new(
                 "/run/credentials/mosaic-global.service/admin-token"
+            ))
+        );
+        // Raft between the replicas is mutual TLS with the cluster CA credentials.
+        assert!(!c.raft.insecure);
+        assert_eq!(
+            c.raft.ca_cert.as_deref(),
+            Some(Path::new(
+                "/run/credentials/mosaic-global.service/raft-ca.pem"
+            ))
+        );
+        assert_eq!(
+            c.raft.ca_key.as_deref(),
+            Some(Path::new(
+                "/run/credentials/mosaic-global.service/raft-ca-key.pem"
             ))
         );
         let list: Vec<String> = c.raft.peers.iter().map(ToString::to_string).collect();
@@ -413,6 +444,18 @@ fn systemd_example_configs_load() {
     let path = root().join("deploy/systemd/zone.toml");
     let z = ZoneConfig::load_from(Some(&path), zone_env).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(z.zone.as_str(), "east");
+    // Its API is on the private address: the unit hands it the admin token credential.
+    assert_api_needs_a_token(
+        "deploy/systemd/zone.toml",
+        z.api.listen,
+        z.api.admin_token_file.as_deref(),
+    );
+    assert_eq!(
+        z.api.admin_token_file.as_deref(),
+        Some(Path::new(
+            "/run/credentials/mosaic-zone.service/admin-token"
+        ))
+    );
     assert_eq!(
         z.global.token_file.as_deref(),
         Some(Path::new("/run/credentials/mosaic-zone.service/zone-token"))
@@ -695,6 +738,19 @@ fn kubernetes_configs_load_with_the_pods_environment() {
         );
         assert_eq!(peers.len() as u64, replicas);
         assert!(c.kds.tls_cert.is_some() && c.api.admin_token_file.is_some());
+        assert_api_needs_a_token(&pod, c.api.listen, c.api.admin_token_file.as_deref());
+        // Raft is mutual TLS with the cluster CA from a mounted Secret.
+        let ca_dir = c.raft.ca_cert.as_deref().and_then(Path::parent);
+        assert_eq!(ca_dir, Some(Path::new("/etc/mosaic/raft-ca")));
+        assert_eq!(c.raft.ca_key.as_deref().and_then(Path::parent), ca_dir);
+        assert!(
+            container["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["mountPath"] == "/etc/mosaic/raft-ca" && m["name"] == "raft-ca"),
+            "the raft CA Secret is mounted where the config expects it"
+        );
     }
     let bad = Command::new("/bin/sh")
         .arg("-c")
@@ -729,6 +785,11 @@ fn kubernetes_configs_load_with_the_pods_environment() {
     .unwrap_or_else(|e| panic!("zone.toml: {e}"));
     assert_eq!(z.zone.as_str(), "zone-7");
     assert_eq!(z.global.address.to_string(), "grpcs://198.18.0.1:30685");
+    assert_api_needs_a_token(
+        "the zone's ConfigMap",
+        z.api.listen,
+        z.api.admin_token_file.as_deref(),
+    );
     // The files the config names are where the Deployment mounts them.
     let dep = one_doc("deploy/kubernetes/zone/deployment.yaml", "Deployment");
     let mounts: Vec<String> = dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
@@ -740,6 +801,7 @@ fn kubernetes_configs_load_with_the_pods_environment() {
     for file in [
         z.global.ca_cert.clone().unwrap(),
         z.global.token_file.clone().unwrap(),
+        z.api.admin_token_file.clone().unwrap(),
         z.dp_server.tls_cert.clone().unwrap(),
         z.dp_server.tls_key.clone().unwrap(),
         z.store.data_dir.clone(),

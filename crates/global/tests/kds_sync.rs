@@ -422,3 +422,37 @@ async fn a_burst_larger_than_the_change_feed_still_converges() {
     kds.stop().await;
     store.stop().await;
 }
+
+/// A zone request over the 16 MiB limit (here a NACK with a huge reason) ends GlobalToZone with
+/// RESOURCE_EXHAUSTED naming the message and its size, instead of a silent end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_zone_request_ends_the_stream_with_resource_exhausted() {
+    let store = TestStore::start().await;
+    store.put(MESH).await;
+    let kds = KdsHarness::start(store.store()).await;
+    let token = kds.token("east").await;
+    let zone = kds.client("east", &token).await;
+    let mut g2z = zone.global_to_zone().await.expect("stream");
+    g2z.subscribe("Mesh", &[]).await;
+    let full = g2z.next().await;
+    g2z.nack(
+        &full,
+        vec![(
+            String::new(),
+            "default".into(),
+            "x".repeat(17 * 1024 * 1024),
+        )],
+    )
+    .await;
+    let status = g2z.ended().await;
+    assert_status(
+        &status,
+        Code::ResourceExhausted,
+        &[
+            "GlobalToZone DiscoveryRequest of ",
+            "over the KDS message limit of 16777216 bytes",
+        ],
+    );
+    kds.stop().await;
+    store.stop().await;
+}

@@ -232,3 +232,116 @@ async fn insight_and_a_disconnect_that_deletes_nothing() {
     kds.stop().await;
     store.stop().await;
 }
+
+/// The Dataplanes the zone's API refuses (an address that is no address, an unknown top-level
+/// field) the global refuses too, with the same field and words, and stores nothing of them:
+/// both run the one check in `mosaic_common`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataplanes_the_zone_refuses_are_refused_by_the_global_alike() {
+    let store = TestStore::start().await;
+    store.put("type: Mesh\nname: default\n").await;
+    let kds = KdsHarness::start(store.store()).await;
+    let token = kds.token("east").await;
+    let east = kds.client("east", &token).await;
+    let mut e = east.zone_to_global().await.expect("east");
+
+    let mut bad_address = dataplane("default", "bad-address", &[]);
+    bad_address["networking"]["address"] = serde_json::json!("not an ip;rm -rf");
+    let mut unknown_field = dataplane("default", "unknown-field", &[]);
+    unknown_field["evil"] = serde_json::json!({"run": "rm -rf /"});
+    let answer = e
+        .send(
+            "Dataplane",
+            false,
+            vec![
+                bad_address,
+                unknown_field,
+                dataplane("default", "good-1", &[]),
+            ],
+            vec![],
+            1,
+        )
+        .await;
+    let mut rejected = rejected_names(&answer);
+    rejected.sort();
+    assert_eq!(rejected, ["bad-address", "unknown-field"], "{answer:?}");
+    let reason = |name: &str| {
+        answer
+            .rejected
+            .iter()
+            .find(|r| r.r#ref.as_ref().unwrap().name == name)
+            .unwrap()
+            .reason
+            .clone()
+    };
+    assert!(
+        reason("bad-address").contains(
+            "networking.address: \"not an ip;rm -rf\" is not an IP address or a DNS name"
+        ),
+        "{}",
+        reason("bad-address")
+    );
+    assert!(
+        reason("unknown-field").contains("evil: unknown field"),
+        "{}",
+        reason("unknown-field")
+    );
+    // Only the valid one was stored.
+    assert_eq!(names_of(&store, "east"), vec!["good-1"]);
+    drop(e);
+    kds.stop().await;
+    store.stop().await;
+}
+
+/// The size a RESOURCE_EXHAUSTED message names (`... of N bytes ...`), the first number followed
+/// by " bytes".
+fn named_size(message: &str) -> Option<usize> {
+    message
+        .split(" bytes")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// A zone message over the 16 MiB limit ends the stream with RESOURCE_EXHAUSTED naming its size
+/// (not with OK, which the zone could not tell from a normal end), and nothing of it is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_zone_message_ends_the_stream_with_resource_exhausted() {
+    let store = TestStore::start().await;
+    store.put("type: Mesh\nname: default\n").await;
+    let kds = KdsHarness::start(store.store()).await;
+    let token = kds.token("east").await;
+    let east = kds.client("east", &token).await;
+    let mut e = east.zone_to_global().await.expect("east");
+
+    let mut huge = dataplane("default", "huge-1", &[]);
+    huge["labels"] = serde_json::json!({"filler": "x".repeat(17 * 1024 * 1024)});
+    let status = e.refused("Dataplane", vec![huge]).await;
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    let message = status.message();
+    assert!(
+        message.contains("DiscoveryResponse")
+            && message.contains("over the KDS message limit of 16777216 bytes"),
+        "{message}"
+    );
+    let size = named_size(message).unwrap_or_else(|| panic!("no size in {message}"));
+    assert!(size > 17 * 1024 * 1024, "{message}");
+    assert!(names_of(&store, "east").is_empty(), "nothing was stored");
+
+    // The zone reconnects and is served as usual.
+    let mut e = east.zone_to_global().await.expect("east again");
+    let answer = e
+        .send(
+            "Dataplane",
+            true,
+            vec![dataplane("default", "web-1", &[])],
+            vec![],
+            1,
+        )
+        .await;
+    assert!(answer.rejected.is_empty(), "{answer:?}");
+    assert_eq!(names_of(&store, "east"), vec!["web-1"]);
+    drop(e);
+    kds.stop().await;
+    store.stop().await;
+}

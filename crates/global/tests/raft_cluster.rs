@@ -12,7 +12,10 @@ use std::{
 
 use mosaic_common::resource::{ResourceType, parse_document};
 use mosaic_global::{
-    raft::{ChangeOp, RaftNode, RaftSettings, RaftStore, group_commit::MAX_GROUP_COMMANDS},
+    raft::{
+        ChangeOp, RaftNode, RaftSettings, RaftStore, RaftTls, RaftTransport,
+        group_commit::MAX_GROUP_COMMANDS,
+    },
     store::{Command, CommandResult, Refusal, ResourceKey, ResourceStore},
 };
 use tempfile::TempDir;
@@ -102,15 +105,18 @@ impl Cluster {
             .map(|(i, p)| (i as u64 + 1, format!("127.0.0.1:{p}")))
             .collect();
         let dirs: Vec<TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let ca = mosaic_common::tls::generate_ca("test raft CA").unwrap();
         let settings: Vec<RaftSettings> = (0..n)
             .map(|i| {
                 let addr = peers[i].1.clone();
+                let id = i as u64 + 1;
                 let mut s = RaftSettings::new(
-                    i as u64 + 1,
+                    id,
                     addr.clone(),
                     addr,
                     if n == 1 { Vec::new() } else { peers.clone() },
                     dirs[i].path().join("global"),
+                    RaftTransport::mtls(RaftTls::issue(&ca, id).unwrap()),
                 );
                 s.snapshot_logs = snapshot_logs;
                 s.keep_logs = keep_logs;
@@ -326,6 +332,8 @@ async fn refusals_come_back_through_a_follower() {
     let follower = (leader + 1) % 3;
     let store = c.store(follower);
 
+    // The Mesh first (a Secret needs its Mesh), then the Secret, then the backend naming it.
+    store.write(put_mesh("default")).await.unwrap();
     store
         .write(put_yaml(
             "type: Secret\nmesh: default\nname: token-1\ndata: dA==\n",

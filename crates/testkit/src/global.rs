@@ -34,6 +34,7 @@ pub struct GlobalCluster {
     http: reqwest::Client,
     snapshot_after_logs: u64,
     binary: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 use crate::{free_ports, terminate::stop_gracefully};
@@ -69,6 +70,7 @@ impl GlobalCluster {
                 .build()?,
             snapshot_after_logs,
             binary: binary.to_path_buf(),
+            env: Vec::new(),
         })
     }
 
@@ -82,18 +84,42 @@ impl GlobalCluster {
                 .map(|p| format!("\"{}=127.0.0.1:{}\"", p.id, p.raft))
                 .collect()
         };
+        // Several replicas share the cluster CA made by `mosaic-global generate raft-ca` (as an
+        // operator would); a single node generates its own into its data directory.
+        let raft_ca = match self.replicas.len() {
+            1 => String::new(),
+            _ => format!(
+                "ca_cert = {:?}\nca_key = {:?}\n",
+                self.raft_ca_dir().join("raft-ca.pem"),
+                self.raft_ca_dir().join("raft-ca-key.pem")
+            ),
+        };
         format!(
-            "[store]\ndata_dir = {:?}\n[raft]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\nadvertise = \"127.0.0.1:{}\"\npeers = [{}]\nsnapshot_after_logs = {}\n[api]\nlisten = \"127.0.0.1:{}\"\n[kds]\nlisten = \"127.0.0.1:{}\"\n[diagnostics]\nlisten = \"127.0.0.1:{}\"\n",
+            "[store]\ndata_dir = {:?}\n[raft]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\nadvertise = \"127.0.0.1:{}\"\npeers = [{}]\nsnapshot_after_logs = {}\n{}[api]\nlisten = \"127.0.0.1:{}\"\n[kds]\nlisten = \"127.0.0.1:{}\"\n[diagnostics]\nlisten = \"127.0.0.1:{}\"\n",
             r.dir.join("data"),
             r.id,
             r.raft,
             r.raft,
             peers.join(", "),
             self.snapshot_after_logs,
+            raft_ca,
             r.api,
             r.kds,
             r.diag
         )
+    }
+
+    /// Sets an environment variable for every replica started from now on (config overrides such
+    /// as `MOSAIC_API__LISTEN`, which win over the generated config file).
+    pub fn set_env(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value));
+    }
+
+    /// Unsets a variable [`GlobalCluster::set_env`] set.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
     }
 
     /// The directory holding every replica's config, data and log.
@@ -101,8 +127,34 @@ impl GlobalCluster {
         self.tmp.path()
     }
 
+    /// Where the cluster CA of a multi-replica cluster lives (`raft-ca.pem`, `raft-ca-key.pem`).
+    pub fn raft_ca_dir(&self) -> PathBuf {
+        self.tmp.path().join("raft-ca")
+    }
+
+    /// Makes the cluster CA with `mosaic-global generate raft-ca`, once.
+    fn ensure_raft_ca(&self) -> anyhow::Result<()> {
+        if self.replicas.len() == 1 || self.raft_ca_dir().join("raft-ca.pem").exists() {
+            return Ok(());
+        }
+        let out = Command::new(&self.binary)
+            .args(["generate", "raft-ca", "--out"])
+            .arg(self.raft_ca_dir())
+            .stdin(Stdio::null())
+            .output()
+            .context("running mosaic-global generate raft-ca")?;
+        if !out.status.success() {
+            bail!(
+                "mosaic-global generate raft-ca failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// Starts replica `i` (again).
     pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
+        self.ensure_raft_ca()?;
         let config = self.config(i);
         let binary = self.binary.clone();
         let r = &mut self.replicas[i];
@@ -118,6 +170,7 @@ impl GlobalCluster {
             .arg(&cfg)
             .env("RUST_LOG", "info,openraft=warn")
             .env_remove("MOSAIC_API")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

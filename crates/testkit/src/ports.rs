@@ -1,4 +1,4 @@
-//! Free loopback ports.
+//! Free loopback ports, and a non-loopback address of this machine.
 
 use std::net::TcpListener;
 
@@ -38,6 +38,25 @@ pub fn free_port_pair() -> Result<u16> {
         }
     }
     bail!("could not find two adjacent free ports on 127.0.0.1")
+}
+
+/// A non-loopback address of this machine, if it has one: the source address the kernel would
+/// pick for a route to a documentation address (a UDP "connect" sends nothing), checked by
+/// binding a TCP listener to it. Connections from it to this machine's own listeners arrive
+/// from that address, not from loopback: what tests of remote callers need.
+pub fn non_loopback_local_ip() -> Option<std::net::IpAddr> {
+    let candidates: [(&str, &str); 2] =
+        [("0.0.0.0:0", "198.18.0.1:9"), ("[::]:0", "[2001:db8::1]:9")];
+    candidates.iter().find_map(|(bind, target)| {
+        let socket = std::net::UdpSocket::bind(bind).ok()?;
+        socket.connect(target).ok()?;
+        let ip = socket.local_addr().ok()?.ip();
+        let usable = !ip.is_loopback()
+            && !ip.is_unspecified()
+            && !matches!(ip, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local())
+            && TcpListener::bind((ip, 0)).is_ok();
+        usable.then_some(ip)
+    })
 }
 
 #[cfg(test)]

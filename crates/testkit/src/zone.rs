@@ -30,6 +30,7 @@ pub struct ZoneProcess {
     ca: PathBuf,
     child: Option<Child>,
     http: reqwest::Client,
+    env: Vec<(String, String)>,
 }
 
 // === impl ZoneProcess ===
@@ -62,9 +63,23 @@ impl ZoneProcess {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
+            env: Vec::new(),
         };
         zone.write_token(token)?;
         Ok(zone)
+    }
+
+    /// Sets an environment variable for every start from now on (config overrides such as
+    /// `MOSAIC_API__LISTEN`, which win over the generated config file).
+    pub fn set_env(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value));
+    }
+
+    /// Unsets a variable [`ZoneProcess::set_env`] set.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
     }
 
     /// Replaces the token file's contents.
@@ -98,6 +113,7 @@ impl ZoneProcess {
             .args(["run", "--config"])
             .arg(&cfg)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -52,6 +52,8 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // Stores, keys and tokens under store.data_dir are owner-only (0600/0700).
+    mosaic_common::data_dir::restrict_new_files();
     let cli = Cli::parse();
     if let Err(err) = telemetry::init(cli.log_format) {
         return report(&anyhow::Error::new(err));

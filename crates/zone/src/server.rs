@@ -7,6 +7,7 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use mosaic_common::{
+    api_auth::{self, AdminTokenError},
     config::ZoneConfig,
     tls::{self, ServerIdentity, TlsError},
 };
@@ -27,7 +28,7 @@ use crate::{
 pub enum ServeError {
     /// The data directory could not be created.
     #[error(
-        "could not create store.data_dir {path:?}: {source}; check the path and its permissions"
+        "could not create store.data_dir {path:?} or make it owner-only: {source}; check the path and its permissions"
     )]
     DataDir {
         /// The directory.
@@ -38,6 +39,10 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The admin tokens could not be set up, or `api.listen` is exposed without
+    /// `api.admin_token_file`.
+    #[error(transparent)]
+    AdminToken(#[from] AdminTokenError),
     /// `[global]` is unusable.
     #[error(transparent)]
     Global(#[from] EndpointError),
@@ -88,10 +93,12 @@ pub async fn serve_with(
     let metrics = diagnostics::metrics_handle();
 
     let data_dir = config.store.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir {
+    mosaic_common::data_dir::prepare(&data_dir).map_err(|source| ServeError::DataDir {
         path: data_dir.clone(),
         source,
     })?;
+    // Before anything listens: refuses an exposed api.listen without api.admin_token_file.
+    let api_auth = api_auth::prepare(&api_auth::ApiAuthSettings::zone(&config), "zone")?;
     let store = Arc::new(ZoneStore::open(&data_dir)?);
     tracing::info!(zone = %zone, data_dir = %data_dir.display(), "zone store open");
 
@@ -117,6 +124,7 @@ pub async fn serve_with(
     let api_router = api::router(ApiState {
         store: store.clone(),
         zone: zone.clone(),
+        auth: Arc::new(api_auth),
     });
     let diag_router = diagnostics::router(metrics, client.status());
 
@@ -137,8 +145,12 @@ pub async fn serve_with(
         global = %config.global.address,
         "serving"
     );
-    let api_server =
-        axum::serve(api_listener, api_router).with_graceful_shutdown(until(stop_rx.clone()));
+    // The admin rule needs each caller's address.
+    let api_server = axum::serve(
+        api_listener,
+        api_router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(until(stop_rx.clone()));
     let diag_server =
         axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx.clone()));
     let sds_server = sds.serve(dp_listener, &dp_identity, until(stop_rx));

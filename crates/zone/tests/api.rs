@@ -4,13 +4,15 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
     body::Body,
+    extract::connect_info::MockConnectInfo,
     http::{Method, Request, StatusCode},
 };
+use mosaic_common::api_auth::AdminAuth;
 use mosaic_zone::{
     api::{ApiState, router},
     kds::{assemble::Assembled, receive},
@@ -45,10 +47,13 @@ impl Api {
             let plan = receive::plan(&store, kind, &response, None).unwrap();
             store.apply_sync(&plan.batch).unwrap();
         }
+        // A loopback caller with the default rule (no admin token file): an admin.
         let router = router(ApiState {
             store: store.clone(),
             zone: "east".into(),
-        });
+            auth: Arc::new(AdminAuth::new([], true)),
+        })
+        .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 1))));
         Self {
             router,
             store,
@@ -366,6 +371,56 @@ async fn bad_dataplanes_are_4xx_with_field_paths() {
         )
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        api.store
+            .list(
+                KdsType::Resource(mosaic_common::resource::ResourceType::Dataplane),
+                None
+            )
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// What the security probe sent: Dataplanes the global refuses (an address that is no address,
+/// an unknown top-level field). The zone refuses them the same way, naming the field, and
+/// stores nothing.
+#[tokio::test]
+async fn dataplanes_the_global_refuses_are_refused_and_nothing_is_stored() {
+    let api = Api::new();
+    let mut bad_address = dataplane_json("default", "dp-1", "web");
+    bad_address["networking"]["address"] = json!("not an ip;rm -rf");
+    let mut unknown_field = dataplane_json("default", "dp-1", "web");
+    unknown_field["evil"] = json!({"run": "rm -rf /"});
+    for (body, field, words) in [
+        (
+            bad_address,
+            "networking.address",
+            "\"not an ip;rm -rf\" is not an IP address or a DNS name",
+        ),
+        (unknown_field, "evil", "unknown field"),
+    ] {
+        let (status, answer) = api
+            .call(
+                Method::PUT,
+                "/meshes/default/dataplanes/dp-1",
+                Some(("application/json", body.to_string())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_kuma_error(&answer, 400);
+        let params = answer["invalid_parameters"].as_array().expect("fields");
+        assert_eq!(params.len(), 1, "{answer}");
+        assert_eq!(params[0]["field"], field, "{answer}");
+        assert!(
+            params[0]["reason"].as_str().unwrap().contains(words),
+            "{answer}"
+        );
+        let (status, _) = api
+            .call(Method::GET, "/meshes/default/dataplanes/dp-1", None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored");
+    }
     assert!(
         api.store
             .list(

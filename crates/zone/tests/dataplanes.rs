@@ -120,7 +120,16 @@ impl Mosaic {
         .await
     }
 
+    /// A mesh Secret, written as a Kuma user does: Mesh `mesh` first (created without mtls when
+    /// it does not exist yet: a Secret needs its Mesh), then the Secret.
     async fn put_secret(&self, mesh: &str, name: &str, value: &str) -> anyhow::Result<()> {
+        if self.global.get(0, &format!("/meshes/{mesh}")).await?.0 == 404 {
+            self.put(
+                &format!("/meshes/{mesh}"),
+                &format!("type: Mesh\nname: {mesh}\n"),
+            )
+            .await?;
+        }
         let data = base64::engine::general_purpose::STANDARD.encode(value);
         self.put(
             &format!("/meshes/{mesh}/secrets/{name}"),
@@ -129,15 +138,21 @@ impl Mosaic {
         .await
     }
 
-    /// Waits until every zone has received `mesh` over KDS (an agent of a mesh its zone does not
-    /// know is refused).
+    /// Waits until every zone has received `mesh` over KDS as the global holds it now, `mtls`
+    /// included (an agent of a mesh its zone does not know is refused; a Mesh first created
+    /// without mtls for its Secrets must not be mistaken for the whole one).
     async fn mesh_reached_zones(&self, mesh: &str) -> anyhow::Result<()> {
+        let (status, global) = self.global.get(0, &format!("/meshes/{mesh}")).await?;
+        anyhow::ensure!(
+            status == 200,
+            "GET /meshes/{mesh} on the global: {status} {global}"
+        );
         for zone in &self.zones {
             zone.wait_for(
                 &format!("/meshes/{mesh}"),
                 &format!("mesh {mesh} arrives"),
                 WAIT,
-                |_| true,
+                |m| m["mtls"] == global["mtls"],
             )
             .await?;
         }

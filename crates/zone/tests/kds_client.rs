@@ -638,3 +638,53 @@ fn open_when_released(dir: &std::path::Path) -> ZoneStore {
         }
     }
 }
+
+/// A global message over the zone's 16 MiB limit is refused and named, with its size, in the
+/// zone's status (and log); nothing of it is stored, and the zone reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_global_message_is_refused_and_its_size_named() {
+    let mut driver = KdsProtocolDriver::start().await;
+    let zone = TestZone::start(&driver.url(), None, None);
+    let mut g2z = driver.next_global_to_zone().await;
+    g2z.subscriptions().await;
+    let mut huge = mesh("default", 7);
+    huge.json = serde_json::to_vec(&serde_json::json!({
+        "type": "Mesh", "name": "default", "labels": {"filler": "x".repeat(17 * 1024 * 1024)}
+    }))
+    .unwrap();
+    g2z.send(response("Mesh", "n-1", true, vec![huge], vec![]))
+        .await;
+    let mut status = zone.status.clone();
+    within(
+        "the refusal in the status",
+        status.wait_for(|s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("over this zone's KDS message limit"))
+        }),
+    )
+    .await
+    .unwrap();
+    let err = status.borrow().last_error.clone().unwrap();
+    assert!(
+        err.starts_with("the global sent a GlobalToZone DiscoveryResponse of ")
+            && err.contains("over this zone's KDS message limit of 16777216 bytes"),
+        "{err}"
+    );
+    let size: usize = err
+        .trim_start_matches("the global sent a GlobalToZone DiscoveryResponse of ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {err}"));
+    assert!(size > 17 * 1024 * 1024, "{err}");
+    assert!(
+        zone.store
+            .get(&StoreKey::mesh("default"))
+            .unwrap()
+            .is_none()
+    );
+    // It reconnects.
+    driver.next_global_to_zone().await;
+    zone.shutdown().await;
+}

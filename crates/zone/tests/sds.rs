@@ -692,6 +692,39 @@ async fn bad_tokens_and_requests_are_refused_and_nothing_is_issued() {
         "networking",
     )
     .await;
+    // What the zone's API and the global refuse, registration refuses too (the same check).
+    let bad_address = request(
+        "default.web-1",
+        Some(
+            &dataplane_yaml("web-1", &[("kuma.io/service", "web")])
+                .replace("10.0.0.7", "'not an ip;rm -rf'"),
+        ),
+        &both(),
+    );
+    refused(
+        &h,
+        Some(&good),
+        bad_address,
+        Code::InvalidArgument,
+        "networking.address: \"not an ip;rm -rf\" is not an IP address or a DNS name",
+    )
+    .await;
+    let unknown_field = request(
+        "default.web-1",
+        Some(&format!(
+            "{}evil: true\n",
+            dataplane_yaml("web-1", &[("kuma.io/service", "web")])
+        )),
+        &both(),
+    );
+    refused(
+        &h,
+        Some(&good),
+        unknown_field,
+        Code::InvalidArgument,
+        "evil: unknown field",
+    )
+    .await;
     let mismatch = request(
         "default.web-1",
         Some(&dataplane_yaml("web-9", &[("kuma.io/service", "web")])),

@@ -39,6 +39,10 @@ pub const SERVICE: &str = "backend";
 
 const BAO_PORT: u16 = 8200;
 const API_PORT: u16 = 5681;
+/// The admin token of every global's and zone's API (`api.admin_token_file`): their APIs listen on
+/// namespace addresses, not loopback, so every call needs it. The namespaces are private to the
+/// run, so a fixed value is enough.
+const ADMIN_TOKEN: &str = "mosaic-netns-admin-token";
 const KDS_PORT: u16 = 5685;
 const DIAG_PORT: u16 = 5680;
 const RAFT_PORT: u16 = 5682;
@@ -236,6 +240,16 @@ fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
+/// `Authorization: Bearer <ADMIN_TOKEN>`: default headers for every client of the servers' APIs.
+pub fn admin_headers() -> anyhow::Result<reqwest::header::HeaderMap> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {ADMIN_TOKEN}").parse()?,
+    );
+    Ok(headers)
+}
+
 fn path_str(p: &Path) -> anyhow::Result<&str> {
     p.to_str()
         .with_context(|| format!("path {} is not UTF-8", p.display()))
@@ -314,6 +328,7 @@ impl Mosaic {
         let mut m = Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
+                .default_headers(admin_headers()?)
                 .build()?,
             vault: BaoClient::new(&vault_addr, ROOT_TOKEN)?,
             vault_addr,
@@ -461,12 +476,48 @@ impl Mosaic {
             ));
         }
         Ok(format!(
-            "[store]\ndata_dir = {:?}\n[raft]\nnode_id = {}\nlisten = \"{ip}:{RAFT_PORT}\"\nadvertise = \"{ip}:{RAFT_PORT}\"\npeers = [{}]\n[api]\nlisten = \"{ip}:{API_PORT}\"\n[kds]\n{kds}[diagnostics]\nlisten = \"{ip}:{DIAG_PORT}\"\n",
+            "[store]\ndata_dir = {:?}\n[raft]\nnode_id = {}\nlisten = \"{ip}:{RAFT_PORT}\"\nadvertise = \"{ip}:{RAFT_PORT}\"\npeers = [{}]\nca_cert = {ca_cert:?}\nca_key = {ca_key:?}\n[api]\nlisten = \"{ip}:{API_PORT}\"\nadmin_token_file = {admin:?}\n[kds]\n{kds}[diagnostics]\nlisten = \"{ip}:{DIAG_PORT}\"\n",
             path_str(&g.dir.join("data"))?,
             i + 1,
             peers.join(", "),
             ip = g.ip,
+            admin = path_str(&self.admin_token_file()?)?,
+            ca_cert = path_str(&self.raft_ca_dir().join("raft-ca.pem"))?,
+            ca_key = path_str(&self.raft_ca_dir().join("raft-ca-key.pem"))?,
         ))
+    }
+
+    /// The file holding [`ADMIN_TOKEN`], the servers' `api.admin_token_file` (written once).
+    fn admin_token_file(&self) -> anyhow::Result<PathBuf> {
+        let path = self.net.dir().join("admin-token");
+        if !path.exists() {
+            write_file(&path, ADMIN_TOKEN)?;
+        }
+        Ok(path)
+    }
+
+    /// The raft cluster CA every global replica trusts, made with `mosaic-global generate
+    /// raft-ca` as an operator would (raft runs over mutual TLS in every scenario).
+    fn raft_ca_dir(&self) -> PathBuf {
+        self.net.dir().join("raft-ca")
+    }
+
+    fn ensure_raft_ca(&self) -> anyhow::Result<()> {
+        if self.raft_ca_dir().join("raft-ca.pem").exists() {
+            return Ok(());
+        }
+        let out = std::process::Command::new(&self.bins.global)
+            .args(["generate", "raft-ca", "--out"])
+            .arg(self.raft_ca_dir())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("running mosaic-global generate raft-ca")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "mosaic-global generate raft-ca failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
     }
 
     async fn start_globals(&mut self) -> anyhow::Result<()> {
@@ -484,6 +535,7 @@ impl Mosaic {
             write_file(&dir.join("kds-ca.pem"), ca.cert_pem())?;
             self.kds_ca = dir.join("kds-ca.pem");
         }
+        self.ensure_raft_ca()?;
         for i in 0..self.globals.len() {
             let cfg = self.globals[i].dir.join("global.toml");
             write_file(&cfg, &self.global_config(i)?)?;
@@ -661,6 +713,10 @@ impl Mosaic {
         spec.orphan = true;
         let token = self.vault.create_token(&spec).await?;
         let data = base64::engine::general_purpose::STANDARD.encode(token.as_bytes());
+        // As a Kuma user does: the Mesh without mtls first (a Secret needs its Mesh), then the
+        // token Secret, then the Mesh with the vault backend that names it.
+        self.put_any("/meshes/default", "type: Mesh\nname: default\n")
+            .await?;
         self.put_any(
             "/meshes/default/secrets/token-1",
             &format!("type: Secret\nmesh: default\nname: token-1\ndata: {data}\n"),
@@ -741,13 +797,14 @@ impl Mosaic {
         write_file(
             &cfg,
             &format!(
-                "zone = {:?}\n[store]\ndata_dir = {:?}\n[global]\naddress = {:?}\nca_cert = {:?}\ntoken_file = {:?}\n[api]\nlisten = \"{ip}:{API_PORT}\"\n[dp_server]\nlisten = \"{ip}:{SDS_PORT}\"\n[diagnostics]\nlisten = \"{ip}:{DIAG_PORT}\"\n",
+                "zone = {:?}\n[store]\ndata_dir = {:?}\n[global]\naddress = {:?}\nca_cert = {:?}\ntoken_file = {:?}\n[api]\nlisten = \"{ip}:{API_PORT}\"\nadmin_token_file = {admin:?}\n[dp_server]\nlisten = \"{ip}:{SDS_PORT}\"\n[diagnostics]\nlisten = \"{ip}:{DIAG_PORT}\"\n",
                 zone.name,
                 path_str(&zone.dir.join("data"))?,
                 self.zone_global_addresses(z).join(","),
                 path_str(&self.kds_ca)?,
                 path_str(&token_file)?,
                 ip = zone.ip,
+                admin = path_str(&self.admin_token_file()?)?,
             ),
         )?;
         let bin = self.bins.zone.clone();

@@ -130,6 +130,7 @@ async fn killing_the_raft_leader_during_mesh_updates_loses_no_acknowledged_write
         let (steps, failed_attempts) = (steps.clone(), failed_attempts.clone());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(mosaic_e2e_netns::mosaic::admin_headers()?)
             .build()?;
         tokio::spawn(async move {
             for n in 1..=STEPS {

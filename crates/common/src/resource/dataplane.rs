@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::limits::{
+    MAX_INBOUNDS_PER_DATAPLANE, MAX_OUTBOUNDS_PER_DATAPLANE, MAX_TAGS, check_count,
+    check_kept_lists,
+};
 use crate::{
     template::Tags,
     validate::{FieldPath, ValidationError, Validator},
@@ -12,6 +16,13 @@ use crate::{
 
 /// The tag that names a service; every inbound must carry it.
 pub const SERVICE_TAG: &str = "kuma.io/service";
+
+/// Kuma's Dataplane fields besides `networking`, kept as written.
+pub const PASSTHROUGH_DATAPLANE_FIELDS: &[&str] = &["metrics", "probes"];
+
+/// Kuma's `networking` fields besides `address`, `advertisedAddress`, `inbound` and `gateway`,
+/// kept as written.
+pub const PASSTHROUGH_NETWORKING_FIELDS: &[&str] = &["outbound", "admin", "transparentProxying"];
 
 /// The spec of a `Dataplane`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -100,12 +111,36 @@ impl DataplaneSpec {
         tags
     }
 
-    /// Checks the address, ports and tags.
+    /// Checks the fields, the addresses, ports and tags, and how many of each there are
+    /// ([`limits`](super::limits)). The one check of a Dataplane: the zone's API, a data plane
+    /// registering over SDS and the global receiving it over KDS all come here (through
+    /// [`Resource::validate`](super::Resource::validate)).
     pub fn validate(&self) -> Result<(), ValidationError> {
         let mut v = Validator::new();
+        check_known_fields(
+            &self.other,
+            &FieldPath::root(),
+            "a Dataplane has networking",
+            PASSTHROUGH_DATAPLANE_FIELDS,
+            &mut v,
+        );
         let net = FieldPath::from("networking");
+        check_known_fields(
+            &self.networking.other,
+            &net,
+            "networking has address, advertisedAddress, inbound, gateway",
+            PASSTHROUGH_NETWORKING_FIELDS,
+            &mut v,
+        );
         if self.networking.address.trim().is_empty() {
             v.violation(&net.field("address"), "must not be empty");
+        } else if let Err(msg) = check_address(&self.networking.address) {
+            v.violation(&net.field("address"), msg);
+        }
+        if !self.networking.advertised_address.is_empty()
+            && let Err(msg) = check_address(&self.networking.advertised_address)
+        {
+            v.violation(&net.field("advertisedAddress"), msg);
         }
         if self.networking.inbound.is_empty() && self.networking.gateway.is_none() {
             v.violation(
@@ -113,26 +148,174 @@ impl DataplaneSpec {
                 "must have at least one inbound (or a gateway) tagged with kuma.io/service",
             );
         }
-        for (i, inbound) in self.networking.inbound.iter().enumerate() {
-            let p = net.field("inbound").index(i);
-            if inbound.port == 0 || inbound.port > 65535 {
-                v.violation(&p.field("port"), "must be a port between 1 and 65535");
+        if check_count(
+            &mut v,
+            &net.field("inbound"),
+            self.networking.inbound.len(),
+            MAX_INBOUNDS_PER_DATAPLANE,
+            "inbounds",
+            "Dataplane",
+            "split the services over several Dataplanes",
+        ) {
+            for (i, inbound) in self.networking.inbound.iter().enumerate() {
+                inbound.validate(&net.field("inbound").index(i), &mut v);
             }
-            if let Some(sp) = inbound.service_port
-                && (sp == 0 || sp > 65535)
-            {
-                v.violation(
-                    &p.field("servicePort"),
-                    "must be a port between 1 and 65535",
-                );
-            }
-            validate_tags(&inbound.tags, &p.field("tags"), &mut v);
         }
         if let Some(g) = &self.networking.gateway {
-            validate_tags(&g.tags, &net.field("gateway.tags"), &mut v);
+            let p = net.field("gateway");
+            if check_tag_count(&g.tags, &p.field("tags"), "gateway", &mut v) {
+                validate_tags(&g.tags, &p.field("tags"), &mut v);
+            }
+            for (k, value) in &g.other {
+                check_kept_lists(value, &p.field(k), &mut v);
+            }
+        }
+        for (k, value) in &self.networking.other {
+            if k == "outbound" {
+                validate_outbound(value, &net.field(k), &mut v);
+            } else {
+                check_kept_lists(value, &net.field(k), &mut v);
+            }
+        }
+        for (k, value) in &self.other {
+            check_kept_lists(value, &FieldPath::from(k.as_str()), &mut v);
         }
         v.finish()
     }
+}
+
+// === impl Inbound ===
+
+impl Inbound {
+    fn validate(&self, p: &FieldPath, v: &mut Validator) {
+        if self.port == 0 || self.port > 65535 {
+            v.violation(&p.field("port"), "must be a port between 1 and 65535");
+        }
+        if let Some(sp) = self.service_port
+            && (sp == 0 || sp > 65535)
+        {
+            v.violation(
+                &p.field("servicePort"),
+                "must be a port between 1 and 65535",
+            );
+        }
+        if !self.service_address.is_empty()
+            && let Err(msg) = check_address(&self.service_address)
+        {
+            v.violation(&p.field("serviceAddress"), msg);
+        }
+        if check_tag_count(&self.tags, &p.field("tags"), "inbound", v) {
+            validate_tags(&self.tags, &p.field("tags"), v);
+        }
+        for (k, value) in &self.other {
+            check_kept_lists(value, &p.field(k), v);
+        }
+    }
+}
+
+/// Unknown keys among `other` (the fields kept as written) are refused, naming the known ones.
+fn check_known_fields(
+    other: &serde_json::Map<String, serde_json::Value>,
+    path: &FieldPath,
+    typed: &str,
+    kept: &[&str],
+    v: &mut Validator,
+) {
+    for key in other.keys() {
+        if !kept.contains(&key.as_str()) {
+            v.violation(
+                &path.field(key),
+                format!(
+                    "unknown field: {typed}, {}; remove it or fix its spelling",
+                    kept.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// An address a data plane is reached at: an IP address or a DNS name.
+fn check_address(address: &str) -> Result<(), String> {
+    if address.parse::<std::net::IpAddr>().is_ok() || is_dns_name(address) {
+        return Ok(());
+    }
+    Err(format!(
+        "{address:?} is not an IP address or a DNS name: write an address such as 10.0.0.1, fd00::1 or backend.example.com"
+    ))
+}
+
+/// RFC 1123 host name: dot-separated labels of letters, digits and inner '-', at most 63
+/// characters each and 253 in all (one trailing dot allowed).
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// `networking.outbound`: a list, at most [`MAX_OUTBOUNDS_PER_DATAPLANE`] entries, each with at
+/// most [`MAX_TAGS`] tags; otherwise kept as written.
+fn validate_outbound(value: &serde_json::Value, path: &FieldPath, v: &mut Validator) {
+    let serde_json::Value::Array(items) = value else {
+        if !value.is_null() {
+            v.violation(path, "must be a list of outbounds (port, tags)");
+        }
+        return;
+    };
+    if !check_count(
+        v,
+        path,
+        items.len(),
+        MAX_OUTBOUNDS_PER_DATAPLANE,
+        "outbounds",
+        "Dataplane",
+        "list only the services this data plane calls, or use transparent proxying",
+    ) {
+        return;
+    }
+    for (i, item) in items.iter().enumerate() {
+        let p = path.index(i);
+        if let Some(serde_json::Value::Object(tags)) = item.get("tags") {
+            check_count(
+                v,
+                &p.field("tags"),
+                tags.len(),
+                MAX_TAGS,
+                "tags",
+                "outbound",
+                "select the service with fewer tags",
+            );
+        }
+        if let serde_json::Value::Object(fields) = item {
+            for (k, x) in fields.iter().filter(|(k, _)| k.as_str() != "tags") {
+                check_kept_lists(x, &p.field(k), v);
+            }
+        }
+    }
+}
+
+/// At most [`MAX_TAGS`] tags on one inbound or gateway (`per`).
+fn check_tag_count(
+    tags: &BTreeMap<String, String>,
+    path: &FieldPath,
+    per: &str,
+    v: &mut Validator,
+) -> bool {
+    check_count(
+        v,
+        path,
+        tags.len(),
+        MAX_TAGS,
+        "tags",
+        per,
+        "keep the tags policies and tokens select on and remove the rest",
+    )
 }
 
 /// Checks Kuma's rules for tags: `kuma.io/service` present, names and values non-empty and printable.
@@ -173,6 +356,27 @@ pub struct DataplaneInsightSpec {
     /// Certificate state.
     #[serde(default, rename = "mTLS", skip_serializing_if = "Option::is_none")]
     pub mtls: Option<DataplaneMtls>,
+}
+
+// === impl DataplaneInsightSpec ===
+
+impl DataplaneInsightSpec {
+    /// Checks how many backends it lists.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let mut v = Validator::new();
+        if let Some(m) = &self.mtls {
+            check_count(
+                &mut v,
+                &FieldPath::from("mTLS.supportedBackends"),
+                m.supported_backends.len(),
+                super::limits::MAX_BACKENDS_PER_MESH,
+                "backends",
+                "Mesh",
+                "a Mesh has at most that many backends; report the Mesh's own",
+            );
+        }
+        v.finish()
+    }
 }
 
 /// `mTLS` of a DataplaneInsight (Kuma's field names).

@@ -443,6 +443,8 @@ impl MeshSpec {
                         PASSTHROUGH_MESH_FIELDS.join(", ")
                     ),
                 );
+            } else if let Some(value) = self.other.get(key) {
+                super::limits::check_kept_lists(value, &FieldPath::from(key.as_str()), &mut v);
             }
         }
         if let Some(mtls) = &self.mtls {
@@ -456,6 +458,18 @@ impl MeshSpec {
 
 impl Mtls {
     fn validate(&self, path: &FieldPath, v: &mut Validator) {
+        // Over the bound, nothing else is checked: the request is refused as it is, cheaply.
+        if !super::limits::check_count(
+            v,
+            &path.field("backends"),
+            self.backends.len(),
+            super::limits::MAX_BACKENDS_PER_MESH,
+            "backends",
+            "Mesh",
+            "keep the backends data planes use (Kuma meshes have a handful) and remove the rest",
+        ) {
+            return;
+        }
         let mut seen = BTreeSet::new();
         for (i, backend) in self.backends.iter().enumerate() {
             let bpath = path.field("backends").index(i);

@@ -6,10 +6,12 @@
 //! - [`zone`]: Zone and ZoneInsight (KDS sessions, CA health).
 //! - [`dataplane`]: Dataplane (Kuma's shape) and DataplaneInsight.
 //! - [`kds_type`]: `KdsType`, the kinds of records KDS moves, their owners and scoping.
+//! - [`limits`]: how many items each list-valued field may hold (backends per Mesh, inbounds, tags, ...).
 //! - [`parse`]: Universal and Kubernetes YAML/JSON documents to [`Resource`]s and back.
 
 pub mod dataplane;
 pub mod kds_type;
+pub mod limits;
 pub mod mesh;
 pub mod parse;
 pub mod secret;
@@ -261,7 +263,9 @@ impl Spec {
             Spec::Mesh(s) => s.validate(),
             Spec::Secret(s) | Spec::GlobalSecret(s) => s.validate(),
             Spec::Dataplane(s) => s.validate(),
-            Spec::Zone(_) | Spec::ZoneInsight(_) | Spec::DataplaneInsight(_) => Ok(()),
+            Spec::ZoneInsight(s) => s.validate(),
+            Spec::DataplaneInsight(s) => s.validate(),
+            Spec::Zone(_) => Ok(()),
         }
     }
 }
@@ -309,6 +313,15 @@ impl Resource {
             ),
             (None, false) => {}
         }
+        limits::check_count(
+            &mut v,
+            &FieldPath::from("labels"),
+            self.meta.labels.len(),
+            limits::MAX_LABELS,
+            "labels",
+            "resource",
+            "keep the labels you select on and remove the rest",
+        );
         if let Err(e) = self.spec.validate() {
             v.extend(&FieldPath::root(), e);
         }

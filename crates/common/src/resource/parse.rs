@@ -102,6 +102,128 @@ pub fn parse_document(input: &[u8]) -> Result<Resource, ParseError> {
     }
 }
 
+/// Where one document is written, for [`decode_for`]: the type that place takes and the mesh and
+/// name it gives (a PUT's URL; the node id of a data plane registering itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The type the place takes.
+    pub rtype: ResourceType,
+    /// The mesh it gives: fills in a document that names none, must match one that names one.
+    pub mesh: Option<&'a str>,
+    /// The name it gives, likewise; `None` keeps the document's.
+    pub name: Option<&'a str>,
+    /// What the document is, for messages: `the body`.
+    pub document: &'a str,
+    /// What gives the mesh and name, for messages: `the URL`.
+    pub given_by: &'a str,
+}
+
+/// Why a document was not decoded for its [`Target`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input is larger than [`MAX_DOCUMENT_BYTES`].
+    #[error("document is {size} bytes; the limit is {max} bytes")]
+    TooLarge {
+        /// Input size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The input is not one document of the target's type, mesh and name (one field named).
+    #[error("{0}")]
+    Unfit(Violation),
+    /// The document is not a valid resource: every problem, with field paths.
+    #[error("{0}")]
+    Invalid(ValidationError),
+}
+
+/// Decodes exactly one document (YAML or JSON, Universal or Kubernetes) for `target` into a
+/// validated resource: the target's mesh and name fill in a document that omits them and must
+/// match one that states them. The zone's API, the global's API and the zone's SDS registration
+/// all decode resources here, so they accept and refuse the same documents.
+pub fn decode_for(input: &[u8], target: &Target<'_>) -> Result<Resource, DecodeError> {
+    let unfit = |field: &str, message: String| DecodeError::Unfit(Violation::new(field, message));
+    let mut values = parse_values(input).map_err(|e| match e {
+        ParseError::TooLarge { size, max } => DecodeError::TooLarge { size, max },
+        other => unfit("", other.to_string()),
+    })?;
+    if values.len() != 1 {
+        return Err(unfit(
+            "",
+            format!(
+                "{} holds {} documents: send exactly one resource (mosaicctl apply splits files)",
+                target.document,
+                values.len()
+            ),
+        ));
+    }
+    let mut value = values.remove(0);
+    let Value::Object(obj) = &mut value else {
+        return Err(unfit(
+            "",
+            format!(
+                "{} must be a mapping: a Universal resource (type, name, ...) or a Kubernetes one (apiVersion, kind, metadata, spec)",
+                target.document
+            ),
+        ));
+    };
+    let kubernetes = obj.contains_key("apiVersion") || obj.contains_key("kind");
+    if !kubernetes && !obj.contains_key("type") {
+        obj.insert("type".into(), target.rtype.as_str().into());
+    }
+    let states_mesh = obj.get("mesh").is_some_and(|m| !m.is_null())
+        || (kubernetes
+            && obj
+                .get("metadata")
+                .and_then(|m| m.get("labels"))
+                .and_then(|l| l.get("kuma.io/mesh"))
+                .is_some());
+
+    let mut resource = from_value(value).map_err(DecodeError::Invalid)?;
+    let rtype = resource.resource_type();
+    if rtype != target.rtype {
+        return Err(unfit(
+            if kubernetes { "kind" } else { "type" },
+            format!(
+                "{} is a {rtype}, but {} takes a {}: write a {rtype} to its own collection ({})",
+                target.document,
+                target.given_by,
+                target.rtype,
+                rtype.collection()
+            ),
+        ));
+    }
+    if let Some(name) = target.name {
+        if resource.meta.name.is_empty() {
+            resource.meta.name = name.to_string();
+        } else if resource.meta.name != name {
+            return Err(unfit(
+                "name",
+                format!(
+                    "{:?} in {} does not match {name:?} in {}: make them the same (or leave the name out of {})",
+                    resource.meta.name, target.document, target.given_by, target.document
+                ),
+            ));
+        }
+    }
+    if let Some(mesh) = target.mesh {
+        match &resource.meta.mesh {
+            Some(stated) if states_mesh && stated != mesh => {
+                return Err(unfit(
+                    "mesh",
+                    format!(
+                        "{stated:?} in {} does not match {mesh:?} in {}: make them the same (or leave the mesh out of {})",
+                        target.document, target.given_by, target.document
+                    ),
+                ));
+            }
+            _ => resource.meta.mesh = Some(mesh.to_string()),
+        }
+    }
+    resource.validate().map_err(DecodeError::Invalid)?;
+    Ok(resource)
+}
+
 /// Reads YAML (multi-document) or JSON into JSON values, dropping empty documents.
 pub fn parse_values(input: &[u8]) -> Result<Vec<Value>, ParseError> {
     if input.len() > MAX_DOCUMENT_BYTES {

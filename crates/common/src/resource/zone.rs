@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::limits::{MAX_CA_HEALTH_ENTRIES, MAX_ZONE_SUBSCRIPTIONS, check_count};
+use crate::validate::{FieldPath, ValidationError, Validator};
+
 /// The spec of a `Zone`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -29,6 +32,32 @@ pub struct ZoneInsightSpec {
     /// CA health per mesh and backend, as the zone sees it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ca_health: Vec<CaHealth>,
+}
+
+impl ZoneInsightSpec {
+    /// Checks how many sessions and CA health entries it holds.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let mut v = Validator::new();
+        check_count(
+            &mut v,
+            &FieldPath::from("subscriptions"),
+            self.subscriptions.len(),
+            MAX_ZONE_SUBSCRIPTIONS,
+            "subscriptions",
+            "ZoneInsight",
+            "report only the latest sessions",
+        );
+        check_count(
+            &mut v,
+            &FieldPath::from("caHealth"),
+            self.ca_health.len(),
+            MAX_CA_HEALTH_ENTRIES,
+            "entries",
+            "ZoneInsight",
+            "report one entry per mesh and backend",
+        );
+        v.finish()
+    }
 }
 
 /// One KDS session of a zone with a global replica.

@@ -1,11 +1,12 @@
 //! Request bodies to resources: JSON or YAML (by `Content-Type`, sniffed when absent or
 //! unfamiliar), Universal or Kubernetes form, exactly one document. The URL's name and mesh fill
-//! in a body that omits them and must match a body that states them.
+//! in a body that omits them and must match a body that states them. Decoding and validation
+//! are `mosaic_common::resource::parse::decode_for`, shared with the zone's API.
 
 use axum::http::{HeaderMap, header};
 use mosaic_common::resource::{
     Resource, ResourceType,
-    parse::{ParseError, from_value, parse_values},
+    parse::{self, DecodeError, ParseError},
 };
 use serde_json::Value;
 
@@ -80,76 +81,18 @@ pub fn decode(headers: &HeaderMap, bytes: &[u8], target: &Target) -> Result<Reso
             ));
         }
     }
-    let mut values = parse_values(bytes).map_err(parse_failure)?;
-    if values.len() != 1 {
-        return Err(ApiFailure::bad_field(
-            "",
-            format!(
-                "the body holds {} documents: send exactly one resource per request (mosaicctl apply splits files)",
-                values.len()
-            ),
-        ));
-    }
-    let mut value = values.remove(0);
-    let Value::Object(obj) = &mut value else {
-        return Err(ApiFailure::bad_field(
-            "",
-            "the body must be a mapping: a Universal resource (type, name, ...) or a Kubernetes one (apiVersion, kind, metadata, spec)",
-        ));
+    let document = parse::Target {
+        rtype: target.rtype,
+        mesh: target.mesh.as_deref(),
+        name: Some(&target.name),
+        document: "the body",
+        given_by: "the URL",
     };
-    let kubernetes = obj.contains_key("apiVersion") || obj.contains_key("kind");
-    if !kubernetes && !obj.contains_key("type") {
-        obj.insert("type".into(), target.rtype.as_str().into());
-    }
-    let body_states_mesh = if kubernetes {
-        obj.get("mesh").is_some_and(|m| !m.is_null())
-            || obj
-                .get("metadata")
-                .and_then(|m| m.get("labels"))
-                .and_then(|l| l.get("kuma.io/mesh"))
-                .is_some()
-    } else {
-        obj.get("mesh").is_some_and(|m| !m.is_null())
-    };
-
-    let mut resource = from_value(value).map_err(ApiFailure::invalid)?;
-    let rtype = resource.resource_type();
-    if rtype != target.rtype {
-        return Err(ApiFailure::bad_field(
-            if kubernetes { "kind" } else { "type" },
-            format!(
-                "the body is a {rtype}, but this URL takes a {}: PUT a {rtype} to its own collection ({})",
-                target.rtype,
-                rtype.collection()
-            ),
-        ));
-    }
-    if resource.meta.name.is_empty() {
-        resource.meta.name = target.name.clone();
-    } else if resource.meta.name != target.name {
-        return Err(ApiFailure::bad_field(
-            "name",
-            format!(
-                "{:?} in the body does not match {:?} in the URL: make them the same (or leave the name out of the body)",
-                resource.meta.name, target.name
-            ),
-        ));
-    }
-    if let Some(url_mesh) = &target.mesh {
-        match &resource.meta.mesh {
-            Some(body_mesh) if body_states_mesh && body_mesh != url_mesh => {
-                return Err(ApiFailure::bad_field(
-                    "mesh",
-                    format!(
-                        "{body_mesh:?} in the body does not match {url_mesh:?} in the URL: make them the same (or leave the mesh out of the body)"
-                    ),
-                ));
-            }
-            _ => resource.meta.mesh = Some(url_mesh.clone()),
-        }
-    }
-    resource.validate().map_err(ApiFailure::invalid)?;
-    Ok(resource)
+    parse::decode_for(bytes, &document).map_err(|e| match e {
+        DecodeError::TooLarge { .. } => ApiFailure::TooLarge,
+        DecodeError::Unfit(v) => ApiFailure::bad_field(v.field, v.message),
+        DecodeError::Invalid(error) => ApiFailure::invalid(error),
+    })
 }
 
 #[cfg(test)]

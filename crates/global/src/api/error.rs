@@ -1,5 +1,6 @@
 //! `ApiFailure`: every way a request fails, answered with Kuma's error body
-//! (`{type, status, title, detail, invalid_parameters}`).
+//! (`{type, status, title, detail, invalid_parameters}`). The 401/403 of the admin rule come from
+//! `mosaic_common::api_auth`, in the same shape.
 
 use axum::{
     http::{StatusCode, header},
@@ -27,16 +28,6 @@ pub enum ApiFailure {
         /// Field-level problems.
         violations: Vec<Violation>,
     },
-    /// 401: no admin token was presented.
-    #[error(
-        "this API needs the admin token: send \"Authorization: Bearer <token>\" (the token is in the file api.admin_token_file names)"
-    )]
-    Unauthorized,
-    /// 403: the presented admin token is wrong.
-    #[error(
-        "the bearer token is not the admin token: use the token from the file api.admin_token_file names"
-    )]
-    Forbidden,
     /// 404: no such resource or route.
     #[error("{0}")]
     NotFound(String),
@@ -83,8 +74,6 @@ impl ApiFailure {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiFailure::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiFailure::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiFailure::Forbidden => StatusCode::FORBIDDEN,
             ApiFailure::NotFound(_) => StatusCode::NOT_FOUND,
             ApiFailure::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiFailure::Conflict(_) => StatusCode::CONFLICT,
@@ -97,8 +86,6 @@ impl ApiFailure {
     fn title(&self) -> &'static str {
         match self {
             ApiFailure::BadRequest { .. } => "Bad Request",
-            ApiFailure::Unauthorized => "Unauthorized",
-            ApiFailure::Forbidden => "Access Denied",
             ApiFailure::NotFound(_) => "Not Found",
             ApiFailure::MethodNotAllowed(_) => "Method Not Allowed",
             ApiFailure::Conflict(_) => "Conflict",

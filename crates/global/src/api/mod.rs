@@ -7,7 +7,7 @@
 //! - [`body`]: PUT bodies to resources (JSON/YAML, Universal/Kubernetes, URL name and mesh).
 //! - [`respond`]: JSON or YAML responses by `Accept`.
 //! - [`list`]: `{total, items, next}` paging with `size` and `offset`.
-//! - [`auth`]: the admin token (bearer, constant-time comparison) and its file.
+//! - [`auth`]: who is an admin (loopback callers, admin tokens): `mosaic_common::api_auth`.
 //! - [`resources`]: list/get/put/delete handlers; 405 for zone-owned writes.
 //! - [`tokens`]: `POST /tokens/zone` and `POST /tokens/dataplane`.
 //! - [`zones`]: `GET /zones/_overview`.
@@ -42,7 +42,9 @@ pub use state::{ApiState, Clock};
 
 use extract::{Body, PathParams};
 
-/// The API's routes over `state`.
+/// The API's routes over `state`. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the admin rule needs the caller's
+/// address (without it every caller counts as remote).
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(index::index))
@@ -84,9 +86,10 @@ pub fn router(state: ApiState) -> Router {
         .fallback(index::not_found)
         .method_not_allowed_fallback(index::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES))
+        // Over every route and both fallbacks: no method or path gets past it.
         .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_admin_token,
+            state.auth.clone(),
+            auth::require_admin,
         ))
         // Outermost, so refused (401/403) and oversized (413) requests are counted too.
         .layer(middleware::from_fn(mosaic_common::api_metrics::track))

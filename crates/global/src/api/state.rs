@@ -1,8 +1,8 @@
-//! `ApiState`: what every handler shares (the store, the admin token, the clock, admission).
+//! `ApiState`: what every handler shares (the store, the admin rule, the clock, admission).
 
 use std::sync::Arc;
 
-use mosaic_common::Sensitive;
+use mosaic_common::{Sensitive, api_auth::AdminAuth};
 use time::OffsetDateTime;
 
 use crate::{admission::Admission, store::ResourceStore, tokens::Tokens};
@@ -15,9 +15,9 @@ pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 pub struct ApiState {
     /// Where resources are read and written.
     pub store: Arc<dyn ResourceStore>,
-    /// When set, every request except `GET /ready` and `GET /healthy` must carry
-    /// `Authorization: Bearer <token>`.
-    pub admin_token: Option<Sensitive<String>>,
+    /// Who is an admin (every request except `GET /ready` and `GET /healthy` must come from
+    /// one): see [`mosaic_common::api_auth`].
+    pub auth: Arc<AdminAuth>,
     /// Stamps writes (`creationTime`, `modificationTime`).
     pub clock: Clock,
     /// Validates writes and turns them into store commands.
@@ -29,15 +29,24 @@ pub struct ApiState {
 // === impl ApiState ===
 
 impl ApiState {
-    /// State over `store` with the system clock and admission reading the same store.
+    /// State over `store` with the system clock and admission reading the same store. With
+    /// `admin_token`, every caller needs it (as with `api.admin_token_file` alone); without,
+    /// loopback callers are admins and nobody else is.
     pub fn new(store: Arc<dyn ResourceStore>, admin_token: Option<Sensitive<String>>) -> Self {
+        let localhost_is_admin = admin_token.is_none();
         Self {
             validator: Arc::new(Admission::new(store.clone())),
             tokens: Arc::new(Tokens::new(store.clone())),
             store,
-            admin_token,
+            auth: Arc::new(AdminAuth::new(admin_token, localhost_is_admin)),
             clock: Arc::new(OffsetDateTime::now_utc),
         }
+    }
+
+    /// Replaces the admin rule (the server's, from [`mosaic_common::api_auth::prepare`]).
+    pub fn with_auth(mut self, auth: AdminAuth) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 
     /// Replaces the clock.
@@ -55,7 +64,7 @@ impl ApiState {
 impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiState")
-            .field("admin_token", &self.admin_token)
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }

@@ -32,6 +32,7 @@ use super::{
     chunk::{Outgoing, chunk},
     insight, metrics,
     registry::{Count, Direction, SessionRecord},
+    size,
     state::{self, Items, dataplane_key_mesh},
     stopped,
     types::{ItemKey, KdsType, KdsWire as _},
@@ -203,7 +204,12 @@ impl GlobalToZone {
                 msg = requests.message() => match msg {
                     Ok(Some(req)) => self.on_request(req).await,
                     Ok(None) => Err(End::ZoneClosed),
-                    Err(status) => Err(End::Transport(status)),
+                    Err(status) => Err(
+                        match size::received_too_large("GlobalToZone", "DiscoveryRequest", &status) {
+                            Some(refusal) => End::Fatal(refusal),
+                            None => End::Transport(status),
+                        },
+                    ),
                 },
                 c = feed.recv() => self.on_feed(c.map(Some), None, &mut feed, &mut internal).await,
                 c = internal.recv() => self.on_feed(Ok(None), Some(c), &mut feed, &mut internal).await,
@@ -309,6 +315,14 @@ impl GlobalToZone {
             },
         );
         for c in chunks {
+            size::check_outgoing(
+                "GlobalToZone",
+                "DiscoveryResponse",
+                t.as_str(),
+                &c,
+                self.shared.settings.max_message_bytes,
+            )
+            .map_err(End::Fatal)?;
             self.tx.send(Ok(c)).await.map_err(|_| End::ResponseClosed)?;
         }
         self.record.count(t.as_str(), Count::Sent);

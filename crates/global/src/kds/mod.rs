@@ -14,6 +14,7 @@
 //! - [`global_to_zone`]: a GlobalToZone session (authoritative diff, deltas, ACK/NACK, lag).
 //! - [`zone_to_global`]: a ZoneToGlobal session (checks, zone stamping, batch write, prune).
 //! - [`service`]: the tonic service that authenticates streams and starts their sessions.
+//! - [`size`]: messages over the size limit end the stream with RESOURCE_EXHAUSTED, logged.
 //! - [`tls`]: the configured or generated (cluster-shared CA) server certificate.
 //! - [`metrics`]: `mosaic_kds_*` metrics.
 
@@ -24,6 +25,7 @@ pub mod insight;
 pub mod metrics;
 pub mod registry;
 pub mod service;
+pub mod size;
 pub mod state;
 pub mod tls;
 pub mod types;

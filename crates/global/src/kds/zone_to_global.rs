@@ -26,7 +26,7 @@ use super::{
     insight::{self, InsightError},
     metrics,
     registry::{Count, Direction},
-    stopped,
+    size, stopped,
     types::ZONE_LABEL,
 };
 use crate::store::{Command, CommandResult, ResourceKey, ResourceStore, StoreError};
@@ -125,10 +125,13 @@ impl ZoneToGlobal {
                 msg = responses.message() => match msg {
                     Ok(Some(resp)) => self.on_response(resp).await.map_err(Some),
                     Ok(None) => Err(None),
-                    Err(status) => {
-                        tracing::info!(error = %status.message(), "ZoneToGlobal transport ended");
-                        Err(None)
-                    }
+                    Err(status) => match size::received_too_large("ZoneToGlobal", "DiscoveryResponse", &status) {
+                        Some(refusal) => Err(Some(refusal)),
+                        None => {
+                            tracing::info!(error = %status.message(), "ZoneToGlobal transport ended");
+                            Err(None)
+                        }
+                    },
                 },
             };
             if let Err(goodbye) = step {
@@ -226,13 +229,21 @@ impl ZoneToGlobal {
                     .join("; ")
             );
         }
+        let answer = DiscoveryRequest {
+            r#type: rtype,
+            known: Vec::new(),
+            response_nonce: nonce,
+            rejected,
+        };
+        size::check_outgoing(
+            "ZoneToGlobal",
+            "DiscoveryRequest",
+            &answer.r#type,
+            &answer,
+            self.shared.settings.max_message_bytes,
+        )?;
         self.tx
-            .send(Ok(DiscoveryRequest {
-                r#type: rtype,
-                known: Vec::new(),
-                response_nonce: nonce,
-                rejected,
-            }))
+            .send(Ok(answer))
             .await
             .map_err(|_| Status::cancelled("the stream closed"))
     }

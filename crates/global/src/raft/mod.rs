@@ -14,6 +14,8 @@
 //!   fsync for many writes).
 //! - [`network`]: the client side of the raft transport (a tonic channel per peer).
 //! - [`service`]: the server side of the raft transport, including `Forward` and `ReadIndex`.
+//! - [`tls`]: mutual TLS on the raft port: the cluster CA, node certificates naming node ids,
+//!   the member check on every RPC, and where the material comes from.
 //! - [`store_impl`]: [`RaftStore`], the `ResourceStore` the API and KDS use.
 //! - [`node`]: [`RaftNode`]: opening the disk, bootstrapping the cluster, serving, shutting down.
 
@@ -28,6 +30,7 @@ pub mod service;
 pub mod snapshot;
 pub mod state_machine;
 pub mod store_impl;
+pub mod tls;
 
 use openraft::BasicNode;
 
@@ -37,6 +40,7 @@ pub use node::{RaftMetrics, RaftNode, RaftSettings, StorageStats};
 pub use snapshot::SnapshotFile;
 pub use state_machine::{Change, ChangeOp, InternalChange};
 pub use store_impl::RaftStore;
+pub use tls::{RaftTls, RaftTlsError, RaftTransport};
 
 openraft::declare_raft_types!(
     /// Mosaic's openraft type configuration: log entries carry [`Command`]s, applying one yields a

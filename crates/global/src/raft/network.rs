@@ -1,11 +1,12 @@
-//! The client side of the raft transport: one lazily connected tonic channel per peer.
+//! The client side of the raft transport: one lazily connected tonic channel per peer, over
+//! mutual TLS (see [`super::tls`]) unless `raft.insecure` is set.
 //!
 //! Requests and responses are openraft's own types as JSON inside `RaftPayload`; a snapshot is
 //! one client-streaming `InstallSnapshot` call (metadata first, then 1 MiB data chunks read from
 //! the snapshot file). A peer that cannot be reached is reported as `RPCError::Unreachable`, so
 //! openraft backs off instead of spinning.
 
-use std::{error::Error as StdError, future::Future, io::Read, time::Duration};
+use std::{error::Error as StdError, future::Future, io::Read};
 
 use mosaic_proto::raft::{RaftPayload, SnapshotChunk, raft_service_client::RaftServiceClient};
 use openraft::{
@@ -20,16 +21,14 @@ use openraft::{
     },
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use super::{TypeConfig, snapshot::SnapMeta};
+use super::{TypeConfig, snapshot::SnapMeta, tls::RaftTransport};
 
 /// Size of one snapshot data chunk.
 pub const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 /// Largest gRPC message accepted either way (append batches of large resources).
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-/// Time to establish a TCP connection to a peer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The first chunk of a snapshot transfer.
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,6 +43,7 @@ pub struct SnapshotHeader {
 #[derive(Clone, Debug)]
 pub struct NetworkFactory {
     node_id: u64,
+    transport: RaftTransport,
 }
 
 /// A client for one peer.
@@ -51,14 +51,6 @@ pub struct NetworkFactory {
 pub struct PeerClient {
     target: u64,
     client: Result<RaftServiceClient<Channel>, String>,
-}
-
-/// A channel to `addr` (`host:port`) that connects on first use.
-pub fn lazy_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect_lazy())
 }
 
 /// A raft service client over `channel` with Mosaic's message limits.
@@ -120,9 +112,9 @@ where
 // === impl NetworkFactory ===
 
 impl NetworkFactory {
-    /// Clients for node `node_id`.
-    pub fn new(node_id: u64) -> Self {
-        Self { node_id }
+    /// Clients for node `node_id`, over `transport`.
+    pub fn new(node_id: u64, transport: RaftTransport) -> Self {
+        Self { node_id, transport }
     }
 }
 
@@ -130,7 +122,9 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
-        let client = lazy_channel(&node.addr)
+        let client = self
+            .transport
+            .channel(target, &node.addr)
             .map(client)
             .map_err(|e| format!("raft address {:?} of node {target}: {e}", node.addr));
         if let Err(e) = &client {

@@ -30,9 +30,10 @@ use super::{
     Raft, RaftError, RaftStore,
     group_commit::{GroupCommit, MAX_GROUP_COMMANDS},
     log_store::LogStore,
-    network::{MAX_MESSAGE, NetworkFactory, client, lazy_channel},
+    network::{MAX_MESSAGE, NetworkFactory, client},
     service::RaftGrpc,
     state_machine::{SmShared, StateMachine},
+    tls::{PeerCheck, RaftTransport},
 };
 
 /// How long to keep trying to open sled while a previous handle in this process releases its lock.
@@ -66,6 +67,8 @@ pub struct RaftSettings {
     /// Most concurrent writes that may share one log entry (1: every write is an entry of its
     /// own); see [`crate::raft::group_commit`].
     pub max_group_commands: usize,
+    /// Mutual TLS with the cluster CA, or (tests only) plaintext; see [`crate::raft::tls`].
+    pub transport: RaftTransport,
 }
 
 /// What the diagnostics endpoint reports.
@@ -159,8 +162,10 @@ impl RaftSettings {
         advertise: impl Into<String>,
         peers: Vec<(u64, String)>,
         data_dir: impl Into<PathBuf>,
+        transport: RaftTransport,
     ) -> Self {
         Self {
+            transport,
             node_id,
             listen: listen.into(),
             advertise: advertise.into(),
@@ -271,7 +276,7 @@ impl RaftNode {
         let raft = Raft::new(
             settings.node_id,
             config,
-            NetworkFactory::new(settings.node_id),
+            NetworkFactory::new(settings.node_id, settings.transport.clone()),
             log.clone(),
             sm,
         )
@@ -283,17 +288,29 @@ impl RaftNode {
             RaftServiceServer::new(RaftGrpc::new(settings.node_id, raft.clone(), group.clone()))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE);
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    mosaic_common::net::nodelay_incoming(listener),
-                    async {
-                        let _ = stop_rx.await;
-                    },
-                ),
+        let check = PeerCheck::new(
+            &settings.transport,
+            settings.node_id,
+            settings.peers.iter().map(|(id, _)| *id).collect(),
+            raft.clone(),
         );
+        let service = tonic::service::interceptor::InterceptedService::new(
+            service,
+            move |request: tonic::Request<()>| check.check(request),
+        );
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = settings.transport.server_config() {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| RaftError::Config(format!("raft TLS: {e}")))?;
+        }
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(builder.add_service(service).serve_with_incoming_shutdown(
+            mosaic_common::net::nodelay_incoming(listener),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
         tracing::info!(node = settings.node_id, %local_addr, "raft transport listening");
 
         let node = RaftNode {
@@ -303,6 +320,7 @@ impl RaftNode {
                 raft.clone(),
                 group,
                 shared.clone(),
+                settings.transport.clone(),
             )),
             raft,
             shared,
@@ -364,8 +382,9 @@ impl RaftNode {
             .map(|(id, addr)| {
                 let (id, addr) = (*id, addr.clone());
                 let me = self.node_id;
+                let transport = settings.transport.clone();
                 async move {
-                    let mut c = client(lazy_channel(&addr).ok()?);
+                    let mut c = client(transport.channel(id, &addr).ok()?);
                     let mut req = tonic::Request::new(ProbeRequest { node_id: me });
                     req.set_timeout(PROBE_TIMEOUT);
                     let reply = tokio::time::timeout(PROBE_TIMEOUT, c.probe(req))

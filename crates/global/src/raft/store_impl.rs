@@ -26,8 +26,9 @@ use tonic::transport::Channel;
 use super::{
     Raft,
     group_commit::GroupCommit,
-    network::{client, lazy_channel, never_sent},
+    network::{client, never_sent},
     state_machine::{Change, InternalChange, SmShared},
+    tls::RaftTransport,
 };
 use crate::store::{Command, CommandResult, ResourceKey, ResourceStore, StateView, StoreError};
 
@@ -44,7 +45,9 @@ pub struct RaftStore {
     raft: Raft,
     group: GroupCommit,
     shared: Arc<SmShared>,
-    channels: Mutex<HashMap<String, Channel>>,
+    transport: RaftTransport,
+    /// Channels to leaders, by node id and address.
+    channels: Mutex<HashMap<(u64, String), Channel>>,
 }
 
 /// What asking the leader gave.
@@ -62,12 +65,19 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 // === impl RaftStore ===
 
 impl RaftStore {
-    pub(crate) fn new(node_id: u64, raft: Raft, group: GroupCommit, shared: Arc<SmShared>) -> Self {
+    pub(crate) fn new(
+        node_id: u64,
+        raft: Raft,
+        group: GroupCommit,
+        shared: Arc<SmShared>,
+        transport: RaftTransport,
+    ) -> Self {
         Self {
             node_id,
             raft,
             group,
             shared,
+            transport,
             channels: Mutex::new(HashMap::new()),
         }
     }
@@ -89,14 +99,17 @@ impl RaftStore {
         self.node_id
     }
 
-    fn peer(&self, addr: &str) -> Result<RaftServiceClient<Channel>, StoreError> {
+    fn peer(&self, leader: u64, addr: &str) -> Result<RaftServiceClient<Channel>, StoreError> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        let channel = match channels.get(addr) {
+        let key = (leader, addr.to_string());
+        let channel = match channels.get(&key) {
             Some(c) => c.clone(),
             None => {
-                let c = lazy_channel(addr)
+                let c = self
+                    .transport
+                    .channel(leader, addr)
                     .map_err(|e| unavailable(format!("leader address {addr:?}: {e}")))?;
-                channels.insert(addr.to_string(), c.clone());
+                channels.insert(key, c.clone());
                 c
             }
         };
@@ -104,7 +117,7 @@ impl RaftStore {
     }
 
     async fn forward(&self, leader: u64, addr: &str, cmd: &Command) -> Asked<(CommandResult, u64)> {
-        let mut peer = match self.peer(addr) {
+        let mut peer = match self.peer(leader, addr) {
             Ok(p) => p,
             Err(e) => return Asked::Failed(e),
         };
@@ -154,7 +167,7 @@ impl RaftStore {
     }
 
     async fn read_index(&self, leader: u64, addr: &str) -> Asked<u64> {
-        let mut peer = match self.peer(addr) {
+        let mut peer = match self.peer(leader, addr) {
             Ok(p) => p,
             Err(e) => return Asked::Failed(e),
         };

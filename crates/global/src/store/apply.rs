@@ -141,6 +141,18 @@ fn plan_in_order(
     Ok((results, all))
 }
 
+/// Why a mesh-scoped resource cannot be written yet: its Mesh does not exist.
+pub fn missing_mesh(mesh: &str, rtype: ResourceType) -> String {
+    let then = if rtype == ResourceType::Secret {
+        " (a Mesh whose backends name this Secret: apply it without mtls first, then the Secret, then the whole Mesh; `mosaicctl apply -f` does that for a file holding both)"
+    } else {
+        ""
+    };
+    format!(
+        "mesh {mesh:?} does not exist: create Mesh {mesh:?} first (PUT /meshes/{mesh}), then its {rtype}s{then}"
+    )
+}
+
 fn refused(r: Refusal) -> (CommandResult, Vec<Mutation>) {
     (CommandResult::Refused(r), Vec::new())
 }
@@ -190,15 +202,13 @@ pub fn plan(
                 Err(e) => return Ok(refused(Refusal::Invalid(e.to_string()))),
             };
             let key = ResourceKey::of(&r);
-            // Secrets may precede their Mesh: a Mesh is validated against the Secrets it names.
+            // Every mesh-scoped resource needs its Mesh, Secrets too (as in Kuma: otherwise a
+            // `vault-token` could be planted before the Mesh exists). A Mesh whose vault backend
+            // names a Secret is created without `mtls` first, then the Secret, then the backend.
             if let Some(mesh) = &r.meta.mesh
-                && key.rtype != ResourceType::Secret
                 && view.get(&ResourceKey::mesh(mesh))?.is_none()
             {
-                return Ok(refused(Refusal::NotFound(format!(
-                    "mesh {mesh:?} does not exist: create the Mesh before its {}s",
-                    key.rtype
-                ))));
+                return Ok(refused(Refusal::NotFound(missing_mesh(mesh, key.rtype))));
             }
             let existing = view.get(&key)?;
             let current = existing.as_ref().and_then(|e| e.meta.version).unwrap_or(0);
@@ -405,7 +415,21 @@ pub(crate) mod tests {
             matches!(r, CommandResult::Refused(Refusal::NotFound(ref m)) if m.contains("mesh \"default\" does not exist")),
             "{r:?}"
         );
-        // Secrets may come first: the Mesh that names them is validated against them.
+        // Secrets too (as in Kuma): none can be planted before its Mesh exists.
+        let r = s.put("type: Secret\nmesh: default\nname: token-1\ndata: dA==\n");
+        assert!(
+            matches!(r, CommandResult::Refused(Refusal::NotFound(ref m))
+                if m.contains("create Mesh \"default\" first") && m.contains("without mtls")),
+            "{r:?}"
+        );
+        assert!(s.list(ResourceType::Secret, None).unwrap().is_empty());
+        // GlobalSecrets belong to no mesh; once the Mesh exists its Secrets are written.
+        let r = s.put("type: GlobalSecret\nname: g\ndata: dA==\n");
+        assert!(
+            matches!(r, CommandResult::Put { created: true, .. }),
+            "{r:?}"
+        );
+        s.put("type: Mesh\nname: default\n");
         let r = s.put("type: Secret\nmesh: default\nname: token-1\ndata: dA==\n");
         assert!(
             matches!(r, CommandResult::Put { created: true, .. }),

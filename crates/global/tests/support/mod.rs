@@ -68,11 +68,17 @@ pub async fn app() -> (Router, TestStore) {
     app_with_token(None).await
 }
 
-/// The router over a fresh single-replica raft store, with an optional admin token.
+/// The router over a fresh single-replica raft store, with an optional admin token, called
+/// from a loopback address (as the server's `ConnectInfo` would say).
 pub async fn app_with_token(token: Option<&str>) -> (Router, TestStore) {
     let store = TestStore::start().await;
     let state = ApiState::new(store.store(), token.map(|t| Sensitive::new(t.to_string())));
-    (api::router(state), store)
+    (api::router(state).layer(loopback_peer()), store)
+}
+
+/// Requests as if from a loopback caller (in-process routers have no real peer address).
+pub fn loopback_peer() -> axum::extract::connect_info::MockConnectInfo<std::net::SocketAddr> {
+    axum::extract::connect_info::MockConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 1)))
 }
 
 /// Sends one request.

@@ -17,9 +17,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::resource::{Resource, ResourceType, Spec, parse_document};
+use mosaic_common::{
+    resource::{Resource, ResourceType, Spec, parse_document},
+    tls::CaPem,
+};
 use mosaic_global::{
-    raft::{RaftError, RaftNode, RaftSettings, RaftStore},
+    raft::{RaftError, RaftNode, RaftSettings, RaftStore, RaftTls, RaftTransport},
     store::{Command, CommandResult, ResourceKey, ResourceStore},
 };
 use tempfile::TempDir;
@@ -40,6 +43,16 @@ fn free_ports(n: usize) -> Vec<u16> {
         .iter()
         .map(|l| l.local_addr().expect("local addr").port())
         .collect()
+}
+
+/// A fresh raft cluster CA (as `mosaic-global generate raft-ca` makes).
+pub fn cluster_ca() -> CaPem {
+    mosaic_common::tls::generate_ca("test raft CA").expect("generate a raft CA")
+}
+
+/// Node `id`'s raft transport: mutual TLS with a certificate from `ca`.
+pub fn mtls(ca: &CaPem, id: u64) -> RaftTransport {
+    RaftTransport::mtls(RaftTls::issue(ca, id).expect("issue a raft certificate"))
 }
 
 /// Polls `check` until it holds; panics with `what` after [`DEADLINE`].
@@ -127,8 +140,14 @@ impl TestStore {
             attempt += 1;
             let dir = tempfile::tempdir().expect("temp dir");
             let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
-            let settings =
-                RaftSettings::new(1, addr.clone(), addr, Vec::new(), dir.path().join("global"));
+            let settings = RaftSettings::new(
+                1,
+                addr.clone(),
+                addr,
+                Vec::new(),
+                dir.path().join("global"),
+                mtls(&cluster_ca(), 1),
+            );
             match RaftNode::start(settings).await {
                 Ok(node) => break (node, dir),
                 Err(RaftError::Bind { .. }) if attempt < BIND_ATTEMPTS => continue,
@@ -240,6 +259,7 @@ impl TestCluster {
             let dirs: Vec<TempDir> = (0..n)
                 .map(|_| tempfile::tempdir().expect("temp dir"))
                 .collect();
+            let ca = cluster_ca();
             let starts: Vec<_> = peers
                 .iter()
                 .zip(&dirs)
@@ -250,6 +270,7 @@ impl TestCluster {
                         addr.clone(),
                         peers.clone(),
                         dir.path().join("global"),
+                        mtls(&ca, *id),
                     );
                     tokio::spawn(RaftNode::start(settings))
                 })

@@ -8,6 +8,11 @@
 //!   `GET /meshes/{mesh}/dataplanes/_overview`, `GET /meshes/{mesh}/dataplanes/{name}/_overview`.
 //! - `GET /` (`{"product":"Mosaic","mode":"zone","zone":...}`), `/ready`, `/healthy`.
 //!
+//! Every request but `GET /ready` and `GET /healthy` must come from an admin: a loopback caller
+//! (with `api.localhost_is_admin`) or a caller presenting an admin token (the generated
+//! `<data_dir>/admin-token` or `api.admin_token_file`), as on the global
+//! ([`mosaic_common::api_auth`]).
+//!
 //! Module map:
 //! - [`state`]: `ApiState` and the path extractor.
 //! - [`error`]: `ApiFailure` and Kuma's error body.
@@ -36,7 +41,9 @@ use mosaic_common::resource::{ResourceType, parse::MAX_DOCUMENT_BYTES};
 pub use error::ApiFailure;
 pub use state::{ApiState, PathParams};
 
-/// The zone API's routes over `state`.
+/// The zone API's routes over `state`. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the admin rule needs the caller's
+/// address (without it every caller counts as remote).
 pub fn router(state: ApiState) -> Router {
     use ResourceType::{Dataplane, GlobalSecret, Mesh, Secret, Zone};
     Router::new()
@@ -71,7 +78,13 @@ pub fn router(state: ApiState) -> Router {
         .fallback(index::not_found)
         .method_not_allowed_fallback(index::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES))
-        // Outermost, so 413s are counted too (labels: see `mosaic_common::api_metrics`).
+        // Over every route and both fallbacks: no method or path gets past it.
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            mosaic_common::api_auth::require_admin,
+        ))
+        // Outermost, so 401/403s and 413s are counted too (labels: see
+        // `mosaic_common::api_metrics`).
         .layer(axum::middleware::from_fn(mosaic_common::api_metrics::track))
         .with_state(state)
 }

@@ -7,6 +7,8 @@ use axum::{
     http::request::Parts,
 };
 
+use mosaic_common::api_auth::AdminAuth;
+
 use super::error::ApiFailure;
 use crate::store::ZoneStore;
 
@@ -17,6 +19,9 @@ pub struct ApiState {
     pub store: Arc<ZoneStore>,
     /// This zone's name.
     pub zone: String,
+    /// Who is an admin (every request except `GET /ready` and `GET /healthy` must come from
+    /// one): see [`mosaic_common::api_auth`].
+    pub auth: Arc<AdminAuth>,
 }
 
 /// The path's parameters (`mesh`, `name`), percent-decoded.

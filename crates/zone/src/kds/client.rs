@@ -14,7 +14,7 @@ use super::{
     auth::StreamMetadata,
     backoff::Backoff,
     endpoint::{ChannelSettings, EndpointError, GlobalEndpoint},
-    error::SessionError,
+    error::{SessionError, check_outgoing},
     global_to_zone, outbound,
     session::SessionCtx,
     status::KdsStatus,
@@ -255,7 +255,15 @@ impl KdsClient {
         let mut known = HashMap::new();
         for kind in KdsType::GLOBAL_TO_ZONE {
             let versions = self.store.versions(kind)?;
-            let _ = g_tx.try_send(global_to_zone::subscribe_request(kind, &versions));
+            let subscribe = global_to_zone::subscribe_request(kind, &versions);
+            check_outgoing(
+                "GlobalToZone",
+                "DiscoveryRequest",
+                kind.as_str(),
+                &subscribe,
+                cfg.options.max_message_bytes,
+            )?;
+            let _ = g_tx.try_send(subscribe);
             known.insert(kind, versions);
         }
         let mut request = tonic::Request::new(ReceiverStream::new(g_rx));

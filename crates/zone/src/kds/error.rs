@@ -48,6 +48,36 @@ pub enum SessionError {
     /// The zone store failed (the response is not ACKed; the next session retries it).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The global sent a message over this zone's size limit (tonic refused to decode it).
+    #[error(
+        "the global sent a {stream} {message} of {size} bytes, over this zone's KDS message limit of {limit} bytes: it was refused; the global must send smaller responses (it chunks them below 1 MiB)"
+    )]
+    TooLargeReceived {
+        /// `GlobalToZone` or `ZoneToGlobal`.
+        stream: &'static str,
+        /// The message type (`DiscoveryResponse`, `DiscoveryRequest`).
+        message: &'static str,
+        /// Its size, as tonic found it.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A message this zone was about to send is over the size limit (it was not sent).
+    #[error(
+        "this zone did not send a {rtype} {message} of {size} bytes on {stream}: over the KDS message limit of {limit} bytes (a resource this large cannot be synced; find it with the zone's API and make it smaller)"
+    )]
+    TooLargeToSend {
+        /// `GlobalToZone` or `ZoneToGlobal`.
+        stream: &'static str,
+        /// The message type (`DiscoveryResponse`, `DiscoveryRequest`).
+        message: &'static str,
+        /// The KDS type it carries.
+        rtype: String,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// No answer within the deadline.
     #[error("the {stream} stream looks dead: {detail}")]
     Dead {
@@ -63,6 +93,28 @@ pub enum SessionError {
 impl SessionError {
     /// Maps a gRPC status from opening a stream: a refused token or zone is [`SessionError::Refused`].
     pub fn from_status(zone: &str, stream: &'static str, status: &tonic::Status) -> Self {
+        if status.code() == tonic::Code::OutOfRange
+            && let Some((size, limit)) = mosaic_common::net::oversized_message(status.message())
+        {
+            let message = if stream == "GlobalToZone" {
+                "DiscoveryResponse"
+            } else {
+                "DiscoveryRequest"
+            };
+            tracing::warn!(
+                stream,
+                message,
+                size,
+                limit,
+                "refused a {message} of {size} bytes from the global on {stream}: over the KDS limit of {limit} bytes"
+            );
+            return SessionError::TooLargeReceived {
+                stream,
+                message,
+                size,
+                limit,
+            };
+        }
         match status.code() {
             tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => SessionError::Refused {
                 zone: zone.to_string(),
@@ -73,5 +125,76 @@ impl SessionError {
                 status: format!("{}: {}", status.code(), status.message()),
             },
         }
+    }
+}
+
+/// Checks a message of KDS type `rtype` before it is sent on `stream`: over `limit` it is
+/// logged (type and size) and the session ends with [`SessionError::TooLargeToSend`] instead of
+/// tonic failing the stream.
+pub fn check_outgoing<M: prost::Message>(
+    stream: &'static str,
+    message: &'static str,
+    rtype: &str,
+    msg: &M,
+    limit: usize,
+) -> Result<(), SessionError> {
+    let size = msg.encoded_len();
+    if size <= limit {
+        return Ok(());
+    }
+    tracing::error!(
+        stream,
+        message,
+        r#type = rtype,
+        size,
+        limit,
+        "not sending a {rtype} {message} of {size} bytes on {stream}: over the KDS limit of {limit} bytes"
+    );
+    Err(SessionError::TooLargeToSend {
+        stream,
+        message,
+        rtype: rtype.to_string(),
+        size,
+        limit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use mosaic_proto::kds::DiscoveryResponse;
+
+    use super::*;
+
+    #[test]
+    fn oversized_messages_are_named_with_their_size() {
+        let tonic = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 16777300 bytes, the limit is: 16777216 bytes",
+        );
+        let e = SessionError::from_status("east", "GlobalToZone", &tonic);
+        assert!(
+            matches!(
+                e,
+                SessionError::TooLargeReceived {
+                    message: "DiscoveryResponse",
+                    size: 16_777_300,
+                    limit: 16_777_216,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let msg = DiscoveryResponse {
+            r#type: "Dataplane".into(),
+            nonce: "n".repeat(100),
+            ..DiscoveryResponse::default()
+        };
+        check_outgoing("ZoneToGlobal", "DiscoveryResponse", "Dataplane", &msg, 1000).unwrap();
+        let e =
+            check_outgoing("ZoneToGlobal", "DiscoveryResponse", "Dataplane", &msg, 10).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("this zone did not send a Dataplane DiscoveryResponse of 1"),
+            "{e}"
+        );
     }
 }

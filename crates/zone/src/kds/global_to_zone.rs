@@ -11,7 +11,7 @@ use tonic::Streaming;
 
 use super::{
     assemble::{Assembled, Assembler},
-    error::SessionError,
+    error::{SessionError, check_outgoing},
     receive,
     session::SessionCtx,
 };
@@ -56,6 +56,15 @@ pub async fn run(
             Ok(answer) => answer,
             Err(e) => return e,
         };
+        if let Err(e) = check_outgoing(
+            "GlobalToZone",
+            "DiscoveryRequest",
+            &answer.r#type,
+            &answer,
+            ctx.options.max_message_bytes,
+        ) {
+            return e;
+        }
         if tx.send(answer).await.is_err() {
             return SessionError::Closed("GlobalToZone");
         }

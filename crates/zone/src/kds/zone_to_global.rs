@@ -15,8 +15,12 @@ use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse};
 use tokio::sync::{broadcast, mpsc};
 use tonic::Streaming;
 
-use super::{error::SessionError, outbound, session::SessionCtx};
-use crate::store::{Change, KdsType, StoreError, StoreKey};
+use super::{
+    error::{SessionError, check_outgoing},
+    outbound,
+    session::SessionCtx,
+};
+use crate::store::{Change, KdsType, StoreKey};
 
 /// A sent response awaiting its ACK/NACK.
 #[derive(Clone, Debug)]
@@ -28,15 +32,16 @@ pub struct Pending {
 }
 
 /// The first responses of a session: one authoritative response per zone-owned type (chunked),
-/// with their pending entries.
+/// with their pending entries; each checked against the message size limit.
 pub fn initial_responses(
     ctx: &SessionCtx,
-) -> Result<(Vec<DiscoveryResponse>, HashMap<String, Pending>), StoreError> {
+) -> Result<(Vec<DiscoveryResponse>, HashMap<String, Pending>), SessionError> {
     let mut out = Vec::new();
     let mut pending = HashMap::new();
     for kind in KdsType::ZONE_TO_GLOBAL {
         let held = ctx.store.list(kind, None)?;
         let chunks = outbound::build(kind, true, &held, &[], ctx.options.chunk_bytes);
+        check_sizes(ctx, kind, &chunks)?;
         if let Some(first) = chunks.first() {
             pending.insert(
                 first.nonce.clone(),
@@ -49,6 +54,24 @@ pub fn initial_responses(
         out.extend(chunks);
     }
     Ok((out, pending))
+}
+
+/// Every chunk must fit the KDS message limit (one resource too large cannot be sent).
+fn check_sizes(
+    ctx: &SessionCtx,
+    kind: KdsType,
+    chunks: &[DiscoveryResponse],
+) -> Result<(), SessionError> {
+    for c in chunks {
+        check_outgoing(
+            "ZoneToGlobal",
+            "DiscoveryResponse",
+            kind.as_str(),
+            c,
+            ctx.options.max_message_bytes,
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs the stream until it fails.
@@ -128,7 +151,7 @@ async fn on_request(
             .collect();
         let held = ctx.store.list(kind, None)?;
         let chunks = outbound::authoritative_diff(kind, &held, &known, ctx.options.chunk_bytes);
-        return send(tx, kind, chunks, pending).await;
+        return send(ctx, tx, kind, chunks, pending).await;
     }
     let Some(p) = pending.remove(&req.response_nonce) else {
         tracing::debug!(nonce = %req.response_nonce, "an answer to an unknown response; ignoring");
@@ -186,7 +209,7 @@ async fn on_changes(
     }
     for (kind, (items, removed)) in by_kind {
         let chunks = outbound::build(kind, false, &items, &removed, ctx.options.chunk_bytes);
-        send(tx, kind, chunks, pending).await?;
+        send(ctx, tx, kind, chunks, pending).await?;
     }
     Ok(())
 }
@@ -201,17 +224,19 @@ async fn resync(
     for kind in KdsType::ZONE_TO_GLOBAL {
         let held = ctx.store.list(kind, None)?;
         let chunks = outbound::build(kind, true, &held, &[], ctx.options.chunk_bytes);
-        send(tx, kind, chunks, pending).await?;
+        send(ctx, tx, kind, chunks, pending).await?;
     }
     Ok(())
 }
 
 async fn send(
+    ctx: &SessionCtx,
     tx: &mpsc::Sender<DiscoveryResponse>,
     kind: KdsType,
     chunks: Vec<DiscoveryResponse>,
     pending: &mut HashMap<String, Pending>,
 ) -> Result<(), SessionError> {
+    check_sizes(ctx, kind, &chunks)?;
     if let Some(first) = chunks.first() {
         pending.insert(
             first.nonce.clone(),

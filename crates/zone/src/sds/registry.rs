@@ -6,13 +6,12 @@
 use mosaic_common::{
     resource::{
         Resource, ResourceType, Spec,
-        parse::{from_value, parse_values},
+        parse::{Target, decode_for},
     },
     sds::{DATAPLANE_RESOURCE_METADATA, check_tags, node_id},
     template::Tags,
 };
 use mosaic_proto::envoy::google::protobuf::{Struct, value::Kind};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{auth::Caller, error::SdsError};
@@ -33,34 +32,20 @@ pub fn dataplane_text(metadata: Option<&Struct>) -> Result<Option<&str>, SdsErro
 }
 
 /// Parses the Dataplane `text` a node sent (the node's mesh is assumed when the document names
-/// none) and checks it names the caller.
+/// none) and checks it names the caller. Decoded and validated by the same function as the zone's
+/// and the global's APIs (`decode_for`), so a data plane cannot register what they would refuse.
 pub fn parse_dataplane(caller: &Caller, text: &str) -> Result<Resource, SdsError> {
-    let bad = |reason: String| SdsError::BadDataplane {
-        field: DATAPLANE_RESOURCE_METADATA,
-        reason,
+    let target = Target {
+        rtype: ResourceType::Dataplane,
+        mesh: Some(&caller.mesh),
+        name: None,
+        document: "the Dataplane",
+        given_by: "node.id",
     };
-    let mut values = parse_values(text.as_bytes()).map_err(|e| bad(e.to_string()))?;
-    if values.len() != 1 {
-        return Err(bad(format!(
-            "expected one document, found {}",
-            values.len()
-        )));
-    }
-    let mut value = values.remove(0);
-    if let Value::Object(fields) = &mut value
-        && !fields.contains_key("apiVersion")
-        && !fields.contains_key("mesh")
-    {
-        fields.insert("mesh".into(), Value::String(caller.mesh.clone()));
-    }
-    let resource = from_value(value).map_err(|e| bad(e.to_string()))?;
-    if resource.resource_type() != ResourceType::Dataplane {
-        return Err(bad(format!(
-            "it is a {}, not a Dataplane",
-            resource.resource_type()
-        )));
-    }
-    resource.validate().map_err(|e| bad(e.to_string()))?;
+    let resource = decode_for(text.as_bytes(), &target).map_err(|e| SdsError::BadDataplane {
+        field: DATAPLANE_RESOURCE_METADATA,
+        reason: e.to_string(),
+    })?;
     let named = node_id(
         resource.meta.mesh.as_deref().unwrap_or_default(),
         &resource.meta.name,
