@@ -80,3 +80,14 @@ impl std::fmt::Display for ApiError {
         Ok(())
     }
 }
+
+/// Whether `ip` is a loopback address: 127.0.0.0/8, `::1`, or IPv4-mapped 127.0.0.0/8 (the callers
+/// `api.localhost_is_admin` makes admins, and the servers mosaicctl sends a found token to).
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}

@@ -1,24 +1,18 @@
-//! Mosaic's domain: plain types and the code that talks to certificate authorities.
-//! No servers, no raft, no gRPC live here.
+//! Mosaic's domain: plain types, rules and traits, with no I/O: no files, no network, no async
+//! runtime (Cargo proves it: none of tokio, reqwest, axum, hyper, figment or tracing-subscriber is
+//! in this crate's dependency tree). The CA implementations are `mosaic-ca`'s; what processes
+//! share at run time (TLS set-up, telemetry, configuration, HTTP plumbing) is `mosaic-runtime`'s.
 //!
 //! Module map:
 //! - [`api`]: HTTP API shapes shared by servers and mosaicctl (Kuma error body, list envelope).
-//! - [`api_auth`]: who may use the HTTP APIs: loopback callers (`api.localhost_is_admin`) and
-//!   admin tokens (`api.admin_token_file`, the generated `<data_dir>/admin-token`); the middleware.
-//! - [`api_metrics`]: the HTTP APIs' request count and duration middleware (bounded labels).
 //! - [`sensitive`]: `Sensitive<T>`, the redacting wrapper every token and key lives in.
 //! - [`duration`]: Kuma durations (`ms s m h d w y`).
 //! - [`validate`]: violations with Kuma field paths, collected all at once.
 //! - [`resource`]: Mesh, Secret, GlobalSecret, Zone, Dataplane and insights; Universal and Kubernetes forms.
-//! - [`data_dir`]: owner-only data directories (umask 077, 0700/0600 for what is already there).
-//! - [`datasource`]: DataSource (`secret`, `file`, `inline`, `inlineString`) and its resolution.
-//! - [`net`]: accepted TCP connections with `TCP_NODELAY` for the gRPC servers.
-//! - [`process`]: `shutdown_signal()`, the SIGTERM/SIGINT future servers shut down on.
+//! - [`datasource`]: DataSource (`secret`, `file`, `inline`, `inlineString`), its validation and the
+//!   `SecretSource` trait the stores implement.
 //! - [`template`]: the Vault backend's `commonName` template (`tag`, `replace`).
-//! - [`ca`]: the `CaBackend` trait and its builtin, provided and Vault implementations.
-//! - [`config`]: TOML + `MOSAIC_` environment configuration of the global and zone control planes.
-//! - [`telemetry`]: tracing subscriber set-up shared by every binary (`--log-format json|text`).
-//! - [`tls`]: the process-wide rustls crypto provider; generated server CAs and certificates.
+//! - [`ca`]: the `CaBackend` trait, its requests, answers and errors; identity (SAN) rules.
 //! - [`token`]: zone and dataplane tokens (Ed25519 JWTs): signing keys, claims, verification.
 //! - [`revocation`]: revoked token ids, listed in secrets as Kuma does (`dataplane-token-revocations-<mesh>`,
 //!   `zone-token-revocations`).
@@ -29,22 +23,14 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod api_auth;
-pub mod api_metrics;
 pub mod ca;
-pub mod config;
-pub mod data_dir;
 pub mod datasource;
 pub mod duration;
-pub mod net;
-pub mod process;
 pub mod resource;
 pub mod revocation;
 pub mod sds;
 pub mod sensitive;
-pub mod telemetry;
 pub mod template;
-pub mod tls;
 pub mod token;
 pub mod validate;
 

@@ -110,7 +110,7 @@ fn truncate(text: &str, max: usize) -> String {
 impl Client {
     /// A client for the API at `base`, sending `token` as a bearer token.
     pub fn new(base: url::Url, token: Option<Sensitive<String>>) -> Result<Self, ClientError> {
-        mosaic_common::tls::install_crypto_provider();
+        mosaic_runtime::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))

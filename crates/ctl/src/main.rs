@@ -35,11 +35,8 @@ mod validate;
 use std::{future::Future, process::ExitCode};
 
 use clap::{Parser, Subcommand, builder::TypedValueParser};
-use mosaic_common::{
-    Sensitive,
-    duration::KumaDuration,
-    telemetry::{self, LogFormat},
-};
+use mosaic_common::{Sensitive, duration::KumaDuration};
+use mosaic_runtime::telemetry::{self, LogFormat};
 
 use crate::{
     client::{Client, ClientError},
@@ -257,7 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Validate { file, issue } => {
             let input = validate::read_input(file)?;
-            mosaic_common::tls::install_crypto_provider();
+            mosaic_runtime::tls::install_crypto_provider();
             if !block_on(validate::run(&input, *issue))?? {
                 let what = if file.as_os_str() == "-" {
                     "standard input".to_string()

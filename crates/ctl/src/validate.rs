@@ -5,8 +5,9 @@
 use std::{io::Read as _, path::Path, sync::Arc};
 
 use anyhow::Context as _;
+use mosaic_ca::build_backend;
 use mosaic_common::{
-    ca::{IssueRequest, build_backend, identity::inspect_pem},
+    ca::{IssueRequest, identity::inspect_pem},
     datasource::{SecretSource, StaticSecrets},
     resource::{Resource, Spec, parse_documents},
 };

@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn ca_files_must_hold_certificates() {
         let p = Path::new("ca.pem");
-        let ca = mosaic_common::tls::generate_ca("test").unwrap();
+        let ca = mosaic_runtime::tls::generate_ca("test").unwrap();
         check_ca(p, ca.cert_pem.as_bytes()).unwrap();
         for bad in [
             &b"-----BEGIN CERTIFICATE-----\n"[..],

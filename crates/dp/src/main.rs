@@ -11,15 +11,15 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
-use mosaic_common::{
-    process::shutdown_signal,
-    telemetry::{self, LogFormat},
-};
 use mosaic_dp::{
     agent::{Agent, AgentConfig},
     backoff::Backoff,
     inputs,
     sds_client::{NodeIdentity, ZoneAddress},
+};
+use mosaic_runtime::{
+    process::shutdown_signal,
+    telemetry::{self, LogFormat},
 };
 
 /// Data-plane agent of the Mosaic service mesh.
@@ -106,7 +106,7 @@ fn report(err: &anyhow::Error) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    mosaic_common::tls::install_crypto_provider();
+    mosaic_runtime::tls::install_crypto_provider();
     // Read every file first so that a missing one is named before any content is judged.
     let ca_pem = inputs::read_file("--ca-cert-file", &args.ca_cert_file)?;
     let token = inputs::read_file("--token-file", &args.token_file)?;

@@ -45,7 +45,7 @@ networking:
 
 /// A complete, valid `run` command line over files created in `dir`.
 fn run_args(dir: &Path) -> Vec<String> {
-    let ca = mosaic_common::tls::generate_ca("test zone CA").unwrap();
+    let ca = mosaic_runtime::tls::generate_ca("test zone CA").unwrap();
     fs::write(dir.join("ca.pem"), ca.cert_pem).unwrap();
     fs::write(dir.join("token"), "dp-token\n").unwrap();
     fs::write(dir.join("dp.yaml"), DATAPLANE).unwrap();

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::{ca::identity, sds::SECRET_TYPE_URL, tls};
+use mosaic_common::{ca::identity, sds::SECRET_TYPE_URL};
 use mosaic_proto::envoy::{
     envoy::{
         config::core::v3::{DataSource, data_source::Specifier},
@@ -31,6 +31,7 @@ use mosaic_proto::envoy::{
     },
     google::protobuf::{Any, value::Kind},
 };
+use mosaic_runtime::tls;
 use prost::Message as _;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256};
 use tokio::sync::mpsc;

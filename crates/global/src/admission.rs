@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
+use mosaic_ca::builtin;
 use mosaic_common::{
-    ca::{self, CaError, builtin},
+    ca::CaError,
     datasource::SecretSource,
     resource::{
         Resource, ResourceType, SecretSpec, Spec,
@@ -253,6 +254,6 @@ async fn check_backend(
     backend: &MtlsBackend,
     secrets: Arc<dyn SecretSource>,
 ) -> Result<(), CaError> {
-    let ca = ca::build_backend(mesh, backend, secrets).await?;
+    let ca = mosaic_ca::build_backend(mesh, backend, secrets).await?;
     ca.validate().await
 }

@@ -12,7 +12,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
-use mosaic_common::{
+use mosaic_runtime::{
     config::GlobalConfig,
     telemetry::{self, LogFormat},
 };
@@ -87,7 +87,7 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     // Stores, keys and tokens under store.data_dir are owner-only (0600/0700).
-    mosaic_common::data_dir::restrict_new_files();
+    mosaic_runtime::data_dir::restrict_new_files();
     let cli = Cli::parse();
     if let Err(err) = telemetry::init(cli.log_format) {
         return report(&anyhow::Error::new(err));

@@ -7,7 +7,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use mosaic_common::config::GlobalConfig;
+use mosaic_runtime::config::GlobalConfig;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -56,7 +56,7 @@ pub enum ServeError {
     Kds(#[from] kds::KdsError),
     /// The configured KDS certificate could not be loaded.
     #[error("kds.tls_cert/kds.tls_key: {0}")]
-    KdsTls(#[from] mosaic_common::tls::TlsError),
+    KdsTls(#[from] mosaic_runtime::tls::TlsError),
     /// Metrics could not be set up.
     #[error(transparent)]
     Metrics(#[from] diagnostics::MetricsError),
@@ -83,16 +83,16 @@ pub async fn serve(
             "api.tls_cert is set, but this build serves the HTTP API without TLS; put the API behind a TLS-terminating proxy or unset api.tls_cert/api.tls_key".into(),
         ));
     }
-    mosaic_common::tls::install_crypto_provider();
+    mosaic_runtime::tls::install_crypto_provider();
     let metrics = diagnostics::install_metrics()?;
     let data_dir = config.store.data_dir.clone();
-    mosaic_common::data_dir::prepare(&data_dir).map_err(|source| ServeError::DataDir {
+    mosaic_runtime::data_dir::prepare(&data_dir).map_err(|source| ServeError::DataDir {
         path: data_dir.clone(),
         source,
     })?;
     // Before anything listens: refuses an exposed api.listen without api.admin_token_file.
-    let api_auth = mosaic_common::api_auth::prepare(
-        &mosaic_common::api_auth::ApiAuthSettings::global(&config),
+    let api_auth = mosaic_runtime::api_auth::prepare(
+        &mosaic_runtime::api_auth::ApiAuthSettings::global(&config),
         "global",
     )?;
 
@@ -124,7 +124,7 @@ pub async fn serve(
     let diag_listener = bind("diagnostics.listen", config.diagnostics.listen).await?;
     let kds_listener = bind("kds.listen", config.kds.listen).await?;
     let kds_configured = match (&config.kds.tls_cert, &config.kds.tls_key) {
-        (Some(cert), Some(key)) => Some(mosaic_common::tls::load_configured(cert, key)?),
+        (Some(cert), Some(key)) => Some(mosaic_runtime::tls::load_configured(cert, key)?),
         _ => None,
     };
 
@@ -220,5 +220,5 @@ async fn publish_gauges(node: Arc<RaftNode>) {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (see [`mosaic_common::process::shutdown_signal`]).
-pub use mosaic_common::process::shutdown_signal;
+/// Completes on SIGTERM or SIGINT (see [`mosaic_runtime::process::shutdown_signal`]).
+pub use mosaic_runtime::process::shutdown_signal;

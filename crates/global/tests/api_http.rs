@@ -7,10 +7,8 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
-use mosaic_common::{
-    ca::{builtin, local::LocalCa},
-    resource::{ResourceType, parse_document},
-};
+use mosaic_ca::{builtin, local::LocalCa};
+use mosaic_common::resource::{ResourceType, parse_document};
 use mosaic_global::{
     raft::RaftStore,
     store::{Command, ResourceKey, ResourceStore},

@@ -19,10 +19,8 @@ use std::{
     process::Command,
 };
 
-use mosaic_common::{
-    config::{GlobalConfig, ZoneConfig},
-    resource::parse::{parse_document, parse_values},
-};
+use mosaic_common::resource::parse::{parse_document, parse_values};
+use mosaic_runtime::config::{GlobalConfig, ZoneConfig};
 use mosaic_testkit::{promtool_binary, workspace_binary, workspace_root};
 use serde_json::Value;
 
@@ -375,7 +373,7 @@ fn systemd_units_verify_without_warnings() {
 /// An example config whose API is reachable from other hosts sets `api.admin_token_file` (the
 /// servers refuse to start otherwise), and loopback callers are then no admins either.
 fn assert_api_needs_a_token(what: &str, listen: std::net::SocketAddr, token_file: Option<&Path>) {
-    if mosaic_common::api_auth::is_loopback(listen.ip()) {
+    if mosaic_runtime::api_auth::is_loopback(listen.ip()) {
         return;
     }
     assert!(

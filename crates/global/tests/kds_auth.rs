@@ -125,7 +125,7 @@ async fn an_untrusted_ca_is_refused_by_the_zone() {
     let store = TestStore::start().await;
     let kds = KdsHarness::start(store.store()).await;
     let token = kds.token("east").await;
-    let wrong = mosaic_common::tls::generate_ca("someone else's CA").unwrap();
+    let wrong = mosaic_runtime::tls::generate_ca("someone else's CA").unwrap();
     let result = ZoneClient::connect(&kds.url, &wrong.cert_pem, "east", &token).await;
     let err = match result {
         Err(e) => format!("{e:?}"),

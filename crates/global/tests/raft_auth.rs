@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use mosaic_common::tls::{self as common_tls, CaPem};
 use mosaic_global::{
     raft::{TypeConfig, tls::node_name},
     store::Command,
 };
 use mosaic_proto::raft::{RaftPayload, raft_service_client::RaftServiceClient};
+use mosaic_runtime::tls::{self as common_tls, CaPem};
 use mosaic_testkit::GlobalCluster as Cluster;
 use openraft::{
     Vote,
@@ -152,7 +152,7 @@ fn member_ca(cluster: &Cluster) -> CaPem {
 
 #[tokio::test]
 async fn the_raft_port_refuses_everyone_but_members() -> anyhow::Result<()> {
-    mosaic_common::tls::install_crypto_provider();
+    mosaic_runtime::tls::install_crypto_provider();
     let mut cluster = Cluster::new(
         std::path::Path::new(env!("CARGO_BIN_EXE_mosaic-global")),
         3,
@@ -278,7 +278,7 @@ async fn several_replicas_without_a_cluster_ca_refuse_to_start() -> anyhow::Resu
 /// replica started with that certificate and without the CA key serves raft over mTLS.
 #[tokio::test]
 async fn generate_raft_ca_and_cert_make_files_a_replica_starts_with() -> anyhow::Result<()> {
-    mosaic_common::tls::install_crypto_provider();
+    mosaic_runtime::tls::install_crypto_provider();
     let bin = env!("CARGO_BIN_EXE_mosaic-global");
     let dir = tempfile::tempdir()?;
     let ca_dir = dir.path().join("ca");

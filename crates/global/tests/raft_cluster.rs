@@ -105,7 +105,7 @@ impl Cluster {
             .map(|(i, p)| (i as u64 + 1, format!("127.0.0.1:{p}")))
             .collect();
         let dirs: Vec<TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
-        let ca = mosaic_common::tls::generate_ca("test raft CA").unwrap();
+        let ca = mosaic_runtime::tls::generate_ca("test raft CA").unwrap();
         let settings: Vec<RaftSettings> = (0..n)
             .map(|i| {
                 let addr = peers[i].1.clone();

@@ -3,7 +3,7 @@
 //! before this listener starts; the JSON body says whether KDS is connected) and `GET /healthy`.
 //!
 //! The zone API's request metrics (`mosaic_api_requests_total`, `mosaic_api_request_seconds`) come
-//! from the middleware it shares with the global, `mosaic_common::api_metrics::track`.
+//! from the middleware it shares with the global, `mosaic_runtime::api_metrics::track`.
 
 use std::sync::OnceLock;
 
@@ -143,7 +143,7 @@ mod tests {
             rt.block_on(async {
                 let app = Router::new()
                     .route("/meshes/{mesh}/dataplanes/{name}", get(|| async { "ok" }))
-                    .layer(middleware::from_fn(mosaic_common::api_metrics::track));
+                    .layer(middleware::from_fn(mosaic_runtime::api_metrics::track));
                 for path in [
                     "/meshes/a/dataplanes/dp-1",
                     "/meshes/b/dataplanes/dp-2",

@@ -6,7 +6,7 @@
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use mosaic_common::{
+use mosaic_runtime::{
     api_auth::{self, AdminTokenError},
     config::ZoneConfig,
     tls::{self, ServerIdentity, TlsError},
@@ -86,14 +86,14 @@ pub async fn serve_with(
     options: KdsOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    mosaic_common::tls::install_crypto_provider();
+    mosaic_runtime::tls::install_crypto_provider();
     let zone = config.zone.as_str().to_string();
     let mut kds_config = KdsClientConfig::from_zone_config(&config)?;
     kds_config.options = options;
     let metrics = diagnostics::metrics_handle();
 
     let data_dir = config.store.data_dir.clone();
-    mosaic_common::data_dir::prepare(&data_dir).map_err(|source| ServeError::DataDir {
+    mosaic_runtime::data_dir::prepare(&data_dir).map_err(|source| ServeError::DataDir {
         path: data_dir.clone(),
         source,
     })?;
@@ -199,5 +199,5 @@ fn dp_server_identity(config: &ZoneConfig) -> Result<ServerIdentity, TlsError> {
 /// Prefix of the generated dataplane-server files in the data dir (`dp-server-ca.pem`, ...).
 pub const DP_SERVER_FILE_PREFIX: &str = "dp-server";
 
-/// Completes on SIGTERM or SIGINT (see [`mosaic_common::process::shutdown_signal`]).
-pub use mosaic_common::process::shutdown_signal;
+/// Completes on SIGTERM or SIGINT (see [`mosaic_runtime::process::shutdown_signal`]).
+pub use mosaic_runtime::process::shutdown_signal;

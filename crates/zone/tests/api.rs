@@ -12,7 +12,7 @@ use axum::{
     extract::connect_info::MockConnectInfo,
     http::{Method, Request, StatusCode},
 };
-use mosaic_common::api_auth::AdminAuth;
+use mosaic_runtime::api_auth::AdminAuth;
 use mosaic_zone::{
     api::{ApiState, router},
     kds::{assemble::Assembled, receive},

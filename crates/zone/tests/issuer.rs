@@ -10,8 +10,9 @@ use std::{
 };
 
 use base64::Engine as _;
+use mosaic_ca::local::LocalCa;
 use mosaic_common::{
-    ca::{IssuedCert, identity, local::LocalCa},
+    ca::{IssuedCert, identity},
     resource::{parse::from_value, zone::CaHealth},
     template::Tags,
 };

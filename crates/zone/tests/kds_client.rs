@@ -37,7 +37,7 @@ impl TestZone {
         token_file: Option<PathBuf>,
         ca_pem: Option<Vec<u8>>,
     ) -> Self {
-        mosaic_common::tls::install_crypto_provider();
+        mosaic_runtime::tls::install_crypto_provider();
         let store = Arc::new(open_when_released(dir.path()));
         let config = KdsClientConfig {
             zone: "east".into(),
@@ -590,7 +590,7 @@ fn tls_material() -> (String, String, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_is_verified_with_global_ca_cert() {
-    mosaic_common::tls::install_crypto_provider();
+    mosaic_runtime::tls::install_crypto_provider();
     let (ca, cert, key, wrong_ca) = tls_material();
     let mut driver = KdsProtocolDriver::start_with_tls(Some((cert, key))).await;
     let url = format!("grpcs://localhost:{}", driver.addr.port());

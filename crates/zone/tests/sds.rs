@@ -7,11 +7,11 @@ mod support;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use mosaic_ca::{builtin, local::LocalCa};
 use mosaic_common::{
-    ca::{builtin, identity::inspect_pem, local::LocalCa},
+    ca::identity::inspect_pem,
     resource::{ResourceType, Spec, parse::from_value},
     sds::{SECRET_TYPE_URL, node_id},
-    tls,
     token::{DataplaneClaims, SigningKey},
 };
 use mosaic_proto::envoy::{
@@ -25,6 +25,7 @@ use mosaic_proto::envoy::{
     },
     google::protobuf::{Struct, Value as PbValue, value::Kind},
 };
+use mosaic_runtime::tls;
 use mosaic_zone::{
     issuer::{Issuer, IssuerSettings},
     sds::SdsServer,

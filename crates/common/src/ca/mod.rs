@@ -1,26 +1,20 @@
-//! Certificate authorities for data-plane identities.
+//! Certificate authorities for data-plane identities: the [`CaBackend`] trait every backend
+//! implements, what is asked of it and what it answers, and its errors. The implementations
+//! (builtin, provided, Vault) live in the `mosaic-ca` crate.
 //!
 //! Module map:
 //! - [`identity`]: SPIFFE/kuma URI SANs from tags, leaf parameters, PEM and certificate inspection.
-//! - [`local`]: an in-process CA (rcgen) and `LocalBackend`, the backend builtin and provided load.
-//! - [`builtin`]: the builtin backend: a CA generated once by the global, kept in mesh secrets.
-//! - [`provided`]: the provided backend: the user's CA certificate and key from DataSources.
-//! - [`vault`]: the Vault (or OpenBao) PKI backend.
 
-pub mod builtin;
 pub mod identity;
-pub mod local;
-pub mod provided;
-pub mod vault;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use crate::{
     Sensitive,
-    datasource::{DataSourceError, SecretSource},
-    resource::mesh::{BackendConf, BackendType, MtlsBackend},
+    datasource::DataSourceError,
+    resource::mesh::BackendType,
     template::{Tags, TemplateError},
 };
 
@@ -112,9 +106,9 @@ pub enum CaErrorKind {
     /// The configuration is not usable.
     #[error("{0}")]
     Config(String),
-    /// Vault refused or could not be reached.
+    /// Vault refused or could not be reached (the `mosaic-ca` crate's `VaultError`).
     #[error(transparent)]
-    Vault(#[from] vault::VaultError),
+    Vault(Box<dyn std::error::Error + Send + Sync>),
     /// A certificate or key is malformed or unsuitable.
     #[error("{0}")]
     Certificate(String),
@@ -155,25 +149,4 @@ impl CaError {
             kind: Box::new(kind.into()),
         }
     }
-}
-
-/// Builds the backend for `backend` of `mesh`. Secrets named in the configuration are read from
-/// `secrets`. The backend is validated separately (see [`CaBackend::validate`]).
-pub async fn build_backend(
-    mesh: &str,
-    backend: &MtlsBackend,
-    secrets: Arc<dyn SecretSource>,
-) -> Result<Arc<dyn CaBackend>, CaError> {
-    let err = |kind: CaErrorKind| CaError::new(mesh, &backend.name, kind);
-    let conf = backend.typed_conf().map_err(|e| {
-        err(CaErrorKind::Config(format!(
-            "mtls backend {:?} has an invalid conf: {e}",
-            backend.name
-        )))
-    })?;
-    Ok(match conf {
-        BackendConf::Builtin(_) => Arc::new(builtin::load(mesh, backend, secrets.as_ref())?),
-        BackendConf::Provided(c) => Arc::new(provided::load(mesh, backend, &c, secrets.as_ref())?),
-        BackendConf::Vault(c) => Arc::new(vault::VaultCa::new(mesh, backend, &c, secrets).await?),
-    })
 }

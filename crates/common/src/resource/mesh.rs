@@ -398,8 +398,8 @@ impl MeshSpec {
             match b.typed_conf() {
                 Ok(BackendConf::Builtin(_)) => {
                     for name in [
-                        crate::ca::builtin::cert_secret_name(mesh, &b.name),
-                        crate::ca::builtin::key_secret_name(mesh, &b.name),
+                        builtin_cert_secret_name(mesh, &b.name),
+                        builtin_key_secret_name(mesh, &b.name),
                     ] {
                         push(base.clone(), &Some(DataSource::secret(name)));
                     }
@@ -876,4 +876,15 @@ pub fn is_dns_name(s: &str) -> bool {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
+}
+
+/// Name of the Secret holding a builtin backend's CA certificate (Kuma's
+/// `<mesh>.ca-builtin-cert-<backend>`).
+pub fn builtin_cert_secret_name(mesh: &str, backend: &str) -> String {
+    format!("{mesh}.ca-builtin-cert-{backend}")
+}
+
+/// Name of the Secret holding a builtin backend's CA key (Kuma's `<mesh>.ca-builtin-key-<backend>`).
+pub fn builtin_key_secret_name(mesh: &str, backend: &str) -> String {
+    format!("{mesh}.ca-builtin-key-{backend}")
 }

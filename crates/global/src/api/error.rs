@@ -1,6 +1,6 @@
 //! `ApiFailure`: every way a request fails, answered with Kuma's error body
 //! (`{type, status, title, detail, invalid_parameters}`). The 401/403 of the admin rule come from
-//! `mosaic_common::api_auth`, in the same shape.
+//! `mosaic_runtime::api_auth`, in the same shape.
 
 use axum::{
     http::{StatusCode, header},

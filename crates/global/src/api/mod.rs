@@ -7,7 +7,7 @@
 //! - [`body`]: PUT bodies to resources (JSON/YAML, Universal/Kubernetes, URL name and mesh).
 //! - [`respond`]: JSON or YAML responses by `Accept`.
 //! - [`list`]: `{total, items, next}` paging with `size` and `offset`.
-//! - [`auth`]: who is an admin (loopback callers, admin tokens): `mosaic_common::api_auth`.
+//! - [`auth`]: who is an admin (loopback callers, admin tokens): `mosaic_runtime::api_auth`.
 //! - [`resources`]: list/get/put/delete handlers; 405 for zone-owned writes.
 //! - [`tokens`]: `POST /tokens/zone` and `POST /tokens/dataplane`.
 //! - [`zones`]: `GET /zones/_overview`.
@@ -92,7 +92,7 @@ pub fn router(state: ApiState) -> Router {
             auth::require_admin,
         ))
         // Outermost, so refused (401/403) and oversized (413) requests are counted too.
-        .layer(middleware::from_fn(mosaic_common::api_metrics::track))
+        .layer(middleware::from_fn(mosaic_runtime::api_metrics::track))
         .with_state(state)
 }
 

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use mosaic_common::{Sensitive, api_auth::AdminAuth};
+use mosaic_common::Sensitive;
+use mosaic_runtime::api_auth::AdminAuth;
 use time::OffsetDateTime;
 
 use crate::{admission::Admission, store::ResourceStore, tokens::Tokens};
@@ -16,7 +17,7 @@ pub struct ApiState {
     /// Where resources are read and written.
     pub store: Arc<dyn ResourceStore>,
     /// Who is an admin (every request except `GET /ready` and `GET /healthy` must come from
-    /// one): see [`mosaic_common::api_auth`].
+    /// one): see [`mosaic_runtime::api_auth`].
     pub auth: Arc<AdminAuth>,
     /// Stamps writes (`creationTime`, `modificationTime`).
     pub clock: Clock,
@@ -43,7 +44,7 @@ impl ApiState {
         }
     }
 
-    /// Replaces the admin rule (the server's, from [`mosaic_common::api_auth::prepare`]).
+    /// Replaces the admin rule (the server's, from [`mosaic_runtime::api_auth::prepare`]).
     pub fn with_auth(mut self, auth: AdminAuth) -> Self {
         self.auth = Arc::new(auth);
         self

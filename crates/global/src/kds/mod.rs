@@ -33,8 +33,8 @@ pub mod zone_to_global;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use mosaic_common::tls::ServerIdentity;
 use mosaic_proto::kds::kds_service_server::KdsServiceServer;
+use mosaic_runtime::tls::ServerIdentity;
 use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
@@ -156,7 +156,7 @@ impl KdsServer {
             .http2_keepalive_timeout(Some(settings.keepalive_timeout))
             .tcp_keepalive(Some(settings.keepalive_interval))
             .add_service(self.service());
-        let incoming = mosaic_common::net::nodelay_incoming(listener);
+        let incoming = mosaic_runtime::net::nodelay_incoming(listener);
         server
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;

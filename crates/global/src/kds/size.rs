@@ -5,7 +5,7 @@
 //! line says the same: the receiver reads the size from tonic's decode error, the sender checks
 //! the encoded size itself before sending.
 
-use mosaic_common::net::oversized_message;
+use mosaic_runtime::net::oversized_message;
 use tonic::{Code, Status};
 
 /// When `status` is tonic refusing an incoming `message` (e.g. `DiscoveryResponse`) on `stream`

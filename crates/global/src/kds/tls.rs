@@ -15,10 +15,8 @@
 
 use std::{path::Path, time::Duration};
 
-use mosaic_common::{
-    Sensitive,
-    tls::{CaPem, GeneratedFiles, ServerIdentity, TlsError, generate_ca, host_of},
-};
+use mosaic_common::Sensitive;
+use mosaic_runtime::tls::{CaPem, GeneratedFiles, ServerIdentity, TlsError, generate_ca, host_of};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Command, CommandResult, ResourceStore, StoreError};
@@ -56,7 +54,7 @@ struct CaRecord {
 
 /// The names a generated certificate covers (see the module docs).
 pub fn default_names(advertise: &str, listen: std::net::SocketAddr) -> Vec<String> {
-    mosaic_common::tls::default_server_names(&[host_of(advertise)], listen)
+    mosaic_runtime::tls::default_server_names(&[host_of(advertise)], listen)
 }
 
 /// The shared CA from the store, created (first writer wins) if there is none.

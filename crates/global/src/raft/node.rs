@@ -306,7 +306,7 @@ impl RaftNode {
         }
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(builder.add_service(service).serve_with_incoming_shutdown(
-            mosaic_common::net::nodelay_incoming(listener),
+            mosaic_runtime::net::nodelay_incoming(listener),
             async {
                 let _ = stop_rx.await;
             },

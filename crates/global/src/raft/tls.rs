@@ -22,8 +22,8 @@ use std::{
     time::Duration,
 };
 
-use mosaic_common::{
-    Sensitive,
+use mosaic_common::Sensitive;
+use mosaic_runtime::{
     config::RaftConfig,
     tls::{self as common_tls, CaPem, GeneratedFiles, TlsError},
 };
@@ -357,10 +357,8 @@ pub fn resolve(config: &RaftConfig, data_dir: &Path) -> Result<RaftTransport, Ra
 pub mod generate {
     use std::path::{Path, PathBuf};
 
-    use mosaic_common::{
-        Sensitive,
-        tls::{self as common_tls, CaPem, GeneratedFiles},
-    };
+    use mosaic_common::Sensitive;
+    use mosaic_runtime::tls::{self as common_tls, CaPem, GeneratedFiles};
 
     use super::{CA_FILE_PREFIX, RaftTlsError, node_name, read_pem};
 
@@ -465,7 +463,7 @@ mod tests {
     }
 
     fn config(dir: &Path, peers: &[&str]) -> RaftConfig {
-        let mut c = mosaic_common::config::GlobalConfig::default().raft;
+        let mut c = mosaic_runtime::config::GlobalConfig::default().raft;
         c.peers = peers.iter().map(|p| p.parse().unwrap()).collect();
         let _ = dir;
         c

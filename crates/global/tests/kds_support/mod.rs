@@ -13,7 +13,6 @@ use std::{
 
 use mosaic_common::{
     resource::{Resource, ResourceType, Spec, ZoneInsightSpec},
-    tls::ServerIdentity,
     token::{SigningKey, ZoneClaims},
 };
 use mosaic_global::{
@@ -26,6 +25,7 @@ use mosaic_proto::kds::{
     DiscoveryRequest, DiscoveryResponse, Rejection, Resource as WireResource, ResourceRef,
     ResourceVersion, kds_service_client::KdsServiceClient,
 };
+use mosaic_runtime::tls::ServerIdentity;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{
@@ -66,7 +66,7 @@ impl KdsHarness {
 
     /// Starts a KDS server over `store` with `settings`.
     pub async fn start_with(store: Arc<RaftStore>, settings: KdsSettings) -> KdsHarness {
-        mosaic_common::tls::install_crypto_provider();
+        mosaic_runtime::tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         let identity: ServerIdentity = generated_identity(dir.path(), &names, store.as_ref())
@@ -175,7 +175,7 @@ impl ZoneClient {
         zone: &str,
         token: &str,
     ) -> Result<ZoneClient, tonic::transport::Error> {
-        mosaic_common::tls::install_crypto_provider();
+        mosaic_runtime::tls::install_crypto_provider();
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(ca_pem))
             .domain_name("localhost");

@@ -17,14 +17,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::{
-    resource::{Resource, ResourceType, Spec, parse_document},
-    tls::CaPem,
-};
+use mosaic_common::resource::{Resource, ResourceType, Spec, parse_document};
 use mosaic_global::{
     raft::{RaftError, RaftNode, RaftSettings, RaftStore, RaftTls, RaftTransport},
     store::{Command, CommandResult, ResourceKey, ResourceStore},
 };
+use mosaic_runtime::tls::CaPem;
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
@@ -47,7 +45,7 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 /// A fresh raft cluster CA (as `mosaic-global generate raft-ca` makes).
 pub fn cluster_ca() -> CaPem {
-    mosaic_common::tls::generate_ca("test raft CA").expect("generate a raft CA")
+    mosaic_runtime::tls::generate_ca("test raft CA").expect("generate a raft CA")
 }
 
 /// Node `id`'s raft transport: mutual TLS with a certificate from `ca`.

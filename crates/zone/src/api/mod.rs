@@ -11,7 +11,7 @@
 //! Every request but `GET /ready` and `GET /healthy` must come from an admin: a loopback caller
 //! (with `api.localhost_is_admin`) or a caller presenting an admin token (the generated
 //! `<data_dir>/admin-token` or `api.admin_token_file`), as on the global
-//! ([`mosaic_common::api_auth`]).
+//! ([`mosaic_runtime::api_auth`]).
 //!
 //! Module map:
 //! - [`state`]: `ApiState` and the path extractor.
@@ -81,11 +81,13 @@ pub fn router(state: ApiState) -> Router {
         // Over every route and both fallbacks: no method or path gets past it.
         .layer(axum::middleware::from_fn_with_state(
             state.auth.clone(),
-            mosaic_common::api_auth::require_admin,
+            mosaic_runtime::api_auth::require_admin,
         ))
         // Outermost, so 401/403s and 413s are counted too (labels: see
-        // `mosaic_common::api_metrics`).
-        .layer(axum::middleware::from_fn(mosaic_common::api_metrics::track))
+        // `mosaic_runtime::api_metrics`).
+        .layer(axum::middleware::from_fn(
+            mosaic_runtime::api_metrics::track,
+        ))
         .with_state(state)
 }
 

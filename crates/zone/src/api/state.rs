@@ -7,7 +7,7 @@ use axum::{
     http::request::Parts,
 };
 
-use mosaic_common::api_auth::AdminAuth;
+use mosaic_runtime::api_auth::AdminAuth;
 
 use super::error::ApiFailure;
 use crate::store::ZoneStore;
@@ -20,7 +20,7 @@ pub struct ApiState {
     /// This zone's name.
     pub zone: String,
     /// Who is an admin (every request except `GET /ready` and `GET /healthy` must come from
-    /// one): see [`mosaic_common::api_auth`].
+    /// one): see [`mosaic_runtime::api_auth`].
     pub auth: Arc<AdminAuth>,
 }
 

@@ -3,8 +3,9 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use mosaic_ca::{build_backend, vault::VaultCa};
 use mosaic_common::{
-    ca::{CaBackend, build_backend, vault::VaultCa},
+    ca::CaBackend,
     datasource::SecretSource,
     resource::mesh::{BackendConf, MeshSpec, MtlsBackend},
 };

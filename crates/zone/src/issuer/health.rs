@@ -10,7 +10,8 @@ use std::{
 
 use tokio::sync::Notify;
 
-use mosaic_common::{ca::vault::TokenStatus, resource::zone::CaHealth};
+use mosaic_ca::vault::TokenStatus;
+use mosaic_common::resource::zone::CaHealth;
 use time::OffsetDateTime;
 
 use super::{hook::CaHealthHook, metrics};

@@ -94,7 +94,7 @@ impl SessionError {
     /// Maps a gRPC status from opening a stream: a refused token or zone is [`SessionError::Refused`].
     pub fn from_status(zone: &str, stream: &'static str, status: &tonic::Status) -> Self {
         if status.code() == tonic::Code::OutOfRange
-            && let Some((size, limit)) = mosaic_common::net::oversized_message(status.message())
+            && let Some((size, limit)) = mosaic_runtime::net::oversized_message(status.message())
         {
             let message = if stream == "GlobalToZone" {
                 "DiscoveryResponse"

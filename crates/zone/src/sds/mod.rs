@@ -28,7 +28,6 @@ mod session;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use mosaic_common::tls::ServerIdentity;
 use mosaic_proto::envoy::envoy::service::{
     discovery::v3::{
         DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
@@ -37,6 +36,7 @@ use mosaic_proto::envoy::envoy::service::{
         SecretDiscoveryService, SecretDiscoveryServiceServer,
     },
 };
+use mosaic_runtime::tls::ServerIdentity;
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{
@@ -113,7 +113,7 @@ impl SdsServer {
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(self.service())
             .serve_with_incoming_shutdown(
-                mosaic_common::net::nodelay_incoming(listener),
+                mosaic_runtime::net::nodelay_incoming(listener),
                 async move {
                     shutdown.await;
                     let _ = stop.send(true);

@@ -5,8 +5,9 @@
 
 use std::{sync::Arc, time::Duration};
 
+use mosaic_ca::build_backend;
 use mosaic_common::{
-    ca::{CaBackend, CaError, IssueRequest, IssuedCert, build_backend, identity},
+    ca::{CaBackend, CaError, IssueRequest, IssuedCert, identity},
     datasource::{SecretSource, StaticSecrets},
     duration::KumaDuration,
     resource::mesh::{DpCert, MtlsBackend, Rotation},

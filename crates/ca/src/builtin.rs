@@ -3,25 +3,18 @@
 //! `<mesh>.ca-builtin-key-<backend>`), which every zone receives over KDS; so every zone signs
 //! with the same CA.
 
-use super::{
-    CaError, CaErrorKind,
-    local::{LocalBackend, LocalCa},
-};
-use crate::{
+use mosaic_common::ca::{CaError, CaErrorKind};
+use mosaic_common::{
     Sensitive,
     datasource::SecretSource,
     resource::mesh::{BackendType, BuiltinConf, MtlsBackend},
 };
 
-/// Name of the Secret holding the builtin CA certificate.
-pub fn cert_secret_name(mesh: &str, backend: &str) -> String {
-    format!("{mesh}.ca-builtin-cert-{backend}")
-}
+use crate::local::{LocalBackend, LocalCa};
 
-/// Name of the Secret holding the builtin CA key.
-pub fn key_secret_name(mesh: &str, backend: &str) -> String {
-    format!("{mesh}.ca-builtin-key-{backend}")
-}
+pub use mosaic_common::resource::mesh::{
+    builtin_cert_secret_name as cert_secret_name, builtin_key_secret_name as key_secret_name,
+};
 
 /// A freshly generated builtin CA, to be stored as the two Secrets.
 #[derive(Debug)]

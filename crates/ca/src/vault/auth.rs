@@ -1,6 +1,7 @@
 //! Vault auth methods: a static token (any DataSource), TLS client certificate (`cert`), AppRole,
 //! Kubernetes service account, AWS IAM/EC2, or none when a Vault Agent holds the token.
 
+use crate::datasource::ResolveDataSource as _;
 use std::{sync::Arc, time::Duration};
 
 use reqwest::Method;
@@ -10,7 +11,7 @@ use super::{
     client::VaultClient,
     error::{Operation, VaultError},
 };
-use crate::{
+use mosaic_common::{
     Sensitive,
     datasource::{DataSource, SecretSource},
     resource::mesh::{DEFAULT_SA_TOKEN_FILE, VaultAuth, default_mount},
@@ -159,7 +160,7 @@ impl AuthMethod {
         mesh: &str,
         secrets: &Arc<dyn SecretSource>,
     ) -> Result<Option<TokenLease>, VaultError> {
-        let ds_err = |field: &str, e: crate::datasource::DataSourceError| {
+        let ds_err = |field: &str, e: mosaic_common::datasource::DataSourceError| {
             VaultError::Config(format!("conf.fromCp.auth.{field}: {e}"))
         };
         match self {

@@ -5,12 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use mosaic_ca::{builtin, local::LocalCa};
 use mosaic_common::{
-    ca::{
-        builtin,
-        identity::{inspect_pem, pem_to_ders},
-        local::LocalCa,
-    },
+    ca::identity::{inspect_pem, pem_to_ders},
     datasource::StaticSecrets,
     resource::mesh::{BuiltinConf, MtlsBackend},
 };

@@ -32,7 +32,7 @@ use time::format_description::well_known::Rfc3339;
 use url::Url;
 
 use super::sigv4::{self, SigV4Error, SignableRequest, SigningParams};
-use crate::Sensitive;
+use mosaic_common::Sensitive;
 
 /// The global STS endpoint, the one Vault's AWS auth method checks against by default.
 pub const DEFAULT_STS_URL: &str = "https://sts.amazonaws.com/";
@@ -966,7 +966,7 @@ pub async fn vault_login_body(
     role: &str,
     iam_server_id_header: &str,
 ) -> Result<Value, AwsError> {
-    crate::tls::install_crypto_provider();
+    mosaic_runtime::tls::install_crypto_provider();
     let http = reqwest::Client::builder()
         .timeout(STS_TIMEOUT)
         .build()

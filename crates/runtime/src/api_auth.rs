@@ -19,7 +19,7 @@
 
 use std::{
     io::Write as _,
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -31,11 +31,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{
-    Sensitive,
-    api::ApiError,
-    config::{GlobalConfig, ZoneConfig},
-};
+pub use mosaic_common::api::is_loopback;
+use mosaic_common::{Sensitive, api::ApiError};
+
+use crate::config::{GlobalConfig, ZoneConfig};
 
 /// The generated admin token's file name, in `store.data_dir`.
 pub const GENERATED_TOKEN_FILE: &str = "admin-token";
@@ -201,16 +200,6 @@ impl AdminAuth {
             None => Decision::Unauthorized,
             Some(token) if self.accepts(token) => Decision::Allow,
             Some(_) => Decision::Forbidden,
-        }
-    }
-}
-
-/// Whether `ip` is a loopback address: 127.0.0.0/8, `::1`, or IPv4-mapped 127.0.0.0/8.
-pub fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
     }
 }
@@ -428,6 +417,8 @@ pub fn prepare(settings: &ApiAuthSettings, api: &str) -> Result<AdminAuth, Admin
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use axum::http::HeaderValue;

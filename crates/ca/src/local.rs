@@ -11,11 +11,11 @@ use rcgen::{
 use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use super::{
+use mosaic_common::ca::{
     CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
     identity::{CertError, der_to_pem, inspect_der, leaf_params, pem_to_ders, spki_of, uri_sans},
 };
-use crate::{
+use mosaic_common::{
     Sensitive,
     resource::mesh::{BackendType, MtlsBackend},
 };

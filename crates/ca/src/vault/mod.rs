@@ -17,6 +17,7 @@ pub mod error;
 pub mod sigv4;
 pub mod token;
 
+use crate::datasource::ResolveDataSource as _;
 use std::{sync::Arc, time::Duration};
 
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
@@ -30,11 +31,11 @@ pub use self::{
     error::{Operation, VaultError},
     token::{TokenManager, TokenStatus},
 };
-use super::{
+use mosaic_common::ca::{
     CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
     identity::{csr_params, inspect_pem, split_pem, uri_sans},
 };
-use crate::{
+use mosaic_common::{
     Sensitive,
     datasource::SecretSource,
     resource::mesh::{BackendType, MtlsBackend, VaultConf, VaultFromCp, VaultMode},
@@ -70,7 +71,7 @@ impl VaultCa {
         let from_cp: &VaultFromCp = conf
             .from_cp()
             .ok_or_else(|| err(CaErrorKind::Config("conf.fromCp must be set".into())))?;
-        let resolve = |field: &str, ds: &crate::datasource::DataSource| {
+        let resolve = |field: &str, ds: &mosaic_common::datasource::DataSource| {
             ds.resolve(mesh, secrets.as_ref()).map_err(|source| {
                 err(CaErrorKind::DataSource {
                     field: format!("conf.fromCp.{field}"),
@@ -131,7 +132,7 @@ impl VaultCa {
         let namespace = Some(from_cp.namespace.as_str()).filter(|n| !n.is_empty());
         let client = VaultClient::new(address, namespace, &tls, backend.request_timeout())
             .await
-            .map_err(|e| err(CaErrorKind::Vault(e)))?;
+            .map_err(|e| err(CaErrorKind::from(e)))?;
         let template = from_cp
             .common_name_template()
             .map_err(|e| err(CaErrorKind::Template(e)))?;
@@ -401,8 +402,10 @@ fn check_lifetime(
         .unwrap_or_default();
     Err(format!(
         "Vault issued a certificate valid for {} instead of the {} asked for (dpCert.rotation.expiration){}: the expiration must be lower than the role's max_ttl (and the CA's own validity); lower dpCert.rotation.expiration or raise max_ttl",
-        crate::duration::format_duration(Duration::from_secs((remaining.as_secs() + 30) / 60 * 60)),
-        crate::duration::format_duration(requested),
+        mosaic_common::duration::format_duration(Duration::from_secs(
+            (remaining.as_secs() + 30) / 60 * 60
+        )),
+        mosaic_common::duration::format_duration(requested),
         if warnings.is_empty() {
             String::new()
         } else {

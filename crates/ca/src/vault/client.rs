@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::error::{Operation, VaultError, status_hint, transport_hint};
-use crate::Sensitive;
+use mosaic_common::Sensitive;
 
 /// Namespace header, sent on login and PKI calls alike.
 pub const NAMESPACE_HEADER: &str = "X-Vault-Namespace";
@@ -49,7 +49,7 @@ impl VaultClient {
         tls: &ClientTls,
         timeout: Duration,
     ) -> Result<Self, VaultError> {
-        crate::tls::install_crypto_provider();
+        mosaic_runtime::tls::install_crypto_provider();
         let mut base = Url::parse(address.trim()).map_err(|e| {
             VaultError::Config(format!("Vault address {address:?} is not a URL: {e}"))
         })?;

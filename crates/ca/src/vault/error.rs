@@ -247,11 +247,17 @@ pub fn transport_hint(cause: &str, timeout: std::time::Duration) -> String {
     } else if c.contains("timed out") || c.contains("timeout") {
         format!(
             "no answer within {}: raise dpCert.requestTimeout or check Vault's health",
-            crate::duration::format_duration(timeout)
+            mosaic_common::duration::format_duration(timeout)
         )
     } else if c.contains("connection refused") || c.contains("dns") || c.contains("connect") {
         "check conf.fromCp.address and that Vault is running and reachable from this control plane (every zone must reach Vault at the same address)".into()
     } else {
         String::new()
+    }
+}
+
+impl From<VaultError> for mosaic_common::ca::CaErrorKind {
+    fn from(e: VaultError) -> Self {
+        mosaic_common::ca::CaErrorKind::Vault(Box::new(e))
     }
 }

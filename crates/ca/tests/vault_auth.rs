@@ -6,8 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use mosaic_ca::vault::VaultCa;
 use mosaic_common::{
-    ca::{CaBackend, vault::VaultCa},
+    ca::CaBackend,
     datasource::StaticSecrets,
     resource::mesh::{BackendConf, MtlsBackend},
 };

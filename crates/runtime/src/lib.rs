@@ -1,0 +1,31 @@
+//! What Mosaic's processes share at run time, above the domain (`mosaic-common`) and below the
+//! binaries. Without feature `server` (the agents: `mosaic-dp`, `mosaicctl`) it has no HTTP
+//! server, no configuration loader and no listener code.
+//!
+//! Module map:
+//! - [`telemetry`]: the tracing subscriber every binary sets up (`--log-format json|text`).
+//! - [`process`]: `shutdown_signal()`, the SIGTERM/SIGINT future servers shut down on.
+//! - [`tls`]: the process-wide rustls crypto provider (ring); generated CAs and certificates.
+//! - [`data_dir`]: owner-only data directories (umask 077, 0700/0600 for what is already there).
+//! - [`net`] (`server`): accepted TCP connections with `TCP_NODELAY`; gRPC size errors read.
+//! - [`config`] (`server`): TOML + `MOSAIC_` environment configuration of the control planes.
+//! - [`api_auth`] (`server`): who may use the HTTP APIs (loopback admins, admin tokens).
+//! - [`api_metrics`] (`server`): the HTTP APIs' request count and duration middleware.
+
+#![deny(warnings)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod data_dir;
+pub mod process;
+pub mod telemetry;
+pub mod tls;
+
+#[cfg(feature = "server")]
+pub mod api_auth;
+#[cfg(feature = "server")]
+pub mod api_metrics;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod net;
