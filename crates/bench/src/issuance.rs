@@ -31,7 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::{resource::parse::from_value, template::Tags};
+use mosaic_core::{resource::parse::from_value, template::Tags};
 use mosaic_testkit::{OpenBao, PkiVerb, SEED_MOUNT, TokenSpec, pki_policy};
 use mosaic_zone::{
     issuer::{Issuer, IssuerSettings},

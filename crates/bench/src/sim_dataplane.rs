@@ -3,7 +3,7 @@
 //! Dataplane in the node metadata (so the zone registers it and issues its certificate). It
 //! ACKs every response and writes no files.
 
-use mosaic_common::Sensitive;
+use mosaic_core::Sensitive;
 use mosaic_dp::sds_client::{NodeIdentity, SdsStream, ZoneEndpoint, ack_request};
 use tokio::task::JoinHandle;
 

@@ -17,7 +17,7 @@
 
 use std::{collections::BTreeMap, collections::BTreeSet, time::Duration, time::Instant};
 
-use mosaic_common::resource::KdsType;
+use mosaic_core::resource::KdsType;
 use mosaic_proto::kds::{
     DiscoveryRequest, DiscoveryResponse, Rejection, ResourceRef,
     kds_service_client::KdsServiceClient,

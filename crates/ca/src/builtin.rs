@@ -3,8 +3,8 @@
 //! `<mesh>.ca-builtin-key-<backend>`), which every zone receives over KDS; so every zone signs
 //! with the same CA.
 
-use mosaic_common::ca::{CaError, CaErrorKind};
-use mosaic_common::{
+use mosaic_core::ca::{CaError, CaErrorKind};
+use mosaic_core::{
     Sensitive,
     datasource::SecretSource,
     resource::mesh::{BackendType, BuiltinConf, MtlsBackend},
@@ -12,7 +12,7 @@ use mosaic_common::{
 
 use crate::local::{LocalBackend, LocalCa};
 
-pub use mosaic_common::resource::mesh::{
+pub use mosaic_core::resource::mesh::{
     builtin_cert_secret_name as cert_secret_name, builtin_key_secret_name as key_secret_name,
 };
 

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     datasource::{DataSource, DataSourceError, SecretSource, decode_base64},
 };
@@ -82,7 +82,7 @@ impl ResolveDataSource for DataSource {
 
 #[cfg(test)]
 mod tests {
-    use mosaic_common::datasource::StaticSecrets;
+    use mosaic_core::datasource::StaticSecrets;
 
     use super::*;
 

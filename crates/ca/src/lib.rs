@@ -1,5 +1,5 @@
 //! The certificate authorities behind a Mesh's `mtls` backends: the implementations of
-//! `mosaic_common::ca::CaBackend`, with Vault's client, auth methods and token manager.
+//! `mosaic_core::ca::CaBackend`, with Vault's client, auth methods and token manager.
 //!
 //! Module map:
 //! - [`datasource`]: reading a DataSource's value (a mesh Secret, a file on this host, inline).
@@ -20,7 +20,7 @@ pub mod vault;
 
 use std::sync::Arc;
 
-use mosaic_common::{
+use mosaic_core::{
     ca::{CaBackend, CaError, CaErrorKind},
     datasource::SecretSource,
     resource::mesh::{BackendConf, MtlsBackend},

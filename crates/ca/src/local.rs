@@ -11,11 +11,11 @@ use rcgen::{
 use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use mosaic_common::ca::{
+use mosaic_core::ca::{
     CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
     identity::{CertError, der_to_pem, inspect_der, leaf_params, pem_to_ders, spki_of, uri_sans},
 };
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     resource::mesh::{BackendType, MtlsBackend},
 };

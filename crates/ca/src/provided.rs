@@ -2,10 +2,10 @@
 //! DataSources. A certificate that is not a CA, or a key that does not match it, is refused.
 
 use crate::datasource::ResolveDataSource as _;
-use mosaic_common::ca::{CaError, CaErrorKind};
+use mosaic_core::ca::{CaError, CaErrorKind};
 
 use crate::local::{LocalBackend, LocalCa};
-use mosaic_common::{
+use mosaic_core::{
     datasource::SecretSource,
     resource::mesh::{BackendType, MtlsBackend, ProvidedConf},
 };
@@ -18,7 +18,7 @@ pub fn load(
     secrets: &dyn SecretSource,
 ) -> Result<LocalBackend, CaError> {
     let err = |k| CaError::new(mesh, &backend.name, k);
-    let read = |field: &str, ds: &Option<mosaic_common::datasource::DataSource>| {
+    let read = |field: &str, ds: &Option<mosaic_core::datasource::DataSource>| {
         let ds = ds
             .as_ref()
             .ok_or_else(|| err(CaErrorKind::Config(format!("conf.{field} must be set"))))?;

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use mosaic_ca::{builtin, local::LocalCa};
-use mosaic_common::{
+use mosaic_core::{
     ca::identity::{inspect_pem, pem_to_ders},
     datasource::StaticSecrets,
     resource::mesh::{BuiltinConf, MtlsBackend},

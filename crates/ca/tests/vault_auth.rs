@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use mosaic_ca::vault::VaultCa;
-use mosaic_common::{
+use mosaic_core::{
     ca::CaBackend,
     datasource::StaticSecrets,
     resource::mesh::{BackendConf, MtlsBackend},

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use mosaic_common::{
+use mosaic_core::{
     ca::identity::{inspect_pem, pem_to_ders},
     datasource::StaticSecrets,
 };
@@ -319,7 +319,7 @@ async fn a_missing_service_tag_or_template_tag_is_a_clear_error() -> anyhow::Res
         err.contains("tag \"team\" used by the commonName template is not set"),
         "{err}"
     );
-    let empty = mosaic_common::ca::IssueRequest {
+    let empty = mosaic_core::ca::IssueRequest {
         tags: Default::default(),
         ttl: DAY,
     };

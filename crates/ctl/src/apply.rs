@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context as _;
-use mosaic_common::resource::{Resource, ResourceType, Spec, parse_documents};
+use mosaic_core::resource::{Resource, ResourceType, Spec, parse_documents};
 
 use crate::client::{Client, ClientError, resource_segments};
 
@@ -73,7 +73,7 @@ pub fn label(r: &Resource) -> String {
 pub fn plan(input: &[u8]) -> anyhow::Result<Vec<Resource>> {
     match parse_documents(input) {
         Ok(resources) => Ok(apply_order(resources)),
-        Err(mosaic_common::resource::ParseError::Invalid { index, error }) => {
+        Err(mosaic_core::resource::ParseError::Invalid { index, error }) => {
             let mut msg = format!("document {} is invalid; nothing was applied", index + 1);
             for v in error.violations {
                 msg.push_str(&format!("\n  {v}"));

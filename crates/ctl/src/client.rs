@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mosaic_common::{Sensitive, api::ApiError, resource::ResourceType};
+use mosaic_core::{Sensitive, api::ApiError, resource::ResourceType};
 use reqwest::{Method, StatusCode};
 
 /// Talks to a control plane's HTTP API.

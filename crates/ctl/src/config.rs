@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use mosaic_common::Sensitive;
+use mosaic_core::Sensitive;
 use serde::Deserialize;
 
 use crate::DEFAULT_API;
@@ -99,8 +99,8 @@ impl std::fmt::Display for TokenOrigin {
 /// Whether the API's host is a loopback IP address (host names never count).
 pub fn is_loopback_api(api: &url::Url) -> bool {
     match api.host() {
-        Some(url::Host::Ipv4(ip)) => mosaic_common::api::is_loopback(ip.into()),
-        Some(url::Host::Ipv6(ip)) => mosaic_common::api::is_loopback(ip.into()),
+        Some(url::Host::Ipv4(ip)) => mosaic_core::api::is_loopback(ip.into()),
+        Some(url::Host::Ipv6(ip)) => mosaic_core::api::is_loopback(ip.into()),
         Some(url::Host::Domain(_)) | None => false,
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     duration::KumaDuration,
     token::{DataplaneTokenRequest, ZoneTokenRequest},

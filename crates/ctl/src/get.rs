@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use mosaic_common::resource::ResourceType;
+use mosaic_core::resource::ResourceType;
 use serde_json::Value;
 use time::OffsetDateTime;
 

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use mosaic_common::resource::zone::{CaHealth, ZoneInsightSpec};
+use mosaic_core::resource::zone::{CaHealth, ZoneInsightSpec};
 
 use crate::{client::Client, table};
 

@@ -35,7 +35,7 @@ mod validate;
 use std::{future::Future, process::ExitCode};
 
 use clap::{Parser, Subcommand, builder::TypedValueParser};
-use mosaic_common::{Sensitive, duration::KumaDuration};
+use mosaic_core::{Sensitive, duration::KumaDuration};
 use mosaic_runtime::telemetry::{self, LogFormat};
 
 use crate::{

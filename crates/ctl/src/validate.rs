@@ -6,7 +6,7 @@ use std::{io::Read as _, path::Path, sync::Arc};
 
 use anyhow::Context as _;
 use mosaic_ca::build_backend;
-use mosaic_common::{
+use mosaic_core::{
     ca::{IssueRequest, identity::inspect_pem},
     datasource::{SecretSource, StaticSecrets},
     resource::{Resource, Spec, parse_documents},
@@ -37,7 +37,7 @@ fn label(r: &Resource) -> String {
 pub async fn run(input: &[u8], issue: bool) -> anyhow::Result<bool> {
     let resources = match parse_documents(input) {
         Ok(r) => r,
-        Err(mosaic_common::resource::ParseError::Invalid { index, error }) => {
+        Err(mosaic_core::resource::ParseError::Invalid { index, error }) => {
             outln!("document {}: invalid", index + 1);
             for v in error.violations {
                 outln!("  {v}");

@@ -11,7 +11,7 @@
 
 use std::{convert::Infallible, path::PathBuf, time::Duration};
 
-use mosaic_common::{Sensitive, sds::node_id};
+use mosaic_core::{Sensitive, sds::node_id};
 use mosaic_proto::envoy::envoy::service::discovery::v3::DiscoveryResponse;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 

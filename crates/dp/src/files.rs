@@ -18,7 +18,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use mosaic_common::Sensitive;
+use mosaic_core::Sensitive;
 
 /// File holding the leaf certificate and its chain.
 pub const CERT_FILE: &str = "cert.pem";

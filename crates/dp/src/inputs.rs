@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     ca::identity,
     resource::{ResourceType, parse_document},

@@ -124,7 +124,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         zone = %args.zone.url,
-        node_id = %mosaic_common::sds::node_id(&args.mesh, &args.name),
+        node_id = %mosaic_core::sds::node_id(&args.mesh, &args.name),
         ca_cert_file = %args.ca_cert_file.display(),
         dataplane_file = %args.dataplane_file.display(),
         out_dir = %args.out_dir.display(),

@@ -20,7 +20,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     sds::{AUTHORIZATION_METADATA, DATAPLANE_RESOURCE_METADATA, SECRET_TYPE_URL, node_id},
 };

@@ -10,7 +10,7 @@
 //! Every DataSource must be `inline_bytes` (UTF-8) or `inline_string`; files and environment
 //! variables of the zone's host mean nothing here. The PEM text is kept exactly as sent.
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     ca::identity::{self, CertInfo},
     sds::{SECRET_TYPE_URL, SecretName},

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::{ca::identity, sds::SECRET_TYPE_URL};
+use mosaic_core::{ca::identity, sds::SECRET_TYPE_URL};
 use mosaic_proto::envoy::{
     envoy::{
         config::core::v3::{DataSource, data_source::Specifier},

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use mosaic_ca::builtin;
-use mosaic_common::{
+use mosaic_core::{
     ca::CaError,
     datasource::SecretSource,
     resource::{
@@ -203,7 +203,7 @@ impl Admission {
         &self,
         mesh: &str,
         backend: &MtlsBackend,
-        conf: &mosaic_common::resource::mesh::BuiltinConf,
+        conf: &mosaic_core::resource::mesh::BuiltinConf,
         secrets: &dyn SecretSource,
         now: OffsetDateTime,
     ) -> Result<Result<Vec<Command>, String>, AdmissionError> {

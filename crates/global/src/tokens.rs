@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     api::ApiError,
     resource::{ResourceType, dataplane::SERVICE_TAG, validate_name},
@@ -188,7 +188,7 @@ fn check_validity(valid_for: Duration) -> Result<(), TokenIssueError> {
 }
 
 fn check_tags(tags: &BTreeMap<String, Vec<String>>) -> Result<(), TokenIssueError> {
-    use mosaic_common::resource::limits::{MAX_TAG_VALUES, MAX_TAGS};
+    use mosaic_core::resource::limits::{MAX_TAG_VALUES, MAX_TAGS};
     if tags.len() > MAX_TAGS {
         return Err(invalid(
             "tags",

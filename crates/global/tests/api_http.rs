@@ -8,7 +8,7 @@ mod support;
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use mosaic_ca::{builtin, local::LocalCa};
-use mosaic_common::resource::{ResourceType, parse_document};
+use mosaic_core::resource::{ResourceType, parse_document};
 use mosaic_global::{
     raft::RaftStore,
     store::{Command, ResourceKey, ResourceStore},
@@ -962,7 +962,7 @@ async fn huge_bodies_are_413() {
     let (app, store) = app().await;
     let big = format!(
         "type: Secret\ndata: {}\n",
-        "A".repeat(mosaic_common::resource::parse::MAX_DOCUMENT_BYTES + 1)
+        "A".repeat(mosaic_core::resource::parse::MAX_DOCUMENT_BYTES + 1)
     );
     for uri in [
         "/meshes/default",

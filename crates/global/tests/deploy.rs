@@ -19,7 +19,7 @@ use std::{
     process::Command,
 };
 
-use mosaic_common::resource::parse::{parse_document, parse_values};
+use mosaic_core::resource::parse::{parse_document, parse_values};
 use mosaic_runtime::config::{GlobalConfig, ZoneConfig};
 use mosaic_testkit::{promtool_binary, workspace_binary, workspace_root};
 use serde_json::Value;
@@ -944,7 +944,7 @@ fn operator_guide_links_resolve_and_its_resources_parse() {
     for block in guide.split("```yaml\n").skip(1) {
         let block = &block[..block.find("```").unwrap()];
         if block.contains("type: Mesh") || block.contains("type: Secret") {
-            mosaic_common::resource::parse::parse_documents(block.as_bytes())
+            mosaic_core::resource::parse::parse_documents(block.as_bytes())
                 .unwrap_or_else(|e| panic!("docs/operator-guide.md block:\n{block}\n{e}"));
             checked += 1;
         }

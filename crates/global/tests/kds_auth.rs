@@ -5,7 +5,7 @@ mod kds_support;
 mod support;
 
 use kds_support::{KdsHarness, ZoneClient, assert_status, dataplane};
-use mosaic_common::resource::{ResourceType, Spec};
+use mosaic_core::resource::{ResourceType, Spec};
 use mosaic_global::store::{ResourceKey, ResourceStore};
 use mosaic_testkit::token_id;
 use support::raft_store::TestStore;

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use kds_support::{Cache, KdsHarness, apply, assert_status, known, zone_insight};
-use mosaic_common::{
+use mosaic_core::{
     resource::{ResourceType, parse_document},
     token::PublicKey,
 };

@@ -7,7 +7,7 @@ mod kds_support;
 mod support;
 
 use kds_support::{KdsHarness, dataplane, list, zone_insight};
-use mosaic_common::resource::{ResourceType, Spec};
+use mosaic_core::resource::{ResourceType, Spec};
 use mosaic_global::{api::zones::is_online, store::ResourceStore};
 use support::raft_store::{TestStore, eventually};
 
@@ -235,7 +235,7 @@ async fn insight_and_a_disconnect_that_deletes_nothing() {
 
 /// The Dataplanes the zone's API refuses (an address that is no address, an unknown top-level
 /// field) the global refuses too, with the same field and words, and stores nothing of them:
-/// both run the one check in `mosaic_common`.
+/// both run the one check in `mosaic_core`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dataplanes_the_zone_refuses_are_refused_by_the_global_alike() {
     let store = TestStore::start().await;

@@ -144,7 +144,7 @@ fn member_ca(cluster: &Cluster) -> CaPem {
     let dir = cluster.raft_ca_dir();
     CaPem {
         cert_pem: std::fs::read_to_string(dir.join("raft-ca.pem")).unwrap(),
-        key_pem: mosaic_common::Sensitive::new(
+        key_pem: mosaic_core::Sensitive::new(
             std::fs::read_to_string(dir.join("raft-ca-key.pem")).unwrap(),
         ),
     }

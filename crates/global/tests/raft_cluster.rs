@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::resource::{ResourceType, parse_document};
+use mosaic_core::resource::{ResourceType, parse_document};
 use mosaic_global::{
     raft::{
         ChangeOp, RaftNode, RaftSettings, RaftStore, RaftTls, RaftTransport,

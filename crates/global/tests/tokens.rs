@@ -5,7 +5,7 @@ mod support;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use mosaic_common::token::{TokenError, TokenKind, verify_dataplane_token, verify_zone_token};
+use mosaic_core::token::{TokenError, TokenKind, verify_dataplane_token, verify_zone_token};
 use mosaic_global::{
     store::{Command, CommandResult, ResourceStore},
     tokens::{KeyPurpose, TokenIssueError, Tokens},

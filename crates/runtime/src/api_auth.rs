@@ -31,8 +31,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-pub use mosaic_common::api::is_loopback;
-use mosaic_common::{Sensitive, api::ApiError};
+pub use mosaic_core::api::is_loopback;
+use mosaic_core::{Sensitive, api::ApiError};
 
 use crate::config::{GlobalConfig, ZoneConfig};
 

@@ -1,4 +1,4 @@
-//! What Mosaic's processes share at run time, above the domain (`mosaic-common`) and below the
+//! What Mosaic's processes share at run time, above the domain (`mosaic-core`) and below the
 //! binaries. Without feature `server` (the agents: `mosaic-dp`, `mosaicctl`) it has no HTTP
 //! server, no configuration loader and no listener code.
 //!

@@ -30,7 +30,7 @@ use rcgen::{
 use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use mosaic_common::Sensitive;
+use mosaic_core::Sensitive;
 
 /// Lifetime of a generated CA.
 pub const GENERATED_CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);

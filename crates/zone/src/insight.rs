@@ -12,7 +12,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use mosaic_common::resource::{
+use mosaic_core::resource::{
     Resource, ResourceType, Spec,
     zone::{CaHealth, KdsSubscription, KdsTypeStats, ZoneInsightSpec},
 };

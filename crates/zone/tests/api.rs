@@ -374,7 +374,7 @@ async fn bad_dataplanes_are_4xx_with_field_paths() {
     assert!(
         api.store
             .list(
-                KdsType::Resource(mosaic_common::resource::ResourceType::Dataplane),
+                KdsType::Resource(mosaic_core::resource::ResourceType::Dataplane),
                 None
             )
             .unwrap()
@@ -424,7 +424,7 @@ async fn dataplanes_the_global_refuses_are_refused_and_nothing_is_stored() {
     assert!(
         api.store
             .list(
-                KdsType::Resource(mosaic_common::resource::ResourceType::Dataplane),
+                KdsType::Resource(mosaic_core::resource::ResourceType::Dataplane),
                 None
             )
             .unwrap()

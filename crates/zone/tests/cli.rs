@@ -160,7 +160,7 @@ fn env_only_run_serves_from_its_store_while_the_global_is_away_and_stops_on_sigt
             resources: vec![mesh],
             ..Assembled::default()
         };
-        let kind = mosaic_common::resource::ResourceType::Mesh.into();
+        let kind = mosaic_core::resource::ResourceType::Mesh.into();
         let plan = receive::plan(&store, kind, &response, None).unwrap();
         store.apply_sync(&plan.batch).unwrap();
     }

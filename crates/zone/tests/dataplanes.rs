@@ -18,7 +18,7 @@ use std::{
 
 use base64::Engine as _;
 use mosaic_ca::local::LocalCa;
-use mosaic_common::ca::identity::inspect_pem;
+use mosaic_core::ca::identity::inspect_pem;
 use mosaic_testkit::{
     AgentFiles, AgentOptions, DataplaneAgent, GlobalCluster, OpenBao, PkiVerb, SEED_MOUNT,
     SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE, TokenSpec, ZoneProcess, dataplane_yaml,

@@ -11,7 +11,7 @@ use std::{
 
 use base64::Engine as _;
 use mosaic_ca::local::LocalCa;
-use mosaic_common::{
+use mosaic_core::{
     ca::{IssuedCert, identity},
     resource::{parse::from_value, zone::CaHealth},
     template::Tags,

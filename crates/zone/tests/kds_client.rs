@@ -5,7 +5,7 @@ mod support;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use mosaic_common::resource::ResourceType;
+use mosaic_core::resource::ResourceType;
 use mosaic_proto::kds::DiscoveryResponse;
 use mosaic_zone::{
     insight::ZoneInsightReporter,
@@ -398,9 +398,8 @@ async fn zone_to_global_sends_authoritative_first_then_deltas_and_survives_a_nac
     let dir = tempfile::tempdir().unwrap();
     {
         let store = ZoneStore::open(dir.path()).unwrap();
-        let dp =
-            mosaic_common::resource::parse::from_value(dataplane_json("default", "dp-1", "web"))
-                .unwrap();
+        let dp = mosaic_core::resource::parse::from_value(dataplane_json("default", "dp-1", "web"))
+            .unwrap();
         store
             .put_local(dp, time::OffsetDateTime::now_utc())
             .unwrap();
@@ -434,8 +433,8 @@ async fn zone_to_global_sends_authoritative_first_then_deltas_and_survives_a_nac
         }
     }
 
-    let dp2 = mosaic_common::resource::parse::from_value(dataplane_json("default", "dp-2", "api"))
-        .unwrap();
+    let dp2 =
+        mosaic_core::resource::parse::from_value(dataplane_json("default", "dp-2", "api")).unwrap();
     zone.store
         .put_local(dp2, time::OffsetDateTime::now_utc())
         .unwrap();

@@ -8,7 +8,7 @@ mod support;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use mosaic_ca::{builtin, local::LocalCa};
-use mosaic_common::{
+use mosaic_core::{
     ca::identity::inspect_pem,
     resource::{ResourceType, Spec, parse::from_value},
     sds::{SECRET_TYPE_URL, node_id},
@@ -216,7 +216,7 @@ impl Harness {
         Ok((tx, stream, resp))
     }
 
-    fn stored_dataplane(&self, name: &str) -> Option<mosaic_common::resource::Resource> {
+    fn stored_dataplane(&self, name: &str) -> Option<mosaic_core::resource::Resource> {
         self.store
             .get_resource(ResourceType::Dataplane, Some(MESH), name)
             .unwrap()

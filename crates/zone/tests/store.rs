@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use mosaic_common::{
+use mosaic_core::{
     datasource::SecretSource,
     resource::{ResourceType, Spec, parse::from_value},
 };
@@ -220,7 +220,7 @@ fn bad_items_are_rejected_with_reasons_and_the_rest_apply() {
 
     // Dataplane-token keys: a JSON list of 32-byte public keys, named after their mesh with no
     // mesh of their own (as the global sends them), stored where the SDS server looks them up.
-    let key = mosaic_common::token::PublicKey {
+    let key = mosaic_core::token::PublicKey {
         kid: "k1".into(),
         bytes: vec![7; 32],
     };

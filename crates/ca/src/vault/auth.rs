@@ -11,7 +11,7 @@ use super::{
     client::VaultClient,
     error::{Operation, VaultError},
 };
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     datasource::{DataSource, SecretSource},
     resource::mesh::{DEFAULT_SA_TOKEN_FILE, VaultAuth, default_mount},
@@ -160,7 +160,7 @@ impl AuthMethod {
         mesh: &str,
         secrets: &Arc<dyn SecretSource>,
     ) -> Result<Option<TokenLease>, VaultError> {
-        let ds_err = |field: &str, e: mosaic_common::datasource::DataSourceError| {
+        let ds_err = |field: &str, e: mosaic_core::datasource::DataSourceError| {
             VaultError::Config(format!("conf.fromCp.auth.{field}: {e}"))
         };
         match self {

@@ -32,7 +32,7 @@ use time::format_description::well_known::Rfc3339;
 use url::Url;
 
 use super::sigv4::{self, SigV4Error, SignableRequest, SigningParams};
-use mosaic_common::Sensitive;
+use mosaic_core::Sensitive;
 
 /// The global STS endpoint, the one Vault's AWS auth method checks against by default.
 pub const DEFAULT_STS_URL: &str = "https://sts.amazonaws.com/";

@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::error::{Operation, VaultError, status_hint, transport_hint};
-use mosaic_common::Sensitive;
+use mosaic_core::Sensitive;
 
 /// Namespace header, sent on login and PKI calls alike.
 pub const NAMESPACE_HEADER: &str = "X-Vault-Namespace";

@@ -247,7 +247,7 @@ pub fn transport_hint(cause: &str, timeout: std::time::Duration) -> String {
     } else if c.contains("timed out") || c.contains("timeout") {
         format!(
             "no answer within {}: raise dpCert.requestTimeout or check Vault's health",
-            mosaic_common::duration::format_duration(timeout)
+            mosaic_core::duration::format_duration(timeout)
         )
     } else if c.contains("connection refused") || c.contains("dns") || c.contains("connect") {
         "check conf.fromCp.address and that Vault is running and reachable from this control plane (every zone must reach Vault at the same address)".into()
@@ -256,8 +256,8 @@ pub fn transport_hint(cause: &str, timeout: std::time::Duration) -> String {
     }
 }
 
-impl From<VaultError> for mosaic_common::ca::CaErrorKind {
+impl From<VaultError> for mosaic_core::ca::CaErrorKind {
     fn from(e: VaultError) -> Self {
-        mosaic_common::ca::CaErrorKind::Vault(Box::new(e))
+        mosaic_core::ca::CaErrorKind::Vault(Box::new(e))
     }
 }

@@ -31,11 +31,11 @@ pub use self::{
     error::{Operation, VaultError},
     token::{TokenManager, TokenStatus},
 };
-use mosaic_common::ca::{
+use mosaic_core::ca::{
     CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
     identity::{csr_params, inspect_pem, split_pem, uri_sans},
 };
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     datasource::SecretSource,
     resource::mesh::{BackendType, MtlsBackend, VaultConf, VaultFromCp, VaultMode},
@@ -71,7 +71,7 @@ impl VaultCa {
         let from_cp: &VaultFromCp = conf
             .from_cp()
             .ok_or_else(|| err(CaErrorKind::Config("conf.fromCp must be set".into())))?;
-        let resolve = |field: &str, ds: &mosaic_common::datasource::DataSource| {
+        let resolve = |field: &str, ds: &mosaic_core::datasource::DataSource| {
             ds.resolve(mesh, secrets.as_ref()).map_err(|source| {
                 err(CaErrorKind::DataSource {
                     field: format!("conf.fromCp.{field}"),
@@ -402,10 +402,10 @@ fn check_lifetime(
         .unwrap_or_default();
     Err(format!(
         "Vault issued a certificate valid for {} instead of the {} asked for (dpCert.rotation.expiration){}: the expiration must be lower than the role's max_ttl (and the CA's own validity); lower dpCert.rotation.expiration or raise max_ttl",
-        mosaic_common::duration::format_duration(Duration::from_secs(
+        mosaic_core::duration::format_duration(Duration::from_secs(
             (remaining.as_secs() + 30) / 60 * 60
         )),
-        mosaic_common::duration::format_duration(requested),
+        mosaic_core::duration::format_duration(requested),
         if warnings.is_empty() {
             String::new()
         } else {

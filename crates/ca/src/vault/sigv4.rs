@@ -380,7 +380,7 @@ fn canonical_query(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mosaic_common::Sensitive;
+    use mosaic_core::Sensitive;
 
     const ACCESS_KEY: &str = "AKIDEXAMPLE";
     const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";

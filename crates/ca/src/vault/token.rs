@@ -17,7 +17,7 @@ use super::{
     client::VaultClient,
     error::{Operation, VaultError},
 };
-use mosaic_common::{Sensitive, datasource::SecretSource};
+use mosaic_core::{Sensitive, datasource::SecretSource};
 
 /// Fraction of a token's TTL after which it is renewed (or replaced).
 pub const RENEW_AT: f64 = 2.0 / 3.0;

@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use mosaic_ca::build_backend;
-use mosaic_common::{
+use mosaic_core::{
     ca::{CaBackend, CaError, IssueRequest, IssuedCert, identity},
     datasource::{SecretSource, StaticSecrets},
     duration::KumaDuration,

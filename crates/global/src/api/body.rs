@@ -1,10 +1,10 @@
 //! Request bodies to resources: JSON or YAML (by `Content-Type`, sniffed when absent or
 //! unfamiliar), Universal or Kubernetes form, exactly one document. The URL's name and mesh fill
 //! in a body that omits them and must match a body that states them. Decoding and validation
-//! are `mosaic_common::resource::parse::decode_for`, shared with the zone's API.
+//! are `mosaic_core::resource::parse::decode_for`, shared with the zone's API.
 
 use axum::http::{HeaderMap, header};
-use mosaic_common::resource::{
+use mosaic_core::resource::{
     Resource, ResourceType,
     parse::{self, DecodeError, ParseError},
 };
@@ -98,7 +98,7 @@ pub fn decode(headers: &HeaderMap, bytes: &[u8], target: &Target) -> Result<Reso
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
-    use mosaic_common::resource::Spec;
+    use mosaic_core::resource::Spec;
 
     use super::*;
 

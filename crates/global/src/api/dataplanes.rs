@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use mosaic_common::resource::{Resource, ResourceType};
+use mosaic_core::resource::{Resource, ResourceType};
 use serde_json::{Map, Value};
 
 use super::{

@@ -6,7 +6,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use mosaic_common::{
+use mosaic_core::{
     api::ApiError,
     resource::parse::MAX_DOCUMENT_BYTES,
     validate::{ValidationError, Violation},

@@ -1,7 +1,7 @@
 //! Kuma's list envelope with `?size=N&offset=M` paging: `{total, items, next}`, where `next` is
 //! the URL (path and query) of the next page, or null on the last one.
 
-use mosaic_common::api::ListResponse;
+use mosaic_core::api::ListResponse;
 
 use super::extract::QueryParams;
 

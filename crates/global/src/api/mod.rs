@@ -34,7 +34,7 @@ use axum::{
     middleware,
     routing::{MethodRouter, get},
 };
-use mosaic_common::resource::{Owner, ResourceType, parse::MAX_DOCUMENT_BYTES};
+use mosaic_core::resource::{Owner, ResourceType, parse::MAX_DOCUMENT_BYTES};
 
 pub use auth::{AdminTokenError, read_admin_token_file};
 pub use error::ApiFailure;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mosaic_common::Sensitive;
+use mosaic_core::Sensitive;
 use mosaic_runtime::api_auth::AdminAuth;
 use time::OffsetDateTime;
 

@@ -6,7 +6,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     token::{DataplaneTokenRequest, ZoneTokenRequest},
 };

@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use mosaic_common::resource::{Resource, ResourceType, Spec, ZoneInsightSpec, ZoneSpec};
+use mosaic_core::resource::{Resource, ResourceType, Spec, ZoneInsightSpec, ZoneSpec};
 use serde_json::{Value, json};
 
 use super::{

@@ -6,7 +6,7 @@
 //! Refusals are gRPC `Unauthenticated` / `PermissionDenied` with a message that says what to do,
 //! and a warn line on the global naming the zone (never the token).
 
-use mosaic_common::{
+use mosaic_core::{
     resource::{Resource, ResourceType, Spec, ZoneSpec, validate_name},
     revocation::{Revocations, ZONE_TOKEN_REVOCATIONS},
     token::TokenError,

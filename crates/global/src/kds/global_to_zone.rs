@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::{resource::ResourceType, revocation::ZONE_TOKEN_REVOCATIONS};
+use mosaic_core::{resource::ResourceType, revocation::ZONE_TOKEN_REVOCATIONS};
 use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse};
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot};

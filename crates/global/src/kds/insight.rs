@@ -5,7 +5,7 @@
 //! Several writers touch one ZoneInsight (both streams, a replaced session on another replica),
 //! so every update is a read-modify-write with `expect_version`, retried on conflict.
 
-use mosaic_common::resource::{
+use mosaic_core::resource::{
     Resource, ResourceType, Spec, ZoneInsightSpec,
     zone::{CaHealth, KdsSubscription},
 };

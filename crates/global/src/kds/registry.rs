@@ -11,7 +11,7 @@ use std::{
     },
 };
 
-use mosaic_common::resource::zone::KdsTypeStats;
+use mosaic_core::resource::zone::KdsTypeStats;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 

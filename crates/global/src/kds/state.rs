@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use mosaic_common::{
+use mosaic_core::{
     resource::{Resource, ResourceType},
     token::{PublicKey, SigningKey},
 };

@@ -15,7 +15,7 @@
 
 use std::{path::Path, time::Duration};
 
-use mosaic_common::Sensitive;
+use mosaic_core::Sensitive;
 use mosaic_runtime::tls::{CaPem, GeneratedFiles, ServerIdentity, TlsError, generate_ca, host_of};
 use serde::{Deserialize, Serialize};
 

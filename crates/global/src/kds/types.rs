@@ -12,7 +12,7 @@ pub const DATAPLANE_TOKEN_KEY: &str = KdsType::DATAPLANE_TOKEN_KEY;
 /// The label that names the zone a zone-owned resource came from.
 pub const ZONE_LABEL: &str = "kuma.io/zone";
 
-pub use mosaic_common::resource::KdsType;
+pub use mosaic_core::resource::KdsType;
 
 /// An item's identity within its type: mesh (empty unless the type is mesh-scoped) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,7 +81,7 @@ impl fmt::Display for ItemKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mosaic_common::resource::ResourceType;
+    use mosaic_core::resource::ResourceType;
 
     #[test]
     fn names_and_keys() {

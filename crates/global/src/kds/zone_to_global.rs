@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use mosaic_common::resource::{Owner, Resource, ResourceType, Spec, parse::from_value};
+use mosaic_core::resource::{Owner, Resource, ResourceType, Spec, parse::from_value};
 use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse, Rejection, ResourceRef};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};

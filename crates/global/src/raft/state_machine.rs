@@ -20,7 +20,7 @@ use std::{
     time::Instant,
 };
 
-use mosaic_common::resource::{Resource, ResourceType, parse::from_stored_value};
+use mosaic_core::resource::{Resource, ResourceType, parse::from_stored_value};
 use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageError,
     StorageIOError, StoredMembership, storage::RaftStateMachine,

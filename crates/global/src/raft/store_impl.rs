@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use mosaic_common::resource::{Resource, ResourceType};
+use mosaic_core::resource::{Resource, ResourceType};
 use mosaic_proto::raft::{
     ForwardReply, RaftPayload, ReadIndexRequest, forward_reply,
     raft_service_client::RaftServiceClient, read_index_reply,

@@ -22,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use mosaic_common::Sensitive;
+use mosaic_core::Sensitive;
 use mosaic_runtime::{
     config::RaftConfig,
     tls::{self as common_tls, CaPem, GeneratedFiles, TlsError},
@@ -357,7 +357,7 @@ pub fn resolve(config: &RaftConfig, data_dir: &Path) -> Result<RaftTransport, Ra
 pub mod generate {
     use std::path::{Path, PathBuf};
 
-    use mosaic_common::Sensitive;
+    use mosaic_core::Sensitive;
     use mosaic_runtime::tls::{self as common_tls, CaPem, GeneratedFiles};
 
     use super::{CA_FILE_PREFIX, RaftTlsError, node_name, read_pem};

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mosaic_common::resource::{Resource, ResourceType, Spec, parse::from_value};
+use mosaic_core::resource::{Resource, ResourceType, Spec, parse::from_value};
 
 use super::{
     StoreError,
@@ -301,7 +301,7 @@ pub fn plan(
 pub(crate) mod tests {
     use std::collections::BTreeMap;
 
-    use mosaic_common::resource::parse_document;
+    use mosaic_core::resource::parse_document;
     use time::OffsetDateTime;
 
     use super::*;

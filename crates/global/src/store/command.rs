@@ -1,7 +1,7 @@
 //! `Command`: a write as it travels through the raft log, and `CommandResult`, what applying it
 //! did. Commands carry the proposer's clock so every replica applies them identically.
 
-use mosaic_common::resource::Resource;
+use mosaic_core::resource::Resource;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 

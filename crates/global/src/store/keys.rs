@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use mosaic_common::resource::{Resource, ResourceType};
+use mosaic_core::resource::{Resource, ResourceType};
 use serde::{Deserialize, Serialize};
 
 /// Identifies a resource.

@@ -13,7 +13,7 @@ pub mod command;
 pub mod keys;
 pub mod secrets;
 
-use mosaic_common::resource::{Resource, ResourceType};
+use mosaic_core::resource::{Resource, ResourceType};
 
 pub use apply::{Mutation, StateView, plan};
 pub use command::{Command, CommandResult, Refusal, mesh_internal_prefix};

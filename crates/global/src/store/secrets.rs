@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     datasource::SecretSource,
     resource::{ResourceType, Spec},

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::{
+use mosaic_core::{
     resource::{Resource, ResourceType, Spec, ZoneInsightSpec},
     token::{SigningKey, ZoneClaims},
 };

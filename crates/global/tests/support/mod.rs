@@ -10,7 +10,7 @@ use axum::{
     body::{Body, Bytes},
     http::{HeaderMap, Method, Request, StatusCode, header},
 };
-use mosaic_common::{Sensitive, api::ApiError};
+use mosaic_core::{Sensitive, api::ApiError};
 use mosaic_global::api::{self, ApiState};
 use tower::ServiceExt as _;
 

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_common::resource::{Resource, ResourceType, Spec, parse_document};
+use mosaic_core::resource::{Resource, ResourceType, Spec, parse_document};
 use mosaic_global::{
     raft::{RaftError, RaftNode, RaftSettings, RaftStore, RaftTls, RaftTransport},
     store::{Command, CommandResult, ResourceKey, ResourceStore},

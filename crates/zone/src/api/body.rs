@@ -1,10 +1,10 @@
 //! PUT bodies to resources: JSON or YAML, Universal or Kubernetes form, exactly one document.
 //! The URL's name and mesh fill in a body that omits them and must match a body that states
 //! them; the result is validated with field paths. Decoding and validation are
-//! `mosaic_common::resource::parse::decode_for`, the same as the global's API, so a zone accepts
+//! `mosaic_core::resource::parse::decode_for`, the same as the global's API, so a zone accepts
 //! exactly the Dataplanes the global does.
 
-use mosaic_common::resource::{
+use mosaic_core::resource::{
     Resource, ResourceType,
     parse::{DecodeError, Target, decode_for},
 };

@@ -1,5 +1,5 @@
 //! `ApiFailure`: every way a zone API request fails, answered with Kuma's error body
-//! (`{type, status, title, detail, invalid_parameters}` from `mosaic_common::api::ApiError`).
+//! (`{type, status, title, detail, invalid_parameters}` from `mosaic_core::api::ApiError`).
 //!
 //! The global's API has the same type; both belong in a shared HTTP helper crate (they differ
 //! only in the raft-specific conversions).
@@ -8,7 +8,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use mosaic_common::{
+use mosaic_core::{
     api::ApiError,
     resource::parse::MAX_DOCUMENT_BYTES,
     validate::{ValidationError, Violation},

@@ -36,7 +36,7 @@ use axum::{
     http::HeaderMap,
     routing::{MethodRouter, get},
 };
-use mosaic_common::resource::{ResourceType, parse::MAX_DOCUMENT_BYTES};
+use mosaic_core::resource::{ResourceType, parse::MAX_DOCUMENT_BYTES};
 
 pub use error::ApiFailure;
 pub use state::{ApiState, PathParams};

@@ -11,7 +11,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use mosaic_common::resource::{Resource, ResourceType};
+use mosaic_core::resource::{Resource, ResourceType};
 
 use super::{
     error::ApiFailure,

@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use mosaic_common::api::ListResponse;
+use mosaic_core::api::ListResponse;
 use serde::Serialize;
 
 use super::error::ApiFailure;

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use mosaic_ca::{build_backend, vault::VaultCa};
-use mosaic_common::{
+use mosaic_core::{
     ca::CaBackend,
     datasource::SecretSource,
     resource::mesh::{BackendConf, MeshSpec, MtlsBackend},
@@ -112,7 +112,7 @@ async fn build_one(
     mesh: &str,
     backend: &MtlsBackend,
     secrets: Arc<dyn SecretSource>,
-) -> Result<BackendEntry, mosaic_common::ca::CaError> {
+) -> Result<BackendEntry, mosaic_core::ca::CaError> {
     // Vault is built here rather than through `build_backend` to keep its concrete type, whose
     // token status feeds health and metrics.
     if let Ok(BackendConf::Vault(conf)) = backend.typed_conf() {

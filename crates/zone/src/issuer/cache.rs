@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use mosaic_common::{Sensitive, ca::IssuedCert, template::Tags};
+use mosaic_core::{Sensitive, ca::IssuedCert, template::Tags};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mosaic_common::{ca::IssuedCert, template::Tags};
+use mosaic_core::{ca::IssuedCert, template::Tags};
 use time::OffsetDateTime;
 
 use super::backoff;

@@ -1,6 +1,6 @@
 //! `IssuerError`: why a data plane got no certificate.
 
-use mosaic_common::ca::CaError;
+use mosaic_core::ca::CaError;
 
 use crate::store::StoreError;
 

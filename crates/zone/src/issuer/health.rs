@@ -11,7 +11,7 @@ use std::{
 use tokio::sync::Notify;
 
 use mosaic_ca::vault::TokenStatus;
-use mosaic_common::resource::zone::CaHealth;
+use mosaic_core::resource::zone::CaHealth;
 use time::OffsetDateTime;
 
 use super::{hook::CaHealthHook, metrics};

@@ -1,7 +1,7 @@
 //! `CaHealthHook`: where the issuer reports CA health (the zone's ZoneInsight, which KDS carries
 //! to the global).
 
-use mosaic_common::resource::zone::CaHealth;
+use mosaic_core::resource::zone::CaHealth;
 
 use crate::insight::ZoneInsightReporter;
 

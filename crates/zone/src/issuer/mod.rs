@@ -48,7 +48,7 @@ use std::{
     time::Instant,
 };
 
-use mosaic_common::{
+use mosaic_core::{
     ca::{CaErrorKind, IssueRequest, IssuedCert},
     resource::{ResourceType, Spec, zone::CaHealth},
     template::Tags,

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use mosaic_common::template::Tags;
+use mosaic_core::template::Tags;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mosaic_common::{Sensitive, token::MAX_TOKEN_BYTES};
+use mosaic_core::{Sensitive, token::MAX_TOKEN_BYTES};
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
 /// Capability strings this zone announces in `mosaic-features`.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use mosaic_common::resource::Owner;
+use mosaic_core::resource::Owner;
 use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse, Rejection, ResourceRef};
 use tokio::sync::mpsc;
 use tonic::Streaming;

@@ -110,7 +110,7 @@ pub fn authoritative_diff(
 
 #[cfg(test)]
 mod tests {
-    use mosaic_common::resource::ResourceType;
+    use mosaic_core::resource::ResourceType;
     use serde_json::json;
 
     use super::*;

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mosaic_common::{
+use mosaic_core::{
     resource::{Owner, ResourceType, parse::from_stored_value, validate_name},
     token::PublicKey,
 };

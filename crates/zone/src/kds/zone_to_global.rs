@@ -10,7 +10,7 @@ use std::{
     time::Instant,
 };
 
-use mosaic_common::resource::Owner;
+use mosaic_core::resource::Owner;
 use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse};
 use tokio::sync::{broadcast, mpsc};
 use tonic::Streaming;

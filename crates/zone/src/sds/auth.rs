@@ -2,7 +2,7 @@
 //! public keys the global synced for the node's mesh, bound to the node's name, and not listed in
 //! the mesh's revocation Secret (`dataplane-token-revocations-<mesh>`, as in Kuma).
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     resource::{ResourceType, Spec},
     revocation::{Revocations, dataplane_token_revocations},

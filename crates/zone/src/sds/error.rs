@@ -1,7 +1,7 @@
 //! `SdsError`: why the dataplane server refused or ended a request, and the gRPC status each
 //! maps to. Messages say what failed and what to do; they never contain the token.
 
-use mosaic_common::token::TokenError;
+use mosaic_core::token::TokenError;
 use tonic::{Code, Status};
 
 use crate::{issuer::IssuerError, store::StoreError};

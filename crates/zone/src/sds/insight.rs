@@ -2,7 +2,7 @@
 //! expires, when it was last (re)issued and how many times. Written to the zone store (and so
 //! synced to the global) whenever a new certificate is served.
 
-use mosaic_common::resource::{
+use mosaic_core::resource::{
     Resource, ResourceType, Spec,
     dataplane::{DataplaneInsightSpec, DataplaneMtls},
 };

@@ -3,7 +3,7 @@
 //! registered through the zone API. Either way its tags must be vouched for by its token, and
 //! the certificate's identity is built from those tags only.
 
-use mosaic_common::{
+use mosaic_core::{
     resource::{
         Resource, ResourceType, Spec,
         parse::{Target, decode_for},

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use mosaic_common::sds::{SECRET_TYPE_URL, SecretName};
+use mosaic_core::sds::{SECRET_TYPE_URL, SecretName};
 use mosaic_proto::envoy::{
     envoy::{
         config::core::v3::{DataSource, data_source::Specifier},
@@ -110,7 +110,7 @@ impl Material<'_> {
 mod tests {
     use std::sync::Arc;
 
-    use mosaic_common::{Sensitive, ca::IssuedCert, template::Tags};
+    use mosaic_core::{Sensitive, ca::IssuedCert, template::Tags};
     use time::OffsetDateTime;
 
     use super::*;

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     resource::{ResourceType, Spec},
     revocation::dataplane_token_revocations,

@@ -5,7 +5,7 @@
 //! are stored under the mesh's name, as `{"type":"DataplaneTokenKey","name":MESH,"version":V,
 //! "keys":[...]}`.
 
-use mosaic_common::{
+use mosaic_core::{
     resource::{Resource, parse::from_stored_value},
     token::PublicKey,
     validate::ValidationError,

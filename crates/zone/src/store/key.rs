@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use mosaic_common::resource::{Resource, ResourceType};
+use mosaic_core::resource::{Resource, ResourceType};
 
 use super::KdsType;
 

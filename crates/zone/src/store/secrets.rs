@@ -1,7 +1,7 @@
 //! Mesh Secrets from the zone store as a [`SecretSource`], so CA backends resolve
 //! `secret: NAME` DataSources on the zone.
 
-use mosaic_common::{
+use mosaic_core::{
     Sensitive,
     datasource::SecretSource,
     resource::{ResourceType, Spec},

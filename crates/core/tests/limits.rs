@@ -2,7 +2,7 @@
 //! SDS registration and the global share (`parse::decode_for`): oversized lists are refused
 //! naming the field and the bound, bad addresses and unknown fields naming the field.
 
-use mosaic_common::resource::{
+use mosaic_core::resource::{
     ResourceType,
     limits::{
         MAX_BACKENDS_PER_MESH, MAX_INBOUNDS_PER_DATAPLANE, MAX_KEPT_LIST_ITEMS, MAX_LABELS,

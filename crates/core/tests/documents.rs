@@ -1,7 +1,7 @@
 //! Parsing and validation of user documents: every seed Mesh parses as written; bad documents get
 //! every problem with its field path, never a panic.
 
-use mosaic_common::resource::{
+use mosaic_core::resource::{
     ParseError, ResourceType, Spec,
     mesh::{BackendConf, MeshSpec, VaultMode},
     parse_document, parse_documents,

@@ -11,7 +11,7 @@ use super::{Owner, ResourceType};
 pub enum KdsType {
     /// A resource type (Mesh, Secret, ..., ZoneInsight).
     Resource(ResourceType),
-    /// A mesh's dataplane-token public keys (a JSON list of `mosaic_common::token::PublicKey`).
+    /// A mesh's dataplane-token public keys (a JSON list of `mosaic_core::token::PublicKey`).
     DataplaneTokenKey,
 }
 
