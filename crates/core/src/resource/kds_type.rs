@@ -88,6 +88,12 @@ impl From<ResourceType> for KdsType {
     }
 }
 
+impl super::key::KeyKind for KdsType {
+    fn as_str(&self) -> &'static str {
+        KdsType::as_str(*self)
+    }
+}
+
 impl fmt::Display for KdsType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

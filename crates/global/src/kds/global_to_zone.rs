@@ -121,7 +121,7 @@ impl Batch {
 
     fn change(&mut self, c: &Change, zone: &str) {
         self.max_index = self.max_index.max(c.index);
-        let rt = c.key.rtype;
+        let rt = c.key.kind;
         if (rt == ResourceType::Zone && c.key.name == zone)
             || (rt == ResourceType::GlobalSecret && c.key.name == ZONE_TOKEN_REVOCATIONS)
         {

@@ -82,7 +82,7 @@ impl StateView for Overlay<'_> {
             .map(|r| (ResourceKey::of(&r), r))
             .collect();
         for (k, v) in &self.resources {
-            if k.rtype == rtype && (mesh.is_none() || k.mesh.as_deref() == mesh) {
+            if k.kind == rtype && (mesh.is_none() || k.mesh.as_deref() == mesh) {
                 match v {
                     Some(r) => out.insert(k.clone(), r.clone()),
                     None => out.remove(k),
@@ -208,7 +208,7 @@ pub fn plan(
             if let Some(mesh) = &r.meta.mesh
                 && view.get(&ResourceKey::mesh(mesh))?.is_none()
             {
-                return Ok(refused(Refusal::NotFound(missing_mesh(mesh, key.rtype))));
+                return Ok(refused(Refusal::NotFound(missing_mesh(mesh, key.kind))));
             }
             let existing = view.get(&key)?;
             let current = existing.as_ref().and_then(|e| e.meta.version).unwrap_or(0);
@@ -326,7 +326,7 @@ pub(crate) mod tests {
             Ok(self
                 .resources
                 .iter()
-                .filter(|(k, _)| k.rtype == rtype && (mesh.is_none() || k.mesh.as_deref() == mesh))
+                .filter(|(k, _)| k.kind == rtype && (mesh.is_none() || k.mesh.as_deref() == mesh))
                 .map(|(_, v)| v.clone())
                 .collect())
         }
