@@ -17,17 +17,14 @@
 
 use std::{collections::BTreeMap, collections::BTreeSet, time::Duration, time::Instant};
 
-use mosaic_core::resource::KdsType;
+use mosaic_kds::KdsType;
+use mosaic_kds::assemble::{Assembled, Assembler};
 use mosaic_proto::kds::{
     DiscoveryRequest, DiscoveryResponse, Rejection, ResourceRef,
     kds_service_client::KdsServiceClient,
 };
 use mosaic_zone::kds::{
-    GlobalEndpoint,
-    assemble::{Assembled, Assembler},
-    auth::FEATURES,
-    endpoint::ChannelSettings,
-    global_to_zone::subscribe_request,
+    GlobalEndpoint, auth::FEATURES, endpoint::ChannelSettings, global_to_zone::subscribe_request,
     outbound, receive,
 };
 use tokio::{

@@ -16,35 +16,3 @@ pub fn nodelay_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Re
         conn
     })
 }
-
-/// The size and the limit tonic names when it refuses a gRPC message over its size limit
-/// (`... message length too large: found N bytes, the limit is: M bytes`, status OUT_OF_RANGE),
-/// so a receiver can say how large the message was; `None` for any other text.
-pub fn oversized_message(text: &str) -> Option<(usize, usize)> {
-    let (_, rest) = text.split_once("message length too large: found ")?;
-    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
-    let limit = rest.strip_suffix(" bytes").unwrap_or(rest);
-    Some((found.trim().parse().ok()?, limit.trim().parse().ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tonic_size_errors_are_read() {
-        assert_eq!(
-            oversized_message(
-                "Error, decoded message length too large: found 16777300 bytes, the limit is: 16777216 bytes"
-            ),
-            Some((16_777_300, 16_777_216))
-        );
-        assert_eq!(
-            oversized_message(
-                "Error, encoded message length too large: found 20 bytes, the limit is: 10 bytes"
-            ),
-            Some((20, 10))
-        );
-        assert_eq!(oversized_message("h2 protocol error"), None);
-    }
-}

@@ -12,10 +12,11 @@ use axum::{
     extract::connect_info::MockConnectInfo,
     http::{Method, Request, StatusCode},
 };
+use mosaic_kds::assemble::Assembled;
 use mosaic_runtime::api_auth::AdminAuth;
 use mosaic_zone::{
     api::{ApiState, router},
-    kds::{assemble::Assembled, receive},
+    kds::receive,
     store::{KdsType, ZoneStore},
 };
 use serde_json::{Value, json};

@@ -144,7 +144,8 @@ fn env_only_run_serves_from_its_store_while_the_global_is_away_and_stops_on_sigt
     let (api, diag, global) = (ports[0], ports[1], ports[2]);
     // What an earlier run received from the global.
     {
-        use mosaic_zone::{kds::assemble::Assembled, kds::receive, store::ZoneStore};
+        use mosaic_kds::assemble::Assembled;
+        use mosaic_zone::{kds::receive, store::ZoneStore};
         let store = ZoneStore::open(&dir.path().join("data")).unwrap();
         let mesh = mosaic_proto::kds::Resource {
             r#type: "Mesh".into(),

@@ -10,8 +10,9 @@ use mosaic_core::{
     datasource::SecretSource,
     resource::{ResourceType, Spec, parse::from_value},
 };
+use mosaic_kds::assemble::Assembled;
 use mosaic_zone::{
-    kds::{assemble::Assembled, receive},
+    kds::receive,
     store::{ChangeOp, KdsType, StoreError, StoreKey, StoredItem, SyncBatch, ZoneStore},
 };
 use support::fixtures::{dataplane_json, mesh, reference, secret, secret_raw};

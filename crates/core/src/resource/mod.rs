@@ -5,13 +5,11 @@
 //! - [`secret`]: Secret and GlobalSecret data.
 //! - [`zone`]: Zone and ZoneInsight (KDS sessions, CA health).
 //! - [`dataplane`]: Dataplane (Kuma's shape) and DataplaneInsight.
-//! - [`kds_type`]: `KdsType`, the kinds of records KDS moves, their owners and scoping.
 //! - [`key`]: `StoreKey`, a stored record's kind, mesh and name and its byte form (both stores).
 //! - [`limits`]: how many items each list-valued field may hold (backends per Mesh, inbounds, tags, ...).
 //! - [`parse`]: Universal and Kubernetes YAML/JSON documents to [`Resource`]s and back.
 
 pub mod dataplane;
-pub mod kds_type;
 pub mod key;
 pub mod limits;
 pub mod mesh;
@@ -27,7 +25,6 @@ use time::OffsetDateTime;
 use crate::validate::{FieldPath, ValidationError, Validator};
 
 pub use dataplane::{DataplaneInsightSpec, DataplaneSpec};
-pub use kds_type::KdsType;
 pub use key::{KeyKind, StoreKey};
 pub use mesh::MeshSpec;
 pub use parse::{ParseError, parse_document, parse_documents};

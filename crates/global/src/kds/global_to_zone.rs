@@ -29,18 +29,20 @@ use tonic::{Status, Streaming};
 use super::{
     Shared,
     auth::{ZoneIdentity, access_ended},
-    chunk::{Outgoing, chunk},
     insight, metrics,
     registry::{Count, Direction, SessionRecord},
     size,
     state::{self, Items, dataplane_key_mesh},
     stopped,
-    types::{ItemKey, KdsType, KdsWire as _},
 };
 use crate::{
     raft::{Change, InternalChange},
     store::{ResourceStore, StoreError},
 };
+use mosaic_kds::KdsType;
+use mosaic_kds::chunk::{Outgoing, chunk};
+use mosaic_kds::wire::ItemKey;
+use mosaic_kds::wire::KdsWire as _;
 
 /// How long the end of a session may take to reach the zone and the ZoneInsight.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -11,8 +11,9 @@ use mosaic_core::resource::{
 };
 use time::OffsetDateTime;
 
-use super::{registry::SessionRecord, types::ZONE_LABEL};
+use super::registry::SessionRecord;
 use crate::store::{Command, CommandResult, Refusal, ResourceKey, ResourceStore, StoreError};
+use mosaic_kds::wire::ZONE_LABEL;
 
 /// How many subscriptions a ZoneInsight keeps (newest last; open ones are never dropped).
 pub const MAX_SUBSCRIPTIONS: usize = 10;

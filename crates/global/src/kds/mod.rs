@@ -5,9 +5,7 @@
 //! send goes through the leader. Streams are authenticated with zone tokens over TLS.
 //!
 //! Module map:
-//! - [`types`]: the KDS types (global-owned, zone-owned, DataplaneTokenKey) and item identities.
 //! - [`state`]: the current items of a type in wire form, from the applied state.
-//! - [`chunk`]: splitting a response into chunks below the message-size budget.
 //! - [`auth`]: zone-token authentication, zone-name check, disabled zones, self-registration.
 //! - [`registry`]: open streams per zone (a second one replaces the first), session counters.
 //! - [`insight`]: the ZoneInsight read-modify-write (subscriptions, stats, CA health).
@@ -19,7 +17,6 @@
 //! - [`metrics`]: `mosaic_kds_*` metrics.
 
 pub mod auth;
-pub mod chunk;
 pub mod global_to_zone;
 pub mod insight;
 pub mod metrics;
@@ -28,7 +25,6 @@ pub mod service;
 pub mod size;
 pub mod state;
 pub mod tls;
-pub mod types;
 pub mod zone_to_global;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -63,7 +59,7 @@ impl Default for KdsSettings {
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(20),
             insight_flush: Duration::from_secs(10),
-            chunk_bytes: chunk::DEFAULT_CHUNK_BYTES,
+            chunk_bytes: mosaic_kds::chunk::DEFAULT_CHUNK_BYTES,
             max_message_bytes: 16 * 1024 * 1024,
         }
     }

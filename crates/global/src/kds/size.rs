@@ -1,20 +1,14 @@
 //! Messages over the KDS size limit ([`KdsSettings::max_message_bytes`](super::KdsSettings),
-//! 16 MiB). Chunking keeps normal responses far below it; what is left is one resource too large
-//! or a hostile peer. Either way the stream ends with RESOURCE_EXHAUSTED naming the message and
-//! its size (not with OK, which would leave the zone unable to tell it was refused), and a log
-//! line says the same: the receiver reads the size from tonic's decode error, the sender checks
-//! the encoded size itself before sending.
+//! 16 MiB), as the global ends a stream for them: RESOURCE_EXHAUSTED naming the message and its
+//! size, and a log line saying the same (the checks themselves are [`mosaic_kds::size`]'s).
 
-use mosaic_runtime::net::oversized_message;
-use tonic::{Code, Status};
+use mosaic_kds::size::{self, TooLarge};
+use tonic::Status;
 
 /// When `status` is tonic refusing an incoming `message` (e.g. `DiscoveryResponse`) on `stream`
 /// for its size: logs it and returns the RESOURCE_EXHAUSTED status to end the stream with.
 pub fn received_too_large(stream: &str, message: &str, status: &Status) -> Option<Status> {
-    if status.code() != Code::OutOfRange {
-        return None;
-    }
-    let (size, limit) = oversized_message(status.message())?;
+    let TooLarge { size, limit } = size::received_too_large(status)?;
     tracing::warn!(
         stream,
         message,
@@ -36,25 +30,17 @@ pub fn check_outgoing<M: prost::Message>(
     msg: &M,
     limit: usize,
 ) -> Result<(), Status> {
-    let size = msg.encoded_len();
-    if size <= limit {
-        return Ok(());
-    }
-    tracing::error!(
-        stream,
-        message,
-        r#type = rtype,
-        size,
-        limit,
-        "not sending a {rtype} {message} of {size} bytes on {stream}: over the KDS limit of {limit} bytes"
-    );
-    Err(Status::resource_exhausted(format!(
-        "the global did not send a {rtype} {message} of {size} bytes on {stream}: over the KDS message limit of {limit} bytes (a resource this large cannot be synced; make it smaller)"
-    )))
+    size::check_outgoing(stream, message, rtype, msg, limit).map_err(|TooLarge { size, limit }| {
+        Status::resource_exhausted(format!(
+            "the global did not send a {rtype} {message} of {size} bytes on {stream}: over the KDS message limit of {limit} bytes (a resource this large cannot be synced; make it smaller)"
+        ))
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use tonic::Code;
+
     use mosaic_proto::kds::DiscoveryRequest;
 
     use super::*;

@@ -14,11 +14,14 @@ use mosaic_core::{
 };
 use mosaic_proto::kds;
 
-use super::types::{ItemKey, KdsType, KdsWire as _};
 use crate::{
     raft::RaftStore,
     store::{ResourceKey, ResourceStore, StoreError},
     tokens::KeyPurpose,
+};
+use mosaic_kds::{
+    KdsType,
+    wire::{ItemKey, KdsWire as _},
 };
 
 /// The items of one type, by identity.

@@ -27,9 +27,9 @@ use super::{
     metrics,
     registry::{Count, Direction},
     size, stopped,
-    types::ZONE_LABEL,
 };
 use crate::store::{Command, CommandResult, ResourceKey, ResourceStore, StoreError};
+use mosaic_kds::wire::ZONE_LABEL;
 
 /// Most bytes of unfinished chunked responses a stream may hold.
 const MAX_PARTIAL_BYTES: usize = 256 * 1024 * 1024;

@@ -1,7 +1,8 @@
 //! `SessionError`: why a KDS session could not start or ended.
 
-use super::{assemble::ChunkError, auth::TokenFileError, endpoint::EndpointError};
+use super::{auth::TokenFileError, endpoint::EndpointError};
 use crate::store::StoreError;
+use mosaic_kds::assemble::ChunkError;
 
 /// Why a KDS session failed; the client logs it and reconnects with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +94,8 @@ pub enum SessionError {
 impl SessionError {
     /// Maps a gRPC status from opening a stream: a refused token or zone is [`SessionError::Refused`].
     pub fn from_status(zone: &str, stream: &'static str, status: &tonic::Status) -> Self {
-        if status.code() == tonic::Code::OutOfRange
-            && let Some((size, limit)) = mosaic_runtime::net::oversized_message(status.message())
+        if let Some(mosaic_kds::size::TooLarge { size, limit }) =
+            mosaic_kds::size::received_too_large(status)
         {
             let message = if stream == "GlobalToZone" {
                 "DiscoveryResponse"
@@ -138,25 +139,15 @@ pub fn check_outgoing<M: prost::Message>(
     msg: &M,
     limit: usize,
 ) -> Result<(), SessionError> {
-    let size = msg.encoded_len();
-    if size <= limit {
-        return Ok(());
-    }
-    tracing::error!(
-        stream,
-        message,
-        r#type = rtype,
-        size,
-        limit,
-        "not sending a {rtype} {message} of {size} bytes on {stream}: over the KDS limit of {limit} bytes"
-    );
-    Err(SessionError::TooLargeToSend {
-        stream,
-        message,
-        rtype: rtype.to_string(),
-        size,
-        limit,
-    })
+    mosaic_kds::size::check_outgoing(stream, message, rtype, msg, limit).map_err(
+        |mosaic_kds::size::TooLarge { size, limit }| SessionError::TooLargeToSend {
+            stream,
+            message,
+            rtype: rtype.to_string(),
+            size,
+            limit,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -10,12 +10,12 @@ use tokio::sync::mpsc;
 use tonic::Streaming;
 
 use super::{
-    assemble::{Assembled, Assembler},
     error::{SessionError, check_outgoing},
     receive,
     session::SessionCtx,
 };
 use crate::store::{KdsType, StoreKey};
+use mosaic_kds::assemble::{Assembled, Assembler};
 
 /// The first request for `kind` on a stream: what the zone holds.
 pub fn subscribe_request(kind: KdsType, known: &BTreeMap<StoreKey, u64>) -> DiscoveryRequest {

@@ -9,14 +9,12 @@
 //! - [`backoff`]: jittered exponential backoff.
 //! - [`session`]: what both stream loops of a session share.
 //! - [`global_to_zone`]: the GlobalToZone loop (subscribe with known versions, apply, ACK/NACK).
-//! - [`assemble`]: chunk reassembly of received responses.
 //! - [`receive`]: validation of received items and the store batch (authoritative prune).
 //! - [`zone_to_global`]: the ZoneToGlobal loop (authoritative first, then deltas; ACK deadline).
 //! - [`outbound`]: building and chunking the zone's responses.
 //! - [`status`]: `KdsStatus` (connected, last error).
 //! - [`error`]: `SessionError`, why a session ended.
 
-pub mod assemble;
 pub mod auth;
 pub mod backoff;
 pub mod client;

@@ -17,8 +17,8 @@ use mosaic_core::{
 };
 use mosaic_proto::kds::{Rejection, Resource as WireResource, ResourceRef};
 
-use super::assemble::Assembled;
 use crate::store::{KdsType, StoreError, StoreKey, StoredItem, SyncBatch, ZoneStore};
+use mosaic_kds::assemble::Assembled;
 
 /// What a response does to the store, and what to NACK.
 #[derive(Clone, Debug, Default, PartialEq)]

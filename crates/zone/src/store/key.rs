@@ -1,8 +1,6 @@
 //! `StoreKey`: the zone store keys what KDS brings by its KDS kind (the resource types plus the
-//! dataplane-token keys), mesh and name, in the byte layout both stores share (see
-//! [`mosaic_core::resource::StoreKey`]).
-
-use super::KdsType;
+//! dataplane-token keys), mesh and name: KDS's own [`mosaic_kds::KdsKey`], in the byte layout the
+//! global's store uses too.
 
 /// Identifies a record in the zone store.
-pub type StoreKey = mosaic_core::resource::StoreKey<KdsType>;
+pub type StoreKey = mosaic_kds::KdsKey;

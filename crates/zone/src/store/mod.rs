@@ -42,7 +42,7 @@ pub use change::{Change, ChangeOp};
 pub use error::StoreError;
 pub use item::StoredItem;
 pub use key::StoreKey;
-pub use mosaic_core::resource::KdsType;
+pub use mosaic_kds::{KdsKey, KdsType};
 
 /// Change-feed capacity; a subscriber that falls further behind gets `Lagged` and must resync.
 pub const FEED_CAPACITY: usize = 4096;

@@ -12,7 +12,7 @@ pub const DATAPLANE_TOKEN_KEY: &str = KdsType::DATAPLANE_TOKEN_KEY;
 /// The label that names the zone a zone-owned resource came from.
 pub const ZONE_LABEL: &str = "kuma.io/zone";
 
-pub use mosaic_core::resource::KdsType;
+use crate::KdsType;
 
 /// An item's identity within its type: mesh (empty unless the type is mesh-scoped) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

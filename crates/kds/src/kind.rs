@@ -4,7 +4,11 @@
 
 use std::{fmt, str::FromStr};
 
-use super::{Owner, ResourceType};
+use mosaic_core::resource::{KeyKind, Owner, ResourceType, StoreKey};
+
+/// A synced record's identity: kind, mesh and name (the zone store's key, in the byte layout the
+/// global's store uses too).
+pub type KdsKey = StoreKey<KdsType>;
 
 /// A kind of synced record: a resource type, or a mesh's dataplane-token public keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,7 +92,7 @@ impl From<ResourceType> for KdsType {
     }
 }
 
-impl super::key::KeyKind for KdsType {
+impl KeyKind for KdsType {
     fn as_str(&self) -> &'static str {
         KdsType::as_str(*self)
     }

@@ -1,0 +1,21 @@
+//! The KDS protocol (`mosaic.kds.v1`, stated in `crates/proto/proto/mosaic/kds/v1/kds.proto`) in
+//! one home, for the global's server, the zone's client and the benchmark's simulated zones.
+//!
+//! Module map:
+//! - [`kind`]: `KdsType`, the kinds of records KDS moves, their owners and scoping; `KdsKey`.
+//! - [`wire`]: item identities on the wire (`ItemKey`, `KdsWire`: references, known versions).
+//! - [`chunk`]: splitting a response into chunks below a byte budget.
+//! - [`assemble`]: reassembling the chunks of a response before it is applied.
+//! - [`size`]: messages over the KDS size limit, on either side.
+
+#![deny(warnings)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod assemble;
+pub mod chunk;
+pub mod kind;
+pub mod size;
+pub mod wire;
+
+pub use kind::{KdsKey, KdsType};
