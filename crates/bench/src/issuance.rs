@@ -35,7 +35,7 @@ use mosaic_core::{resource::parse::from_value, template::Tags};
 use mosaic_testkit::{OpenBao, PkiVerb, SEED_MOUNT, TokenSpec, pki_policy};
 use mosaic_zone::{
     issuer::{Issuer, IssuerSettings},
-    store::{StoredItem, SyncBatch, ZoneStore},
+    store::{KdsItem, SyncBatch, ZoneStore},
 };
 use serde_json::{Value, json};
 
@@ -223,7 +223,7 @@ impl IssuerCase {
         let mut upserts = Vec::new();
         for v in [secret, mesh] {
             let r = from_value(v).map_err(|e| BenchError::Setup(format!("a resource: {e}")))?;
-            upserts.push(StoredItem::from_resource(&r, 1));
+            upserts.push(KdsItem::from_resource(&r, 1));
         }
         store
             .apply_sync(&SyncBatch {

@@ -4,8 +4,8 @@
 //! Each simulated zone opens its own TLS connection to the global's KDS port with its own zone
 //! token and the metadata a `mosaic-zone` sends, subscribes to every global-owned type
 //! (`KdsType::GLOBAL_TO_ZONE`, with no known versions, as a new zone does), reassembles chunks
-//! with the zone crate's `Assembler`, decodes and validates every item with the zone crate's
-//! `receive::decode` (what a zone does before applying), and ACKs each response (NACKing the
+//! with the KDS crate's `Assembler`, decodes and validates every item with the KDS crate's
+//! `decode` (what a zone does before applying), and ACKs each response (NACKing the
 //! items that fail, as a zone does). On ZoneToGlobal it sends the first authoritative (empty)
 //! responses a zone without data planes sends, and reads the global's ACKs.
 //!
@@ -19,13 +19,14 @@ use std::{collections::BTreeMap, collections::BTreeSet, time::Duration, time::In
 
 use mosaic_kds::KdsType;
 use mosaic_kds::assemble::{Assembled, Assembler};
+use mosaic_kds::{
+    decode::decode,
+    respond,
+    subscribe::{FEATURES, FEATURES_HEADER, VERSION_HEADER, ZONE_HEADER, subscribe_request},
+};
 use mosaic_proto::kds::{
     DiscoveryRequest, DiscoveryResponse, Rejection, ResourceRef,
     kds_service_client::KdsServiceClient,
-};
-use mosaic_zone::kds::{
-    GlobalEndpoint, auth::FEATURES, endpoint::ChannelSettings, global_to_zone::subscribe_request,
-    outbound, receive,
 };
 use tokio::{
     sync::{mpsc, oneshot},
@@ -97,13 +98,7 @@ impl SimZone {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             BenchError::Stream(format!("simulated zone {name}: {what}: {e}"))
         };
-        let settings = ChannelSettings {
-            connect_timeout: Duration::from_secs(30),
-            keepalive_interval: Duration::from_secs(15),
-            keepalive_timeout: Duration::from_secs(20),
-        };
-        let channel = GlobalEndpoint::parse(&target.url)
-            .and_then(|ep| ep.endpoint(Some(&target.ca_pem), &settings))
+        let channel = kds_endpoint(target)
             .map_err(|e| fail("endpoint", &e))?
             .connect()
             .await
@@ -127,7 +122,7 @@ impl SimZone {
 
         let (z_tx, z_rx) = mpsc::channel(64);
         for kind in KdsType::ZONE_TO_GLOBAL {
-            for r in outbound::build(kind, true, &[], &[], 1024 * 1024) {
+            for r in respond::build(kind, true, &[], &[], 1024 * 1024) {
                 let _ = z_tx.try_send(r);
             }
         }
@@ -172,6 +167,29 @@ impl SimZone {
 }
 
 /// The metadata a zone sends on both streams.
+/// The TLS endpoint of `target` (`grpcs://HOST:PORT`), trusting only its KDS CA, with the
+/// keepalive a zone uses.
+fn kds_endpoint(target: &KdsTarget) -> Result<tonic::transport::Endpoint, String> {
+    let rest = target
+        .url
+        .strip_prefix("grpcs://")
+        .ok_or_else(|| format!("{:?} is not a grpcs:// URL", target.url))?;
+    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&target.ca_pem))
+        .domain_name(host.trim_matches(|c| c == '[' || c == ']'));
+    tonic::transport::Endpoint::from_shared(format!("https://{rest}"))
+        .and_then(|e| e.tls_config(tls))
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(30))
+                .http2_keep_alive_interval(Duration::from_secs(15))
+                .keep_alive_timeout(Duration::from_secs(20))
+                .keep_alive_while_idle(true)
+                .tcp_nodelay(true)
+        })
+        .map_err(|e| e.to_string())
+}
+
 struct Metadata {
     authorization: AsciiMetadataValue,
     zone: AsciiMetadataValue,
@@ -191,12 +209,12 @@ impl Metadata {
 
     fn apply(&self, map: &mut tonic::metadata::MetadataMap) {
         map.insert("authorization", self.authorization.clone());
-        map.insert("mosaic-zone", self.zone.clone());
+        map.insert(ZONE_HEADER, self.zone.clone());
         map.insert(
-            "mosaic-zone-version",
-            AsciiMetadataValue::from_static(mosaic_zone::kds::ZONE_VERSION),
+            VERSION_HEADER,
+            AsciiMetadataValue::from_static(env!("CARGO_PKG_VERSION")),
         );
-        map.insert("mosaic-features", self.features.clone());
+        map.insert(FEATURES_HEADER, self.features.clone());
     }
 }
 
@@ -263,7 +281,7 @@ impl Session {
         match response.type_url.parse::<KdsType>() {
             Ok(kind) => {
                 for wire in &response.resources {
-                    if let Err(reason) = receive::decode(kind, wire) {
+                    if let Err(reason) = decode(kind, wire) {
                         rejected.push(Rejection {
                             r#ref: Some(ResourceRef {
                                 r#type: wire.r#type.clone(),

@@ -19,7 +19,7 @@ use mosaic_core::{
 use mosaic_testkit::{OpenBao, SEED_MOUNT, SEED_ROLE, ensure_crypto_provider};
 use mosaic_zone::{
     issuer::{CaHealthHook, Issuer, IssuerSettings, cache::DiskCache},
-    store::{StoredItem, SyncBatch, ZoneStore},
+    store::{KdsItem, SyncBatch, ZoneStore},
 };
 use serde_json::{Value, json};
 
@@ -69,7 +69,7 @@ fn put(store: &ZoneStore, value: Value, version: u64) {
     let resource = from_value(value).expect("valid resource");
     store
         .apply_sync(&SyncBatch {
-            upserts: vec![StoredItem::from_resource(&resource, version)],
+            upserts: vec![KdsItem::from_resource(&resource, version)],
             removes: vec![],
         })
         .expect("sync applied");

@@ -29,7 +29,7 @@ use mosaic_runtime::tls;
 use mosaic_zone::{
     issuer::{Issuer, IssuerSettings},
     sds::SdsServer,
-    store::{KdsType, StoreKey, StoredItem, SyncBatch, ZoneStore},
+    store::{KdsItem, KdsType, StoreKey, SyncBatch, ZoneStore},
 };
 use prost::Message as _;
 use serde_json::{Value, json};
@@ -75,7 +75,7 @@ impl Harness {
                     1,
                 ),
                 item(json!({"type": "Mesh", "name": "plain"}), 2),
-                StoredItem::token_keys(
+                KdsItem::token_keys(
                     StoreKey::new(KdsType::DataplaneTokenKey, None, MESH),
                     3,
                     std::slice::from_ref(key.public_key()),
@@ -115,7 +115,7 @@ impl Harness {
         }
     }
 
-    fn sync(store: &ZoneStore, upserts: Vec<StoredItem>) {
+    fn sync(store: &ZoneStore, upserts: Vec<KdsItem>) {
         store
             .apply_sync(&SyncBatch {
                 upserts,
@@ -236,11 +236,11 @@ impl Drop for Harness {
     }
 }
 
-fn item(value: Value, version: u64) -> StoredItem {
-    StoredItem::from_resource(&from_value(value).unwrap(), version)
+fn item(value: Value, version: u64) -> KdsItem {
+    KdsItem::from_resource(&from_value(value).unwrap(), version)
 }
 
-fn secret(name: &str, value: &str, version: u64) -> StoredItem {
+fn secret(name: &str, value: &str, version: u64) -> KdsItem {
     use base64::Engine as _;
     let data = base64::engine::general_purpose::STANDARD.encode(value);
     item(
@@ -774,7 +774,7 @@ async fn a_mesh_without_mtls_is_refused_clearly() {
     let key = StoreKey::new(KdsType::DataplaneTokenKey, None, "plain");
     Harness::sync(
         &h.store,
-        vec![StoredItem::token_keys(
+        vec![KdsItem::token_keys(
             key,
             4,
             std::slice::from_ref(h.key.public_key()),
@@ -819,7 +819,7 @@ async fn a_new_mesh_key_ends_streams_whose_token_it_does_not_verify() {
     let new_key = SigningKey::generate().unwrap();
     Harness::sync(
         &h.store,
-        vec![StoredItem::token_keys(
+        vec![KdsItem::token_keys(
             StoreKey::new(KdsType::DataplaneTokenKey, None, MESH),
             10,
             std::slice::from_ref(new_key.public_key()),

@@ -13,7 +13,7 @@ use mosaic_core::{
 use mosaic_kds::assemble::Assembled;
 use mosaic_zone::{
     kds::receive,
-    store::{ChangeOp, KdsType, StoreError, StoreKey, StoredItem, SyncBatch, ZoneStore},
+    store::{ChangeOp, KdsItem, KdsType, StoreError, StoreKey, SyncBatch, ZoneStore},
 };
 use support::fixtures::{dataplane_json, mesh, reference, secret, secret_raw};
 use time::OffsetDateTime;
@@ -81,11 +81,11 @@ fn a_response_is_one_transaction_with_its_changes_on_the_feed() {
     let dp = from_value(dataplane_json("default", "dp", "web")).unwrap();
     let batch = SyncBatch {
         upserts: vec![
-            StoredItem::from_resource(
+            KdsItem::from_resource(
                 &from_value(serde_json::json!({"type":"Mesh","name":"m2"})).unwrap(),
                 1,
             ),
-            StoredItem::from_resource(&dp, 1),
+            KdsItem::from_resource(&dp, 1),
         ],
         removes: vec![],
     };
@@ -232,7 +232,7 @@ fn bad_items_are_rejected_with_reasons_and_the_rest_apply() {
         version: 4,
         json: serde_json::to_vec(&keys).unwrap(),
     };
-    let good = receive::decode(
+    let good = mosaic_kds::decode::decode(
         KdsType::DataplaneTokenKey,
         &wire("", serde_json::json!([key])),
     )
@@ -243,19 +243,19 @@ fn bad_items_are_rejected_with_reasons_and_the_rest_apply() {
         good.key,
         StoreKey::new(KdsType::DataplaneTokenKey, None, "default")
     );
-    let spelled = receive::decode(
+    let spelled = mosaic_kds::decode::decode(
         KdsType::DataplaneTokenKey,
         &wire("default", serde_json::json!([key])),
     )
     .unwrap();
     assert_eq!(spelled.key, good.key, "mesh = name is the same item");
-    let other = receive::decode(
+    let other = mosaic_kds::decode::decode(
         KdsType::DataplaneTokenKey,
         &wire("other", serde_json::json!([key])),
     );
     assert!(other.unwrap_err().contains("mesh: must be empty"));
     let short = serde_json::json!([{"kid": "k2", "bytes": "AAAA"}]);
-    assert!(receive::decode(KdsType::DataplaneTokenKey, &wire("", short)).is_err());
+    assert!(mosaic_kds::decode::decode(KdsType::DataplaneTokenKey, &wire("", short)).is_err());
     // Zone-owned kinds never come from the global.
     let dp = mosaic_proto::kds::Resource {
         r#type: "Dataplane".into(),
@@ -264,7 +264,7 @@ fn bad_items_are_rejected_with_reasons_and_the_rest_apply() {
         version: 1,
         json: serde_json::to_vec(&dataplane_json("default", "dp", "web")).unwrap(),
     };
-    let err = receive::decode(ResourceType::Dataplane.into(), &dp).unwrap_err();
+    let err = mosaic_kds::decode::decode(ResourceType::Dataplane.into(), &dp).unwrap_err();
     assert!(err.contains("zone-owned"), "{err}");
 }
 

@@ -15,17 +15,12 @@ use time::OffsetDateTime;
 use tonic::{Status, metadata::MetadataMap};
 
 use super::{Shared, metrics, registry::Direction};
+use mosaic_kds::subscribe::{FEATURES_HEADER, VERSION_HEADER, ZONE_HEADER};
+
 use crate::{
     store::{Command, CommandResult, Refusal, ResourceKey, ResourceStore},
     tokens::TokenVerifyError,
 };
-
-/// Metadata: the zone's name.
-pub const ZONE_HEADER: &str = "mosaic-zone";
-/// Metadata: the zone's software version.
-pub const VERSION_HEADER: &str = "mosaic-zone-version";
-/// Metadata: comma-separated capability strings.
-pub const FEATURES_HEADER: &str = "mosaic-features";
 
 /// An authenticated zone.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 use mosaic_core::{Sensitive, token::MAX_TOKEN_BYTES};
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
-/// Capability strings this zone announces in `mosaic-features`.
-pub const FEATURES: &[&str] = &["chunked-responses"];
-
 /// The zone's software version (`mosaic-zone-version`).
 pub const ZONE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -64,14 +61,14 @@ impl StreamMetadata {
             map.insert("authorization", auth.expose().clone());
         }
         if let Ok(v) = AsciiMetadataValue::try_from(self.zone.as_str()) {
-            map.insert("mosaic-zone", v);
+            map.insert(mosaic_kds::subscribe::ZONE_HEADER, v);
         }
         map.insert(
-            "mosaic-zone-version",
+            mosaic_kds::subscribe::VERSION_HEADER,
             AsciiMetadataValue::from_static(ZONE_VERSION),
         );
-        if let Ok(v) = AsciiMetadataValue::try_from(FEATURES.join(",")) {
-            map.insert("mosaic-features", v);
+        if let Ok(v) = AsciiMetadataValue::try_from(mosaic_kds::subscribe::FEATURES.join(",")) {
+            map.insert(mosaic_kds::subscribe::FEATURES_HEADER, v);
         }
     }
 

@@ -15,7 +15,7 @@ use super::{
     backoff::Backoff,
     endpoint::{ChannelSettings, EndpointError, GlobalEndpoint},
     error::{SessionError, check_outgoing},
-    global_to_zone, outbound,
+    global_to_zone,
     session::SessionCtx,
     status::KdsStatus,
     zone_to_global,
@@ -246,7 +246,7 @@ impl KdsClient {
             store: self.store.clone(),
             insight: self.insight.clone(),
             zone: cfg.zone.clone(),
-            session_id: outbound::nonce(),
+            session_id: mosaic_kds::respond::nonce(),
             options: cfg.options.clone(),
         };
 
@@ -255,7 +255,7 @@ impl KdsClient {
         let mut known = HashMap::new();
         for kind in KdsType::GLOBAL_TO_ZONE {
             let versions = self.store.versions(kind)?;
-            let subscribe = global_to_zone::subscribe_request(kind, &versions);
+            let subscribe = mosaic_kds::subscribe::subscribe_request(kind, &versions);
             check_outgoing(
                 "GlobalToZone",
                 "DiscoveryRequest",

@@ -17,22 +17,6 @@ use super::{
 use crate::store::{KdsType, StoreKey};
 use mosaic_kds::assemble::{Assembled, Assembler};
 
-/// The first request for `kind` on a stream: what the zone holds.
-pub fn subscribe_request(kind: KdsType, known: &BTreeMap<StoreKey, u64>) -> DiscoveryRequest {
-    DiscoveryRequest {
-        r#type: kind.as_str().to_string(),
-        known: known
-            .iter()
-            .map(|(k, v)| mosaic_proto::kds::ResourceVersion {
-                r#ref: Some(super::outbound::wire_ref(k)),
-                version: *v,
-            })
-            .collect(),
-        response_nonce: String::new(),
-        rejected: Vec::new(),
-    }
-}
-
 /// Runs the stream until it fails; `known` is what the subscribe requests listed, per kind.
 pub async fn run(
     ctx: &SessionCtx,

@@ -11,7 +11,6 @@
 //! - [`global_to_zone`]: the GlobalToZone loop (subscribe with known versions, apply, ACK/NACK).
 //! - [`receive`]: validation of received items and the store batch (authoritative prune).
 //! - [`zone_to_global`]: the ZoneToGlobal loop (authoritative first, then deltas; ACK deadline).
-//! - [`outbound`]: building and chunking the zone's responses.
 //! - [`status`]: `KdsStatus` (connected, last error).
 //! - [`error`]: `SessionError`, why a session ended.
 
@@ -21,7 +20,6 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod global_to_zone;
-pub mod outbound;
 pub mod receive;
 pub mod session;
 pub mod status;

@@ -5,6 +5,7 @@
 //! `known` versions, logs NACKs, and declares the stream dead when a response stays unanswered
 //! past the ACK deadline.
 
+use mosaic_kds::respond;
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     time::Instant,
@@ -17,7 +18,6 @@ use tonic::Streaming;
 
 use super::{
     error::{SessionError, check_outgoing},
-    outbound,
     session::SessionCtx,
 };
 use crate::store::{Change, KdsType, StoreKey};
@@ -40,7 +40,7 @@ pub fn initial_responses(
     let mut pending = HashMap::new();
     for kind in KdsType::ZONE_TO_GLOBAL {
         let held = ctx.store.list(kind, None)?;
-        let chunks = outbound::build(kind, true, &held, &[], ctx.options.chunk_bytes);
+        let chunks = respond::build(kind, true, &held, &[], ctx.options.chunk_bytes);
         check_sizes(ctx, kind, &chunks)?;
         if let Some(first) = chunks.first() {
             pending.insert(
@@ -150,7 +150,7 @@ async fn on_request(
             })
             .collect();
         let held = ctx.store.list(kind, None)?;
-        let chunks = outbound::authoritative_diff(kind, &held, &known, ctx.options.chunk_bytes);
+        let chunks = respond::authoritative_diff(kind, &held, &known, ctx.options.chunk_bytes);
         return send(ctx, tx, kind, chunks, pending).await;
     }
     let Some(p) = pending.remove(&req.response_nonce) else {
@@ -208,7 +208,7 @@ async fn on_changes(
         }
     }
     for (kind, (items, removed)) in by_kind {
-        let chunks = outbound::build(kind, false, &items, &removed, ctx.options.chunk_bytes);
+        let chunks = respond::build(kind, false, &items, &removed, ctx.options.chunk_bytes);
         send(ctx, tx, kind, chunks, pending).await?;
     }
     Ok(())
@@ -223,7 +223,7 @@ async fn resync(
     tracing::warn!("the change feed lagged; resending every zone-owned type authoritatively");
     for kind in KdsType::ZONE_TO_GLOBAL {
         let held = ctx.store.list(kind, None)?;
-        let chunks = outbound::build(kind, true, &held, &[], ctx.options.chunk_bytes);
+        let chunks = respond::build(kind, true, &held, &[], ctx.options.chunk_bytes);
         send(ctx, tx, kind, chunks, pending).await?;
     }
     Ok(())

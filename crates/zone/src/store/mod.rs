@@ -12,7 +12,7 @@
 //!
 //! Module map:
 //! - [`key`]: `StoreKey` and its byte form.
-//! - [`item`]: `StoredItem`, a record's version and Universal JSON.
+//! - [`item`]: the bytes of a `KdsItem` (a record's version and Universal JSON) in sled.
 //! - [`change`]: the change feed's `Change`.
 //! - [`error`]: `StoreError`, why a read or write failed.
 //! - [`secrets`]: the store as a `SecretSource` (mesh Secrets for CA backends).
@@ -40,8 +40,8 @@ use tokio::sync::broadcast;
 
 pub use change::{Change, ChangeOp};
 pub use error::StoreError;
-pub use item::StoredItem;
 pub use key::StoreKey;
+pub use mosaic_kds::item::KdsItem;
 pub use mosaic_kds::{KdsKey, KdsType};
 
 /// Change-feed capacity; a subscriber that falls further behind gets `Lagged` and must resync.
@@ -67,7 +67,7 @@ pub struct ZoneStore {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SyncBatch {
     /// Records to create or replace.
-    pub upserts: Vec<StoredItem>,
+    pub upserts: Vec<KdsItem>,
     /// Records to remove (absent ones are ignored).
     pub removes: Vec<StoreKey>,
 }
@@ -80,7 +80,7 @@ pub struct LocalWrite {
     /// Whether anything changed (an identical write keeps the stored record and its version).
     pub changed: bool,
     /// The stored record.
-    pub item: StoredItem,
+    pub item: KdsItem,
 }
 
 // === impl ZoneStore ===
@@ -130,9 +130,9 @@ impl ZoneStore {
     }
 
     /// One record.
-    pub fn get(&self, key: &StoreKey) -> Result<Option<StoredItem>, StoreError> {
+    pub fn get(&self, key: &StoreKey) -> Result<Option<KdsItem>, StoreError> {
         match self.records.get(key.to_bytes())? {
-            Some(bytes) => Ok(Some(StoredItem::decode(key.clone(), &bytes)?)),
+            Some(bytes) => Ok(Some(item::decode(key.clone(), &bytes)?)),
             None => Ok(None),
         }
     }
@@ -149,7 +149,7 @@ impl ZoneStore {
     }
 
     /// Every record of `kind` (in `mesh`, when given), in key order.
-    pub fn list(&self, kind: KdsType, mesh: Option<&str>) -> Result<Vec<StoredItem>, StoreError> {
+    pub fn list(&self, kind: KdsType, mesh: Option<&str>) -> Result<Vec<KdsItem>, StoreError> {
         let mut out = Vec::new();
         for entry in self.records.scan_prefix(StoreKey::prefix(kind, mesh)) {
             let (k, v) = entry?;
@@ -157,7 +157,7 @@ impl ZoneStore {
                 key: String::from_utf8_lossy(&k).into_owned(),
                 reason: "not a record key".into(),
             })?;
-            out.push(StoredItem::decode(key, &v)?);
+            out.push(item::decode(key, &v)?);
         }
         Ok(out)
     }
@@ -202,7 +202,7 @@ impl ZoneStore {
         let encoded: Vec<(Vec<u8>, Vec<u8>)> = batch
             .upserts
             .iter()
-            .map(|i| (i.key.to_bytes(), i.encode()))
+            .map(|i| (i.key.to_bytes(), i.to_bytes()))
             .collect();
         let result: Result<Vec<Change>, TransactionError<()>> = self.records.transaction(|tx| {
             let mut changes = Vec::new();
@@ -219,7 +219,7 @@ impl ZoneStore {
             }
             for key in &batch.removes {
                 if let Some(old) = tx.remove(key.to_bytes())? {
-                    let version = StoredItem::decode(key.clone(), &old)
+                    let version = item::decode(key.clone(), &old)
                         .map(|i| i.version)
                         .unwrap_or(0);
                     changes.push(Change {
@@ -273,7 +273,7 @@ impl ZoneStore {
         );
         resource.meta.modification_time = Some(now);
         let key_bytes = key.to_bytes();
-        let result: Result<StoredItem, TransactionError<()>> = (&self.records, &self.meta)
+        let result: Result<KdsItem, TransactionError<()>> = (&self.records, &self.meta)
             .transaction(|(records, meta)| {
                 let next = meta
                     .get(LOCAL_VERSION)?
@@ -284,8 +284,8 @@ impl ZoneStore {
                 meta.insert(LOCAL_VERSION, &next.to_be_bytes())?;
                 let mut stamped = resource.clone();
                 stamped.meta.version = Some(next);
-                let item = StoredItem::from_resource(&stamped, next);
-                records.insert(key_bytes.as_slice(), item.encode())?;
+                let item = KdsItem::from_resource(&stamped, next);
+                records.insert(key_bytes.as_slice(), item.to_bytes())?;
                 Ok::<_, ConflictableTransactionError<()>>(item)
             });
         let item = result.map_err(tx_error)?;
@@ -317,7 +317,7 @@ impl ZoneStore {
             let mut changes = Vec::new();
             for key in keys {
                 if let Some(old) = tx.remove(key.to_bytes())? {
-                    let version = StoredItem::decode(key.clone(), &old)
+                    let version = item::decode(key.clone(), &old)
                         .map(|i| i.version)
                         .unwrap_or(0);
                     changes.push(Change {
@@ -348,7 +348,7 @@ impl ZoneStore {
     }
 }
 
-fn to_resource(item: &StoredItem) -> Result<Resource, StoreError> {
+fn to_resource(item: &KdsItem) -> Result<Resource, StoreError> {
     item.to_resource().map_err(|e| StoreError::Corrupt {
         key: item.key.to_string(),
         reason: e.to_string(),

@@ -1,6 +1,7 @@
-//! Building ZoneToGlobal responses: the zone's records of one type as [`DiscoveryResponse`]s,
-//! split into chunks whose resource JSON stays below a byte budget (every chunk of a response
-//! shares its nonce; removals travel in the last chunk).
+//! Building responses from records: a type's records as [`DiscoveryResponse`]s, split into
+//! chunks below a byte budget ([`crate::chunk`]; every chunk of a response shares its nonce), and
+//! the authoritative response for what the receiver says it holds. The zone's ZoneToGlobal
+//! responses; the benchmark's simulated zones send theirs with the same code.
 
 use std::{
     collections::BTreeMap,
@@ -9,7 +10,11 @@ use std::{
 
 use mosaic_proto::kds::{DiscoveryResponse, Resource as WireResource, ResourceRef};
 
-use crate::store::{KdsType, StoreKey, StoredItem};
+use crate::{
+    KdsKey, KdsType,
+    chunk::{Outgoing, chunk},
+    item::KdsItem,
+};
 
 static NONCES: AtomicU64 = AtomicU64::new(1);
 
@@ -22,7 +27,7 @@ pub fn nonce() -> String {
 }
 
 /// A record on the wire.
-pub fn wire_resource(item: &StoredItem) -> WireResource {
+pub fn wire_resource(item: &KdsItem) -> WireResource {
     WireResource {
         r#type: item.key.kind.as_str().to_string(),
         mesh: item.key.mesh.clone().unwrap_or_default(),
@@ -33,7 +38,7 @@ pub fn wire_resource(item: &StoredItem) -> WireResource {
 }
 
 /// A key on the wire.
-pub fn wire_ref(key: &StoreKey) -> ResourceRef {
+pub fn wire_ref(key: &KdsKey) -> ResourceRef {
     ResourceRef {
         r#type: key.kind.as_str().to_string(),
         mesh: key.mesh.clone().unwrap_or_default(),
@@ -41,66 +46,42 @@ pub fn wire_ref(key: &StoreKey) -> ResourceRef {
     }
 }
 
-/// One response of `kind`, chunked so each chunk's JSON stays within `chunk_bytes` (a larger
-/// single resource gets a chunk of its own).
+/// One response of `kind`, split by [`chunk`] so each chunk's items stay within `chunk_bytes`
+/// (a larger single resource gets a chunk of its own).
 pub fn build(
     kind: KdsType,
     authoritative: bool,
-    items: &[StoredItem],
-    removed: &[StoreKey],
+    items: &[KdsItem],
+    removed: &[KdsKey],
     chunk_bytes: usize,
 ) -> Vec<DiscoveryResponse> {
-    let nonce = nonce();
-    let mut groups: Vec<Vec<WireResource>> = vec![Vec::new()];
-    let mut size = 0usize;
-    for item in items {
-        let wire = wire_resource(item);
-        let len = wire.json.len() + wire.name.len() + wire.mesh.len() + 32;
-        if size + len > chunk_bytes && groups.last().is_some_and(|g| !g.is_empty()) {
-            groups.push(Vec::new());
-            size = 0;
-        }
-        size += len;
-        if let Some(g) = groups.last_mut() {
-            g.push(wire);
-        }
-    }
-    let chunks = groups.len() as u32;
-    let last = groups.len() - 1;
-    groups
-        .into_iter()
-        .enumerate()
-        .map(|(i, resources)| DiscoveryResponse {
-            r#type: kind.as_str().to_string(),
-            nonce: nonce.clone(),
+    chunk(
+        Outgoing {
+            rtype: kind.as_str().to_string(),
+            nonce: nonce(),
             authoritative,
-            resources,
-            removed: if i == last {
-                removed.iter().map(wire_ref).collect()
-            } else {
-                Vec::new()
-            },
-            chunk: i as u32,
-            chunks,
+            resources: items.iter().map(wire_resource).collect(),
+            removed: removed.iter().map(wire_ref).collect(),
             global_index: 0,
-        })
-        .collect()
+        },
+        chunk_bytes,
+    )
 }
 
 /// The authoritative response for `kind` given what the receiver says it holds: the records
 /// whose version differs from `known`, plus removals for known ones the zone no longer has.
 pub fn authoritative_diff(
     kind: KdsType,
-    held: &[StoredItem],
-    known: &BTreeMap<StoreKey, u64>,
+    held: &[KdsItem],
+    known: &BTreeMap<KdsKey, u64>,
     chunk_bytes: usize,
 ) -> Vec<DiscoveryResponse> {
-    let changed: Vec<StoredItem> = held
+    let changed: Vec<KdsItem> = held
         .iter()
         .filter(|i| known.get(&i.key) != Some(&i.version))
         .cloned()
         .collect();
-    let removed: Vec<StoreKey> = known
+    let removed: Vec<KdsKey> = known
         .keys()
         .filter(|k| !held.iter().any(|i| &i.key == *k))
         .cloned()
@@ -115,9 +96,9 @@ mod tests {
 
     use super::*;
 
-    fn item(name: &str, version: u64, payload: usize) -> StoredItem {
-        StoredItem {
-            key: StoreKey::new(ResourceType::Dataplane, Some("default"), name),
+    fn item(name: &str, version: u64, payload: usize) -> KdsItem {
+        KdsItem {
+            key: KdsKey::new(ResourceType::Dataplane, Some("default"), name),
             version,
             value: json!({"type": "Dataplane", "name": name, "pad": "x".repeat(payload)}),
         }
@@ -126,11 +107,7 @@ mod tests {
     #[test]
     fn chunks_stay_under_budget_and_share_a_nonce() {
         let items: Vec<_> = (0..10).map(|i| item(&format!("dp-{i}"), i, 400)).collect();
-        let gone = [StoreKey::new(
-            ResourceType::Dataplane,
-            Some("default"),
-            "old",
-        )];
+        let gone = [KdsKey::new(ResourceType::Dataplane, Some("default"), "old")];
         let out = build(ResourceType::Dataplane.into(), true, &items, &gone, 1000);
         assert!(out.len() >= 4, "{}", out.len());
         for (i, c) in out.iter().enumerate() {
@@ -153,7 +130,7 @@ mod tests {
         let mut known = BTreeMap::new();
         known.insert(held[0].key.clone(), 1);
         known.insert(held[1].key.clone(), 4);
-        let gone = StoreKey::new(ResourceType::Dataplane, Some("default"), "c");
+        let gone = KdsKey::new(ResourceType::Dataplane, Some("default"), "c");
         known.insert(gone.clone(), 2);
         let out = authoritative_diff(ResourceType::Dataplane.into(), &held, &known, 1 << 20);
         assert_eq!(out.len(), 1);
