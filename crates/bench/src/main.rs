@@ -1,8 +1,5 @@
 //! `mosaic-bench`: runs one benchmark and prints its table (markdown, or JSON with `--json`).
 
-#![deny(warnings)]
-#![forbid(unsafe_code)]
-
 use clap::Parser as _;
 use mosaic_bench::Cli;
 

@@ -8,10 +8,6 @@
 //! - [`provided`]: the provided backend: the user's CA certificate and key from DataSources.
 //! - [`vault`]: the Vault (or OpenBao) PKI backend.
 
-#![deny(warnings)]
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 pub mod builtin;
 pub mod datasource;
 pub mod local;

@@ -18,10 +18,6 @@
 //!   `zone-token-revocations`).
 //! - [`sds`]: the data-plane interface's names (SDS secrets, node id) and the token-tags rule.
 
-#![deny(warnings)]
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 pub mod api;
 pub mod ca;
 pub mod datasource;

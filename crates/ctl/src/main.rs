@@ -18,9 +18,6 @@
 //!
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
-#![deny(warnings)]
-#![forbid(unsafe_code)]
-
 #[macro_use]
 mod output;
 mod apply;

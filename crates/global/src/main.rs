@@ -6,9 +6,6 @@
 //! `./mosaic-data/global`.
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
-#![deny(warnings)]
-#![forbid(unsafe_code)]
-
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser};

@@ -12,10 +12,6 @@
 //! - [`respond`]: a type's records as chunked responses; the authoritative diff.
 //! - [`subscribe`]: a zone's capabilities and its first request per type (known versions).
 
-#![deny(warnings)]
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 pub mod assemble;
 pub mod chunk;
 pub mod decode;

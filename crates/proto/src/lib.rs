@@ -5,9 +5,6 @@
 //! - [`kds`]: the global ⇄ zone discovery protocol (`mosaic.kds.v1.KdsService`).
 //! - [`envoy`]: Envoy's protos (the `envoy-types` crate), for SDS between zone and data planes.
 
-#![deny(warnings)]
-#![forbid(unsafe_code)]
-
 /// `mosaic.raft.v1`: AppendEntries, Vote, InstallSnapshot (chunked) and Forward (a follower's
 /// write sent to the leader).
 pub mod raft {

@@ -33,7 +33,6 @@
 //! assert!(issued["data"]["certificate"].is_string());
 //! # let _ = root_pem; Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
 
 mod agent;
 mod auth;

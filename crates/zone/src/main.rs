@@ -5,9 +5,6 @@
 //! diagnostics, issues data-plane certificates and serves them over SDS until SIGTERM/SIGINT.
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
-#![deny(warnings)]
-#![forbid(unsafe_code)]
-
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
