@@ -1,4 +1,5 @@
-//! Zone and dataplane tokens: Ed25519-signed JWTs (compact JWS), built by hand on `ring`.
+//! Zone and dataplane tokens: Ed25519-signed JWTs (compact JWS), signed and verified with
+//! `jsonwebtoken` on `ring` (see `token/ring_provider.rs`).
 //!
 //! The global signs tokens with private keys that never leave it; zones verify dataplane tokens
 //! (and the global verifies zone tokens) with [`PublicKey`]s only. Nothing here does I/O.
@@ -8,15 +9,22 @@
 //! `dataplane`), so a token of one kind is never accepted as the other even if the keys were shared.
 //! The signature covers the first two parts exactly as received; any other `alg` (including
 //! `none`) is refused. Errors say what to do and never contain the token.
+//!
+//! Header and claims are serialised here (header fields in the order above, as tokens have always
+//! been), jsonwebtoken makes and checks the signature and parses the JWS; the claims, their kind
+//! and times are checked here against the caller's clock.
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
 use base64::Engine as _;
-use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation, errors::ErrorKind};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::Sensitive;
+
+mod ring_provider;
 
 /// The only accepted JWS algorithm.
 pub const ALGORITHM: &str = "EdDSA";
@@ -94,7 +102,10 @@ pub struct PublicKey {
 /// An Ed25519 signing key (private; lives on the global only).
 pub struct SigningKey {
     pkcs8: Sensitive<Vec<u8>>,
+    /// The parsed key, kept in test builds only: tests sign hand-made JWS parts with it.
+    #[cfg(test)]
     pair: Ed25519KeyPair,
+    encoding: EncodingKey,
     public: PublicKey,
 }
 
@@ -222,6 +233,7 @@ pub enum KeyError {
     Encode(String),
 }
 
+/// The header as we write it (jsonwebtoken's own puts `typ` first) and read it for error messages.
 #[derive(Serialize, Deserialize)]
 struct Header {
     alg: String,
@@ -352,7 +364,9 @@ impl SigningKey {
         let public = PublicKey::from_bytes(pair.public_key().as_ref().to_vec());
         Ok(Self {
             pkcs8: Sensitive::new(pkcs8.to_vec()),
+            #[cfg(test)]
             pair,
+            encoding: EncodingKey::from_ed_der(pkcs8),
             public,
         })
     }
@@ -393,11 +407,12 @@ impl SigningKey {
         };
         let header = serde_json::to_vec(&header).map_err(|e| KeyError::Encode(e.to_string()))?;
         let claims = serde_json::to_vec(claims).map_err(|e| KeyError::Encode(e.to_string()))?;
-        let mut token = format!("{}.{}", B64.encode(header), B64.encode(claims));
-        let signature = self.pair.sign(token.as_bytes());
-        token.push('.');
-        token.push_str(&B64.encode(signature.as_ref()));
-        Ok(Sensitive::new(token))
+        let message = format!("{}.{}", B64.encode(header), B64.encode(claims));
+        ring_provider::install();
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &self.encoding, Algorithm::EdDSA)
+                .map_err(|e| KeyError::Encode(e.to_string()))?;
+        Ok(Sensitive::new(format!("{message}.{signature}")))
     }
 }
 
@@ -457,20 +472,23 @@ fn verify<T: serde::de::DeserializeOwned>(
     if token.len() > MAX_TOKEN_BYTES {
         return Err(malformed("it is too long"));
     }
-    let mut parts = token.split('.');
-    let (Some(header_b64), Some(claims_b64), Some(sig_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let [header_b64, _, sig_b64] = token.split('.').collect::<Vec<_>>()[..] else {
         return Err(malformed(
             "it is not three base64url parts separated by dots",
         ));
     };
-    let header = B64
-        .decode(header_b64)
-        .map_err(|_| malformed("its header is not base64url"))?;
-    let header: Header =
-        serde_json::from_slice(&header).map_err(|_| malformed("its header is not JWT JSON"))?;
-    if header.alg != ALGORITHM {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+        ErrorKind::Base64(_) => malformed("its header is not base64url"),
+        // jsonwebtoken knows no `none`: tell an unknown algorithm from a header that is not one.
+        _ => match B64
+            .decode(header_b64)
+            .map(|h| serde_json::from_slice::<Header>(&h))
+        {
+            Ok(Ok(header)) if header.alg != ALGORITHM => malformed("its algorithm is not EdDSA"),
+            _ => malformed("its header is not JWT JSON"),
+        },
+    })?;
+    if header.alg != Algorithm::EdDSA {
         return Err(malformed("its algorithm is not EdDSA"));
     }
     if header.typ.as_deref().is_some_and(|t| t != "JWT") {
@@ -486,18 +504,26 @@ fn verify<T: serde::de::DeserializeOwned>(
             expected,
             kid: sanitize_kid(&kid),
         })?;
-    let signature = B64
-        .decode(sig_b64)
-        .map_err(|_| malformed("its signature is not base64url"))?;
-    let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
-    signature::UnparsedPublicKey::new(&signature::ED25519, &key.bytes)
-        .verify(signed.as_bytes(), &signature)
-        .map_err(|_| TokenError::BadSignature { expected })?;
-    let claims = B64
-        .decode(claims_b64)
-        .map_err(|_| malformed("its claims are not base64url"))?;
+    if B64.decode(sig_b64).is_err() {
+        return Err(malformed("its signature is not base64url"));
+    }
+    // Only the signature and the JWS rules: claims and times are ours, checked against `now`.
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    ring_provider::install();
     let value: serde_json::Value =
-        serde_json::from_slice(&claims).map_err(|_| malformed("its claims are not JSON"))?;
+        jsonwebtoken::decode(token, &DecodingKey::from_ed_der(&key.bytes), &validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => TokenError::BadSignature { expected },
+                ErrorKind::Base64(_) => malformed("its claims are not base64url"),
+                ErrorKind::Json(_) | ErrorKind::Utf8(_) => malformed("its claims are not JSON"),
+                _ => malformed(
+                    "its header asks for a JWS feature this control plane does not support",
+                ),
+            })?
+            .claims;
     let found = value
         .get("kind")
         .and_then(|k| serde_json::from_value::<TokenKind>(k.clone()).ok());
@@ -769,6 +795,25 @@ mod tests {
                 verify_zone_token(&unsigned, &[key.public_key().clone()], now()),
                 Err(TokenError::Malformed { .. })
             ));
+        }
+    }
+
+    #[test]
+    fn unsupported_jws_extensions_are_refused() {
+        // Signed by our key, but asking for JWS extensions no verifier here implements.
+        let key = SigningKey::generate().unwrap();
+        let token = zone_token(&key, "east");
+        let claims_b64 = token.split('.').nth(1).unwrap();
+        for extra in [r#""crit":["exp"],"exp":1"#, r#""crit":["b64"],"b64":false"#] {
+            let header = format!(r#"{{"alg":"EdDSA","kid":"{}",{extra}}}"#, key.kid());
+            let signing_input = format!("{}.{claims_b64}", B64.encode(header));
+            let sig = key.pair.sign(signing_input.as_bytes());
+            let forged = format!("{signing_input}.{}", B64.encode(sig.as_ref()));
+            let err = verify_zone_token(&forged, &[key.public_key().clone()], now()).unwrap_err();
+            assert!(
+                matches!(&err, TokenError::Malformed { reason, .. } if reason.contains("JWS feature")),
+                "{extra}: {err:?}"
+            );
         }
     }
 
