@@ -383,17 +383,23 @@ impl OpenBao {
     /// Freezes the server process (SIGSTOP): the kernel still accepts connections on its
     /// listeners, but nothing answers, as with a hung or partitioned Vault. Requests time out
     /// until [`OpenBao::resume`]. Dropping a paused server kills it as usual.
+    ///
+    /// Returns only once the kernel reports every thread of the server stopped: `kill` returns
+    /// as soon as the signal is queued, and a thread still running in that window could answer.
     pub fn pause(&self) -> Result<()> {
-        self.signal("-STOP")
+        let pid = self.signal("-STOP")?;
+        wait_for_threads(pid, true)
     }
 
     /// Lets a [`OpenBao::pause`]d server run again (SIGCONT); requests queued meanwhile are served.
     pub fn resume(&self) -> Result<()> {
-        self.signal("-CONT")
+        let pid = self.signal("-CONT")?;
+        wait_for_threads(pid, false)
     }
 
-    /// Sends `signal` (a `kill` flag such as `-STOP`) with the `kill` command (no libc/nix here).
-    fn signal(&self, signal: &str) -> Result<()> {
+    /// Sends `signal` (a `kill` flag such as `-STOP`) with the `kill` command (no libc/nix here);
+    /// returns the pid signalled.
+    fn signal(&self, signal: &str) -> Result<u32> {
         let pid = self
             .child
             .as_ref()
@@ -407,7 +413,7 @@ impl OpenBao {
         if !status.success() {
             bail!("kill {signal} {pid} failed ({status})");
         }
-        Ok(())
+        Ok(pid)
     }
 
     /// Kills the server (the ports stay reserved for [`OpenBao::restart`]). Requests fail until then.
@@ -464,6 +470,57 @@ pub(crate) fn tail(path: &Path, max: usize) -> String {
 }
 
 /// Whether a log says a listener could not bind because the port was taken.
+/// How long [`OpenBao::pause`]/[`OpenBao::resume`] wait for the kernel to stop or continue
+/// every thread of the server.
+const SIGNAL_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The scheduler state letter of every thread of `pid` (`/proc/<pid>/task/*/stat`: `R`, `S`,
+/// `T` for stopped, `Z` for a zombie, ...).
+fn thread_states(pid: u32) -> Result<Vec<char>> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut states = Vec::new();
+    for task in std::fs::read_dir(&tasks).with_context(|| format!("listing {tasks}"))? {
+        let stat_path = task?.path().join("stat");
+        // A thread may exit between listing and reading: skip it.
+        let Ok(stat) = std::fs::read_to_string(&stat_path) else {
+            continue;
+        };
+        // "tid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .with_context(|| format!("unexpected {}: {stat:?}", stat_path.display()))?;
+        states.push(state);
+    }
+    Ok(states)
+}
+
+/// Waits until every thread of `pid` is stopped (`stopped`) or none is.
+fn wait_for_threads(pid: u32, stopped: bool) -> Result<()> {
+    let deadline = Instant::now() + SIGNAL_SETTLE_TIMEOUT;
+    loop {
+        let states = thread_states(pid)?;
+        if states.contains(&'Z') || states.is_empty() {
+            bail!("OpenBao (pid {pid}) has exited; it cannot be paused or resumed");
+        }
+        let settled = if stopped {
+            states.iter().all(|s| *s == 'T')
+        } else {
+            !states.contains(&'T')
+        };
+        if settled {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let want = if stopped { "stopped" } else { "running" };
+            bail!(
+                "OpenBao (pid {pid}) is not {want} after {SIGNAL_SETTLE_TIMEOUT:?}; thread states: {states:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 pub(crate) fn port_clash(log: &Path) -> bool {
     std::fs::read_to_string(log).is_ok_and(|l| l.contains("address already in use"))
 }
