@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{
+    aws::AwsKind,
     client::VaultClient,
     error::{Operation, VaultError},
 };
@@ -16,15 +17,6 @@ use mosaic_core::{
     datasource::{DataSource, SecretSource},
     resource::mesh::{DEFAULT_SA_TOKEN_FILE, VaultAuth, default_mount},
 };
-
-/// AWS login flavour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AwsKind {
-    /// Signed `sts:GetCallerIdentity`.
-    Iam,
-    /// EC2 instance identity document (PKCS#7).
-    Ec2,
-}
 
 /// How the backend authenticates.
 #[derive(Clone, Debug)]

@@ -16,6 +16,12 @@
 //!   that Vault replays to learn who we are.
 //! - [`ec2_login_body`]: the `ec2` method, the instance's PKCS#7-signed identity document.
 //!
+//! The chain is this module's own, not `aws-config`'s: `aws-config` (with `aws-sdk-sts` and the
+//! smithy runtime, even with its default features off) made the release `mosaic-zone` 5.6 MB
+//! larger, where signing with `aws-sigv4` costs 0.2 MB. Its chain also falls through on a half-set
+//! environment (`AWS_ACCESS_KEY_ID` without the secret) to the instance role, which this one
+//! refuses.
+//!
 //! The environment is passed in as an [`AwsEnvironment`] so tests never touch the process
 //! environment; [`AwsEnvironment::from_process_env`] reads the real one. Endpoints are parameters
 //! ([`AwsEndpoints`]) so tests can point them at a local fake.
@@ -31,8 +37,18 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use url::Url;
 
+pub use super::sigv4::AwsCredentials;
 use super::sigv4::{self, SigV4Error, SignableRequest, SigningParams};
 use mosaic_core::Sensitive;
+
+/// AWS login flavour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwsKind {
+    /// Signed `sts:GetCallerIdentity`.
+    Iam,
+    /// EC2 instance identity document (PKCS#7).
+    Ec2,
+}
 
 /// The global STS endpoint, the one Vault's AWS auth method checks against by default.
 pub const DEFAULT_STS_URL: &str = "https://sts.amazonaws.com/";
@@ -192,19 +208,6 @@ pub enum AwsError {
     /// Encoding the login body failed.
     #[error("encoding the Vault AWS login body failed: {0}")]
     Encode(#[from] serde_json::Error),
-}
-
-/// AWS credentials: a long-lived key pair, or temporary credentials with a session token.
-///
-/// `Debug` redacts the secret access key and the session token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsCredentials {
-    /// The access key id (`AKIA...` / `ASIA...`); not secret.
-    pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: Sensitive<String>,
-    /// The session token of temporary credentials.
-    pub session_token: Option<Sensitive<String>>,
 }
 
 /// Where credentials came from.
@@ -937,13 +940,13 @@ pub async fn vault_login_body_with(
     http: &reqwest::Client,
     env: &AwsEnvironment,
     endpoints: &AwsEndpoints,
-    kind: super::auth::AwsKind,
+    kind: AwsKind,
     role: &str,
     iam_server_id_header: &str,
 ) -> Result<Value, AwsError> {
     let role = Some(role).filter(|r| !r.is_empty());
     match kind {
-        super::auth::AwsKind::Iam => {
+        AwsKind::Iam => {
             let creds = resolve_credentials(http, env, endpoints).await?;
             iam_login_body(
                 &creds.credentials,
@@ -954,15 +957,13 @@ pub async fn vault_login_body_with(
                 OffsetDateTime::now_utc(),
             )
         }
-        super::auth::AwsKind::Ec2 => {
-            ec2_login_body(http, &endpoints.imds_base, role, Some(ec2_nonce())).await
-        }
+        AwsKind::Ec2 => ec2_login_body(http, &endpoints.imds_base, role, Some(ec2_nonce())).await,
     }
 }
 
 /// [`vault_login_body_with`] with the process environment and AWS's endpoints.
 pub async fn vault_login_body(
-    kind: super::auth::AwsKind,
+    kind: AwsKind,
     role: &str,
     iam_server_id_header: &str,
 ) -> Result<Value, AwsError> {

@@ -7,7 +7,8 @@
 //! - [`client`]: HTTP to Vault with the backend's TLS settings, namespace and timeout.
 //! - [`auth`]: the auth methods (token, cert, AppRole, Kubernetes, AWS, agent).
 //! - [`token`]: the token's lifecycle: renewal, re-login, status.
-//! - [`sigv4`]: AWS Signature Version 4, used to sign the STS request of Vault's AWS IAM login.
+//! - [`sigv4`]: AWS Signature Version 4 (the `aws-sigv4` crate), used to sign the STS request of
+//!   Vault's AWS IAM login.
 //! - [`aws`]: AWS credentials and the request bodies of Vault's `auth/aws/login` (IAM and EC2).
 
 pub mod auth;

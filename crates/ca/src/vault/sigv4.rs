@@ -1,29 +1,40 @@
-//! AWS Signature Version 4 (`AWS4-HMAC-SHA256`), written on `ring`.
+//! AWS Signature Version 4 (`AWS4-HMAC-SHA256`) through the `aws-sigv4` crate.
 //!
 //! Vault's AWS IAM login asks the client to *sign* an STS `GetCallerIdentity` request and hand the
-//! signed request to Vault, which replays it against STS. This module computes that signature; it
-//! never sends anything.
+//! signed request to Vault, which replays it against STS. This module signs that request with
+//! `aws-sigv4` (the AWS SDK's signer, with its default settings for non-S3 services: double
+//! URI-encoding, path normalization, the session token signed); it never sends anything.
 //!
-//! The rules implemented are those of the non-S3 services (STS, IAM, Lambda, ...):
-//!
-//! - canonical URI: the path as sent on the wire, dot segments and empty segments removed, each
-//!   segment URI-encoded once more (so `%3D` becomes `%253D`);
-//! - canonical query: parameters decoded, re-encoded per RFC 3986 (only `A-Za-z0-9-_.~` stay
-//!   literal), sorted by name then value;
-//! - canonical headers: names lowercased and sorted, values trimmed with inner whitespace runs
-//!   collapsed to one space, repeated headers joined with `,` in the order given;
-//! - payload: the hex SHA-256 of the body.
+//! What this module adds around the library: it checks what the library would panic on or reject
+//! without naming the culprit (a URL without a host, an invalid header name or value, an empty
+//! region or service, a header the signer sets itself), and it spells the headers to add as Go's
+//! `http.Header` does (`X-Amz-Date`), the shape Vault's login parses.
 //!
 //! The tests below check the published AWS SigV4 test-suite vectors byte for byte.
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::time::SystemTime;
 
-use ring::{digest, hmac};
-use time::{OffsetDateTime, UtcOffset};
+use aws_sigv4::http_request::{self, SignableBody, SigningSettings};
+use aws_sigv4::sign::v4;
+use reqwest::header::{HeaderName, HeaderValue};
+use time::OffsetDateTime;
 use url::Url;
 
-use super::aws::AwsCredentials;
+use mosaic_core::Sensitive;
+
+/// AWS credentials: a long-lived key pair, or temporary credentials with a session token.
+///
+/// `Debug` redacts the secret access key and the session token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsCredentials {
+    /// The access key id (`AKIA...` / `ASIA...`); not secret.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: Sensitive<String>,
+    /// The session token of temporary credentials.
+    pub session_token: Option<Sensitive<String>>,
+}
 
 /// The signing algorithm named in the string to sign and the `Authorization` header.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -40,9 +51,8 @@ pub const AUTHORIZATION: &str = "Authorization";
 /// Headers the signer adds itself; a caller that passes one gets [`SigV4Error::ReservedHeader`].
 const RESERVED_HEADERS: [&str; 3] = ["authorization", "x-amz-date", "x-amz-security-token"];
 
-/// Headers that are never signed because proxies and HTTP stacks rewrite them (AWS SDKs skip
-/// them too). They may be passed; they are left out of the signature.
-const UNSIGNED_HEADERS: [&str; 2] = ["user-agent", "x-amzn-trace-id"];
+/// The provider name `aws-credential-types` records with credentials (never sent).
+const PROVIDER_NAME: &str = "mosaic";
 
 /// Why a request could not be signed.
 #[derive(Debug, thiserror::Error)]
@@ -67,11 +77,29 @@ pub enum SigV4Error {
         /// The header name as given.
         name: String,
     },
+    /// A header value contains characters not allowed in an HTTP header value (a line break, a
+    /// control character); such a request could not be sent either.
+    #[error(
+        "cannot SigV4-sign: the value of header `{name}` is not a valid HTTP header value \
+         (line break or control character); put it on one line"
+    )]
+    InvalidHeaderValue {
+        /// The header name as given (the value is not quoted: it may be a secret).
+        name: String,
+    },
     /// The signing region or service is empty.
     #[error("cannot SigV4-sign: the signing {what} is empty; pass e.g. `us-east-1` / `sts`")]
     EmptyScope {
         /// `region` or `service`.
         what: &'static str,
+    },
+    /// `aws-sigv4` refused the request (its message and causes, never the credentials).
+    #[error("cannot SigV4-sign `{url}`: {detail}")]
+    Signer {
+        /// The URL being signed.
+        url: String,
+        /// The library's error and its sources.
+        detail: String,
     },
 }
 
@@ -84,7 +112,8 @@ pub struct SignableRequest<'a> {
     pub url: &'a Url,
     /// Headers to send and sign (name, value), in order; repeated names are allowed. A `Host`
     /// header overrides the one derived from the URL. Must not contain `Authorization`,
-    /// `X-Amz-Date` or `X-Amz-Security-Token`.
+    /// `X-Amz-Date` or `X-Amz-Security-Token`. `User-Agent`, `X-Amzn-Trace-Id` and
+    /// `Transfer-Encoding` may be passed; they are left out of the signature.
     pub headers: &'a [(&'a str, &'a str)],
     /// The body, hashed into the signature.
     pub body: &'a [u8],
@@ -103,16 +132,13 @@ pub struct SigningParams<'a> {
     pub time: OffsetDateTime,
 }
 
-/// The result of signing: the headers to add, plus the intermediate strings for diagnostics.
+/// The result of signing: the headers to add and the signature.
 ///
-/// `Debug` redacts the session token, which appears in both the headers and the canonical request.
+/// `Debug` redacts the session token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningOutput {
     headers: Vec<(&'static str, String)>,
-    canonical_request: String,
-    string_to_sign: String,
     signature: String,
-    session_token: Option<String>,
 }
 
 /// Signs `request` with SigV4 and returns the headers to add to it.
@@ -130,93 +156,75 @@ pub fn sign(
     if params.service.is_empty() {
         return Err(SigV4Error::EmptyScope { what: "service" });
     }
-    let (amz_date, date) = format_amz_date(params.time);
-    let session_token = params
-        .credentials
-        .session_token
-        .as_ref()
-        .map(|token| token.expose().clone());
-
-    // Canonical headers: lowercase name -> values in the order given.
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // aws-sigv4 panics on a URI without an authority.
+    if request.url.host_str().is_none_or(str::is_empty) {
+        return Err(SigV4Error::NoHost {
+            url: request.url.to_string(),
+        });
+    }
     for (name, value) in request.headers {
-        if !is_valid_header_name(name) {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(SigV4Error::InvalidHeaderName {
                 name: (*name).to_owned(),
             });
         }
-        let lower = name.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower.as_str()) {
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             return Err(SigV4Error::ReservedHeader {
                 name: (*name).to_owned(),
             });
         }
-        if UNSIGNED_HEADERS.contains(&lower.as_str()) {
-            continue;
+        if HeaderValue::from_str(value).is_err() {
+            return Err(SigV4Error::InvalidHeaderValue {
+                name: (*name).to_owned(),
+            });
         }
-        headers
-            .entry(lower)
-            .or_default()
-            .push(normalize_header_value(value));
     }
-    if !headers.contains_key("host") {
-        headers.insert("host".to_owned(), vec![host_header(request.url)?]);
-    }
-    headers.insert("x-amz-date".to_owned(), vec![amz_date.clone()]);
-    if let Some(token) = &session_token {
-        headers.insert("x-amz-security-token".to_owned(), vec![token.clone()]);
-    }
+    let signer_error = |e: &dyn std::error::Error| SigV4Error::Signer {
+        url: request.url.to_string(),
+        detail: error_chain(e),
+    };
 
-    let canonical_headers: String = headers
-        .iter()
-        .map(|(name, values)| format!("{name}:{}\n", values.join(",")))
-        .collect();
-    let signed_headers = headers
-        .keys()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(";");
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
+    let credentials = params.credentials;
+    let identity = aws_credential_types::Credentials::new(
+        credentials.access_key_id.clone(),
+        credentials.secret_access_key.expose().clone(),
+        credentials
+            .session_token
+            .as_ref()
+            .map(|token| token.expose().clone()),
+        None,
+        PROVIDER_NAME,
+    )
+    .into();
+    let signing_params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(params.region)
+        .name(params.service)
+        .time(SystemTime::from(params.time))
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| signer_error(&e))?
+        .into();
+    let signable = http_request::SignableRequest::new(
         request.method,
-        canonical_uri(request.url.path()),
-        canonical_query(request.url),
-        canonical_headers,
-        signed_headers,
-        sha256_hex(request.body),
-    );
+        request.url.as_str(),
+        request.headers.iter().copied(),
+        SignableBody::Bytes(request.body),
+    )
+    .map_err(|e| signer_error(&e))?;
+    let (instructions, signature) = http_request::sign(signable, &signing_params)
+        .map_err(|e| signer_error(&e))?
+        .into_parts();
 
-    let scope = format!("{date}/{}/{}/aws4_request", params.region, params.service);
-    let string_to_sign = format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    );
-    let key = signing_key(
-        params.credentials.secret_access_key.expose(),
-        &date,
-        params.region,
-        params.service,
-    );
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key.as_ref());
-    let signature = hex::encode(hmac::sign(&key, string_to_sign.as_bytes()).as_ref());
-    let authorization = format!(
-        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-        params.credentials.access_key_id
-    );
-
-    let mut out_headers = vec![(X_AMZ_DATE, amz_date)];
-    if let Some(token) = &session_token {
-        out_headers.push((X_AMZ_SECURITY_TOKEN, token.clone()));
+    // The library names them in lower case, in its own order; Vault gets them as Go spells them.
+    let (added, _query) = instructions.into_parts();
+    let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(added.len());
+    for name in [X_AMZ_DATE, X_AMZ_SECURITY_TOKEN, AUTHORIZATION] {
+        if let Some(header) = added.iter().find(|h| h.name().eq_ignore_ascii_case(name)) {
+            headers.push((name, header.value().to_owned()));
+        }
     }
-    out_headers.push((AUTHORIZATION, authorization));
-
-    Ok(SigningOutput {
-        headers: out_headers,
-        canonical_request,
-        string_to_sign,
-        signature,
-        session_token,
-    })
+    Ok(SigningOutput { headers, signature })
 }
 
 // === impl SigningOutput ===
@@ -237,16 +245,6 @@ impl SigningOutput {
             .unwrap_or_default()
     }
 
-    /// The canonical request that was hashed (contains the session token, if any).
-    pub fn canonical_request(&self) -> &str {
-        &self.canonical_request
-    }
-
-    /// The string that was HMAC-signed.
-    pub fn string_to_sign(&self) -> &str {
-        &self.string_to_sign
-    }
-
     /// The hex signature.
     pub fn signature(&self) -> &str {
         &self.signature
@@ -255,132 +253,38 @@ impl SigningOutput {
 
 impl fmt::Debug for SigningOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |s: &str| match &self.session_token {
-            Some(token) if !token.is_empty() => s.replace(token.as_str(), "<redacted>"),
-            _ => s.to_owned(),
-        };
-        let headers: Vec<(&str, String)> = self
+        let headers: Vec<(&str, &str)> = self
             .headers
             .iter()
-            .map(|(name, value)| (*name, redact(value)))
+            .map(|(name, value)| match *name {
+                X_AMZ_SECURITY_TOKEN => (*name, "<redacted>"),
+                _ => (*name, value.as_str()),
+            })
             .collect();
         f.debug_struct("SigningOutput")
             .field("headers", &headers)
-            .field("canonical_request", &redact(&self.canonical_request))
-            .field("string_to_sign", &self.string_to_sign)
             .field("signature", &self.signature)
             .finish()
     }
 }
 
-// === helpers ===
-
-/// `(YYYYMMDD'T'HHMMSS'Z', YYYYMMDD)` of `time` in UTC.
-fn format_amz_date(time: OffsetDateTime) -> (String, String) {
-    let t = time.to_offset(UtcOffset::UTC);
-    let date = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
-    let amz_date = format!("{date}T{:02}{:02}{:02}Z", t.hour(), t.minute(), t.second());
-    (amz_date, date)
-}
-
-/// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
-fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> hmac::Tag {
-    let step = |key: &[u8], data: &str| {
-        hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data.as_bytes())
-    };
-    let k_date = step(format!("AWS4{secret}").as_bytes(), date);
-    let k_region = step(k_date.as_ref(), region);
-    let k_service = step(k_region.as_ref(), service);
-    step(k_service.as_ref(), "aws4_request")
-}
-
-/// Lowercase hex SHA-256.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, data).as_ref())
-}
-
-/// The `host` header value: the host, plus the port when it is not the scheme's default.
-fn host_header(url: &Url) -> Result<String, SigV4Error> {
-    let host = url.host_str().ok_or_else(|| SigV4Error::NoHost {
-        url: url.to_string(),
-    })?;
-    Ok(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
-}
-
-/// RFC 7230 `token` characters.
-fn is_valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Trims the value and collapses every run of whitespace (including folded lines) to one space.
-fn normalize_header_value(value: &str) -> String {
-    value.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Percent-encodes every byte except the RFC 3986 unreserved set, with upper-case hex digits.
-fn uri_encode(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for b in input.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// An error and its sources, `: `-separated.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
     }
     out
-}
-
-/// The canonical URI of a (wire-encoded) path: dot and empty segments removed, each segment
-/// encoded once more.
-fn canonical_uri(path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            other => segments.push(other),
-        }
-    }
-    if segments.is_empty() {
-        return "/".to_owned();
-    }
-    let mut out = String::new();
-    for segment in &segments {
-        out.push('/');
-        out.push_str(&uri_encode(segment));
-    }
-    if path.ends_with('/') {
-        out.push('/');
-    }
-    out
-}
-
-/// The canonical query string: pairs decoded, RFC 3986-encoded, sorted by name then value.
-fn canonical_query(url: &Url) -> String {
-    let mut pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (uri_encode(&k), uri_encode(&v)))
-        .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use mosaic_core::Sensitive;
+    use time::UtcOffset;
 
     const ACCESS_KEY: &str = "AKIDEXAMPLE";
     const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -394,6 +298,11 @@ mod tests {
             secret_access_key: Sensitive::new(SECRET_KEY.to_owned()),
             session_token: token.map(|t| Sensitive::new(t.to_owned())),
         }
+    }
+
+    /// Lowercase hex SHA-256, computed with ring rather than by the library under test.
+    fn sha256_hex(data: &[u8]) -> String {
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
     }
 
     fn suite_time() -> OffsetDateTime {
@@ -438,14 +347,68 @@ mod tests {
             },
         )
         .expect("vector signs");
+        assert_signed_as(&out, v.creq, v.sts, v.authz, time, region, service, v.name);
+    }
+
+    /// aws-sigv4 keeps its canonical request and string to sign to itself, but its signature
+    /// commits to both: it is the HMAC of the string to sign, whose last line is the SHA-256 of
+    /// the canonical request. So: the published canonical request hashes into the published
+    /// string to sign, the published string to sign HMACs (under the derived key) into the
+    /// signature aws-sigv4 produced, and the Authorization header is the published one. Together
+    /// these hold only if aws-sigv4 built exactly the published canonical request and string to
+    /// sign.
+    #[allow(clippy::too_many_arguments)]
+    fn assert_signed_as(
+        out: &SigningOutput,
+        creq: &str,
+        sts: &str,
+        authz: &str,
+        time: OffsetDateTime,
+        region: &str,
+        service: &str,
+        name: &str,
+    ) {
+        let lines: Vec<&str> = sts.split('\n').collect();
+        assert_eq!(lines.len(), 4, "{name}: string to sign has 4 lines");
+        assert_eq!(lines[0], ALGORITHM, "{name}: string to sign");
         assert_eq!(
-            out.canonical_request(),
-            v.creq,
-            "{}: canonical request",
-            v.name
+            lines[3],
+            sha256_hex(creq.as_bytes()),
+            "{name}: canonical request"
         );
-        assert_eq!(out.string_to_sign(), v.sts, "{}: string to sign", v.name);
-        assert_eq!(out.authorization(), v.authz, "{}: Authorization", v.name);
+        assert_eq!(
+            out.headers().first().map(|(n, v)| (*n, v.as_str())),
+            Some((X_AMZ_DATE, lines[1])),
+            "{name}: string to sign (date)"
+        );
+        let key = v4::generate_signing_key(SECRET_KEY, SystemTime::from(time), region, service);
+        assert_eq!(
+            v4::calculate_signature(key, sts.as_bytes()),
+            out.signature(),
+            "{name}: string to sign"
+        );
+        assert_eq!(out.authorization(), authz, "{name}: Authorization");
+    }
+
+    /// Signs a GET of `url` with `headers` at the suite's time and scope.
+    fn sign_get(url: &str, headers: &[(&str, &str)]) -> SigningOutput {
+        let url = Url::parse(url).expect("URL parses");
+        let credentials = creds(None);
+        sign(
+            &SignableRequest {
+                method: "GET",
+                url: &url,
+                headers,
+                body: b"",
+            },
+            &SigningParams {
+                credentials: &credentials,
+                region: "us-east-1",
+                service: "service",
+                time: suite_time(),
+            },
+        )
+        .expect("signs")
     }
 
     #[test]
@@ -669,11 +632,34 @@ mod tests {
 
     #[test]
     fn get_header_value_multiline() {
+        // The suite's header is folded over three lines (obs-fold). A line break cannot be sent
+        // in an HTTP header, and aws-sigv4 refuses it: the signer says which header.
+        let err = sign(
+            &SignableRequest {
+                method: "GET",
+                url: &Url::parse("https://example.amazonaws.com/").expect("URL parses"),
+                headers: &[("My-Header1", "value1\n  value2\n     value3")],
+                body: b"",
+            },
+            &SigningParams {
+                credentials: &creds(None),
+                region: "us-east-1",
+                service: "service",
+                time: suite_time(),
+            },
+        )
+        .expect_err("a line break in a header value");
+        assert!(
+            matches!(&err, SigV4Error::InvalidHeaderValue { name } if name == "My-Header1"),
+            "{err:?}"
+        );
+        // Unfolded, as an HTTP/1.1 recipient does (each fold becomes one space; sequential spaces
+        // collapse in the canonical form), it signs to the published vector.
         check(&Vector {
             name: "get-header-value-multiline",
             method: "GET",
             url: "https://example.amazonaws.com/",
-            headers: &[("My-Header1", "value1\n  value2\n     value3")],
+            headers: &[("My-Header1", "value1   value2      value3")],
             body: "",
             token: None,
             creq: "GET\n/\n\nhost:example.amazonaws.com\nmy-header1:value1 value2 value3\nx-amz-date:20150830T123600Z\n\nhost;my-header1;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
@@ -802,7 +788,12 @@ mod tests {
     #[test]
     fn iam_list_users_documentation_example() {
         // The documented derived signing key.
-        let key = signing_key(SECRET_KEY, "20150830", "us-east-1", "iam");
+        let key = v4::generate_signing_key(
+            SECRET_KEY,
+            SystemTime::from(suite_time()),
+            "us-east-1",
+            "iam",
+        );
         assert_eq!(
             hex::encode(key.as_ref()),
             "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
@@ -829,25 +820,25 @@ mod tests {
             },
         )
         .expect("signs");
+        let creq = "GET\n/\nAction=ListUsers&Version=2010-05-08\ncontent-type:application/x-www-form-urlencoded; charset=utf-8\nhost:iam.amazonaws.com\nx-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert_eq!(
-            out.canonical_request(),
-            "GET\n/\nAction=ListUsers&Version=2010-05-08\ncontent-type:application/x-www-form-urlencoded; charset=utf-8\nhost:iam.amazonaws.com\nx-amz-date:20150830T123600Z\n\ncontent-type;host;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            sha256_hex(out.canonical_request().as_bytes()),
+            sha256_hex(creq.as_bytes()),
             "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
         );
-        assert_eq!(
-            out.string_to_sign(),
-            "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/iam/aws4_request\nf536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
-        );
+        let sts = "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/iam/aws4_request\nf536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59";
         assert_eq!(
             out.signature(),
             "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
         );
-        assert_eq!(
-            out.authorization(),
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+        assert_signed_as(
+            &out,
+            creq,
+            sts,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7",
+            suite_time(),
+            "us-east-1",
+            "iam",
+            "iam-list-users",
         );
     }
 
@@ -881,33 +872,44 @@ mod tests {
             "{}",
             out.authorization()
         );
-        assert!(
-            out.canonical_request()
-                .contains("x-vault-aws-iam-server-id:vault.example.com\n")
-        );
-    }
-
-    #[test]
-    fn non_default_port_is_part_of_host_and_user_agent_is_unsigned() {
-        let url = Url::parse("http://127.0.0.1:8080/x").expect("URL parses");
-        let credentials = creds(None);
-        let out = sign(
+        // The server id's value is signed: another value, another signature.
+        let other = sign(
             &SignableRequest {
-                method: "GET",
+                method: "POST",
                 url: &url,
-                headers: &[("User-Agent", "mosaic/1")],
-                body: b"",
+                headers: &[("X-Vault-AWS-IAM-Server-ID", "other.example.com")],
+                body: b"Action=GetCallerIdentity&Version=2011-06-15",
             },
             &SigningParams {
                 credentials: &credentials,
                 region: "us-east-1",
-                service: "service",
+                service: "sts",
                 time: suite_time(),
             },
         )
         .expect("signs");
-        assert!(out.canonical_request().contains("\nhost:127.0.0.1:8080\n"));
-        assert!(!out.canonical_request().contains("user-agent"));
+        assert_ne!(other.signature(), out.signature());
+    }
+
+    #[test]
+    fn non_default_port_is_part_of_host_and_user_agent_is_unsigned() {
+        let out = sign_get("http://127.0.0.1:8080/x", &[("User-Agent", "mosaic/1")]);
+        assert!(
+            out.authorization()
+                .contains("SignedHeaders=host;x-amz-date,"),
+            "{}",
+            out.authorization()
+        );
+        // Signed as if `host:127.0.0.1:8080` were given and no User-Agent.
+        let explicit = sign_get("http://127.0.0.1:8080/x", &[("Host", "127.0.0.1:8080")]);
+        assert_eq!(out.signature(), explicit.signature());
+        let without_port = sign_get("http://127.0.0.1:8080/x", &[("Host", "127.0.0.1")]);
+        assert_ne!(out.signature(), without_port.signature());
+        // The scheme's default port is not part of it.
+        assert_eq!(
+            sign_get("https://example.amazonaws.com:443/", &[]).signature(),
+            sign_get("https://example.amazonaws.com/", &[]).signature()
+        );
     }
 
     #[test]
@@ -926,8 +928,10 @@ mod tests {
             ("X-Amz-Security-Token", "is set by the signer"),
             ("Bad Header", "not a valid HTTP header name"),
             ("", "not a valid HTTP header name"),
+            ("X-Control", "not a valid HTTP header value"),
         ] {
-            let headers = [(name, "v")];
+            let value = if name == "X-Control" { "a\u{7}b" } else { "v" };
+            let headers = [(name, value)];
             let err = sign(
                 &SignableRequest {
                     method: "GET",
@@ -994,20 +998,62 @@ mod tests {
     }
 
     #[test]
-    fn canonical_helpers() {
+    fn canonicalization_through_the_signer() {
+        // What the old hand-written helpers produced, checked as "signs the same as" through
+        // aws-sigv4, whose canonical forms are not public.
         assert_eq!(sha256_hex(b""), EMPTY_SHA256);
-        assert_eq!(uri_encode("a b/c~*"), "a%20b%2Fc~%2A");
-        assert_eq!(canonical_uri(""), "/");
-        assert_eq!(canonical_uri("/a/./b/../c/"), "/a/c/");
-        assert_eq!(canonical_uri("/%2A"), "/%252A");
-        let url = Url::parse("https://h/?b=2&a=1&a=0&k&s=a+b").expect("URL parses");
-        assert_eq!(canonical_query(&url), "a=0&a=1&b=2&k=&s=a%20b");
-        assert_eq!(normalize_header_value("  a \t b  "), "a b");
-        let (amz, date) =
-            format_amz_date(suite_time().to_offset(UtcOffset::from_hms(2, 0, 0).expect("offset")));
+        let same = |a: &str, b: &str| {
+            assert_eq!(
+                sign_get(a, &[]).signature(),
+                sign_get(b, &[]).signature(),
+                "{a} vs {b}"
+            );
+        };
+        // Query values are RFC 3986-encoded (only A-Za-z0-9-_.~ literal, upper-case hex).
+        same("https://h/?k=a b/c~*", "https://h/?k=a%20b%2Fc~%2A");
+        // An empty path is `/`; dot segments are removed.
+        same("https://h", "https://h/");
+        same("https://h/a/./b/../c/", "https://h/a/c/");
+        // Parameters sorted by name then value, `+` is a space, a bare key has an empty value.
+        same(
+            "https://h/?b=2&a=1&a=0&k&s=a+b",
+            "https://h/?a=0&a=1&b=2&k=&s=a%20b",
+        );
+        // A path's `%` is encoded once more.
+        assert_ne!(
+            sign_get("https://h/%2A", &[]).signature(),
+            sign_get("https://h/*", &[]).signature()
+        );
+        // Header values are trimmed and inner runs of spaces collapse to one.
         assert_eq!(
-            (amz.as_str(), date.as_str()),
-            ("20150830T123600Z", "20150830")
+            sign_get("https://h/", &[("X-A", "  a   b  ")]).signature(),
+            sign_get("https://h/", &[("X-A", "a b")]).signature()
+        );
+        // The time is taken in UTC whatever its offset.
+        let url = Url::parse("https://h/").expect("URL parses");
+        let credentials = creds(None);
+        let out = sign(
+            &SignableRequest {
+                method: "GET",
+                url: &url,
+                headers: &[],
+                body: b"",
+            },
+            &SigningParams {
+                credentials: &credentials,
+                region: "us-east-1",
+                service: "service",
+                time: suite_time().to_offset(UtcOffset::from_hms(2, 0, 0).expect("offset")),
+            },
+        )
+        .expect("signs");
+        assert_eq!(
+            out.headers()[0],
+            (X_AMZ_DATE, "20150830T123600Z".to_owned())
+        );
+        assert!(
+            out.authorization()
+                .contains("Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request,")
         );
     }
 }
