@@ -126,6 +126,13 @@ impl KeyPurpose {
     }
 }
 
+/// The mesh a dataplane signing-key record belongs to (`mesh/<mesh>/tokens/signing-key/dataplane`).
+pub fn dataplane_key_mesh(record: &str) -> Option<&str> {
+    let rest = record.strip_prefix("mesh/")?;
+    let (mesh, suffix) = rest.split_once('/')?;
+    (suffix == DATAPLANE_KEY_RECORD_SUFFIX).then_some(mesh)
+}
+
 // === impl TokenIssueError ===
 
 impl TokenIssueError {
@@ -387,6 +394,16 @@ mod tests {
             TokenIssueError::Store(StoreError::Unavailable("x".into())).status(),
             503
         );
+    }
+
+    #[test]
+    fn dataplane_key_records() {
+        assert_eq!(
+            dataplane_key_mesh("mesh/default/tokens/signing-key/dataplane"),
+            Some("default")
+        );
+        assert_eq!(dataplane_key_mesh("tokens/signing-key/zone"), None);
+        assert_eq!(dataplane_key_mesh("mesh/default/other"), None);
     }
 
     #[test]

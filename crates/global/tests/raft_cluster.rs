@@ -13,10 +13,9 @@ use std::{
 use mosaic_core::resource::{ResourceType, parse_document};
 use mosaic_global::{
     raft::{
-        ChangeOp, RaftNode, RaftSettings, RaftStore, RaftTls, RaftTransport,
-        group_commit::MAX_GROUP_COMMANDS,
+        RaftNode, RaftSettings, RaftStore, RaftTls, RaftTransport, group_commit::MAX_GROUP_COMMANDS,
     },
-    store::{Command, CommandResult, Refusal, ResourceKey, ResourceStore},
+    store::{ChangeOp, Command, CommandResult, Refusal, ResourceKey, ResourceStore},
 };
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -217,7 +216,7 @@ async fn single_node_writes_reads_and_restarts() {
     let change = feed.recv().await.unwrap();
     assert_eq!(change.key, ResourceKey::mesh("default"));
     assert_eq!(change.op, ChangeOp::Put);
-    assert_eq!(change.index, version);
+    assert_eq!(change.version, version);
 
     let r = store
         .write(Command::PutInternal {

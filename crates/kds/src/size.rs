@@ -1,6 +1,6 @@
 //! Messages over the KDS size limit (16 MiB). Chunking keeps normal responses far below it; what
 //! is left is one resource too large or a hostile peer. The receiver learns the size from tonic's
-//! decode error ([`received_too_large`]); the sender checks the encoded size itself before
+//! decode error ([`received_too_large`], logged by [`refused_incoming`]); the sender checks the encoded size itself before
 //! sending ([`check_outgoing`]). Each side ends the stream with its own error naming the message
 //! and its size (never with OK, which would leave the peer unable to tell it was refused).
 
@@ -32,6 +32,27 @@ pub fn received_too_large(status: &Status) -> Option<TooLarge> {
     }
     let (size, limit) = oversized_message(status.message())?;
     Some(TooLarge { size, limit })
+}
+
+/// When `status` is tonic refusing an incoming `message` (e.g. `DiscoveryResponse`) on `stream`
+/// for its size: logs it, naming the `peer` that sent it (`zone` or `global`), and says how large
+/// it was. Each side turns the answer into its own error.
+pub fn refused_incoming(
+    peer: &str,
+    stream: &str,
+    message: &str,
+    status: &Status,
+) -> Option<TooLarge> {
+    let too_large = received_too_large(status)?;
+    let TooLarge { size, limit } = too_large;
+    tracing::warn!(
+        stream,
+        message,
+        size,
+        limit,
+        "refused a {message} of {size} bytes from the {peer} on {stream}: over the KDS limit of {limit} bytes"
+    );
+    Some(too_large)
 }
 
 /// Checks an outgoing `message` (e.g. `DiscoveryResponse`) of KDS type `rtype` on `stream`
@@ -90,6 +111,22 @@ mod tests {
             })
         );
         assert_eq!(received_too_large(&Status::internal("x")), None);
+        assert_eq!(
+            refused_incoming("zone", "ZoneToGlobal", "DiscoveryResponse", &status),
+            Some(TooLarge {
+                size: 20,
+                limit: 10
+            })
+        );
+        assert_eq!(
+            refused_incoming(
+                "zone",
+                "ZoneToGlobal",
+                "DiscoveryResponse",
+                &Status::cancelled("x")
+            ),
+            None
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use mosaic_core::resource::{
 };
 use time::OffsetDateTime;
 
-use crate::{kds::ZONE_VERSION, store::ZoneStore};
+use crate::{ZONE_VERSION, store::ZoneStore};
 
 /// How many KDS sessions the insight keeps (newest last).
 pub const MAX_SUBSCRIPTIONS: usize = 5;

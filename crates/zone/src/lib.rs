@@ -20,3 +20,7 @@ pub mod kds;
 pub mod sds;
 pub mod server;
 pub mod store;
+
+/// The zone's software version: sent as `mosaic-zone-version` on every KDS stream and recorded in
+/// the zone's ZoneInsight (here, below both, so neither imports the other for it).
+pub const ZONE_VERSION: &str = env!("CARGO_PKG_VERSION");

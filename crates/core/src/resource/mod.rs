@@ -5,10 +5,12 @@
 //! - [`secret`]: Secret and GlobalSecret data.
 //! - [`zone`]: Zone and ZoneInsight (KDS sessions, CA health).
 //! - [`dataplane`]: Dataplane (Kuma's shape) and DataplaneInsight.
+//! - [`change`]: `Change<K>`/`ChangeOp`, what a store's change feed publishes (both stores).
 //! - [`key`]: `StoreKey`, a stored record's kind, mesh and name and its byte form (both stores).
 //! - [`limits`]: how many items each list-valued field may hold (backends per Mesh, inbounds, tags, ...).
 //! - [`parse`]: Universal and Kubernetes YAML/JSON documents to [`Resource`]s and back.
 
+pub mod change;
 pub mod dataplane;
 pub mod key;
 pub mod limits;

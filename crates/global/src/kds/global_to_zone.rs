@@ -32,12 +32,12 @@ use super::{
     insight, metrics,
     registry::{Count, Direction, SessionRecord},
     size,
-    state::{self, Items, dataplane_key_mesh},
+    state::{self, Items},
     stopped,
 };
 use crate::{
-    raft::{Change, InternalChange},
-    store::{ResourceStore, StoreError},
+    store::{Change, InternalChange, ResourceStore, StoreError},
+    tokens::dataplane_key_mesh,
 };
 use mosaic_kds::KdsType;
 use mosaic_kds::chunk::{Outgoing, chunk};
@@ -122,7 +122,7 @@ impl Batch {
     }
 
     fn change(&mut self, c: &Change, zone: &str) {
-        self.max_index = self.max_index.max(c.index);
+        self.max_index = self.max_index.max(c.version);
         let rt = c.key.kind;
         if (rt == ResourceType::Zone && c.key.name == zone)
             || (rt == ResourceType::GlobalSecret && c.key.name == ZONE_TOKEN_REVOCATIONS)
@@ -141,7 +141,7 @@ impl Batch {
     }
 
     fn internal(&mut self, c: &InternalChange) {
-        self.max_index = self.max_index.max(c.index);
+        self.max_index = self.max_index.max(c.version);
         if let Some(mesh) = dataplane_key_mesh(&c.key) {
             let t = KdsType::DataplaneTokenKey;
             self.add(t, t.item_key("", mesh), c.applied_at);
@@ -339,7 +339,8 @@ impl GlobalToZone {
         known: &BTreeMap<ItemKey, u64>,
         full: bool,
     ) -> Result<(), End> {
-        let items: Items = state::items(&self.shared.store, t).map_err(store_failure)?;
+        let items: Items = state::items(self.shared.store.as_ref(), &self.shared.tokens, t)
+            .map_err(store_failure)?;
         if let KdsType::Resource(_) = t {
             let max = items.values().map(|r| r.version).max().unwrap_or_default();
             self.last_index = self.last_index.max(max);
@@ -487,7 +488,8 @@ impl GlobalToZone {
         let mut resources = Vec::new();
         let mut removed = Vec::new();
         for key in keys {
-            let current = state::item(&self.shared.store, t, &key).map_err(store_failure)?;
+            let current = state::item(self.shared.store.as_ref(), &self.shared.tokens, t, &key)
+                .map_err(store_failure)?;
             let Some(view) = self.view.get_mut(&t) else {
                 return Ok(());
             };

@@ -34,7 +34,7 @@ use mosaic_runtime::tls::ServerIdentity;
 use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-use crate::{raft::RaftStore, store::ResourceStore, tokens::Tokens};
+use crate::{store::ResourceStore, tokens::Tokens};
 
 pub use service::KdsService;
 
@@ -83,7 +83,7 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// What every session of a replica shares.
 pub struct Shared {
-    store: Arc<RaftStore>,
+    store: Arc<dyn ResourceStore>,
     tokens: Tokens,
     registry: registry::Registry,
     settings: KdsSettings,
@@ -101,14 +101,13 @@ pub struct KdsServer {
 // === impl KdsServer ===
 
 impl KdsServer {
-    /// A server over `store` (this replica's raft store).
-    pub fn new(store: Arc<RaftStore>, settings: KdsSettings) -> Self {
+    /// A server over `store` (this replica's store: its state, change feeds and node id).
+    pub fn new(store: Arc<dyn ResourceStore>, settings: KdsSettings) -> Self {
         let (stop, shutdown) = watch::channel(false);
-        let dyn_store: Arc<dyn ResourceStore> = store.clone();
         let instance = store.node_id().to_string();
         Self {
             shared: Arc::new(Shared {
-                tokens: Tokens::new(dyn_store),
+                tokens: Tokens::new(store.clone()),
                 store,
                 registry: registry::Registry::default(),
                 settings,

@@ -1,6 +1,6 @@
 //! Messages over the KDS size limit ([`KdsSettings::max_message_bytes`](super::KdsSettings),
 //! 16 MiB), as the global ends a stream for them: RESOURCE_EXHAUSTED naming the message and its
-//! size, and a log line saying the same (the checks themselves are [`mosaic_kds::size`]'s).
+//! size (the checks and their log lines are [`mosaic_kds::size`]'s).
 
 use mosaic_kds::size::{self, TooLarge};
 use tonic::Status;
@@ -8,14 +8,7 @@ use tonic::Status;
 /// When `status` is tonic refusing an incoming `message` (e.g. `DiscoveryResponse`) on `stream`
 /// for its size: logs it and returns the RESOURCE_EXHAUSTED status to end the stream with.
 pub fn received_too_large(stream: &str, message: &str, status: &Status) -> Option<Status> {
-    let TooLarge { size, limit } = size::received_too_large(status)?;
-    tracing::warn!(
-        stream,
-        message,
-        size,
-        limit,
-        "refused a {message} of {size} bytes from the zone on {stream}: over the KDS limit of {limit} bytes"
-    );
+    let TooLarge { size, limit } = size::refused_incoming("zone", stream, message, status)?;
     Some(Status::resource_exhausted(format!(
         "the global refused a {stream} {message} of {size} bytes: over the KDS message limit of {limit} bytes; send smaller messages (chunked responses stay below 1 MiB)"
     )))

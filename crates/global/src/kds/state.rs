@@ -1,23 +1,19 @@
 //! What the global currently holds of a KDS type, read from this replica's applied state, in
 //! wire form: every item of a type ([`items`]) or one item ([`item`]).
 //!
-//! Versions: a store resource's version is its raft index. A DataplaneTokenKey (derived from the
-//! mesh's signing-key record, which has no version) is versioned by a hash of its content, so
-//! every replica gives it the same version and a zone resuming on another replica gets only the
-//! difference.
+//! Versions: a store resource's version is its raft index. A DataplaneTokenKey (the public keys
+//! [`Tokens::public_keys`] gives for the mesh's signing-key record, which has no version) is
+//! versioned by a hash of its content, so every replica gives it the same version and a zone
+//! resuming on another replica gets only the difference.
 
 use std::collections::BTreeMap;
 
-use mosaic_core::{
-    resource::{Resource, ResourceType},
-    token::{PublicKey, SigningKey},
-};
+use mosaic_core::resource::{Resource, ResourceType};
 use mosaic_proto::kds;
 
 use crate::{
-    raft::RaftStore,
     store::{ResourceKey, ResourceStore, StoreError},
-    tokens::KeyPurpose,
+    tokens::{KeyPurpose, TokenIssueError, Tokens},
 };
 use mosaic_kds::{
     KdsType,
@@ -42,28 +38,23 @@ pub fn wire_resource(r: &Resource) -> Result<kds::Resource, StoreError> {
     })
 }
 
-/// The mesh a dataplane signing-key record belongs to (`mesh/<mesh>/tokens/signing-key/dataplane`).
-pub fn dataplane_key_mesh(record: &str) -> Option<&str> {
-    let rest = record.strip_prefix("mesh/")?;
-    let (mesh, suffix) = rest.split_once('/')?;
-    (suffix == crate::tokens::DATAPLANE_KEY_RECORD_SUFFIX).then_some(mesh)
-}
-
 /// The DataplaneTokenKey item of `mesh`, if the mesh has a dataplane signing key. Read from the
 /// record itself (not a cache), so a re-created Mesh's new key is what zones get.
-fn token_key(store: &RaftStore, mesh: &str) -> Result<Option<kds::Resource>, StoreError> {
+fn token_key(tokens: &Tokens, mesh: &str) -> Result<Option<kds::Resource>, StoreError> {
     let purpose = KeyPurpose::Dataplane {
         mesh: mesh.to_string(),
-    };
-    let Some(pkcs8) = store.internal(&purpose.record())? else {
-        return Ok(None);
     };
     let corrupt = |reason: String| StoreError::Corrupt {
         key: purpose.record(),
         reason,
     };
-    let key = SigningKey::from_pkcs8(&pkcs8).map_err(|e| corrupt(e.to_string()))?;
-    let keys: Vec<PublicKey> = vec![key.public_key().clone()];
+    let keys = tokens.public_keys(&purpose).map_err(|e| match e {
+        TokenIssueError::Store(e) => e,
+        other => corrupt(other.to_string()),
+    })?;
+    if keys.is_empty() {
+        return Ok(None);
+    }
     let json = serde_json::to_vec(&keys).map_err(|e| corrupt(e.to_string()))?;
     let digest = ring::digest::digest(&ring::digest::SHA256, &json);
     let mut first = [0u8; 8];
@@ -80,8 +71,8 @@ fn token_key(store: &RaftStore, mesh: &str) -> Result<Option<kds::Resource>, Sto
     }))
 }
 
-/// Every item of `t` this replica holds.
-pub fn items(store: &RaftStore, t: KdsType) -> Result<Items, StoreError> {
+/// Every item of `t` this replica holds (DataplaneTokenKeys from `tokens`).
+pub fn items(store: &dyn ResourceStore, tokens: &Tokens, t: KdsType) -> Result<Items, StoreError> {
     let mut out = Items::new();
     match t {
         KdsType::Resource(rt) => {
@@ -92,7 +83,7 @@ pub fn items(store: &RaftStore, t: KdsType) -> Result<Items, StoreError> {
         }
         KdsType::DataplaneTokenKey => {
             for m in store.list(ResourceType::Mesh, None)? {
-                if let Some(item) = token_key(store, &m.meta.name)? {
+                if let Some(item) = token_key(tokens, &m.meta.name)? {
                     out.insert(t.item_key("", &m.meta.name), item);
                 }
             }
@@ -101,9 +92,10 @@ pub fn items(store: &RaftStore, t: KdsType) -> Result<Items, StoreError> {
     Ok(out)
 }
 
-/// One item of `t`, if this replica holds it.
+/// One item of `t`, if this replica holds it (a DataplaneTokenKey from `tokens`).
 pub fn item(
-    store: &RaftStore,
+    store: &dyn ResourceStore,
+    tokens: &Tokens,
     t: KdsType,
     key: &ItemKey,
 ) -> Result<Option<kds::Resource>, StoreError> {
@@ -119,22 +111,7 @@ pub fn item(
             if store.get(&ResourceKey::mesh(&key.name))?.is_none() {
                 return Ok(None);
             }
-            token_key(store, &key.name)
+            token_key(tokens, &key.name)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dataplane_key_records() {
-        assert_eq!(
-            dataplane_key_mesh("mesh/default/tokens/signing-key/dataplane"),
-            Some("default")
-        );
-        assert_eq!(dataplane_key_mesh("tokens/signing-key/zone"), None);
-        assert_eq!(dataplane_key_mesh("mesh/default/other"), None);
     }
 }

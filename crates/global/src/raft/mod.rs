@@ -38,7 +38,6 @@ use crate::store::{Command, CommandResult};
 
 pub use node::{RaftMetrics, RaftNode, RaftSettings, StorageStats};
 pub use snapshot::SnapshotFile;
-pub use state_machine::{Change, ChangeOp, InternalChange};
 pub use store_impl::RaftStore;
 pub use tls::{RaftTls, RaftTlsError, RaftTransport};
 

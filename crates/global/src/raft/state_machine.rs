@@ -35,7 +35,10 @@ use super::{
     TypeConfig,
     snapshot::{SnapMeta, SnapshotContents, SnapshotDir, SnapshotFile},
 };
-use crate::store::{CommandResult, Mutation, ResourceKey, StateView, StoreError, plan};
+use crate::store::{
+    Change, ChangeOp, CommandResult, InternalChange, Mutation, ResourceKey, StateView, StoreError,
+    plan,
+};
 
 const LAST_APPLIED: &[u8] = b"last_applied";
 const LAST_MEMBERSHIP: &[u8] = b"last_membership";
@@ -44,43 +47,6 @@ const FEED_CAPACITY: usize = 4096;
 
 type Membership = StoredMembership<u64, openraft::BasicNode>;
 type StorageResult<T> = Result<T, StorageError<u64>>;
-
-/// What happened to a resource.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeOp {
-    /// Created or replaced.
-    Put,
-    /// Deleted.
-    Delete,
-}
-
-/// One applied change to a resource, in log order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
-    /// The raft index that made the change (a snapshot's last index for changes a snapshot
-    /// install made).
-    pub index: u64,
-    /// The resource.
-    pub key: ResourceKey,
-    /// Put or delete.
-    pub op: ChangeOp,
-    /// When this replica applied it (for propagation measurements: commit → zone ACK).
-    pub applied_at: Instant,
-}
-
-/// One applied change to an internal record (signing keys, ...), in log order. Carries only the
-/// record's key, never its value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InternalChange {
-    /// The raft index that made the change.
-    pub index: u64,
-    /// The record's key.
-    pub key: String,
-    /// Put or delete.
-    pub op: ChangeOp,
-    /// When this replica applied it.
-    pub applied_at: Instant,
-}
 
 /// The sled trees holding applied state (cheap to clone).
 #[derive(Clone, Debug)]
@@ -293,7 +259,7 @@ impl SmTrees {
                 && let Some(key) = ResourceKey::from_bytes(k)
             {
                 changes.push(Change {
-                    index,
+                    version: index,
                     key,
                     op: ChangeOp::Delete,
                     applied_at,
@@ -305,7 +271,7 @@ impl SmTrees {
                 && let Some(key) = ResourceKey::from_bytes(k)
             {
                 changes.push(Change {
-                    index,
+                    version: index,
                     key,
                     op: ChangeOp::Put,
                     applied_at,
@@ -319,7 +285,7 @@ impl SmTrees {
             .collect();
         let mut internal = Vec::new();
         let internal_change = |k: &[u8], op| InternalChange {
-            index,
+            version: index,
             key: String::from_utf8_lossy(k).into_owned(),
             op,
             applied_at,
@@ -560,7 +526,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             serde_json::to_vec(&r.to_universal()).map_err(|e| sm_write(&e))?;
                         ops.push(Op::Put(key.to_bytes(), bytes));
                         changes.push(Change {
-                            index: log_id.index,
+                            version: log_id.index,
                             key,
                             op: ChangeOp::Put,
                             applied_at,
@@ -569,7 +535,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Mutation::Delete(key) => {
                         ops.push(Op::Delete(key.to_bytes()));
                         changes.push(Change {
-                            index: log_id.index,
+                            version: log_id.index,
                             key,
                             op: ChangeOp::Delete,
                             applied_at,
@@ -577,7 +543,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     Mutation::PutInternal(k, v) => {
                         internal.push(InternalChange {
-                            index: log_id.index,
+                            version: log_id.index,
                             key: k.clone(),
                             op: ChangeOp::Put,
                             applied_at,
@@ -586,7 +552,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     Mutation::DeleteInternal(k) => {
                         internal.push(InternalChange {
-                            index: log_id.index,
+                            version: log_id.index,
                             key: k.clone(),
                             op: ChangeOp::Delete,
                             applied_at,

@@ -27,10 +27,13 @@ use super::{
     Raft,
     group_commit::GroupCommit,
     network::{client, never_sent},
-    state_machine::{Change, InternalChange, SmShared},
+    state_machine::SmShared,
     tls::RaftTransport,
 };
-use crate::store::{Command, CommandResult, ResourceKey, ResourceStore, StateView, StoreError};
+use crate::store::{
+    Change, Command, CommandResult, InternalChange, ResourceKey, ResourceStore, StateView,
+    StoreError,
+};
 
 /// How long a write or read barrier keeps retrying while no leader is reachable.
 const RETRY_FOR: Duration = Duration::from_secs(15);
@@ -80,23 +83,6 @@ impl RaftStore {
             transport,
             channels: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Every resource change applied on this replica from now on, in log order. A receiver that
-    /// falls more than a few thousand changes behind gets `Lagged` and must re-read the state.
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.shared.subscribe()
-    }
-
-    /// Every internal-record change (keys only) applied on this replica from now on, in log
-    /// order; `Lagged` as for [`RaftStore::subscribe`].
-    pub fn subscribe_internal(&self) -> broadcast::Receiver<InternalChange> {
-        self.shared.subscribe_internal()
-    }
-
-    /// This replica's raft node id.
-    pub fn node_id(&self) -> u64 {
-        self.node_id
     }
 
     fn peer(&self, leader: u64, addr: &str) -> Result<RaftServiceClient<Channel>, StoreError> {
@@ -289,5 +275,17 @@ impl ResourceStore for RaftStore {
 
     fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.trees()?.internal(key)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.shared.subscribe()
+    }
+
+    fn subscribe_internal(&self) -> broadcast::Receiver<InternalChange> {
+        self.shared.subscribe_internal()
+    }
+
+    fn node_id(&self) -> u64 {
+        self.node_id
     }
 }

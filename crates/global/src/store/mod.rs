@@ -1,6 +1,6 @@
 //! The resource store: what a write is (a [`Command`] carried through raft), how it changes state
 //! ([`apply::plan`], deterministic on every replica), and the [`ResourceStore`] trait the HTTP API
-//! and KDS use.
+//! and KDS use, with the change feed ([`Change`], [`InternalChange`]) KDS sessions follow.
 //!
 //! Module map:
 //! - [`keys`]: `ResourceKey` and its byte encoding (`Mesh/-/default`, `Secret/default/token-1`).
@@ -14,11 +14,22 @@ pub mod keys;
 pub mod secrets;
 
 use mosaic_core::resource::{Resource, ResourceType};
+use tokio::sync::broadcast;
 
 pub use apply::{Mutation, StateView, plan};
 pub use command::{Command, CommandResult, Refusal, mesh_internal_prefix};
 pub use keys::ResourceKey;
 pub use secrets::StoreSecrets;
+
+pub use mosaic_core::resource::change::ChangeOp;
+
+/// One applied change to a resource, in log order (`version`: the raft index that made it, a
+/// snapshot's last index for changes a snapshot install made).
+pub type Change = mosaic_core::resource::change::Change<ResourceKey>;
+
+/// One applied change to an internal record (signing keys, ...), in log order. Carries only the
+/// record's key, never its value.
+pub type InternalChange = mosaic_core::resource::change::Change<String>;
 
 /// A store failure (not a refusal: refusals are [`CommandResult::Refused`]).
 #[derive(Clone, Debug, thiserror::Error)]
@@ -59,4 +70,15 @@ pub trait ResourceStore: Send + Sync {
 
     /// An internal record (signing keys, ...).
     fn internal(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Every resource change applied on this replica from now on, in log order. A receiver that
+    /// falls more than a few thousand changes behind gets `Lagged` and must re-read the state.
+    fn subscribe(&self) -> broadcast::Receiver<Change>;
+
+    /// Every internal-record change (keys only) applied on this replica from now on, in log
+    /// order; `Lagged` as for [`ResourceStore::subscribe`].
+    fn subscribe_internal(&self) -> broadcast::Receiver<InternalChange>;
+
+    /// This replica's id (the raft node id), as KDS names it in ZoneInsight subscriptions.
+    fn node_id(&self) -> u64;
 }

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use mosaic_core::{Sensitive, token::MAX_TOKEN_BYTES};
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
-/// The zone's software version (`mosaic-zone-version`).
-pub const ZONE_VERSION: &str = env!("CARGO_PKG_VERSION");
+use crate::ZONE_VERSION;
 
 /// Why the token file cannot be used. Never contains the token.
 #[derive(Debug, thiserror::Error)]

@@ -94,21 +94,14 @@ pub enum SessionError {
 impl SessionError {
     /// Maps a gRPC status from opening a stream: a refused token or zone is [`SessionError::Refused`].
     pub fn from_status(zone: &str, stream: &'static str, status: &tonic::Status) -> Self {
+        let message = if stream == "GlobalToZone" {
+            "DiscoveryResponse"
+        } else {
+            "DiscoveryRequest"
+        };
         if let Some(mosaic_kds::size::TooLarge { size, limit }) =
-            mosaic_kds::size::received_too_large(status)
+            mosaic_kds::size::refused_incoming("global", stream, message, status)
         {
-            let message = if stream == "GlobalToZone" {
-                "DiscoveryResponse"
-            } else {
-                "DiscoveryRequest"
-            };
-            tracing::warn!(
-                stream,
-                message,
-                size,
-                limit,
-                "refused a {message} of {size} bytes from the global on {stream}: over the KDS limit of {limit} bytes"
-            );
             return SessionError::TooLargeReceived {
                 stream,
                 message,

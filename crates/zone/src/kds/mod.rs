@@ -25,7 +25,6 @@ pub mod session;
 pub mod status;
 pub mod zone_to_global;
 
-pub use auth::ZONE_VERSION;
 pub use client::{KdsClient, KdsClientConfig, KdsOptions};
 pub use endpoint::{EndpointError, GlobalEndpoint};
 pub use error::SessionError;

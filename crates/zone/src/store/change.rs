@@ -1,24 +1,11 @@
 //! The zone store's change feed: one [`Change`] per record written or removed, published after
-//! the transaction that made it committed.
+//! the transaction that made it committed. The type is the one both stores publish
+//! ([`mosaic_core::resource::change`]), keyed here by [`StoreKey`].
+
+pub use mosaic_core::resource::change::ChangeOp;
 
 use super::StoreKey;
 
-/// What happened to a record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeOp {
-    /// Created or replaced.
-    Put,
-    /// Deleted.
-    Delete,
-}
-
-/// One committed change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
-    /// The record.
-    pub key: StoreKey,
-    /// Put or delete.
-    pub op: ChangeOp,
-    /// The record's version after a put (the removed version after a delete).
-    pub version: u64,
-}
+/// One committed change (`version`: the record's version after a put, the removed version
+/// after a delete).
+pub type Change = mosaic_core::resource::change::Change<StoreKey>;

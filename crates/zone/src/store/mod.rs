@@ -28,6 +28,7 @@ use std::{
     os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     sync::{Mutex, PoisonError},
+    time::Instant,
 };
 
 use mosaic_core::resource::{Owner, Resource, ResourceType};
@@ -204,6 +205,7 @@ impl ZoneStore {
             .iter()
             .map(|i| (i.key.to_bytes(), i.to_bytes()))
             .collect();
+        let applied_at = Instant::now();
         let result: Result<Vec<Change>, TransactionError<()>> = self.records.transaction(|tx| {
             let mut changes = Vec::new();
             for ((k, v), item) in encoded.iter().zip(&batch.upserts) {
@@ -215,6 +217,7 @@ impl ZoneStore {
                     key: item.key.clone(),
                     op: ChangeOp::Put,
                     version: item.version,
+                    applied_at,
                 });
             }
             for key in &batch.removes {
@@ -226,6 +229,7 @@ impl ZoneStore {
                         key: key.clone(),
                         op: ChangeOp::Delete,
                         version,
+                        applied_at,
                     });
                 }
             }
@@ -293,6 +297,7 @@ impl ZoneStore {
             key,
             op: ChangeOp::Put,
             version: item.version,
+            applied_at: Instant::now(),
         }]);
         Ok(LocalWrite {
             created: existing.is_none(),
@@ -313,6 +318,7 @@ impl ZoneStore {
             }
         }
         let _guard = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+        let applied_at = Instant::now();
         let result: Result<Vec<Change>, TransactionError<()>> = self.records.transaction(|tx| {
             let mut changes = Vec::new();
             for key in keys {
@@ -324,6 +330,7 @@ impl ZoneStore {
                         key: key.clone(),
                         op: ChangeOp::Delete,
                         version,
+                        applied_at,
                     });
                 }
             }
