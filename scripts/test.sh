@@ -22,6 +22,8 @@ echo "test.sh: MOSAIC_KUBERNETES_VALIDATE=$MOSAIC_KUBERNETES_VALIDATE"
 export RUST_BACKTRACE=0
 
 status=0
+# No two modules import each other (issue #12): a structural check, cheap, before the build.
+python3 scripts/import-cycles.py || status=1
 cargo nextest run --workspace --no-fail-fast --profile ci || status=1
 cargo test --workspace --doc || status=1
 
