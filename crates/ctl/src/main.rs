@@ -31,9 +31,9 @@ mod validate;
 
 use std::{future::Future, process::ExitCode};
 
-use clap::{Parser, Subcommand, builder::TypedValueParser};
+use clap::{Parser, Subcommand};
 use mosaic_core::{Sensitive, duration::KumaDuration};
-use mosaic_runtime::telemetry::{self, LogFormat};
+use mosaic_runtime::cli::{self, Binary, LogArgs};
 
 use crate::{
     client::{Client, ClientError},
@@ -64,17 +64,8 @@ struct Cli {
     )]
     token: Option<Sensitive<String>>,
 
-    /// Log line format on stderr (filter with RUST_LOG, default `info`).
-    #[arg(
-        long,
-        global = true,
-        value_name = "FORMAT",
-        env = "MOSAIC_LOG_FORMAT",
-        default_value = "text",
-        value_parser = clap::builder::PossibleValuesParser::new(LogFormat::VARIANTS)
-            .try_map(|s| s.parse::<LogFormat>())
-    )]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -195,30 +186,27 @@ impl std::fmt::Display for Listed {
 impl std::error::Error for Listed {}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Err(err) = telemetry::init(cli.log_format) {
-        return report(&anyhow::Error::new(err));
-    }
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => report(&err),
-    }
+    cli::main::<Cli>()
 }
 
-/// Prints `error: <chain>` to stderr, on one line unless it carries field paths (a server's
-/// `ApiError` or invalid documents), which keep one line each; runtime errors exit 1.
-fn report(err: &anyhow::Error) -> ExitCode {
-    let chain = format!("{err:#}");
-    let listed = err.chain().any(|e| {
-        e.is::<Listed>() || matches!(e.downcast_ref::<ClientError>(), Some(ClientError::Api(_)))
-    });
-    if listed {
-        eprintln!("error: {}", chain.trim_end());
-    } else {
-        let line: Vec<&str> = chain.split_whitespace().collect();
-        eprintln!("error: {}", line.join(" "));
+impl Binary for Cli {
+    type Error = anyhow::Error;
+
+    fn log_args(&self) -> LogArgs {
+        self.log
     }
-    ExitCode::from(1)
+
+    fn run(self) -> anyhow::Result<()> {
+        run(self)
+    }
+
+    /// Errors that carry field paths (a server's `ApiError` or invalid documents) keep one line
+    /// each; the rest are printed on one line.
+    fn keeps_lines(err: &anyhow::Error) -> bool {
+        err.chain().any(|e| {
+            e.is::<Listed>() || matches!(e.downcast_ref::<ClientError>(), Some(ClientError::Api(_)))
+        })
+    }
 }
 
 /// Runs `fut` on a fresh single-threaded runtime.

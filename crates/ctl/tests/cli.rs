@@ -1,32 +1,20 @@
 //! Command-line behaviour of the `mosaicctl` binary: flags, exit codes, `config-view`.
 
-use std::process::{Command, Output};
+use std::{path::Path, process::Command};
+
+use mosaic_testkit::cli;
 
 /// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables, no user config file and no
 /// generated admin token beside its working directory.
 fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosaicctl"));
+    let mut cmd = cli::command(env!("CARGO_BIN_EXE_mosaicctl"), Path::new("/"));
     cmd.env("XDG_CONFIG_HOME", "/nonexistent/mosaic-test-config");
-    cmd.current_dir("/");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MOSAIC_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
     cmd
 }
 
+/// Exit code, stdout and stderr of a finished run.
 fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().unwrap();
-    (
-        status.code().unwrap(),
-        String::from_utf8(stdout).unwrap(),
-        String::from_utf8(stderr).unwrap(),
-    )
+    cli::output(cmd).unwrap()
 }
 
 #[test]

@@ -1,13 +1,14 @@
 //! `mosaic-dp`: the data-plane agent. It registers a dataplane with its zone and keeps `cert.pem`,
 //! `key.pem` and `ca.pem` fresh in `--out-dir` (see the library's module map in `lib.rs`).
 //!
-//! This file is the binary's edge: flags, logging, the runtime, SIGTERM/SIGINT (exit 0), and
-//! errors printed as one `error: ...` line. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+//! This file is the binary's edge: flags, the runtime, SIGTERM/SIGINT (exit 0). Logging and
+//! errors printed as one `error: ...` line come from `mosaic_runtime::cli`. Exit codes: 0 ok,
+//! 1 runtime error, 2 usage error.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
+use clap::{Args, Parser, Subcommand};
 use mosaic_dp::{
     agent::{Agent, AgentConfig},
     backoff::Backoff,
@@ -15,25 +16,16 @@ use mosaic_dp::{
     sds_client::{NodeIdentity, ZoneAddress},
 };
 use mosaic_runtime::{
+    cli::{self, Binary, LogArgs},
     process::shutdown_signal,
-    telemetry::{self, LogFormat},
 };
 
 /// Data-plane agent of the Mosaic service mesh.
 #[derive(Debug, Parser)]
 #[command(name = "mosaic-dp", version, propagate_version = true)]
 struct Cli {
-    /// Log line format on stderr (filter with RUST_LOG, default `info`).
-    #[arg(
-        long,
-        global = true,
-        value_name = "FORMAT",
-        env = "MOSAIC_LOG_FORMAT",
-        default_value = "text",
-        value_parser = clap::builder::PossibleValuesParser::new(LogFormat::VARIANTS)
-            .try_map(|s| s.parse::<LogFormat>())
-    )]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -81,25 +73,21 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Err(err) = telemetry::init(cli.log_format) {
-        return report(&anyhow::Error::new(err));
-    }
-    let result = match cli.command {
-        Command::Run(args) => run(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => report(&err),
-    }
+    cli::main::<Cli>()
 }
 
-/// Prints `error: <chain>` on one line to stderr; runtime errors exit 1.
-fn report(err: &anyhow::Error) -> ExitCode {
-    let chain = format!("{err:#}");
-    let line: Vec<&str> = chain.split_whitespace().collect();
-    eprintln!("error: {}", line.join(" "));
-    ExitCode::from(1)
+impl Binary for Cli {
+    type Error = anyhow::Error;
+
+    fn log_args(&self) -> LogArgs {
+        self.log
+    }
+
+    fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Run(args) => run(args),
+        }
+    }
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -8,27 +8,18 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
+use clap::{Args, Parser, Subcommand};
 use mosaic_runtime::{
+    cli::{self, Binary, LogArgs},
     config::GlobalConfig,
-    telemetry::{self, LogFormat},
 };
 
 /// Global control plane of the Mosaic service mesh.
 #[derive(Debug, Parser)]
 #[command(name = "mosaic-global", version, propagate_version = true)]
 struct Cli {
-    /// Log line format on stderr (filter with RUST_LOG, default `info`).
-    #[arg(
-        long,
-        global = true,
-        value_name = "FORMAT",
-        env = "MOSAIC_LOG_FORMAT",
-        default_value = "text",
-        value_parser = clap::builder::PossibleValuesParser::new(LogFormat::VARIANTS)
-            .try_map(|s| s.parse::<LogFormat>())
-    )]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -85,26 +76,22 @@ struct RunArgs {
 fn main() -> ExitCode {
     // Stores, keys and tokens under store.data_dir are owner-only (0600/0700).
     mosaic_runtime::data_dir::restrict_new_files();
-    let cli = Cli::parse();
-    if let Err(err) = telemetry::init(cli.log_format) {
-        return report(&anyhow::Error::new(err));
-    }
-    let result = match cli.command {
-        Command::Run(args) => run(args),
-        Command::Generate(command) => generate(command),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => report(&err),
-    }
+    cli::main::<Cli>()
 }
 
-/// Prints `error: <chain>` on one line to stderr; runtime errors exit 1.
-fn report(err: &anyhow::Error) -> ExitCode {
-    let chain = format!("{err:#}");
-    let line: Vec<&str> = chain.split_whitespace().collect();
-    eprintln!("error: {}", line.join(" "));
-    ExitCode::from(1)
+impl Binary for Cli {
+    type Error = anyhow::Error;
+
+    fn log_args(&self) -> LogArgs {
+        self.log
+    }
+
+    fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Run(args) => run(args),
+            Command::Generate(command) => generate(command),
+        }
+    }
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {

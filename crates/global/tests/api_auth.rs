@@ -5,68 +5,26 @@
 //! reachable from other hosts without `api.admin_token_file` refuses to start.
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use mosaic_testkit::{GlobalCluster, free_port, non_loopback_local_ip};
+use mosaic_testkit::{
+    GlobalCluster,
+    api_caller::{
+        asks_for_bearer_token, call, check_exposed_api_refusal, client_from, exposed_api_env,
+        file_mode, read_token, remote_caller, remote_client,
+    },
+    cli, free_port,
+};
 use reqwest::Method;
-use serde_json::Value;
 
 const READY: Duration = Duration::from_secs(60);
 const SECRET_DATA: &str = "c2VjcmV0LXZhdWx0LXRva2Vu"; // base64 of "secret-vault-token"
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_mosaic-global"))
-}
-
-/// An HTTP client whose connections come from `source`.
-fn client_from(source: IpAddr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(source)
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
-
-/// A request's status and body text.
-async fn call(
-    http: &reqwest::Client,
-    method: Method,
-    url: &str,
-    token: Option<&str>,
-    body: Option<(&str, &str)>,
-) -> (u16, String) {
-    let mut req = http.request(method, url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some((content_type, text)) = body {
-        req = req
-            .header("content-type", content_type)
-            .body(text.to_string());
-    }
-    let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap_or_default())
-}
-
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
-
-fn read_token(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .to_string()
 }
 
 #[tokio::test]
@@ -92,10 +50,10 @@ async fn loopback_callers_are_admins_and_the_generated_token_is_kept() -> anyhow
 
     // The generated token: 32 random bytes in hex, owner-only, named in the log, never logged.
     let path = cluster.data_dir(0).join("admin-token");
-    let generated = read_token(&path);
+    let generated = read_token(&path)?;
     assert_eq!(generated.len(), 64, "{generated:?}");
     assert!(generated.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(mode(&path), 0o600);
+    assert_eq!(file_mode(&path)?, 0o600);
     let log = cluster.log(0);
     assert!(log.contains(&path.display().to_string()), "{log}");
     assert!(!log.contains(&generated), "the token was logged");
@@ -104,8 +62,8 @@ async fn loopback_callers_are_admins_and_the_generated_token_is_kept() -> anyhow
     cluster.stop(0)?;
     cluster.start(0)?;
     cluster.wait_ready(0, READY).await?;
-    assert_eq!(read_token(&path), generated);
-    assert_eq!(mode(&path), 0o600);
+    assert_eq!(read_token(&path)?, generated);
+    assert_eq!(file_mode(&path)?, 0o600);
     assert!(!cluster.log(0).contains(&generated), "the token was logged");
     let (status, _) = cluster.get(0, "/meshes/default").await?;
     assert_eq!(status, 200);
@@ -114,46 +72,21 @@ async fn loopback_callers_are_admins_and_the_generated_token_is_kept() -> anyhow
 
 #[tokio::test]
 async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow::Result<()> {
-    // A real remote caller: one of this machine's non-loopback addresses, talking to the API on
-    // the wildcard address. Without one (a machine with loopback only), the loopback caller is
-    // made non-admin instead (`localhost_is_admin = false`), which takes the same path.
-    let remote_ip = non_loopback_local_ip();
-    match remote_ip {
-        Some(ip) => eprintln!("remote caller: {ip}"),
-        None => eprintln!(
-            "this machine has no non-loopback address: the remote path runs with localhost_is_admin = false"
-        ),
-    }
+    let remote_ip = remote_caller();
     let mut cluster = GlobalCluster::new(binary(), 1, 10_000)?;
     let port = cluster.replicas[0].api;
     let configured = cluster.dir().join("configured-admin-token");
     std::fs::write(&configured, "configured-admin-token-value\n")?;
-    let wildcard = match remote_ip {
-        Some(IpAddr::V6(_)) => format!("[::]:{port}"),
-        _ => format!("0.0.0.0:{port}"),
-    };
-    cluster.set_env("MOSAIC_API__LISTEN", wildcard);
-    cluster.set_env(
-        "MOSAIC_API__ADMIN_TOKEN_FILE",
-        configured.display().to_string(),
-    );
-    cluster.set_env(
-        "MOSAIC_API__LOCALHOST_IS_ADMIN",
-        if remote_ip.is_some() { "true" } else { "false" },
-    );
+    for (key, value) in exposed_api_env(remote_ip, port, &configured) {
+        cluster.set_env(key, value);
+    }
     cluster.start(0)?;
     cluster.wait_ready(0, READY).await?;
-    let generated = read_token(&cluster.data_dir(0).join("admin-token"));
+    let generated = read_token(&cluster.data_dir(0).join("admin-token"))?;
     let configured_token = "configured-admin-token-value";
 
-    let (remote, base) = match remote_ip {
-        Some(ip) => (
-            client_from(ip),
-            format!("http://{}", SocketAddr::new(ip, port)),
-        ),
-        None => (client_from(IpAddr::from([127, 0, 0, 1])), cluster.api(0)),
-    };
-    let local = client_from(IpAddr::from([127, 0, 0, 1]));
+    let (remote, base) = remote_client(remote_ip, port, &cluster.api(0))?;
+    let local = client_from(IpAddr::from([127, 0, 0, 1]))?;
     let local_base = cluster.api(0);
     let url = |path: &str| format!("{base}{path}");
     let yaml = Some(("application/yaml", "type: Mesh\n"));
@@ -168,7 +101,7 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
             None,
             yaml,
         )
-        .await;
+        .await?;
         assert_eq!(status, 201, "{body}");
     } else {
         let (status, body) = call(
@@ -178,7 +111,7 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
             Some(&generated),
             yaml,
         )
-        .await;
+        .await?;
         assert_eq!(status, 201, "{body}");
     }
     let (status, body) = call(
@@ -188,7 +121,7 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
         Some(&generated),
         Some(("application/yaml", &secret)),
     )
-    .await;
+    .await?;
     assert_eq!(status, 201, "{body}");
 
     // Without a token: 401 everywhere, with Kuma's error body saying what to send, and no data.
@@ -209,19 +142,11 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
         (Method::POST, "/ready"),
     ];
     for (method, path) in &requests {
-        let (status, body) = call(&remote, method.clone(), &url(path), None, None).await;
+        let (status, body) = call(&remote, method.clone(), &url(path), None, None).await?;
         assert_eq!(status, 401, "{method} {path}: {body}");
         assert!(!body.contains(SECRET_DATA), "{method} {path}: {body}");
         if *method != Method::HEAD {
-            let e: Value = serde_json::from_str(&body)?;
-            assert_eq!(e["status"], 401, "{body}");
-            assert!(
-                e["detail"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("Authorization: Bearer"),
-                "{body}"
-            );
+            assert!(asks_for_bearer_token(&body), "{body}");
         }
         // A wrong token: 403, and neither token appears in the answer.
         let (status, body) = call(
@@ -231,13 +156,13 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
             Some("not-the-token"),
             None,
         )
-        .await;
+        .await?;
         assert_eq!(status, 403, "{method} {path}: {body}");
         assert!(!body.contains(&generated) && !body.contains(configured_token));
     }
     // Health stays open.
     for path in ["/ready", "/healthy"] {
-        let (status, body) = call(&remote, Method::GET, &url(path), None, None).await;
+        let (status, body) = call(&remote, Method::GET, &url(path), None, None).await?;
         assert_eq!(status, 200, "{path}: {body}");
     }
     // Either admin token opens everything, Secrets' data and tokens included.
@@ -249,7 +174,7 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
             Some(token),
             None,
         )
-        .await;
+        .await?;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(SECRET_DATA), "{body}");
         let (status, body) = call(
@@ -259,7 +184,7 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
             Some(token),
             Some(("application/json", r#"{"zone":"east"}"#)),
         )
-        .await;
+        .await?;
         assert_eq!(status, 200, "{body}");
     }
     let server_log = cluster.log(0);
@@ -278,7 +203,7 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
         None,
         None,
     )
-    .await;
+    .await?;
     assert_eq!(status, 401, "{body}");
     let (status, body) = call(
         &local,
@@ -287,78 +212,31 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
         Some(&generated),
         None,
     )
-    .await;
+    .await?;
     assert_eq!(status, 200, "{body}");
     Ok(())
 }
 
-/// Runs `mosaic-global run` with `env` until it exits (at most 60 s): exit code and stderr.
-fn run_until_exit(env: &[(&str, String)]) -> (i32, String) {
-    let mut cmd = Command::new(binary());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MOSAIC_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd
-        .arg("run")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mosaic-global");
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let out = child.wait_with_output().expect("stderr");
-            return (
-                status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("stderr");
-            panic!(
-                "mosaic-global kept running: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
-fn an_exposed_api_without_a_token_file_refuses_to_start() {
-    let dir = tempfile::tempdir().unwrap();
+fn an_exposed_api_without_a_token_file_refuses_to_start() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
     for listen in ["0.0.0.0:0", "[::]:0"] {
         let data_dir: PathBuf = dir.path().join(listen.replace([':', '[', ']', '.'], "_"));
-        let port = free_port().unwrap();
-        let (code, stderr) = run_until_exit(&[
-            ("MOSAIC_STORE__DATA_DIR", data_dir.display().to_string()),
-            ("MOSAIC_API__LISTEN", listen.to_string()),
-            ("MOSAIC_RAFT__LISTEN", format!("127.0.0.1:{port}")),
-            ("MOSAIC_RAFT__ADVERTISE", format!("127.0.0.1:{port}")),
-        ]);
+        let port = free_port()?;
+        let (code, stderr) = cli::exit_within(
+            cli::command(binary(), dir.path())
+                .arg("run")
+                .env("MOSAIC_STORE__DATA_DIR", &data_dir)
+                .env("MOSAIC_API__LISTEN", listen)
+                .env("MOSAIC_RAFT__LISTEN", format!("127.0.0.1:{port}"))
+                .env("MOSAIC_RAFT__ADVERTISE", format!("127.0.0.1:{port}")),
+            READY,
+        )?;
         assert_eq!(code, 1, "{listen}: {stderr}");
-        let line = stderr
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .unwrap_or_else(|| panic!("no error line: {stderr}"));
-        let generated = data_dir.join("admin-token");
-        for needle in [
-            "reachable from other hosts",
-            "api.admin_token_file",
-            "MOSAIC_API__ADMIN_TOKEN_FILE",
-            "127.0.0.1:0",
-            &generated.display().to_string(),
-        ] {
-            assert!(line.contains(needle), "{needle}: {line}");
-        }
-        // The token it points at is there to use.
-        assert_eq!(mode(&generated), 0o600);
+        // The error line says why and what to do; the token it points at is there to use.
+        check_exposed_api_refusal(&stderr, &data_dir)?;
         // Nothing of the store was created: it stopped before raft.
         assert!(!stderr.contains("raft started"), "{stderr}");
     }
+    Ok(())
 }

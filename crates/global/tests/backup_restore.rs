@@ -10,8 +10,11 @@
 
 use std::{path::Path, time::Duration};
 
-use mosaic_testkit::{GlobalCluster, ZoneProcess, workspace_binary};
-use serde_json::json;
+use mosaic_testkit::{
+    GlobalCluster, ZoneProcess,
+    join::{wait_for_kds_ca, zone_token},
+    workspace_binary,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -87,19 +90,8 @@ async fn a_copied_data_directory_restores_the_cluster() -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(status == 201, "{status} {body}");
     // A zone token issued before the backup (its signing key is in the store).
-    let (status, token_before) = cluster
-        .post(
-            0,
-            "/tokens/zone",
-            &json!({"zone": "east", "validFor": "24h"}),
-        )
-        .await?;
-    anyhow::ensure!(status == 200, "{status} {token_before}");
-    let start = std::time::Instant::now();
-    while !cluster.kds_ca_path(2).exists() {
-        anyhow::ensure!(start.elapsed() < WAIT, "replica 3 never wrote kds-ca.pem");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let token_before = zone_token(&cluster, 0, "east", "24h").await?;
+    wait_for_kds_ca(&cluster, 2, WAIT).await?;
     let kds_ca_before = std::fs::read_to_string(cluster.kds_ca_path(2))?;
     wait_meshes(&cluster, 2, &["before"]).await?;
 
@@ -142,15 +134,7 @@ async fn a_copied_data_directory_restores_the_cluster() -> anyhow::Result<()> {
     }
     // The same KDS CA (zones keep trusting the global) on every replica.
     for i in 0..3 {
-        let start = std::time::Instant::now();
-        while !cluster.kds_ca_path(i).exists() {
-            anyhow::ensure!(
-                start.elapsed() < WAIT,
-                "replica {} has no kds-ca.pem",
-                i + 1
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_kds_ca(&cluster, i, WAIT).await?;
         assert_eq!(
             std::fs::read_to_string(cluster.kds_ca_path(i))?,
             kds_ca_before,
@@ -167,7 +151,7 @@ async fn a_copied_data_directory_restores_the_cluster() -> anyhow::Result<()> {
         "east",
         &addresses.join(","),
         &cluster.kds_ca_path(0),
-        token_before.trim(),
+        &token_before,
     )?;
     zone.start()?;
     zone.wait_ready(WAIT).await?;

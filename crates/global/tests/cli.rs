@@ -1,34 +1,17 @@
 //! Command-line behaviour of the `mosaic-global` binary: flags, exit codes, config errors.
 
-use std::{
-    fs,
-    path::Path,
-    process::{Command, Output},
-};
+use std::{fs, path::Path, process::Command};
+
+use mosaic_testkit::cli;
 
 /// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables, run in `dir`.
 fn bin(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosaic-global"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("MOSAIC_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.current_dir(dir);
-    cmd
+    cli::command(env!("CARGO_BIN_EXE_mosaic-global"), dir)
 }
 
+/// Exit code, stdout and stderr of a finished run.
 fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().unwrap();
-    (
-        status.code().unwrap(),
-        String::from_utf8(stdout).unwrap(),
-        String::from_utf8(stderr).unwrap(),
-    )
+    cli::output(cmd).unwrap()
 }
 
 #[test]

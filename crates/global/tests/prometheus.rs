@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use mosaic_testkit::{
-    AgentOptions, DataplaneAgent, GlobalCluster, Prometheus, Sample, ZoneProcess, dataplane_yaml,
+    AgentOptions, DataplaneAgent, GlobalCluster, Prometheus, Sample, dataplane_yaml,
+    join::{joining_zone, wait_for_kds_ca},
     workspace_binary,
 };
 use serde_json::json;
@@ -31,27 +32,8 @@ async fn prometheus_scrapes_global_and_zone() -> anyhow::Result<()> {
     let mut cluster = GlobalCluster::new(&workspace_binary("mosaic-global")?, 1, 10_000)?;
     cluster.start_all()?;
     cluster.wait_ready(0, WAIT).await?;
-    let start = std::time::Instant::now();
-    while !cluster.kds_ca_path(0).exists() {
-        anyhow::ensure!(start.elapsed() < WAIT, "the global never wrote kds-ca.pem");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (status, token) = cluster
-        .post(
-            0,
-            "/tokens/zone",
-            &json!({"zone": "east", "validFor": "1h"}),
-        )
-        .await?;
-    anyhow::ensure!(status == 200, "zone token: {status} {token}");
-    let mut zone = ZoneProcess::new(
-        &workspace_binary("mosaic-zone")?,
-        cluster.dir(),
-        "east",
-        &cluster.kds_url(0),
-        &cluster.kds_ca_path(0),
-        token.trim(),
-    )?;
+    wait_for_kds_ca(&cluster, 0, WAIT).await?;
+    let mut zone = joining_zone(&workspace_binary("mosaic-zone")?, &cluster, "east", "1h").await?;
     zone.start()?;
     zone.wait_ready(WAIT).await?;
     let start = std::time::Instant::now();

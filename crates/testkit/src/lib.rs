@@ -18,6 +18,12 @@
 //! * [`DataplaneAgent`] runs a `mosaic-dp` against a zone ([`AgentOptions`], [`dataplane_yaml`]):
 //!   its out-dir files, log and exit status; killed on drop.
 //! * [`GlobalCluster`] runs `mosaic-global` replicas as real processes (start, kill -9, restart, wipe).
+//! * [`cli`] runs a Mosaic binary as a user would (no inherited `MOSAIC_*`/`RUST_LOG`): its exit
+//!   code, stdout and stderr, its `error: ` line.
+//! * [`api_caller`] calls an HTTP API as a chosen (remote or loopback) caller, exposes an API
+//!   beyond loopback, and checks refusals (Kuma's 401 body, the exposed-API start refusal).
+//! * [`join`] has a zone join a [`GlobalCluster`]: the replica's KDS CA, a zone token, the
+//!   [`ZoneProcess`].
 //! * [`Prometheus`] runs Debian's `prometheus` on a free port with a given scrape config and
 //!   queries it; [`prometheus_binary`]/[`promtool_binary`] find the tools (fail, never skip).
 //!
@@ -35,12 +41,15 @@
 //! ```
 
 mod agent;
+pub mod api_caller;
 mod auth;
 mod binary;
 mod certs;
+pub mod cli;
 mod client;
 mod dataplane;
 mod global;
+pub mod join;
 mod kube;
 mod pki;
 mod ports;

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_testkit::{GlobalCluster, ZoneProcess, workspace_binary};
+use mosaic_testkit::{GlobalCluster, join::joining_zone, workspace_binary};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -60,22 +60,13 @@ async fn global_and_zone_data_dirs_are_owner_only() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(status == 201, "{body}");
     }
-    let (status, token) = global
-        .post(
-            0,
-            "/tokens/zone",
-            &json!({"zone": "east", "validFor": "24h"}),
-        )
-        .await?;
-    anyhow::ensure!(status == 200, "{token}");
-    let mut zone = ZoneProcess::new(
+    let mut zone = joining_zone(
         Path::new(env!("CARGO_BIN_EXE_mosaic-zone")),
-        global.dir(),
+        &global,
         "east",
-        &global.kds_url(0),
-        &global.kds_ca_path(0),
-        token.trim(),
-    )?;
+        "24h",
+    )
+    .await?;
     zone.start()?;
     zone.wait_ready(WAIT).await?;
     let start = Instant::now();

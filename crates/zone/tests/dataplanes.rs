@@ -22,6 +22,7 @@ use mosaic_core::ca::identity::inspect_pem;
 use mosaic_testkit::{
     AgentFiles, AgentOptions, DataplaneAgent, GlobalCluster, OpenBao, PkiVerb, SEED_MOUNT,
     SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE, TokenSpec, ZoneProcess, dataplane_yaml,
+    join::{joining_zone, wait_for_kds_ca},
     pem_blocks, pki_policy, token_id, verify_chain, workspace_binary,
 };
 use serde_json::{Value, json};
@@ -45,25 +46,16 @@ impl Mosaic {
         let mut global = GlobalCluster::new(&workspace_binary("mosaic-global")?, 1, 10_000)?;
         global.start_all()?;
         global.wait_ready(0, WAIT).await?;
-        let start = Instant::now();
-        while !global.kds_ca_path(0).exists() {
-            anyhow::ensure!(start.elapsed() < WAIT, "the global never wrote kds-ca.pem");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_kds_ca(&global, 0, WAIT).await?;
         let mut started = Vec::new();
         for name in zones {
-            let (status, token) = global
-                .post(0, "/tokens/zone", &json!({"zone": name, "validFor": "24h"}))
-                .await?;
-            anyhow::ensure!(status == 200, "zone token for {name}: {status} {token}");
-            let mut zone = ZoneProcess::new(
+            let mut zone = joining_zone(
                 Path::new(env!("CARGO_BIN_EXE_mosaic-zone")),
-                global.dir(),
+                &global,
                 name,
-                &global.kds_url(0),
-                &global.kds_ca_path(0),
-                token.trim(),
-            )?;
+                "24h",
+            )
+            .await?;
             zone.start()?;
             started.push(zone);
         }

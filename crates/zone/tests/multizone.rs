@@ -5,8 +5,12 @@
 
 use std::{path::Path, time::Duration};
 
-use mosaic_testkit::{GlobalCluster, ZoneProcess, workspace_binary};
-use serde_json::{Value, json};
+use mosaic_testkit::{
+    GlobalCluster, ZoneProcess,
+    join::{wait_for_kds_ca, zone_token},
+    workspace_binary,
+};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -27,25 +31,13 @@ async fn globals(n: usize) -> anyhow::Result<GlobalCluster> {
     for i in 0..n {
         cluster.wait_ready(i, WAIT).await?;
     }
-    let start = std::time::Instant::now();
-    while !cluster.kds_ca_path(0).exists() {
-        anyhow::ensure!(start.elapsed() < WAIT, "the global never wrote kds-ca.pem");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_kds_ca(&cluster, 0, WAIT).await?;
     Ok(cluster)
-}
-
-async fn zone_token(cluster: &GlobalCluster, zone: &str) -> anyhow::Result<String> {
-    let (status, token) = cluster
-        .post(0, "/tokens/zone", &json!({"zone": zone, "validFor": "24h"}))
-        .await?;
-    anyhow::ensure!(status == 200, "token for {zone}: {status} {token}");
-    Ok(token.trim().to_string())
 }
 
 async fn zone(cluster: &GlobalCluster, name: &str, order: &[usize]) -> anyhow::Result<ZoneProcess> {
     let addresses: Vec<String> = order.iter().map(|i| cluster.kds_url(*i)).collect();
-    let token = zone_token(cluster, name).await?;
+    let token = zone_token(cluster, 0, name, "24h").await?;
     let mut z = ZoneProcess::new(
         Path::new(env!("CARGO_BIN_EXE_mosaic-zone")),
         cluster.dir(),
@@ -257,7 +249,7 @@ async fn zones_keep_their_mesh_while_the_global_is_down_and_resync_only_the_diff
 async fn refused_zones_say_why_on_both_sides() -> anyhow::Result<()> {
     let cluster = globals(1).await?;
     // A token for another zone.
-    let west_token = zone_token(&cluster, "west").await?;
+    let west_token = zone_token(&cluster, 0, "west", "24h").await?;
     let mut impostor = ZoneProcess::new(
         Path::new(env!("CARGO_BIN_EXE_mosaic-zone")),
         cluster.dir(),

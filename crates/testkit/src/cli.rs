@@ -1,0 +1,106 @@
+//! Running a Mosaic binary as a user would, to check its command line: none of the test's
+//! `MOSAIC_*` or `RUST_LOG` variables, a chosen working directory, and what it printed and exited
+//! with (0 ok, 1 runtime error with one `error: ` line, 2 usage error).
+
+use std::{
+    ffi::OsStr,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+
+/// `binary`, to be run in `dir`, with none of this process's `MOSAIC_*` or `RUST_LOG` variables.
+pub fn command(binary: impl AsRef<OsStr>, dir: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MOSAIC_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// Runs `cmd` to its end: exit code, standard output, standard error. An error if it cannot
+/// start, dies of a signal, or prints what is not UTF-8.
+pub fn output(cmd: &mut Command) -> anyhow::Result<(i32, String, String)> {
+    let program = cmd.get_program().to_owned();
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {program:?}"))?;
+    let code = out
+        .status
+        .code()
+        .with_context(|| format!("{program:?} ended without an exit code ({})", out.status))?;
+    let stdout = String::from_utf8(out.stdout).context("its stdout is not UTF-8")?;
+    let stderr = String::from_utf8(out.stderr).context("its stderr is not UTF-8")?;
+    Ok((code, stdout, stderr))
+}
+
+/// Runs `cmd` (no stdin, stdout discarded, stderr captured) until it exits, for at most
+/// `timeout`: its exit code and standard error. Still running then: killed, and an error with
+/// what it printed.
+pub fn exit_within(cmd: &mut Command, timeout: Duration) -> anyhow::Result<(i32, String)> {
+    let program = cmd.get_program().to_owned();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {program:?}"))?;
+    let start = Instant::now();
+    let exited = loop {
+        if child.try_wait()?.is_some() {
+            break true;
+        }
+        if start.elapsed() > timeout {
+            // Already gone is fine: the output below says what it did.
+            let _ = child.kill();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    anyhow::ensure!(exited, "{program:?} kept running: {stderr}");
+    let code = out.status.code().with_context(|| {
+        format!(
+            "{program:?} ended without an exit code ({}): {stderr}",
+            out.status
+        )
+    })?;
+    Ok((code, stderr))
+}
+
+/// The first line of `stderr` that starts with `error: `.
+pub fn error_line(stderr: &str) -> Option<&str> {
+    stderr.lines().find(|l| l.starts_with("error: "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_and_exit_within_report_code_and_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = command("sh", dir.path());
+        cmd.env("MOSAIC_X", "1")
+            .args(["-c", "echo out; echo \"error: $MOSAIC_X-\" >&2; exit 3"]);
+        let (code, out, err) = output(&mut cmd).unwrap();
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (3, "out\n", "error: 1-\n")
+        );
+        let mut cmd = command("sh", dir.path());
+        cmd.args(["-c", "echo starting >&2; echo 'error: no' >&2; exit 1"]);
+        let (code, err) = exit_within(&mut cmd, Duration::from_secs(10)).unwrap();
+        assert_eq!((code, error_line(&err)), (1, Some("error: no")));
+        let mut cmd = command("sleep", dir.path());
+        cmd.arg("30");
+        let err = exit_within(&mut cmd, Duration::from_millis(200)).unwrap_err();
+        assert!(err.to_string().contains("kept running"), "{err}");
+    }
+}
