@@ -3,7 +3,7 @@
 //! server, no configuration loader and no listener code.
 //!
 //! Module map:
-//! - [`cli`]: the binaries' command-line skeleton (`--log-format`, the `error:` line, exit codes).
+//! - [`cli`] (`cli`): the binaries' command-line skeleton (`--log-format`, the `error:` line, exit codes).
 //! - [`telemetry`]: the tracing subscriber every binary sets up (`--log-format json|text`).
 //! - [`process`]: `shutdown_signal()`, the SIGTERM/SIGINT future servers shut down on.
 //! - [`tls`]: the process-wide rustls crypto provider (ring); generated CAs and certificates.
@@ -13,6 +13,7 @@
 //! - [`api_auth`] (`server`): who may use the HTTP APIs (loopback admins, admin tokens).
 //! - [`api_metrics`] (`server`): the HTTP APIs' request count and duration middleware.
 
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod data_dir;
 pub mod process;
