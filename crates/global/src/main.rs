@@ -9,8 +9,9 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
+use mosaic_global::config::GlobalConfig;
 use mosaic_runtime::{
-    config::GlobalConfig,
+    config::LoadConfig as _,
     telemetry::{self, LogFormat},
 };
 

@@ -9,9 +9,10 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
 use mosaic_runtime::{
-    config::ZoneConfig,
+    config::LoadConfig as _,
     telemetry::{self, LogFormat},
 };
+use mosaic_zone::config::ZoneConfig;
 
 /// Zone control plane of the Mosaic service mesh.
 #[derive(Debug, Parser)]
