@@ -18,6 +18,9 @@
 //! * [`DataplaneAgent`] runs a `mosaic-dp` against a zone ([`AgentOptions`], [`dataplane_yaml`]):
 //!   its out-dir files, log and exit status; killed on drop.
 //! * [`GlobalCluster`] runs `mosaic-global` replicas as real processes (start, kill -9, restart, wipe).
+//! * [`Host`] says where a replica or zone runs: the address it binds and advertises, and a command
+//!   prefix (`ip netns exec <ns> ...`); loopback by default. Configs are the servers' own config
+//!   types, serialized.
 //! * [`Prometheus`] runs Debian's `prometheus` on a free port with a given scrape config and
 //!   queries it; [`prometheus_binary`]/[`promtool_binary`] find the tools (fail, never skip).
 //!
@@ -41,6 +44,7 @@ mod certs;
 mod client;
 mod dataplane;
 mod global;
+mod host;
 mod kube;
 mod pki;
 mod ports;
@@ -58,6 +62,7 @@ pub use certs::{CertPair, TLS_SERVER_NAME, TestCa, pem_blocks};
 pub use client::{BaoClient, VaultApiError, ensure_crypto_provider};
 pub use dataplane::{AgentFiles, AgentOptions, DataplaneAgent, dataplane_yaml};
 pub use global::{GlobalCluster, Replica};
+pub use host::Host;
 pub use kube::{FakeKubernetesApi, service_account_jwt};
 pub use pki::{
     IntermediatePki, PkiVerb, SEED_MESH, SEED_MOUNT, SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE,
