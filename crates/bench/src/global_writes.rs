@@ -197,7 +197,7 @@ pub async fn run(bins: &Binaries, opts: &Options) -> Result<Report, BenchError> 
     let mut mosaic = GlobalCluster::new(
         &bins.global,
         3,
-        mosaic_runtime::config::DEFAULT_SNAPSHOT_AFTER_LOGS,
+        mosaic_global::config::DEFAULT_SNAPSHOT_AFTER_LOGS,
     )?;
     mosaic.start_all()?;
     for i in 0..3 {

@@ -3,6 +3,8 @@
 //! Module map:
 //! - [`admission`]: what a written resource becomes: shape validation, Mesh CA checks (Secrets
 //!   exist, builtin CA generated once, provided CA loads, Vault test issuance) and the command.
+//! - [`config`]: `GlobalConfig` and its sections (`[raft]`, `[api]`, `[kds]`), loaded by
+//!   `mosaic_runtime::config`.
 //! - [`api`]: the HTTP API (Kuma paths and error bodies, JSON/YAML, paging, admin token).
 //! - [`diagnostics`]: `/metrics`, `/ready`, `/healthy` on the diagnostics listener.
 //! - [`kds`]: the KDS server zones connect to (authenticated streams, authoritative diffs,
@@ -16,6 +18,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod config;
 pub mod diagnostics;
 pub mod kds;
 pub mod raft;

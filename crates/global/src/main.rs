@@ -9,9 +9,10 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
+use mosaic_global::config::GlobalConfig;
 use mosaic_runtime::{
     cli::{self, Binary, LogArgs},
-    config::GlobalConfig,
+    config::LoadConfig as _,
 };
 
 /// Global control plane of the Mosaic service mesh.

@@ -7,7 +7,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use mosaic_runtime::config::GlobalConfig;
+use crate::config::GlobalConfig;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -91,10 +91,7 @@ pub async fn serve(
         source,
     })?;
     // Before anything listens: refuses an exposed api.listen without api.admin_token_file.
-    let api_auth = mosaic_runtime::api_auth::prepare(
-        &mosaic_runtime::api_auth::ApiAuthSettings::global(&config),
-        "global",
-    )?;
+    let api_auth = mosaic_runtime::api_auth::prepare(&config.api_auth(), "global")?;
 
     let transport = crate::raft::tls::resolve(&config.raft, &data_dir)?;
     let mut settings = RaftSettings::new(

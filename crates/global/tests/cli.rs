@@ -105,9 +105,15 @@ fn run_logs_the_config_serves_until_sigterm_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let ports = mosaic_testkit::free_ports(4).unwrap();
     let (raft, api, diag, kds) = (ports[0], ports[1], ports[2], ports[3]);
+    let loopback = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut config = mosaic_global::config::GlobalConfig::default();
+    config.raft.listen = loopback(raft);
+    config.raft.advertise = loopback(raft).to_string();
+    config.api.listen = loopback(api);
+    config.diagnostics.listen = loopback(diag);
     fs::write(
         dir.path().join("global.toml"),
-        format!("[raft]\nlisten = \"127.0.0.1:{raft}\"\nadvertise = \"127.0.0.1:{raft}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n[diagnostics]\nlisten = \"127.0.0.1:{diag}\"\n"),
+        toml::to_string(&config).unwrap(),
     )
     .unwrap();
     let child = bin(dir.path())

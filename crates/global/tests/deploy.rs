@@ -20,8 +20,10 @@ use std::{
 };
 
 use mosaic_core::resource::parse::{parse_document, parse_values};
-use mosaic_runtime::config::{GlobalConfig, ZoneConfig};
+use mosaic_global::config::GlobalConfig;
+use mosaic_runtime::config::LoadConfig as _;
 use mosaic_testkit::{promtool_binary, workspace_binary, workspace_root};
+use mosaic_zone::config::ZoneConfig;
 use serde_json::Value;
 
 /// What the contract (shared/CONTRACT.md, "Metrics") requires.

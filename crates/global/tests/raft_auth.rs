@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use mosaic_global::{
+    config::GlobalConfig,
     raft::{TypeConfig, tls::node_name},
     store::Command,
 };
@@ -20,6 +21,11 @@ use openraft::{
     raft::{AppendEntriesRequest, VoteRequest},
 };
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+/// `127.0.0.1:<port>`.
+fn loopback(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -253,13 +259,18 @@ async fn the_raft_port_refuses_everyone_but_members() -> anyhow::Result<()> {
 async fn several_replicas_without_a_cluster_ca_refuse_to_start() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let cfg = dir.path().join("global.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[store]\ndata_dir = {:?}\n[raft]\nnode_id = 1\nlisten = \"127.0.0.1:0\"\nadvertise = \"127.0.0.1:1\"\npeers = [\"1=127.0.0.1:1\", \"2=127.0.0.1:2\", \"3=127.0.0.1:3\"]\n[api]\nlisten = \"127.0.0.1:0\"\n[kds]\nlisten = \"127.0.0.1:0\"\n[diagnostics]\nlisten = \"127.0.0.1:0\"\n",
-            dir.path().join("data")
-        ),
-    )?;
+    let mut c = GlobalConfig::default();
+    c.store.data_dir = dir.path().join("data");
+    c.raft.listen = loopback(0);
+    c.raft.advertise = "127.0.0.1:1".into();
+    c.raft.peers = ["1=127.0.0.1:1", "2=127.0.0.1:2", "3=127.0.0.1:3"]
+        .iter()
+        .map(|p| p.parse().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    c.api.listen = loopback(0);
+    c.kds.listen = loopback(0);
+    c.diagnostics.listen = loopback(0);
+    std::fs::write(&cfg, toml::to_string(&c)?)?;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mosaic-global"))
         .args(["run", "--config"])
         .arg(&cfg)
@@ -331,19 +342,17 @@ async fn generate_raft_ca_and_cert_make_files_a_replica_starts_with() -> anyhow:
     let ports = mosaic_testkit::free_ports(4)?;
     let data = dir.path().join("data");
     let cfg = dir.path().join("global.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[store]\ndata_dir = {data:?}\n[raft]\nnode_id = 1\nlisten = \"127.0.0.1:{r}\"\nadvertise = \"127.0.0.1:{r}\"\nca_cert = {:?}\ntls_cert = {:?}\ntls_key = {:?}\n[api]\nlisten = \"127.0.0.1:{a}\"\n[kds]\nlisten = \"127.0.0.1:{k}\"\n[diagnostics]\nlisten = \"127.0.0.1:{d}\"\n",
-            ca_dir.join("raft-ca.pem"),
-            node_dir.join("raft-node-1.pem"),
-            node_dir.join("raft-node-1-key.pem"),
-            r = ports[0],
-            a = ports[1],
-            k = ports[2],
-            d = ports[3],
-        ),
-    )?;
+    let mut c = GlobalConfig::default();
+    c.store.data_dir = data.clone();
+    c.raft.listen = loopback(ports[0]);
+    c.raft.advertise = loopback(ports[0]).to_string();
+    c.raft.ca_cert = Some(ca_dir.join("raft-ca.pem"));
+    c.raft.tls_cert = Some(node_dir.join("raft-node-1.pem"));
+    c.raft.tls_key = Some(node_dir.join("raft-node-1-key.pem"));
+    c.api.listen = loopback(ports[1]);
+    c.kds.listen = loopback(ports[2]);
+    c.diagnostics.listen = loopback(ports[3]);
+    std::fs::write(&cfg, toml::to_string(&c)?)?;
     let mut child = std::process::Command::new(bin)
         .args(["run", "--config"])
         .arg(&cfg)

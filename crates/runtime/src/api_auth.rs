@@ -34,8 +34,6 @@ use axum::{
 pub use mosaic_core::api::is_loopback;
 use mosaic_core::{Sensitive, api::ApiError};
 
-use crate::config::{GlobalConfig, ZoneConfig};
-
 /// The generated admin token's file name, in `store.data_dir`.
 pub const GENERATED_TOKEN_FILE: &str = "admin-token";
 
@@ -96,7 +94,8 @@ pub enum AdminTokenError {
     },
 }
 
-/// What a server's API authentication is made of (from its config).
+/// What a server's API authentication is made of (from its config: `GlobalConfig::api_auth`,
+/// `ZoneConfig::api_auth`).
 #[derive(Clone, Debug)]
 pub struct ApiAuthSettings {
     /// `api.listen`.
@@ -125,30 +124,6 @@ pub enum Decision {
     Unauthorized,
     /// 403: a bearer token that is no admin token.
     Forbidden,
-}
-
-// === impl ApiAuthSettings ===
-
-impl ApiAuthSettings {
-    /// The global's settings.
-    pub fn global(config: &GlobalConfig) -> Self {
-        Self {
-            listen: config.api.listen,
-            admin_token_file: config.api.admin_token_file.clone(),
-            localhost_is_admin: config.api.effective_localhost_is_admin(),
-            data_dir: config.store.data_dir.clone(),
-        }
-    }
-
-    /// A zone's settings.
-    pub fn zone(config: &ZoneConfig) -> Self {
-        Self {
-            listen: config.api.listen,
-            admin_token_file: config.api.admin_token_file.clone(),
-            localhost_is_admin: config.api.effective_localhost_is_admin(),
-            data_dir: config.store.data_dir.clone(),
-        }
-    }
 }
 
 // === impl AdminAuth ===

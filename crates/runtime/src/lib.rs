@@ -9,7 +9,8 @@
 //! - [`tls`]: the process-wide rustls crypto provider (ring); generated CAs and certificates.
 //! - [`data_dir`]: owner-only data directories (umask 077, 0700/0600 for what is already there).
 //! - [`net`] (`server`): accepted TCP connections with `TCP_NODELAY`; gRPC size errors read.
-//! - [`config`] (`server`): TOML + `MOSAIC_` environment configuration of the control planes.
+//! - [`config`] (`server`): the TOML + `MOSAIC_` environment loader of the control planes'
+//!   configurations, and the sections they share (`[store]`, `[diagnostics]`).
 //! - [`api_auth`] (`server`): who may use the HTTP APIs (loopback admins, admin tokens).
 //! - [`api_metrics`] (`server`): the HTTP APIs' request count and duration middleware.
 

@@ -1,19 +1,24 @@
-//! Real `mosaic-global` processes on loopback: start, stop (SIGTERM), kill -9, restart, wipe; and a small HTTP
-//! client for their APIs. Every process is killed when the cluster is dropped.
+//! Real `mosaic-global` processes: start, stop (SIGTERM), kill -9, restart, wipe; and a small HTTP
+//! client for their APIs. On loopback with free ports ([`GlobalCluster::new`]), or one replica per
+//! [`Host`] (an address and a command prefix such as `ip netns exec`) on Kuma's ports
+//! ([`GlobalCluster::on_hosts`]). Every process is killed when the cluster is dropped.
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
+use mosaic_global::config::{DEFAULT_SNAPSHOT_AFTER_LOGS, GlobalConfig, RaftPeer};
 use serde_json::Value;
 
-/// One replica's ports and files.
+/// One replica's host, ports and files.
 pub struct Replica {
     /// raft.node_id.
     pub id: u64,
+    /// Where it runs: the address it binds and advertises, and its command prefix.
+    pub host: Host,
     /// HTTP API port.
     pub api: u16,
     /// Raft RPC port.
@@ -26,18 +31,27 @@ pub struct Replica {
     child: Option<Child>,
 }
 
+/// Changes the harness makes to a replica's generated config (replica index, config).
+type ConfigEdit = Box<dyn Fn(usize, &mut GlobalConfig) + Send + Sync>;
+
 /// A set of replicas of one global control plane.
 pub struct GlobalCluster {
     /// The replicas, index = id - 1.
     pub replicas: Vec<Replica>,
-    tmp: tempfile::TempDir,
+    /// A temporary directory removed on drop, or none when the caller gave the directory.
+    _tmp: Option<tempfile::TempDir>,
+    dir: PathBuf,
     http: reqwest::Client,
     snapshot_after_logs: u64,
     binary: PathBuf,
     env: Vec<(String, String)>,
+    edit: Option<ConfigEdit>,
 }
 
-use crate::{free_ports, terminate::stop_gracefully};
+use crate::{Host, free_ports, terminate::stop_gracefully};
+
+/// The ports of a replica on its own [`Host`] (Kuma's): API, raft, diagnostics, KDS.
+const HOST_PORTS: [u16; 4] = [5681, 5682, 5680, 5685];
 
 // === impl GlobalCluster ===
 
@@ -45,68 +59,106 @@ impl GlobalCluster {
     /// Prepares `n` replicas of the `mosaic-global` at `binary` (not started). `n == 1` runs
     /// single-node (no peers).
     pub fn new(binary: &Path, n: usize, snapshot_after_logs: u64) -> anyhow::Result<Self> {
-        crate::ensure_crypto_provider();
         let tmp = tempfile::Builder::new()
             .prefix("mosaic-global-")
             .tempdir()?;
-        let mut replicas = Vec::new();
         let ports = free_ports(4 * n)?;
-        for (i, p) in ports.chunks(4).enumerate() {
-            replicas.push(Replica {
+        let hosts = ports
+            .chunks(4)
+            .map(|p| (Host::loopback(), [p[0], p[1], p[2], p[3]]))
+            .collect();
+        let mut cluster = Self::prepare(binary, tmp.path(), hosts, snapshot_after_logs)?;
+        cluster._tmp = Some(tmp);
+        Ok(cluster)
+    }
+
+    /// Prepares one replica per host (not started), each on Kuma's ports (API 5681, raft 5682,
+    /// diagnostics 5680, KDS 5685) of its own address, with its files under `dir` (kept after
+    /// the cluster is dropped). Snapshots every `raft.snapshot_after_logs` default entries.
+    pub fn on_hosts(binary: &Path, dir: &Path, hosts: Vec<Host>) -> anyhow::Result<Self> {
+        let hosts = hosts.into_iter().map(|h| (h, HOST_PORTS)).collect();
+        Self::prepare(binary, dir, hosts, DEFAULT_SNAPSHOT_AFTER_LOGS)
+    }
+
+    /// `hosts`: each replica's host and ports (API, raft, diagnostics, KDS).
+    fn prepare(
+        binary: &Path,
+        dir: &Path,
+        hosts: Vec<(Host, [u16; 4])>,
+        snapshot_after_logs: u64,
+    ) -> anyhow::Result<Self> {
+        crate::ensure_crypto_provider();
+        let replicas = hosts
+            .into_iter()
+            .enumerate()
+            .map(|(i, (host, [api, raft, diag, kds]))| Replica {
                 id: i as u64 + 1,
-                api: p[0],
-                raft: p[1],
-                diag: p[2],
-                kds: p[3],
-                dir: tmp.path().join(format!("replica-{}", i + 1)),
+                host,
+                api,
+                raft,
+                diag,
+                kds,
+                dir: dir.join(format!("replica-{}", i + 1)),
                 child: None,
-            });
-        }
+            })
+            .collect();
         Ok(Self {
             replicas,
-            tmp,
+            _tmp: None,
+            dir: dir.to_path_buf(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()?,
             snapshot_after_logs,
             binary: binary.to_path_buf(),
             env: Vec::new(),
+            edit: None,
         })
     }
 
-    fn config(&self, i: usize) -> String {
+    /// Has every later start apply `edit` to replica `i`'s generated config (e.g. an
+    /// `api.admin_token_file`, a configured KDS certificate).
+    pub fn edit_config(&mut self, edit: impl Fn(usize, &mut GlobalConfig) + Send + Sync + 'static) {
+        self.edit = Some(Box::new(edit));
+    }
+
+    /// Replaces the HTTP client of the API and diagnostics calls (e.g. one sending an admin
+    /// token by default).
+    pub fn set_http(&mut self, http: reqwest::Client) {
+        self.http = http;
+    }
+
+    /// Replica `i`'s `global.toml`: the [`GlobalConfig`] of its ports, data directory, peers and
+    /// (with several replicas) the cluster CA, serialized.
+    fn config(&self, i: usize) -> anyhow::Result<String> {
         let r = &self.replicas[i];
-        let peers: Vec<String> = if self.replicas.len() == 1 {
-            Vec::new()
-        } else {
-            self.replicas
-                .iter()
-                .map(|p| format!("\"{}=127.0.0.1:{}\"", p.id, p.raft))
-                .collect()
-        };
+        let mut c = GlobalConfig::default();
+        c.store.data_dir = r.dir.join("data");
+        c.raft.node_id = r.id;
+        c.raft.listen = r.host.addr(r.raft);
+        c.raft.advertise = r.host.addr(r.raft).to_string();
+        c.raft.snapshot_after_logs = self.snapshot_after_logs;
         // Several replicas share the cluster CA made by `mosaic-global generate raft-ca` (as an
         // operator would); a single node generates its own into its data directory.
-        let raft_ca = match self.replicas.len() {
-            1 => String::new(),
-            _ => format!(
-                "ca_cert = {:?}\nca_key = {:?}\n",
-                self.raft_ca_dir().join("raft-ca.pem"),
-                self.raft_ca_dir().join("raft-ca-key.pem")
-            ),
-        };
-        format!(
-            "[store]\ndata_dir = {:?}\n[raft]\nnode_id = {}\nlisten = \"127.0.0.1:{}\"\nadvertise = \"127.0.0.1:{}\"\npeers = [{}]\nsnapshot_after_logs = {}\n{}[api]\nlisten = \"127.0.0.1:{}\"\n[kds]\nlisten = \"127.0.0.1:{}\"\n[diagnostics]\nlisten = \"127.0.0.1:{}\"\n",
-            r.dir.join("data"),
-            r.id,
-            r.raft,
-            r.raft,
-            peers.join(", "),
-            self.snapshot_after_logs,
-            raft_ca,
-            r.api,
-            r.kds,
-            r.diag
-        )
+        if self.replicas.len() > 1 {
+            c.raft.peers = self
+                .replicas
+                .iter()
+                .map(|p| RaftPeer {
+                    id: p.id,
+                    addr: p.host.addr(p.raft).to_string(),
+                })
+                .collect();
+            c.raft.ca_cert = Some(self.raft_ca_dir().join("raft-ca.pem"));
+            c.raft.ca_key = Some(self.raft_ca_dir().join("raft-ca-key.pem"));
+        }
+        c.api.listen = r.host.addr(r.api);
+        c.kds.listen = r.host.addr(r.kds);
+        c.diagnostics.listen = r.host.addr(r.diag);
+        if let Some(edit) = &self.edit {
+            edit(i, &mut c);
+        }
+        toml::to_string(&c).context("serializing the global's config")
     }
 
     /// Sets an environment variable for every replica started from now on (config overrides such
@@ -124,12 +176,12 @@ impl GlobalCluster {
 
     /// The directory holding every replica's config, data and log.
     pub fn dir(&self) -> &Path {
-        self.tmp.path()
+        &self.dir
     }
 
     /// Where the cluster CA of a multi-replica cluster lives (`raft-ca.pem`, `raft-ca-key.pem`).
     pub fn raft_ca_dir(&self) -> PathBuf {
-        self.tmp.path().join("raft-ca")
+        self.dir.join("raft-ca")
     }
 
     /// Makes the cluster CA with `mosaic-global generate raft-ca`, once.
@@ -137,7 +189,7 @@ impl GlobalCluster {
         if self.replicas.len() == 1 || self.raft_ca_dir().join("raft-ca.pem").exists() {
             return Ok(());
         }
-        let out = Command::new(&self.binary)
+        let out = std::process::Command::new(&self.binary)
             .args(["generate", "raft-ca", "--out"])
             .arg(self.raft_ca_dir())
             .stdin(Stdio::null())
@@ -155,7 +207,7 @@ impl GlobalCluster {
     /// Starts replica `i` (again).
     pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
         self.ensure_raft_ca()?;
-        let config = self.config(i);
+        let config = self.config(i)?;
         let binary = self.binary.clone();
         let r = &mut self.replicas[i];
         std::fs::create_dir_all(&r.dir)?;
@@ -165,7 +217,9 @@ impl GlobalCluster {
             .create(true)
             .append(true)
             .open(r.dir.join("global.log"))?;
-        let child = Command::new(&binary)
+        let child = r
+            .host
+            .command(&binary)
             .args(["run", "--config"])
             .arg(&cfg)
             .env("RUST_LOG", "info,openraft=warn")
@@ -197,11 +251,12 @@ impl GlobalCluster {
     }
 
     /// Stops replica `i` gracefully (SIGTERM, as systemd or Kubernetes would), waiting up to 30 s
-    /// before SIGKILL. Errors if the process had to be killed.
-    pub fn stop(&mut self, i: usize) -> anyhow::Result<()> {
+    /// before SIGKILL; returns how it exited (`None`: it was not running). Errors if the process
+    /// had to be killed.
+    pub fn stop(&mut self, i: usize) -> anyhow::Result<Option<ExitStatus>> {
         match self.replicas[i].child.take() {
-            Some(c) => stop_gracefully(c, &format!("replica {}", i + 1)),
-            None => Ok(()),
+            Some(c) => stop_gracefully(c, &format!("replica {}", i + 1)).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -237,6 +292,16 @@ impl GlobalCluster {
         walk(&self.replicas[i].dir.join("data"))
     }
 
+    /// Where replica `i` logs (stdout and stderr, appended across starts).
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.replicas[i].dir.join("global.log")
+    }
+
+    /// Replica `i`'s directory (its config, data directory and log).
+    pub fn replica_dir(&self, i: usize) -> &Path {
+        &self.replicas[i].dir
+    }
+
     /// Replica `i`'s whole log.
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.replicas[i].dir.join("global.log")).unwrap_or_default()
@@ -250,9 +315,10 @@ impl GlobalCluster {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// KDS address of replica `i` (`grpcs://127.0.0.1:<kds>`).
+    /// KDS address of replica `i` (`grpcs://<ip>:<kds>`).
     pub fn kds_url(&self, i: usize) -> String {
-        format!("grpcs://127.0.0.1:{}", self.replicas[i].kds)
+        let r = &self.replicas[i];
+        format!("grpcs://{}", r.host.addr(r.kds))
     }
 
     /// The KDS CA a replica generated into its data directory (the same CA on every replica).
@@ -284,12 +350,19 @@ impl GlobalCluster {
 
     /// API base URL of replica `i`.
     pub fn api(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.replicas[i].api)
+        let r = &self.replicas[i];
+        format!("http://{}", r.host.addr(r.api))
+    }
+
+    /// Diagnostics base URL of replica `i` (`/metrics`, `/ready`, `/healthy`).
+    pub fn diag_url(&self, i: usize) -> String {
+        let r = &self.replicas[i];
+        format!("http://{}", r.host.addr(r.diag))
     }
 
     /// Waits until replica `i` answers `GET /ready` with 200.
     pub async fn wait_ready(&self, i: usize, deadline: Duration) -> anyhow::Result<()> {
-        let url = format!("http://127.0.0.1:{}/ready", self.replicas[i].diag);
+        let url = format!("{}/ready", self.diag_url(i));
         let start = Instant::now();
         loop {
             if let Ok(r) = self.http.get(&url).send().await
@@ -314,7 +387,7 @@ impl GlobalCluster {
             if r.child.is_none() {
                 continue;
             }
-            let url = format!("http://127.0.0.1:{}/metrics", r.diag);
+            let url = format!("{}/metrics", self.diag_url(i));
             if let Ok(resp) = self.http.get(&url).send().await
                 && let Ok(text) = resp.text().await
                 && text.lines().any(|l| l.trim() == "mosaic_raft_is_leader 1")

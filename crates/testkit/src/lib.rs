@@ -24,6 +24,9 @@
 //!   beyond loopback, and checks refusals (Kuma's 401 body, the exposed-API start refusal).
 //! * [`join`] has a zone join a [`GlobalCluster`]: the replica's KDS CA, a zone token, the
 //!   [`ZoneProcess`].
+//! * [`Host`] says where a replica or zone runs: the address it binds and advertises, and a command
+//!   prefix (`ip netns exec <ns> ...`); loopback by default. Configs are the servers' own config
+//!   types, serialized.
 //! * [`Prometheus`] runs Debian's `prometheus` on a free port with a given scrape config and
 //!   queries it; [`prometheus_binary`]/[`promtool_binary`] find the tools (fail, never skip).
 //!
@@ -50,6 +53,7 @@ mod client;
 mod dataplane;
 mod global;
 pub mod join;
+mod host;
 mod kube;
 mod pki;
 mod ports;
@@ -67,6 +71,7 @@ pub use certs::{CertPair, TLS_SERVER_NAME, TestCa, pem_blocks};
 pub use client::{BaoClient, VaultApiError, ensure_crypto_provider};
 pub use dataplane::{AgentFiles, AgentOptions, DataplaneAgent, dataplane_yaml};
 pub use global::{GlobalCluster, Replica};
+pub use host::Host;
 pub use kube::{FakeKubernetesApi, service_account_jwt};
 pub use pki::{
     IntermediatePki, PkiVerb, SEED_MESH, SEED_MOUNT, SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE,

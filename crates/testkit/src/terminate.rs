@@ -1,7 +1,7 @@
 //! Graceful stops of the processes the harnesses run: SIGTERM, as systemd or Kubernetes send it.
 
 use std::{
-    process::{Child, Command},
+    process::{Child, Command, ExitStatus},
     time::{Duration, Instant},
 };
 
@@ -10,9 +10,9 @@ use anyhow::{Context as _, bail};
 /// How long a process may take to exit after SIGTERM before it is killed.
 const GRACE: Duration = Duration::from_secs(30);
 
-/// Sends SIGTERM to `child` and waits up to 30 s for it to exit; errors (after SIGKILL) if it
-/// had to be killed. `what` names the process in errors.
-pub(crate) fn stop_gracefully(mut child: Child, what: &str) -> anyhow::Result<()> {
+/// Sends SIGTERM to `child` and waits up to 30 s for it to exit; returns how it exited. Errors
+/// (after SIGKILL) if it had to be killed. `what` names the process in errors.
+pub(crate) fn stop_gracefully(mut child: Child, what: &str) -> anyhow::Result<ExitStatus> {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -24,8 +24,8 @@ pub(crate) fn stop_gracefully(mut child: Child, what: &str) -> anyhow::Result<()
     );
     let start = Instant::now();
     while start.elapsed() < GRACE {
-        if child.try_wait()?.is_some() {
-            return Ok(());
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -1,23 +1,33 @@
-//! Real `mosaic-zone` processes on loopback: configured against a [`crate::GlobalCluster`]'s KDS
+//! Real `mosaic-zone` processes, on loopback with free ports or on a [`Host`] (an address and a
+//! command prefix such as `ip netns exec`) on Kuma's ports: configured against a [`crate::GlobalCluster`]'s KDS
 //! addresses with its generated CA and a zone token; start, kill -9, restart; reads of the
 //! zone's API and readiness; where data planes find it (dataplane server URL and CA). Killed when
 //! dropped.
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
+use mosaic_zone::config::ZoneConfig;
 use serde_json::Value;
 
-use crate::{free_ports, terminate::stop_gracefully};
+use crate::{Host, free_ports, terminate::stop_gracefully};
+
+/// The ports of a zone on its own [`Host`] (Kuma's): API, diagnostics, dataplane server.
+const HOST_PORTS: [u16; 3] = [5681, 5680, 5678];
+
+/// Changes the harness makes to the zone's generated config.
+type ConfigEdit = Box<dyn Fn(&mut ZoneConfig) + Send + Sync>;
 
 /// One zone control plane process.
 pub struct ZoneProcess {
     /// The zone's name.
     pub name: String,
+    /// Where it runs: the address it binds, and its command prefix.
+    pub host: Host,
     /// HTTP API port.
     pub api: u16,
     /// Diagnostics port.
@@ -31,6 +41,7 @@ pub struct ZoneProcess {
     child: Option<Child>,
     http: reqwest::Client,
     env: Vec<(String, String)>,
+    edit: Option<ConfigEdit>,
 }
 
 // === impl ZoneProcess ===
@@ -46,15 +57,44 @@ impl ZoneProcess {
         ca: &Path,
         token: &str,
     ) -> anyhow::Result<Self> {
+        let ports = free_ports(3)?;
+        let ports = [ports[0], ports[1], ports[2]];
+        let global = (global_address, ca, token);
+        Self::prepare(binary, root, name, global, Host::loopback(), ports)
+    }
+
+    /// Like [`ZoneProcess::new`], on `host` and Kuma's ports of its address (API 5681,
+    /// diagnostics 5680, dataplane server 5678).
+    pub fn on_host(
+        binary: &Path,
+        root: &Path,
+        name: &str,
+        (global_address, ca, token): (&str, &Path, &str),
+        host: Host,
+    ) -> anyhow::Result<Self> {
+        let global = (global_address, ca, token);
+        Self::prepare(binary, root, name, global, host, HOST_PORTS)
+    }
+
+    /// `global`: the global's address, its CA and the zone token; `ports`: API, diagnostics,
+    /// dataplane server.
+    fn prepare(
+        binary: &Path,
+        root: &Path,
+        name: &str,
+        (global_address, ca, token): (&str, &Path, &str),
+        host: Host,
+        [api, diag, dp]: [u16; 3],
+    ) -> anyhow::Result<Self> {
         crate::ensure_crypto_provider();
         let dir = root.join(format!("zone-{name}"));
         std::fs::create_dir_all(&dir)?;
-        let ports = free_ports(3)?;
         let zone = Self {
             name: name.to_string(),
-            api: ports[0],
-            diag: ports[1],
-            dp: ports[2],
+            host,
+            api,
+            diag,
+            dp,
             dir,
             binary: binary.to_path_buf(),
             global_address: global_address.to_string(),
@@ -64,9 +104,22 @@ impl ZoneProcess {
                 .timeout(Duration::from_secs(10))
                 .build()?,
             env: Vec::new(),
+            edit: None,
         };
         zone.write_token(token)?;
         Ok(zone)
+    }
+
+    /// Has every later start apply `edit` to the generated config (e.g. an
+    /// `api.admin_token_file`).
+    pub fn edit_config(&mut self, edit: impl Fn(&mut ZoneConfig) + Send + Sync + 'static) {
+        self.edit = Some(Box::new(edit));
+    }
+
+    /// Replaces the HTTP client of the API and diagnostics calls (e.g. one sending an admin
+    /// token by default).
+    pub fn set_http(&mut self, http: reqwest::Client) {
+        self.http = http;
     }
 
     /// Sets an environment variable for every start from now on (config overrides such as
@@ -87,29 +140,37 @@ impl ZoneProcess {
         std::fs::write(self.dir.join("zone-token"), token).context("writing the zone token file")
     }
 
-    fn config(&self) -> String {
-        format!(
-            "zone = {:?}\n[store]\ndata_dir = {:?}\n[global]\naddress = {:?}\nca_cert = {:?}\ntoken_file = {:?}\n[api]\nlisten = \"127.0.0.1:{}\"\n[dp_server]\nlisten = \"127.0.0.1:{}\"\n[diagnostics]\nlisten = \"127.0.0.1:{}\"\n",
-            self.name,
-            self.data_dir(),
-            self.global_address,
-            self.ca,
-            self.dir.join("zone-token"),
-            self.api,
-            self.dp,
-            self.diag
-        )
+    /// The zone's `zone.toml`: the [`ZoneConfig`] of its name, ports, data directory, globals,
+    /// CA and token file, serialized.
+    fn config(&self) -> anyhow::Result<String> {
+        let mut c = ZoneConfig {
+            zone: self.name.parse().map_err(anyhow::Error::msg)?,
+            ..ZoneConfig::default()
+        };
+        c.store.data_dir = self.data_dir();
+        c.global.address = self.global_address.parse().map_err(anyhow::Error::msg)?;
+        c.global.ca_cert = Some(self.ca.clone());
+        c.global.token_file = Some(self.dir.join("zone-token"));
+        c.api.listen = self.host.addr(self.api);
+        c.dp_server.listen = self.host.addr(self.dp);
+        c.diagnostics.listen = self.host.addr(self.diag);
+        if let Some(edit) = &self.edit {
+            edit(&mut c);
+        }
+        toml::to_string(&c).context("serializing the zone's config")
     }
 
     /// Starts (or restarts) the process.
     pub fn start(&mut self) -> anyhow::Result<()> {
         let cfg = self.dir.join("zone.toml");
-        std::fs::write(&cfg, self.config())?;
+        std::fs::write(&cfg, self.config()?)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("zone.log"))?;
-        let child = Command::new(&self.binary)
+            .open(self.log_path())?;
+        let child = self
+            .host
+            .command(&self.binary)
             .args(["run", "--config"])
             .arg(&cfg)
             .env("RUST_LOG", "info")
@@ -128,7 +189,7 @@ impl ZoneProcess {
     /// be killed.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         match self.child.take() {
-            Some(c) => stop_gracefully(c, &format!("zone {}", self.name)),
+            Some(c) => stop_gracefully(c, &format!("zone {}", self.name)).map(|_| ()),
             None => Ok(()),
         }
     }
@@ -146,14 +207,29 @@ impl ZoneProcess {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Where the zone logs (stdout and stderr, appended across starts).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("zone.log")
+    }
+
+    /// The zone's directory (`<root>/zone-<name>`: config, token file, data directory, log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The zone's whole log.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("zone.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// API base URL.
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api)
+        format!("http://{}", self.host.addr(self.api))
+    }
+
+    /// Diagnostics base URL (`/metrics`, `/ready`, `/healthy`).
+    pub fn diag_url(&self) -> String {
+        format!("http://{}", self.host.addr(self.diag))
     }
 
     /// The zone's `store.data_dir` (`<root>/zone-<name>/data`); it survives [`ZoneProcess::kill`].
@@ -167,14 +243,14 @@ impl ZoneProcess {
         self.data_dir().join("dp-server-ca.pem")
     }
 
-    /// The dataplane (SDS) server's URL for `mosaic-dp --zone`: `https://127.0.0.1:<dp>`.
+    /// The dataplane (SDS) server's URL for `mosaic-dp --zone`: `https://<ip>:<dp>`.
     pub fn dp_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.dp)
+        format!("https://{}", self.host.addr(self.dp))
     }
 
     /// The JSON body of `GET /ready` on the diagnostics port (it reports the KDS status).
     pub async fn ready(&self) -> Option<Value> {
-        let url = format!("http://127.0.0.1:{}/ready", self.diag);
+        let url = format!("{}/ready", self.diag_url());
         self.http.get(url).send().await.ok()?.json().await.ok()
     }
 

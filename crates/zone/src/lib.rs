@@ -2,6 +2,8 @@
 //! diagnostics, the certificate issuer and the SDS server for data planes.
 //!
 //! Module map:
+//! - [`config`]: `ZoneConfig` and its sections (`zone`, `[global]`, `[api]`, `[dp_server]`,
+//!   `[issuer]`), loaded by `mosaic_runtime::config`.
 //! - [`store`]: the zone's sled store (global-owned records received over KDS, zone-owned
 //!   records), its change feed, and mesh Secrets as a `SecretSource`.
 //! - [`kds`]: the KDS client (GlobalToZone and ZoneToGlobal streams, reconnect and failover).
@@ -13,6 +15,7 @@
 //! - [`server`]: wiring for `mosaic-zone run`, with graceful shutdown.
 
 pub mod api;
+pub mod config;
 pub mod diagnostics;
 pub mod insight;
 pub mod issuer;

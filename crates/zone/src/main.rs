@@ -10,8 +10,9 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Parser, Subcommand};
 use mosaic_runtime::{
     cli::{self, Binary, LogArgs},
-    config::ZoneConfig,
+    config::LoadConfig as _,
 };
+use mosaic_zone::config::ZoneConfig;
 
 /// Zone control plane of the Mosaic service mesh.
 #[derive(Debug, Parser)]

@@ -8,13 +8,13 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use mosaic_runtime::{
     api_auth::{self, AdminTokenError},
-    config::ZoneConfig,
     tls::{self, ServerIdentity, TlsError},
 };
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     api::{self, ApiState},
+    config::ZoneConfig,
     diagnostics,
     insight::ZoneInsightReporter,
     issuer::{CaHealthHook, Issuer, IssuerSettings},
@@ -98,7 +98,7 @@ pub async fn serve_with(
         source,
     })?;
     // Before anything listens: refuses an exposed api.listen without api.admin_token_file.
-    let api_auth = api_auth::prepare(&api_auth::ApiAuthSettings::zone(&config), "zone")?;
+    let api_auth = api_auth::prepare(&config.api_auth(), "zone")?;
     let store = Arc::new(ZoneStore::open(&data_dir)?);
     tracing::info!(zone = %zone, data_dir = %data_dir.display(), "zone store open");
 

@@ -13,14 +13,16 @@ use std::{
     ffi::OsString,
     net::Ipv4Addr,
     path::{Path, PathBuf},
+    process::ExitStatus,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use mosaic_testkit::{
-    BaoClient, ROOT_TOKEN, SEED_MESH, SEED_MOUNT, SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE,
-    TestCa, TokenSpec, ensure_crypto_provider, workspace_binary,
+    BaoClient, GlobalCluster, Host, ROOT_TOKEN, SEED_MESH, SEED_MOUNT, SEED_POLICY_HCL,
+    SEED_POLICY_NAME, SEED_ROLE, TestCa, TokenSpec, ZoneProcess, ensure_crypto_provider,
+    workspace_binary,
 };
 use serde_json::{Value, json};
 
@@ -38,15 +40,12 @@ pub const BACKEND: &str = "vault-1";
 pub const SERVICE: &str = "backend";
 
 const BAO_PORT: u16 = 8200;
-const API_PORT: u16 = 5681;
 /// The admin token of every global's and zone's API (`api.admin_token_file`): their APIs listen on
 /// namespace addresses, not loopback, so every call needs it. The namespaces are private to the
 /// run, so a fixed value is enough.
 const ADMIN_TOKEN: &str = "mosaic-netns-admin-token";
+/// The globals' KDS port (testkit's `GlobalCluster::on_hosts` runs them on Kuma's ports).
 const KDS_PORT: u16 = 5685;
-const DIAG_PORT: u16 = 5680;
-const RAFT_PORT: u16 = 5682;
-const SDS_PORT: u16 = 5678;
 
 /// How zones reach the globals' KDS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -84,7 +83,7 @@ pub struct Global {
     pub name: String,
     /// Its address.
     pub ip: Ipv4Addr,
-    /// Its directory (config, data).
+    /// Its directory (config, data, log).
     pub dir: PathBuf,
 }
 
@@ -95,7 +94,7 @@ pub struct Zone {
     pub name: String,
     /// Its address.
     pub ip: Ipv4Addr,
-    /// Its directory (config, token, data).
+    /// Its directory (config, token, data, log).
     pub dir: PathBuf,
 }
 
@@ -201,6 +200,12 @@ pub struct Mosaic {
     pub agents: BTreeMap<String, Agent>,
     /// The relay's address, with [`KdsPath::Relay`].
     pub relay_ip: Option<Ipv4Addr>,
+    /// The global replicas' processes (testkit's, each in its node through `ip netns exec`).
+    cluster: GlobalCluster,
+    /// The zones' processes, index as [`Mosaic::zones`] (pushed as each zone starts).
+    zone_procs: Vec<ZoneProcess>,
+    /// Where the zones' directories live.
+    zones_root: PathBuf,
     relay_delay_file: PathBuf,
     audit_log: PathBuf,
     kds_ca: PathBuf,
@@ -301,23 +306,37 @@ impl Mosaic {
         };
         let mut net = Net::new(scenario)?;
         let vault_ip = net.add_node("openbao", 10)?.ip;
-        let mut globals = Vec::new();
+        let mut nodes = Vec::new();
         for i in 0..3u8 {
             let name = format!("global-{}", i + 1);
             let ip = net.add_node(&name, 11 + i)?.ip;
+            nodes.push((name, ip));
+        }
+        let hosts = nodes
+            .iter()
+            .map(|(name, ip)| Ok(Host::new(*ip, net.command_prefix(name)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let cluster = GlobalCluster::on_hosts(&bins.global, &net.dir().join("globals"), hosts)?;
+        let mut globals = Vec::new();
+        for (i, (name, ip)) in nodes.into_iter().enumerate() {
+            net.add_log(&name, &cluster.log_path(i));
             globals.push(Global {
-                dir: net.dir().join(&name),
+                dir: cluster.replica_dir(i).to_path_buf(),
                 name,
                 ip,
             });
         }
+        let zones_root = net.dir().join("zones");
         let mut zones = Vec::new();
         for (i, name) in ["zone-a", "zone-b"].iter().enumerate() {
             let ip = net.add_node(name, 21 + i as u8)?.ip;
+            // Where testkit's ZoneProcess keeps the zone's files.
+            let dir = zones_root.join(format!("zone-{name}"));
+            net.add_log(name, &dir.join("zone.log"));
             zones.push(Zone {
                 name: (*name).to_string(),
                 ip,
-                dir: net.dir().join(name),
+                dir,
             });
         }
         let relay_ip = match opts.kds {
@@ -336,7 +355,10 @@ impl Mosaic {
             vault_root_pem: String::new(),
             relay_delay_file: net.dir().join("kds-relay").join("delay-ms"),
             audit_log: net.dir().join("openbao").join("audit.log"),
-            kds_ca: globals[0].dir.join("data").join("kds-ca.pem"),
+            kds_ca: cluster.kds_ca_path(0),
+            cluster,
+            zone_procs: Vec::new(),
+            zones_root,
             net,
             globals,
             zones,
@@ -356,7 +378,7 @@ impl Mosaic {
             m.start_zone(z).await?;
         }
         m.say(&format!(
-            "deployment up in {:.1}s: OpenBao {}, globals {}, zones {} (run {}, logs in {})",
+            "deployment up in {:.1}s: OpenBao {}, globals {}, zones {} (run {}, files and logs in {})",
             m.started.elapsed().as_secs_f64(),
             m.vault_addr,
             m.globals
@@ -370,7 +392,7 @@ impl Mosaic {
                 .collect::<Vec<_>>()
                 .join(" "),
             m.net.id(),
-            m.net.dir().join("logs").display()
+            m.net.dir().display()
         ));
         Ok(m)
     }
@@ -459,34 +481,6 @@ impl Mosaic {
 
     // --- globals ---
 
-    fn global_config(&self, i: usize) -> anyhow::Result<String> {
-        let g = &self.globals[i];
-        let peers: Vec<String> = self
-            .globals
-            .iter()
-            .enumerate()
-            .map(|(j, p)| format!("\"{}={}:{RAFT_PORT}\"", j + 1, p.ip))
-            .collect();
-        let mut kds = format!("listen = \"{}:{KDS_PORT}\"\n", g.ip);
-        if self.relay_ip.is_some() {
-            kds.push_str(&format!(
-                "tls_cert = {:?}\ntls_key = {:?}\n",
-                path_str(&self.net.dir().join("kds-tls").join("kds.pem"))?,
-                path_str(&self.net.dir().join("kds-tls").join("kds-key.pem"))?
-            ));
-        }
-        Ok(format!(
-            "[store]\ndata_dir = {:?}\n[raft]\nnode_id = {}\nlisten = \"{ip}:{RAFT_PORT}\"\nadvertise = \"{ip}:{RAFT_PORT}\"\npeers = [{}]\nca_cert = {ca_cert:?}\nca_key = {ca_key:?}\n[api]\nlisten = \"{ip}:{API_PORT}\"\nadmin_token_file = {admin:?}\n[kds]\n{kds}[diagnostics]\nlisten = \"{ip}:{DIAG_PORT}\"\n",
-            path_str(&g.dir.join("data"))?,
-            i + 1,
-            peers.join(", "),
-            ip = g.ip,
-            admin = path_str(&self.admin_token_file()?)?,
-            ca_cert = path_str(&self.raft_ca_dir().join("raft-ca.pem"))?,
-            ca_key = path_str(&self.raft_ca_dir().join("raft-ca-key.pem"))?,
-        ))
-    }
-
     /// The file holding [`ADMIN_TOKEN`], the servers' `api.admin_token_file` (written once).
     fn admin_token_file(&self) -> anyhow::Result<PathBuf> {
         let path = self.net.dir().join("admin-token");
@@ -496,31 +490,8 @@ impl Mosaic {
         Ok(path)
     }
 
-    /// The raft cluster CA every global replica trusts, made with `mosaic-global generate
-    /// raft-ca` as an operator would (raft runs over mutual TLS in every scenario).
-    fn raft_ca_dir(&self) -> PathBuf {
-        self.net.dir().join("raft-ca")
-    }
-
-    fn ensure_raft_ca(&self) -> anyhow::Result<()> {
-        if self.raft_ca_dir().join("raft-ca.pem").exists() {
-            return Ok(());
-        }
-        let out = std::process::Command::new(&self.bins.global)
-            .args(["generate", "raft-ca", "--out"])
-            .arg(self.raft_ca_dir())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .context("running mosaic-global generate raft-ca")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "mosaic-global generate raft-ca failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(())
-    }
-
     async fn start_globals(&mut self) -> anyhow::Result<()> {
+        let mut kds_tls = None;
         if let Some(relay) = self.relay_ip {
             // Zones reach the globals through the relay's address: a configured KDS certificate
             // that names it (the generated one names only the replica's own addresses).
@@ -534,20 +505,22 @@ impl Mosaic {
             write_file(&dir.join("kds-key.pem"), &pair.key_pem)?;
             write_file(&dir.join("kds-ca.pem"), ca.cert_pem())?;
             self.kds_ca = dir.join("kds-ca.pem");
+            kds_tls = Some((dir.join("kds.pem"), dir.join("kds-key.pem")));
         }
-        self.ensure_raft_ca()?;
-        for i in 0..self.globals.len() {
-            let cfg = self.globals[i].dir.join("global.toml");
-            write_file(&cfg, &self.global_config(i)?)?;
-            let (name, bin) = (self.globals[i].name.clone(), self.bins.global.clone());
-            self.net.spawn(
-                &name,
-                &name,
-                &bin,
-                &os(&["run", "--config", path_str(&cfg)?]),
-                &[("RUST_LOG", "info,openraft=warn")],
-            )?;
-        }
+        // testkit's replicas: peers on the node addresses, raft over mutual TLS with a cluster CA
+        // made by `mosaic-global generate raft-ca`; here also the admin token file, and with the
+        // relay the configured KDS certificate.
+        let admin = self.admin_token_file()?;
+        self.cluster.edit_config(move |_, c| {
+            c.api.admin_token_file = Some(admin.clone());
+            if let Some((cert, key)) = &kds_tls {
+                c.kds.tls_cert = Some(cert.clone());
+                c.kds.tls_key = Some(key.clone());
+            }
+        });
+        self.cluster.set_env("RUST_LOG", "info,openraft=warn");
+        self.cluster.set_http(self.http.clone());
+        self.cluster.start_all()?;
         for i in 0..self.globals.len() {
             self.wait_global_ready(i).await?;
         }
@@ -563,99 +536,56 @@ impl Mosaic {
 
     /// Starts global `i` again (after a kill or a SIGTERM).
     pub fn start_global(&mut self, i: usize) -> anyhow::Result<()> {
-        let name = self.globals[i].name.clone();
-        self.net.start(&name)
+        self.cluster.start(i)
     }
 
     /// kill -9 of global `i`.
     pub fn kill_global(&mut self, i: usize) -> anyhow::Result<()> {
+        self.cluster.kill(i);
+        Ok(())
+    }
+
+    /// Sends SIGTERM to global `i` and waits (up to 30 s, then SIGKILL and an error) for it to
+    /// exit; returns its exit status.
+    pub fn stop_global(&mut self, i: usize) -> anyhow::Result<ExitStatus> {
         let name = self.globals[i].name.clone();
-        self.net.kill(&name)
+        tokio::task::block_in_place(|| self.cluster.stop(i))?
+            .with_context(|| format!("process {name} is not running"))
     }
 
     /// The API base URL of global `i`.
     pub fn api(&self, i: usize) -> String {
-        format!("http://{}:{API_PORT}", self.globals[i].ip)
+        self.cluster.api(i)
     }
 
     /// Whether global `i`'s process runs.
     pub fn global_running(&mut self, i: usize) -> bool {
-        let name = self.globals[i].name.clone();
-        self.net.is_running(&name)
+        self.cluster.is_running(i)
     }
 
     /// Waits until global `i` answers `GET /ready` with 200 (it knows a leader).
     pub async fn wait_global_ready(&self, i: usize) -> anyhow::Result<()> {
-        let url = format!("http://{}:{DIAG_PORT}/ready", self.globals[i].ip);
-        let http = self.http.clone();
-        poll(&format!("{} ready", self.globals[i].name), WAIT, || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                let r = http.get(url).send().await.ok()?;
-                r.status().is_success().then_some(())
-            }
-        })
-        .await
+        self.cluster.wait_ready(i, WAIT).await
     }
 
     /// The replica that reports `mosaic_raft_is_leader 1`, if any.
     pub async fn leader(&self) -> Option<usize> {
-        for (i, g) in self.globals.iter().enumerate() {
-            let url = format!("http://{}:{DIAG_PORT}/metrics", g.ip);
-            let Ok(resp) = self
-                .http
-                .get(url)
-                .timeout(Duration::from_secs(3))
-                .send()
-                .await
-            else {
-                continue;
-            };
-            if let Ok(text) = resp.text().await
-                && text.lines().any(|l| l.trim() == "mosaic_raft_is_leader 1")
-            {
-                return Some(i);
-            }
-        }
-        None
+        self.cluster.leader().await
     }
 
     /// Waits for a leader.
     pub async fn wait_leader(&self) -> anyhow::Result<usize> {
-        let start = Instant::now();
-        loop {
-            if let Some(i) = self.leader().await {
-                return Ok(i);
-            }
-            if start.elapsed() > WAIT {
-                bail!("no raft leader within {WAIT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.cluster.wait_leader(WAIT).await
     }
 
     /// `GET` on global `i`: status and JSON body.
     pub async fn get(&self, i: usize, path: &str) -> anyhow::Result<(u16, Value)> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.api(i)))
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+        self.cluster.get(i, path).await
     }
 
     /// `PUT` YAML on global `i`: status and JSON body.
     pub async fn put(&self, i: usize, path: &str, yaml: &str) -> anyhow::Result<(u16, Value)> {
-        let resp = self
-            .http
-            .put(format!("{}{path}", self.api(i)))
-            .header("content-type", "application/yaml")
-            .body(yaml.to_string())
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+        self.cluster.put(i, path, yaml).await
     }
 
     /// `PUT` YAML through the first replica that answers 2xx.
@@ -684,24 +614,13 @@ impl Mosaic {
         bail!("GET {path} failed on every replica: {}", errors.join("; "))
     }
 
-    /// `POST` JSON through the first replica that answers 200; the body as text.
+    /// `POST` JSON through the first replica that answers 2xx; the body as text.
     pub async fn post_any(&self, path: &str, body: &Value) -> anyhow::Result<String> {
         let mut errors = Vec::new();
         for i in 0..self.globals.len() {
-            let resp = self
-                .http
-                .post(format!("{}{path}", self.api(i)))
-                .json(body)
-                .send()
-                .await;
-            match resp {
-                Ok(r) if r.status().is_success() => return Ok(r.text().await?.trim().to_string()),
-                Ok(r) => errors.push(format!(
-                    "{}: {} {}",
-                    self.globals[i].name,
-                    r.status(),
-                    r.text().await.unwrap_or_default()
-                )),
+            match self.cluster.post(i, path, body).await {
+                Ok((s, text)) if (200..300).contains(&s) => return Ok(text.trim().to_string()),
+                Ok((s, text)) => errors.push(format!("{}: {s} {text}", self.globals[i].name)),
                 Err(e) => errors.push(format!("{}: {e}", self.globals[i].name)),
             }
         }
@@ -784,6 +703,7 @@ impl Mosaic {
     }
 
     async fn start_zone(&mut self, z: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(self.zone_procs.len() == z, "zones start in order, once");
         let zone = self.zones[z].clone();
         let token = self
             .post_any(
@@ -791,31 +711,18 @@ impl Mosaic {
                 &json!({"zone": zone.name, "validFor": "24h"}),
             )
             .await?;
-        let token_file = zone.dir.join("zone.token");
-        write_file(&token_file, &token)?;
-        let cfg = zone.dir.join("zone.toml");
-        write_file(
-            &cfg,
-            &format!(
-                "zone = {:?}\n[store]\ndata_dir = {:?}\n[global]\naddress = {:?}\nca_cert = {:?}\ntoken_file = {:?}\n[api]\nlisten = \"{ip}:{API_PORT}\"\nadmin_token_file = {admin:?}\n[dp_server]\nlisten = \"{ip}:{SDS_PORT}\"\n[diagnostics]\nlisten = \"{ip}:{DIAG_PORT}\"\n",
-                zone.name,
-                path_str(&zone.dir.join("data"))?,
-                self.zone_global_addresses(z).join(","),
-                path_str(&self.kds_ca)?,
-                path_str(&token_file)?,
-                ip = zone.ip,
-                admin = path_str(&self.admin_token_file()?)?,
-            ),
-        )?;
-        let bin = self.bins.zone.clone();
-        self.net.spawn(
-            &zone.name,
-            &zone.name,
-            &bin,
-            &os(&["run", "--config", path_str(&cfg)?]),
-            // The debug line of the KDS receive loop says what each (resume) response carried.
-            &[("RUST_LOG", "info,mosaic_zone::kds::global_to_zone=debug")],
-        )?;
+        let host = Host::new(zone.ip, self.net.command_prefix(&zone.name)?);
+        let addresses = self.zone_global_addresses(z).join(",");
+        let global = (addresses.as_str(), self.kds_ca.as_path(), token.as_str());
+        let mut process =
+            ZoneProcess::on_host(&self.bins.zone, &self.zones_root, &zone.name, global, host)?;
+        let admin = self.admin_token_file()?;
+        process.edit_config(move |c| c.api.admin_token_file = Some(admin.clone()));
+        // The debug line of the KDS receive loop says what each (resume) response carried.
+        process.set_env("RUST_LOG", "info,mosaic_zone::kds::global_to_zone=debug");
+        process.set_http(self.http.clone());
+        process.start()?;
+        self.zone_procs.push(process);
         self.wait_zone_connected(z).await?;
         self.wait_zone_mesh(z, "the Mesh default", |m| {
             m["mtls"]["enabledBackend"] == BACKEND
@@ -835,25 +742,23 @@ impl Mosaic {
 
     /// kill -9 of zone `z`'s process.
     pub fn kill_zone(&mut self, z: usize) -> anyhow::Result<()> {
-        let name = self.zones[z].name.clone();
-        self.net.kill(&name)
+        self.zone_procs[z].kill();
+        Ok(())
     }
 
     /// Starts zone `z`'s process again (same config and data).
     pub fn restart_zone(&mut self, z: usize) -> anyhow::Result<()> {
-        let name = self.zones[z].name.clone();
-        self.net.start(&name)
+        self.zone_procs[z].start()
     }
 
     /// The CA file of zone `z`'s dataplane server (what agents trust).
     pub fn zone_dp_ca(&self, z: usize) -> PathBuf {
-        self.zones[z].dir.join("data").join("dp-server-ca.pem")
+        self.zone_procs[z].dp_ca_path()
     }
 
     /// Zone `z`'s `GET /ready` body (it reports the KDS state).
     pub async fn zone_ready(&self, z: usize) -> Option<Value> {
-        let url = format!("http://{}:{DIAG_PORT}/ready", self.zones[z].ip);
-        self.http.get(url).send().await.ok()?.json().await.ok()
+        self.zone_procs[z].ready().await
     }
 
     /// The global zone `z` is connected to (its `/ready` `kds.global`), if connected.
@@ -876,13 +781,7 @@ impl Mosaic {
 
     /// `GET` on zone `z`'s API: status and JSON body.
     pub async fn zone_get(&self, z: usize, path: &str) -> anyhow::Result<(u16, Value)> {
-        let resp = self
-            .http
-            .get(format!("http://{}:{API_PORT}{path}", self.zones[z].ip))
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+        self.zone_procs[z].get(path).await
     }
 
     /// Waits until zone `z` serves a Mesh `default` for which `check` holds.
@@ -920,7 +819,7 @@ impl Mosaic {
 
     /// Zone `z`'s Prometheus metrics text.
     pub async fn zone_metrics(&self, z: usize) -> anyhow::Result<String> {
-        let url = format!("http://{}:{DIAG_PORT}/metrics", self.zones[z].ip);
+        let url = format!("{}/metrics", self.zone_procs[z].diag_url());
         Ok(self.http.get(url).send().await?.text().await?)
     }
 
@@ -1029,7 +928,7 @@ impl Mosaic {
             .with_context(|| format!("agent {name} was not prepared"))?
             .clone();
         let dir = a.token_file.parent().context("agent dir")?.to_path_buf();
-        let zone_url = format!("https://{}:{SDS_PORT}", self.zones[a.zone].ip);
+        let zone_url = self.zone_procs[a.zone].dp_url();
         let args = os(&[
             "run",
             "--zone",
@@ -1168,11 +1067,11 @@ impl Mosaic {
 
     /// Global `i`'s log.
     pub fn global_log(&self, i: usize) -> String {
-        self.net.log(&self.globals[i].name)
+        self.cluster.log(i)
     }
 
     /// Zone `z`'s log.
     pub fn zone_log(&self, z: usize) -> String {
-        self.net.log(&self.zones[z].name)
+        self.zone_procs[z].log()
     }
 }

@@ -22,8 +22,9 @@
 //! with the test even if it is SIGKILLed), log to `<dir>/logs/<name>.log`, and can be killed
 //! (-9), terminated (SIGTERM) and restarted. Dropping the `Net` kills every process and removes
 //! every namespace and link, also when the test panicked; unless [`Net::pass`] was called it
-//! first prints the tail of every log and keeps the directory. [`Net::new`] also removes what
-//! runs killed before their clean-up left behind.
+//! first prints the tail of every log (also those registered with [`Net::add_log`]: processes
+//! other harnesses run in a node through [`Net::command_prefix`]) and keeps the directory.
+//! [`Net::new`] also removes what runs killed before their clean-up left behind.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -95,6 +96,8 @@ pub struct Net {
     rules: BTreeMap<String, Rules>,
     netem: BTreeSet<String>,
     procs: BTreeMap<String, Proc>,
+    /// Logs of processes others run in the nodes (testkit's globals and zones), by name.
+    other_logs: BTreeMap<String, PathBuf>,
     dir: Option<tempfile::TempDir>,
     dir_path: PathBuf,
     passed: bool,
@@ -294,6 +297,7 @@ impl Net {
             rules: BTreeMap::new(),
             netem: BTreeSet::new(),
             procs: BTreeMap::new(),
+            other_logs: BTreeMap::new(),
             dir_path: dir.path().to_path_buf(),
             dir: Some(dir),
             passed: false,
@@ -621,6 +625,30 @@ impl Net {
         Ok(String::from_utf8_lossy(&run("ip", &all)?.stdout).into_owned())
     }
 
+    /// What a process runs under to live in node `node`: `ip netns exec <ns> setpriv
+    /// --pdeathsig KILL --` (so it dies with the test even if the test is SIGKILLed), the prefix
+    /// [`Net::spawn`] uses, for processes other harnesses run (testkit's `Host`).
+    pub fn command_prefix(&self, node: &str) -> anyhow::Result<Vec<OsString>> {
+        let ns = self.node(node)?.ns.clone();
+        let prefix = [
+            "ip",
+            "netns",
+            "exec",
+            &ns,
+            "setpriv",
+            "--pdeathsig",
+            "KILL",
+            "--",
+        ];
+        Ok(prefix.iter().map(OsString::from).collect())
+    }
+
+    /// Has a failed run print the tail of `log` too, under `name` (a process another harness
+    /// runs in a node).
+    pub fn add_log(&mut self, name: &str, log: &Path) {
+        self.other_logs.insert(name.to_string(), log.to_path_buf());
+    }
+
     /// Starts process `name` (unique) in node `node`: `program args` with `env`, logging to
     /// `<dir>/logs/<name>.log`.
     pub fn spawn(
@@ -654,9 +682,12 @@ impl Net {
 
     /// Starts process `name` again with the same command (after [`Net::kill`] / [`Net::term`]).
     pub fn start(&mut self, name: &str) -> anyhow::Result<()> {
-        let ns = {
+        let (ns, prefix) = {
             let p = self.proc(name)?;
-            self.node(&p.node)?.ns.clone()
+            (
+                self.node(&p.node)?.ns.clone(),
+                self.command_prefix(&p.node)?,
+            )
         };
         let p = self
             .procs
@@ -678,8 +709,8 @@ impl Net {
                 .collect::<Vec<_>>()
                 .join(" ")
         )?;
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns, "setpriv", "--pdeathsig", "KILL", "--"])
+        let mut cmd = Command::new(&prefix[0]);
+        cmd.args(&prefix[1..])
             .arg(&p.program)
             .args(&p.args)
             .envs(p.env.iter().map(|(k, v)| (k, v)))
@@ -828,6 +859,14 @@ impl Net {
             eprintln!(
                 "----- {name} ({state}) log tail -----\n{}",
                 self.log_tail(&name, 40)
+            );
+        }
+        for (name, log) in &self.other_logs {
+            let text = read_text(log);
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "----- {name} log tail -----\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
             );
         }
         for (node, r) in &self.rules {

@@ -679,7 +679,7 @@ async fn a_rolling_restart_of_the_globals_under_load_fails_no_issuance() -> anyh
             m.start_agent(a)?;
         }
         let down = std::time::Instant::now();
-        let status = m.net.term(&name, Duration::from_secs(30)).await?;
+        let status = m.stop_global(i)?;
         anyhow::ensure!(status.success(), "{name} exited with {status} on SIGTERM");
         joined.extend(joining.next());
         if let Some(a) = joined.last() {

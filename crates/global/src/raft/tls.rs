@@ -23,16 +23,14 @@ use std::{
 };
 
 use mosaic_core::Sensitive;
-use mosaic_runtime::{
-    config::RaftConfig,
-    tls::{self as common_tls, CaPem, GeneratedFiles, TlsError},
-};
+use mosaic_runtime::tls::{self as common_tls, CaPem, GeneratedFiles, TlsError};
 use tonic::{
     Request, Status,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig},
 };
 
 use super::Raft;
+use crate::config::RaftConfig;
 
 /// The domain under which a replica's certificate names its node id.
 pub const NODE_NAME_DOMAIN: &str = "raft.mosaic.invalid";
@@ -463,7 +461,7 @@ mod tests {
     }
 
     fn config(dir: &Path, peers: &[&str]) -> RaftConfig {
-        let mut c = mosaic_runtime::config::GlobalConfig::default().raft;
+        let mut c = crate::config::GlobalConfig::default().raft;
         c.peers = peers.iter().map(|p| p.parse().unwrap()).collect();
         let _ = dir;
         c

@@ -4,8 +4,8 @@
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 
+use crate::config::ZoneConfig;
 use mosaic_proto::kds::kds_service_client::KdsServiceClient;
-use mosaic_runtime::config::ZoneConfig;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument as _;

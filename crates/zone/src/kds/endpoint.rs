@@ -7,7 +7,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use mosaic_runtime::config::GlobalAddress;
+use crate::config::GlobalAddress;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 /// The KDS port when an address names none.

@@ -1,0 +1,525 @@
+//! Configuration of `mosaic-zone`: [`ZoneConfig`] and its own sections (`zone`, `[global]`,
+//! `[api]`, `[dp_server]`, `[issuer]`), loaded by [`mosaic_runtime::config`] (defaults, TOML
+//! file, `MOSAIC_` environment) and checked by [`LoadConfig::validate`]. `[store]` and
+//! `[diagnostics]` are the shared sections.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+
+use mosaic_runtime::{
+    api_auth::ApiAuthSettings,
+    config::{
+        ConfigError, DiagnosticsConfig, LoadConfig, Sources, StoreConfig, optional_path,
+        resolve_localhost_is_admin,
+    },
+};
+use serde::{Deserialize, Serialize};
+
+/// Configuration of `mosaic-zone`, mirroring the contract's TOML keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// `zone`: this zone's name.
+    pub zone: ZoneName,
+    /// `[store]`: where the zone keeps its data.
+    pub store: StoreConfig,
+    /// `[global]`: how to reach the global control plane.
+    pub global: GlobalConnectionConfig,
+    /// `[api]`: the zone's HTTP API.
+    pub api: ZoneApiConfig,
+    /// `[dp_server]`: the SDS server data planes connect to.
+    pub dp_server: DpServerConfig,
+    /// `[diagnostics]`: metrics and health endpoints.
+    pub diagnostics: DiagnosticsConfig,
+    /// `[issuer]`: how hard the zone may press its certificate authorities (an addition to the
+    /// contract; optional).
+    #[serde(default)]
+    pub issuer: IssuerConfig,
+}
+
+/// `[issuer]` of the zone: limits on requests to the CAs (Vault).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// `issuer.max_in_flight`: most certificate requests in flight at once, across every mesh
+    /// and backend (default 16).
+    pub max_in_flight: usize,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        Self { max_in_flight: 16 }
+    }
+}
+
+/// A zone name: a DNS-1035 label (1-63 of `a-z0-9-`, starting with a letter, ending alphanumeric).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ZoneName(String);
+
+/// `[global]` of the zone: the KDS connection to the global control plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConnectionConfig {
+    /// `global.address`: URL of the global's KDS server.
+    pub address: GlobalAddress,
+    /// `global.ca_cert`: PEM file of the CA that signs the global's KDS certificate.
+    #[serde(with = "optional_path")]
+    pub ca_cert: Option<PathBuf>,
+    /// `global.token_file`: zone token from `mosaicctl generate zone-token`.
+    #[serde(with = "optional_path")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// URL of the global control plane; scheme `grpcs`, `grpc`, `https` or `http`, with a host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GlobalAddress {
+    url: String,
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+/// `[api]` of the zone control plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneApiConfig {
+    /// `api.listen`: address of the zone's HTTP API. A non-loopback address needs
+    /// `admin_token_file` (the zone refuses to start otherwise).
+    pub listen: SocketAddr,
+    /// `api.admin_token_file` (as the global's): a file holding the admin token. Callers present
+    /// it (or the token generated into `<store.data_dir>/admin-token`) as
+    /// `Authorization: Bearer <token>`; when it is set, loopback callers need it too unless
+    /// `localhost_is_admin = true`.
+    #[serde(default, with = "optional_path")]
+    pub admin_token_file: Option<PathBuf>,
+    /// `api.localhost_is_admin` (Kuma's `localhostIsAdmin`): callers on a loopback address are
+    /// admins without a token. Unset: true without `admin_token_file`, false with it; see
+    /// [`ZoneApiConfig::effective_localhost_is_admin`].
+    #[serde(default)]
+    pub localhost_is_admin: Option<bool>,
+}
+
+/// `[dp_server]`: the SDS server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpServerConfig {
+    /// `dp_server.listen`: address of the SDS gRPC server.
+    pub listen: SocketAddr,
+    /// `dp_server.tls_cert`: PEM chain; unset = a CA + server cert is generated into `data_dir`.
+    #[serde(with = "optional_path")]
+    pub tls_cert: Option<PathBuf>,
+    /// `dp_server.tls_key`: PEM private key matching `tls_cert`.
+    #[serde(with = "optional_path")]
+    pub tls_key: Option<PathBuf>,
+}
+
+// === impl ZoneConfig ===
+
+impl Default for ZoneConfig {
+    fn default() -> Self {
+        Self {
+            zone: ZoneName("zone-1".to_owned()),
+            store: StoreConfig {
+                data_dir: PathBuf::from("./mosaic-data/zone"),
+            },
+            global: GlobalConnectionConfig {
+                address: GlobalAddress::default(),
+                ca_cert: None,
+                token_file: None,
+            },
+            api: ZoneApiConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 5681)),
+                admin_token_file: None,
+                localhost_is_admin: None,
+            },
+            dp_server: DpServerConfig {
+                listen: SocketAddr::from(([0, 0, 0, 0], 5678)),
+                tls_cert: None,
+                tls_key: None,
+            },
+            diagnostics: DiagnosticsConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 5680)),
+            },
+            issuer: IssuerConfig::default(),
+        }
+    }
+}
+
+impl ZoneConfig {
+    /// The API's admin rule settings (`api.*` and where the generated token lives).
+    pub fn api_auth(&self) -> ApiAuthSettings {
+        ApiAuthSettings {
+            listen: self.api.listen,
+            admin_token_file: self.api.admin_token_file.clone(),
+            localhost_is_admin: self.api.effective_localhost_is_admin(),
+            data_dir: self.store.data_dir.clone(),
+        }
+    }
+}
+
+impl LoadConfig for ZoneConfig {
+    fn validate(&self, sources: &Sources) -> Result<(), ConfigError> {
+        self.store.validate(sources)?;
+        if self.issuer.max_in_flight == 0 {
+            return Err(sources.invalid("issuer.max_in_flight", "must be at least 1"));
+        }
+        sources.check_tls_pair(
+            "dp_server",
+            &self.dp_server.tls_cert,
+            &self.dp_server.tls_key,
+        )
+    }
+}
+
+impl ZoneApiConfig {
+    /// Whether loopback callers are admins without a token: `api.localhost_is_admin` if set,
+    /// else true exactly when no `api.admin_token_file` is set (the global's rule,
+    /// [`resolve_localhost_is_admin`]).
+    pub fn effective_localhost_is_admin(&self) -> bool {
+        resolve_localhost_is_admin(self.localhost_is_admin, self.admin_token_file.as_deref())
+    }
+}
+
+// === impl ZoneName ===
+
+impl ZoneName {
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ZoneName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rule = "a zone name must be a DNS-1035 label: 1-63 characters of lowercase a-z, 0-9 and '-', \
+                    starting with a letter and ending with a letter or digit";
+        let bytes = s.as_bytes();
+        let valid = !bytes.is_empty()
+            && bytes.len() <= 63
+            && bytes[0].is_ascii_lowercase()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            && bytes
+                .last()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        match valid {
+            true => Ok(Self(s.to_owned())),
+            false => Err(format!("{s:?} is not a valid zone name: {rule}")),
+        }
+    }
+}
+
+impl TryFrom<String> for ZoneName {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<ZoneName> for String {
+    fn from(name: ZoneName) -> Self {
+        name.0
+    }
+}
+
+impl fmt::Display for ZoneName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+// === impl GlobalAddress ===
+
+impl GlobalAddress {
+    /// Schemes accepted in `global.address`.
+    pub const SCHEMES: [&'static str; 4] = ["grpcs", "grpc", "https", "http"];
+
+    /// The URL as written (without a trailing `/`).
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// The scheme: one of [`GlobalAddress::SCHEMES`].
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The host name or IP address (IPv6 without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The explicit port, if the URL has one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// Whether the scheme asks for TLS (`grpcs` or `https`).
+    pub fn is_tls(&self) -> bool {
+        matches!(self.scheme.as_str(), "grpcs" | "https")
+    }
+}
+
+impl Default for GlobalAddress {
+    fn default() -> Self {
+        Self {
+            url: "grpcs://127.0.0.1:5685".to_owned(),
+            scheme: "grpcs".to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port: Some(5685),
+        }
+    }
+}
+
+impl FromStr for GlobalAddress {
+    type Err = String;
+
+    /// One URL, or several separated by commas (a zone fails over between them); the accessors
+    /// describe the first.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let entries: Vec<&str> = s.split(',').map(str::trim).collect();
+        if entries.iter().any(|e| e.is_empty()) {
+            return Err(format!(
+                "{s:?} has an empty entry; list global addresses separated by commas, e.g. \"grpcs://global-1:5685,grpcs://global-2:5685\""
+            ));
+        }
+        let mut first = None;
+        for entry in &entries {
+            let parsed = Self::parse_one(entry)?;
+            first.get_or_insert(parsed);
+        }
+        let (scheme, host, port) = first.ok_or_else(|| format!("{s:?} names no address"))?;
+        Ok(Self {
+            url: entries
+                .iter()
+                .map(|e| e.trim_end_matches('/'))
+                .collect::<Vec<_>>()
+                .join(","),
+            scheme,
+            host,
+            port,
+        })
+    }
+}
+
+impl GlobalAddress {
+    fn parse_one(s: &str) -> Result<(String, String, Option<u16>), String> {
+        let example = "expected e.g. \"grpcs://global.example:5685\"";
+        let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e}); {example}"))?;
+        if !Self::SCHEMES.contains(&url.scheme()) {
+            return Err(format!(
+                "{s:?} has scheme {:?}; use one of {}",
+                url.scheme(),
+                Self::SCHEMES.join(", ")
+            ));
+        }
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            _ => return Err(format!("{s:?} has no host; {example}")),
+        };
+        Ok((url.scheme().to_owned(), host, url.port()))
+    }
+
+    /// Every configured address, in order.
+    pub fn entries(&self) -> Vec<&str> {
+        self.url.split(',').collect()
+    }
+}
+
+impl TryFrom<String> for GlobalAddress {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<GlobalAddress> for String {
+    fn from(address: GlobalAddress) -> Self {
+        address.url
+    }
+}
+
+impl fmt::Display for GlobalAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn global_address_lists_fail_over_in_order() {
+        let a: GlobalAddress = "grpcs://g1:5685, grpcs://g2:5685/".parse().unwrap();
+        assert_eq!(a.entries(), ["grpcs://g1:5685", "grpcs://g2:5685"]);
+        assert_eq!(a.host(), "g1");
+        assert!(
+            "grpcs://g1:5685,"
+                .parse::<GlobalAddress>()
+                .unwrap_err()
+                .contains("empty entry")
+        );
+        assert!(
+            "grpcs://g1:5685,ftp://x"
+                .parse::<GlobalAddress>()
+                .unwrap_err()
+                .contains("scheme")
+        );
+    }
+
+    #[test]
+    fn zone_defaults_match_contract() {
+        let c = ZoneConfig::load_from(None, env(&[])).unwrap();
+        assert_eq!(c, ZoneConfig::default());
+        assert_eq!(c.zone.as_str(), "zone-1");
+        assert_eq!(c.store.data_dir, PathBuf::from("./mosaic-data/zone"));
+        assert_eq!(c.global.address.as_str(), "grpcs://127.0.0.1:5685");
+        assert_eq!(c.global.address, "grpcs://127.0.0.1:5685".parse().unwrap());
+        assert!(c.global.address.is_tls());
+        assert_eq!(c.global.ca_cert, None);
+        assert_eq!(c.global.token_file, None);
+        assert_eq!(c.api.listen, addr("127.0.0.1:5681"));
+        assert_eq!(c.dp_server.listen, addr("0.0.0.0:5678"));
+        assert_eq!(c.dp_server.tls_cert, None);
+        assert_eq!(c.diagnostics.listen, addr("127.0.0.1:5680"));
+    }
+
+    #[test]
+    fn bad_zone_name_and_address() {
+        for bad in ["Zone", "1zone", "zone-", "", "a_b", &"a".repeat(64)] {
+            let err = ZoneConfig::load_from(None, env(&[("MOSAIC_ZONE", bad)])).unwrap_err();
+            let msg = err.to_string();
+            assert_eq!(err.key(), Some("zone"), "{bad}: {msg}");
+            assert!(
+                msg.contains("DNS-1035") && msg.contains("MOSAIC_ZONE"),
+                "{msg}"
+            );
+        }
+        for good in ["a", "east-1", &"a".repeat(63)] {
+            assert!(good.parse::<ZoneName>().is_ok(), "{good}");
+        }
+        let f = toml_file("zone = \"East\"\n");
+        let err = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains(&f.path().display().to_string()),
+            "{err}"
+        );
+
+        for bad in ["ftp://x:1", "127.0.0.1:5685", "grpcs://:5685", "not a url"] {
+            let err =
+                ZoneConfig::load_from(None, env(&[("MOSAIC_GLOBAL__ADDRESS", bad)])).unwrap_err();
+            assert_eq!(err.key(), Some("global.address"), "{bad}: {err}");
+        }
+        let a: GlobalAddress = "https://[::1]:443/".parse().unwrap();
+        assert_eq!((a.host(), a.as_str()), ("::1", "https://[::1]:443"));
+    }
+
+    #[test]
+    fn env_overrides_defaults() {
+        let z = ZoneConfig::load_from(
+            None,
+            env(&[
+                ("MOSAIC_ZONE", "east"),
+                ("MOSAIC_GLOBAL__ADDRESS", "grpc://global:5685"),
+                ("MOSAIC_DP_SERVER__LISTEN", "127.0.0.1:7000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(z.zone.as_str(), "east");
+        assert!(!z.global.address.is_tls());
+        assert_eq!(z.global.address.host(), "global");
+        assert_eq!(z.global.address.port(), Some(5685));
+        assert_eq!(z.dp_server.listen, addr("127.0.0.1:7000"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let f = toml_file("[nope]\nx = 1\n");
+        let err = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
+        assert_eq!(err.key(), Some("nope"), "{err}");
+        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_RAFT__NODE_ID", "2")])).unwrap_err();
+        assert_eq!(err.key(), Some("raft.node_id"), "{err}");
+    }
+
+    #[test]
+    fn localhost_is_admin_defaults_to_whether_no_token_file_is_set() {
+        let z = ZoneConfig::load_from(None, env(&[])).unwrap();
+        assert_eq!(z.api.admin_token_file, None);
+        assert!(z.api.effective_localhost_is_admin());
+        let f = toml_file("[api]\nlisten = \"0.0.0.0:5681\"\nadmin_token_file = \"/t\"\n");
+        let z = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(z.api.admin_token_file, Some(PathBuf::from("/t")));
+        assert!(!z.api.effective_localhost_is_admin());
+        let z = ZoneConfig::load_from(
+            Some(f.path()),
+            env(&[("MOSAIC_API__LOCALHOST_IS_ADMIN", "True")]),
+        )
+        .unwrap();
+        assert!(z.api.effective_localhost_is_admin());
+
+        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_API__LOCALHOST_IS_ADMIN", "yes!")]))
+            .unwrap_err();
+        assert_eq!(err.key(), Some("api.localhost_is_admin"), "{err}");
+        assert!(
+            err.to_string().contains("MOSAIC_API__LOCALHOST_IS_ADMIN"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tls_pair_must_be_complete() {
+        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_DP_SERVER__TLS_KEY", "/k.pem")]))
+            .unwrap_err();
+        assert_eq!(err.key(), Some("dp_server.tls_key"), "{err}");
+    }
+
+    #[test]
+    fn serialized_config_loads_back_the_same() {
+        let mut c = ZoneConfig {
+            zone: "east".parse().unwrap(),
+            ..ZoneConfig::default()
+        };
+        c.store.data_dir = "/var/lib/mosaic/zone".into();
+        c.global.address = "grpcs://g1:5685,grpcs://g2:5685".parse().unwrap();
+        c.global.ca_cert = Some("/etc/mosaic/kds-ca.pem".into());
+        c.global.token_file = Some("/etc/mosaic/zone-token".into());
+        c.api.listen = addr("10.0.0.21:5681");
+        c.api.admin_token_file = Some("/etc/mosaic/admin-token".into());
+        c.api.localhost_is_admin = Some(false);
+        c.dp_server.tls_cert = Some("/etc/mosaic/dp.pem".into());
+        c.dp_server.tls_key = Some("/etc/mosaic/dp-key.pem".into());
+        c.issuer.max_in_flight = 3;
+        for config in [ZoneConfig::default(), c] {
+            let f = toml_file(&toml::to_string(&config).unwrap());
+            let loaded = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap();
+            assert_eq!(loaded, config);
+        }
+    }
+}
