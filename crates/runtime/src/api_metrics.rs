@@ -57,6 +57,20 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
+/// HELP texts of the two API metrics (shown once a series exists); each server calls it when
+/// it installs its recorder.
+pub fn describe() {
+    metrics::describe_counter!(
+        "mosaic_api_requests_total",
+        "HTTP API requests by method, route pattern and status code"
+    );
+    metrics::describe_histogram!(
+        "mosaic_api_request_seconds",
+        metrics::Unit::Seconds,
+        "HTTP API request duration by method and route pattern"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use axum::{Router, body::Body, http::Request, middleware, routing::get};

@@ -11,10 +11,9 @@ use axum::{
 use mosaic_core::resource::{Resource, ResourceType, Spec, ZoneInsightSpec, ZoneSpec};
 use serde_json::{Value, json};
 
-use super::{
-    error::ApiFailure, extract::QueryParams, list::page, resources::barrier, respond::Format,
-    state::ApiState,
-};
+use mosaic_runtime::api_format::Format;
+
+use super::{error::ApiFailure, extract::QueryParams, resources::barrier, state::ApiState};
 
 /// Whether a zone is connected: some KDS subscription has no `disconnectTime`.
 pub fn is_online(insight: &ZoneInsightSpec) -> bool {
@@ -76,5 +75,6 @@ pub async fn overview(
         .iter()
         .map(|(name, (z, i))| overview_item(name, z.as_ref(), i.as_ref()))
         .collect();
-    Ok(Format::from_headers(&headers).respond(StatusCode::OK, &page(items, &query, uri.path())))
+    Ok(Format::from_headers(&headers)
+        .respond(StatusCode::OK, &query.paging.page(items, uri.path())))
 }
