@@ -9,7 +9,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use mosaic_runtime::{
     config::GlobalConfig,
-    serve::{self, BindError, Stop},
+    serve::{self, BindError, ServerFailed, Stop},
 };
 
 use crate::{
@@ -59,13 +59,8 @@ pub enum ServeError {
     #[error("{0}")]
     Unsupported(String),
     /// A server failed while running.
-    #[error("{what} server failed: {source}")]
-    Serve {
-        /// Which server.
-        what: &'static str,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Serve(#[from] ServerFailed),
 }
 
 /// Runs a replica until `shutdown` completes.
@@ -130,7 +125,7 @@ pub async fn serve(
     let stop = Stop::on(shutdown);
     tracing::info!(api = %config.api.listen, diagnostics = %config.diagnostics.listen, "serving");
     let api_server = serve::serve_api(api_listener, api_router, &stop);
-    let diag_server = serve::serve_plain(diag_listener, diag_router, &stop);
+    let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
     let kds_server = {
         let kds = KdsServer::new(node.store(), KdsSettings::default());
         let store = node.store();
@@ -169,14 +164,8 @@ pub async fn serve(
     if let Err(e) = node.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
-    api_result.map_err(|source| ServeError::Serve {
-        what: "api",
-        source,
-    })?;
-    diag_result.map_err(|source| ServeError::Serve {
-        what: "diagnostics",
-        source,
-    })?;
+    api_result?;
+    diag_result?;
     kds_result?;
     Ok(())
 }

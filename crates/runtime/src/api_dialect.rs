@@ -27,9 +27,7 @@ pub trait ApiDialect: Clone + Send + Sync + 'static {
     /// Who is an admin.
     fn auth(&self) -> Arc<AdminAuth>;
 
-    /// The `GET /` document: [`crate::api_index::index_document`] for [`Self::MODE`], plus
-    /// whatever this server adds.
-    fn index_document(&self) -> serde_json::Value {
-        crate::api_index::index_document(Self::MODE)
-    }
+    /// Adds this server's own fields to the `GET /` document (product, version and
+    /// [`Self::MODE`] are there already); none by default.
+    fn extend_index(&self, _document: &mut serde_json::Map<String, serde_json::Value>) {}
 }

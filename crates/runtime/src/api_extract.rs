@@ -1,13 +1,16 @@
-//! Request extractors whose rejections are Kuma error bodies: the path's parameters and the
-//! raw body (413 beyond the document limit), worded by the server's
-//! [`ApiDialect`](crate::api_dialect::ApiDialect).
+//! Request extractors whose rejections are Kuma error bodies: the path's parameters, what a
+//! `GET` of a collection reads ([`Listing`]) and the raw body (413 beyond the document limit),
+//! worded by the server's [`ApiDialect`](crate::api_dialect::ApiDialect).
 
 use std::collections::HashMap;
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Path, Request, rejection::PathRejection},
-    http::{StatusCode, request::Parts},
+    extract::{
+        FromRequest, FromRequestParts, OriginalUri, Path, RawQuery, Request,
+        rejection::PathRejection,
+    },
+    http::{HeaderMap, StatusCode, request::Parts},
 };
 use mosaic_core::resource::ResourceType;
 
@@ -16,6 +19,19 @@ use crate::{api_dialect::ApiDialect, api_error::ApiFailure};
 /// The path's parameters (`mesh`, `name`), percent-decoded.
 #[derive(Debug, Default)]
 pub struct PathParams(pub HashMap<String, String>);
+
+/// What a `GET` of a collection reads from its request.
+#[derive(Debug)]
+pub struct Listing {
+    /// The path's parameters.
+    pub params: PathParams,
+    /// The URL path as the client sent it (what `next` links point at).
+    pub path: String,
+    /// The raw query string (`size`, `offset`, ...).
+    pub query: Option<String>,
+    /// The request headers (`Accept`).
+    pub headers: HeaderMap,
+}
 
 /// The raw request body.
 #[derive(Debug)]
@@ -75,6 +91,24 @@ impl<S: ApiDialect> FromRequestParts<S> for PathParams {
                 ),
             )),
         }
+    }
+}
+
+// === impl Listing ===
+
+impl<S: ApiDialect> FromRequestParts<S> for Listing {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = PathParams::from_request_parts(parts, state).await?;
+        let Ok(OriginalUri(uri)) = OriginalUri::from_request_parts(parts, state).await;
+        let Ok(RawQuery(query)) = RawQuery::from_request_parts(parts, state).await;
+        Ok(Listing {
+            params,
+            path: uri.path().to_string(),
+            query,
+            headers: parts.headers.clone(),
+        })
     }
 }
 

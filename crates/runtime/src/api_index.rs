@@ -21,9 +21,13 @@ pub fn index_document(mode: &str) -> serde_json::Value {
     })
 }
 
-/// `GET /`: [`ApiDialect::index_document`].
+/// `GET /`: [`index_document`] for the server's mode, with its [`ApiDialect::extend_index`].
 pub async fn index<S: ApiDialect>(State(state): State<S>, headers: HeaderMap) -> Response {
-    Format::from_headers(&headers).respond(StatusCode::OK, &state.index_document())
+    let mut document = index_document(S::MODE);
+    if let Some(fields) = document.as_object_mut() {
+        state.extend_index(fields);
+    }
+    Format::from_headers(&headers).respond(StatusCode::OK, &document)
 }
 
 /// `GET /ready` and `GET /healthy`: the API is serving.

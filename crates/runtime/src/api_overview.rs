@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use mosaic_core::resource::{Resource, ResourceType};
 use serde_json::{Map, Value};
 
-use crate::{api_error::ApiFailure, api_resources::ResourceReader};
+use crate::{api_error::ApiFailure, api_resources::list_sorted};
 
 /// The fields of a Dataplane's Universal form that stay at the top of its overview.
 const META_FIELDS: &[&str] = &[
@@ -43,14 +43,14 @@ pub fn overview_item(dataplane: &Resource, insight: Option<&Resource>) -> Value 
     Value::Object(out)
 }
 
-/// The overview of every Dataplane in `mesh`, sorted by name.
-pub fn dataplane_overviews<R: ResourceReader + ?Sized>(
-    reader: &R,
-    mesh: &str,
-) -> Result<Vec<Value>, ApiFailure> {
-    let dataplanes = reader.list_sorted(ResourceType::Dataplane, Some(mesh))?;
-    let insights: BTreeMap<String, Resource> = reader
-        .list_resources(ResourceType::DataplaneInsight, Some(mesh))
+/// The overview of every Dataplane in `mesh` by `list` (a server's store), sorted by name.
+pub fn dataplane_overviews<L, E>(list: L, mesh: &str) -> Result<Vec<Value>, ApiFailure>
+where
+    L: Fn(ResourceType, Option<&str>) -> Result<Vec<Resource>, E>,
+    E: Into<ApiFailure>,
+{
+    let dataplanes = list_sorted(&list, ResourceType::Dataplane, Some(mesh))?;
+    let insights: BTreeMap<String, Resource> = list(ResourceType::DataplaneInsight, Some(mesh))
         .map_err(Into::into)?
         .into_iter()
         .map(|i| (i.meta.name.clone(), i))

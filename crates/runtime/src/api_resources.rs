@@ -1,6 +1,6 @@
-//! Reading stored resources for the API, the same way on the global and the zones: a
-//! [`ResourceReader`] over each server's store, collections sorted by mesh and name, in
-//! Universal form, one page of them in Kuma's list envelope.
+//! Reading stored resources for the API, the same way on the global and the zones: collections
+//! from each server's store (passed as its list function), sorted by mesh and name, in Universal
+//! form, one page of them in Kuma's list envelope.
 
 use axum::{
     http::{HeaderMap, StatusCode},
@@ -10,28 +10,20 @@ use mosaic_core::resource::{Resource, ResourceType};
 
 use crate::{api_error::ApiFailure, api_format::Format, api_paging::Paging};
 
-/// A store the API lists resources from.
-pub trait ResourceReader {
-    /// Why the store could not answer.
-    type Error: Into<ApiFailure>;
-
-    /// Every `rtype` resource (of `mesh`, for mesh-scoped types), in any order.
-    fn list_resources(
-        &self,
-        rtype: ResourceType,
-        mesh: Option<&str>,
-    ) -> Result<Vec<Resource>, Self::Error>;
-
-    /// [`ResourceReader::list_resources`] sorted by mesh, then name.
-    fn list_sorted(
-        &self,
-        rtype: ResourceType,
-        mesh: Option<&str>,
-    ) -> Result<Vec<Resource>, ApiFailure> {
-        let mut items = self.list_resources(rtype, mesh).map_err(Into::into)?;
-        sort_by_name(&mut items);
-        Ok(items)
-    }
+/// Every `rtype` resource (of `mesh`, for mesh-scoped types) by `list` (a server's store), sorted
+/// by mesh, then name.
+pub fn list_sorted<L, E>(
+    list: &L,
+    rtype: ResourceType,
+    mesh: Option<&str>,
+) -> Result<Vec<Resource>, ApiFailure>
+where
+    L: Fn(ResourceType, Option<&str>) -> Result<Vec<Resource>, E>,
+    E: Into<ApiFailure>,
+{
+    let mut items = list(rtype, mesh).map_err(Into::into)?;
+    sort_by_name(&mut items);
+    Ok(items)
 }
 
 /// Sorts resources by mesh, then name.
@@ -39,18 +31,21 @@ pub fn sort_by_name(items: &mut [Resource]) {
     items.sort_by(|a, b| (&a.meta.mesh, &a.meta.name).cmp(&(&b.meta.mesh, &b.meta.name)));
 }
 
-/// `GET` of a collection: the `paging` page of `rtype` resources (of `mesh`) in Universal form,
-/// sorted by name; `path` is the collection's URL path.
-pub fn list_response<R: ResourceReader + ?Sized>(
-    reader: &R,
+/// `GET` of a collection: the `paging` page of `rtype` resources (of `mesh`) by `list`, in
+/// Universal form, sorted by name; `path` is the collection's URL path.
+pub fn list_response<L, E>(
+    list: L,
     rtype: ResourceType,
     mesh: Option<&str>,
     paging: &Paging,
     path: &str,
     headers: &HeaderMap,
-) -> Result<Response, ApiFailure> {
-    let items: Vec<_> = reader
-        .list_sorted(rtype, mesh)?
+) -> Result<Response, ApiFailure>
+where
+    L: Fn(ResourceType, Option<&str>) -> Result<Vec<Resource>, E>,
+    E: Into<ApiFailure>,
+{
+    let items: Vec<_> = list_sorted(&list, rtype, mesh)?
         .iter()
         .map(Resource::to_universal)
         .collect();

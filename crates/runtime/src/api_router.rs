@@ -1,10 +1,32 @@
 //! What every API router gets around its own routes: `GET /`, `/ready` and `/healthy`, the
-//! 404/405 fallbacks, the document-size body limit, the admin rule and the request metrics.
+//! 404/405 fallbacks, the document-size body limit, the admin rule and the request metrics;
+//! and the `GET` route of a type's collection.
 
-use axum::{Router, extract::DefaultBodyLimit, middleware, routing::get};
-use mosaic_core::resource::parse::MAX_DOCUMENT_BYTES;
+use std::future::Future;
 
-use crate::{api_auth, api_dialect::ApiDialect, api_index, api_metrics};
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    middleware,
+    response::Response,
+    routing::{MethodRouter, get},
+};
+use mosaic_core::resource::{ResourceType, parse::MAX_DOCUMENT_BYTES};
+
+use crate::{
+    api_auth, api_dialect::ApiDialect, api_error::ApiFailure, api_extract::Listing, api_index,
+    api_metrics,
+};
+
+/// `GET` of `rtype`'s collection, answered by the server's `list` handler.
+pub fn collection<S, F, Fut>(rtype: ResourceType, list: F) -> MethodRouter<S>
+where
+    S: ApiDialect,
+    F: Fn(ResourceType, State<S>, Listing) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiFailure>> + Send + 'static,
+{
+    get(move |state: State<S>, listing: Listing| list(rtype, state, listing))
+}
 
 /// `routes` (the server's own) with the shared routes and layers, over `state`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the admin rule needs the caller's

@@ -15,12 +15,12 @@
 //! - [`api_error`] (`server`): `ApiFailure`, every failed request as Kuma's error body.
 //! - [`api_format`] (`server`): JSON or YAML responses by `Accept`.
 //! - [`api_paging`] (`server`): `?size=`/`?offset=` and Kuma's `{total, items, next}` envelope.
-//! - [`api_extract`] (`server`): path parameters (and the resource they name), the raw body.
+//! - [`api_extract`] (`server`): path parameters (and the resource they name), `Listing`, the body.
 //! - [`api_body`] (`server`): PUT bodies to resources (JSON/YAML, URL name and mesh).
-//! - [`api_resources`] (`server`): `ResourceReader`, sorted collections, a page of them.
+//! - [`api_resources`] (`server`): collections from a store, sorted, a page of them.
 //! - [`api_overview`] (`server`): `DataplaneOverview` items.
 //! - [`api_index`] (`server`): `GET /`, `/ready`, `/healthy`, the 404/405 fallbacks.
-//! - [`api_router`] (`server`): the shared routes and layers around a server's own routes.
+//! - [`api_router`] (`server`): the shared routes and layers around a server's own; collections.
 //! - [`serve`] (`server`): binding listeners, the stop signal, serving routers until it.
 //! - [`diagnostics`] (`server`): the diagnostics router (`/metrics`, `/ready`, `/healthy`).
 

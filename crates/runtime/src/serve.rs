@@ -19,6 +19,16 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// A server failed while running.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} server failed: {source}")]
+pub struct ServerFailed {
+    /// Which server (`api`, `diagnostics`).
+    pub what: &'static str,
+    /// The cause.
+    pub source: std::io::Error,
+}
+
 /// Binds `addr`, the listener of config key `what`.
 pub async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::bind(addr)
@@ -73,24 +83,36 @@ pub async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Serves an API `router` on `listener` until `stop`, with `ConnectInfo<SocketAddr>` for the
+/// Serves the API `router` on `listener` until `stop`, with `ConnectInfo<SocketAddr>` for the
 /// admin rule.
-pub async fn serve_api(listener: TcpListener, router: Router, stop: &Stop) -> std::io::Result<()> {
+pub async fn serve_api(
+    listener: TcpListener,
+    router: Router,
+    stop: &Stop,
+) -> Result<(), ServerFailed> {
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop.stopped())
     .await
+    .map_err(|source| ServerFailed {
+        what: "api",
+        source,
+    })
 }
 
-/// Serves `router` (diagnostics) on `listener` until `stop`.
-pub async fn serve_plain(
+/// Serves the diagnostics `router` on `listener` until `stop`.
+pub async fn serve_diagnostics(
     listener: TcpListener,
     router: Router,
     stop: &Stop,
-) -> std::io::Result<()> {
+) -> Result<(), ServerFailed> {
     axum::serve(listener, router)
         .with_graceful_shutdown(stop.stopped())
         .await
+        .map_err(|source| ServerFailed {
+            what: "diagnostics",
+            source,
+        })
 }

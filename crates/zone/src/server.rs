@@ -9,7 +9,7 @@ use std::{future::Future, path::PathBuf, sync::Arc};
 use mosaic_runtime::{
     api_auth::{self, AdminTokenError},
     config::ZoneConfig,
-    serve::{self, BindError, Stop},
+    serve::{self, BindError, ServerFailed, Stop},
     tls::{self, ServerIdentity, TlsError},
 };
 
@@ -56,13 +56,8 @@ pub enum ServeError {
     #[error(transparent)]
     Sds(#[from] sds::ServeError),
     /// A server failed while running.
-    #[error("{what} server failed: {source}")]
-    Serve {
-        /// Which server.
-        what: &'static str,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Serve(#[from] ServerFailed),
 }
 
 /// Runs the zone until `shutdown` completes.
@@ -127,7 +122,7 @@ pub async fn serve_with(
         "serving"
     );
     let api_server = serve::serve_api(api_listener, api_router, &stop);
-    let diag_server = serve::serve_plain(diag_listener, diag_router, &stop);
+    let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
     let sds_server = sds.serve(dp_listener, &dp_identity, stop.stopped());
     let (api_result, diag_result, sds_result) = tokio::join!(api_server, diag_server, sds_server);
     if let Err(e) = kds_task.await {
@@ -139,14 +134,8 @@ pub async fn serve_with(
         tracing::warn!(zone = %zone, error = %e, "final store flush failed");
     }
     tracing::info!(zone = %zone, "stopped");
-    api_result.map_err(|source| ServeError::Serve {
-        what: "api",
-        source,
-    })?;
-    diag_result.map_err(|source| ServeError::Serve {
-        what: "diagnostics",
-        source,
-    })?;
+    api_result?;
+    diag_result?;
     sds_result?;
     Ok(())
 }

@@ -29,7 +29,7 @@ pub mod zones;
 
 use axum::{
     Router,
-    extract::{OriginalUri, RawQuery, State},
+    extract::{RawQuery, State},
     http::HeaderMap,
     routing::{MethodRouter, get},
 };
@@ -87,11 +87,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// `GET` of a type's collection.
 fn collection(rtype: ResourceType) -> MethodRouter<ApiState> {
-    get(
-        move |s: State<ApiState>, p: PathParams, u: OriginalUri, q: RawQuery, h: HeaderMap| {
-            resources::list(rtype, s, p, u, q, h)
-        },
-    )
+    api_router::collection(rtype, resources::list)
 }
 
 /// `GET`, `PUT` and `DELETE` of one resource (`PUT`/`DELETE` answer 405 for zone-owned types).

@@ -2,16 +2,16 @@
 //! writes of zone-owned types answer 405.
 
 use axum::{
-    extract::{OriginalUri, RawQuery, State},
+    extract::{RawQuery, State},
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use mosaic_core::resource::{Resource, ResourceType};
+use mosaic_core::resource::ResourceType;
 use mosaic_runtime::{
     api_body,
-    api_extract::{Body, PathParams, Target},
+    api_extract::{Body, Listing, PathParams, Target},
     api_format::Format,
-    api_resources::{ResourceReader, list_response},
+    api_resources::list_response,
 };
 
 use super::{
@@ -19,19 +19,7 @@ use super::{
     extract::QueryParams,
     state::ApiState,
 };
-use crate::store::{Command, CommandResult, Refusal, ResourceKey, ResourceStore, StoreError};
-
-impl ResourceReader for dyn ResourceStore {
-    type Error = StoreError;
-
-    fn list_resources(
-        &self,
-        rtype: ResourceType,
-        mesh: Option<&str>,
-    ) -> Result<Vec<Resource>, StoreError> {
-        self.list(rtype, mesh)
-    }
-}
+use crate::store::{Command, CommandResult, Refusal, ResourceKey};
 
 fn key(t: &Target) -> ResourceKey {
     ResourceKey::new(t.rtype, t.mesh.as_deref(), &t.name)
@@ -64,22 +52,13 @@ pub async fn barrier(state: &ApiState, query: &QueryParams) -> Result<(), ApiFai
 pub async fn list(
     rtype: ResourceType,
     State(state): State<ApiState>,
-    params: PathParams,
-    OriginalUri(uri): OriginalUri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: Listing,
 ) -> Result<Response, ApiFailure> {
-    let query = QueryParams::parse(query.as_deref())?;
+    let query = QueryParams::parse(req.query.as_deref())?;
     barrier(&state, &query).await?;
-    let mesh = rtype.is_mesh_scoped().then(|| params.get("mesh"));
-    list_response(
-        state.store.as_ref(),
-        rtype,
-        mesh,
-        &query.paging,
-        uri.path(),
-        &headers,
-    )
+    let mesh = rtype.is_mesh_scoped().then(|| req.params.get("mesh"));
+    let list = |t, m: Option<&str>| state.store.list(t, m);
+    list_response(list, rtype, mesh, &query.paging, &req.path, &req.headers)
 }
 
 /// `GET` one resource.

@@ -4,14 +4,14 @@
 //! `mosaic_runtime::api_overview`).
 
 use axum::{
-    extract::{OriginalUri, RawQuery, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::Response,
 };
 use mosaic_core::resource::ResourceType;
 use mosaic_runtime::{
     api_body,
-    api_extract::{Body, PathParams},
+    api_extract::{Body, Listing, PathParams},
     api_format::Format,
     api_overview::{self, overview_item},
     api_paging::Paging,
@@ -94,12 +94,12 @@ pub async fn overview_one(
 /// `GET /meshes/{mesh}/dataplanes/_overview`.
 pub async fn overview_list(
     State(state): State<ApiState>,
-    params: PathParams,
-    OriginalUri(uri): OriginalUri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: Listing,
 ) -> Result<Response, ApiFailure> {
-    let paging = Paging::parse(query.as_deref())?;
-    let items = api_overview::dataplane_overviews(state.store.as_ref(), params.get("mesh"))?;
-    Ok(Format::from_headers(&headers).respond(StatusCode::OK, &paging.page(items, uri.path())))
+    let paging = Paging::parse(req.query.as_deref())?;
+    let items = api_overview::dataplane_overviews(
+        |t, m| state.store.list_resources(t, m),
+        req.params.get("mesh"),
+    )?;
+    Ok(Format::from_headers(&req.headers).respond(StatusCode::OK, &paging.page(items, &req.path)))
 }

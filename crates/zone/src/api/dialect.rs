@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use mosaic_runtime::{api_auth::AdminAuth, api_dialect::ApiDialect, api_index};
+use mosaic_runtime::{api_auth::AdminAuth, api_dialect::ApiDialect};
 
 use super::state::ApiState;
 
@@ -21,12 +21,8 @@ impl ApiDialect for ApiState {
         self.auth.clone()
     }
 
-    /// `{"product":"Mosaic",...,"mode":"zone","zone":<name>}`.
-    fn index_document(&self) -> serde_json::Value {
-        let mut doc = api_index::index_document(Self::MODE);
-        if let Some(fields) = doc.as_object_mut() {
-            fields.insert("zone".into(), self.zone.clone().into());
-        }
-        doc
+    /// `"zone": <name>` (after `"mode": "zone"`).
+    fn extend_index(&self, document: &mut serde_json::Map<String, serde_json::Value>) {
+        document.insert("zone".into(), self.zone.clone().into());
     }
 }

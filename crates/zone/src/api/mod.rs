@@ -32,7 +32,7 @@ pub mod state;
 
 use axum::{
     Router,
-    extract::{OriginalUri, RawQuery, State},
+    extract::State,
     http::HeaderMap,
     routing::{MethodRouter, get},
 };
@@ -49,15 +49,18 @@ pub use state::ApiState;
 pub fn router(state: ApiState) -> Router {
     use ResourceType::{Dataplane, GlobalSecret, Mesh, Secret, Zone};
     let routes = Router::new()
-        .route("/meshes", collection(Mesh))
+        .route("/meshes", api_router::collection(Mesh, resources::list))
         .route("/meshes/{mesh}", read_only(Mesh))
-        .route("/zones", collection(Zone))
+        .route("/zones", api_router::collection(Zone, resources::list))
         .route("/zones/{name}", read_only(Zone))
         .route("/meshes/{mesh}/secrets", hidden(Secret))
         .route("/meshes/{mesh}/secrets/{name}", hidden(Secret))
         .route("/global-secrets", hidden(GlobalSecret))
         .route("/global-secrets/{name}", hidden(GlobalSecret))
-        .route("/meshes/{mesh}/dataplanes", collection(Dataplane))
+        .route(
+            "/meshes/{mesh}/dataplanes",
+            api_router::collection(Dataplane, resources::list),
+        )
         .route(
             "/meshes/{mesh}/dataplanes/_overview",
             get(dataplanes::overview_list),
@@ -77,15 +80,6 @@ pub fn router(state: ApiState) -> Router {
     // `GET /`, `/ready`, `/healthy`, 404/405, the body limit, the admin rule, the metrics
     // (labels: see `mosaic_runtime::api_metrics`).
     api_router::finish(routes, state)
-}
-
-/// `GET` of a collection.
-fn collection(rtype: ResourceType) -> MethodRouter<ApiState> {
-    get(
-        move |s: State<ApiState>, p: PathParams, u: OriginalUri, q: RawQuery, h: HeaderMap| {
-            resources::list(rtype, s, p, u, q, h)
-        },
-    )
 }
 
 /// `GET` of one global-owned resource; `PUT`/`DELETE` answer 405.

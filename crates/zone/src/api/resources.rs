@@ -7,52 +7,30 @@
 //! `PUT`/`DELETE` answer 405 like every other global-owned type.
 
 use axum::{
-    extract::{OriginalUri, RawQuery, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use mosaic_core::resource::{Resource, ResourceType};
+use mosaic_core::resource::ResourceType;
 use mosaic_runtime::{
-    api_extract::PathParams,
+    api_extract::{Listing, PathParams},
     api_format::Format,
     api_paging::Paging,
-    api_resources::{ResourceReader, list_response},
+    api_resources::list_response,
 };
 
 use super::{error::ApiFailure, state::ApiState};
-use crate::store::{StoreError, ZoneStore};
-
-impl ResourceReader for ZoneStore {
-    type Error = StoreError;
-
-    fn list_resources(
-        &self,
-        rtype: ResourceType,
-        mesh: Option<&str>,
-    ) -> Result<Vec<Resource>, StoreError> {
-        ZoneStore::list_resources(self, rtype, mesh)
-    }
-}
 
 /// `GET` of a collection: `{total, items, next}`, items in Universal form, sorted by name.
 pub async fn list(
     rtype: ResourceType,
     State(state): State<ApiState>,
-    params: PathParams,
-    OriginalUri(uri): OriginalUri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: Listing,
 ) -> Result<Response, ApiFailure> {
-    let paging = Paging::parse(query.as_deref())?;
-    let mesh = rtype.is_mesh_scoped().then(|| params.get("mesh"));
-    list_response(
-        state.store.as_ref(),
-        rtype,
-        mesh,
-        &paging,
-        uri.path(),
-        &headers,
-    )
+    let paging = Paging::parse(req.query.as_deref())?;
+    let mesh = rtype.is_mesh_scoped().then(|| req.params.get("mesh"));
+    let list = |t, m: Option<&str>| state.store.list_resources(t, m);
+    list_response(list, rtype, mesh, &paging, &req.path, &req.headers)
 }
 
 /// `GET` of one resource.
