@@ -1,11 +1,18 @@
 //! The diagnostics listener (`diagnostics.listen`, Kuma's 5680): `GET /metrics` in Prometheus
 //! text format, `GET /ready` (200 once this replica knows a raft leader, else 503) and
-//! `GET /healthy` (200 while the process serves).
+//! `GET /healthy` (200 while the process serves). The router is
+//! `mosaic_runtime::diagnostics`'s, shared with the zone; the metrics and `/ready` are the
+//! global's.
 
 use std::sync::Arc;
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use axum::{
+    Router,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use mosaic_runtime::diagnostics;
 
 /// Why metrics could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -15,11 +22,7 @@ pub struct MetricsError(String);
 /// Installs the process-wide metrics recorder; `mosaic_*_seconds` histograms get buckets from
 /// 1 ms to 60 s.
 pub fn install_metrics() -> Result<PrometheusHandle, MetricsError> {
-    const BUCKETS: &[f64] = &[
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    ];
-    let handle = PrometheusBuilder::new()
-        .set_buckets(BUCKETS)
+    let handle = diagnostics::prometheus_builder()
         .map_err(|e| MetricsError(e.to_string()))?
         .install_recorder()
         .map_err(|e| MetricsError(e.to_string()))?;
@@ -63,49 +66,25 @@ fn describe() {
         "mosaic_kds_refused_connections_total",
         "KDS streams refused at authentication, by reason"
     );
-    describe_counter!(
-        "mosaic_api_requests_total",
-        "HTTP API requests by method, route pattern and status code"
-    );
-    describe_histogram!(
-        "mosaic_api_request_seconds",
-        Unit::Seconds,
-        "HTTP API request duration by method and route pattern"
-    );
+    mosaic_runtime::api_metrics::describe();
 }
 
 /// What `/ready` asks.
 pub type ReadinessCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
-#[derive(Clone)]
-struct DiagState {
-    metrics: PrometheusHandle,
-    ready: ReadinessCheck,
-}
-
 /// The diagnostics router.
 pub fn router(metrics: PrometheusHandle, ready: ReadinessCheck) -> Router {
-    Router::new()
-        .route("/metrics", get(render))
-        .route("/ready", get(ready_handler))
-        .route("/healthy", get(|| async { "ok\n" }))
-        .with_state(DiagState { metrics, ready })
+    diagnostics::router(metrics, Arc::new(move || ready_answer(ready())))
 }
 
-async fn render(State(s): State<DiagState>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        s.metrics.render(),
-    )
-}
-
-async fn ready_handler(State(s): State<DiagState>) -> impl IntoResponse {
-    if (s.ready)() {
-        (StatusCode::OK, "ready\n")
+fn ready_answer(ready: bool) -> Response {
+    if ready {
+        (StatusCode::OK, "ready\n").into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: no raft leader known yet\n",
         )
+            .into_response()
     }
 }

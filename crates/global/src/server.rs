@@ -8,7 +8,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use crate::config::GlobalConfig;
-use tokio::net::TcpListener;
+use mosaic_runtime::serve::{self, BindError, ServerFailed, Stop};
 
 use crate::{
     api::{self, ApiState},
@@ -38,15 +38,8 @@ pub enum ServeError {
     #[error(transparent)]
     RaftTls(#[from] crate::raft::RaftTlsError),
     /// A listener could not bind.
-    #[error("could not listen on {what} {addr}: {source}; is another process using the port?")]
-    Bind {
-        /// Which listener (config key).
-        what: &'static str,
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// The admin tokens could not be set up, or `api.listen` is exposed without
     /// `api.admin_token_file`.
     #[error(transparent)]
@@ -64,13 +57,8 @@ pub enum ServeError {
     #[error("{0}")]
     Unsupported(String),
     /// A server failed while running.
-    #[error("{what} server failed: {source}")]
-    Serve {
-        /// Which server.
-        what: &'static str,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Serve(#[from] ServerFailed),
 }
 
 /// Runs a replica until `shutdown` completes.
@@ -112,14 +100,9 @@ pub async fn serve(
     let node = Arc::new(RaftNode::start(settings).await?);
     tracing::info!(node_id = config.raft.node_id, raft = %config.raft.listen, "raft started");
 
-    let bind = |what: &'static str, addr: std::net::SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { what, addr, source })
-    };
-    let api_listener = bind("api.listen", config.api.listen).await?;
-    let diag_listener = bind("diagnostics.listen", config.diagnostics.listen).await?;
-    let kds_listener = bind("kds.listen", config.kds.listen).await?;
+    let api_listener = serve::bind("api.listen", config.api.listen).await?;
+    let diag_listener = serve::bind("diagnostics.listen", config.diagnostics.listen).await?;
+    let kds_listener = serve::bind("kds.listen", config.kds.listen).await?;
     let kds_configured = match (&config.kds.tls_cert, &config.kds.tls_key) {
         (Some(cert), Some(key)) => Some(mosaic_runtime::tls::load_configured(cert, key)?),
         _ => None,
@@ -134,32 +117,16 @@ pub async fn serve(
     );
     let gauges = tokio::spawn(publish_gauges(node.clone()));
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let stop_on_signal = stop_tx.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_on_signal.send(true);
-    });
-    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
+    let stop = Stop::on(shutdown);
     tracing::info!(api = %config.api.listen, diagnostics = %config.diagnostics.listen, "serving");
-    // The admin rule needs each caller's address.
-    let api_server = axum::serve(
-        api_listener,
-        api_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(until(stop_rx.clone()));
-    let diag_server =
-        axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx.clone()));
+    let api_server = serve::serve_api(api_listener, api_router, &stop);
+    let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
     let kds_server = {
         let kds = KdsServer::new(node.store(), KdsSettings::default());
         let store = node.store();
         let data_dir = config.store.data_dir.clone();
         let names = kds::tls::default_names(&config.raft.advertise, config.kds.listen);
-        let stop_rx = stop_rx.clone();
-        let stop_tx = stop_tx.clone();
+        let stop = stop.clone();
         let kds_listen = config.kds.listen;
         async move {
             let result = async {
@@ -170,18 +137,18 @@ pub async fn serve(
                             &data_dir,
                             &names,
                             store.as_ref(),
-                            stop_rx.clone(),
+                            stop.receiver(),
                         )
                         .await?
                     }
                 };
                 tracing::info!(kds = %kds_listen, "KDS serving");
-                kds.serve(kds_listener, &identity, until(stop_rx)).await
+                kds.serve(kds_listener, &identity, stop.stopped()).await
             }
             .await;
             if result.is_err() {
                 // Without KDS the replica is useless to zones: stop everything.
-                let _ = stop_tx.send(true);
+                stop.stop();
             }
             result
         }
@@ -192,14 +159,8 @@ pub async fn serve(
     if let Err(e) = node.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
-    api_result.map_err(|source| ServeError::Serve {
-        what: "api",
-        source,
-    })?;
-    diag_result.map_err(|source| ServeError::Serve {
-        what: "diagnostics",
-        source,
-    })?;
+    api_result?;
+    diag_result?;
     kds_result?;
     Ok(())
 }

@@ -154,7 +154,7 @@ fn emitted_metrics() -> BTreeSet<String> {
         }
     }
     let mut out = BTreeSet::new();
-    for krate in ["global", "zone", "common"] {
+    for krate in ["global", "zone", "runtime"] {
         walk(&root().join("crates").join(krate).join("src"), &mut out);
     }
     out

@@ -57,6 +57,20 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
+/// HELP texts of the two API metrics (shown once a series exists); each server calls it when
+/// it installs its recorder.
+pub fn describe() {
+    metrics::describe_counter!(
+        "mosaic_api_requests_total",
+        "HTTP API requests by method, route pattern and status code"
+    );
+    metrics::describe_histogram!(
+        "mosaic_api_request_seconds",
+        metrics::Unit::Seconds,
+        "HTTP API request duration by method and route pattern"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use axum::{Router, body::Body, http::Request, middleware, routing::get};
@@ -65,8 +79,9 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn labels_are_route_patterns_methods_and_codes() {
+    /// The rendered metrics after `requests` (method, path) went through `routes` under
+    /// [`track`], recorded by a recorder of this test's own.
+    fn render_after(routes: Router, requests: &[(&str, &str)]) -> String {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
@@ -75,26 +90,32 @@ mod tests {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let app = Router::new()
-                    .route("/meshes/{mesh}", get(|| async { "ok" }))
-                    .layer(middleware::from_fn(track));
-                for (method, path) in [
-                    ("GET", "/meshes/one"),
-                    ("GET", "/meshes/two"),
-                    ("PUT", "/meshes/one"),
-                    ("GET", "/no/such/path"),
-                    ("BREW", "/meshes/one"),
-                ] {
+                let app = routes.layer(middleware::from_fn(track));
+                for (method, path) in requests {
                     let req = Request::builder()
-                        .method(method)
-                        .uri(path)
+                        .method(*method)
+                        .uri(*path)
                         .body(Body::empty())
                         .unwrap();
                     app.clone().oneshot(req).await.unwrap();
                 }
             });
         });
-        let text = handle.render();
+        handle.render()
+    }
+
+    #[test]
+    fn labels_are_route_patterns_methods_and_codes() {
+        let text = render_after(
+            Router::new().route("/meshes/{mesh}", get(|| async { "ok" })),
+            &[
+                ("GET", "/meshes/one"),
+                ("GET", "/meshes/two"),
+                ("PUT", "/meshes/one"),
+                ("GET", "/no/such/path"),
+                ("BREW", "/meshes/one"),
+            ],
+        );
         let line = |needle: &str| {
             text.lines()
                 .find(|l| l.starts_with("mosaic_api_requests_total") && l.contains(needle))
@@ -111,5 +132,29 @@ mod tests {
         assert!(!text.contains("/meshes/one"), "raw paths leaked:\n{text}");
         assert!(!text.contains("/no/such/path"), "raw paths leaked:\n{text}");
         assert!(text.contains("mosaic_api_request_seconds"), "{text}");
+    }
+
+    /// (Moved from the zone's diagnostics, which serves these metrics.)
+    #[test]
+    fn api_requests_are_labelled_by_route_pattern() {
+        let text = render_after(
+            Router::new().route("/meshes/{mesh}/dataplanes/{name}", get(|| async { "ok" })),
+            &[
+                ("GET", "/meshes/a/dataplanes/dp-1"),
+                ("GET", "/meshes/b/dataplanes/dp-2"),
+                ("GET", "/nope"),
+            ],
+        );
+        assert!(
+            text.lines().any(|l| l
+                == r#"mosaic_api_requests_total{method="GET",route="/meshes/{mesh}/dataplanes/{name}",status="200"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l
+                == r#"mosaic_api_requests_total{method="GET",route="unmatched",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("dp-1") && !text.contains("/nope"), "{text}");
     }
 }

@@ -13,6 +13,18 @@
 //!   configurations, and the sections they share (`[store]`, `[diagnostics]`).
 //! - [`api_auth`] (`server`): who may use the HTTP APIs (loopback admins, admin tokens).
 //! - [`api_metrics`] (`server`): the HTTP APIs' request count and duration middleware.
+//! - [`api_dialect`] (`server`): `ApiDialect`, what differs between the global's and a zone's API.
+//! - [`api_error`] (`server`): `ApiFailure`, every failed request as Kuma's error body.
+//! - [`api_format`] (`server`): JSON or YAML responses by `Accept`.
+//! - [`api_paging`] (`server`): `?size=`/`?offset=` and Kuma's `{total, items, next}` envelope.
+//! - [`api_extract`] (`server`): path parameters (and the resource they name), `Listing`, the body.
+//! - [`api_body`] (`server`): PUT bodies to resources (JSON/YAML, URL name and mesh).
+//! - [`api_resources`] (`server`): collections from a store, sorted, a page of them.
+//! - [`api_overview`] (`server`): `DataplaneOverview` items.
+//! - [`api_index`] (`server`): `GET /`, `/ready`, `/healthy`, the 404/405 fallbacks.
+//! - [`api_router`] (`server`): the shared routes and layers around a server's own; collections.
+//! - [`serve`] (`server`): binding listeners, the stop signal, serving routers until it.
+//! - [`diagnostics`] (`server`): the diagnostics router (`/metrics`, `/ready`, `/healthy`).
 
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -24,8 +36,32 @@ pub mod tls;
 #[cfg(feature = "server")]
 pub mod api_auth;
 #[cfg(feature = "server")]
+pub mod api_body;
+#[cfg(feature = "server")]
+pub mod api_dialect;
+#[cfg(feature = "server")]
+pub mod api_error;
+#[cfg(feature = "server")]
+pub mod api_extract;
+#[cfg(feature = "server")]
+pub mod api_format;
+#[cfg(feature = "server")]
+pub mod api_index;
+#[cfg(feature = "server")]
 pub mod api_metrics;
+#[cfg(feature = "server")]
+pub mod api_overview;
+#[cfg(feature = "server")]
+pub mod api_paging;
+#[cfg(feature = "server")]
+pub mod api_resources;
+#[cfg(feature = "server")]
+pub mod api_router;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
+pub mod diagnostics;
+#[cfg(feature = "server")]
 pub mod net;
+#[cfg(feature = "server")]
+pub mod serve;

@@ -3,18 +3,18 @@
 //! before this listener starts; the JSON body says whether KDS is connected) and `GET /healthy`.
 //!
 //! The zone API's request metrics (`mosaic_api_requests_total`, `mosaic_api_request_seconds`) come
-//! from the middleware it shares with the global, `mosaic_runtime::api_metrics::track`.
+//! from the middleware it shares with the global, `mosaic_runtime::api_metrics::track`; the
+//! router is `mosaic_runtime::diagnostics`'s, also the global's.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::{
     Router,
-    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::get,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use mosaic_runtime::diagnostics;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -26,12 +26,7 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            const BUCKETS: &[f64] = &[
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                30.0, 60.0,
-            ];
-            let builder = PrometheusBuilder::new();
-            let builder = builder.set_buckets(BUCKETS).unwrap_or_else(|e| {
+            let builder = diagnostics::prometheus_builder().unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "metrics histogram buckets rejected; using defaults");
                 PrometheusBuilder::new()
             });
@@ -46,31 +41,13 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-#[derive(Clone)]
-struct DiagState {
-    metrics: PrometheusHandle,
-    kds: watch::Receiver<KdsStatus>,
-}
-
 /// The diagnostics router.
 pub fn router(metrics: PrometheusHandle, kds: watch::Receiver<KdsStatus>) -> Router {
-    Router::new()
-        .route("/metrics", get(render))
-        .route("/ready", get(ready))
-        .route("/healthy", get(|| async { "ok\n" }))
-        .with_state(DiagState { metrics, kds })
+    diagnostics::router(metrics, Arc::new(move || ready(&kds)))
 }
 
-async fn render(State(s): State<DiagState>) -> Response {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        s.metrics.render(),
-    )
-        .into_response()
-}
-
-async fn ready(State(s): State<DiagState>) -> Response {
-    let kds = s.kds.borrow().clone();
+fn ready(kds: &watch::Receiver<KdsStatus>) -> Response {
+    let kds = kds.borrow().clone();
     let body = json!({ "ready": true, "store": "open", "kds": kds });
     (StatusCode::OK, axum::Json(body)).into_response()
 }
@@ -86,15 +63,7 @@ fn describe() {
         "mosaic_zone_kds_nacks_received_total",
         "ZoneToGlobal responses the global rejected"
     );
-    describe_counter!(
-        "mosaic_api_requests_total",
-        "HTTP API requests by method, route pattern and status code"
-    );
-    describe_histogram!(
-        "mosaic_api_request_seconds",
-        Unit::Seconds,
-        "HTTP API request duration by method and route pattern"
-    );
+    mosaic_runtime::api_metrics::describe();
     describe_counter!(
         "mosaic_certs_issued_total",
         "Data-plane certificates issued, by mesh and backend"
@@ -121,50 +90,4 @@ fn describe() {
         Unit::Seconds,
         "Seconds of validity left on the Vault token of a mesh's backend"
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::{body::Body, http::Request, middleware};
-    use metrics_exporter_prometheus::PrometheusBuilder;
-    use tower::ServiceExt as _;
-
-    use super::*;
-
-    #[test]
-    fn api_requests_are_labelled_by_route_pattern() {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let app = Router::new()
-                    .route("/meshes/{mesh}/dataplanes/{name}", get(|| async { "ok" }))
-                    .layer(middleware::from_fn(mosaic_runtime::api_metrics::track));
-                for path in [
-                    "/meshes/a/dataplanes/dp-1",
-                    "/meshes/b/dataplanes/dp-2",
-                    "/nope",
-                ] {
-                    let req = Request::builder().uri(path).body(Body::empty()).unwrap();
-                    app.clone().oneshot(req).await.unwrap();
-                }
-            });
-        });
-        let text = handle.render();
-        assert!(
-            text.lines().any(|l| l
-                == r#"mosaic_api_requests_total{method="GET",route="/meshes/{mesh}/dataplanes/{name}",status="200"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.lines().any(|l| l
-                == r#"mosaic_api_requests_total{method="GET",route="unmatched",status="404"} 1"#),
-            "{text}"
-        );
-        assert!(!text.contains("dp-1") && !text.contains("/nope"), "{text}");
-    }
 }

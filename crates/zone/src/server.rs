@@ -4,13 +4,13 @@
 //! on `diagnostics.listen`, and a graceful shutdown that stops the listeners and the KDS client,
 //! then flushes the store.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{future::Future, path::PathBuf, sync::Arc};
 
 use mosaic_runtime::{
     api_auth::{self, AdminTokenError},
+    serve::{self, BindError, ServerFailed, Stop},
     tls::{self, ServerIdentity, TlsError},
 };
-use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     api::{self, ApiState},
@@ -47,15 +47,8 @@ pub enum ServeError {
     #[error(transparent)]
     Global(#[from] EndpointError),
     /// A listener could not bind.
-    #[error("could not listen on {what} {addr}: {source}; is another process using the port?")]
-    Bind {
-        /// Which listener (config key).
-        what: &'static str,
-        /// The address.
-        addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// The dataplane server's TLS certificate could not be loaded or generated.
     #[error("dp_server TLS: {0}")]
     DpServerTls(#[from] TlsError),
@@ -63,13 +56,8 @@ pub enum ServeError {
     #[error(transparent)]
     Sds(#[from] sds::ServeError),
     /// A server failed while running.
-    #[error("{what} server failed: {source}")]
-    Serve {
-        /// Which server.
-        what: &'static str,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Serve(#[from] ServerFailed),
 }
 
 /// Runs the zone until `shutdown` completes.
@@ -102,14 +90,9 @@ pub async fn serve_with(
     let store = Arc::new(ZoneStore::open(&data_dir)?);
     tracing::info!(zone = %zone, data_dir = %data_dir.display(), "zone store open");
 
-    let bind = |what: &'static str, addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { what, addr, source })
-    };
-    let api_listener = bind("api.listen", config.api.listen).await?;
-    let diag_listener = bind("diagnostics.listen", config.diagnostics.listen).await?;
-    let dp_listener = bind("dp_server.listen", config.dp_server.listen).await?;
+    let api_listener = serve::bind("api.listen", config.api.listen).await?;
+    let diag_listener = serve::bind("diagnostics.listen", config.diagnostics.listen).await?;
+    let dp_listener = serve::bind("dp_server.listen", config.dp_server.listen).await?;
     let dp_identity = dp_server_identity(&config)?;
 
     let insight = ZoneInsightReporter::new(store.clone(), &zone);
@@ -128,15 +111,8 @@ pub async fn serve_with(
     });
     let diag_router = diagnostics::router(metrics, client.status());
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let until = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let kds_task = tokio::spawn(client.run(stop_rx.clone()));
+    let stop = Stop::on(shutdown);
+    let kds_task = tokio::spawn(client.run(stop.receiver()));
     tracing::info!(
         zone = %zone,
         api = %config.api.listen,
@@ -145,15 +121,9 @@ pub async fn serve_with(
         global = %config.global.address,
         "serving"
     );
-    // The admin rule needs each caller's address.
-    let api_server = axum::serve(
-        api_listener,
-        api_router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(until(stop_rx.clone()));
-    let diag_server =
-        axum::serve(diag_listener, diag_router).with_graceful_shutdown(until(stop_rx.clone()));
-    let sds_server = sds.serve(dp_listener, &dp_identity, until(stop_rx));
+    let api_server = serve::serve_api(api_listener, api_router, &stop);
+    let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
+    let sds_server = sds.serve(dp_listener, &dp_identity, stop.stopped());
     let (api_result, diag_result, sds_result) = tokio::join!(api_server, diag_server, sds_server);
     if let Err(e) = kds_task.await {
         tracing::warn!(zone = %zone, error = %e, "KDS client task failed");
@@ -164,14 +134,8 @@ pub async fn serve_with(
         tracing::warn!(zone = %zone, error = %e, "final store flush failed");
     }
     tracing::info!(zone = %zone, "stopped");
-    api_result.map_err(|source| ServeError::Serve {
-        what: "api",
-        source,
-    })?;
-    diag_result.map_err(|source| ServeError::Serve {
-        what: "diagnostics",
-        source,
-    })?;
+    api_result?;
+    diag_result?;
     sds_result?;
     Ok(())
 }

@@ -2,54 +2,52 @@
 //!
 //! Module map:
 //! - [`state`]: `ApiState` (store, admin token, clock, admission) and `Clock`.
-//! - [`error`]: `ApiFailure`, every failure as a status and Kuma's error body.
-//! - [`extract`]: path, body (413 beyond the document limit) and query extractors.
-//! - [`body`]: PUT bodies to resources (JSON/YAML, Universal/Kubernetes, URL name and mesh).
-//! - [`respond`]: JSON or YAML responses by `Accept`.
-//! - [`list`]: `{total, items, next}` paging with `size` and `offset`.
+//! - [`dialect`]: the global's `ApiDialect` (its mode and the wording of shared refusals).
+//! - [`error`]: store and admission errors as `ApiFailure`s (Kuma's error body).
+//! - [`extract`]: the query (`size`, `offset`, `consistent`, `force`).
 //! - [`auth`]: who is an admin (loopback callers, admin tokens): `mosaic_runtime::api_auth`.
 //! - [`resources`]: list/get/put/delete handlers; 405 for zone-owned writes.
 //! - [`tokens`]: `POST /tokens/zone` and `POST /tokens/dataplane`.
 //! - [`zones`]: `GET /zones/_overview`.
 //! - [`dataplanes`]: `GET /meshes/{mesh}/dataplanes/_overview`.
-//! - [`index`]: `GET /`, `/ready`, `/healthy`, and the 404/405 fallbacks.
+//!
+//! The plumbing both servers share is `mosaic_runtime`'s: `api_error` (`ApiFailure`),
+//! `api_extract` (path and body), `api_body` (PUT bodies to resources), `api_format` (JSON or
+//! YAML by `Accept`), `api_paging`, `api_resources`, `api_overview`, `api_index` (`GET /`,
+//! `/ready`, `/healthy`, 404/405) and `api_router` (those routes, the body limit, the admin
+//! rule and the request metrics around the routes below).
 
 pub mod auth;
-pub mod body;
 pub mod dataplanes;
+pub mod dialect;
 pub mod error;
 pub mod extract;
-pub mod index;
-pub mod list;
 pub mod resources;
-pub mod respond;
 pub mod state;
 pub mod tokens;
 pub mod zones;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, OriginalUri, RawQuery, State},
+    extract::{RawQuery, State},
     http::HeaderMap,
-    middleware,
     routing::{MethodRouter, get},
 };
-use mosaic_core::resource::{Owner, ResourceType, parse::MAX_DOCUMENT_BYTES};
+use mosaic_core::resource::{Owner, ResourceType};
+use mosaic_runtime::{
+    api_extract::{Body, PathParams},
+    api_router,
+};
 
 pub use auth::{AdminTokenError, read_admin_token_file};
 pub use error::ApiFailure;
 pub use state::{ApiState, Clock};
 
-use extract::{Body, PathParams};
-
 /// The API's routes over `state`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the admin rule needs the caller's
 /// address (without it every caller counts as remote).
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/", get(index::index))
-        .route("/ready", get(index::ok))
-        .route("/healthy", get(index::ok))
+    let routes = Router::new()
         .route("/meshes", collection(ResourceType::Mesh))
         .route("/meshes/{mesh}", item(ResourceType::Mesh))
         .route("/meshes/{mesh}/secrets", collection(ResourceType::Secret))
@@ -82,27 +80,14 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/meshes/{mesh}/dataplane-insights/{name}",
             item(ResourceType::DataplaneInsight),
-        )
-        .fallback(index::not_found)
-        .method_not_allowed_fallback(index::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES))
-        // Over every route and both fallbacks: no method or path gets past it.
-        .layer(middleware::from_fn_with_state(
-            state.auth.clone(),
-            auth::require_admin,
-        ))
-        // Outermost, so refused (401/403) and oversized (413) requests are counted too.
-        .layer(middleware::from_fn(mosaic_runtime::api_metrics::track))
-        .with_state(state)
+        );
+    // `GET /`, `/ready`, `/healthy`, 404/405, the body limit, the admin rule, the metrics.
+    api_router::finish(routes, state)
 }
 
 /// `GET` of a type's collection.
 fn collection(rtype: ResourceType) -> MethodRouter<ApiState> {
-    get(
-        move |s: State<ApiState>, p: PathParams, u: OriginalUri, q: RawQuery, h: HeaderMap| {
-            resources::list(rtype, s, p, u, q, h)
-        },
-    )
+    api_router::collection(rtype, resources::list)
 }
 
 /// `GET`, `PUT` and `DELETE` of one resource (`PUT`/`DELETE` answer 405 for zone-owned types).

@@ -2,39 +2,24 @@
 //! writes of zone-owned types answer 405.
 
 use axum::{
-    extract::{OriginalUri, RawQuery, State},
+    extract::{RawQuery, State},
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use mosaic_core::resource::{Resource, ResourceType};
+use mosaic_core::resource::ResourceType;
+use mosaic_runtime::{
+    api_body,
+    api_extract::{Body, Listing, PathParams, Target},
+    api_format::Format,
+    api_resources::list_response,
+};
 
 use super::{
-    body::{self, Target},
-    error::ApiFailure,
-    extract::{Body, PathParams, QueryParams},
-    list::page,
-    respond::Format,
+    error::{ApiFailure, from_refusal},
+    extract::QueryParams,
     state::ApiState,
 };
 use crate::store::{Command, CommandResult, Refusal, ResourceKey};
-
-/// The resource a route's path names (`/meshes/{mesh}` names a Mesh by its `mesh` parameter).
-pub fn target(rtype: ResourceType, params: &PathParams) -> Target {
-    if rtype == ResourceType::Mesh {
-        return Target {
-            rtype,
-            mesh: None,
-            name: params.get("mesh").to_string(),
-        };
-    }
-    Target {
-        rtype,
-        mesh: rtype
-            .is_mesh_scoped()
-            .then(|| params.get("mesh").to_string()),
-        name: params.get("name").to_string(),
-    }
-}
 
 fn key(t: &Target) -> ResourceKey {
     ResourceKey::new(t.rtype, t.mesh.as_deref(), &t.name)
@@ -63,28 +48,17 @@ pub async fn barrier(state: &ApiState, query: &QueryParams) -> Result<(), ApiFai
     Ok(())
 }
 
-/// Sorts resources by mesh, then name.
-pub fn sort_by_name(items: &mut [Resource]) {
-    items.sort_by(|a, b| (&a.meta.mesh, &a.meta.name).cmp(&(&b.meta.mesh, &b.meta.name)));
-}
-
 /// `GET` a collection.
 pub async fn list(
     rtype: ResourceType,
     State(state): State<ApiState>,
-    params: PathParams,
-    OriginalUri(uri): OriginalUri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: Listing,
 ) -> Result<Response, ApiFailure> {
-    let query = QueryParams::parse(query.as_deref())?;
+    let query = QueryParams::parse(req.query.as_deref())?;
     barrier(&state, &query).await?;
-    let mesh = rtype.is_mesh_scoped().then(|| params.get("mesh"));
-    let mut items = state.store.list(rtype, mesh)?;
-    sort_by_name(&mut items);
-    let items = items.iter().map(Resource::to_universal).collect();
-    let body = page(items, &query, uri.path());
-    Ok(Format::from_headers(&headers).respond(StatusCode::OK, &body))
+    let mesh = rtype.is_mesh_scoped().then(|| req.params.get("mesh"));
+    let list = |t, m: Option<&str>| state.store.list(t, m);
+    list_response(list, rtype, mesh, &query.paging, &req.path, &req.headers)
 }
 
 /// `GET` one resource.
@@ -97,7 +71,7 @@ pub async fn get_one(
 ) -> Result<Response, ApiFailure> {
     let query = QueryParams::parse(query.as_deref())?;
     barrier(&state, &query).await?;
-    let t = target(rtype, &params);
+    let t = params.target(rtype);
     match state.store.get(&key(&t))? {
         Some(r) => Ok(Format::from_headers(&headers).respond(StatusCode::OK, &r.to_universal())),
         None => Err(ApiFailure::NotFound(format!(
@@ -116,8 +90,8 @@ pub async fn put(
     headers: HeaderMap,
     Body(bytes): Body,
 ) -> Result<Response, ApiFailure> {
-    let t = target(rtype, &params);
-    let resource = body::decode(&headers, &bytes, &t)?;
+    let t = params.target(rtype);
+    let resource = api_body::decode::<ApiState>(&headers, &bytes, &t)?;
     let mut retried = false;
     let created = loop {
         let cmd = state.validator.admit(&resource, state.now()).await?;
@@ -138,7 +112,7 @@ pub async fn put(
             CommandResult::Refused(Refusal::Conflict(_)) if generates_ca && !retried => {
                 retried = true;
             }
-            CommandResult::Refused(r) => return Err(ApiFailure::from_refusal(r)),
+            CommandResult::Refused(r) => return Err(from_refusal(r)),
             other => {
                 return Err(ApiFailure::Internal(format!(
                     "unexpected store result ({}) for {}",
@@ -171,7 +145,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, ApiFailure> {
     let query = QueryParams::parse(query.as_deref())?;
-    let t = target(rtype, &params);
+    let t = params.target(rtype);
     match state
         .store
         .write(Command::delete(key(&t), query.force))
@@ -185,7 +159,7 @@ pub async fn delete(
             describe(&t),
             collection_path(rtype, t.mesh.as_deref())
         ))),
-        CommandResult::Refused(r) => Err(ApiFailure::from_refusal(r)),
+        CommandResult::Refused(r) => Err(from_refusal(r)),
         other => Err(ApiFailure::Internal(format!(
             "unexpected store result ({}) for deleting {}",
             result_kind(Some(&other)),

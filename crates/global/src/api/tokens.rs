@@ -12,7 +12,9 @@ use mosaic_core::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{error::ApiFailure, extract::Body, state::ApiState};
+use mosaic_runtime::api_extract::Body;
+
+use super::{error::ApiFailure, state::ApiState};
 use crate::tokens::TokenIssueError;
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiFailure> {

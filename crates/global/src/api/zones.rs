@@ -3,18 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::{
-    extract::{OriginalUri, RawQuery, State},
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use mosaic_core::resource::{Resource, ResourceType, Spec, ZoneInsightSpec, ZoneSpec};
 use serde_json::{Value, json};
 
-use super::{
-    error::ApiFailure, extract::QueryParams, list::page, resources::barrier, respond::Format,
-    state::ApiState,
-};
+use mosaic_runtime::{api_extract::Listing, api_format::Format};
+
+use super::{error::ApiFailure, extract::QueryParams, resources::barrier, state::ApiState};
 
 /// Whether a zone is connected: some KDS subscription has no `disconnectTime`.
 pub fn is_online(insight: &ZoneInsightSpec) -> bool {
@@ -55,13 +50,8 @@ pub fn overview_item(name: &str, zone: Option<&Resource>, insight: Option<&Resou
 }
 
 /// `GET /zones/_overview`.
-pub async fn overview(
-    State(state): State<ApiState>,
-    OriginalUri(uri): OriginalUri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiFailure> {
-    let query = QueryParams::parse(query.as_deref())?;
+pub async fn overview(State(state): State<ApiState>, req: Listing) -> Result<Response, ApiFailure> {
+    let query = QueryParams::parse(req.query.as_deref())?;
     barrier(&state, &query).await?;
     let mut zones: BTreeMap<String, (Option<Resource>, Option<Resource>)> = BTreeMap::new();
     for z in state.store.list(ResourceType::Zone, None)? {
@@ -76,5 +66,6 @@ pub async fn overview(
         .iter()
         .map(|(name, (z, i))| overview_item(name, z.as_ref(), i.as_ref()))
         .collect();
-    Ok(Format::from_headers(&headers).respond(StatusCode::OK, &page(items, &query, uri.path())))
+    let page = query.paging.page(items, &req.path);
+    Ok(Format::from_headers(&req.headers).respond(StatusCode::OK, &page))
 }

@@ -1,26 +1,25 @@
 //! Admin registration of Dataplanes: `PUT` (validated, stored in the zone store with the zone's
 //! version, synced up over KDS), `DELETE` (the Dataplane and its DataplaneInsight), and the
-//! overviews (Dataplane + DataplaneInsight, Kuma's `DataplaneOverview`).
-
-use std::collections::BTreeMap;
+//! overviews (Dataplane + DataplaneInsight, Kuma's `DataplaneOverview`, composed by
+//! `mosaic_runtime::api_overview`).
 
 use axum::{
-    body::Bytes,
-    extract::{OriginalUri, RawQuery, State, rejection::BytesRejection},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use mosaic_core::resource::{Resource, ResourceType};
-use serde_json::{Map, Value, json};
+use mosaic_core::resource::ResourceType;
+use mosaic_runtime::{
+    api_body,
+    api_extract::{Body, Listing, PathParams},
+    api_format::Format,
+    api_overview::{self, overview_item},
+    api_paging::Paging,
+};
+use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{
-    body,
-    error::ApiFailure,
-    resources::{not_found, sort_by_name},
-    respond::{Format, Paging},
-    state::{ApiState, PathParams},
-};
+use super::{error::ApiFailure, resources::not_found, state::ApiState};
 use crate::store::StoreKey;
 
 /// `PUT /meshes/{mesh}/dataplanes/{name}`: 201 created, 200 updated; the stored resource back.
@@ -28,20 +27,11 @@ pub async fn put(
     State(state): State<ApiState>,
     params: PathParams,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(bytes): Body,
 ) -> Result<Response, ApiFailure> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiFailure::TooLarge
-        } else {
-            ApiFailure::bad_field(
-                "",
-                format!("could not read the request body ({})", e.body_text()),
-            )
-        }
-    })?;
     let (mesh, name) = (params.get("mesh"), params.get("name"));
-    let resource = body::decode(&bytes, ResourceType::Dataplane, Some(mesh), name)?;
+    let target = params.target(ResourceType::Dataplane);
+    let resource = api_body::decode::<ApiState>(&headers, &bytes, &target)?;
     if state.store.get(&StoreKey::mesh(mesh))?.is_none() {
         return Err(ApiFailure::bad_field(
             "mesh",
@@ -104,59 +94,12 @@ pub async fn overview_one(
 /// `GET /meshes/{mesh}/dataplanes/_overview`.
 pub async fn overview_list(
     State(state): State<ApiState>,
-    params: PathParams,
-    OriginalUri(uri): OriginalUri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: Listing,
 ) -> Result<Response, ApiFailure> {
-    let paging = Paging::parse(query.as_deref())?;
-    let mesh = params.get("mesh");
-    let mut dataplanes = state
-        .store
-        .list_resources(ResourceType::Dataplane, Some(mesh))?;
-    sort_by_name(&mut dataplanes);
-    let insights: BTreeMap<String, Resource> = state
-        .store
-        .list_resources(ResourceType::DataplaneInsight, Some(mesh))?
-        .into_iter()
-        .map(|i| (i.meta.name.clone(), i))
-        .collect();
-    let items: Vec<Value> = dataplanes
-        .iter()
-        .map(|d| overview_item(d, insights.get(&d.meta.name)))
-        .collect();
-    Ok(Format::from_headers(&headers).respond(StatusCode::OK, &paging.page(items, uri.path())))
-}
-
-/// One `DataplaneOverview`: meta fields, `dataplane` (spec) and `dataplaneInsight` (spec).
-pub fn overview_item(dataplane: &Resource, insight: Option<&Resource>) -> Value {
-    const META: &[&str] = &[
-        "mesh",
-        "name",
-        "labels",
-        "creationTime",
-        "modificationTime",
-        "version",
-    ];
-    let mut out = Map::new();
-    out.insert("type".into(), "DataplaneOverview".into());
-    let mut spec = Map::new();
-    if let Value::Object(fields) = dataplane.to_universal() {
-        for (k, v) in fields {
-            if k == "type" {
-                continue;
-            }
-            if META.contains(&k.as_str()) {
-                out.insert(k, v);
-            } else {
-                spec.insert(k, v);
-            }
-        }
-    }
-    out.insert("dataplane".into(), Value::Object(spec));
-    out.insert(
-        "dataplaneInsight".into(),
-        insight.map_or_else(|| Value::Object(Map::new()), |i| i.spec.to_value()),
-    );
-    Value::Object(out)
+    let paging = Paging::parse(req.query.as_deref())?;
+    let items = api_overview::dataplane_overviews(
+        |t, m| state.store.list_resources(t, m),
+        req.params.get("mesh"),
+    )?;
+    Ok(Format::from_headers(&req.headers).respond(StatusCode::OK, &paging.page(items, &req.path)))
 }

@@ -14,51 +14,53 @@
 //! ([`mosaic_runtime::api_auth`]).
 //!
 //! Module map:
-//! - [`state`]: `ApiState` and the path extractor.
-//! - [`error`]: `ApiFailure` and Kuma's error body.
-//! - [`respond`]: JSON/YAML responses and paging.
-//! - [`body`]: PUT bodies to validated resources.
+//! - [`state`]: `ApiState`, what the handlers share.
+//! - [`dialect`]: the zone's `ApiDialect` (its `GET /` and the wording of shared refusals).
+//! - [`error`]: store errors as `ApiFailure`s (Kuma's error body).
 //! - [`resources`]: reads, 405 for global-owned writes, 404 for Secrets.
 //! - [`dataplanes`]: Dataplane registration and overviews.
-//! - [`index`]: `/`, `/ready`, `/healthy`, 404/405 fallbacks.
+//!
+//! The plumbing shared with the global is `mosaic_runtime`'s: `api_error`, `api_extract`,
+//! `api_body`, `api_format`, `api_paging`, `api_resources`, `api_overview`, `api_index` (`/`,
+//! `/ready`, `/healthy`, 404/405 fallbacks) and `api_router` (those routes and the layers).
 
-pub mod body;
 pub mod dataplanes;
+pub mod dialect;
 pub mod error;
-pub mod index;
 pub mod resources;
-pub mod respond;
 pub mod state;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, OriginalUri, RawQuery, State},
+    extract::State,
     http::HeaderMap,
     routing::{MethodRouter, get},
 };
-use mosaic_core::resource::{ResourceType, parse::MAX_DOCUMENT_BYTES};
+use mosaic_core::resource::ResourceType;
+use mosaic_runtime::api_router;
 
 pub use error::ApiFailure;
-pub use state::{ApiState, PathParams};
+pub use mosaic_runtime::api_extract::PathParams;
+pub use state::ApiState;
 
 /// The zone API's routes over `state`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the admin rule needs the caller's
 /// address (without it every caller counts as remote).
 pub fn router(state: ApiState) -> Router {
     use ResourceType::{Dataplane, GlobalSecret, Mesh, Secret, Zone};
-    Router::new()
-        .route("/", get(index::index))
-        .route("/ready", get(index::ok))
-        .route("/healthy", get(index::ok))
-        .route("/meshes", collection(Mesh))
+    let routes = Router::new()
+        .route("/meshes", api_router::collection(Mesh, resources::list))
         .route("/meshes/{mesh}", read_only(Mesh))
-        .route("/zones", collection(Zone))
+        .route("/zones", api_router::collection(Zone, resources::list))
         .route("/zones/{name}", read_only(Zone))
         .route("/meshes/{mesh}/secrets", hidden(Secret))
         .route("/meshes/{mesh}/secrets/{name}", hidden(Secret))
         .route("/global-secrets", hidden(GlobalSecret))
         .route("/global-secrets/{name}", hidden(GlobalSecret))
-        .route("/meshes/{mesh}/dataplanes", collection(Dataplane))
+        .route(
+            "/meshes/{mesh}/dataplanes",
+            api_router::collection(Dataplane, resources::list),
+        )
         .route(
             "/meshes/{mesh}/dataplanes/_overview",
             get(dataplanes::overview_list),
@@ -74,30 +76,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/meshes/{mesh}/dataplanes/{name}/_overview",
             get(dataplanes::overview_one),
-        )
-        .fallback(index::not_found)
-        .method_not_allowed_fallback(index::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES))
-        // Over every route and both fallbacks: no method or path gets past it.
-        .layer(axum::middleware::from_fn_with_state(
-            state.auth.clone(),
-            mosaic_runtime::api_auth::require_admin,
-        ))
-        // Outermost, so 401/403s and 413s are counted too (labels: see
-        // `mosaic_runtime::api_metrics`).
-        .layer(axum::middleware::from_fn(
-            mosaic_runtime::api_metrics::track,
-        ))
-        .with_state(state)
-}
-
-/// `GET` of a collection.
-fn collection(rtype: ResourceType) -> MethodRouter<ApiState> {
-    get(
-        move |s: State<ApiState>, p: PathParams, u: OriginalUri, q: RawQuery, h: HeaderMap| {
-            resources::list(rtype, s, p, u, q, h)
-        },
-    )
+        );
+    // `GET /`, `/ready`, `/healthy`, 404/405, the body limit, the admin rule, the metrics
+    // (labels: see `mosaic_runtime::api_metrics`).
+    api_router::finish(routes, state)
 }
 
 /// `GET` of one global-owned resource; `PUT`/`DELETE` answer 405.

@@ -7,33 +7,30 @@
 //! `PUT`/`DELETE` answer 405 like every other global-owned type.
 
 use axum::{
-    extract::{OriginalUri, RawQuery, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use mosaic_core::resource::{Resource, ResourceType};
-
-use super::{
-    error::ApiFailure,
-    respond::{Format, Paging},
-    state::{ApiState, PathParams},
+use mosaic_core::resource::ResourceType;
+use mosaic_runtime::{
+    api_extract::{Listing, PathParams},
+    api_format::Format,
+    api_paging::Paging,
+    api_resources::list_response,
 };
+
+use super::{error::ApiFailure, state::ApiState};
 
 /// `GET` of a collection: `{total, items, next}`, items in Universal form, sorted by name.
 pub async fn list(
     rtype: ResourceType,
     State(state): State<ApiState>,
-    params: PathParams,
-    OriginalUri(uri): OriginalUri,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: Listing,
 ) -> Result<Response, ApiFailure> {
-    let paging = Paging::parse(query.as_deref())?;
-    let mesh = rtype.is_mesh_scoped().then(|| params.get("mesh"));
-    let mut items = state.store.list_resources(rtype, mesh)?;
-    sort_by_name(&mut items);
-    let items: Vec<_> = items.iter().map(Resource::to_universal).collect();
-    Ok(Format::from_headers(&headers).respond(StatusCode::OK, &paging.page(items, uri.path())))
+    let paging = Paging::parse(req.query.as_deref())?;
+    let mesh = rtype.is_mesh_scoped().then(|| req.params.get("mesh"));
+    let list = |t, m: Option<&str>| state.store.list_resources(t, m);
+    list_response(list, rtype, mesh, &paging, &req.path, &req.headers)
 }
 
 /// `GET` of one resource.
@@ -43,7 +40,8 @@ pub async fn get_one(
     params: PathParams,
     headers: HeaderMap,
 ) -> Result<Response, ApiFailure> {
-    let (mesh, name) = target(rtype, &params);
+    let t = params.target(rtype);
+    let (mesh, name) = (t.mesh.as_deref(), t.name.as_str());
     match state.store.get_resource(rtype, mesh, name)? {
         Some(r) => Ok(Format::from_headers(&headers).respond(StatusCode::OK, &r.to_universal())),
         None => Err(not_found(rtype, mesh, name)),
@@ -74,28 +72,10 @@ pub fn plural(rtype: ResourceType) -> String {
     }
 }
 
-/// Mesh (for mesh-scoped types) and name from the path (a Mesh's own name is the `{mesh}`
-/// segment, which every `/meshes/{mesh}/...` route shares).
-pub fn target(rtype: ResourceType, params: &PathParams) -> (Option<&str>, &str) {
-    if rtype == ResourceType::Mesh {
-        return (None, params.get("mesh"));
-    }
-    let mesh = rtype.is_mesh_scoped().then(|| params.get("mesh"));
-    (mesh, params.get("name"))
-}
-
 /// The 404 for a missing resource.
 pub fn not_found(rtype: ResourceType, mesh: Option<&str>, name: &str) -> ApiFailure {
     ApiFailure::NotFound(match mesh {
         Some(m) => format!("{rtype} {name:?} not found in mesh {m:?}"),
         None => format!("{rtype} {name:?} not found"),
     })
-}
-
-/// Sorts by name (keys already sort by mesh, then name).
-pub fn sort_by_name(items: &mut [Resource]) {
-    items.sort_by(|a, b| {
-        (a.meta.mesh.as_deref(), a.meta.name.as_str())
-            .cmp(&(b.meta.mesh.as_deref(), b.meta.name.as_str()))
-    });
 }

@@ -1,27 +1,20 @@
 //! Request bodies to resources: JSON or YAML (by `Content-Type`, sniffed when absent or
 //! unfamiliar), Universal or Kubernetes form, exactly one document. The URL's name and mesh fill
 //! in a body that omits them and must match a body that states them. Decoding and validation
-//! are `mosaic_core::resource::parse::decode_for`, shared with the zone's API.
+//! are `mosaic_core::resource::parse::decode_for`, so the global and the zones accept and refuse
+//! the same documents.
 
 use axum::http::{HeaderMap, header};
 use mosaic_core::resource::{
-    Resource, ResourceType,
+    Resource,
     parse::{self, DecodeError, ParseError},
 };
 use serde_json::Value;
 
-use super::{error::ApiFailure, respond::YAML_MEDIA_TYPES};
-
-/// Where a PUT writes: the type its route serves and the URL's mesh and name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// The route's type.
-    pub rtype: ResourceType,
-    /// The URL's mesh, for mesh-scoped types.
-    pub mesh: Option<String>,
-    /// The URL's name.
-    pub name: String,
-}
+use crate::{
+    api_dialect::ApiDialect, api_error::ApiFailure, api_extract::Target,
+    api_format::YAML_MEDIA_TYPES,
+};
 
 /// What the `Content-Type` header declares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,22 +46,19 @@ fn declared(headers: &HeaderMap) -> Declared {
     }
 }
 
-fn parse_failure(e: ParseError) -> ApiFailure {
-    match e {
-        ParseError::TooLarge { .. } => ApiFailure::TooLarge,
-        ParseError::Invalid { error, .. } => ApiFailure::invalid(error),
-        other => ApiFailure::bad_field("", other.to_string()),
-    }
-}
-
 /// Decodes a PUT body for `target` into a validated-shape resource (name and mesh settled).
-pub fn decode(headers: &HeaderMap, bytes: &[u8], target: &Target) -> Result<Resource, ApiFailure> {
-    if declared(headers) == Declared::Json {
+pub fn decode<D: ApiDialect>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+    target: &Target,
+) -> Result<Resource, ApiFailure> {
+    if D::REPORTS_JSON_SYNTAX && declared(headers) == Declared::Json {
         // JSON was declared: report JSON's own syntax error (line and column), not YAML's.
         let text = std::str::from_utf8(bytes).map_err(|e| {
-            parse_failure(ParseError::NotUtf8 {
+            let not_utf8 = ParseError::NotUtf8 {
                 offset: e.valid_up_to(),
-            })
+            };
+            ApiFailure::bad_field("", not_utf8.to_string())
         })?;
         if !text.trim().is_empty()
             && let Err(e) = serde_json::from_str::<Value>(text)
@@ -89,7 +79,9 @@ pub fn decode(headers: &HeaderMap, bytes: &[u8], target: &Target) -> Result<Reso
         given_by: "the URL",
     };
     parse::decode_for(bytes, &document).map_err(|e| match e {
-        DecodeError::TooLarge { .. } => ApiFailure::TooLarge,
+        DecodeError::TooLarge { .. } => ApiFailure::TooLarge {
+            advice: D::TOO_LARGE_ADVICE,
+        },
         DecodeError::Unfit(v) => ApiFailure::bad_field(v.field, v.message),
         DecodeError::Invalid(error) => ApiFailure::invalid(error),
     })
@@ -98,9 +90,32 @@ pub fn decode(headers: &HeaderMap, bytes: &[u8], target: &Target) -> Result<Reso
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
-    use mosaic_core::resource::Spec;
+    use mosaic_core::resource::{ResourceType, Spec};
 
     use super::*;
+    use crate::api_auth::AdminAuth;
+
+    /// The global's choices (JSON syntax errors reported as JSON's).
+    #[derive(Clone)]
+    struct Strict;
+
+    impl ApiDialect for Strict {
+        const MODE: &'static str = "test";
+        const TOO_LARGE_ADVICE: &'static str = "send less";
+        const PATH_HINT: &'static str = "";
+        const BODY_HINT: &'static str = "";
+        const ENDPOINTS: &'static str = "";
+        const METHODS: &'static str = "";
+        const REPORTS_JSON_SYNTAX: bool = true;
+
+        fn auth(&self) -> std::sync::Arc<AdminAuth> {
+            std::sync::Arc::new(AdminAuth::new(None, true))
+        }
+    }
+
+    fn decode(headers: &HeaderMap, bytes: &[u8], target: &Target) -> Result<Resource, ApiFailure> {
+        super::decode::<Strict>(headers, bytes, target)
+    }
 
     fn target(rtype: ResourceType, mesh: Option<&str>, name: &str) -> Target {
         Target {

@@ -6,7 +6,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::error::ApiFailure;
+use crate::api_error::ApiFailure;
 
 /// The media types read and written as YAML.
 pub const YAML_MEDIA_TYPES: &[&str] = &["application/yaml", "application/x-yaml", "text/yaml"];
@@ -74,6 +74,11 @@ impl Format {
             }
         }
     }
+}
+
+/// Writes `value` with `status` in the format `headers` ask for.
+pub fn respond<T: Serialize>(headers: &HeaderMap, status: StatusCode, value: &T) -> Response {
+    Format::from_headers(headers).respond(status, value)
 }
 
 #[cfg(test)]

@@ -1,0 +1,33 @@
+//! `ApiDialect`: what one server's HTTP API says and does where the global's and the zone's
+//! differ (the texts of some refusals, the `mode` of `GET /`), so everything else in the
+//! `api_*` modules is written once. Each server's `ApiState` implements it.
+
+use std::sync::Arc;
+
+use crate::api_auth::AdminAuth;
+
+/// A server's API state, with the wording and choices that are its own.
+pub trait ApiDialect: Clone + Send + Sync + 'static {
+    /// `mode` in the `GET /` document (`global`, `zone`).
+    const MODE: &'static str;
+    /// What a 413 advises, after "the request body is larger than N bytes: ".
+    const TOO_LARGE_ADVICE: &'static str;
+    /// Appended to the 400 for a URL path that does not decode (empty, or `": ..."`).
+    const PATH_HINT: &'static str;
+    /// Appended to the 400 for a body that cannot be read (empty, or `": ..."`).
+    const BODY_HINT: &'static str;
+    /// The 404's sentence after "there is no API endpoint at {path}: ".
+    const ENDPOINTS: &'static str;
+    /// The 405's sentence after "{method} is not allowed on {path}: ".
+    const METHODS: &'static str;
+    /// Whether a body declared as JSON that is not valid JSON gets JSON's own syntax error
+    /// (line and column) rather than the YAML reader's.
+    const REPORTS_JSON_SYNTAX: bool;
+
+    /// Who is an admin.
+    fn auth(&self) -> Arc<AdminAuth>;
+
+    /// Adds this server's own fields to the `GET /` document (product, version and
+    /// [`Self::MODE`] are there already); none by default.
+    fn extend_index(&self, _document: &mut serde_json::Map<String, serde_json::Value>) {}
+}

@@ -1,0 +1,53 @@
+//! Reading stored resources for the API, the same way on the global and the zones: collections
+//! from each server's store (passed as its list function), sorted by mesh and name, in Universal
+//! form, one page of them in Kuma's list envelope.
+
+use axum::{
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use mosaic_core::resource::{Resource, ResourceType};
+
+use crate::{api_error::ApiFailure, api_format::Format, api_paging::Paging};
+
+/// Every `rtype` resource (of `mesh`, for mesh-scoped types) by `list` (a server's store), sorted
+/// by mesh, then name.
+pub fn list_sorted<L, E>(
+    list: &L,
+    rtype: ResourceType,
+    mesh: Option<&str>,
+) -> Result<Vec<Resource>, ApiFailure>
+where
+    L: Fn(ResourceType, Option<&str>) -> Result<Vec<Resource>, E>,
+    E: Into<ApiFailure>,
+{
+    let mut items = list(rtype, mesh).map_err(Into::into)?;
+    sort_by_name(&mut items);
+    Ok(items)
+}
+
+/// Sorts resources by mesh, then name.
+pub fn sort_by_name(items: &mut [Resource]) {
+    items.sort_by(|a, b| (&a.meta.mesh, &a.meta.name).cmp(&(&b.meta.mesh, &b.meta.name)));
+}
+
+/// `GET` of a collection: the `paging` page of `rtype` resources (of `mesh`) by `list`, in
+/// Universal form, sorted by name; `path` is the collection's URL path.
+pub fn list_response<L, E>(
+    list: L,
+    rtype: ResourceType,
+    mesh: Option<&str>,
+    paging: &Paging,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiFailure>
+where
+    L: Fn(ResourceType, Option<&str>) -> Result<Vec<Resource>, E>,
+    E: Into<ApiFailure>,
+{
+    let items: Vec<_> = list_sorted(&list, rtype, mesh)?
+        .iter()
+        .map(Resource::to_universal)
+        .collect();
+    Ok(Format::from_headers(headers).respond(StatusCode::OK, &paging.page(items, path)))
+}
