@@ -8,6 +8,7 @@
 //! - [`process`]: `shutdown_signal()`, the SIGTERM/SIGINT future servers shut down on.
 //! - [`tls`]: the process-wide rustls crypto provider (ring); generated CAs and certificates.
 //! - [`data_dir`]: owner-only data directories (umask 077, 0700/0600 for what is already there).
+//! - [`grpc`] (`server`): serving gRPC over TLS with keepalive and a graceful end of open streams.
 //! - [`net`] (`server`): accepted TCP connections with `TCP_NODELAY`; gRPC size errors read.
 //! - [`config`] (`server`): the TOML + `MOSAIC_` environment loader of the control planes'
 //!   configurations, and the sections they share (`[store]`, `[diagnostics]`).
@@ -61,6 +62,8 @@ pub mod api_router;
 pub mod config;
 #[cfg(feature = "server")]
 pub mod diagnostics;
+#[cfg(feature = "server")]
+pub mod grpc;
 #[cfg(feature = "server")]
 pub mod net;
 #[cfg(feature = "server")]

@@ -30,9 +30,9 @@ pub mod zone_to_global;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use mosaic_proto::kds::kds_service_server::KdsServiceServer;
-use mosaic_runtime::tls::ServerIdentity;
+use mosaic_runtime::{grpc, tls::ServerIdentity};
 use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::service::Routes;
 
 use crate::{store::ResourceStore, tokens::Tokens};
 
@@ -139,26 +139,19 @@ impl KdsServer {
         identity: &ServerIdentity,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), KdsError> {
-        let tls = ServerTlsConfig::new().identity(Identity::from_pem(
-            identity.cert_pem.as_bytes(),
-            identity.key_pem.expose().as_bytes(),
-        ));
         let settings = &self.shared.settings;
+        let keepalive = grpc::Keepalive {
+            interval: settings.keepalive_interval,
+            timeout: settings.keepalive_timeout,
+            tcp: Some(settings.keepalive_interval),
+        };
         let stop = self.stop.clone();
-        let server = Server::builder()
-            .tls_config(tls)?
-            .http2_keepalive_interval(Some(settings.keepalive_interval))
-            .http2_keepalive_timeout(Some(settings.keepalive_timeout))
-            .tcp_keepalive(Some(settings.keepalive_interval))
-            .add_service(self.service());
-        let incoming = mosaic_runtime::net::nodelay_incoming(listener);
-        server
-            .serve_with_incoming_shutdown(incoming, async move {
-                shutdown.await;
-                // Sessions end their streams, so the graceful shutdown does not wait forever.
-                let _ = stop.send(true);
-            })
-            .await?;
+        // Sessions end their streams, so the graceful shutdown does not wait forever.
+        let end_streams = move || {
+            let _ = stop.send(true);
+        };
+        let routes = Routes::new(self.service());
+        grpc::serve(routes, listener, identity, keepalive, end_streams, shutdown).await?;
         Ok(())
     }
 }

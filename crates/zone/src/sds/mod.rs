@@ -36,13 +36,10 @@ use mosaic_proto::envoy::envoy::service::{
         SecretDiscoveryService, SecretDiscoveryServiceServer,
     },
 };
-use mosaic_runtime::tls::ServerIdentity;
+use mosaic_runtime::{grpc, tls::ServerIdentity};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{
-    Request, Response, Status, Streaming,
-    transport::{Identity, Server, ServerTlsConfig},
-};
+use tonic::{Request, Response, Status, Streaming, service::Routes};
 
 pub use self::error::SdsError;
 use self::{auth::bearer_token, secrets::Material};
@@ -102,24 +99,17 @@ impl SdsServer {
         identity: &ServerIdentity,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let tls = ServerTlsConfig::new().identity(Identity::from_pem(
-            identity.cert_pem.as_bytes(),
-            identity.key_pem.expose().as_bytes(),
-        ));
+        let keepalive = grpc::Keepalive {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            tcp: None,
+        };
         let stop = self.stop.clone();
-        Server::builder()
-            .tls_config(tls)?
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(self.service())
-            .serve_with_incoming_shutdown(
-                mosaic_runtime::net::nodelay_incoming(listener),
-                async move {
-                    shutdown.await;
-                    let _ = stop.send(true);
-                },
-            )
-            .await?;
+        let end_streams = move || {
+            let _ = stop.send(true);
+        };
+        let routes = Routes::new(self.service());
+        grpc::serve(routes, listener, identity, keepalive, end_streams, shutdown).await?;
         Ok(())
     }
 }
