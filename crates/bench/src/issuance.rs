@@ -32,10 +32,11 @@ use std::{
 };
 
 use mosaic_core::{resource::parse::from_value, template::Tags};
+use mosaic_kds::item::KdsItem;
 use mosaic_testkit::{OpenBao, PkiVerb, SEED_MOUNT, TokenSpec, pki_policy};
 use mosaic_zone::{
     issuer::{Issuer, IssuerSettings},
-    store::{KdsItem, SyncBatch, ZoneStore},
+    store::{SyncBatch, ZoneStore},
 };
 use serde_json::{Value, json};
 
