@@ -4,26 +4,27 @@ use std::{fs, path::Path, process::Command};
 
 use mosaic_testkit::cli;
 
+const BIN: &str = env!("CARGO_BIN_EXE_mosaic-global");
+
 /// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables, run in `dir`.
 fn bin(dir: &Path) -> Command {
-    cli::command(env!("CARGO_BIN_EXE_mosaic-global"), dir)
+    cli::command(BIN, dir)
 }
 
-/// Exit code, stdout and stderr of a finished run.
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    cli::output(cmd).unwrap()
+/// Exit code, stdout and stderr of `args` run in a new temporary directory.
+fn run(args: &[&str]) -> (i32, String, String) {
+    cli::run_in_temp_dir(BIN, &[], &[], args).unwrap()
 }
 
 #[test]
 fn help_and_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, out, _) = run(bin(dir.path()).arg("--help"));
+    let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("run") && out.contains("--log-format"), "{out}");
-    let (code, out, _) = run(bin(dir.path()).args(["run", "--help"]));
+    let (code, out, _) = run(&["run", "--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("--config"), "{out}");
-    let (code, out, _) = run(bin(dir.path()).arg("--version"));
+    let (code, out, _) = run(&["--version"]);
     assert_eq!(code, 0);
     assert_eq!(
         out.trim(),
@@ -33,22 +34,20 @@ fn help_and_version() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
     for args in [
         &["--bogus"][..],
         &["run", "--bogus"],
         &[],
         &["--log-format", "yaml", "run"],
     ] {
-        let (code, _, err) = run(bin(dir.path()).args(args));
+        let (code, _, err) = run(args);
         assert_eq!(code, 2, "{args:?}: {err}");
     }
 }
 
 #[test]
 fn missing_config_file_exits_1_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path()).args(["run", "--config", "missing.toml"]));
+    let (code, err) = cli::run_with_config(BIN, "missing.toml", None).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains("missing.toml"), "{err}");
@@ -57,13 +56,8 @@ fn missing_config_file_exits_1_naming_it() {
 
 #[test]
 fn unknown_key_exits_1_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(
-        dir.path().join("global.toml"),
-        "[kds]\nlisten = \"0.0.0.0:5685\"\nlisen = \"x\"\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(bin(dir.path()).args(["run", "--config", "global.toml"]));
+    let text = "[kds]\nlisten = \"0.0.0.0:5685\"\nlisen = \"x\"\n";
+    let (code, err) = cli::run_with_config(BIN, "global.toml", Some(text)).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("kds.lisen") && err.contains("global.toml"),
@@ -73,10 +67,8 @@ fn unknown_key_exits_1_naming_it() {
 
 #[test]
 fn bad_env_exits_1_naming_the_variable() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path())
-        .env("MOSAIC_RAFT__PEERS", "1=10.0.0.1:5682,oops")
-        .arg("run"));
+    let peers = ("MOSAIC_RAFT__PEERS", "1=10.0.0.1:5682,oops");
+    let (code, err) = cli::run_with_env(BIN, &[peers]).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("MOSAIC_RAFT__PEERS") && err.contains("oops"),

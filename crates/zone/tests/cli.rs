@@ -1,26 +1,27 @@
 //! Command-line behaviour of the `mosaic-zone` binary: flags, exit codes, config errors.
 
-use std::{fs, path::Path, process::Command};
+use std::{path::Path, process::Command};
 
 use mosaic_testkit::cli;
 
+const BIN: &str = env!("CARGO_BIN_EXE_mosaic-zone");
+
 /// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables, run in `dir`.
 fn bin(dir: &Path) -> Command {
-    cli::command(env!("CARGO_BIN_EXE_mosaic-zone"), dir)
+    cli::command(BIN, dir)
 }
 
-/// Exit code, stdout and stderr of a finished run.
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    cli::output(cmd).unwrap()
+/// Exit code, stdout and stderr of `args` run in a new temporary directory.
+fn run(args: &[&str]) -> (i32, String, String) {
+    cli::run_in_temp_dir(BIN, &[], &[], args).unwrap()
 }
 
 #[test]
 fn help_and_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, out, _) = run(bin(dir.path()).arg("--help"));
+    let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("run") && out.contains("--log-format"), "{out}");
-    let (code, out, _) = run(bin(dir.path()).arg("--version"));
+    let (code, out, _) = run(&["--version"]);
     assert_eq!(code, 0);
     assert_eq!(
         out.trim(),
@@ -30,39 +31,31 @@ fn help_and_version() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
     for args in [&["--bogus"][..], &["run", "--bogus"], &[]] {
-        let (code, _, err) = run(bin(dir.path()).args(args));
+        let (code, _, err) = run(args);
         assert_eq!(code, 2, "{args:?}: {err}");
     }
 }
 
 #[test]
 fn missing_config_file_exits_1_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path()).args(["run", "--config", "missing.toml"]));
+    let (code, err) = cli::run_with_config(BIN, "missing.toml", None).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("missing.toml"), "{err}");
 }
 
 #[test]
 fn unknown_key_exits_1_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
     // `raft` belongs to the global's configuration, not the zone's.
-    fs::write(
-        dir.path().join("zone.toml"),
-        "zone = \"east\"\n[raft]\nnode_id = 1\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(bin(dir.path()).args(["run", "--config", "zone.toml"]));
+    let text = "zone = \"east\"\n[raft]\nnode_id = 1\n";
+    let (code, err) = cli::run_with_config(BIN, "zone.toml", Some(text)).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("`raft`") && err.contains("zone.toml"), "{err}");
 }
 
 #[test]
 fn bad_zone_name_exits_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path()).env("MOSAIC_ZONE", "East_1").arg("run"));
+    let (code, err) = cli::run_with_env(BIN, &[("MOSAIC_ZONE", "East_1")]).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("MOSAIC_ZONE") && err.contains("DNS-1035"),
@@ -72,11 +65,11 @@ fn bad_zone_name_exits_1() {
 
 #[test]
 fn tls_address_without_ca_cert_exits_1_naming_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path())
-        .env("MOSAIC_ZONE", "east")
-        .env("MOSAIC_GLOBAL__ADDRESS", "grpcs://global.example:5685")
-        .arg("run"));
+    let env = [
+        ("MOSAIC_ZONE", "east"),
+        ("MOSAIC_GLOBAL__ADDRESS", "grpcs://global.example:5685"),
+    ];
+    let (code, err) = cli::run_with_env(BIN, &env).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("effective configuration") && err.contains("east"),
