@@ -1,48 +1,19 @@
 //! Command-line behaviour of the `mosaic-global` binary: flags, exit codes, config errors.
 
-use std::{fs, path::Path, process::Command};
+use std::{fs, process::Command};
 
 use mosaic_testkit::cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mosaic-global");
 
-/// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables, run in `dir`.
-fn bin(dir: &Path) -> Command {
-    cli::command(BIN, dir)
-}
-
-/// Exit code, stdout and stderr of `args` run in a new temporary directory.
-fn run(args: &[&str]) -> (i32, String, String) {
-    cli::run_in_temp_dir(BIN, &[], &[], args).unwrap()
-}
-
 #[test]
 fn help_and_version() {
-    let (code, out, _) = run(&["--help"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("run") && out.contains("--log-format"), "{out}");
-    let (code, out, _) = run(&["run", "--help"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("--config"), "{out}");
-    let (code, out, _) = run(&["--version"]);
-    assert_eq!(code, 0);
-    assert_eq!(
-        out.trim(),
-        format!("mosaic-global {}", env!("CARGO_PKG_VERSION"))
-    );
+    cli::assert_help_and_version(BIN, "mosaic-global", env!("CARGO_PKG_VERSION"));
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [
-        &["--bogus"][..],
-        &["run", "--bogus"],
-        &[],
-        &["--log-format", "yaml", "run"],
-    ] {
-        let (code, _, err) = run(args);
-        assert_eq!(code, 2, "{args:?}: {err}");
-    }
+    cli::assert_usage_errors_exit_2(BIN, &[&["--log-format", "yaml", "run"]]);
 }
 
 #[test]
@@ -108,7 +79,7 @@ fn run_logs_the_config_serves_until_sigterm_and_exits_0() {
         toml::to_string(&config).unwrap(),
     )
     .unwrap();
-    let child = bin(dir.path())
+    let child = cli::command(BIN, dir.path())
         .env("MOSAIC_KDS__LISTEN", format!("127.0.0.1:{kds}"))
         .args(["--log-format", "json", "run", "--config", "global.toml"])
         .stdout(std::process::Stdio::null())
@@ -147,7 +118,7 @@ fn run_logs_the_config_serves_until_sigterm_and_exits_0() {
 #[test]
 fn run_without_config_is_the_embedded_single_node_default() {
     let dir = tempfile::tempdir().unwrap();
-    let child = bin(dir.path())
+    let child = cli::command(BIN, dir.path())
         .args(["run"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

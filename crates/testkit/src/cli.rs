@@ -113,6 +113,31 @@ pub fn run_with_env(
     Ok((code, stderr))
 }
 
+/// Checks a control plane's `--help` (exit 0, lists `run` and `--log-format`), `run --help` (exit
+/// 0, lists `--config`) and `--version` (exit 0, prints `name version`); panics on a mismatch.
+pub fn assert_help_and_version(binary: &str, name: &str, version: &str) {
+    let run = |args: &[&str]| run_in_temp_dir(binary, &[], &[], args).unwrap();
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("run") && out.contains("--log-format"), "{out}");
+    let (code, out, _) = run(&["run", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--config"), "{out}");
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("{name} {version}"));
+}
+
+/// Checks that `binary` exits 2 (a usage error) for an unknown flag, an unknown `run` flag, no
+/// command at all, and each of `more`; panics naming the arguments otherwise.
+pub fn assert_usage_errors_exit_2(binary: &str, more: &[&[&str]]) {
+    let common: [&[&str]; 3] = [&["--bogus"], &["run", "--bogus"], &[]];
+    for args in common.iter().chain(more) {
+        let (code, _, err) = run_in_temp_dir(binary, &[], &[], args).unwrap();
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+}
+
 /// The first line of `stderr` that starts with `error: `.
 pub fn error_line(stderr: &str) -> Option<&str> {
     stderr.lines().find(|l| l.starts_with("error: "))

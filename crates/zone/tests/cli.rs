@@ -1,40 +1,19 @@
 //! Command-line behaviour of the `mosaic-zone` binary: flags, exit codes, config errors.
 
-use std::{path::Path, process::Command};
+use std::process::Command;
 
 use mosaic_testkit::cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mosaic-zone");
 
-/// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables, run in `dir`.
-fn bin(dir: &Path) -> Command {
-    cli::command(BIN, dir)
-}
-
-/// Exit code, stdout and stderr of `args` run in a new temporary directory.
-fn run(args: &[&str]) -> (i32, String, String) {
-    cli::run_in_temp_dir(BIN, &[], &[], args).unwrap()
-}
-
 #[test]
 fn help_and_version() {
-    let (code, out, _) = run(&["--help"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("run") && out.contains("--log-format"), "{out}");
-    let (code, out, _) = run(&["--version"]);
-    assert_eq!(code, 0);
-    assert_eq!(
-        out.trim(),
-        format!("mosaic-zone {}", env!("CARGO_PKG_VERSION"))
-    );
+    cli::assert_help_and_version(BIN, "mosaic-zone", env!("CARGO_PKG_VERSION"));
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [&["--bogus"][..], &["run", "--bogus"], &[]] {
-        let (code, _, err) = run(args);
-        assert_eq!(code, 2, "{args:?}: {err}");
-    }
+    cli::assert_usage_errors_exit_2(BIN, &[]);
 }
 
 #[test]
@@ -141,7 +120,7 @@ fn env_only_run_serves_from_its_store_while_the_global_is_away_and_stops_on_sigt
         let plan = receive::plan(&store, kind, &response, None).unwrap();
         store.apply_sync(&plan.batch).unwrap();
     }
-    let child = bin(dir.path())
+    let child = cli::command(BIN, dir.path())
         .env("MOSAIC_ZONE", "east")
         .env(
             "MOSAIC_GLOBAL__ADDRESS",
