@@ -4,19 +4,15 @@
 //! `api.admin_token_file`), on every method and path but `GET /ready` and `/healthy`; an API
 //! reachable from other hosts without `api.admin_token_file` refuses to start.
 
-use std::{
-    net::IpAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::IpAddr, path::Path, time::Duration};
 
 use mosaic_testkit::{
     GlobalCluster,
     api_caller::{
-        asks_for_bearer_token, call, check_exposed_api_refusal, client_from, exposed_api_env,
-        file_mode, read_token, remote_caller, remote_client,
+        call, check_exposed_api_refuses_to_start, check_health_open, check_refused, client_from,
+        exposed_api_env, file_mode, read_token, remote_caller, remote_client,
     },
-    cli, free_port,
+    free_port,
 };
 use reqwest::Method;
 
@@ -141,30 +137,10 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
         (Method::GET, "/no/such/path"),
         (Method::POST, "/ready"),
     ];
-    for (method, path) in &requests {
-        let (status, body) = call(&remote, method.clone(), &url(path), None, None).await?;
-        assert_eq!(status, 401, "{method} {path}: {body}");
-        assert!(!body.contains(SECRET_DATA), "{method} {path}: {body}");
-        if *method != Method::HEAD {
-            assert!(asks_for_bearer_token(&body), "{body}");
-        }
-        // A wrong token: 403, and neither token appears in the answer.
-        let (status, body) = call(
-            &remote,
-            method.clone(),
-            &url(path),
-            Some("not-the-token"),
-            None,
-        )
-        .await?;
-        assert_eq!(status, 403, "{method} {path}: {body}");
-        assert!(!body.contains(&generated) && !body.contains(configured_token));
-    }
+    let never_shown = [SECRET_DATA, generated.as_str(), configured_token];
+    check_refused(&remote, &base, &requests, None, &never_shown).await?;
     // Health stays open.
-    for path in ["/ready", "/healthy"] {
-        let (status, body) = call(&remote, Method::GET, &url(path), None, None).await?;
-        assert_eq!(status, 200, "{path}: {body}");
-    }
+    check_health_open(&remote, &base).await?;
     // Either admin token opens everything, Secrets' data and tokens included.
     for token in [generated.as_str(), configured_token] {
         let (status, body) = call(
@@ -220,21 +196,15 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
 #[test]
 fn an_exposed_api_without_a_token_file_refuses_to_start() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    for listen in ["0.0.0.0:0", "[::]:0"] {
-        let data_dir: PathBuf = dir.path().join(listen.replace([':', '[', ']', '.'], "_"));
+    let raft = || -> anyhow::Result<Vec<(&'static str, String)>> {
         let port = free_port()?;
-        let (code, stderr) = cli::exit_within(
-            cli::command(binary(), dir.path())
-                .arg("run")
-                .env("MOSAIC_STORE__DATA_DIR", &data_dir)
-                .env("MOSAIC_API__LISTEN", listen)
-                .env("MOSAIC_RAFT__LISTEN", format!("127.0.0.1:{port}"))
-                .env("MOSAIC_RAFT__ADVERTISE", format!("127.0.0.1:{port}")),
-            READY,
-        )?;
-        assert_eq!(code, 1, "{listen}: {stderr}");
-        // The error line says why and what to do; the token it points at is there to use.
-        check_exposed_api_refusal(&stderr, &data_dir)?;
+        Ok(vec![
+            ("MOSAIC_RAFT__LISTEN", format!("127.0.0.1:{port}")),
+            ("MOSAIC_RAFT__ADVERTISE", format!("127.0.0.1:{port}")),
+        ])
+    };
+    let stderrs = check_exposed_api_refuses_to_start(binary(), dir.path(), raft, READY)?;
+    for stderr in stderrs {
         // Nothing of the store was created: it stopped before raft.
         assert!(!stderr.contains("raft started"), "{stderr}");
     }
