@@ -47,20 +47,9 @@ fn bad_env_exits_1_naming_the_variable() {
     );
 }
 
-/// `GET path` over plain TCP; the status code, or `None` when nothing answers.
+/// `GET path` on loopback; the status code, or `None` when nothing answers.
 fn http_status(port: u16, path: &str) -> Option<u16> {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
+    cli::http_get(port, path, std::time::Duration::from_secs(5)).map(|(code, _)| code)
 }
 
 #[test]

@@ -138,6 +138,24 @@ pub fn assert_usage_errors_exit_2(binary: &str, more: &[&[&str]]) {
     }
 }
 
+/// `GET path` over plain HTTP/1.1 to a binary listening on loopback `port`, reading for at most
+/// `timeout`: the status code and body, or `None` while nothing (or nothing complete) answers.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
 /// The first line of `stderr` that starts with `error: `.
 pub fn error_line(stderr: &str) -> Option<&str> {
     stderr.lines().find(|l| l.starts_with("error: "))

@@ -62,20 +62,7 @@ fn tls_address_without_ca_cert_exits_1_naming_the_key() {
 
 /// `GET path` on loopback; the status code and body, or `None` while nothing listens.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let code = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((code, body))
+    cli::http_get(port, path, std::time::Duration::from_secs(10))
 }
 
 fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
