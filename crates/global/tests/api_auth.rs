@@ -90,34 +90,17 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
 
     if remote_ip.is_some() {
         // localhost_is_admin = true: the same server lets a loopback caller in without a token.
-        let (status, body) = call(
-            &local,
-            Method::PUT,
-            &format!("{local_base}/meshes/default"),
-            None,
-            yaml,
-        )
-        .await?;
+        let mesh = format!("{local_base}/meshes/default");
+        let (status, body) = call(&local, Method::PUT, &mesh, None, yaml).await?;
         assert_eq!(status, 201, "{body}");
     } else {
-        let (status, body) = call(
-            &remote,
-            Method::PUT,
-            &url("/meshes/default"),
-            Some(&generated),
-            yaml,
-        )
-        .await?;
+        let mesh = url("/meshes/default");
+        let (status, body) = call(&remote, Method::PUT, &mesh, Some(&generated), yaml).await?;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, body) = call(
-        &remote,
-        Method::PUT,
-        &url("/meshes/default/secrets/s1"),
-        Some(&generated),
-        Some(("application/yaml", &secret)),
-    )
-    .await?;
+    let s1 = url("/meshes/default/secrets/s1");
+    let secret = Some(("application/yaml", secret.as_str()));
+    let (status, body) = call(&remote, Method::PUT, &s1, Some(&generated), secret).await?;
     assert_eq!(status, 201, "{body}");
 
     // Without a token: 401 everywhere, with Kuma's error body saying what to send, and no data.
@@ -143,22 +126,16 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
     check_health_open(&remote, &base).await?;
     // Either admin token opens everything, Secrets' data and tokens included.
     for token in [generated.as_str(), configured_token] {
-        let (status, body) = call(
-            &remote,
-            Method::GET,
-            &url("/meshes/default/secrets/s1"),
-            Some(token),
-            None,
-        )
-        .await?;
+        let (status, body) = call(&remote, Method::GET, &s1, Some(token), None).await?;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(SECRET_DATA), "{body}");
+        let zone = Some(("application/json", r#"{"zone":"east"}"#));
         let (status, body) = call(
             &remote,
             Method::POST,
             &url("/tokens/zone"),
             Some(token),
-            Some(("application/json", r#"{"zone":"east"}"#)),
+            zone,
         )
         .await?;
         assert_eq!(status, 200, "{body}");
@@ -172,23 +149,10 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
     cluster.remove_env("MOSAIC_API__LOCALHOST_IS_ADMIN");
     cluster.start(0)?;
     cluster.wait_ready(0, READY).await?;
-    let (status, body) = call(
-        &local,
-        Method::GET,
-        &format!("{local_base}/meshes"),
-        None,
-        None,
-    )
-    .await?;
+    let meshes = format!("{local_base}/meshes");
+    let (status, body) = call(&local, Method::GET, &meshes, None, None).await?;
     assert_eq!(status, 401, "{body}");
-    let (status, body) = call(
-        &local,
-        Method::GET,
-        &format!("{local_base}/meshes"),
-        Some(&generated),
-        None,
-    )
-    .await?;
+    let (status, body) = call(&local, Method::GET, &meshes, Some(&generated), None).await?;
     assert_eq!(status, 200, "{body}");
     Ok(())
 }

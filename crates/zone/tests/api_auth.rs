@@ -138,21 +138,13 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
     wait_for_mesh(&remote, &base, Some(&generated)).await?;
     let url = |path: &str| format!("{base}{path}");
     let dp = dataplane_yaml("default", "web-1", &[("kuma.io/service", "web")]);
+    let web_1 = url("/meshes/default/dataplanes/web-1");
+    let local_1 = format!("{local_base}/meshes/default/dataplanes/local-1");
 
     if remote_ip.is_some() {
         // localhost_is_admin = true: the same server lets a loopback caller in without a token.
-        let (status, body) = call(
-            &local,
-            Method::PUT,
-            &format!("{local_base}/meshes/default/dataplanes/local-1"),
-            None,
-            yaml(&dataplane_yaml(
-                "default",
-                "local-1",
-                &[("kuma.io/service", "web")],
-            )),
-        )
-        .await?;
+        let local_dp = dataplane_yaml("default", "local-1", &[("kuma.io/service", "web")]);
+        let (status, body) = call(&local, Method::PUT, &local_1, None, yaml(&local_dp)).await?;
         assert_eq!(status, 201, "{body}");
     }
 
@@ -172,36 +164,22 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
     let never_shown = [generated.as_str(), configured_token];
     check_refused(&remote, &base, &requests, yaml(&dp), &never_shown).await?;
     // Nothing was written by the refused requests.
-    let (status, _) = call(
-        &remote,
-        Method::GET,
-        &url("/meshes/default/dataplanes/web-1"),
-        Some(&generated),
-        None,
-    )
-    .await?;
+    let (status, _) = call(&remote, Method::GET, &web_1, Some(&generated), None).await?;
     assert_eq!(status, 404);
     if remote_ip.is_some() {
-        let (status, _) = call(
-            &local,
-            Method::GET,
-            &format!("{local_base}/meshes/default/dataplanes/local-1"),
-            None,
-            None,
-        )
-        .await?;
+        let (status, _) = call(&local, Method::GET, &local_1, None, None).await?;
         assert_eq!(status, 200, "the refused DELETE deleted nothing");
     }
     // Health stays open.
     check_health_open(&remote, &base).await?;
     // Either admin token registers a Dataplane: 201 created, then 200 updated.
-    let path = url("/meshes/default/dataplanes/web-1");
-    let (status, text) = call(&remote, Method::PUT, &path, Some(&generated), yaml(&dp)).await?;
+    let path = &web_1;
+    let (status, text) = call(&remote, Method::PUT, path, Some(&generated), yaml(&dp)).await?;
     assert_eq!(status, 201, "{text}");
     let (status, text) = call(
         &remote,
         Method::PUT,
-        &path,
+        path,
         Some(configured_token),
         yaml(&dp),
     )
