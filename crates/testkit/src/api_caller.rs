@@ -183,6 +183,19 @@ pub async fn check_refused(
     Ok(())
 }
 
+/// Checks that `GET url` answers `http` 401 without a token and 200 with `token`.
+pub async fn check_needs_token(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<()> {
+    let (status, text) = call(http, Method::GET, url, None, None).await?;
+    anyhow::ensure!(status == 401, "{url} without a token: {status} {text}");
+    let (status, text) = call(http, Method::GET, url, Some(token), None).await?;
+    anyhow::ensure!(status == 200, "{url} with the token: {status} {text}");
+    Ok(())
+}
+
 /// Checks that `GET /ready` and `GET /healthy` below `base` answer 200 to `http` without a token.
 pub async fn check_health_open(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     for path in ["/ready", "/healthy"] {

@@ -13,8 +13,9 @@ use std::{
 use mosaic_testkit::{
     GlobalCluster, ZoneProcess,
     api_caller::{
-        call, check_exposed_api_refuses_to_start, check_health_open, check_refused, client_from,
-        exposed_api_env, file_mode, read_token, remote_caller, remote_client,
+        call, check_exposed_api_refuses_to_start, check_health_open, check_needs_token,
+        check_refused, client_from, exposed_api_env, file_mode, read_token, remote_caller,
+        remote_client,
     },
     dataplane_yaml,
     join::{joining_zone, wait_for_kds_ca},
@@ -195,10 +196,7 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
     east.start()?;
     east.wait_ready(WAIT).await?;
     let list = format!("{local_base}/meshes/default/dataplanes");
-    let (status, text) = call(&local, Method::GET, &list, None, None).await?;
-    assert_eq!(status, 401, "{text}");
-    let (status, text) = call(&local, Method::GET, &list, Some(&generated), None).await?;
-    assert_eq!(status, 200, "{text}");
+    check_needs_token(&local, &list, &generated).await?;
     Ok(())
 }
 
