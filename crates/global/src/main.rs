@@ -8,11 +8,11 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use mosaic_global::config::GlobalConfig;
-use mosaic_runtime::{
-    cli::{self, Binary, LogArgs},
-    config::LoadConfig as _,
+use mosaic_runtime::cli::{
+    Binary, LogArgs,
+    server::{self, RunArgs, Server},
 };
 
 /// Global control plane of the Mosaic service mesh.
@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the global control plane.
-    Run(RunArgs),
+    Run(RunArgs<Cli>),
     /// Generate the raft cluster's TLS material (see the operator guide, "Raft between replicas").
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -65,19 +65,8 @@ enum GenerateCommand {
     },
 }
 
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// TOML config file. Without it the built-in defaults apply (single node in
-    /// ./mosaic-data/global). MOSAIC_* environment variables override both, e.g.
-    /// MOSAIC_KDS__LISTEN=0.0.0.0:5685.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: Option<PathBuf>,
-}
-
 fn main() -> ExitCode {
-    // Stores, keys and tokens under store.data_dir are owner-only (0600/0700).
-    mosaic_runtime::data_dir::restrict_new_files();
-    cli::main::<Cli>()
+    server::main::<Cli>()
 }
 
 impl Binary for Cli {
@@ -89,31 +78,16 @@ impl Binary for Cli {
 
     fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Run(args) => run(args),
+            Command::Run(args) => Ok(server::run(
+                args,
+                mosaic_runtime::log_effective_configuration!(),
+                |config| {
+                    mosaic_global::server::serve(config, mosaic_global::server::shutdown_signal())
+                },
+            )?),
             Command::Generate(command) => generate(command),
         }
     }
-}
-
-fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = GlobalConfig::load(args.config.as_deref())?;
-    let source = match &args.config {
-        Some(path) => path.display().to_string(),
-        None => "built-in defaults".to_owned(),
-    };
-    tracing::info!(
-        config = %serde_json::to_string(&config)?,
-        source = %source,
-        "effective configuration"
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(mosaic_global::server::serve(
-        config,
-        mosaic_global::server::shutdown_signal(),
-    ))?;
-    Ok(())
 }
 
 fn generate(command: GenerateCommand) -> anyhow::Result<()> {
@@ -139,4 +113,11 @@ fn generate(command: GenerateCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `run --config`'s help and what the "effective configuration" line says without it.
+impl Server for Cli {
+    type Config = GlobalConfig;
+    const CONFIG_HELP: &str = "TOML config file. Without it the built-in defaults apply (single node in ./mosaic-data/global). MOSAIC_* environment variables override both, e.g. MOSAIC_KDS__LISTEN=0.0.0.0:5685";
+    const DEFAULT_SOURCE: &str = "built-in defaults";
 }

@@ -4,19 +4,16 @@
 //! `api.admin_token_file`), on every method and path but `GET /ready` and `/healthy`; an API
 //! reachable from other hosts without `api.admin_token_file` refuses to start.
 
-use std::{
-    net::IpAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::IpAddr, path::Path, time::Duration};
 
 use mosaic_testkit::{
     GlobalCluster,
     api_caller::{
-        asks_for_bearer_token, call, check_exposed_api_refusal, client_from, exposed_api_env,
-        file_mode, read_token, remote_caller, remote_client,
+        call, check_exposed_api_refuses_to_start, check_health_open, check_needs_token,
+        check_refused, client_from, exposed_api_env, file_mode, read_token, remote_caller,
+        remote_client,
     },
-    cli, free_port,
+    free_port,
 };
 use reqwest::Method;
 
@@ -94,34 +91,17 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
 
     if remote_ip.is_some() {
         // localhost_is_admin = true: the same server lets a loopback caller in without a token.
-        let (status, body) = call(
-            &local,
-            Method::PUT,
-            &format!("{local_base}/meshes/default"),
-            None,
-            yaml,
-        )
-        .await?;
+        let mesh = format!("{local_base}/meshes/default");
+        let (status, body) = call(&local, Method::PUT, &mesh, None, yaml).await?;
         assert_eq!(status, 201, "{body}");
     } else {
-        let (status, body) = call(
-            &remote,
-            Method::PUT,
-            &url("/meshes/default"),
-            Some(&generated),
-            yaml,
-        )
-        .await?;
+        let mesh = url("/meshes/default");
+        let (status, body) = call(&remote, Method::PUT, &mesh, Some(&generated), yaml).await?;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, body) = call(
-        &remote,
-        Method::PUT,
-        &url("/meshes/default/secrets/s1"),
-        Some(&generated),
-        Some(("application/yaml", &secret)),
-    )
-    .await?;
+    let s1 = url("/meshes/default/secrets/s1");
+    let secret = Some(("application/yaml", secret.as_str()));
+    let (status, body) = call(&remote, Method::PUT, &s1, Some(&generated), secret).await?;
     assert_eq!(status, 201, "{body}");
 
     // Without a token: 401 everywhere, with Kuma's error body saying what to send, and no data.
@@ -141,48 +121,22 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
         (Method::GET, "/no/such/path"),
         (Method::POST, "/ready"),
     ];
-    for (method, path) in &requests {
-        let (status, body) = call(&remote, method.clone(), &url(path), None, None).await?;
-        assert_eq!(status, 401, "{method} {path}: {body}");
-        assert!(!body.contains(SECRET_DATA), "{method} {path}: {body}");
-        if *method != Method::HEAD {
-            assert!(asks_for_bearer_token(&body), "{body}");
-        }
-        // A wrong token: 403, and neither token appears in the answer.
-        let (status, body) = call(
-            &remote,
-            method.clone(),
-            &url(path),
-            Some("not-the-token"),
-            None,
-        )
-        .await?;
-        assert_eq!(status, 403, "{method} {path}: {body}");
-        assert!(!body.contains(&generated) && !body.contains(configured_token));
-    }
+    let never_shown = [SECRET_DATA, generated.as_str(), configured_token];
+    check_refused(&remote, &base, &requests, None, &never_shown).await?;
     // Health stays open.
-    for path in ["/ready", "/healthy"] {
-        let (status, body) = call(&remote, Method::GET, &url(path), None, None).await?;
-        assert_eq!(status, 200, "{path}: {body}");
-    }
+    check_health_open(&remote, &base).await?;
     // Either admin token opens everything, Secrets' data and tokens included.
     for token in [generated.as_str(), configured_token] {
-        let (status, body) = call(
-            &remote,
-            Method::GET,
-            &url("/meshes/default/secrets/s1"),
-            Some(token),
-            None,
-        )
-        .await?;
+        let (status, body) = call(&remote, Method::GET, &s1, Some(token), None).await?;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(SECRET_DATA), "{body}");
+        let zone = Some(("application/json", r#"{"zone":"east"}"#));
         let (status, body) = call(
             &remote,
             Method::POST,
             &url("/tokens/zone"),
             Some(token),
-            Some(("application/json", r#"{"zone":"east"}"#)),
+            zone,
         )
         .await?;
         assert_eq!(status, 200, "{body}");
@@ -196,45 +150,22 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
     cluster.remove_env("MOSAIC_API__LOCALHOST_IS_ADMIN");
     cluster.start(0)?;
     cluster.wait_ready(0, READY).await?;
-    let (status, body) = call(
-        &local,
-        Method::GET,
-        &format!("{local_base}/meshes"),
-        None,
-        None,
-    )
-    .await?;
-    assert_eq!(status, 401, "{body}");
-    let (status, body) = call(
-        &local,
-        Method::GET,
-        &format!("{local_base}/meshes"),
-        Some(&generated),
-        None,
-    )
-    .await?;
-    assert_eq!(status, 200, "{body}");
+    check_needs_token(&local, &format!("{local_base}/meshes"), &generated).await?;
     Ok(())
 }
 
 #[test]
 fn an_exposed_api_without_a_token_file_refuses_to_start() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    for listen in ["0.0.0.0:0", "[::]:0"] {
-        let data_dir: PathBuf = dir.path().join(listen.replace([':', '[', ']', '.'], "_"));
+    let raft = || -> anyhow::Result<Vec<(&'static str, String)>> {
         let port = free_port()?;
-        let (code, stderr) = cli::exit_within(
-            cli::command(binary(), dir.path())
-                .arg("run")
-                .env("MOSAIC_STORE__DATA_DIR", &data_dir)
-                .env("MOSAIC_API__LISTEN", listen)
-                .env("MOSAIC_RAFT__LISTEN", format!("127.0.0.1:{port}"))
-                .env("MOSAIC_RAFT__ADVERTISE", format!("127.0.0.1:{port}")),
-            READY,
-        )?;
-        assert_eq!(code, 1, "{listen}: {stderr}");
-        // The error line says why and what to do; the token it points at is there to use.
-        check_exposed_api_refusal(&stderr, &data_dir)?;
+        Ok(vec![
+            ("MOSAIC_RAFT__LISTEN", format!("127.0.0.1:{port}")),
+            ("MOSAIC_RAFT__ADVERTISE", format!("127.0.0.1:{port}")),
+        ])
+    };
+    let stderrs = check_exposed_api_refuses_to_start(binary(), dir.path(), raft, READY)?;
+    for stderr in stderrs {
         // Nothing of the store was created: it stopped before raft.
         assert!(!stderr.contains("raft started"), "{stderr}");
     }

@@ -11,7 +11,7 @@
 use std::{path::Path, time::Duration};
 
 use mosaic_testkit::{
-    GlobalCluster, ZoneProcess,
+    GlobalCluster,
     join::{wait_for_kds_ca, zone_token},
     workspace_binary,
 };
@@ -144,17 +144,10 @@ async fn a_copied_data_directory_restores_the_cluster() -> anyhow::Result<()> {
     }
     // A zone token issued before the backup still authenticates (the signing keys came back),
     // and the zone trusts the restored KDS certificate.
-    let addresses: Vec<String> = (0..3).map(|i| cluster.kds_url(i)).collect();
-    let mut zone = ZoneProcess::new(
-        &workspace_binary("mosaic-zone")?,
-        cluster.dir(),
-        "east",
-        &addresses.join(","),
-        &cluster.kds_ca_path(0),
-        &token_before,
-    )?;
-    zone.start()?;
-    zone.wait_ready(WAIT).await?;
+    let binary = workspace_binary("mosaic-zone")?;
+    let mut zone = cluster
+        .start_zone(&binary, "east", &[0, 1, 2], &token_before, WAIT)
+        .await?;
     zone.wait_for("/meshes", "the restored Meshes arrive", WAIT, |b| {
         let mut names = GlobalCluster::names(b);
         names.sort();

@@ -1,54 +1,24 @@
 //! Command-line behaviour of the `mosaic-global` binary: flags, exit codes, config errors.
 
-use std::{fs, path::Path, process::Command};
+use std::{fs, process::Command};
 
 use mosaic_testkit::cli;
 
-/// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables, run in `dir`.
-fn bin(dir: &Path) -> Command {
-    cli::command(env!("CARGO_BIN_EXE_mosaic-global"), dir)
-}
-
-/// Exit code, stdout and stderr of a finished run.
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    cli::output(cmd).unwrap()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_mosaic-global");
 
 #[test]
 fn help_and_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, out, _) = run(bin(dir.path()).arg("--help"));
-    assert_eq!(code, 0);
-    assert!(out.contains("run") && out.contains("--log-format"), "{out}");
-    let (code, out, _) = run(bin(dir.path()).args(["run", "--help"]));
-    assert_eq!(code, 0);
-    assert!(out.contains("--config"), "{out}");
-    let (code, out, _) = run(bin(dir.path()).arg("--version"));
-    assert_eq!(code, 0);
-    assert_eq!(
-        out.trim(),
-        format!("mosaic-global {}", env!("CARGO_PKG_VERSION"))
-    );
+    cli::assert_help_and_version(BIN, "mosaic-global", env!("CARGO_PKG_VERSION"));
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    for args in [
-        &["--bogus"][..],
-        &["run", "--bogus"],
-        &[],
-        &["--log-format", "yaml", "run"],
-    ] {
-        let (code, _, err) = run(bin(dir.path()).args(args));
-        assert_eq!(code, 2, "{args:?}: {err}");
-    }
+    cli::assert_usage_errors_exit_2(BIN, &[&["--log-format", "yaml", "run"]]);
 }
 
 #[test]
 fn missing_config_file_exits_1_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path()).args(["run", "--config", "missing.toml"]));
+    let (code, err) = cli::run_with_config(BIN, "missing.toml", None).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains("missing.toml"), "{err}");
@@ -57,13 +27,8 @@ fn missing_config_file_exits_1_naming_it() {
 
 #[test]
 fn unknown_key_exits_1_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(
-        dir.path().join("global.toml"),
-        "[kds]\nlisten = \"0.0.0.0:5685\"\nlisen = \"x\"\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(bin(dir.path()).args(["run", "--config", "global.toml"]));
+    let text = "[kds]\nlisten = \"0.0.0.0:5685\"\nlisen = \"x\"\n";
+    let (code, err) = cli::run_with_config(BIN, "global.toml", Some(text)).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("kds.lisen") && err.contains("global.toml"),
@@ -73,10 +38,8 @@ fn unknown_key_exits_1_naming_it() {
 
 #[test]
 fn bad_env_exits_1_naming_the_variable() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path())
-        .env("MOSAIC_RAFT__PEERS", "1=10.0.0.1:5682,oops")
-        .arg("run"));
+    let peers = ("MOSAIC_RAFT__PEERS", "1=10.0.0.1:5682,oops");
+    let (code, err) = cli::run_with_env(BIN, &[peers]).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("MOSAIC_RAFT__PEERS") && err.contains("oops"),
@@ -84,20 +47,9 @@ fn bad_env_exits_1_naming_the_variable() {
     );
 }
 
-/// `GET path` over plain TCP; the status code, or `None` when nothing answers.
+/// `GET path` on loopback; the status code, or `None` when nothing answers.
 fn http_status(port: u16, path: &str) -> Option<u16> {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
+    cli::http_get(port, path, std::time::Duration::from_secs(5)).map(|(code, _)| code)
 }
 
 #[test]
@@ -116,7 +68,7 @@ fn run_logs_the_config_serves_until_sigterm_and_exits_0() {
         toml::to_string(&config).unwrap(),
     )
     .unwrap();
-    let child = bin(dir.path())
+    let child = cli::command(BIN, dir.path())
         .env("MOSAIC_KDS__LISTEN", format!("127.0.0.1:{kds}"))
         .args(["--log-format", "json", "run", "--config", "global.toml"])
         .stdout(std::process::Stdio::null())
@@ -155,7 +107,7 @@ fn run_logs_the_config_serves_until_sigterm_and_exits_0() {
 #[test]
 fn run_without_config_is_the_embedded_single_node_default() {
     let dir = tempfile::tempdir().unwrap();
-    let child = bin(dir.path())
+    let child = cli::command(BIN, dir.path())
         .args(["run"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

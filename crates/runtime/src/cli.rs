@@ -4,12 +4,18 @@
 //! A binary derives its `clap::Parser`, flattens [`LogArgs`] into it, implements [`Binary`] and
 //! calls [`main`]. Exit codes: 0 ok, 1 runtime error (printed as `error: <chain>`), 2 usage error
 //! (clap's message; `--help` and `--version` exit 0).
+//!
+//! [`server`] (feature `server`): what the control planes add: `run --config FILE` and running a
+//! server from its loaded configuration.
 
 use std::{error::Error, fmt::Display, process::ExitCode};
 
 use clap::{Args, Parser, builder::TypedValueParser as _};
 
 use crate::telemetry::{self, LogFormat};
+
+#[cfg(feature = "server")]
+pub mod server;
 
 /// The global `--log-format` flag (also `MOSAIC_LOG_FORMAT`); `#[command(flatten)]` it into a
 /// binary's command line.

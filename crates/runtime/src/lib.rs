@@ -3,7 +3,8 @@
 //! server, no configuration loader and no listener code.
 //!
 //! Module map:
-//! - [`cli`] (`cli`): the binaries' command-line skeleton (`--log-format`, the `error:` line, exit codes).
+//! - [`cli`] (`cli`): the binaries' command-line skeleton (`--log-format`, the `error:` line, exit codes);
+//!   with `server`, `cli::server`: the control planes' `run --config FILE`.
 //! - [`telemetry`]: the tracing subscriber every binary sets up (`--log-format json|text`).
 //! - [`process`]: `shutdown_signal()`, the SIGTERM/SIGINT future servers shut down on.
 //! - [`tls`]: the process-wide rustls crypto provider (ring); generated CAs and certificates.

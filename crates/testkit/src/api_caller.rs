@@ -152,6 +152,87 @@ pub fn check_exposed_api_refusal(stderr: &str, data_dir: &Path) -> anyhow::Resul
     Ok(())
 }
 
+/// Checks that `http` is refused on each of `requests` (method, path below `base`; a PUT sends
+/// `put_body`): 401 without a token, with Kuma's error body asking for a bearer token (but for
+/// HEAD), and 403 with a wrong token; no answer contains any of `never_shown`.
+pub async fn check_refused(
+    http: &reqwest::Client,
+    base: &str,
+    requests: &[(Method, &str)],
+    put_body: Option<(&str, &str)>,
+    never_shown: &[&str],
+) -> anyhow::Result<()> {
+    for (method, path) in requests {
+        let url = format!("{base}{path}");
+        let body = put_body.filter(|_| *method == Method::PUT);
+        let (status, text) = call(http, method.clone(), &url, None, body).await?;
+        anyhow::ensure!(status == 401, "{method} {path}: {status} {text}");
+        if *method != Method::HEAD {
+            anyhow::ensure!(asks_for_bearer_token(&text), "{text}");
+        }
+        let wrong = Some("not-the-token");
+        let (status, wrong_text) = call(http, method.clone(), &url, wrong, body).await?;
+        anyhow::ensure!(status == 403, "{method} {path}: {status} {wrong_text}");
+        for hidden in never_shown {
+            anyhow::ensure!(
+                !text.contains(hidden) && !wrong_text.contains(hidden),
+                "{method} {path}: an answer shows {hidden:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `GET url` answers `http` 401 without a token and 200 with `token`.
+pub async fn check_needs_token(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<()> {
+    let (status, text) = call(http, Method::GET, url, None, None).await?;
+    anyhow::ensure!(status == 401, "{url} without a token: {status} {text}");
+    let (status, text) = call(http, Method::GET, url, Some(token), None).await?;
+    anyhow::ensure!(status == 200, "{url} with the token: {status} {text}");
+    Ok(())
+}
+
+/// Checks that `GET /ready` and `GET /healthy` below `base` answer 200 to `http` without a token.
+pub async fn check_health_open(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for path in ["/ready", "/healthy"] {
+        let (status, text) = call(http, Method::GET, &format!("{base}{path}"), None, None).await?;
+        anyhow::ensure!(status == 200, "{path}: {status} {text}");
+    }
+    Ok(())
+}
+
+/// Runs `binary run` in `dir` with its API on each wildcard address (`0.0.0.0:0`, `[::]:0`), no
+/// `api.admin_token_file`, a data directory of its own and the variables `env()` adds, for at most
+/// `wait`; checks that each run exits 1 as [`check_exposed_api_refusal`] says. Each run's stderr.
+pub fn check_exposed_api_refuses_to_start(
+    binary: &Path,
+    dir: &Path,
+    mut env: impl FnMut() -> anyhow::Result<Vec<(&'static str, String)>>,
+    wait: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let mut stderrs = Vec::new();
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let data_dir = dir.join(listen.replace([':', '[', ']', '.'], "_"));
+        let (code, stderr) = crate::cli::exit_within(
+            crate::cli::command(binary, dir)
+                .arg("run")
+                .env("MOSAIC_STORE__DATA_DIR", &data_dir)
+                .env("MOSAIC_API__LISTEN", listen)
+                .envs(env()?),
+            wait,
+        )?;
+        anyhow::ensure!(code == 1, "{listen}: {stderr}");
+        // The error line says why and what to do; the token it points at is there to use.
+        check_exposed_api_refusal(&stderr, &data_dir)?;
+        stderrs.push(stderr);
+    }
+    Ok(stderrs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

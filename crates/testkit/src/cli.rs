@@ -74,6 +74,88 @@ pub fn exit_within(cmd: &mut Command, timeout: Duration) -> anyhow::Result<(i32,
     Ok((code, stderr))
 }
 
+/// Runs `binary` with `args` and the extra environment `env` in a new, empty temporary directory
+/// whose `config` files (name, text) are written first: exit code, stdout, stderr (see [`output`]).
+pub fn run_in_temp_dir(
+    binary: impl AsRef<OsStr>,
+    config: &[(&str, &str)],
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> anyhow::Result<(i32, String, String)> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    for (name, text) in config {
+        std::fs::write(dir.path().join(name), text).with_context(|| format!("writing {name}"))?;
+    }
+    let mut cmd = command(binary, dir.path());
+    cmd.envs(env.iter().copied()).args(args);
+    output(&mut cmd)
+}
+
+/// `binary run --config FILE` in a new temporary directory, where FILE is `file` holding `text`
+/// (`None`: no such file): exit code and stderr. For the tests of configuration errors.
+pub fn run_with_config(
+    binary: impl AsRef<OsStr>,
+    file: &str,
+    text: Option<&str>,
+) -> anyhow::Result<(i32, String)> {
+    let config: Vec<(&str, &str)> = text.map(|text| (file, text)).into_iter().collect();
+    let (code, _, stderr) = run_in_temp_dir(binary, &config, &[], &["run", "--config", file])?;
+    Ok((code, stderr))
+}
+
+/// `binary run` with no config file and the environment `env`, in a new temporary directory:
+/// exit code and stderr. For the tests of environment errors.
+pub fn run_with_env(
+    binary: impl AsRef<OsStr>,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(i32, String)> {
+    let (code, _, stderr) = run_in_temp_dir(binary, &[], env, &["run"])?;
+    Ok((code, stderr))
+}
+
+/// Checks a control plane's `--help` (exit 0, lists `run` and `--log-format`), `run --help` (exit
+/// 0, lists `--config`) and `--version` (exit 0, prints `name version`); panics on a mismatch.
+pub fn assert_help_and_version(binary: &str, name: &str, version: &str) {
+    let run = |args: &[&str]| run_in_temp_dir(binary, &[], &[], args).unwrap();
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("run") && out.contains("--log-format"), "{out}");
+    let (code, out, _) = run(&["run", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--config"), "{out}");
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("{name} {version}"));
+}
+
+/// Checks that `binary` exits 2 (a usage error) for an unknown flag, an unknown `run` flag, no
+/// command at all, and each of `more`; panics naming the arguments otherwise.
+pub fn assert_usage_errors_exit_2(binary: &str, more: &[&[&str]]) {
+    let common: [&[&str]; 3] = [&["--bogus"], &["run", "--bogus"], &[]];
+    for args in common.iter().chain(more) {
+        let (code, _, err) = run_in_temp_dir(binary, &[], &[], args).unwrap();
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+}
+
+/// `GET path` over plain HTTP/1.1 to a binary listening on loopback `port`, reading for at most
+/// `timeout`: the status code and body, or `None` while nothing (or nothing complete) answers.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
 /// The first line of `stderr` that starts with `error: `.
 pub fn error_line(stderr: &str) -> Option<&str> {
     stderr.lines().find(|l| l.starts_with("error: "))
@@ -102,5 +184,21 @@ mod tests {
         cmd.arg("30");
         let err = exit_within(&mut cmd, Duration::from_millis(200)).unwrap_err();
         assert!(err.to_string().contains("kept running"), "{err}");
+    }
+
+    #[test]
+    fn run_with_config_and_env_run_in_a_fresh_directory() {
+        let (code, err) = run_with_config("cat", "c.toml", Some("x = 1")).unwrap();
+        assert_eq!(code, 1, "cat has no `run` file: {err}");
+        let (code, out, _) = run_in_temp_dir(
+            "sh",
+            &[("c.toml", "x = 1")],
+            &[("V", "v")],
+            &["-c", "cat c.toml; echo $V"],
+        )
+        .unwrap();
+        assert_eq!((code, out.as_str()), (0, "x = 1v\n"));
+        let (code, _) = run_with_env("true", &[("MOSAIC_X", "1")]).unwrap();
+        assert_eq!(code, 0);
     }
 }

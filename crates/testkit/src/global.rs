@@ -48,7 +48,7 @@ pub struct GlobalCluster {
     edit: Option<ConfigEdit>,
 }
 
-use crate::{Host, free_ports, terminate::stop_gracefully};
+use crate::{Host, ZoneProcess, free_ports, terminate::stop_gracefully};
 
 /// The ports of a replica on its own [`Host`] (Kuma's): API, raft, diagnostics, KDS.
 const HOST_PORTS: [u16; 4] = [5681, 5682, 5680, 5685];
@@ -324,6 +324,26 @@ impl GlobalCluster {
     /// The KDS CA a replica generated into its data directory (the same CA on every replica).
     pub fn kds_ca_path(&self, i: usize) -> PathBuf {
         self.replicas[i].dir.join("data").join("kds-ca.pem")
+    }
+
+    /// A started zone `name` (the `mosaic-zone` at `binary`) in this cluster's directory, given
+    /// the KDS addresses of `replicas` in that order, trusting replica 0's KDS CA, with `token`;
+    /// waits at most `deadline` for it to be ready.
+    pub async fn start_zone(
+        &self,
+        binary: &Path,
+        name: &str,
+        replicas: &[usize],
+        token: &str,
+        deadline: Duration,
+    ) -> anyhow::Result<ZoneProcess> {
+        let addresses: Vec<String> = replicas.iter().map(|i| self.kds_url(*i)).collect();
+        let ca = self.kds_ca_path(0);
+        let mut zone =
+            ZoneProcess::new(binary, self.dir(), name, &addresses.join(","), &ca, token)?;
+        zone.start()?;
+        zone.wait_ready(deadline).await?;
+        Ok(zone)
     }
 
     /// Whether replica `i` is running.

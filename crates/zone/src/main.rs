@@ -5,12 +5,12 @@
 //! diagnostics, issues data-plane certificates and serves them over SDS until SIGTERM/SIGINT.
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use mosaic_runtime::{
-    cli::{self, Binary, LogArgs},
-    config::LoadConfig as _,
+use clap::{Parser, Subcommand};
+use mosaic_runtime::cli::{
+    Binary, LogArgs,
+    server::{self, RunArgs, Server},
 };
 use mosaic_zone::config::ZoneConfig;
 
@@ -28,22 +28,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the zone control plane.
-    Run(RunArgs),
-}
-
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// TOML config file. May be omitted when the environment carries the settings:
-    /// MOSAIC_* variables override the file and the defaults, e.g. MOSAIC_ZONE=east,
-    /// MOSAIC_GLOBAL__ADDRESS=grpcs://global:5685.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: Option<PathBuf>,
+    Run(RunArgs<Cli>),
 }
 
 fn main() -> ExitCode {
-    // Stores, keys and tokens under store.data_dir are owner-only (0600/0700).
-    mosaic_runtime::data_dir::restrict_new_files();
-    cli::main::<Cli>()
+    server::main::<Cli>()
 }
 
 impl Binary for Cli {
@@ -55,29 +44,22 @@ impl Binary for Cli {
 
     fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Run(args) => run(args),
+            Command::Run(args) => Ok(server::run(
+                args,
+                mosaic_runtime::log_effective_configuration!(),
+                |config| mosaic_zone::server::serve(config, mosaic_zone::server::shutdown_signal()),
+            )?),
         }
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = ZoneConfig::load(args.config.as_deref())?;
-    let source = match &args.config {
-        Some(path) => path.display().to_string(),
-        None => "built-in defaults and environment".to_owned(),
-    };
-    tracing::info!(
-        zone = %config.zone,
-        config = %serde_json::to_string(&config)?,
-        source = %source,
-        "effective configuration"
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(mosaic_zone::server::serve(
-        config,
-        mosaic_zone::server::shutdown_signal(),
-    ))?;
-    Ok(())
+/// `run --config`'s help and what the "effective configuration" line says without it.
+impl Server for Cli {
+    type Config = ZoneConfig;
+    const CONFIG_HELP: &str = "TOML config file. May be omitted when the environment carries the settings: MOSAIC_* variables override the file and the defaults, e.g. MOSAIC_ZONE=east, MOSAIC_GLOBAL__ADDRESS=grpcs://global:5685";
+    const DEFAULT_SOURCE: &str = "built-in defaults and environment";
+
+    fn zone(config: &ZoneConfig) -> Option<&dyn std::fmt::Display> {
+        Some(&config.zone)
+    }
 }

@@ -13,10 +13,11 @@ use std::{
 use mosaic_testkit::{
     GlobalCluster, ZoneProcess,
     api_caller::{
-        asks_for_bearer_token, call, check_exposed_api_refusal, client_from, exposed_api_env,
-        file_mode, read_token, remote_caller, remote_client,
+        call, check_exposed_api_refuses_to_start, check_health_open, check_needs_token,
+        check_refused, client_from, exposed_api_env, file_mode, read_token, remote_caller,
+        remote_client,
     },
-    cli, dataplane_yaml,
+    dataplane_yaml,
     join::{joining_zone, wait_for_kds_ca},
     workspace_binary,
 };
@@ -138,21 +139,13 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
     wait_for_mesh(&remote, &base, Some(&generated)).await?;
     let url = |path: &str| format!("{base}{path}");
     let dp = dataplane_yaml("default", "web-1", &[("kuma.io/service", "web")]);
+    let web_1 = url("/meshes/default/dataplanes/web-1");
+    let local_1 = format!("{local_base}/meshes/default/dataplanes/local-1");
 
     if remote_ip.is_some() {
         // localhost_is_admin = true: the same server lets a loopback caller in without a token.
-        let (status, body) = call(
-            &local,
-            Method::PUT,
-            &format!("{local_base}/meshes/default/dataplanes/local-1"),
-            None,
-            yaml(&dataplane_yaml(
-                "default",
-                "local-1",
-                &[("kuma.io/service", "web")],
-            )),
-        )
-        .await?;
+        let local_dp = dataplane_yaml("default", "local-1", &[("kuma.io/service", "web")]);
+        let (status, body) = call(&local, Method::PUT, &local_1, None, yaml(&local_dp)).await?;
         assert_eq!(status, 201, "{body}");
     }
 
@@ -169,58 +162,25 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
         (Method::GET, "/no/such/path"),
         (Method::POST, "/ready"),
     ];
-    for (method, path) in &requests {
-        let body = yaml(&dp).filter(|_| *method == Method::PUT);
-        let (status, text) = call(&remote, method.clone(), &url(path), None, body).await?;
-        assert_eq!(status, 401, "{method} {path}: {text}");
-        if *method != Method::HEAD {
-            assert!(asks_for_bearer_token(&text), "{text}");
-        }
-        let (status, text) = call(
-            &remote,
-            method.clone(),
-            &url(path),
-            Some("not-the-token"),
-            body,
-        )
-        .await?;
-        assert_eq!(status, 403, "{method} {path}: {text}");
-        assert!(!text.contains(&generated) && !text.contains(configured_token));
-    }
+    let never_shown = [generated.as_str(), configured_token];
+    check_refused(&remote, &base, &requests, yaml(&dp), &never_shown).await?;
     // Nothing was written by the refused requests.
-    let (status, _) = call(
-        &remote,
-        Method::GET,
-        &url("/meshes/default/dataplanes/web-1"),
-        Some(&generated),
-        None,
-    )
-    .await?;
+    let (status, _) = call(&remote, Method::GET, &web_1, Some(&generated), None).await?;
     assert_eq!(status, 404);
     if remote_ip.is_some() {
-        let (status, _) = call(
-            &local,
-            Method::GET,
-            &format!("{local_base}/meshes/default/dataplanes/local-1"),
-            None,
-            None,
-        )
-        .await?;
+        let (status, _) = call(&local, Method::GET, &local_1, None, None).await?;
         assert_eq!(status, 200, "the refused DELETE deleted nothing");
     }
     // Health stays open.
-    for path in ["/ready", "/healthy"] {
-        let (status, text) = call(&remote, Method::GET, &url(path), None, None).await?;
-        assert_eq!(status, 200, "{path}: {text}");
-    }
+    check_health_open(&remote, &base).await?;
     // Either admin token registers a Dataplane: 201 created, then 200 updated.
-    let path = url("/meshes/default/dataplanes/web-1");
-    let (status, text) = call(&remote, Method::PUT, &path, Some(&generated), yaml(&dp)).await?;
+    let path = &web_1;
+    let (status, text) = call(&remote, Method::PUT, path, Some(&generated), yaml(&dp)).await?;
     assert_eq!(status, 201, "{text}");
     let (status, text) = call(
         &remote,
         Method::PUT,
-        &path,
+        path,
         Some(configured_token),
         yaml(&dp),
     )
@@ -236,33 +196,22 @@ async fn remote_callers_need_an_admin_token_on_every_method_and_path() -> anyhow
     east.start()?;
     east.wait_ready(WAIT).await?;
     let list = format!("{local_base}/meshes/default/dataplanes");
-    let (status, text) = call(&local, Method::GET, &list, None, None).await?;
-    assert_eq!(status, 401, "{text}");
-    let (status, text) = call(&local, Method::GET, &list, Some(&generated), None).await?;
-    assert_eq!(status, 200, "{text}");
+    check_needs_token(&local, &list, &generated).await?;
     Ok(())
 }
 
 #[test]
 fn an_exposed_api_without_a_token_file_refuses_to_start() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    for listen in ["0.0.0.0:0", "[::]:0"] {
-        let data_dir = dir.path().join(listen.replace([':', '[', ']', '.'], "_"));
-        let (code, stderr) = cli::exit_within(
-            cli::command(zone_binary(), dir.path())
-                .arg("run")
-                .env("MOSAIC_ZONE", "east")
-                .env("MOSAIC_STORE__DATA_DIR", &data_dir)
-                // Plain KDS to nowhere: the zone would retry it; the API check comes first.
-                .env("MOSAIC_GLOBAL__ADDRESS", "grpc://127.0.0.1:1")
-                .env("MOSAIC_API__LISTEN", listen)
-                .env("MOSAIC_DP_SERVER__LISTEN", "127.0.0.1:0")
-                .env("MOSAIC_DIAGNOSTICS__LISTEN", "127.0.0.1:0"),
-            WAIT,
-        )?;
-        assert_eq!(code, 1, "{listen}: {stderr}");
-        // The error line says why and what to do; the token it points at is there to use.
-        check_exposed_api_refusal(&stderr, &data_dir)?;
-    }
+    let zone_env = || -> anyhow::Result<Vec<(&'static str, String)>> {
+        Ok(vec![
+            ("MOSAIC_ZONE", "east".to_owned()),
+            // Plain KDS to nowhere: the zone would retry it; the API check comes first.
+            ("MOSAIC_GLOBAL__ADDRESS", "grpc://127.0.0.1:1".to_owned()),
+            ("MOSAIC_DP_SERVER__LISTEN", "127.0.0.1:0".to_owned()),
+            ("MOSAIC_DIAGNOSTICS__LISTEN", "127.0.0.1:0".to_owned()),
+        ])
+    };
+    check_exposed_api_refuses_to_start(zone_binary(), dir.path(), zone_env, WAIT)?;
     Ok(())
 }

@@ -1,68 +1,40 @@
 //! Command-line behaviour of the `mosaic-zone` binary: flags, exit codes, config errors.
 
-use std::{fs, path::Path, process::Command};
+use std::process::Command;
 
 use mosaic_testkit::cli;
 
-/// The binary with no inherited `MOSAIC_*`/`RUST_LOG` variables, run in `dir`.
-fn bin(dir: &Path) -> Command {
-    cli::command(env!("CARGO_BIN_EXE_mosaic-zone"), dir)
-}
-
-/// Exit code, stdout and stderr of a finished run.
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    cli::output(cmd).unwrap()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_mosaic-zone");
 
 #[test]
 fn help_and_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, out, _) = run(bin(dir.path()).arg("--help"));
-    assert_eq!(code, 0);
-    assert!(out.contains("run") && out.contains("--log-format"), "{out}");
-    let (code, out, _) = run(bin(dir.path()).arg("--version"));
-    assert_eq!(code, 0);
-    assert_eq!(
-        out.trim(),
-        format!("mosaic-zone {}", env!("CARGO_PKG_VERSION"))
-    );
+    cli::assert_help_and_version(BIN, "mosaic-zone", env!("CARGO_PKG_VERSION"));
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    for args in [&["--bogus"][..], &["run", "--bogus"], &[]] {
-        let (code, _, err) = run(bin(dir.path()).args(args));
-        assert_eq!(code, 2, "{args:?}: {err}");
-    }
+    cli::assert_usage_errors_exit_2(BIN, &[]);
 }
 
 #[test]
 fn missing_config_file_exits_1_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path()).args(["run", "--config", "missing.toml"]));
+    let (code, err) = cli::run_with_config(BIN, "missing.toml", None).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("missing.toml"), "{err}");
 }
 
 #[test]
 fn unknown_key_exits_1_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
     // `raft` belongs to the global's configuration, not the zone's.
-    fs::write(
-        dir.path().join("zone.toml"),
-        "zone = \"east\"\n[raft]\nnode_id = 1\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(bin(dir.path()).args(["run", "--config", "zone.toml"]));
+    let text = "zone = \"east\"\n[raft]\nnode_id = 1\n";
+    let (code, err) = cli::run_with_config(BIN, "zone.toml", Some(text)).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("`raft`") && err.contains("zone.toml"), "{err}");
 }
 
 #[test]
 fn bad_zone_name_exits_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path()).env("MOSAIC_ZONE", "East_1").arg("run"));
+    let (code, err) = cli::run_with_env(BIN, &[("MOSAIC_ZONE", "East_1")]).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("MOSAIC_ZONE") && err.contains("DNS-1035"),
@@ -72,11 +44,11 @@ fn bad_zone_name_exits_1() {
 
 #[test]
 fn tls_address_without_ca_cert_exits_1_naming_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(bin(dir.path())
-        .env("MOSAIC_ZONE", "east")
-        .env("MOSAIC_GLOBAL__ADDRESS", "grpcs://global.example:5685")
-        .arg("run"));
+    let env = [
+        ("MOSAIC_ZONE", "east"),
+        ("MOSAIC_GLOBAL__ADDRESS", "grpcs://global.example:5685"),
+    ];
+    let (code, err) = cli::run_with_env(BIN, &env).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("effective configuration") && err.contains("east"),
@@ -90,20 +62,7 @@ fn tls_address_without_ca_cert_exits_1_naming_the_key() {
 
 /// `GET path` on loopback; the status code and body, or `None` while nothing listens.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let code = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((code, body))
+    cli::http_get(port, path, std::time::Duration::from_secs(10))
 }
 
 fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -148,7 +107,7 @@ fn env_only_run_serves_from_its_store_while_the_global_is_away_and_stops_on_sigt
         let plan = receive::plan(&store, kind, &response, None).unwrap();
         store.apply_sync(&plan.batch).unwrap();
     }
-    let child = bin(dir.path())
+    let child = cli::command(BIN, dir.path())
         .env("MOSAIC_ZONE", "east")
         .env(
             "MOSAIC_GLOBAL__ADDRESS",

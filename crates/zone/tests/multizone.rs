@@ -36,19 +36,9 @@ async fn globals(n: usize) -> anyhow::Result<GlobalCluster> {
 }
 
 async fn zone(cluster: &GlobalCluster, name: &str, order: &[usize]) -> anyhow::Result<ZoneProcess> {
-    let addresses: Vec<String> = order.iter().map(|i| cluster.kds_url(*i)).collect();
     let token = zone_token(cluster, 0, name, "24h").await?;
-    let mut z = ZoneProcess::new(
-        Path::new(env!("CARGO_BIN_EXE_mosaic-zone")),
-        cluster.dir(),
-        name,
-        &addresses.join(","),
-        &cluster.kds_ca_path(0),
-        &token,
-    )?;
-    z.start()?;
-    z.wait_ready(WAIT).await?;
-    Ok(z)
+    let binary = Path::new(env!("CARGO_BIN_EXE_mosaic-zone"));
+    cluster.start_zone(binary, name, order, &token, WAIT).await
 }
 
 async fn connected(z: &ZoneProcess) -> Option<String> {
