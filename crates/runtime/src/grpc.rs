@@ -4,7 +4,7 @@
 
 use std::{future::Future, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tonic::{
     service::Routes,
     transport::{Identity, Server, ServerTlsConfig},
@@ -32,14 +32,14 @@ pub fn server_tls(identity: &ServerIdentity) -> ServerTlsConfig {
 }
 
 /// Serves `routes` over TLS with `identity` on `listener` until `shutdown` completes. Then it
-/// calls `end_streams`, which tells the services' open streams to end themselves (a graceful
+/// sends `true` on `stop`, which the services' open streams watch to end themselves (a graceful
 /// shutdown otherwise waits for them forever), and returns once every connection is done.
 pub async fn serve(
     routes: Routes,
     listener: TcpListener,
     identity: &ServerIdentity,
     keepalive: Keepalive,
-    end_streams: impl FnOnce() + Send + 'static,
+    stop: watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     Server::builder()
@@ -50,7 +50,7 @@ pub async fn serve(
         .add_routes(routes)
         .serve_with_incoming_shutdown(nodelay_incoming(listener), async move {
             shutdown.await;
-            end_streams();
+            let _ = stop.send(true);
         })
         .await
 }

@@ -145,13 +145,9 @@ impl KdsServer {
             timeout: settings.keepalive_timeout,
             tcp: Some(settings.keepalive_interval),
         };
-        let stop = self.stop.clone();
-        // Sessions end their streams, so the graceful shutdown does not wait forever.
-        let end_streams = move || {
-            let _ = stop.send(true);
-        };
-        let routes = Routes::new(self.service());
-        grpc::serve(routes, listener, identity, keepalive, end_streams, shutdown).await?;
+        // Sessions watch `stop` and end their streams, so the graceful shutdown does not wait.
+        let (routes, stop) = (Routes::new(self.service()), self.stop.clone());
+        grpc::serve(routes, listener, identity, keepalive, stop, shutdown).await?;
         Ok(())
     }
 }

@@ -61,7 +61,7 @@ struct Shared {
 #[derive(Clone, Debug)]
 pub struct SdsServer {
     shared: Arc<Shared>,
-    stop: Arc<watch::Sender<bool>>,
+    stop: watch::Sender<bool>,
 }
 
 /// Why the dataplane server stopped with an error.
@@ -82,7 +82,7 @@ impl SdsServer {
                 zone: zone.to_string(),
                 stop: stop_rx,
             }),
-            stop: Arc::new(stop),
+            stop,
         }
     }
 
@@ -104,12 +104,16 @@ impl SdsServer {
             timeout: Duration::from_secs(10),
             tcp: None,
         };
-        let stop = self.stop.clone();
-        let end_streams = move || {
-            let _ = stop.send(true);
-        };
-        let routes = Routes::new(self.service());
-        grpc::serve(routes, listener, identity, keepalive, end_streams, shutdown).await?;
+        let service = self.service();
+        grpc::serve(
+            Routes::new(service),
+            listener,
+            identity,
+            keepalive,
+            self.stop,
+            shutdown,
+        )
+        .await?;
         Ok(())
     }
 }
