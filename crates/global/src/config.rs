@@ -323,32 +323,15 @@ fn check_host_port(addr: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use std::{io::Write, path::Path};
+    use std::path::Path;
 
-    use mosaic_runtime::config::ConfigSource;
+    use mosaic_runtime::config::{ConfigSource, test_support::*};
 
     use super::*;
 
-    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-        vars.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn toml_file(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
-
     #[test]
     fn global_defaults_match_contract() {
-        let c = GlobalConfig::load_from(None, env(&[])).unwrap();
-        assert_eq!(c, GlobalConfig::default());
+        let c = assert_defaults::<GlobalConfig>();
         assert_eq!(c.store.data_dir, PathBuf::from("./mosaic-data/global"));
         assert_eq!(c.raft.node_id, 1);
         assert_eq!(c.raft.listen, addr("127.0.0.1:5682"));
@@ -541,15 +524,14 @@ tls_key = "/etc/mosaic/kds-key.pem"
         assert_eq!(err.origin(), Some(&ConfigSource::File(f.path().into())));
         assert!(msg.contains("listen, tls_cert, tls_key"), "{msg}");
 
-        let f = toml_file("zone = \"east\"\n");
-        let err = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
-        assert_eq!(err.key(), Some("zone"), "{err}");
-
-        let err =
-            GlobalConfig::load_from(None, env(&[("MOSAIC_KDS__LISTN", "0.0.0.0:1")])).unwrap_err();
-        let msg = err.to_string();
-        assert_eq!(err.key(), Some("kds.listn"), "{msg}");
-        assert!(msg.contains("MOSAIC_KDS__LISTEN"), "{msg}");
+        assert_rejects::<GlobalConfig>(&[
+            ((Some("zone = \"east\"\n"), &[]), "zone", &[]),
+            (
+                (None, &[("MOSAIC_KDS__LISTN", "0.0.0.0:1")]),
+                "kds.listn",
+                &["MOSAIC_KDS__LISTEN"],
+            ),
+        ]);
     }
 
     #[test]
@@ -572,36 +554,39 @@ tls_key = "/etc/mosaic/kds-key.pem"
 
     #[test]
     fn localhost_is_admin_defaults_to_whether_no_token_file_is_set() {
-        let c = GlobalConfig::load_from(None, env(&[])).unwrap();
-        assert_eq!(c.api.localhost_is_admin, None);
-        assert!(c.api.effective_localhost_is_admin());
-        let c = GlobalConfig::load_from(
-            None,
-            env(&[("MOSAIC_API__ADMIN_TOKEN_FILE", "/etc/mosaic/admin-token")]),
-        )
-        .unwrap();
-        assert!(!c.api.effective_localhost_is_admin());
-        let c = GlobalConfig::load_from(
-            None,
-            env(&[
-                ("MOSAIC_API__ADMIN_TOKEN_FILE", "/etc/mosaic/admin-token"),
-                ("MOSAIC_API__LOCALHOST_IS_ADMIN", "true"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.api.localhost_is_admin, Some(true));
-        assert!(c.api.effective_localhost_is_admin());
-        let f = toml_file("[api]\nlocalhost_is_admin = false\n");
-        let c = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap();
-        assert!(!c.api.effective_localhost_is_admin());
+        let token_file = ("MOSAIC_API__ADMIN_TOKEN_FILE", "/etc/mosaic/admin-token");
+        assert_loads::<GlobalConfig, _>(
+            |c| {
+                (
+                    c.api.localhost_is_admin,
+                    c.api.effective_localhost_is_admin(),
+                )
+            },
+            &[
+                ((None, &[]), (None, true)),
+                ((None, &[token_file]), (None, false)),
+                (
+                    (
+                        None,
+                        &[token_file, ("MOSAIC_API__LOCALHOST_IS_ADMIN", "true")],
+                    ),
+                    (Some(true), true),
+                ),
+                (
+                    (Some("[api]\nlocalhost_is_admin = false\n"), &[]),
+                    (Some(false), false),
+                ),
+            ],
+        );
     }
 
     #[test]
     fn tls_pair_must_be_complete() {
-        let err =
-            GlobalConfig::load_from(None, env(&[("MOSAIC_KDS__TLS_CERT", "/c.pem")])).unwrap_err();
-        assert_eq!(err.key(), Some("kds.tls_cert"));
-        assert!(err.to_string().contains("MOSAIC_KDS__TLS_CERT"), "{err}");
+        assert_rejects::<GlobalConfig>(&[(
+            (None, &[("MOSAIC_KDS__TLS_CERT", "/c.pem")]),
+            "kds.tls_cert",
+            &["MOSAIC_KDS__TLS_CERT"],
+        )]);
     }
 
     #[test]
@@ -622,10 +607,6 @@ tls_key = "/etc/mosaic/kds-key.pem"
         c.kds.tls_cert = Some("/etc/mosaic/kds.pem".into());
         c.kds.tls_key = Some("/etc/mosaic/kds-key.pem".into());
         c.diagnostics.listen = addr("0.0.0.0:5680");
-        for config in [GlobalConfig::default(), c] {
-            let f = toml_file(&toml::to_string(&config).unwrap());
-            let loaded = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap();
-            assert_eq!(loaded, config);
-        }
+        assert_round_trips([GlobalConfig::default(), c]);
     }
 }

@@ -19,6 +19,9 @@
 //! environment variable) and what to do about it.
 //!
 //! Shared sections: [`StoreConfig`] (`[store]`) and [`DiagnosticsConfig`] (`[diagnostics]`).
+//!
+//! Module map:
+//! - `test_support` (feature `test-support`): the configurations' unit-test helpers.
 
 use std::{
     fmt,
@@ -32,6 +35,9 @@ use figment::{
     value::{Dict, Map, Num, Tag, Value},
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 /// Prefix of every environment variable the configuration loader reads.
 pub const ENV_PREFIX: &str = "MOSAIC_";
@@ -574,9 +580,7 @@ pub mod optional_path {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
-    use super::*;
+    use super::{test_support::*, *};
 
     /// A configuration made of the shared sections only, to exercise the loader on its own.
     #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -606,18 +610,6 @@ mod tests {
         fn validate(&self, sources: &Sources) -> Result<(), ConfigError> {
             self.store.validate(sources)
         }
-    }
-
-    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-        vars.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn toml_file(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
     }
 
     #[test]

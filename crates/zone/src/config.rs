@@ -355,25 +355,9 @@ impl fmt::Display for GlobalAddress {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use mosaic_runtime::config::test_support::*;
 
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-        vars.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn toml_file(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
 
     #[test]
     fn global_address_lists_fail_over_in_order() {
@@ -396,8 +380,7 @@ mod tests {
 
     #[test]
     fn zone_defaults_match_contract() {
-        let c = ZoneConfig::load_from(None, env(&[])).unwrap();
-        assert_eq!(c, ZoneConfig::default());
+        let c = assert_defaults::<ZoneConfig>();
         assert_eq!(c.zone.as_str(), "zone-1");
         assert_eq!(c.store.data_dir, PathBuf::from("./mosaic-data/zone"));
         assert_eq!(c.global.address.as_str(), "grpcs://127.0.0.1:5685");
@@ -461,43 +444,48 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let f = toml_file("[nope]\nx = 1\n");
-        let err = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
-        assert_eq!(err.key(), Some("nope"), "{err}");
-        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_RAFT__NODE_ID", "2")])).unwrap_err();
-        assert_eq!(err.key(), Some("raft.node_id"), "{err}");
+        assert_rejects::<ZoneConfig>(&[
+            ((Some("[nope]\nx = 1\n"), &[]), "nope", &[]),
+            (
+                (None, &[("MOSAIC_RAFT__NODE_ID", "2")]),
+                "raft.node_id",
+                &[],
+            ),
+        ]);
     }
 
     #[test]
     fn localhost_is_admin_defaults_to_whether_no_token_file_is_set() {
-        let z = ZoneConfig::load_from(None, env(&[])).unwrap();
-        assert_eq!(z.api.admin_token_file, None);
-        assert!(z.api.effective_localhost_is_admin());
-        let f = toml_file("[api]\nlisten = \"0.0.0.0:5681\"\nadmin_token_file = \"/t\"\n");
-        let z = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap();
-        assert_eq!(z.api.admin_token_file, Some(PathBuf::from("/t")));
-        assert!(!z.api.effective_localhost_is_admin());
-        let z = ZoneConfig::load_from(
-            Some(f.path()),
-            env(&[("MOSAIC_API__LOCALHOST_IS_ADMIN", "True")]),
-        )
-        .unwrap();
-        assert!(z.api.effective_localhost_is_admin());
-
-        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_API__LOCALHOST_IS_ADMIN", "yes!")]))
-            .unwrap_err();
-        assert_eq!(err.key(), Some("api.localhost_is_admin"), "{err}");
-        assert!(
-            err.to_string().contains("MOSAIC_API__LOCALHOST_IS_ADMIN"),
-            "{err}"
+        let exposed = "[api]\nlisten = \"0.0.0.0:5681\"\nadmin_token_file = \"/t\"\n";
+        let token_file = Some(PathBuf::from("/t"));
+        assert_loads::<ZoneConfig, _>(
+            |z| {
+                (
+                    z.api.admin_token_file.clone(),
+                    z.api.effective_localhost_is_admin(),
+                )
+            },
+            &[
+                ((None, &[]), (None, true)),
+                ((Some(exposed), &[]), (token_file.clone(), false)),
+                (
+                    (Some(exposed), &[("MOSAIC_API__LOCALHOST_IS_ADMIN", "True")]),
+                    (token_file, true),
+                ),
+            ],
         );
+        let bad = ("MOSAIC_API__LOCALHOST_IS_ADMIN", "yes!");
+        assert_rejects::<ZoneConfig>(&[(
+            (None, &[bad]),
+            "api.localhost_is_admin",
+            &["MOSAIC_API__LOCALHOST_IS_ADMIN"],
+        )]);
     }
 
     #[test]
     fn tls_pair_must_be_complete() {
-        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_DP_SERVER__TLS_KEY", "/k.pem")]))
-            .unwrap_err();
-        assert_eq!(err.key(), Some("dp_server.tls_key"), "{err}");
+        let tls = ("MOSAIC_DP_SERVER__TLS_KEY", "/k.pem");
+        assert_rejects::<ZoneConfig>(&[((None, &[tls]), "dp_server.tls_key", &[])]);
     }
 
     #[test]
@@ -516,10 +504,6 @@ mod tests {
         c.dp_server.tls_cert = Some("/etc/mosaic/dp.pem".into());
         c.dp_server.tls_key = Some("/etc/mosaic/dp-key.pem".into());
         c.issuer.max_in_flight = 3;
-        for config in [ZoneConfig::default(), c] {
-            let f = toml_file(&toml::to_string(&config).unwrap());
-            let loaded = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap();
-            assert_eq!(loaded, config);
-        }
+        assert_round_trips([ZoneConfig::default(), c]);
     }
 }
