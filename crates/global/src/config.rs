@@ -7,8 +7,8 @@ use std::{collections::BTreeSet, fmt, net::SocketAddr, path::PathBuf, str::FromS
 use mosaic_runtime::{
     api_auth::ApiAuthSettings,
     config::{
-        ConfigError, DiagnosticsConfig, LoadConfig, Sources, StoreConfig, optional_path,
-        resolve_localhost_is_admin,
+        ConfigError, DiagnosticsConfig, GrpcServerConfig, LoadConfig, Sources, StoreConfig,
+        optional_path, resolve_localhost_is_admin,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -74,8 +74,7 @@ fn default_snapshot_after_logs() -> u64 {
 }
 
 /// One raft replica, written `"<id>=<host>:<port>"` (e.g. `"1=10.0.0.1:5682"`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RaftPeer {
     /// The replica's `raft.node_id`.
     pub id: u64,
@@ -108,19 +107,9 @@ pub struct ApiConfig {
     pub tls_key: Option<PathBuf>,
 }
 
-/// `[kds]`: the KDS server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KdsConfig {
-    /// `kds.listen`: address of the KDS gRPC server.
-    pub listen: SocketAddr,
-    /// `kds.tls_cert`: PEM chain; unset = a self-signed CA + server cert is generated into `data_dir`.
-    #[serde(with = "optional_path")]
-    pub tls_cert: Option<PathBuf>,
-    /// `kds.tls_key`: PEM private key matching `tls_cert`.
-    #[serde(with = "optional_path")]
-    pub tls_key: Option<PathBuf>,
-}
+/// `[kds]`: the KDS gRPC server (`kds.listen`, `kds.tls_cert`, `kds.tls_key`; unset
+/// certificates: a self-signed CA and server certificate are generated into `data_dir`).
+pub type KdsConfig = GrpcServerConfig;
 
 // === impl GlobalConfig ===
 
@@ -149,14 +138,8 @@ impl Default for GlobalConfig {
                 tls_cert: None,
                 tls_key: None,
             },
-            kds: KdsConfig {
-                listen: SocketAddr::from(([0, 0, 0, 0], 5685)),
-                tls_cert: None,
-                tls_key: None,
-            },
-            diagnostics: DiagnosticsConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 5680)),
-            },
+            kds: KdsConfig::on(SocketAddr::from(([0, 0, 0, 0], 5685))),
+            diagnostics: DiagnosticsConfig::default(),
         }
     }
 }
@@ -175,12 +158,9 @@ impl GlobalConfig {
 
     /// The API's admin rule settings (`api.*` and where the generated token lives).
     pub fn api_auth(&self) -> ApiAuthSettings {
-        ApiAuthSettings {
-            listen: self.api.listen,
-            admin_token_file: self.api.admin_token_file.clone(),
-            localhost_is_admin: self.api.effective_localhost_is_admin(),
-            data_dir: self.store.data_dir.clone(),
-        }
+        let api = &self.api;
+        let file = &api.admin_token_file;
+        ApiAuthSettings::from_config(api.listen, file, api.localhost_is_admin, &self.store)
     }
 }
 
@@ -286,17 +266,18 @@ impl FromStr for RaftPeer {
     }
 }
 
-impl TryFrom<String> for RaftPeer {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        value.parse()
+/// Written as its [`Display`](fmt::Display) string.
+impl Serialize for RaftPeer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
     }
 }
 
-impl From<RaftPeer> for String {
-    fn from(peer: RaftPeer) -> Self {
-        peer.to_string()
+/// Read from a string by [`FromStr`], its error the message.
+impl<'de> Deserialize<'de> for RaftPeer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

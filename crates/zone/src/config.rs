@@ -5,13 +5,9 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
-use mosaic_runtime::{
-    api_auth::ApiAuthSettings,
-    config::{
-        ConfigError, DiagnosticsConfig, LoadConfig, Sources, StoreConfig, optional_path,
-        resolve_localhost_is_admin,
-    },
-};
+use mosaic_runtime::api_auth::ApiAuthSettings;
+use mosaic_runtime::config::{self, ConfigError, LoadConfig, Sources, optional_path};
+use mosaic_runtime::config::{DiagnosticsConfig, GrpcServerConfig, StoreConfig};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of `mosaic-zone`, mirroring the contract's TOML keys.
@@ -100,19 +96,10 @@ pub struct ZoneApiConfig {
     pub localhost_is_admin: Option<bool>,
 }
 
-/// `[dp_server]`: the SDS server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DpServerConfig {
-    /// `dp_server.listen`: address of the SDS gRPC server.
-    pub listen: SocketAddr,
-    /// `dp_server.tls_cert`: PEM chain; unset = a CA + server cert is generated into `data_dir`.
-    #[serde(with = "optional_path")]
-    pub tls_cert: Option<PathBuf>,
-    /// `dp_server.tls_key`: PEM private key matching `tls_cert`.
-    #[serde(with = "optional_path")]
-    pub tls_key: Option<PathBuf>,
-}
+/// `[dp_server]`: the SDS gRPC server data planes connect to (`dp_server.listen`,
+/// `dp_server.tls_cert`, `dp_server.tls_key`; unset certificates: a CA and server certificate are
+/// generated into `data_dir`).
+pub type DpServerConfig = GrpcServerConfig;
 
 // === impl ZoneConfig ===
 
@@ -133,27 +120,9 @@ impl Default for ZoneConfig {
                 admin_token_file: None,
                 localhost_is_admin: None,
             },
-            dp_server: DpServerConfig {
-                listen: SocketAddr::from(([0, 0, 0, 0], 5678)),
-                tls_cert: None,
-                tls_key: None,
-            },
-            diagnostics: DiagnosticsConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 5680)),
-            },
+            dp_server: DpServerConfig::on(SocketAddr::from(([0, 0, 0, 0], 5678))),
+            diagnostics: DiagnosticsConfig::default(),
             issuer: IssuerConfig::default(),
-        }
-    }
-}
-
-impl ZoneConfig {
-    /// The API's admin rule settings (`api.*` and where the generated token lives).
-    pub fn api_auth(&self) -> ApiAuthSettings {
-        ApiAuthSettings {
-            listen: self.api.listen,
-            admin_token_file: self.api.admin_token_file.clone(),
-            localhost_is_admin: self.api.effective_localhost_is_admin(),
-            data_dir: self.store.data_dir.clone(),
         }
     }
 }
@@ -172,12 +141,24 @@ impl LoadConfig for ZoneConfig {
     }
 }
 
+impl ZoneConfig {
+    /// The API's admin rule settings (`api.*` and where the generated token lives).
+    pub fn api_auth(&self) -> ApiAuthSettings {
+        let api = &self.api;
+        let file = &api.admin_token_file;
+        ApiAuthSettings::from_config(api.listen, file, api.localhost_is_admin, &self.store)
+    }
+}
+
 impl ZoneApiConfig {
     /// Whether loopback callers are admins without a token: `api.localhost_is_admin` if set,
     /// else true exactly when no `api.admin_token_file` is set (the global's rule,
-    /// [`resolve_localhost_is_admin`]).
+    /// [`config::resolve_localhost_is_admin`]).
     pub fn effective_localhost_is_admin(&self) -> bool {
-        resolve_localhost_is_admin(self.localhost_is_admin, self.admin_token_file.as_deref())
+        config::resolve_localhost_is_admin(
+            self.localhost_is_admin,
+            self.admin_token_file.as_deref(),
+        )
     }
 }
 
