@@ -7,8 +7,8 @@ use std::{collections::BTreeSet, fmt, net::SocketAddr, path::PathBuf, str::FromS
 use mosaic_runtime::{
     api_auth::ApiAuthSettings,
     config::{
-        ConfigError, DiagnosticsConfig, LoadConfig, Sources, StoreConfig, optional_path,
-        resolve_localhost_is_admin,
+        ConfigError, DiagnosticsConfig, GrpcServerConfig, LoadConfig, Sources, StoreConfig,
+        optional_path, resolve_localhost_is_admin,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -74,8 +74,7 @@ fn default_snapshot_after_logs() -> u64 {
 }
 
 /// One raft replica, written `"<id>=<host>:<port>"` (e.g. `"1=10.0.0.1:5682"`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RaftPeer {
     /// The replica's `raft.node_id`.
     pub id: u64,
@@ -108,19 +107,9 @@ pub struct ApiConfig {
     pub tls_key: Option<PathBuf>,
 }
 
-/// `[kds]`: the KDS server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KdsConfig {
-    /// `kds.listen`: address of the KDS gRPC server.
-    pub listen: SocketAddr,
-    /// `kds.tls_cert`: PEM chain; unset = a self-signed CA + server cert is generated into `data_dir`.
-    #[serde(with = "optional_path")]
-    pub tls_cert: Option<PathBuf>,
-    /// `kds.tls_key`: PEM private key matching `tls_cert`.
-    #[serde(with = "optional_path")]
-    pub tls_key: Option<PathBuf>,
-}
+/// `[kds]`: the KDS gRPC server (`kds.listen`, `kds.tls_cert`, `kds.tls_key`; unset
+/// certificates: a self-signed CA and server certificate are generated into `data_dir`).
+pub type KdsConfig = GrpcServerConfig;
 
 // === impl GlobalConfig ===
 
@@ -149,14 +138,8 @@ impl Default for GlobalConfig {
                 tls_cert: None,
                 tls_key: None,
             },
-            kds: KdsConfig {
-                listen: SocketAddr::from(([0, 0, 0, 0], 5685)),
-                tls_cert: None,
-                tls_key: None,
-            },
-            diagnostics: DiagnosticsConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 5680)),
-            },
+            kds: KdsConfig::on(SocketAddr::from(([0, 0, 0, 0], 5685))),
+            diagnostics: DiagnosticsConfig::default(),
         }
     }
 }
@@ -175,12 +158,9 @@ impl GlobalConfig {
 
     /// The API's admin rule settings (`api.*` and where the generated token lives).
     pub fn api_auth(&self) -> ApiAuthSettings {
-        ApiAuthSettings {
-            listen: self.api.listen,
-            admin_token_file: self.api.admin_token_file.clone(),
-            localhost_is_admin: self.api.effective_localhost_is_admin(),
-            data_dir: self.store.data_dir.clone(),
-        }
+        let api = &self.api;
+        let file = &api.admin_token_file;
+        ApiAuthSettings::from_config(api.listen, file, api.localhost_is_admin, &self.store)
     }
 }
 
@@ -286,17 +266,18 @@ impl FromStr for RaftPeer {
     }
 }
 
-impl TryFrom<String> for RaftPeer {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        value.parse()
+/// Written as its [`Display`](fmt::Display) string.
+impl Serialize for RaftPeer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
     }
 }
 
-impl From<RaftPeer> for String {
-    fn from(peer: RaftPeer) -> Self {
-        peer.to_string()
+/// Read from a string by [`FromStr`], its error the message.
+impl<'de> Deserialize<'de> for RaftPeer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -323,32 +304,15 @@ fn check_host_port(addr: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use std::{io::Write, path::Path};
+    use std::path::Path;
 
-    use mosaic_runtime::config::ConfigSource;
+    use mosaic_runtime::config::{ConfigSource, test_support::*};
 
     use super::*;
 
-    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-        vars.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn toml_file(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
-
     #[test]
     fn global_defaults_match_contract() {
-        let c = GlobalConfig::load_from(None, env(&[])).unwrap();
-        assert_eq!(c, GlobalConfig::default());
+        let c = assert_defaults::<GlobalConfig>();
         assert_eq!(c.store.data_dir, PathBuf::from("./mosaic-data/global"));
         assert_eq!(c.raft.node_id, 1);
         assert_eq!(c.raft.listen, addr("127.0.0.1:5682"));
@@ -541,15 +505,14 @@ tls_key = "/etc/mosaic/kds-key.pem"
         assert_eq!(err.origin(), Some(&ConfigSource::File(f.path().into())));
         assert!(msg.contains("listen, tls_cert, tls_key"), "{msg}");
 
-        let f = toml_file("zone = \"east\"\n");
-        let err = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
-        assert_eq!(err.key(), Some("zone"), "{err}");
-
-        let err =
-            GlobalConfig::load_from(None, env(&[("MOSAIC_KDS__LISTN", "0.0.0.0:1")])).unwrap_err();
-        let msg = err.to_string();
-        assert_eq!(err.key(), Some("kds.listn"), "{msg}");
-        assert!(msg.contains("MOSAIC_KDS__LISTEN"), "{msg}");
+        assert_rejects::<GlobalConfig>(&[
+            ((Some("zone = \"east\"\n"), &[]), "zone", &[]),
+            (
+                (None, &[("MOSAIC_KDS__LISTN", "0.0.0.0:1")]),
+                "kds.listn",
+                &["MOSAIC_KDS__LISTEN"],
+            ),
+        ]);
     }
 
     #[test]
@@ -572,36 +535,39 @@ tls_key = "/etc/mosaic/kds-key.pem"
 
     #[test]
     fn localhost_is_admin_defaults_to_whether_no_token_file_is_set() {
-        let c = GlobalConfig::load_from(None, env(&[])).unwrap();
-        assert_eq!(c.api.localhost_is_admin, None);
-        assert!(c.api.effective_localhost_is_admin());
-        let c = GlobalConfig::load_from(
-            None,
-            env(&[("MOSAIC_API__ADMIN_TOKEN_FILE", "/etc/mosaic/admin-token")]),
-        )
-        .unwrap();
-        assert!(!c.api.effective_localhost_is_admin());
-        let c = GlobalConfig::load_from(
-            None,
-            env(&[
-                ("MOSAIC_API__ADMIN_TOKEN_FILE", "/etc/mosaic/admin-token"),
-                ("MOSAIC_API__LOCALHOST_IS_ADMIN", "true"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.api.localhost_is_admin, Some(true));
-        assert!(c.api.effective_localhost_is_admin());
-        let f = toml_file("[api]\nlocalhost_is_admin = false\n");
-        let c = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap();
-        assert!(!c.api.effective_localhost_is_admin());
+        let token_file = ("MOSAIC_API__ADMIN_TOKEN_FILE", "/etc/mosaic/admin-token");
+        assert_loads::<GlobalConfig, _>(
+            |c| {
+                (
+                    c.api.localhost_is_admin,
+                    c.api.effective_localhost_is_admin(),
+                )
+            },
+            &[
+                ((None, &[]), (None, true)),
+                ((None, &[token_file]), (None, false)),
+                (
+                    (
+                        None,
+                        &[token_file, ("MOSAIC_API__LOCALHOST_IS_ADMIN", "true")],
+                    ),
+                    (Some(true), true),
+                ),
+                (
+                    (Some("[api]\nlocalhost_is_admin = false\n"), &[]),
+                    (Some(false), false),
+                ),
+            ],
+        );
     }
 
     #[test]
     fn tls_pair_must_be_complete() {
-        let err =
-            GlobalConfig::load_from(None, env(&[("MOSAIC_KDS__TLS_CERT", "/c.pem")])).unwrap_err();
-        assert_eq!(err.key(), Some("kds.tls_cert"));
-        assert!(err.to_string().contains("MOSAIC_KDS__TLS_CERT"), "{err}");
+        assert_rejects::<GlobalConfig>(&[(
+            (None, &[("MOSAIC_KDS__TLS_CERT", "/c.pem")]),
+            "kds.tls_cert",
+            &["MOSAIC_KDS__TLS_CERT"],
+        )]);
     }
 
     #[test]
@@ -622,10 +588,6 @@ tls_key = "/etc/mosaic/kds-key.pem"
         c.kds.tls_cert = Some("/etc/mosaic/kds.pem".into());
         c.kds.tls_key = Some("/etc/mosaic/kds-key.pem".into());
         c.diagnostics.listen = addr("0.0.0.0:5680");
-        for config in [GlobalConfig::default(), c] {
-            let f = toml_file(&toml::to_string(&config).unwrap());
-            let loaded = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap();
-            assert_eq!(loaded, config);
-        }
+        assert_round_trips([GlobalConfig::default(), c]);
     }
 }

@@ -34,6 +34,8 @@ use axum::{
 pub use mosaic_core::api::is_loopback;
 use mosaic_core::{Sensitive, api::ApiError};
 
+use crate::config::{StoreConfig, resolve_localhost_is_admin};
+
 /// The generated admin token's file name, in `store.data_dir`.
 pub const GENERATED_TOKEN_FILE: &str = "admin-token";
 
@@ -106,6 +108,28 @@ pub struct ApiAuthSettings {
     pub localhost_is_admin: bool,
     /// `store.data_dir`, where the generated token lives.
     pub data_dir: PathBuf,
+}
+
+impl ApiAuthSettings {
+    /// A server's settings from its `api.listen`, `api.admin_token_file` and
+    /// `api.localhost_is_admin` (resolved by [`resolve_localhost_is_admin`]), and its `[store]`
+    /// (where the generated token lives).
+    pub fn from_config(
+        listen: SocketAddr,
+        admin_token_file: &Option<PathBuf>,
+        localhost_is_admin: Option<bool>,
+        store: &StoreConfig,
+    ) -> Self {
+        Self {
+            listen,
+            admin_token_file: admin_token_file.clone(),
+            localhost_is_admin: resolve_localhost_is_admin(
+                localhost_is_admin,
+                admin_token_file.as_deref(),
+            ),
+            data_dir: store.data_dir.clone(),
+        }
+    }
 }
 
 /// The admin rule of one API: the accepted tokens and whether loopback callers are admins.

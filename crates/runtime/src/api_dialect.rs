@@ -12,17 +12,17 @@ pub trait ApiDialect: Clone + Send + Sync + 'static {
     const MODE: &'static str;
     /// What a 413 advises, after "the request body is larger than N bytes: ".
     const TOO_LARGE_ADVICE: &'static str;
-    /// Appended to the 400 for a URL path that does not decode (empty, or `": ..."`).
-    const PATH_HINT: &'static str;
-    /// Appended to the 400 for a body that cannot be read (empty, or `": ..."`).
-    const BODY_HINT: &'static str;
+    /// Appended to the 400 for a URL path that does not decode (`": ..."`); none by default.
+    const PATH_HINT: &'static str = "";
+    /// Appended to the 400 for a body that cannot be read (`": ..."`); none by default.
+    const BODY_HINT: &'static str = "";
     /// The 404's sentence after "there is no API endpoint at {path}: ".
     const ENDPOINTS: &'static str;
     /// The 405's sentence after "{method} is not allowed on {path}: ".
     const METHODS: &'static str;
     /// Whether a body declared as JSON that is not valid JSON gets JSON's own syntax error
-    /// (line and column) rather than the YAML reader's.
-    const REPORTS_JSON_SYNTAX: bool;
+    /// (line and column) rather than the YAML reader's; not by default.
+    const REPORTS_JSON_SYNTAX: bool = false;
 
     /// Who is an admin.
     fn auth(&self) -> Arc<AdminAuth>;

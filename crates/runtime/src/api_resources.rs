@@ -8,7 +8,7 @@ use axum::{
 };
 use mosaic_core::resource::{Resource, ResourceType};
 
-use crate::{api_error::ApiFailure, api_format::Format, api_paging::Paging};
+use crate::{api_error::ApiFailure, api_extract::Listing, api_format::Format, api_paging::Paging};
 
 /// Every `rtype` resource (of `mesh`, for mesh-scoped types) by `list` (a server's store), sorted
 /// by mesh, then name.
@@ -50,4 +50,20 @@ where
         .map(Resource::to_universal)
         .collect();
     Ok(Format::from_headers(headers).respond(StatusCode::OK, &paging.page(items, path)))
+}
+
+/// [`list_response`] for the collection request `req`: the mesh of its path (for mesh-scoped
+/// types), its URL path and its headers.
+pub fn list_request<L, E>(
+    list: L,
+    rtype: ResourceType,
+    req: &Listing,
+    paging: &Paging,
+) -> Result<Response, ApiFailure>
+where
+    L: Fn(ResourceType, Option<&str>) -> Result<Vec<Resource>, E>,
+    E: Into<ApiFailure>,
+{
+    let mesh = rtype.is_mesh_scoped().then(|| req.params.get("mesh"));
+    list_response(list, rtype, mesh, paging, &req.path, &req.headers)
 }

@@ -18,7 +18,11 @@
 //! Every failure is a [`ConfigError`] naming the key, where the value came from (file or
 //! environment variable) and what to do about it.
 //!
-//! Shared sections: [`StoreConfig`] (`[store]`) and [`DiagnosticsConfig`] (`[diagnostics]`).
+//! Shared sections: [`StoreConfig`] (`[store]`) and [`DiagnosticsConfig`] (`[diagnostics]`);
+//! [`GrpcServerConfig`] is the shape of a gRPC server's section (`[kds]`, `[dp_server]`).
+//!
+//! Module map:
+//! - `test_support` (feature `test-support`): the configurations' unit-test helpers.
 
 use std::{
     fmt,
@@ -32,6 +36,9 @@ use figment::{
     value::{Dict, Map, Num, Tag, Value},
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 /// Prefix of every environment variable the configuration loader reads.
 pub const ENV_PREFIX: &str = "MOSAIC_";
@@ -56,6 +63,22 @@ pub struct StoreConfig {
 pub struct DiagnosticsConfig {
     /// `diagnostics.listen`: address of the diagnostics HTTP server.
     pub listen: SocketAddr,
+}
+
+/// A gRPC server's section (the global's `[kds]`, a zone's `[dp_server]`): where it listens and
+/// the certificate it serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcServerConfig {
+    /// `<section>.listen`: address of the gRPC server.
+    pub listen: SocketAddr,
+    /// `<section>.tls_cert`: PEM chain; unset = a CA and a server certificate are generated into
+    /// `store.data_dir`.
+    #[serde(with = "optional_path")]
+    pub tls_cert: Option<PathBuf>,
+    /// `<section>.tls_key`: PEM private key matching `tls_cert`.
+    #[serde(with = "optional_path")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A server configuration the loader fills: defaults (`Default`), then the TOML file, then the
@@ -187,6 +210,30 @@ impl StoreConfig {
         match self.data_dir.as_os_str().is_empty() {
             true => Err(sources.invalid("store.data_dir", "must not be empty")),
             false => Ok(()),
+        }
+    }
+}
+
+// === impl DiagnosticsConfig ===
+
+impl Default for DiagnosticsConfig {
+    /// The contract's `diagnostics.listen` default for every server, `127.0.0.1:5680`.
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5680)),
+        }
+    }
+}
+
+// === impl GrpcServerConfig ===
+
+impl GrpcServerConfig {
+    /// Listening on `listen`, serving generated certificates (no `tls_cert`/`tls_key`).
+    pub fn on(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -574,9 +621,7 @@ pub mod optional_path {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
-    use super::*;
+    use super::{test_support::*, *};
 
     /// A configuration made of the shared sections only, to exercise the loader on its own.
     #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -606,18 +651,6 @@ mod tests {
         fn validate(&self, sources: &Sources) -> Result<(), ConfigError> {
             self.store.validate(sources)
         }
-    }
-
-    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-        vars.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn toml_file(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
     }
 
     #[test]

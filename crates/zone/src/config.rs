@@ -5,13 +5,9 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
-use mosaic_runtime::{
-    api_auth::ApiAuthSettings,
-    config::{
-        ConfigError, DiagnosticsConfig, LoadConfig, Sources, StoreConfig, optional_path,
-        resolve_localhost_is_admin,
-    },
-};
+use mosaic_runtime::api_auth::ApiAuthSettings;
+use mosaic_runtime::config::{self, ConfigError, LoadConfig, Sources, optional_path};
+use mosaic_runtime::config::{DiagnosticsConfig, GrpcServerConfig, StoreConfig};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of `mosaic-zone`, mirroring the contract's TOML keys.
@@ -100,19 +96,10 @@ pub struct ZoneApiConfig {
     pub localhost_is_admin: Option<bool>,
 }
 
-/// `[dp_server]`: the SDS server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DpServerConfig {
-    /// `dp_server.listen`: address of the SDS gRPC server.
-    pub listen: SocketAddr,
-    /// `dp_server.tls_cert`: PEM chain; unset = a CA + server cert is generated into `data_dir`.
-    #[serde(with = "optional_path")]
-    pub tls_cert: Option<PathBuf>,
-    /// `dp_server.tls_key`: PEM private key matching `tls_cert`.
-    #[serde(with = "optional_path")]
-    pub tls_key: Option<PathBuf>,
-}
+/// `[dp_server]`: the SDS gRPC server data planes connect to (`dp_server.listen`,
+/// `dp_server.tls_cert`, `dp_server.tls_key`; unset certificates: a CA and server certificate are
+/// generated into `data_dir`).
+pub type DpServerConfig = GrpcServerConfig;
 
 // === impl ZoneConfig ===
 
@@ -133,27 +120,9 @@ impl Default for ZoneConfig {
                 admin_token_file: None,
                 localhost_is_admin: None,
             },
-            dp_server: DpServerConfig {
-                listen: SocketAddr::from(([0, 0, 0, 0], 5678)),
-                tls_cert: None,
-                tls_key: None,
-            },
-            diagnostics: DiagnosticsConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 5680)),
-            },
+            dp_server: DpServerConfig::on(SocketAddr::from(([0, 0, 0, 0], 5678))),
+            diagnostics: DiagnosticsConfig::default(),
             issuer: IssuerConfig::default(),
-        }
-    }
-}
-
-impl ZoneConfig {
-    /// The API's admin rule settings (`api.*` and where the generated token lives).
-    pub fn api_auth(&self) -> ApiAuthSettings {
-        ApiAuthSettings {
-            listen: self.api.listen,
-            admin_token_file: self.api.admin_token_file.clone(),
-            localhost_is_admin: self.api.effective_localhost_is_admin(),
-            data_dir: self.store.data_dir.clone(),
         }
     }
 }
@@ -172,12 +141,24 @@ impl LoadConfig for ZoneConfig {
     }
 }
 
+impl ZoneConfig {
+    /// The API's admin rule settings (`api.*` and where the generated token lives).
+    pub fn api_auth(&self) -> ApiAuthSettings {
+        let api = &self.api;
+        let file = &api.admin_token_file;
+        ApiAuthSettings::from_config(api.listen, file, api.localhost_is_admin, &self.store)
+    }
+}
+
 impl ZoneApiConfig {
     /// Whether loopback callers are admins without a token: `api.localhost_is_admin` if set,
     /// else true exactly when no `api.admin_token_file` is set (the global's rule,
-    /// [`resolve_localhost_is_admin`]).
+    /// [`config::resolve_localhost_is_admin`]).
     pub fn effective_localhost_is_admin(&self) -> bool {
-        resolve_localhost_is_admin(self.localhost_is_admin, self.admin_token_file.as_deref())
+        config::resolve_localhost_is_admin(
+            self.localhost_is_admin,
+            self.admin_token_file.as_deref(),
+        )
     }
 }
 
@@ -355,25 +336,9 @@ impl fmt::Display for GlobalAddress {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use mosaic_runtime::config::test_support::*;
 
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-        vars.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn toml_file(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
 
     #[test]
     fn global_address_lists_fail_over_in_order() {
@@ -396,8 +361,7 @@ mod tests {
 
     #[test]
     fn zone_defaults_match_contract() {
-        let c = ZoneConfig::load_from(None, env(&[])).unwrap();
-        assert_eq!(c, ZoneConfig::default());
+        let c = assert_defaults::<ZoneConfig>();
         assert_eq!(c.zone.as_str(), "zone-1");
         assert_eq!(c.store.data_dir, PathBuf::from("./mosaic-data/zone"));
         assert_eq!(c.global.address.as_str(), "grpcs://127.0.0.1:5685");
@@ -461,43 +425,48 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let f = toml_file("[nope]\nx = 1\n");
-        let err = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
-        assert_eq!(err.key(), Some("nope"), "{err}");
-        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_RAFT__NODE_ID", "2")])).unwrap_err();
-        assert_eq!(err.key(), Some("raft.node_id"), "{err}");
+        assert_rejects::<ZoneConfig>(&[
+            ((Some("[nope]\nx = 1\n"), &[]), "nope", &[]),
+            (
+                (None, &[("MOSAIC_RAFT__NODE_ID", "2")]),
+                "raft.node_id",
+                &[],
+            ),
+        ]);
     }
 
     #[test]
     fn localhost_is_admin_defaults_to_whether_no_token_file_is_set() {
-        let z = ZoneConfig::load_from(None, env(&[])).unwrap();
-        assert_eq!(z.api.admin_token_file, None);
-        assert!(z.api.effective_localhost_is_admin());
-        let f = toml_file("[api]\nlisten = \"0.0.0.0:5681\"\nadmin_token_file = \"/t\"\n");
-        let z = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap();
-        assert_eq!(z.api.admin_token_file, Some(PathBuf::from("/t")));
-        assert!(!z.api.effective_localhost_is_admin());
-        let z = ZoneConfig::load_from(
-            Some(f.path()),
-            env(&[("MOSAIC_API__LOCALHOST_IS_ADMIN", "True")]),
-        )
-        .unwrap();
-        assert!(z.api.effective_localhost_is_admin());
-
-        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_API__LOCALHOST_IS_ADMIN", "yes!")]))
-            .unwrap_err();
-        assert_eq!(err.key(), Some("api.localhost_is_admin"), "{err}");
-        assert!(
-            err.to_string().contains("MOSAIC_API__LOCALHOST_IS_ADMIN"),
-            "{err}"
+        let exposed = "[api]\nlisten = \"0.0.0.0:5681\"\nadmin_token_file = \"/t\"\n";
+        let token_file = Some(PathBuf::from("/t"));
+        assert_loads::<ZoneConfig, _>(
+            |z| {
+                (
+                    z.api.admin_token_file.clone(),
+                    z.api.effective_localhost_is_admin(),
+                )
+            },
+            &[
+                ((None, &[]), (None, true)),
+                ((Some(exposed), &[]), (token_file.clone(), false)),
+                (
+                    (Some(exposed), &[("MOSAIC_API__LOCALHOST_IS_ADMIN", "True")]),
+                    (token_file, true),
+                ),
+            ],
         );
+        let bad = ("MOSAIC_API__LOCALHOST_IS_ADMIN", "yes!");
+        assert_rejects::<ZoneConfig>(&[(
+            (None, &[bad]),
+            "api.localhost_is_admin",
+            &["MOSAIC_API__LOCALHOST_IS_ADMIN"],
+        )]);
     }
 
     #[test]
     fn tls_pair_must_be_complete() {
-        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_DP_SERVER__TLS_KEY", "/k.pem")]))
-            .unwrap_err();
-        assert_eq!(err.key(), Some("dp_server.tls_key"), "{err}");
+        let tls = ("MOSAIC_DP_SERVER__TLS_KEY", "/k.pem");
+        assert_rejects::<ZoneConfig>(&[((None, &[tls]), "dp_server.tls_key", &[])]);
     }
 
     #[test]
@@ -516,10 +485,6 @@ mod tests {
         c.dp_server.tls_cert = Some("/etc/mosaic/dp.pem".into());
         c.dp_server.tls_key = Some("/etc/mosaic/dp-key.pem".into());
         c.issuer.max_in_flight = 3;
-        for config in [ZoneConfig::default(), c] {
-            let f = toml_file(&toml::to_string(&config).unwrap());
-            let loaded = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap();
-            assert_eq!(loaded, config);
-        }
+        assert_round_trips([ZoneConfig::default(), c]);
     }
 }

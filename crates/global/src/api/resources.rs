@@ -11,7 +11,7 @@ use mosaic_runtime::{
     api_body,
     api_extract::{Body, Listing, PathParams, Target},
     api_format::Format,
-    api_resources::list_response,
+    api_resources::list_request,
 };
 
 use super::{
@@ -56,9 +56,7 @@ pub async fn list(
 ) -> Result<Response, ApiFailure> {
     let query = QueryParams::parse(req.query.as_deref())?;
     barrier(&state, &query).await?;
-    let mesh = rtype.is_mesh_scoped().then(|| req.params.get("mesh"));
-    let list = |t, m: Option<&str>| state.store.list(t, m);
-    list_response(list, rtype, mesh, &query.paging, &req.path, &req.headers)
+    list_request(|t, m| state.store.list(t, m), rtype, &req, &query.paging)
 }
 
 /// `GET` one resource.

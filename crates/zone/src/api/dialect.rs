@@ -11,11 +11,8 @@ use super::state::ApiState;
 impl ApiDialect for ApiState {
     const MODE: &'static str = "zone";
     const TOO_LARGE_ADVICE: &'static str = "send one resource per request";
-    const PATH_HINT: &'static str = "";
-    const BODY_HINT: &'static str = "";
     const ENDPOINTS: &'static str = "the zone serves /meshes, /zones, /meshes/{mesh}/dataplanes, /meshes/{mesh}/dataplanes/_overview and /meshes/{mesh}/dataplanes/{name}/_overview";
     const METHODS: &'static str = "collections answer GET; Dataplanes answer GET, PUT and DELETE; global-owned resources are read-only here";
-    const REPORTS_JSON_SYNTAX: bool = false;
 
     fn auth(&self) -> Arc<AdminAuth> {
         self.auth.clone()

@@ -16,7 +16,7 @@ use mosaic_runtime::{
     api_extract::{Listing, PathParams},
     api_format::Format,
     api_paging::Paging,
-    api_resources::list_response,
+    api_resources::list_request,
 };
 
 use super::{error::ApiFailure, state::ApiState};
@@ -27,10 +27,8 @@ pub async fn list(
     State(state): State<ApiState>,
     req: Listing,
 ) -> Result<Response, ApiFailure> {
-    let paging = Paging::parse(req.query.as_deref())?;
-    let mesh = rtype.is_mesh_scoped().then(|| req.params.get("mesh"));
     let list = |t, m: Option<&str>| state.store.list_resources(t, m);
-    list_response(list, rtype, mesh, &paging, &req.path, &req.headers)
+    list_request(list, rtype, &req, &Paging::parse(req.query.as_deref())?)
 }
 
 /// `GET` of one resource.
