@@ -377,7 +377,7 @@ async fn restart_serves_from_disk_and_resubscribes_with_it() {
     driver.stop();
 
     // The global is gone; the restarted zone still has the Mesh.
-    let store = ZoneStore::open(dir.path()).unwrap();
+    let store = open_when_released(dir.path());
     let m = store
         .get_resource(ResourceType::Mesh, None, "default")
         .unwrap()
