@@ -2,10 +2,7 @@
 //! from each server's store (passed as its list function), sorted by mesh and name, in Universal
 //! form, one page of them in Kuma's list envelope.
 
-use axum::{
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
+use axum::{http::StatusCode, response::Response};
 use mosaic_core::resource::{Resource, ResourceType};
 
 use crate::{api_error::ApiFailure, api_extract::Listing, api_format::Format, api_paging::Paging};
@@ -31,29 +28,9 @@ pub fn sort_by_name(items: &mut [Resource]) {
     items.sort_by(|a, b| (&a.meta.mesh, &a.meta.name).cmp(&(&b.meta.mesh, &b.meta.name)));
 }
 
-/// `GET` of a collection: the `paging` page of `rtype` resources (of `mesh`) by `list`, in
-/// Universal form, sorted by name; `path` is the collection's URL path.
-pub fn list_response<L, E>(
-    list: L,
-    rtype: ResourceType,
-    mesh: Option<&str>,
-    paging: &Paging,
-    path: &str,
-    headers: &HeaderMap,
-) -> Result<Response, ApiFailure>
-where
-    L: Fn(ResourceType, Option<&str>) -> Result<Vec<Resource>, E>,
-    E: Into<ApiFailure>,
-{
-    let items: Vec<_> = list_sorted(&list, rtype, mesh)?
-        .iter()
-        .map(Resource::to_universal)
-        .collect();
-    Ok(Format::from_headers(headers).respond(StatusCode::OK, &paging.page(items, path)))
-}
-
-/// [`list_response`] for the collection request `req`: the mesh of its path (for mesh-scoped
-/// types), its URL path and its headers.
+/// `GET` of the collection request `req`: the `paging` page of `rtype` resources by `list` (of
+/// the mesh in `req`'s path, for mesh-scoped types), in Universal form, sorted by name, in the
+/// format `req`'s headers ask for.
 pub fn list_request<L, E>(
     list: L,
     rtype: ResourceType,
@@ -65,5 +42,9 @@ where
     E: Into<ApiFailure>,
 {
     let mesh = rtype.is_mesh_scoped().then(|| req.params.get("mesh"));
-    list_response(list, rtype, mesh, paging, &req.path, &req.headers)
+    let items: Vec<_> = list_sorted(&list, rtype, mesh)?
+        .iter()
+        .map(Resource::to_universal)
+        .collect();
+    Ok(Format::from_headers(&req.headers).respond(StatusCode::OK, &paging.page(items, &req.path)))
 }
