@@ -31,9 +31,9 @@ mod validate;
 
 use std::{future::Future, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Subcommand};
 use mosaic_core::{Sensitive, duration::KumaDuration};
-use mosaic_runtime::cli::{self, Binary, LogArgs};
+use mosaic_runtime::cli::{self, Binary};
 
 use crate::{
     client::{Client, ClientError},
@@ -43,10 +43,9 @@ use crate::{
 /// Default address of the HTTP API (Kuma's port 5681).
 const DEFAULT_API: &str = "http://127.0.0.1:5681";
 
-/// Admin CLI for the Mosaic service mesh's HTTP API.
-#[derive(Debug, Parser)]
-#[command(name = "mosaicctl", version, propagate_version = true)]
-struct Cli {
+/// mosaicctl's global arguments (beside `--log-format`).
+#[derive(Debug, Args)]
+struct GlobalArgs {
     /// Control plane HTTP API (global or zone). Else $MOSAIC_API, else `api` in
     /// $XDG_CONFIG_HOME/mosaic/ctl.toml (~/.config/mosaic/ctl.toml), else http://127.0.0.1:5681.
     #[arg(long, global = true, value_name = "URL", value_parser = parse_api_url)]
@@ -63,12 +62,6 @@ struct Cli {
         value_parser = |s: &str| Ok::<_, std::convert::Infallible>(Sensitive::new(s.to_owned()))
     )]
     token: Option<Sensitive<String>>,
-
-    #[command(flatten)]
-    log: LogArgs,
-
-    #[command(subcommand)]
-    command: Command,
 }
 
 /// mosaicctl's commands. Add new ones here and in [`run`].
@@ -186,18 +179,17 @@ impl std::fmt::Display for Listed {
 impl std::error::Error for Listed {}
 
 fn main() -> ExitCode {
-    cli::main::<Cli>()
+    cli::main::<Command>()
 }
 
-impl Binary for Cli {
+impl Binary for Command {
+    const NAME: &str = "mosaicctl";
+    const ABOUT: &str = "Admin CLI for the Mosaic service mesh's HTTP API.";
+    type Args = GlobalArgs;
     type Error = anyhow::Error;
 
-    fn log_args(&self) -> LogArgs {
-        self.log
-    }
-
-    fn run(self) -> anyhow::Result<()> {
-        run(self)
+    fn run(self, args: GlobalArgs) -> anyhow::Result<()> {
+        run(self, args)
     }
 
     /// Errors that carry field paths (a server's `ApiError` or invalid documents) keep one line
@@ -217,12 +209,12 @@ fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
     Ok(runtime.block_on(fut))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let settings = || {
         config::resolve(
-            cli.api.clone(),
-            cli.token.clone(),
+            args.api.clone(),
+            args.token.clone(),
             &env,
             config::config_path(&env).as_deref(),
             std::path::Path::new("."),
@@ -233,7 +225,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::debug!(api = %s.api, api_source = ?s.api_source, token_source = ?s.token_source, token = %s.token_origin, "settings");
         Ok(Client::new(s.api, s.token)?)
     };
-    match &cli.command {
+    match &command {
         Command::Version => {
             outln!("mosaicctl {}", env!("CARGO_PKG_VERSION"));
         }

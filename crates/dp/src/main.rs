@@ -8,7 +8,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use mosaic_dp::{
     agent::{Agent, AgentConfig},
     backoff::Backoff,
@@ -16,21 +16,11 @@ use mosaic_dp::{
     sds_client::{NodeIdentity, ZoneAddress},
 };
 use mosaic_runtime::{
-    cli::{self, Binary, LogArgs},
+    cli::{self, Binary, NoArgs},
     process::shutdown_signal,
 };
 
-/// Data-plane agent of the Mosaic service mesh.
-#[derive(Debug, Parser)]
-#[command(name = "mosaic-dp", version, propagate_version = true)]
-struct Cli {
-    #[command(flatten)]
-    log: LogArgs,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
+/// `mosaic-dp`'s commands.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Register the dataplane and keep its certificate files fresh.
@@ -73,18 +63,17 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    cli::main::<Cli>()
+    cli::main::<Command>()
 }
 
-impl Binary for Cli {
+impl Binary for Command {
+    const NAME: &str = "mosaic-dp";
+    const ABOUT: &str = "Data-plane agent of the Mosaic service mesh.";
+    type Args = NoArgs;
     type Error = anyhow::Error;
 
-    fn log_args(&self) -> LogArgs {
-        self.log
-    }
-
-    fn run(self) -> anyhow::Result<()> {
-        match self.command {
+    fn run(self, _: NoArgs) -> anyhow::Result<()> {
+        match self {
             Command::Run(args) => run(args),
         }
     }

@@ -6,30 +6,20 @@
 //! `./mosaic-data/global`.
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{future::Future, path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use mosaic_global::config::GlobalConfig;
 use mosaic_runtime::cli::{
-    Binary, LogArgs,
+    Binary, NoArgs,
     server::{self, RunArgs, Server},
 };
 
-/// Global control plane of the Mosaic service mesh.
-#[derive(Debug, Parser)]
-#[command(name = "mosaic-global", version, propagate_version = true)]
-struct Cli {
-    #[command(flatten)]
-    log: LogArgs,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
+/// `mosaic-global`'s commands.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the global control plane.
-    Run(RunArgs<Cli>),
+    Run(RunArgs<Command>),
     /// Generate the raft cluster's TLS material (see the operator guide, "Raft between replicas").
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -66,24 +56,20 @@ enum GenerateCommand {
 }
 
 fn main() -> ExitCode {
-    server::main::<Cli>()
+    server::main::<Command>()
 }
 
-impl Binary for Cli {
+impl Binary for Command {
+    const NAME: &str = "mosaic-global";
+    const ABOUT: &str = "Global control plane of the Mosaic service mesh.";
+    type Args = NoArgs;
     type Error = anyhow::Error;
 
-    fn log_args(&self) -> LogArgs {
-        self.log
-    }
-
-    fn run(self) -> anyhow::Result<()> {
-        match self.command {
+    fn run(self, _: NoArgs) -> anyhow::Result<()> {
+        match self {
             Command::Run(args) => Ok(server::run(
                 args,
                 mosaic_runtime::log_effective_configuration!(),
-                |config| {
-                    mosaic_global::server::serve(config, mosaic_global::server::shutdown_signal())
-                },
             )?),
             Command::Generate(command) => generate(command),
         }
@@ -115,9 +101,17 @@ fn generate(command: GenerateCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `run --config`'s help and what the "effective configuration" line says without it.
-impl Server for Cli {
+/// `run --config`'s help, what the "effective configuration" line says without it, the server.
+impl Server for Command {
     type Config = GlobalConfig;
+    type Error = mosaic_global::server::ServeError;
     const CONFIG_HELP: &str = "TOML config file. Without it the built-in defaults apply (single node in ./mosaic-data/global). MOSAIC_* environment variables override both, e.g. MOSAIC_KDS__LISTEN=0.0.0.0:5685";
     const DEFAULT_SOURCE: &str = "built-in defaults";
+
+    fn serve(
+        config: GlobalConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), Self::Error>> {
+        mosaic_global::server::serve(config, shutdown)
+    }
 }

@@ -22,15 +22,8 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The data directory could not be created.
-    #[error(
-        "could not create store.data_dir {path:?} or make it owner-only: {source}; check the path and its permissions"
-    )]
-    DataDir {
-        /// The directory.
-        path: std::path::PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    DataDir(#[from] mosaic_runtime::data_dir::DataDirError),
     /// Raft could not start.
     #[error("raft: {0}")]
     Raft(#[from] crate::raft::RaftError),
@@ -74,10 +67,7 @@ pub async fn serve(
     mosaic_runtime::tls::install_crypto_provider();
     let metrics = diagnostics::install_metrics()?;
     let data_dir = config.store.data_dir.clone();
-    mosaic_runtime::data_dir::prepare(&data_dir).map_err(|source| ServeError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
+    mosaic_runtime::data_dir::prepare(&data_dir)?;
     // Before anything listens: refuses an exposed api.listen without api.admin_token_file.
     let api_auth = mosaic_runtime::api_auth::prepare(&config.api_auth(), "global")?;
 

@@ -6,45 +6,18 @@ use mosaic_testkit::cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mosaic-global");
 
-#[test]
-fn help_and_version() {
-    cli::assert_help_and_version(BIN, "mosaic-global", env!("CARGO_PKG_VERSION"));
-}
-
-#[test]
-fn usage_errors_exit_2() {
-    cli::assert_usage_errors_exit_2(BIN, &[&["--log-format", "yaml", "run"]]);
-}
-
-#[test]
-fn missing_config_file_exits_1_naming_it() {
-    let (code, err) = cli::run_with_config(BIN, "missing.toml", None).unwrap();
-    assert_eq!(code, 1, "{err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains("missing.toml"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-}
+mosaic_testkit::control_plane_cli_tests!(BIN, "mosaic-global");
 
 #[test]
 fn unknown_key_exits_1_naming_it() {
     let text = "[kds]\nlisten = \"0.0.0.0:5685\"\nlisen = \"x\"\n";
-    let (code, err) = cli::run_with_config(BIN, "global.toml", Some(text)).unwrap();
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("kds.lisen") && err.contains("global.toml"),
-        "{err}"
-    );
+    cli::assert_config_refused(BIN, "global.toml", text, &["kds.lisen", "global.toml"]);
 }
 
 #[test]
 fn bad_env_exits_1_naming_the_variable() {
     let peers = ("MOSAIC_RAFT__PEERS", "1=10.0.0.1:5682,oops");
-    let (code, err) = cli::run_with_env(BIN, &[peers]).unwrap();
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("MOSAIC_RAFT__PEERS") && err.contains("oops"),
-        "{err}"
-    );
+    cli::assert_env_refused(BIN, &[peers], &["MOSAIC_RAFT__PEERS", "oops"]);
 }
 
 /// `GET path` on loopback; the status code, or `None` when nothing answers.

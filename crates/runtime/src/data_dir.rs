@@ -7,7 +7,23 @@
 //! [`prepare`] creates the data directory 0700 and tightens what an earlier version left more
 //! open (0644 files, 0755 directories) to owner-only.
 
-use std::{io, path::Path};
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+/// `store.data_dir` could not be created or made owner-only.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "could not create store.data_dir {path:?} or make it owner-only: {source}; check the path and its permissions"
+)]
+pub struct DataDirError {
+    /// The directory.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
 
 /// Makes every file and directory the process creates from now on owner-only (umask 077).
 pub fn restrict_new_files() {
@@ -20,7 +36,14 @@ pub fn restrict_new_files() {
 
 /// Creates `dir` (0700) if missing and removes group and other permissions from it and from
 /// everything under it (symbolic links are not followed).
-pub fn prepare(dir: &Path) -> io::Result<()> {
+pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
+    create_owner_only(dir).map_err(|source| DataDirError {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn create_owner_only(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt as _;

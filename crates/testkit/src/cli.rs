@@ -113,6 +113,30 @@ pub fn run_with_env(
     Ok((code, stderr))
 }
 
+/// Checks that `binary run --config FILE`, FILE being `file` holding `text`, exits 1 and that its
+/// stderr names every one of `names`; panics showing stderr otherwise.
+pub fn assert_config_refused(binary: &str, file: &str, text: &str, names: &[&str]) {
+    let (code, err) = run_with_config(binary, file, Some(text)).unwrap();
+    assert_refused(code, &err, names);
+}
+
+/// Checks that `binary run` with the environment `env` (no config file) exits 1 and that its
+/// stderr names every one of `names`; panics showing stderr otherwise.
+pub fn assert_env_refused(binary: &str, env: &[(&str, &str)], names: &[&str]) {
+    let (code, err) = run_with_env(binary, env).unwrap();
+    assert_refused(code, &err, names);
+}
+
+fn assert_refused(code: i32, stderr: &str, names: &[&str]) {
+    assert_eq!(code, 1, "{stderr}");
+    for name in names {
+        assert!(
+            stderr.contains(name),
+            "stderr does not name {name:?}: {stderr}"
+        );
+    }
+}
+
 /// Checks a control plane's `--help` (exit 0, lists `run` and `--log-format`), `run --help` (exit
 /// 0, lists `--config`) and `--version` (exit 0, prints `name version`); panics on a mismatch.
 pub fn assert_help_and_version(binary: &str, name: &str, version: &str) {
@@ -129,13 +153,52 @@ pub fn assert_help_and_version(binary: &str, name: &str, version: &str) {
 }
 
 /// Checks that `binary` exits 2 (a usage error) for an unknown flag, an unknown `run` flag, no
-/// command at all, and each of `more`; panics naming the arguments otherwise.
+/// command at all, an unknown `--log-format`, and each of `more`; panics naming the arguments
+/// otherwise.
 pub fn assert_usage_errors_exit_2(binary: &str, more: &[&[&str]]) {
-    let common: [&[&str]; 3] = [&["--bogus"], &["run", "--bogus"], &[]];
+    let common: [&[&str]; 4] = [
+        &["--bogus"],
+        &["run", "--bogus"],
+        &[],
+        &["--log-format", "yaml", "run"],
+    ];
     for args in common.iter().chain(more) {
         let (code, _, err) = run_in_temp_dir(binary, &[], &[], args).unwrap();
         assert_eq!(code, 2, "{args:?}: {err}");
     }
+}
+
+/// Checks that `binary run --config missing.toml` exits 1 with one `error: ` line naming the file.
+pub fn assert_missing_config_exits_1(binary: &str) {
+    let (code, err) = run_with_config(binary, "missing.toml", None).unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("missing.toml"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// The command-line tests every control-plane binary passes, as `#[test]` functions in the
+/// calling test file: `help_and_version` ([`assert_help_and_version`] with the calling crate's
+/// version), `usage_errors_exit_2` ([`assert_usage_errors_exit_2`]) and
+/// `missing_config_file_exits_1_naming_it` ([`assert_missing_config_exits_1`]).
+#[macro_export]
+macro_rules! control_plane_cli_tests {
+    ($binary:expr, $name:literal) => {
+        #[test]
+        fn help_and_version() {
+            $crate::cli::assert_help_and_version($binary, $name, env!("CARGO_PKG_VERSION"));
+        }
+
+        #[test]
+        fn usage_errors_exit_2() {
+            $crate::cli::assert_usage_errors_exit_2($binary, &[]);
+        }
+
+        #[test]
+        fn missing_config_file_exits_1_naming_it() {
+            $crate::cli::assert_missing_config_exits_1($binary);
+        }
+    };
 }
 
 /// `GET path` over plain HTTP/1.1 to a binary listening on loopback `port`, reading for at most

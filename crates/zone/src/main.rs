@@ -5,61 +5,54 @@
 //! diagnostics, issues data-plane certificates and serves them over SDS until SIGTERM/SIGINT.
 //! Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
-use std::process::ExitCode;
+use std::{future::Future, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use mosaic_runtime::cli::{
-    Binary, LogArgs,
+    Binary, NoArgs,
     server::{self, RunArgs, Server},
 };
 use mosaic_zone::config::ZoneConfig;
 
-/// Zone control plane of the Mosaic service mesh.
-#[derive(Debug, Parser)]
-#[command(name = "mosaic-zone", version, propagate_version = true)]
-struct Cli {
-    #[command(flatten)]
-    log: LogArgs,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
+/// `mosaic-zone`'s commands.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the zone control plane.
-    Run(RunArgs<Cli>),
+    Run(RunArgs<Command>),
 }
 
 fn main() -> ExitCode {
-    server::main::<Cli>()
+    server::main::<Command>()
 }
 
-impl Binary for Cli {
+impl Binary for Command {
+    const NAME: &str = "mosaic-zone";
+    const ABOUT: &str = "Zone control plane of the Mosaic service mesh.";
+    type Args = NoArgs;
     type Error = anyhow::Error;
 
-    fn log_args(&self) -> LogArgs {
-        self.log
-    }
-
-    fn run(self) -> anyhow::Result<()> {
-        match self.command {
-            Command::Run(args) => Ok(server::run(
-                args,
-                mosaic_runtime::log_effective_configuration!(),
-                |config| mosaic_zone::server::serve(config, mosaic_zone::server::shutdown_signal()),
-            )?),
-        }
+    fn run(self, _: NoArgs) -> anyhow::Result<()> {
+        let Command::Run(args) = self;
+        server::run(args, mosaic_runtime::log_effective_configuration!())?;
+        Ok(())
     }
 }
 
-/// `run --config`'s help and what the "effective configuration" line says without it.
-impl Server for Cli {
+/// `run --config`'s help, what the "effective configuration" line says without it, the server.
+impl Server for Command {
     type Config = ZoneConfig;
+    type Error = mosaic_zone::server::ServeError;
     const CONFIG_HELP: &str = "TOML config file. May be omitted when the environment carries the settings: MOSAIC_* variables override the file and the defaults, e.g. MOSAIC_ZONE=east, MOSAIC_GLOBAL__ADDRESS=grpcs://global:5685";
     const DEFAULT_SOURCE: &str = "built-in defaults and environment";
 
     fn zone(config: &ZoneConfig) -> Option<&dyn std::fmt::Display> {
         Some(&config.zone)
+    }
+
+    fn serve(
+        config: ZoneConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), Self::Error>> {
+        mosaic_zone::server::serve(config, shutdown)
     }
 }

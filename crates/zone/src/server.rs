@@ -4,7 +4,7 @@
 //! on `diagnostics.listen`, and a graceful shutdown that stops the listeners and the KDS client,
 //! then flushes the store.
 
-use std::{future::Future, path::PathBuf, sync::Arc};
+use std::{future::Future, sync::Arc};
 
 use mosaic_runtime::{
     api_auth::{self, AdminTokenError},
@@ -27,15 +27,8 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The data directory could not be created.
-    #[error(
-        "could not create store.data_dir {path:?} or make it owner-only: {source}; check the path and its permissions"
-    )]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    DataDir(#[from] mosaic_runtime::data_dir::DataDirError),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -81,10 +74,7 @@ pub async fn serve_with(
     let metrics = diagnostics::metrics_handle();
 
     let data_dir = config.store.data_dir.clone();
-    mosaic_runtime::data_dir::prepare(&data_dir).map_err(|source| ServeError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
+    mosaic_runtime::data_dir::prepare(&data_dir)?;
     // Before anything listens: refuses an exposed api.listen without api.admin_token_file.
     let api_auth = api_auth::prepare(&config.api_auth(), "zone")?;
     let store = Arc::new(ZoneStore::open(&data_dir)?);

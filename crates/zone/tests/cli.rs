@@ -6,58 +6,35 @@ use mosaic_testkit::cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mosaic-zone");
 
-#[test]
-fn help_and_version() {
-    cli::assert_help_and_version(BIN, "mosaic-zone", env!("CARGO_PKG_VERSION"));
-}
-
-#[test]
-fn usage_errors_exit_2() {
-    cli::assert_usage_errors_exit_2(BIN, &[]);
-}
-
-#[test]
-fn missing_config_file_exits_1_naming_it() {
-    let (code, err) = cli::run_with_config(BIN, "missing.toml", None).unwrap();
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("missing.toml"), "{err}");
-}
+mosaic_testkit::control_plane_cli_tests!(BIN, "mosaic-zone");
 
 #[test]
 fn unknown_key_exits_1_naming_it() {
     // `raft` belongs to the global's configuration, not the zone's.
     let text = "zone = \"east\"\n[raft]\nnode_id = 1\n";
-    let (code, err) = cli::run_with_config(BIN, "zone.toml", Some(text)).unwrap();
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("`raft`") && err.contains("zone.toml"), "{err}");
+    cli::assert_config_refused(BIN, "zone.toml", text, &["`raft`", "zone.toml"]);
 }
 
 #[test]
 fn bad_zone_name_exits_1() {
-    let (code, err) = cli::run_with_env(BIN, &[("MOSAIC_ZONE", "East_1")]).unwrap();
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("MOSAIC_ZONE") && err.contains("DNS-1035"),
-        "{err}"
-    );
+    let env = [("MOSAIC_ZONE", "East_1")];
+    cli::assert_env_refused(BIN, &env, &["MOSAIC_ZONE", "DNS-1035"]);
 }
 
+/// The configuration is logged before the refusal, which names the missing key.
 #[test]
 fn tls_address_without_ca_cert_exits_1_naming_the_key() {
     let env = [
         ("MOSAIC_ZONE", "east"),
         ("MOSAIC_GLOBAL__ADDRESS", "grpcs://global.example:5685"),
     ];
-    let (code, err) = cli::run_with_env(BIN, &env).unwrap();
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("effective configuration") && err.contains("east"),
-        "{err}"
-    );
-    assert!(
-        err.contains("error: ") && err.contains("global.ca_cert"),
-        "{err}"
-    );
+    let names = [
+        "effective configuration",
+        "east",
+        "error: ",
+        "global.ca_cert",
+    ];
+    cli::assert_env_refused(BIN, &env, &names);
 }
 
 /// `GET path` on loopback; the status code and body, or `None` while nothing listens.

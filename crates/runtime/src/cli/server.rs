@@ -12,11 +12,13 @@ use crate::config::{ConfigError, LoadConfig};
 #[doc(hidden)]
 pub use tracing as __tracing;
 
-/// A control-plane binary as `run` sees it: the configuration it loads and how it talks about it.
-/// Implement it on the binary's own parser type (`Cli`).
+/// A control-plane binary as `run` sees it: the configuration it loads, how it talks about it, and
+/// the server it runs. Implement it on the binary's own parser type (`Cli`).
 pub trait Server {
     /// The configuration `run` loads.
     type Config: LoadConfig;
+    /// Why the server failed.
+    type Error;
     /// The help text of `run --config`.
     const CONFIG_HELP: &'static str;
     /// What the "effective configuration" line names as its `source` when no `--config` is given.
@@ -26,6 +28,12 @@ pub trait Server {
     fn zone(_config: &Self::Config) -> Option<&dyn fmt::Display> {
         None
     }
+
+    /// Serves `config` until `shutdown` (SIGTERM/SIGINT) completes.
+    fn serve(
+        config: Self::Config,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
 }
 
 /// The arguments of `run`: `-c, --config FILE` (help text: [`Server::CONFIG_HELP`]).
@@ -82,16 +90,11 @@ pub fn main<B: Binary>() -> ExitCode {
 
 /// A control plane's `run`: loads the configuration (`--config`, then `MOSAIC_*`), hands what
 /// [`Effective`] says to `log` (give it [`log_effective_configuration!`](crate::log_effective_configuration)),
-/// builds a multi-thread tokio runtime and blocks on `serve(config)`.
-pub fn run<S, F, E>(
+/// builds a multi-thread tokio runtime and blocks on [`Server::serve`] until SIGTERM/SIGINT.
+pub fn run<S: Server>(
     args: RunArgs<S>,
     log: impl FnOnce(&Effective),
-    serve: impl FnOnce(S::Config) -> F,
-) -> Result<(), RunError<E>>
-where
-    S: Server,
-    F: Future<Output = Result<(), E>>,
-{
+) -> Result<(), RunError<S::Error>> {
     let config = S::Config::load(args.config.as_deref())?;
     let source = match &args.config {
         Some(path) => path.display().to_string(),
@@ -105,7 +108,9 @@ where
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config)).map_err(RunError::Serve)
+    runtime
+        .block_on(S::serve(config, crate::process::shutdown_signal()))
+        .map_err(RunError::Serve)
 }
 
 /// The `log` argument of [`cli::server::run`](crate::cli::server::run): logs "effective
