@@ -450,6 +450,8 @@ impl MeshSpec {
         if let Some(mtls) = &self.mtls {
             mtls.validate(&FieldPath::from("mtls"), &mut v);
         }
+        let enabled = self.mtls.as_ref().map(|m| m.enabled_backend.as_str());
+        super::mesh_passthrough::validate(&self.other, enabled, &mut v);
         v.finish()
     }
 }

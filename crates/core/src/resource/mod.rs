@@ -2,6 +2,7 @@
 //!
 //! Module map:
 //! - [`mesh`]: the Mesh spec, its CA backends' typed configurations and their validation.
+//! - [`mesh_passthrough`]: Kuma's checks on the Mesh fields kept as written (logging, tracing, ...).
 //! - [`secret`]: Secret and GlobalSecret data.
 //! - [`zone`]: Zone and ZoneInsight (KDS sessions, CA health).
 //! - [`dataplane`]: Dataplane (Kuma's shape) and DataplaneInsight.
@@ -15,6 +16,7 @@ pub mod dataplane;
 pub mod key;
 pub mod limits;
 pub mod mesh;
+pub mod mesh_passthrough;
 pub mod parse;
 pub mod secret;
 pub mod zone;
