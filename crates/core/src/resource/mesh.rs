@@ -586,13 +586,17 @@ impl MtlsBackend {
             }
         }
         let Some(kind) = self.backend_type() else {
-            v.violation(
-                &path.field("type"),
-                format!(
+            let message = match self.kind.as_str() {
+                "acmpca" | "certmanager" => format!(
+                    "backend type {:?} is Kong Mesh's and not supported by Mosaic (AWS ACM Private CA and cert-manager are not offered): use vault, builtin or provided",
+                    self.kind
+                ),
+                _ => format!(
                     "unknown backend type {:?}: Mosaic supports builtin, provided and vault",
                     self.kind
                 ),
-            );
+            };
+            v.violation(&path.field("type"), message);
             return;
         };
         let cpath = path.field("conf");
