@@ -9,7 +9,8 @@
 //! - `config`: API address and token: flag > `MOSAIC_API`/`MOSAIC_TOKEN`/`MOSAIC_ADMIN_TOKEN_FILE`
 //!   > `ctl.toml` > default (the token: `./mosaic-data/global/admin-token`, loopback APIs only).
 //! - `client`: the HTTP client, Kuma paths per type, errors (unreachable, server `ApiError`).
-//! - `apply`: `apply -f FILE|-` (secrets, then meshes, then the rest).
+//! - `apply`: `apply -f FILE|DIR|- [-v NAME=VALUE] [--dry-run]` (secrets, then meshes, then the rest).
+//! - `template`: `-v` placeholders (kumactl's mustache subset).
 //! - `get`: `get ...` tables/YAML/JSON and `delete ...`.
 //! - `inspect`: `inspect zones` (online state, CA health per mesh).
 //! - `generate`: `generate zone-token|dataplane-token`.
@@ -27,6 +28,7 @@ mod generate;
 mod get;
 mod inspect;
 mod table;
+mod template;
 mod validate;
 
 use std::{future::Future, process::ExitCode};
@@ -86,9 +88,17 @@ enum Command {
     /// Create or update resources (Universal or Kubernetes YAML/JSON, several documents):
     /// Secrets first, then Meshes, then the rest; stops at the first refusal.
     Apply {
-        /// File to read, `-` for standard input.
-        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        /// File or directory to apply (a directory: its .yaml, .yml and .json files, by name;
+        /// not its subdirectories); `-` for standard input.
+        #[arg(short = 'f', long = "file", value_name = "FILE|DIR|-")]
         file: std::path::PathBuf,
+        /// Variable to replace in the input: fills `{{ NAME }}` placeholders (unset ones become
+        /// empty); repeat, or give NAME=VALUE,NAME2=VALUE2.
+        #[arg(short = 'v', long = "var", value_name = "NAME=VALUE", value_parser = template::parse_vars)]
+        vars: Vec<Vec<(String, String)>>,
+        /// Fill in the variables and print the resources (YAML) without applying them.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List resources, or show one.
     Get {
@@ -103,6 +113,14 @@ enum Command {
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// Maximum number of elements to return (one page of the list; the table then says the
+        /// --offset of the next page). Unset: every element.
+        #[arg(long, value_name = "N", conflicts_with = "name")]
+        size: Option<u32>,
+        /// The offset that indicates the starting element of the list to retrieve (from the
+        /// previous page's footer or `next`).
+        #[arg(long, value_name = "OFFSET", conflicts_with = "name")]
+        offset: Option<String>,
     },
     /// Delete a resource.
     Delete {
@@ -246,20 +264,42 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
             outln!("api: {}", s.api.as_str().trim_end_matches('/'));
             outln!("token: {}", s.token_origin);
         }
-        Command::Apply { file } => {
-            let input = validate::read_input(file)?;
-            let resources = apply::plan(&input)?;
-            let client = client()?;
-            block_on(apply::run(&client, &resources))??;
+        Command::Apply {
+            file,
+            vars,
+            dry_run,
+        } => {
+            let inputs = apply::read_inputs(file)?;
+            let vars = vars.iter().flatten().cloned().collect();
+            let resources = apply::plan_inputs(&inputs, &vars)?;
+            if *dry_run {
+                apply::dry_run(&resources)?;
+            } else {
+                let client = client()?;
+                block_on(apply::run(&client, &resources))??;
+            }
         }
         Command::Get {
             kind,
             name,
             mesh,
             output,
+            size,
+            offset,
         } => {
             let client = client()?;
-            block_on(get::run(&client, *kind, name.as_deref(), mesh, *output))??;
+            let page = get::Page {
+                size: *size,
+                offset: offset.clone(),
+            };
+            block_on(get::run(
+                &client,
+                *kind,
+                name.as_deref(),
+                mesh,
+                *output,
+                &page,
+            ))??;
         }
         Command::Delete {
             kind,
