@@ -64,6 +64,12 @@ struct GlobalArgs {
         value_parser = |s: &str| Ok::<_, std::convert::Infallible>(Sensitive::new(s.to_owned()))
     )]
     token: Option<Sensitive<String>>,
+
+    /// PEM file of the CA an https:// API's certificate is checked against (kumactl's
+    /// --ca-cert-file; a control plane's generated one is <data_dir>/api-server-ca.pem). Else
+    /// $MOSAIC_CA_CERT_FILE, else `ca_cert_file` in the config file, else the system's roots.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_cert_file: Option<std::path::PathBuf>,
 }
 
 /// mosaicctl's commands. Add new ones here and in [`run`].
@@ -230,9 +236,13 @@ fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
 fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let settings = || {
-        config::resolve(
-            args.api.clone(),
-            args.token.clone(),
+        let flags = config::Flags {
+            api: args.api.clone(),
+            token: args.token.clone(),
+            ca_cert_file: args.ca_cert_file.clone(),
+        };
+        config::resolve_flags(
+            flags,
             &env,
             config::config_path(&env).as_deref(),
             std::path::Path::new("."),
@@ -241,7 +251,11 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
     let client = || -> anyhow::Result<Client> {
         let s = settings()?;
         tracing::debug!(api = %s.api, api_source = ?s.api_source, token_source = ?s.token_source, token = %s.token_origin, "settings");
-        Ok(Client::new(s.api, s.token)?)
+        let ca = match &s.ca_cert_file {
+            Some((path, source)) => Some(config::read_ca_cert_file(path, *source)?),
+            None => None,
+        };
+        Ok(Client::new(s.api, s.token, ca.as_deref())?)
     };
     match &command {
         Command::Version => {
@@ -263,6 +277,9 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
             let s = settings()?;
             outln!("api: {}", s.api.as_str().trim_end_matches('/'));
             outln!("token: {}", s.token_origin);
+            if let Some((path, _)) = &s.ca_cert_file {
+                outln!("ca-cert-file: {}", path.display());
+            }
         }
         Command::Apply {
             file,
