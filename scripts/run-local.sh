@@ -108,7 +108,7 @@ mtls:
 YAML
 http_ok() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1" >/dev/null 2>&1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-api_port=$(free_port); diag_port=$(free_port); raft_port=$(free_port); kds_port=$(free_port)
+api_port=$(free_port); diag_port=$(free_port); raft_port=$(free_port); kds_port=$(free_port); https_port=$(free_port)
 cat >"$work/global.toml" <<TOML
 [store]
 data_dir = "$work/global"
@@ -117,6 +117,7 @@ listen = "127.0.0.1:$raft_port"
 advertise = "127.0.0.1:$raft_port"
 [api]
 listen = "127.0.0.1:$api_port"
+https_listen = "127.0.0.1:$https_port"
 [kds]
 listen = "127.0.0.1:$kds_port"
 [diagnostics]
@@ -136,11 +137,13 @@ echo "==> mosaicctl apply -f $work/mesh.yaml (the global validates the backend b
 "$CTL" apply -f "$work/mesh.yaml"
 "$CTL" get meshes
 "$CTL" get secrets --mesh default
+echo "==> the same API over HTTPS (certificate generated into the data dir; its CA is api-server-ca.pem)"
+"$CTL" --api "https://127.0.0.1:$https_port" --ca-cert-file "$work/global/api-server-ca.pem" get meshes
 ZONE="$PWD/target/debug/mosaic-zone"
 DP="$PWD/target/debug/mosaic-dp"
 for z in zone-1 zone-2; do
     "$CTL" generate zone-token --zone "$z" --valid-for 720h >"$work/$z.token"
-    z_api=$(free_port); z_diag=$(free_port); z_dp=$(free_port)
+    z_api=$(free_port); z_diag=$(free_port); z_dp=$(free_port); z_https=$(free_port)
     cat >"$work/$z.toml" <<TOML
 zone = "$z"
 [store]
@@ -151,6 +154,7 @@ ca_cert = "$work/global/kds-ca.pem"
 token_file = "$work/$z.token"
 [api]
 listen = "127.0.0.1:$z_api"
+https_listen = "127.0.0.1:$z_https"
 [dp_server]
 listen = "127.0.0.1:$z_dp"
 [diagnostics]

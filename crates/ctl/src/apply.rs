@@ -1,14 +1,22 @@
-//! `mosaicctl apply -f FILE|-`: every document (Universal or Kubernetes, YAML or JSON) PUT to its
-//! Kuma path. GlobalSecrets go first, then Meshes, then mesh Secrets (a Secret needs its Mesh, as
+//! `mosaicctl apply -f FILE|DIR|- [-v NAME=VALUE]... [--dry-run]`: every document (Universal or
+//! Kubernetes, YAML or JSON) PUT to its Kuma path. As kumactl: a directory means its `.yaml`,
+//! `.yml` and `.json` files (not its subdirectories), in the order of their names; `-v` fills
+//! `{{ NAME }}` placeholders ([`crate::template`]); `--dry-run` prints the resources as YAML and
+//! sends nothing.
+//!
+//! Order: GlobalSecrets go first, then Meshes, then mesh Secrets (a Secret needs its Mesh, as
 //! in Kuma), then the rest. A Mesh whose backends name a Secret of the same file goes after that
 //! Secret (its admission reads it: the Vault token of a test issuance); when such a Mesh does not
 //! exist yet, it is first created without `mtls` (said on stdout), then its Secrets, then the
 //! whole Mesh. The first failure stops the run.
 
-use std::collections::BTreeSet;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context as _;
-use mosaic_core::resource::{Resource, ResourceType, Spec, parse_documents};
+use mosaic_core::resource::{ParseError, Resource, ResourceType, Spec, parse_documents};
 
 use crate::client::{Client, ClientError, resource_segments};
 
@@ -69,19 +77,135 @@ pub fn label(r: &Resource) -> String {
 }
 
 /// Parses `input` into resources in apply order; invalid documents are reported with their field
-/// paths and nothing is sent.
+/// paths and nothing is sent. (One input without variables: what the unit tests use.)
+#[cfg(test)]
 pub fn plan(input: &[u8]) -> anyhow::Result<Vec<Resource>> {
-    match parse_documents(input) {
-        Ok(resources) => Ok(apply_order(resources)),
-        Err(mosaic_core::resource::ParseError::Invalid { index, error }) => {
-            let mut msg = format!("document {} is invalid; nothing was applied", index + 1);
-            for v in error.violations {
-                msg.push_str(&format!("\n  {v}"));
+    plan_inputs(
+        &[Input {
+            origin: None,
+            bytes: input.to_vec(),
+        }],
+        &BTreeMap::new(),
+    )
+}
+
+/// One input of `apply -f`: a file (`origin` names it when it came from a directory) or
+/// standard input.
+#[derive(Debug)]
+pub struct Input {
+    /// The file, when it is one of a directory's.
+    pub origin: Option<PathBuf>,
+    /// Its contents.
+    pub bytes: Vec<u8>,
+}
+
+/// The extensions a directory's files are applied by (kumactl's, compared in lowercase).
+const EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
+
+/// Reads `-f`: `-` (standard input), a file, or a directory's `.yaml`, `.yml` and `.json` files
+/// (subdirectories, and links to them, are skipped; files in the order of their names).
+pub fn read_inputs(file: &Path) -> anyhow::Result<Vec<Input>> {
+    if file != Path::new("-") && file.is_dir() {
+        let entries = std::fs::read_dir(file)
+            .with_context(|| format!("reading the directory {}", file.display()))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("reading the directory {}", file.display()))?
+                .path();
+            let wanted = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+            // `is_dir` follows links: a link to a directory is skipped too.
+            if wanted && !path.is_dir() {
+                files.push(path);
             }
-            Err(anyhow::Error::new(crate::Listed(msg)))
         }
-        Err(e) => Err(anyhow::Error::new(e).context("nothing was applied")),
+        files.sort();
+        anyhow::ensure!(
+            !files.is_empty(),
+            "no resource(s) passed to apply: {} holds no .yaml, .yml or .json file (subdirectories are not read)",
+            file.display()
+        );
+        return files
+            .into_iter()
+            .map(|path| {
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                Ok(Input {
+                    origin: Some(path),
+                    bytes,
+                })
+            })
+            .collect();
     }
+    Ok(vec![Input {
+        origin: None,
+        bytes: crate::validate::read_input(file)?,
+    }])
+}
+
+/// Renders (when `vars` is not empty) and parses every input into resources in apply order.
+/// Nothing is sent when any document is invalid; empty files of a directory are skipped.
+pub fn plan_inputs(
+    inputs: &[Input],
+    vars: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<Resource>> {
+    let mut resources = Vec::new();
+    for input in inputs {
+        let at = |msg: String| match &input.origin {
+            Some(path) => format!("{}: {msg}", path.display()),
+            None => msg,
+        };
+        let rendered;
+        let bytes = if vars.is_empty() {
+            input.bytes.as_slice()
+        } else {
+            let text = std::str::from_utf8(&input.bytes).map_err(|e| {
+                anyhow::anyhow!(at(format!(
+                    "is not UTF-8 (at byte {}); nothing was applied",
+                    e.valid_up_to()
+                )))
+            })?;
+            rendered = crate::template::render(text, vars).map_err(|e| {
+                anyhow::anyhow!(at(format!(
+                    "cannot fill in the -v variables: {e}; nothing was applied"
+                )))
+            })?;
+            rendered.as_bytes()
+        };
+        match parse_documents(bytes) {
+            Ok(parsed) => resources.extend(parsed),
+            Err(ParseError::Empty) if input.origin.is_some() => {}
+            Err(ParseError::Invalid { index, error }) => {
+                let mut msg = at(format!(
+                    "document {} is invalid; nothing was applied",
+                    index + 1
+                ));
+                for v in error.violations {
+                    msg.push_str(&format!("\n  {v}"));
+                }
+                return Err(anyhow::Error::new(crate::Listed(msg)));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(at("nothing was applied".into())));
+            }
+        }
+    }
+    anyhow::ensure!(!resources.is_empty(), "no resource(s) passed to apply");
+    Ok(apply_order(resources))
+}
+
+/// `--dry-run`: the resources as YAML documents (`---` between them), in apply order.
+pub fn dry_run(resources: &[Resource]) -> anyhow::Result<()> {
+    for (i, r) in resources.iter().enumerate() {
+        if i > 0 {
+            outln!("---");
+        }
+        crate::get::print_document(&r.to_universal(), crate::get::Output::Yaml)?;
+    }
+    Ok(())
 }
 
 /// Applies `resources` in order, printing `<Type> <name> created|updated` for each. A Mesh that

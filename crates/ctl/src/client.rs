@@ -22,6 +22,16 @@ pub enum ClientError {
         /// The base URL.
         url: String,
     },
+    /// The TLS handshake with an `https` API failed (an unknown CA, a wrong name, plain HTTP).
+    #[error(
+        "TLS with the control plane at {url} failed ({reason}): pass the CA its HTTPS API presents with --ca-cert-file (a generated one is <data_dir>/api-server-ca.pem), and check that --api names the HTTPS port (5682)"
+    )]
+    Tls {
+        /// The base URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// The server refused the request with a Kuma error body.
     #[error("{0}")]
     Api(ApiError),
@@ -108,10 +118,28 @@ fn truncate(text: &str, max: usize) -> String {
 // === impl Client ===
 
 impl Client {
-    /// A client for the API at `base`, sending `token` as a bearer token.
-    pub fn new(base: url::Url, token: Option<Sensitive<String>>) -> Result<Self, ClientError> {
+    /// A client for the API at `base`, sending `token` as a bearer token; an `https` API's
+    /// certificate is checked against `ca_pem` (PEM, one or more CAs) when given, else against
+    /// the system's roots.
+    pub fn new(
+        base: url::Url,
+        token: Option<Sensitive<String>>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, ClientError> {
         mosaic_runtime::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| ClientError::Transport {
+                    method: "-".into(),
+                    url: base.to_string(),
+                    reason: "the CA certificate file holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)".into(),
+                })?;
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
             .user_agent(concat!("mosaicctl/", env!("CARGO_PKG_VERSION")))
@@ -145,7 +173,23 @@ impl Client {
         }
         tracing::debug!(%method, %url, "request");
         let transport = |e: reqwest::Error| {
-            if e.is_connect() {
+            let chain = error_chain(&e);
+            let tls = [
+                "certificate",
+                "tls",
+                "handshake",
+                "InvalidContentType",
+                "CorruptMessage",
+            ];
+            if e.is_connect()
+                && self.base.scheme() == "https"
+                && tls.iter().any(|t| chain.contains(t))
+            {
+                ClientError::Tls {
+                    url: self.base.as_str().trim_end_matches('/').to_string(),
+                    reason: chain,
+                }
+            } else if e.is_connect() {
                 ClientError::Unreachable {
                     url: self.base.as_str().trim_end_matches('/').to_string(),
                 }
@@ -153,7 +197,7 @@ impl Client {
                 ClientError::Transport {
                     method: method.to_string(),
                     url: url.to_string(),
-                    reason: error_chain(&e),
+                    reason: chain,
                 }
             }
         };

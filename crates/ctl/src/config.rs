@@ -1,7 +1,9 @@
 //! Where mosaicctl finds the API and its token: flag > environment (`MOSAIC_API`,
 //! `MOSAIC_TOKEN`, then `MOSAIC_ADMIN_TOKEN_FILE` naming a file that holds the token) > config
 //! file (`$XDG_CONFIG_HOME/mosaic/ctl.toml`, else `~/.config/mosaic/ctl.toml`, with
-//! `api = "..."` and `token = "..."`) > default.
+//! `api = "..."` and `token = "..."`) > default. The CA an `https://` API is checked against
+//! (kumactl's `--ca-cert-file`) likewise: `--ca-cert-file` > `MOSAIC_CA_CERT_FILE` >
+//! `ca_cert_file = "..."` in the file > the system's roots.
 //!
 //! With no token from any of those, and an API on a loopback IP address (`127.0.0.0/8`, `::1`),
 //! the token a global generated beside this directory, `./mosaic-data/global/admin-token` (the
@@ -68,6 +70,9 @@ pub struct CtlConfig {
     pub token_source: Source,
     /// Where `token` came from, in detail.
     pub token_origin: TokenOrigin,
+    /// The PEM file of the CA(s) an `https://` API's certificate is checked against, and
+    /// where that setting came from.
+    pub ca_cert_file: Option<(PathBuf, Source)>,
 }
 
 // === impl TokenOrigin ===
@@ -130,6 +135,8 @@ struct FileConfig {
     api: Option<String>,
     #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
+    ca_cert_file: Option<PathBuf>,
 }
 
 /// The config file path: `$XDG_CONFIG_HOME/mosaic/ctl.toml` (if set and absolute), else
@@ -154,15 +161,26 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
         .extract::<FileConfig>()
         .map_err(|e| {
             anyhow::anyhow!(
-                "{} is not a valid mosaicctl config ({}): write `api = \"URL\"` and `token = \"TOKEN\"`",
+                "{} is not a valid mosaicctl config ({}): write `api = \"URL\"`, `token = \"TOKEN\"` and `ca_cert_file = \"PATH\"`",
                 path.display(),
                 e.kind
             )
         })
 }
 
-/// Resolves the settings: `flag_*` from the command line, `env` for variables, `file` the config
-/// file to read (absent file = no settings), `workdir` where [`FOUND_TOKEN_FILE`] is looked for.
+/// The command line's settings.
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    /// `--api`.
+    pub api: Option<url::Url>,
+    /// `--token`.
+    pub token: Option<Sensitive<String>>,
+    /// `--ca-cert-file`.
+    pub ca_cert_file: Option<PathBuf>,
+}
+
+/// [`resolve_flags`] with `--api` and `--token` only.
+#[cfg(test)]
 pub fn resolve(
     flag_api: Option<url::Url>,
     flag_token: Option<Sensitive<String>>,
@@ -170,13 +188,42 @@ pub fn resolve(
     file: Option<&Path>,
     workdir: &Path,
 ) -> anyhow::Result<CtlConfig> {
+    let flags = Flags {
+        api: flag_api,
+        token: flag_token,
+        ca_cert_file: None,
+    };
+    resolve_flags(flags, env, file, workdir)
+}
+
+/// Resolves the settings: `flags` from the command line, `env` for variables, `file` the config
+/// file to read (absent file = no settings), `workdir` where [`FOUND_TOKEN_FILE`] is looked for.
+pub fn resolve_flags(
+    flags: Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&Path>,
+    workdir: &Path,
+) -> anyhow::Result<CtlConfig> {
+    let Flags {
+        api: flag_api,
+        token: flag_token,
+        ca_cert_file: flag_ca,
+    } = flags;
     let env_var = |k: &str| env(k).filter(|v| !v.is_empty());
     let flag_token = flag_token.filter(|t| !t.expose().is_empty());
-    // The file is read only when something is still missing.
+    let flag_ca = flag_ca.filter(|p| !p.as_os_str().is_empty());
+    // The file is read only when something is still missing (the CA only for an https API).
     let need_file = (flag_api.is_none() && env_var("MOSAIC_API").is_none())
         || (flag_token.is_none()
             && env_var("MOSAIC_TOKEN").is_none()
-            && env_var("MOSAIC_ADMIN_TOKEN_FILE").is_none());
+            && env_var("MOSAIC_ADMIN_TOKEN_FILE").is_none())
+        || (flag_ca.is_none()
+            && env_var("MOSAIC_CA_CERT_FILE").is_none()
+            && flag_api
+                .as_ref()
+                .map(|u| u.scheme().to_string())
+                .or_else(|| env_var("MOSAIC_API"))
+                .is_some_and(|a| a.starts_with("https")));
     let from_file = match (need_file, file) {
         (true, Some(path)) => read_file(path)?,
         _ => FileConfig::default(),
@@ -194,6 +241,18 @@ pub fn resolve(
     } else {
         let url = crate::parse_api_url(DEFAULT_API).map_err(anyhow::Error::msg)?;
         (url, Source::Default)
+    };
+
+    let ca_cert_file = if let Some(p) = flag_ca {
+        Some((p, Source::Flag))
+    } else if let Some(p) = env_var("MOSAIC_CA_CERT_FILE") {
+        Some((PathBuf::from(p), Source::Env))
+    } else {
+        from_file
+            .ca_cert_file
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| (p, Source::File))
     };
 
     let (token, token_source, token_origin) = if let Some(t) = flag_token {
@@ -245,7 +304,24 @@ pub fn resolve(
         token,
         token_source,
         token_origin,
+        ca_cert_file,
     })
+}
+
+/// The CA certificates in `path` (PEM), for [`crate::client::Client::new`].
+pub fn read_ca_cert_file(path: &Path, source: Source) -> anyhow::Result<Vec<u8>> {
+    let what = match source {
+        Source::Flag => "--ca-cert-file",
+        Source::Env => "MOSAIC_CA_CERT_FILE",
+        _ => "ca_cert_file",
+    };
+    let pem = std::fs::read(path).with_context(|| {
+        format!(
+            "could not read {what} {}: point it at the CA the control plane's HTTPS API presents (e.g. <data_dir>/api-server-ca.pem)",
+            path.display()
+        )
+    })?;
+    Ok(pem)
 }
 
 #[cfg(test)]
@@ -425,6 +501,49 @@ mod tests {
         let env = env_of(&vars);
         let err = resolve(None, None, &env, None, nowhere()).unwrap_err();
         assert!(err.to_string().contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn ca_cert_file_flag_env_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ctl.toml");
+        std::fs::write(
+            &file,
+            "api = \"https://file:5682\"\nca_cert_file = \"/file/ca.pem\"\n",
+        )
+        .unwrap();
+        let none = env_of(&[]);
+        let c = resolve(None, None, &none, Some(&file), nowhere()).unwrap();
+        assert_eq!(
+            c.ca_cert_file,
+            Some((PathBuf::from("/file/ca.pem"), Source::File))
+        );
+        let env = env_of(&[("MOSAIC_CA_CERT_FILE", "/env/ca.pem")]);
+        let c = resolve(None, None, &env, Some(&file), nowhere()).unwrap();
+        assert_eq!(
+            c.ca_cert_file,
+            Some((PathBuf::from("/env/ca.pem"), Source::Env))
+        );
+        let flags = Flags {
+            api: Some(url("https://flag:5682")),
+            token: Some(Sensitive::new("t".into())),
+            ca_cert_file: Some("/flag/ca.pem".into()),
+        };
+        let c = resolve_flags(flags, &env, Some(&file), nowhere()).unwrap();
+        assert_eq!(
+            c.ca_cert_file,
+            Some((PathBuf::from("/flag/ca.pem"), Source::Flag))
+        );
+        // An https --api with a token but no CA still reads the file's CA.
+        let flags = Flags {
+            api: Some(url("https://flag:5682")),
+            token: Some(Sensitive::new("t".into())),
+            ca_cert_file: None,
+        };
+        let c = resolve_flags(flags, &none, Some(&file), nowhere()).unwrap();
+        assert_eq!(c.ca_cert_file.map(|(_, s)| s), Some(Source::File));
+        let err = read_ca_cert_file(Path::new("/nonexistent/ca.pem"), Source::Flag).unwrap_err();
+        assert!(err.to_string().contains("--ca-cert-file"), "{err}");
     }
 
     #[test]

@@ -207,25 +207,91 @@ pub fn print_document(value: &Value, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `mosaicctl get KIND [NAME] [--mesh M] [-o FORMAT]`.
+/// `get --size N --offset O`: one page of a list (kumactl's flags, the API's `size`/`offset`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    /// `--size`: the page size (`None`, or 0 as kumactl reads it: unset).
+    pub size: Option<u32>,
+    /// `--offset`: where the page starts.
+    pub offset: Option<String>,
+}
+
+impl Page {
+    /// Whether one page was asked for (else every item is fetched, following `next`).
+    fn is_set(&self) -> bool {
+        self.size.is_some_and(|s| s > 0) || self.offset.as_deref().is_some_and(|o| !o.is_empty())
+    }
+
+    /// The `size`/`offset` query of the page.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(size) = self.size.filter(|s| *s > 0) {
+            q.push(("size", size.to_string()));
+        }
+        if let Some(offset) = self.offset.as_deref().filter(|o| !o.is_empty()) {
+            q.push(("offset", offset.to_string()));
+        }
+        q
+    }
+}
+
+/// The `offset` of a page's `next` link (`/meshes?size=1&offset=1`), if there is a next page.
+pub fn next_offset(page: &Value) -> Option<String> {
+    let link = page.get("next")?.as_str().filter(|l| !l.is_empty())?;
+    let base = url::Url::parse("http://next.invalid/").ok()?;
+    let url = base.join(link).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "offset")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// kumactl's table footer when there are more elements than the page shows.
+pub fn pagination_footer(next_offset: Option<&str>) -> Option<String> {
+    next_offset
+        .map(|o| format!("Rerun command with --offset={o} argument to retrieve more resources"))
+}
+
+/// `mosaicctl get KIND [NAME] [--mesh M] [-o FORMAT] [--size N] [--offset O]`.
 pub async fn run(
     client: &Client,
     kind: GetKind,
     name: Option<&str>,
     mesh: &str,
     output: Output,
+    page: &Page,
 ) -> anyhow::Result<()> {
     let rtype = kind.resource_type();
-    let url = client.url(&resource_segments(rtype, Some(mesh), name), &[]);
+    let mut footer = None;
     let items = match name {
         Some(_) => {
+            let url = client.url(&resource_segments(rtype, Some(mesh), name), &[]);
             let one = client.get_json(url).await?;
             if output != Output::Table {
                 return print_document(&one, output);
             }
             vec![one]
         }
+        None if page.is_set() => {
+            let query = page.query();
+            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let url = client.url(&resource_segments(rtype, Some(mesh), None), &query);
+            let envelope = client.get_json(url.clone()).await?;
+            if output != Output::Table {
+                return print_document(&envelope, output);
+            }
+            footer = pagination_footer(next_offset(&envelope).as_deref());
+            envelope
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{url} answered a list without items: is --api a Mosaic control plane?"
+                    )
+                })?
+        }
         None => {
+            let url = client.url(&resource_segments(rtype, Some(mesh), None), &[]);
             let all = client.get_list(url).await?;
             if output != Output::Table {
                 let envelope = serde_json::json!({"total": all.len(), "items": all, "next": null});
@@ -253,6 +319,10 @@ pub async fn run(
     };
     let (headers, rows) = rows(kind, &items, online.as_ref(), OffsetDateTime::now_utc());
     out!("{}", table::render(&headers, &rows));
+    if let Some(footer) = footer {
+        outln!();
+        outln!("{footer}");
+    }
     Ok(())
 }
 
@@ -344,6 +414,34 @@ mod tests {
             "MESH      NAME        ZONE   TAGS                                                               AGE\n\
              default   backend-1   east   kuma.io/service=backend kuma.io/service=backend-admin version=v1   -\n"
         );
+    }
+
+    #[test]
+    fn pages_say_where_the_next_one_starts() {
+        let page = json!({"total": 3, "items": [], "next": "/meshes?size=1&offset=1"});
+        assert_eq!(next_offset(&page).as_deref(), Some("1"));
+        assert_eq!(
+            pagination_footer(Some("1")).unwrap(),
+            "Rerun command with --offset=1 argument to retrieve more resources"
+        );
+        let last = json!({"total": 3, "items": [], "next": null});
+        assert_eq!(next_offset(&last), None);
+        assert_eq!(pagination_footer(None), None);
+        let q = Page {
+            size: Some(2),
+            offset: Some("4".into()),
+        };
+        assert!(q.is_set());
+        assert_eq!(
+            q.query(),
+            [("size", "2".to_string()), ("offset", "4".to_string())]
+        );
+        // kumactl's zero values: unset.
+        let unset = Page {
+            size: Some(0),
+            offset: Some(String::new()),
+        };
+        assert!(!unset.is_set());
     }
 
     #[test]

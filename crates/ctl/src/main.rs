@@ -9,7 +9,8 @@
 //! - `config`: API address and token: flag > `MOSAIC_API`/`MOSAIC_TOKEN`/`MOSAIC_ADMIN_TOKEN_FILE`
 //!   > `ctl.toml` > default (the token: `./mosaic-data/global/admin-token`, loopback APIs only).
 //! - `client`: the HTTP client, Kuma paths per type, errors (unreachable, server `ApiError`).
-//! - `apply`: `apply -f FILE|-` (secrets, then meshes, then the rest).
+//! - `apply`: `apply -f FILE|DIR|- [-v NAME=VALUE] [--dry-run]` (secrets, then meshes, then the rest).
+//! - `template`: `-v` placeholders (kumactl's mustache subset).
 //! - `get`: `get ...` tables/YAML/JSON and `delete ...`.
 //! - `inspect`: `inspect zones` (online state, CA health per mesh).
 //! - `generate`: `generate zone-token|dataplane-token`.
@@ -27,6 +28,7 @@ mod generate;
 mod get;
 mod inspect;
 mod table;
+mod template;
 mod validate;
 
 use std::{future::Future, process::ExitCode};
@@ -62,6 +64,12 @@ struct GlobalArgs {
         value_parser = |s: &str| Ok::<_, std::convert::Infallible>(Sensitive::new(s.to_owned()))
     )]
     token: Option<Sensitive<String>>,
+
+    /// PEM file of the CA an https:// API's certificate is checked against (kumactl's
+    /// --ca-cert-file; a control plane's generated one is <data_dir>/api-server-ca.pem). Else
+    /// $MOSAIC_CA_CERT_FILE, else `ca_cert_file` in the config file, else the system's roots.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_cert_file: Option<std::path::PathBuf>,
 }
 
 /// mosaicctl's commands. Add new ones here and in [`run`].
@@ -86,9 +94,17 @@ enum Command {
     /// Create or update resources (Universal or Kubernetes YAML/JSON, several documents):
     /// Secrets first, then Meshes, then the rest; stops at the first refusal.
     Apply {
-        /// File to read, `-` for standard input.
-        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        /// File or directory to apply (a directory: its .yaml, .yml and .json files, by name;
+        /// not its subdirectories); `-` for standard input.
+        #[arg(short = 'f', long = "file", value_name = "FILE|DIR|-")]
         file: std::path::PathBuf,
+        /// Variable to replace in the input: fills `{{ NAME }}` placeholders (unset ones become
+        /// empty); repeat, or give NAME=VALUE,NAME2=VALUE2.
+        #[arg(short = 'v', long = "var", value_name = "NAME=VALUE", value_parser = template::parse_vars)]
+        vars: Vec<Vec<(String, String)>>,
+        /// Fill in the variables and print the resources (YAML) without applying them.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List resources, or show one.
     Get {
@@ -103,6 +119,14 @@ enum Command {
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// Maximum number of elements to return (one page of the list; the table then says the
+        /// --offset of the next page). Unset: every element.
+        #[arg(long, value_name = "N", conflicts_with = "name")]
+        size: Option<u32>,
+        /// The offset that indicates the starting element of the list to retrieve (from the
+        /// previous page's footer or `next`).
+        #[arg(long, value_name = "OFFSET", conflicts_with = "name")]
+        offset: Option<String>,
     },
     /// Delete a resource.
     Delete {
@@ -212,9 +236,13 @@ fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
 fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let settings = || {
-        config::resolve(
-            args.api.clone(),
-            args.token.clone(),
+        let flags = config::Flags {
+            api: args.api.clone(),
+            token: args.token.clone(),
+            ca_cert_file: args.ca_cert_file.clone(),
+        };
+        config::resolve_flags(
+            flags,
             &env,
             config::config_path(&env).as_deref(),
             std::path::Path::new("."),
@@ -223,7 +251,11 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
     let client = || -> anyhow::Result<Client> {
         let s = settings()?;
         tracing::debug!(api = %s.api, api_source = ?s.api_source, token_source = ?s.token_source, token = %s.token_origin, "settings");
-        Ok(Client::new(s.api, s.token)?)
+        let ca = match &s.ca_cert_file {
+            Some((path, source)) => Some(config::read_ca_cert_file(path, *source)?),
+            None => None,
+        };
+        Ok(Client::new(s.api, s.token, ca.as_deref())?)
     };
     match &command {
         Command::Version => {
@@ -245,21 +277,46 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
             let s = settings()?;
             outln!("api: {}", s.api.as_str().trim_end_matches('/'));
             outln!("token: {}", s.token_origin);
+            if let Some((path, _)) = &s.ca_cert_file {
+                outln!("ca-cert-file: {}", path.display());
+            }
         }
-        Command::Apply { file } => {
-            let input = validate::read_input(file)?;
-            let resources = apply::plan(&input)?;
-            let client = client()?;
-            block_on(apply::run(&client, &resources))??;
+        Command::Apply {
+            file,
+            vars,
+            dry_run,
+        } => {
+            let inputs = apply::read_inputs(file)?;
+            let vars = vars.iter().flatten().cloned().collect();
+            let resources = apply::plan_inputs(&inputs, &vars)?;
+            if *dry_run {
+                apply::dry_run(&resources)?;
+            } else {
+                let client = client()?;
+                block_on(apply::run(&client, &resources))??;
+            }
         }
         Command::Get {
             kind,
             name,
             mesh,
             output,
+            size,
+            offset,
         } => {
             let client = client()?;
-            block_on(get::run(&client, *kind, name.as_deref(), mesh, *output))??;
+            let page = get::Page {
+                size: *size,
+                offset: offset.clone(),
+            };
+            block_on(get::run(
+                &client,
+                *kind,
+                name.as_deref(),
+                mesh,
+                *output,
+                &page,
+            ))??;
         }
         Command::Delete {
             kind,

@@ -7,8 +7,8 @@ use std::{collections::BTreeSet, fmt, net::SocketAddr, path::PathBuf, str::FromS
 use mosaic_runtime::{
     api_auth::ApiAuthSettings,
     config::{
-        ConfigError, DiagnosticsConfig, GrpcServerConfig, LoadConfig, Sources, StoreConfig,
-        optional_path, resolve_localhost_is_admin,
+        ConfigError, DiagnosticsConfig, GrpcServerConfig, HttpsApiKeys, LoadConfig, Sources,
+        StoreConfig, optional_path, resolve_localhost_is_admin,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,10 @@ pub struct RaftConfig {
     pub insecure: bool,
 }
 
+/// Default port of `raft.listen`/`raft.advertise`: 5689 (it was 5682, Kuma's HTTPS API port; an
+/// explicit `raft.listen` on 5682 keeps working).
+pub const DEFAULT_RAFT_PORT: u16 = 5689;
+
 /// Default of `raft.snapshot_after_logs`.
 pub const DEFAULT_SNAPSHOT_AFTER_LOGS: u64 = 10_000;
 
@@ -73,7 +77,7 @@ fn default_snapshot_after_logs() -> u64 {
     DEFAULT_SNAPSHOT_AFTER_LOGS
 }
 
-/// One raft replica, written `"<id>=<host>:<port>"` (e.g. `"1=10.0.0.1:5682"`).
+/// One raft replica, written `"<id>=<host>:<port>"` (e.g. `"1=10.0.0.1:5689"`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RaftPeer {
     /// The replica's `raft.node_id`.
@@ -99,12 +103,27 @@ pub struct ApiConfig {
     /// [`ApiConfig::effective_localhost_is_admin`].
     #[serde(default)]
     pub localhost_is_admin: Option<bool>,
-    /// `api.tls_cert`: PEM certificate chain; with `tls_key`, the API serves HTTPS.
+    /// `api.https_enabled` (Kuma's `apiServer.https.enabled`): serve the same API over HTTPS
+    /// on `https_listen` too (plain HTTP stays on `listen`).
+    #[serde(default = "default_true")]
+    pub https_enabled: bool,
+    /// `api.https_listen` (Kuma's `apiServer.https.interface`/`port`): address of the HTTPS API.
+    /// Unset: `127.0.0.1:5682`, unless an explicit `raft.listen` takes that port (raft's port
+    /// before 5689), in which case the HTTPS API is off and the log says so.
+    #[serde(default)]
+    pub https_listen: Option<SocketAddr>,
+    /// `api.tls_cert` (Kuma's `apiServer.https.tlsCertFile`): PEM certificate chain of the
+    /// HTTPS API. Unset: a CA and a certificate are generated into `store.data_dir`
+    /// (`api-server-ca.pem` is the CA clients trust).
     #[serde(with = "optional_path")]
     pub tls_cert: Option<PathBuf>,
     /// `api.tls_key`: PEM private key matching `tls_cert`.
     #[serde(with = "optional_path")]
     pub tls_key: Option<PathBuf>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[kds]`: the KDS gRPC server (`kds.listen`, `kds.tls_cert`, `kds.tls_key`; unset
@@ -121,8 +140,8 @@ impl Default for GlobalConfig {
             },
             raft: RaftConfig {
                 node_id: 1,
-                listen: SocketAddr::from(([127, 0, 0, 1], 5682)),
-                advertise: "127.0.0.1:5682".to_owned(),
+                listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_RAFT_PORT)),
+                advertise: format!("127.0.0.1:{DEFAULT_RAFT_PORT}"),
                 peers: Vec::new(),
                 snapshot_after_logs: DEFAULT_SNAPSHOT_AFTER_LOGS,
                 ca_cert: None,
@@ -135,6 +154,8 @@ impl Default for GlobalConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5681)),
                 admin_token_file: None,
                 localhost_is_admin: None,
+                https_enabled: true,
+                https_listen: None,
                 tls_cert: None,
                 tls_key: None,
             },
@@ -154,6 +175,31 @@ impl GlobalConfig {
             }],
             false => self.raft.peers.clone(),
         }
+    }
+
+    /// The HTTPS API's keys.
+    pub fn https_api(&self) -> HttpsApiKeys<'_> {
+        HttpsApiKeys {
+            enabled: self.api.https_enabled,
+            listen: self.api.https_listen,
+            admin_token_file: self.api.admin_token_file.as_deref(),
+        }
+    }
+
+    /// The listeners the HTTPS API may not share a port with (config key, address).
+    pub fn https_api_neighbours(&self) -> [(&'static str, SocketAddr); 4] {
+        [
+            ("raft.listen", self.raft.listen),
+            ("api.listen", self.api.listen),
+            ("kds.listen", self.kds.listen),
+            ("diagnostics.listen", self.diagnostics.listen),
+        ]
+    }
+
+    /// Where the HTTPS API listens (`None`: off), see [`HttpsApiKeys::effective_listen`].
+    pub fn effective_https_listen(&self) -> Option<SocketAddr> {
+        self.https_api()
+            .effective_listen(&self.https_api_neighbours())
     }
 
     /// The API's admin rule settings (`api.*` and where the generated token lives).
@@ -189,6 +235,8 @@ impl LoadConfig for GlobalConfig {
         }
         self.validate_raft_tls(sources)?;
         sources.check_tls_pair("api", &self.api.tls_cert, &self.api.tls_key)?;
+        self.https_api()
+            .validate(sources, &self.https_api_neighbours())?;
         sources.check_tls_pair("kds", &self.kds.tls_cert, &self.kds.tls_key)?;
         Ok(())
     }
@@ -250,7 +298,7 @@ impl FromStr for RaftPeer {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected = "expected \"<node id>=<host>:<port>\", e.g. \"1=10.0.0.1:5682\"";
+        let expected = "expected \"<node id>=<host>:<port>\", e.g. \"1=10.0.0.1:5689\"";
         let Some((id, addr)) = s.split_once('=') else {
             return Err(format!("peer {s:?} has no `=`; {expected}"));
         };
@@ -315,8 +363,9 @@ mod tests {
         let c = assert_defaults::<GlobalConfig>();
         assert_eq!(c.store.data_dir, PathBuf::from("./mosaic-data/global"));
         assert_eq!(c.raft.node_id, 1);
-        assert_eq!(c.raft.listen, addr("127.0.0.1:5682"));
-        assert_eq!(c.raft.advertise, "127.0.0.1:5682");
+        // Raft moved off 5682 (Kuma's HTTPS API) to 5689.
+        assert_eq!(c.raft.listen, addr("127.0.0.1:5689"));
+        assert_eq!(c.raft.advertise, "127.0.0.1:5689");
         assert!(c.raft.peers.is_empty());
         assert_eq!(c.api.listen, addr("127.0.0.1:5681"));
         assert_eq!(c.api.admin_token_file, None);
@@ -324,6 +373,9 @@ mod tests {
             (c.api.tls_cert.as_ref(), c.api.tls_key.as_ref()),
             (None, None)
         );
+        assert!(c.api.https_enabled);
+        assert_eq!(c.api.https_listen, None);
+        assert_eq!(c.effective_https_listen(), Some(addr("127.0.0.1:5682")));
         assert_eq!(c.kds.listen, addr("0.0.0.0:5685"));
         assert_eq!(
             (c.kds.tls_cert.as_ref(), c.kds.tls_key.as_ref()),
@@ -334,7 +386,7 @@ mod tests {
             c.effective_peers(),
             vec![RaftPeer {
                 id: 1,
-                addr: "127.0.0.1:5682".into()
+                addr: "127.0.0.1:5689".into()
             }]
         );
     }
@@ -377,6 +429,8 @@ tls_key = "/etc/mosaic/kds-key.pem"
         );
         assert_eq!(c.api.tls_cert, None);
         assert_eq!(c.kds.tls_cert, Some("/etc/mosaic/kds.pem".into()));
+        // An older file with raft on 5682 keeps starting: the HTTPS API's default yields.
+        assert_eq!(c.effective_https_listen(), None);
         // Untouched keys keep their defaults.
         assert_eq!(c.kds.listen, addr("0.0.0.0:5685"));
         assert_eq!(c.diagnostics.listen, addr("127.0.0.1:5680"));
@@ -427,13 +481,13 @@ tls_key = "/etc/mosaic/kds-key.pem"
 
     #[test]
     fn bad_peer_is_clear() {
-        let f = toml_file("[raft]\npeers = [\"1=10.0.0.1:5682\", \"two=10.0.0.2:5682\"]\n");
+        let f = toml_file("[raft]\npeers = [\"1=10.0.0.1:5689\", \"two=10.0.0.2:5689\"]\n");
         let err = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
         let msg = err.to_string();
         assert_eq!(err.key(), Some("raft.peers.1"), "{msg}");
         assert_eq!(err.origin(), Some(&ConfigSource::File(f.path().into())));
         assert!(
-            msg.contains("two=10.0.0.2:5682") && msg.contains("1=10.0.0.1:5682"),
+            msg.contains("two=10.0.0.2:5689") && msg.contains("1=10.0.0.1:5689"),
             "{msg}"
         );
         assert!(msg.contains(&f.path().display().to_string()), "{msg}");
@@ -453,6 +507,34 @@ tls_key = "/etc/mosaic/kds-key.pem"
             "3=[::1]:5682".parse::<RaftPeer>().unwrap().to_string(),
             "3=[::1]:5682"
         );
+    }
+
+    #[test]
+    fn https_api_port_rules() {
+        // Explicit and clashing with raft.listen: refused, naming both keys.
+        let f = toml_file(
+            "[raft]\nlisten = \"0.0.0.0:5682\"\n[api]\nhttps_listen = \"127.0.0.1:5682\"\n",
+        );
+        let err = GlobalConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
+        assert_eq!(err.key(), Some("api.https_listen"), "{err}");
+        assert!(err.to_string().contains("raft.listen"), "{err}");
+        // Moved: both start.
+        let c = GlobalConfig::load_from(
+            Some(f.path()),
+            env(&[("MOSAIC_API__HTTPS_LISTEN", "127.0.0.1:6682")]),
+        )
+        .unwrap();
+        assert_eq!(c.effective_https_listen(), Some(addr("127.0.0.1:6682")));
+        // Off.
+        let c =
+            GlobalConfig::load_from(None, env(&[("MOSAIC_API__HTTPS_ENABLED", "false")])).unwrap();
+        assert_eq!(c.effective_https_listen(), None);
+        // Exposed without a token file: refused as api.listen is.
+        let err =
+            GlobalConfig::load_from(None, env(&[("MOSAIC_API__HTTPS_LISTEN", "0.0.0.0:5682")]))
+                .unwrap_err();
+        assert_eq!(err.key(), Some("api.https_listen"), "{err}");
+        assert!(err.to_string().contains("api.admin_token_file"), "{err}");
     }
 
     #[test]

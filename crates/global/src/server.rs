@@ -1,5 +1,6 @@
 //! A global replica wired together: the raft node on `raft.listen`, the HTTP API on
-//! `api.listen`, the KDS server on `kds.listen` (TLS: `kds.tls_cert`/`kds.tls_key`, or a
+//! `api.listen` and over HTTPS on `api.https_listen` (Kuma's 5682; `api.tls_cert`/`api.tls_key`,
+//! or a certificate generated into `store.data_dir`), the KDS server on `kds.listen` (TLS: `kds.tls_cert`/`kds.tls_key`, or a
 //! certificate generated into `store.data_dir`, see [`crate::kds::tls`]), diagnostics on
 //! `diagnostics.listen`, raft gauges for Prometheus, and a graceful shutdown that stops the
 //! listeners (KDS sessions tell their zones to reconnect elsewhere and record the disconnect)
@@ -46,9 +47,9 @@ pub enum ServeError {
     /// Metrics could not be set up.
     #[error(transparent)]
     Metrics(#[from] diagnostics::MetricsError),
-    /// A configured feature this build does not serve.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The HTTPS API could not bind or has no usable certificate.
+    #[error(transparent)]
+    HttpsApi(#[from] mosaic_runtime::tls_listener::HttpsApiError),
     /// A server failed while running.
     #[error(transparent)]
     Serve(#[from] ServerFailed),
@@ -59,11 +60,6 @@ pub async fn serve(
     config: GlobalConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if config.api.tls_cert.is_some() {
-        return Err(ServeError::Unsupported(
-            "api.tls_cert is set, but this build serves the HTTP API without TLS; put the API behind a TLS-terminating proxy or unset api.tls_cert/api.tls_key".into(),
-        ));
-    }
     mosaic_runtime::tls::install_crypto_provider();
     let metrics = diagnostics::install_metrics()?;
     let data_dir = config.store.data_dir.clone();
@@ -93,6 +89,8 @@ pub async fn serve(
     let api_listener = serve::bind("api.listen", config.api.listen).await?;
     let diag_listener = serve::bind("diagnostics.listen", config.diagnostics.listen).await?;
     let kds_listener = serve::bind("kds.listen", config.kds.listen).await?;
+    let https_listener =
+        mosaic_runtime::tls_listener::prepare(&https_api_settings(&config)).await?;
     let kds_configured = match (&config.kds.tls_cert, &config.kds.tls_key) {
         (Some(cert), Some(key)) => Some(mosaic_runtime::tls::load_configured(cert, key)?),
         _ => None,
@@ -108,7 +106,17 @@ pub async fn serve(
     let gauges = tokio::spawn(publish_gauges(node.clone()));
 
     let stop = Stop::on(shutdown);
-    tracing::info!(api = %config.api.listen, diagnostics = %config.diagnostics.listen, "serving");
+    tracing::info!(api = %config.api.listen, https_api = ?config.effective_https_listen(), diagnostics = %config.diagnostics.listen, "serving");
+    let https_server = {
+        let router = api_router.clone();
+        let stop = stop.clone();
+        async move {
+            match https_listener {
+                Some(listener) => serve::serve_api_tls(listener, router, &stop).await,
+                None => Ok(()),
+            }
+        }
+    };
     let api_server = serve::serve_api(api_listener, api_router, &stop);
     let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
     let kds_server = {
@@ -143,16 +151,46 @@ pub async fn serve(
             result
         }
     };
-    let (api_result, diag_result, kds_result) = tokio::join!(api_server, diag_server, kds_server);
+    let (api_result, https_result, diag_result, kds_result) =
+        tokio::join!(api_server, https_server, diag_server, kds_server);
     gauges.abort();
     tracing::info!("listeners stopped; shutting raft down");
     if let Err(e) = node.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
     api_result?;
+    https_result?;
     diag_result?;
     kds_result?;
     Ok(())
+}
+
+/// The HTTPS API's settings; says in the log when an older explicit `raft.listen` on 5682 keeps
+/// the HTTPS API's default address (and the HTTPS API is off).
+fn https_api_settings(config: &GlobalConfig) -> mosaic_runtime::tls_listener::HttpsApiSettings {
+    let listen = config.effective_https_listen();
+    let default = mosaic_runtime::config::DEFAULT_HTTPS_API_LISTEN;
+    if listen.is_none()
+        && config.api.https_enabled
+        && let Some((key, addr)) = config
+            .https_api_neighbours()
+            .into_iter()
+            .find(|(_, a)| mosaic_runtime::config::listens_overlap(*a, default))
+    {
+        tracing::warn!(
+            "the HTTPS API is not served: {key} ({addr}) takes its default address {default}; set api.https_listen to another address, or move {key} (raft.listen's default is port {} since the HTTPS API took 5682)",
+            crate::config::DEFAULT_RAFT_PORT,
+        );
+    }
+    mosaic_runtime::tls_listener::HttpsApiSettings {
+        listen,
+        explicit: config.api.https_listen.is_some(),
+        tls_cert: config.api.tls_cert.clone(),
+        tls_key: config.api.tls_key.clone(),
+        data_dir: config.store.data_dir.clone(),
+        common_name: "mosaic-global API".into(),
+        hosts: vec![mosaic_runtime::tls::host_of(&config.raft.advertise)],
+    }
 }
 
 /// Publishes `mosaic_raft_is_leader`, `mosaic_raft_term` and `mosaic_raft_applied_index` once a

@@ -26,6 +26,7 @@
 //! - [`api_index`] (`server`): `GET /`, `/ready`, `/healthy`, the 404/405 fallbacks.
 //! - [`api_router`] (`server`): the shared routes and layers around a server's own; collections.
 //! - [`serve`] (`server`): binding listeners, the stop signal, serving routers until it.
+//! - [`tls_listener`] (`server`): the HTTPS API's listener (TLS handshakes off the accept loop).
 //! - [`diagnostics`] (`server`): the diagnostics router (`/metrics`, `/ready`, `/healthy`).
 
 #[cfg(feature = "cli")]
@@ -69,3 +70,5 @@ pub mod grpc;
 pub mod net;
 #[cfg(feature = "server")]
 pub mod serve;
+#[cfg(feature = "server")]
+pub mod tls_listener;

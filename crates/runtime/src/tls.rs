@@ -501,6 +501,25 @@ pub fn load_or_generate(
     files.issue_and_store(&ca, common_name, names)
 }
 
+/// A server's identity: the configured `cert`/`key` pair when both are set, else the one
+/// generated into `dir` with `prefix` (see [`load_or_generate`]).
+pub fn configured_or_generated(
+    configured: (Option<&Path>, Option<&Path>),
+    dir: &Path,
+    prefix: &str,
+    common_name: &str,
+    names: &[String],
+) -> Result<ServerIdentity, TlsError> {
+    match configured {
+        (Some(cert), Some(key)) => load_configured(cert, key),
+        _ => load_or_generate(dir, prefix, common_name, names),
+    }
+}
+
+/// Prefix of the HTTPS API's generated files in a server's data dir (`api-server-ca.pem`, the
+/// CA clients trust, e.g. `mosaicctl --ca-cert-file`).
+pub const API_SERVER_FILE_PREFIX: &str = "api-server";
+
 /// The names (SANs) a generated serving certificate covers: `localhost`, `127.0.0.1`, `::1`,
 /// each of `hosts`, the address of `listen` unless it is a wildcard, and this machine's hostname.
 pub fn default_server_names(hosts: &[String], listen: std::net::SocketAddr) -> Vec<String> {

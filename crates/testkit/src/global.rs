@@ -27,6 +27,8 @@ pub struct Replica {
     pub diag: u16,
     /// KDS port.
     pub kds: u16,
+    /// HTTPS API port (`api.https_listen`).
+    pub https: u16,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -50,8 +52,9 @@ pub struct GlobalCluster {
 
 use crate::{Host, ZoneProcess, free_ports, terminate::stop_gracefully};
 
-/// The ports of a replica on its own [`Host`] (Kuma's): API, raft, diagnostics, KDS.
-const HOST_PORTS: [u16; 4] = [5681, 5682, 5680, 5685];
+/// The ports of a replica on its own [`Host`] (Kuma's, and raft's 5689): API, raft,
+/// diagnostics, KDS, HTTPS API.
+const HOST_PORTS: [u16; 5] = [5681, 5689, 5680, 5685, 5682];
 
 // === impl GlobalCluster ===
 
@@ -62,42 +65,43 @@ impl GlobalCluster {
         let tmp = tempfile::Builder::new()
             .prefix("mosaic-global-")
             .tempdir()?;
-        let ports = free_ports(4 * n)?;
+        let ports = free_ports(5 * n)?;
         let hosts = ports
-            .chunks(4)
-            .map(|p| (Host::loopback(), [p[0], p[1], p[2], p[3]]))
+            .chunks(5)
+            .map(|p| (Host::loopback(), [p[0], p[1], p[2], p[3], p[4]]))
             .collect();
         let mut cluster = Self::prepare(binary, tmp.path(), hosts, snapshot_after_logs)?;
         cluster._tmp = Some(tmp);
         Ok(cluster)
     }
 
-    /// Prepares one replica per host (not started), each on Kuma's ports (API 5681, raft 5682,
-    /// diagnostics 5680, KDS 5685) of its own address, with its files under `dir` (kept after
+    /// Prepares one replica per host (not started), each on Kuma's ports (API 5681, HTTPS API
+    /// 5682, diagnostics 5680, KDS 5685; raft 5689) of its own address, with its files under `dir` (kept after
     /// the cluster is dropped). Snapshots every `raft.snapshot_after_logs` default entries.
     pub fn on_hosts(binary: &Path, dir: &Path, hosts: Vec<Host>) -> anyhow::Result<Self> {
         let hosts = hosts.into_iter().map(|h| (h, HOST_PORTS)).collect();
         Self::prepare(binary, dir, hosts, DEFAULT_SNAPSHOT_AFTER_LOGS)
     }
 
-    /// `hosts`: each replica's host and ports (API, raft, diagnostics, KDS).
+    /// `hosts`: each replica's host and ports (API, raft, diagnostics, KDS, HTTPS API).
     fn prepare(
         binary: &Path,
         dir: &Path,
-        hosts: Vec<(Host, [u16; 4])>,
+        hosts: Vec<(Host, [u16; 5])>,
         snapshot_after_logs: u64,
     ) -> anyhow::Result<Self> {
         crate::ensure_crypto_provider();
         let replicas = hosts
             .into_iter()
             .enumerate()
-            .map(|(i, (host, [api, raft, diag, kds]))| Replica {
+            .map(|(i, (host, [api, raft, diag, kds, https]))| Replica {
                 id: i as u64 + 1,
                 host,
                 api,
                 raft,
                 diag,
                 kds,
+                https,
                 dir: dir.join(format!("replica-{}", i + 1)),
                 child: None,
             })
@@ -153,6 +157,7 @@ impl GlobalCluster {
             c.raft.ca_key = Some(self.raft_ca_dir().join("raft-ca-key.pem"));
         }
         c.api.listen = r.host.addr(r.api);
+        c.api.https_listen = Some(r.host.addr(r.https));
         c.kds.listen = r.host.addr(r.kds);
         c.diagnostics.listen = r.host.addr(r.diag);
         if let Some(edit) = &self.edit {

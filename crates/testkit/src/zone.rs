@@ -16,8 +16,9 @@ use serde_json::Value;
 
 use crate::{Host, free_ports, terminate::stop_gracefully};
 
-/// The ports of a zone on its own [`Host`] (Kuma's): API, diagnostics, dataplane server.
-const HOST_PORTS: [u16; 3] = [5681, 5680, 5678];
+/// The ports of a zone on its own [`Host`] (Kuma's): API, diagnostics, dataplane server, HTTPS
+/// API.
+const HOST_PORTS: [u16; 4] = [5681, 5680, 5678, 5682];
 
 /// Changes the harness makes to the zone's generated config.
 type ConfigEdit = Box<dyn Fn(&mut ZoneConfig) + Send + Sync>;
@@ -34,6 +35,8 @@ pub struct ZoneProcess {
     pub diag: u16,
     /// Dataplane server port.
     pub dp: u16,
+    /// HTTPS API port (`api.https_listen`).
+    pub https: u16,
     dir: PathBuf,
     binary: PathBuf,
     global_address: String,
@@ -57,14 +60,14 @@ impl ZoneProcess {
         ca: &Path,
         token: &str,
     ) -> anyhow::Result<Self> {
-        let ports = free_ports(3)?;
-        let ports = [ports[0], ports[1], ports[2]];
+        let ports = free_ports(4)?;
+        let ports = [ports[0], ports[1], ports[2], ports[3]];
         let global = (global_address, ca, token);
         Self::prepare(binary, root, name, global, Host::loopback(), ports)
     }
 
     /// Like [`ZoneProcess::new`], on `host` and Kuma's ports of its address (API 5681,
-    /// diagnostics 5680, dataplane server 5678).
+    /// diagnostics 5680, dataplane server 5678, HTTPS API 5682).
     pub fn on_host(
         binary: &Path,
         root: &Path,
@@ -77,14 +80,14 @@ impl ZoneProcess {
     }
 
     /// `global`: the global's address, its CA and the zone token; `ports`: API, diagnostics,
-    /// dataplane server.
+    /// dataplane server, HTTPS API.
     fn prepare(
         binary: &Path,
         root: &Path,
         name: &str,
         (global_address, ca, token): (&str, &Path, &str),
         host: Host,
-        [api, diag, dp]: [u16; 3],
+        [api, diag, dp, https]: [u16; 4],
     ) -> anyhow::Result<Self> {
         crate::ensure_crypto_provider();
         let dir = root.join(format!("zone-{name}"));
@@ -95,6 +98,7 @@ impl ZoneProcess {
             api,
             diag,
             dp,
+            https,
             dir,
             binary: binary.to_path_buf(),
             global_address: global_address.to_string(),
@@ -152,6 +156,7 @@ impl ZoneProcess {
         c.global.ca_cert = Some(self.ca.clone());
         c.global.token_file = Some(self.dir.join("zone-token"));
         c.api.listen = self.host.addr(self.api);
+        c.api.https_listen = Some(self.host.addr(self.https));
         c.dp_server.listen = self.host.addr(self.dp);
         c.diagnostics.listen = self.host.addr(self.diag);
         if let Some(edit) = &self.edit {

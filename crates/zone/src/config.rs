@@ -94,6 +94,26 @@ pub struct ZoneApiConfig {
     /// [`ZoneApiConfig::effective_localhost_is_admin`].
     #[serde(default)]
     pub localhost_is_admin: Option<bool>,
+    /// `api.https_enabled` (Kuma's `apiServer.https.enabled`): serve the same API over HTTPS on
+    /// `https_listen` too (plain HTTP stays on `listen`).
+    #[serde(default = "default_true")]
+    pub https_enabled: bool,
+    /// `api.https_listen` (Kuma's `apiServer.https.interface`/`port`): address of the HTTPS API;
+    /// unset: `127.0.0.1:5682`.
+    #[serde(default)]
+    pub https_listen: Option<SocketAddr>,
+    /// `api.tls_cert` (Kuma's `apiServer.https.tlsCertFile`): PEM certificate chain of the HTTPS
+    /// API. Unset: a CA and a certificate are generated into `store.data_dir`
+    /// (`api-server-ca.pem` is the CA clients trust).
+    #[serde(default, with = "optional_path")]
+    pub tls_cert: Option<PathBuf>,
+    /// `api.tls_key`: PEM private key matching `tls_cert`.
+    #[serde(default, with = "optional_path")]
+    pub tls_key: Option<PathBuf>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[dp_server]`: the SDS gRPC server data planes connect to (`dp_server.listen`,
@@ -119,6 +139,10 @@ impl Default for ZoneConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5681)),
                 admin_token_file: None,
                 localhost_is_admin: None,
+                https_enabled: true,
+                https_listen: None,
+                tls_cert: None,
+                tls_key: None,
             },
             dp_server: DpServerConfig::on(SocketAddr::from(([0, 0, 0, 0], 5678))),
             diagnostics: DiagnosticsConfig::default(),
@@ -133,6 +157,9 @@ impl LoadConfig for ZoneConfig {
         if self.issuer.max_in_flight == 0 {
             return Err(sources.invalid("issuer.max_in_flight", "must be at least 1"));
         }
+        sources.check_tls_pair("api", &self.api.tls_cert, &self.api.tls_key)?;
+        self.https_api()
+            .validate(sources, &self.https_api_neighbours())?;
         sources.check_tls_pair(
             "dp_server",
             &self.dp_server.tls_cert,
@@ -142,6 +169,30 @@ impl LoadConfig for ZoneConfig {
 }
 
 impl ZoneConfig {
+    /// The HTTPS API's keys.
+    pub fn https_api(&self) -> config::HttpsApiKeys<'_> {
+        config::HttpsApiKeys {
+            enabled: self.api.https_enabled,
+            listen: self.api.https_listen,
+            admin_token_file: self.api.admin_token_file.as_deref(),
+        }
+    }
+
+    /// The listeners the HTTPS API may not share a port with (config key, address).
+    pub fn https_api_neighbours(&self) -> [(&'static str, SocketAddr); 3] {
+        [
+            ("api.listen", self.api.listen),
+            ("dp_server.listen", self.dp_server.listen),
+            ("diagnostics.listen", self.diagnostics.listen),
+        ]
+    }
+
+    /// Where the HTTPS API listens (`None`: off).
+    pub fn effective_https_listen(&self) -> Option<SocketAddr> {
+        self.https_api()
+            .effective_listen(&self.https_api_neighbours())
+    }
+
     /// The API's admin rule settings (`api.*` and where the generated token lives).
     pub fn api_auth(&self) -> ApiAuthSettings {
         let api = &self.api;

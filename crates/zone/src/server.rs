@@ -1,6 +1,7 @@
 //! `mosaic-zone run` wired together: the store (opened first, so the API serves the cached Mesh
 //! before any reconnect), the KDS client, the certificate issuer (reporting CA health into the
-//! ZoneInsight), the SDS server on `dp_server.listen`, the HTTP API on `api.listen`, diagnostics
+//! ZoneInsight), the SDS server on `dp_server.listen`, the HTTP API on `api.listen` (and over
+//! HTTPS on `api.https_listen`, Kuma's 5682), diagnostics
 //! on `diagnostics.listen`, and a graceful shutdown that stops the listeners and the KDS client,
 //! then flushes the store.
 
@@ -48,6 +49,9 @@ pub enum ServeError {
     /// The dataplane (SDS) server failed.
     #[error(transparent)]
     Sds(#[from] sds::ServeError),
+    /// The HTTPS API could not bind or has no usable certificate.
+    #[error(transparent)]
+    HttpsApi(#[from] mosaic_runtime::tls_listener::HttpsApiError),
     /// A server failed while running.
     #[error(transparent)]
     Serve(#[from] ServerFailed),
@@ -83,6 +87,8 @@ pub async fn serve_with(
     let api_listener = serve::bind("api.listen", config.api.listen).await?;
     let diag_listener = serve::bind("diagnostics.listen", config.diagnostics.listen).await?;
     let dp_listener = serve::bind("dp_server.listen", config.dp_server.listen).await?;
+    let https_listener =
+        mosaic_runtime::tls_listener::prepare(&https_api_settings(&config)).await?;
     let dp_identity = dp_server_identity(&config)?;
 
     let insight = ZoneInsightReporter::new(store.clone(), &zone);
@@ -106,15 +112,27 @@ pub async fn serve_with(
     tracing::info!(
         zone = %zone,
         api = %config.api.listen,
+        https_api = ?config.effective_https_listen(),
         dp_server = %config.dp_server.listen,
         diagnostics = %config.diagnostics.listen,
         global = %config.global.address,
         "serving"
     );
+    let https_server = {
+        let router = api_router.clone();
+        let stop = stop.clone();
+        async move {
+            match https_listener {
+                Some(listener) => serve::serve_api_tls(listener, router, &stop).await,
+                None => Ok(()),
+            }
+        }
+    };
     let api_server = serve::serve_api(api_listener, api_router, &stop);
     let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
     let sds_server = sds.serve(dp_listener, &dp_identity, stop.stopped());
-    let (api_result, diag_result, sds_result) = tokio::join!(api_server, diag_server, sds_server);
+    let (api_result, https_result, diag_result, sds_result) =
+        tokio::join!(api_server, https_server, diag_server, sds_server);
     if let Err(e) = kds_task.await {
         tracing::warn!(zone = %zone, error = %e, "KDS client task failed");
     }
@@ -125,9 +143,30 @@ pub async fn serve_with(
     }
     tracing::info!(zone = %zone, "stopped");
     api_result?;
+    https_result?;
     diag_result?;
     sds_result?;
     Ok(())
+}
+
+/// The HTTPS API's settings (its default address yields to a listener configured on it).
+fn https_api_settings(config: &ZoneConfig) -> mosaic_runtime::tls_listener::HttpsApiSettings {
+    let listen = config.effective_https_listen();
+    if listen.is_none() && config.api.https_enabled {
+        tracing::warn!(
+            "the HTTPS API is not served: another listener of this zone takes its default address {}; set api.https_listen to a free address",
+            mosaic_runtime::config::DEFAULT_HTTPS_API_LISTEN
+        );
+    }
+    mosaic_runtime::tls_listener::HttpsApiSettings {
+        listen,
+        explicit: config.api.https_listen.is_some(),
+        tls_cert: config.api.tls_cert.clone(),
+        tls_key: config.api.tls_key.clone(),
+        data_dir: config.store.data_dir.clone(),
+        common_name: "mosaic-zone API".into(),
+        hosts: Vec::new(),
+    }
 }
 
 /// The dataplane server's certificate: the configured pair, or one issued from a CA generated
