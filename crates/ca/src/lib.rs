@@ -3,6 +3,7 @@
 //!
 //! Module map:
 //! - [`datasource`]: reading a DataSource's value (a mesh Secret, a file on this host, inline).
+//! - [`key_pem`]: CA keys in PKCS#8, PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) PEM, as PKCS#8.
 //! - [`local`]: an in-process CA (rcgen) and `LocalBackend`, the backend builtin and provided load.
 //! - [`builtin`]: the builtin backend: a CA generated once by the global, kept in mesh secrets.
 //! - [`provided`]: the provided backend: the user's CA certificate and key from DataSources.
@@ -10,6 +11,7 @@
 
 pub mod builtin;
 pub mod datasource;
+pub mod key_pem;
 pub mod local;
 pub mod provided;
 pub mod vault;

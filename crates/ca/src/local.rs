@@ -32,7 +32,8 @@ pub struct LocalCa {
 
 impl LocalCa {
     /// Loads a CA from PEM. The first certificate must be a CA (basicConstraints CA:TRUE) and
-    /// match `key_pem`; certificates after it are its chain.
+    /// match `key_pem` (PKCS#8, PKCS#1 or SEC1: [`crate::key_pem`]); certificates after it are
+    /// its chain.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
         let bundle = pem_to_ders(cert_pem)?;
         let first = bundle
@@ -45,9 +46,10 @@ impl LocalCa {
                 info.serial
             )));
         }
-        let key = KeyPair::from_pem(key_pem).map_err(|e| {
+        let der = crate::key_pem::pkcs8_der(key_pem)?;
+        let key = KeyPair::try_from(&crate::key_pem::as_pkcs8(&der)).map_err(|e| {
             CertError::from(format!(
-                "private key is not a PEM key rcgen can use (PKCS#8, EC or RSA): {e}"
+                "private key cannot sign certificates ({e}): use an ECDSA P-256/P-384, Ed25519 or RSA key (PKCS#8, PKCS#1 or SEC1 PEM)"
             ))
         })?;
         if spki_of(first)? != key.subject_public_key_info() {
@@ -196,7 +198,8 @@ impl CaBackend for LocalBackend {
 
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
         let err = |k| CaError::new(&self.mesh, &self.backend, k);
-        let sans = uri_sans(&self.mesh, &req.tags).ok_or_else(|| err(CaErrorKind::NoService))?;
+        // Kuma's builtin issuer certifies a data plane without a service by its other tags.
+        let sans = uri_sans(&self.mesh, &req.tags);
         self.ca
             .issue(&sans, None, req.ttl)
             .map_err(|e| err(CaErrorKind::Certificate(e.to_string())))

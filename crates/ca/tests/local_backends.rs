@@ -165,3 +165,67 @@ async fn provided_refuses_a_leaf_and_a_mismatched_key() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Kuma's e2e provides its CA with a PKCS#1 key (`openssl genrsa -traditional`); SEC1 EC keys
+/// (`openssl ecparam -genkey`) are the other form openssl writes. Both fixtures were made with
+/// openssl 3.0 (`-traditional` RSA 2048; prime256v1) and self-signed with CA:TRUE.
+#[tokio::test]
+async fn provided_ca_accepts_pkcs1_rsa_and_sec1_ec_keys() -> anyhow::Result<()> {
+    for (name, cert, key, first_line) in [
+        (
+            "rsa",
+            include_str!("fixtures/provided-rsa-pkcs1.pem"),
+            include_str!("fixtures/provided-rsa-pkcs1.key"),
+            "-----BEGIN RSA PRIVATE KEY-----",
+        ),
+        (
+            "ec",
+            include_str!("fixtures/provided-ec-sec1.pem"),
+            include_str!("fixtures/provided-ec-sec1.key"),
+            "-----BEGIN EC PRIVATE KEY-----",
+        ),
+    ] {
+        assert!(key.starts_with(first_line), "{name}: fixture form");
+        let b = backend(
+            name,
+            "provided",
+            json!({"cert": {"inlineString": cert}, "key": {"secret": "ca-key"}}),
+            "1h",
+        );
+        let ca = build(&b, StaticSecrets::new().with("default", "ca-key", key)).await?;
+        let issued = ca
+            .issue(&request("web", &[("version", "v1")], HOUR))
+            .await?;
+        verify(&issued, &[cert.to_string()]);
+        let info = inspect_pem(&issued.chain_pem)?;
+        assert_eq!(
+            info.uri_sans,
+            vec![
+                "spiffe://default/web",
+                "kuma://kuma.io/service/web",
+                "kuma://version/v1"
+            ],
+            "{name}"
+        );
+    }
+    Ok(())
+}
+
+/// Kuma's builtin issuer certifies a data plane without a service tag (an outbound-only client)
+/// by its other tags; one without any tag gets a certificate without SANs.
+#[tokio::test]
+async fn a_data_plane_without_a_service_is_certified_by_its_other_tags() -> anyhow::Result<()> {
+    let b = backend("ca-1", "builtin", json!({}), "1h");
+    let ca = build(&b, builtin_secrets("default", &b)).await?;
+    let mut req = request("web", &[("team", "payments")], HOUR);
+    req.tags.remove("kuma.io/service");
+    let issued = ca.issue(&req).await?;
+    assert_eq!(
+        inspect_pem(&issued.chain_pem)?.uri_sans,
+        vec!["kuma://team/payments"]
+    );
+    req.tags.clear();
+    let bare = ca.issue(&req).await?;
+    assert!(inspect_pem(&bare.chain_pem)?.uri_sans.is_empty());
+    Ok(())
+}

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::validate::Violation;
 
-/// Kuma's error body: `{type, status, title, detail, invalid_parameters: [{field, reason}]}`.
+/// Kuma's error body: `{type, status, title, detail, invalid_parameters: [{field, reason}]}`,
+/// plus the fields Kuma 2.14 still sends for older clients (`pkg/core/rest/errors`): `details`
+/// (the detail again) and `causes` (`[{field, message}]`, the invalid parameters again).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// A URI naming the kind of error (`/std-errors`, Kuma's default).
@@ -22,6 +24,21 @@ pub struct ApiError {
     /// Field-level problems.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalid_parameters: Vec<InvalidParameter>,
+    /// Kuma's deprecated copy of `detail` (always sent, as Kuma does).
+    #[serde(default)]
+    pub details: String,
+    /// Kuma's deprecated copy of `invalid_parameters`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
+}
+
+/// One of Kuma's deprecated `causes`: a field and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    /// Field path.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
 }
 
 /// One field-level problem.
@@ -49,12 +66,15 @@ pub struct ListResponse<T> {
 impl ApiError {
     /// An error with a status, title and detail.
     pub fn new(status: u16, title: impl Into<String>, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
         Self {
             kind: "/std-errors".to_string(),
             status,
             title: title.into(),
-            detail: detail.into(),
+            details: detail.clone(),
+            detail,
             invalid_parameters: Vec::new(),
+            causes: Vec::new(),
         }
     }
 
@@ -65,6 +85,13 @@ impl ApiError {
             .map(|v| InvalidParameter {
                 field: v.field.clone(),
                 reason: v.message.clone(),
+            })
+            .collect();
+        self.causes = violations
+            .iter()
+            .map(|v| Cause {
+                field: v.field.clone(),
+                message: v.message.clone(),
             })
             .collect();
         self
@@ -89,5 +116,28 @@ pub fn is_loopback(ip: std::net::IpAddr) -> bool {
         std::net::IpAddr::V6(v6) => {
             v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_carry_kumas_details_and_causes() {
+        let e = ApiError::new(400, "Bad Request", "the resource is invalid")
+            .with_violations(&[Violation::new("name", "must not be empty")]);
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({
+                "type": "/std-errors", "status": 400, "title": "Bad Request",
+                "detail": "the resource is invalid", "details": "the resource is invalid",
+                "invalid_parameters": [{"field": "name", "reason": "must not be empty"}],
+                "causes": [{"field": "name", "message": "must not be empty"}],
+            })
+        );
+        let plain = serde_json::to_value(ApiError::new(404, "Not Found", "gone")).unwrap();
+        assert_eq!(plain["details"], "gone");
+        assert!(plain.get("causes").is_none());
     }
 }

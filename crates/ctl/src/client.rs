@@ -34,7 +34,7 @@ pub enum ClientError {
     },
     /// The server refused the request with a Kuma error body.
     #[error("{0}")]
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// The server answered an error without a Kuma error body.
     #[error("{method} {url} answered {status}: {body}")]
     Http {
@@ -212,7 +212,7 @@ impl Client {
                 if api.status == 0 {
                     api.status = status.as_u16();
                 }
-                Err(ClientError::Api(api))
+                Err(ClientError::Api(Box::new(api)))
             }
             _ => Err(ClientError::Http {
                 method: method.to_string(),

@@ -34,7 +34,7 @@ pub use self::{
 };
 use mosaic_core::ca::{
     CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
-    identity::{csr_params, inspect_pem, split_pem, uri_sans},
+    identity::{csr_params, has_service, inspect_pem, split_pem, uri_sans},
 };
 use mosaic_core::{
     Sensitive,
@@ -265,8 +265,10 @@ impl CaBackend for VaultCa {
     }
 
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
-        let sans =
-            uri_sans(&self.mesh, &req.tags).ok_or_else(|| self.err(CaErrorKind::NoService))?;
+        if !has_service(&req.tags) {
+            return Err(self.err(CaErrorKind::NoService));
+        }
+        let sans = uri_sans(&self.mesh, &req.tags);
         let common_name = match &self.template {
             Some(t) => t.render(&req.tags).map_err(|e| self.err(e))?,
             None => String::new(),

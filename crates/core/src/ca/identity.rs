@@ -62,19 +62,23 @@ pub struct CertInfo {
 }
 
 /// The URI SANs of a data plane: `spiffe://<mesh>/<service>` for each service, then
-/// `kuma://<tag>/<value>` for every tag value, each group sorted.
-pub fn uri_sans(mesh: &str, tags: &Tags) -> Option<Vec<String>> {
-    let services = tags.get(SERVICE_TAG).filter(|s| !s.is_empty())?;
-    let mut sans: Vec<String> = services
-        .iter()
-        .map(|s| format!("spiffe://{mesh}/{s}"))
-        .collect();
+/// `kuma://<tag>/<value>` for every tag value, each group sorted. A data plane without a
+/// `kuma.io/service` tag (an outbound-only client) gets only its `kuma://` SANs, and one without
+/// tags none, as Kuma's builtin issuer does (`newWorkloadTemplate`).
+pub fn uri_sans(mesh: &str, tags: &Tags) -> Vec<String> {
+    let services = tags.get(SERVICE_TAG).into_iter().flatten();
+    let mut sans: Vec<String> = services.map(|s| format!("spiffe://{mesh}/{s}")).collect();
     for (tag, values) in tags {
         for v in values {
             sans.push(format!("kuma://{tag}/{v}"));
         }
     }
-    Some(sans)
+    sans
+}
+
+/// Whether `tags` name at least one service (`kuma.io/service`).
+pub fn has_service(tags: &Tags) -> bool {
+    tags.get(SERVICE_TAG).is_some_and(|s| !s.is_empty())
 }
 
 /// Parameters of a data-plane leaf: URI SANs, optional CN, EKU serverAuth+clientAuth, not a CA,
@@ -234,7 +238,7 @@ mod tests {
         tags.entry("version".into())
             .or_default()
             .insert("v2".into());
-        let sans = uri_sans("default", &tags).unwrap();
+        let sans = uri_sans("default", &tags);
         assert_eq!(
             sans,
             vec![
@@ -245,6 +249,10 @@ mod tests {
                 "kuma://version/v2",
             ]
         );
-        assert!(uri_sans("default", &Tags::new()).is_none());
+        assert!(has_service(&tags));
+        assert!(uri_sans("default", &Tags::new()).is_empty());
+        tags.remove("kuma.io/service");
+        assert!(!has_service(&tags));
+        assert_eq!(uri_sans("default", &tags), vec!["kuma://version/v2"]);
     }
 }

@@ -116,7 +116,9 @@ pub enum CaErrorKind {
     #[error("commonName: {0}")]
     Template(#[from] TemplateError),
     /// The data plane has no service tag.
-    #[error("the data plane has no kuma.io/service tag, so it has no identity to certify")]
+    #[error(
+        "the data plane has no kuma.io/service tag, so a Vault backend has no identity to ask Vault for: tag an inbound with kuma.io/service (builtin and provided backends certify such a data plane by its other tags, as Kuma does)"
+    )]
     NoService,
 }
 

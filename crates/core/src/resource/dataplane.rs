@@ -14,7 +14,7 @@ use crate::{
     validate::{FieldPath, ValidationError, Validator},
 };
 
-/// The tag that names a service; every inbound must carry it.
+/// The tag that names a service; an inbound or gateway with tags must carry it.
 pub const SERVICE_TAG: &str = "kuma.io/service";
 
 /// Kuma's Dataplane fields besides `networking`, kept as written.
@@ -70,7 +70,7 @@ pub struct Inbound {
     /// Address of the service behind it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service_address: String,
-    /// Tags; `kuma.io/service` is required.
+    /// Tags; when there are any, `kuma.io/service` is one of them.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     /// Other inbound fields, kept as written.
@@ -82,7 +82,7 @@ pub struct Inbound {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Gateway {
-    /// Tags; `kuma.io/service` is required.
+    /// Tags; when there are any, `kuma.io/service` is one of them.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     /// Other gateway fields, kept as written.
@@ -142,11 +142,32 @@ impl DataplaneSpec {
         {
             v.violation(&net.field("advertisedAddress"), msg);
         }
-        if self.networking.inbound.is_empty() && self.networking.gateway.is_none() {
-            v.violation(
-                &net,
-                "must have at least one inbound (or a gateway) tagged with kuma.io/service",
-            );
+        // Kuma 2.14 requires no inbound: an outbound-only or transparent-proxy client has
+        // `address` and outbounds (or `transparentProxying`) only. A gateway has no inbounds
+        // (Kuma: "inbound cannot be defined for ... gateways"); a builtin one no outbounds.
+        if let Some(g) = &self.networking.gateway {
+            let kind = g.kind();
+            if !self.networking.inbound.is_empty() {
+                v.violation(
+                    &net.field("inbound"),
+                    format!(
+                        "inbound cannot be defined for {} gateways: a gateway data plane is described by networking.gateway alone",
+                        kind.as_str()
+                    ),
+                );
+            }
+            if kind == GatewayKind::Builtin
+                && self
+                    .networking
+                    .other
+                    .get("outbound")
+                    .is_some_and(|o| o.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                v.violation(
+                    &net.field("outbound"),
+                    "outbound cannot be defined for builtin gateways: remove networking.outbound",
+                );
+            }
         }
         if check_count(
             &mut v,
@@ -181,6 +202,38 @@ impl DataplaneSpec {
             check_kept_lists(value, &FieldPath::from(k.as_str()), &mut v);
         }
         v.finish()
+    }
+}
+
+/// The kind of a gateway data plane (`networking.gateway.type`, Kuma's `DELEGATED` by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatewayKind {
+    /// Another proxy (Kong, Contour, ...) fronted by this data plane.
+    Delegated,
+    /// Kuma's builtin gateway.
+    Builtin,
+}
+
+impl GatewayKind {
+    /// The `type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayKind::Delegated => "delegated",
+            GatewayKind::Builtin => "builtin",
+        }
+    }
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// `type`: `BUILTIN` (any case) is builtin, anything else (or nothing) delegated, as Kuma
+    /// reads it.
+    pub fn kind(&self) -> GatewayKind {
+        match self.other.get("type").and_then(|t| t.as_str()) {
+            Some(t) if t.eq_ignore_ascii_case("builtin") => GatewayKind::Builtin,
+            _ => GatewayKind::Delegated,
+        }
     }
 }
 
@@ -318,10 +371,16 @@ fn check_tag_count(
     )
 }
 
-/// Checks Kuma's rules for tags: `kuma.io/service` present, names and values non-empty and printable.
+/// Checks Kuma's rules for tags: names and values non-empty and printable, and, when there are
+/// any tags, `kuma.io/service` among them (Kuma 2.14 accepts an inbound or gateway without tags:
+/// "require service tag only if inbound has any tags").
 pub fn validate_tags(tags: &BTreeMap<String, String>, path: &FieldPath, v: &mut Validator) {
     match tags.get(SERVICE_TAG) {
-        None => v.violation(path, format!("tag {SERVICE_TAG:?} is required")),
+        None if tags.is_empty() => {}
+        None => v.violation(
+            path,
+            format!("tag {SERVICE_TAG:?} is required when an inbound or gateway has tags: add it, or remove every tag"),
+        ),
         Some(s) if s.trim().is_empty() => v.violation(
             &path.field(&format!("\"{SERVICE_TAG}\"")),
             "must not be empty",
@@ -398,4 +457,54 @@ pub struct DataplaneMtls {
     /// Every backend of the mesh (all trusted).
     #[serde(default)]
     pub supported_backends: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::resource::{Spec, parse_document};
+
+    fn fields(doc: &str) -> Vec<String> {
+        match parse_document(doc.as_bytes()) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.violations().into_iter().map(|v| v.field).collect(),
+        }
+    }
+
+    #[test]
+    fn outbound_only_and_transparent_proxy_clients_are_accepted_as_kuma_2_14_does() {
+        let outbound_only = "type: Dataplane\nmesh: default\nname: client\nnetworking:\n  address: 10.0.0.9\n  outbound:\n  - port: 10001\n    tags:\n      kuma.io/service: backend\n";
+        let r = parse_document(outbound_only.as_bytes()).expect("outbound-only client");
+        let Spec::Dataplane(dp) = &r.spec else {
+            panic!("not a Dataplane")
+        };
+        assert!(dp.networking.inbound.is_empty());
+        assert!(dp.tags().is_empty());
+        let tproxy = "type: Dataplane\nmesh: default\nname: tp\nnetworking:\n  address: 10.0.0.10\n  transparentProxying:\n    redirectPortInbound: 15006\n    redirectPortOutbound: 15001\n";
+        assert_eq!(fields(tproxy), Vec::<String>::new());
+        let bare =
+            "type: Dataplane\nmesh: default\nname: bare\nnetworking:\n  address: 10.0.0.11\n";
+        assert_eq!(fields(bare), Vec::<String>::new());
+    }
+
+    #[test]
+    fn inbound_tags_may_be_empty_but_tags_without_the_service_tag_are_refused() {
+        let empty = "type: Dataplane\nmesh: default\nname: d\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 8080\n";
+        assert_eq!(fields(empty), Vec::<String>::new());
+        let empty_map = "type: Dataplane\nmesh: default\nname: d\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 8080\n    tags: {}\n";
+        assert_eq!(fields(empty_map), Vec::<String>::new());
+        let no_service = "type: Dataplane\nmesh: default\nname: d\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 8080\n    tags:\n      version: v1\n";
+        assert_eq!(fields(no_service), vec!["networking.inbound[0].tags"]);
+        let gateway = "type: Dataplane\nmesh: default\nname: gw\nnetworking:\n  address: 10.0.0.1\n  gateway:\n    tags:\n      version: v1\n";
+        assert_eq!(fields(gateway), vec!["networking.gateway.tags"]);
+    }
+
+    #[test]
+    fn gateways_take_no_inbounds_and_builtin_ones_no_outbounds() {
+        let delegated = "type: Dataplane\nmesh: default\nname: gw\nnetworking:\n  address: 10.0.0.1\n  gateway:\n    tags:\n      kuma.io/service: edge\n  outbound:\n  - port: 10001\n    tags:\n      kuma.io/service: backend\n";
+        assert_eq!(fields(delegated), Vec::<String>::new());
+        let with_inbound = "type: Dataplane\nmesh: default\nname: gw\nnetworking:\n  address: 10.0.0.1\n  gateway:\n    tags:\n      kuma.io/service: edge\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n";
+        assert_eq!(fields(with_inbound), vec!["networking.inbound"]);
+        let builtin = "type: Dataplane\nmesh: default\nname: gw\nnetworking:\n  address: 10.0.0.1\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: edge\n  outbound:\n  - port: 10001\n    tags:\n      kuma.io/service: backend\n";
+        assert_eq!(fields(builtin), vec!["networking.outbound"]);
+    }
 }

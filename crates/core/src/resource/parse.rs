@@ -15,6 +15,9 @@ pub const MAX_DOCUMENT_BYTES: usize = 2 * 1024 * 1024;
 /// The Kubernetes API group/version of Kuma's custom resources.
 pub const KUMA_API_VERSION: &str = "kuma.io/v1alpha1";
 
+/// The Universal meta fields (Kuma's `ResourceMeta`, as `kumactl get -o yaml` prints it): read
+/// into [`Meta`] (`name`, `mesh`, `labels`) or accepted and ignored as output-only (`kri`, the
+/// times, `version`: the store sets them).
 const UNIVERSAL_META: &[&str] = &[
     "type",
     "name",
@@ -23,6 +26,7 @@ const UNIVERSAL_META: &[&str] = &[
     "creationTime",
     "modificationTime",
     "version",
+    "kri",
 ];
 
 /// Why a document could not be read.
@@ -463,4 +467,41 @@ pub fn from_stored_value(value: Value) -> Result<Resource, ValidationError> {
     r.meta.modification_time = stamped.modification_time;
     r.meta.version = stamped.version;
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `kumactl get mesh default -o yaml` and `kumactl get zone zone-1 -o yaml` print in
+    /// Kuma 2.14 (`app/kumactl/cmd/apply/testdata/golden`): `kri` and the times are output-only,
+    /// accepted and ignored; labels are kept.
+    #[test]
+    fn kumactl_2_14_output_is_accepted_back() {
+        let mesh = "creationTime: \"2025-01-01T00:00:00Z\"\nkri: kri_m____default_\nlabels:\n  team: payments\nmodificationTime: \"2025-01-02T00:00:00Z\"\nname: default\ntype: Mesh\nskipCreatingInitialPolicies:\n- '*'\nmtls: {}\n";
+        let r = parse_document(mesh.as_bytes()).expect("kumactl's mesh output");
+        assert_eq!(r.meta.name, "default");
+        assert_eq!(
+            r.meta.labels.get("team").map(String::as_str),
+            Some("payments")
+        );
+        assert_eq!(r.meta.creation_time, None, "times are the store's");
+        assert!(r.to_universal().get("kri").is_none());
+        let zone = "creationTime: \"0001-01-01T00:00:00Z\"\nkri: kri_z____zone-1_\nmodificationTime: \"0001-01-01T00:00:00Z\"\nname: zone-1\ntype: Zone\nenabled: true\n";
+        assert_eq!(
+            parse_document(zone.as_bytes()).expect("zone").meta.name,
+            "zone-1"
+        );
+    }
+
+    /// `kubectl get mesh -o yaml` metadata (uid, resourceVersion, annotations, ...) is ignored.
+    #[test]
+    fn kubernetes_metadata_fields_are_accepted() {
+        let doc = "apiVersion: kuma.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: default\n  uid: 3f1c\n  resourceVersion: \"123\"\n  generation: 2\n  creationTimestamp: \"2025-01-01T00:00:00Z\"\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{}'\n  labels:\n    kuma.io/origin: global\nspec: {}\n";
+        let r = parse_document(doc.as_bytes()).expect("kubectl's output");
+        assert_eq!(
+            r.meta.labels.get("kuma.io/origin").map(String::as_str),
+            Some("global")
+        );
+    }
 }

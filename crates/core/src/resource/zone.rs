@@ -60,27 +60,134 @@ impl ZoneInsightSpec {
     }
 }
 
-/// One KDS session of a zone with a global replica.
+/// One KDS session of a zone with a global replica. On the wire it has Kuma's `KDSSubscription`
+/// shape: `status: {lastUpdateTime, total, stat: {<type>: counters}}` and
+/// `version: {kumaCp: {version}}`; the older `stats` / `zoneVersion` are still read.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "wire::Subscription", into = "wire::Subscription")]
 pub struct KdsSubscription {
     /// Session id.
     pub id: String,
     /// Which global replica served it.
-    #[serde(default)]
     pub global_instance_id: String,
     /// When it connected.
-    #[serde(default, with = "time::serde::rfc3339::option")]
     pub connect_time: Option<OffsetDateTime>,
     /// When it disconnected, if it has.
-    #[serde(default, with = "time::serde::rfc3339::option")]
     pub disconnect_time: Option<OffsetDateTime>,
-    /// The zone's software version.
-    #[serde(default)]
+    /// The zone's software version (`version.kumaCp.version`).
     pub zone_version: String,
-    /// Per resource type: responses sent, ACKed and NACKed.
-    #[serde(default)]
+    /// Per resource type: responses sent, ACKed and NACKed (`status.stat`).
     pub stats: std::collections::BTreeMap<String, KdsTypeStats>,
+}
+
+/// [`KdsSubscription`] as Kuma spells it.
+mod wire {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+    use time::OffsetDateTime;
+
+    use super::KdsTypeStats;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Subscription {
+        pub id: String,
+        #[serde(default)]
+        pub global_instance_id: String,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        pub connect_time: Option<OffsetDateTime>,
+        #[serde(
+            default,
+            with = "time::serde::rfc3339::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub disconnect_time: Option<OffsetDateTime>,
+        #[serde(default)]
+        pub status: Status,
+        #[serde(default)]
+        pub version: Version,
+        /// Before Kuma's names: `stats`.
+        #[serde(default, skip_serializing)]
+        pub stats: Option<BTreeMap<String, KdsTypeStats>>,
+        /// Before Kuma's names: `zoneVersion`.
+        #[serde(default, skip_serializing)]
+        pub zone_version: Option<String>,
+    }
+
+    #[derive(Default, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Status {
+        #[serde(default)]
+        pub total: KdsTypeStats,
+        #[serde(default)]
+        pub stat: BTreeMap<String, KdsTypeStats>,
+    }
+
+    #[derive(Default, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Version {
+        #[serde(default)]
+        pub kuma_cp: KumaCp,
+    }
+
+    #[derive(Default, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct KumaCp {
+        #[serde(default)]
+        pub version: String,
+    }
+
+    impl From<Subscription> for super::KdsSubscription {
+        fn from(w: Subscription) -> Self {
+            let stats = match w.stats {
+                Some(old) if w.status.stat.is_empty() => old,
+                _ => w.status.stat,
+            };
+            let zone_version = match w.zone_version {
+                Some(old) if w.version.kuma_cp.version.is_empty() => old,
+                _ => w.version.kuma_cp.version,
+            };
+            Self {
+                id: w.id,
+                global_instance_id: w.global_instance_id,
+                connect_time: w.connect_time,
+                disconnect_time: w.disconnect_time,
+                zone_version,
+                stats,
+            }
+        }
+    }
+
+    impl From<super::KdsSubscription> for Subscription {
+        fn from(s: super::KdsSubscription) -> Self {
+            let total = s
+                .stats
+                .values()
+                .fold(KdsTypeStats::default(), |acc, t| KdsTypeStats {
+                    responses_sent: acc.responses_sent + t.responses_sent,
+                    responses_acknowledged: acc.responses_acknowledged + t.responses_acknowledged,
+                    responses_rejected: acc.responses_rejected + t.responses_rejected,
+                });
+            Self {
+                id: s.id,
+                global_instance_id: s.global_instance_id,
+                connect_time: s.connect_time,
+                disconnect_time: s.disconnect_time,
+                status: Status {
+                    total,
+                    stat: s.stats,
+                },
+                version: Version {
+                    kuma_cp: KumaCp {
+                        version: s.zone_version,
+                    },
+                },
+                stats: None,
+                zone_version: None,
+            }
+        }
+    }
 }
 
 /// Counters for one resource type on one KDS session.
@@ -88,10 +195,13 @@ pub struct KdsSubscription {
 #[serde(rename_all = "camelCase")]
 pub struct KdsTypeStats {
     /// Responses sent.
+    #[serde(default)]
     pub responses_sent: u64,
     /// Responses acknowledged.
+    #[serde(default)]
     pub responses_acknowledged: u64,
     /// Responses rejected.
+    #[serde(default)]
     pub responses_rejected: u64,
 }
 
@@ -117,4 +227,35 @@ pub struct CaHealth {
     /// The earliest expiry among the certificates this zone serves from it.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub earliest_expiry: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_use_kumas_field_names_and_read_the_old_ones() {
+        let mut sub = KdsSubscription {
+            id: "s1".into(),
+            zone_version: "0.1.0".into(),
+            ..Default::default()
+        };
+        sub.stats.insert(
+            "Mesh".into(),
+            KdsTypeStats {
+                responses_sent: 3,
+                responses_acknowledged: 2,
+                responses_rejected: 1,
+            },
+        );
+        let v = serde_json::to_value(&sub).unwrap();
+        assert_eq!(v["version"]["kumaCp"]["version"], "0.1.0");
+        assert_eq!(v["status"]["stat"]["Mesh"]["responsesSent"], 3);
+        assert_eq!(v["status"]["total"]["responsesRejected"], 1);
+        assert!(v.get("stats").is_none() && v.get("zoneVersion").is_none());
+        assert_eq!(serde_json::from_value::<KdsSubscription>(v).unwrap(), sub);
+        let old = serde_json::json!({"id": "s1", "zoneVersion": "0.1.0",
+            "stats": {"Mesh": {"responsesSent": 3, "responsesAcknowledged": 2, "responsesRejected": 1}}});
+        assert_eq!(serde_json::from_value::<KdsSubscription>(old).unwrap(), sub);
+    }
 }
