@@ -283,8 +283,9 @@ fn names_and_meshes_follow_kuma_rules() {
         v.contains(&"networking.inbound[0].port".to_string()),
         "{v:?}"
     );
+    // Kuma's path for the missing service tag.
     assert!(
-        v.contains(&"networking.inbound[0].tags".to_string()),
+        v.contains(&r#"networking.inbound[0].tags["kuma.io/service"]"#.to_string()),
         "{v:?}"
     );
 }

@@ -180,7 +180,7 @@ fn unknown_dataplane_fields_are_refused() {
     assert!(v[0].1.contains("networking, metrics, probes"), "{v:?}");
     // Kuma's own fields are kept as written.
     let mut dp = dataplane();
-    dp["metrics"] = json!({"enabledBackend": "prom"});
+    dp["metrics"] = json!({"type": "prometheus", "conf": {"port": 5670}});
     dp["probes"] = json!({"port": 9000});
     dp["networking"]["admin"] = json!({"port": 9901});
     dp["networking"]["transparentProxying"] = json!({"redirectPortInbound": 15006});

@@ -313,7 +313,11 @@ async fn bad_dataplanes_are_4xx_with_field_paths() {
     no_service["networking"]["inbound"][0]["tags"] = json!({"version": "v1"});
     let (status, body) = put("/meshes/default/dataplanes/dp-1", no_service).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(fields(&body), ["networking.inbound[0].tags"]);
+    // Kuma's path for the missing service tag.
+    assert_eq!(
+        fields(&body),
+        [r#"networking.inbound[0].tags["kuma.io/service"]"#]
+    );
 
     let (status, body) = put(
         "/meshes/default/dataplanes/dp-1",

@@ -111,7 +111,7 @@ async fn meshes_converge_on_three_zones_and_a_zone_fails_over_to_another_replica
     // An update and a delete reach every zone.
     let updated = builtin.replace(
         "name: default\n",
-        "name: default\nmetrics:\n  enabledBackend: prometheus-1\n",
+        "name: default\nmetrics:\n  enabledBackend: prometheus-1\n  backends:\n  - name: prometheus-1\n    type: prometheus\n",
     );
     assert_eq!(cluster.put(0, "/meshes/default", &updated).await?.0, 200);
     assert_eq!(cluster.delete(0, "/meshes/payments").await?.0, 200);

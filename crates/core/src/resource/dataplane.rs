@@ -22,7 +22,8 @@ pub const PASSTHROUGH_DATAPLANE_FIELDS: &[&str] = &["metrics", "probes"];
 
 /// Kuma's `networking` fields besides `address`, `advertisedAddress`, `inbound` and `gateway`,
 /// kept as written.
-pub const PASSTHROUGH_NETWORKING_FIELDS: &[&str] = &["outbound", "admin", "transparentProxying"];
+pub const PASSTHROUGH_NETWORKING_FIELDS: &[&str] =
+    &["outbound", "admin", "transparentProxying", "listeners"];
 
 /// The spec of a `Dataplane`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -71,7 +72,7 @@ pub struct Inbound {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service_address: String,
     /// Tags; when there are any, `kuma.io/service` is one of them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tags_with_empty_values")]
     pub tags: BTreeMap<String, String>,
     /// Other inbound fields, kept as written.
     #[serde(flatten)]
@@ -83,7 +84,7 @@ pub struct Inbound {
 #[serde(rename_all = "camelCase")]
 pub struct Gateway {
     /// Tags; when there are any, `kuma.io/service` is one of them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tags_with_empty_values")]
     pub tags: BTreeMap<String, String>,
     /// Other gateway fields, kept as written.
     #[serde(flatten)]
@@ -132,6 +133,12 @@ impl DataplaneSpec {
             PASSTHROUGH_NETWORKING_FIELDS,
             &mut v,
         );
+        if self.networking == Networking::default() {
+            v.violation(
+                &net,
+                "must be defined: a Dataplane has networking.address and its inbounds, outbounds or gateway",
+            );
+        }
         if self.networking.address.trim().is_empty() {
             v.violation(&net.field("address"), "must not be empty");
         } else if let Err(msg) = check_address(&self.networking.address) {
@@ -185,7 +192,7 @@ impl DataplaneSpec {
         if let Some(g) = &self.networking.gateway {
             let p = net.field("gateway");
             if check_tag_count(&g.tags, &p.field("tags"), "gateway", &mut v) {
-                validate_tags(&g.tags, &p.field("tags"), &mut v);
+                validate_tags_at(&g.tags, &p.field("tags"), false, &mut v);
             }
             for (k, value) in &g.other {
                 check_kept_lists(value, &p.field(k), &mut v);
@@ -200,6 +207,14 @@ impl DataplaneSpec {
         }
         for (k, value) in &self.other {
             check_kept_lists(value, &FieldPath::from(k.as_str()), &mut v);
+        }
+        if let Ok(spec) = serde_json::to_value(self) {
+            let gateway = self
+                .networking
+                .gateway
+                .as_ref()
+                .map(|g| g.kind() == GatewayKind::Builtin);
+            super::dataplane_passthrough::validate(&spec, gateway, &mut v);
         }
         v.finish()
     }
@@ -375,16 +390,26 @@ fn check_tag_count(
 /// any tags, `kuma.io/service` among them (Kuma 2.14 accepts an inbound or gateway without tags:
 /// "require service tag only if inbound has any tags").
 pub fn validate_tags(tags: &BTreeMap<String, String>, path: &FieldPath, v: &mut Validator) {
+    validate_tags_at(tags, path, true, v);
+}
+
+/// [`validate_tags`]; a missing `kuma.io/service` is reported at `tags["kuma.io/service"]` for
+/// an inbound (`service_at_key`) and at `tags` for a gateway, as Kuma reports them.
+fn validate_tags_at(
+    tags: &BTreeMap<String, String>,
+    path: &FieldPath,
+    service_at_key: bool,
+    v: &mut Validator,
+) {
+    // Kuma's paths: `tags["NAME"]` for a problem with one tag.
+    let at = |k: &str| FieldPath::from(format!("{path}[{k:?}]").as_str());
     match tags.get(SERVICE_TAG) {
         None if tags.is_empty() => {}
         None => v.violation(
-            path,
+            &if service_at_key { at(SERVICE_TAG) } else { path.clone() },
             format!("tag {SERVICE_TAG:?} is required when an inbound or gateway has tags: add it, or remove every tag"),
         ),
-        Some(s) if s.trim().is_empty() => v.violation(
-            &path.field(&format!("\"{SERVICE_TAG}\"")),
-            "must not be empty",
-        ),
+        Some(s) if s.trim().is_empty() => v.violation(&at(SERVICE_TAG), "must not be empty"),
         Some(_) => {}
     }
     for (k, val) in tags {
@@ -395,17 +420,31 @@ pub fn validate_tags(tags: &BTreeMap<String, String>, path: &FieldPath, v: &mut 
         };
         if !ok(k) {
             v.violation(
-                path,
+                &at(k),
                 format!("tag name {k:?} must be non-empty and use only letters, digits, '-', '_', '.', '/', ':'"),
             );
         }
-        if !ok(val) {
+        if !ok(val) && !(k == SERVICE_TAG && val.trim().is_empty()) {
             v.violation(
-                &path.field(&format!("\"{k}\"")),
+                &at(k),
                 format!("tag value {val:?} must be non-empty and use only letters, digits, '-', '_', '.', '/', ':'"),
             );
         }
     }
+}
+
+/// Tags where a value may be written empty (`version:` in YAML is null): null reads as `""`, which
+/// validation then refuses as empty at `tags["NAME"]`, as Kuma does.
+fn tags_with_empty_values<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw: Option<BTreeMap<String, Option<String>>> = Deserialize::deserialize(d)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
 }
 
 /// The spec of a `DataplaneInsight`: its certificate's state.
@@ -493,7 +532,11 @@ mod tests {
         let empty_map = "type: Dataplane\nmesh: default\nname: d\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 8080\n    tags: {}\n";
         assert_eq!(fields(empty_map), Vec::<String>::new());
         let no_service = "type: Dataplane\nmesh: default\nname: d\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 8080\n    tags:\n      version: v1\n";
-        assert_eq!(fields(no_service), vec!["networking.inbound[0].tags"]);
+        // Kuma's path for a missing service tag on an inbound.
+        assert_eq!(
+            fields(no_service),
+            vec![r#"networking.inbound[0].tags["kuma.io/service"]"#]
+        );
         let gateway = "type: Dataplane\nmesh: default\nname: gw\nnetworking:\n  address: 10.0.0.1\n  gateway:\n    tags:\n      version: v1\n";
         assert_eq!(fields(gateway), vec!["networking.gateway.tags"]);
     }

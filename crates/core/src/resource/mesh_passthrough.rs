@@ -226,7 +226,8 @@ fn validate_metrics(metrics: &Value, path: &FieldPath, v: &mut Validator) {
     }
 }
 
-fn validate_prometheus(conf: &Value, path: &FieldPath, v: &mut Validator) {
+/// A prometheus backend's `conf` (also a Dataplane's `metrics.conf`).
+pub(super) fn validate_prometheus(conf: &Value, path: &FieldPath, v: &mut Validator) {
     if let (Some(skip), Some(tls)) = (conf.get("skipMTLS"), conf.get("tls")) {
         let skip = skip.as_bool().unwrap_or(false);
         let mode = text(tls, "mode");

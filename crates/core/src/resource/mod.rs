@@ -6,6 +6,7 @@
 //! - [`secret`]: Secret and GlobalSecret data.
 //! - [`zone`]: Zone and ZoneInsight (KDS sessions, CA health).
 //! - [`dataplane`]: Dataplane (Kuma's shape) and DataplaneInsight.
+//! - [`dataplane_passthrough`]: Kuma's checks on the Dataplane fields kept as written (outbounds, ...).
 //! - [`change`]: `Change<K>`/`ChangeOp`, what a store's change feed publishes (both stores).
 //! - [`key`]: `StoreKey`, a stored record's kind, mesh and name and its byte form (both stores).
 //! - [`limits`]: how many items each list-valued field may hold (backends per Mesh, inbounds, tags, ...).
@@ -13,6 +14,7 @@
 
 pub mod change;
 pub mod dataplane;
+pub mod dataplane_passthrough;
 pub mod key;
 pub mod limits;
 pub mod mesh;
