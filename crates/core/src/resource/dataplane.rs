@@ -424,7 +424,7 @@ fn validate_tags_at(
                 format!("tag name {k:?} must be non-empty and use only letters, digits, '-', '_', '.', '/', ':'"),
             );
         }
-        if !ok(val) && !(k == SERVICE_TAG && val.trim().is_empty()) {
+        if !(ok(val) || k == SERVICE_TAG && val.trim().is_empty()) {
             v.violation(
                 &at(k),
                 format!("tag value {val:?} must be non-empty and use only letters, digits, '-', '_', '.', '/', ':'"),

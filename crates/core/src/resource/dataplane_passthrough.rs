@@ -89,7 +89,7 @@ pub fn validate(spec: &Value, gateway: Option<bool>, v: &mut Validator) {
         None => {
             validate_probes(spec.get("probes"), v);
             validate_listeners(
-                &listeners,
+                listeners,
                 inbounds,
                 address,
                 &net_path.field("listeners"),
