@@ -103,8 +103,13 @@ pub async fn serve_api(
     })
 }
 
+/// How long open HTTPS API connections may take to finish after the stop signal (an HTTP/2
+/// client must acknowledge the server's GOAWAY; one that never does cannot hold the shutdown).
+pub const TLS_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the API `router` over TLS on `listener` until `stop`, with `ConnectInfo<SocketAddr>`
-/// as [`serve_api`] (the HTTPS API, `api.https_listen`).
+/// as [`serve_api`] (the HTTPS API, `api.https_listen`); open connections get
+/// [`TLS_DRAIN_TIMEOUT`] to finish.
 pub async fn serve_api_tls(
     listener: crate::tls_listener::TlsListener,
     router: Router,
@@ -112,16 +117,28 @@ pub async fn serve_api_tls(
 ) -> Result<(), ServerFailed> {
     use axum::serve::ListenerExt as _;
     // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>` (its address type).
-    axum::serve(
+    let serve = axum::serve(
         listener.tap_io(|_| {}),
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(stop.stopped())
-    .await
-    .map_err(|source| ServerFailed {
-        what: "https api",
-        source,
-    })
+    .with_graceful_shutdown(stop.stopped());
+    let drained = {
+        let stopped = stop.stopped();
+        async move {
+            stopped.await;
+            tokio::time::sleep(TLS_DRAIN_TIMEOUT).await;
+        }
+    };
+    tokio::select! {
+        result = serve => result.map_err(|source| ServerFailed {
+            what: "https api",
+            source,
+        }),
+        () = drained => {
+            tracing::info!("HTTPS API: connections still open {TLS_DRAIN_TIMEOUT:?} after the stop signal are closed");
+            Ok(())
+        }
+    }
 }
 
 /// Serves the diagnostics `router` on `listener` until `stop`.
