@@ -1,7 +1,7 @@
 //! Serving the servers' HTTP routers: binding a listener (an error naming the config key),
 //! one stop signal every listener and task of a server shuts down on, and `axum::serve` with
-//! graceful shutdown (the API with each caller's address, which the admin rule needs), over
-//! plain HTTP or TLS ([`crate::tls_listener`]).
+//! graceful shutdown (the API with each caller's address, which the admin rule needs). The
+//! HTTPS API is served by [`crate::tls_listener::serve_api_tls`].
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -101,44 +101,6 @@ pub async fn serve_api(
         what: "api",
         source,
     })
-}
-
-/// How long open HTTPS API connections may take to finish after the stop signal (an HTTP/2
-/// client must acknowledge the server's GOAWAY; one that never does cannot hold the shutdown).
-pub const TLS_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Serves the API `router` over TLS on `listener` until `stop`, with `ConnectInfo<SocketAddr>`
-/// as [`serve_api`] (the HTTPS API, `api.https_listen`); open connections get
-/// [`TLS_DRAIN_TIMEOUT`] to finish.
-pub async fn serve_api_tls(
-    listener: crate::tls_listener::TlsListener,
-    router: Router,
-    stop: &Stop,
-) -> Result<(), ServerFailed> {
-    use axum::serve::ListenerExt as _;
-    // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>` (its address type).
-    let serve = axum::serve(
-        listener.tap_io(|_| {}),
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.stopped());
-    let drained = {
-        let stopped = stop.stopped();
-        async move {
-            stopped.await;
-            tokio::time::sleep(TLS_DRAIN_TIMEOUT).await;
-        }
-    };
-    tokio::select! {
-        result = serve => result.map_err(|source| ServerFailed {
-            what: "https api",
-            source,
-        }),
-        () = drained => {
-            tracing::info!("HTTPS API: connections still open {TLS_DRAIN_TIMEOUT:?} after the stop signal are closed");
-            Ok(())
-        }
-    }
 }
 
 /// Serves the diagnostics `router` on `listener` until `stop`.
