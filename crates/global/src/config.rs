@@ -657,8 +657,8 @@ tls_key = "/etc/mosaic/kds-key.pem"
         let mut c = GlobalConfig::default();
         c.store.data_dir = "/var/lib/mosaic".into();
         c.raft.node_id = 2;
-        c.raft.advertise = "10.0.0.2:5682".into();
-        c.raft.peers = ["1=10.0.0.1:5682", "2=10.0.0.2:5682", "3=[::1]:5682"]
+        c.raft.advertise = "10.0.0.2:5689".into();
+        c.raft.peers = ["1=10.0.0.1:5689", "2=10.0.0.2:5689", "3=[::1]:5689"]
             .iter()
             .map(|p| p.parse().unwrap())
             .collect();
@@ -667,6 +667,9 @@ tls_key = "/etc/mosaic/kds-key.pem"
         c.raft.ca_key = Some("/etc/mosaic/raft-ca-key.pem".into());
         c.api.admin_token_file = Some("/etc/mosaic/admin-token".into());
         c.api.localhost_is_admin = Some(true);
+        c.api.https_listen = Some(addr("10.0.0.2:5682"));
+        c.api.tls_cert = Some("/etc/mosaic/api.pem".into());
+        c.api.tls_key = Some("/etc/mosaic/api-key.pem".into());
         c.kds.tls_cert = Some("/etc/mosaic/kds.pem".into());
         c.kds.tls_key = Some("/etc/mosaic/kds-key.pem".into());
         c.diagnostics.listen = addr("0.0.0.0:5680");

@@ -1,7 +1,7 @@
 //! Serving the servers' HTTP routers: binding a listener (an error naming the config key),
 //! one stop signal every listener and task of a server shuts down on, and `axum::serve` with
-//! graceful shutdown (the API with each caller's address, which the admin rule needs), over
-//! plain HTTP or TLS ([`crate::tls_listener`]).
+//! graceful shutdown (the API with each caller's address, which the admin rule needs). The
+//! HTTPS API is served by [`crate::tls_listener::serve_api_tls`].
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -99,27 +99,6 @@ pub async fn serve_api(
     .await
     .map_err(|source| ServerFailed {
         what: "api",
-        source,
-    })
-}
-
-/// Serves the API `router` over TLS on `listener` until `stop`, with `ConnectInfo<SocketAddr>`
-/// as [`serve_api`] (the HTTPS API, `api.https_listen`).
-pub async fn serve_api_tls(
-    listener: crate::tls_listener::TlsListener,
-    router: Router,
-    stop: &Stop,
-) -> Result<(), ServerFailed> {
-    use axum::serve::ListenerExt as _;
-    // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>` (its address type).
-    axum::serve(
-        listener.tap_io(|_| {}),
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.stopped())
-    .await
-    .map_err(|source| ServerFailed {
-        what: "https api",
         source,
     })
 }

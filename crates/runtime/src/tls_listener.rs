@@ -1,9 +1,12 @@
 //! The HTTPS API's listener (Kuma's `apiServer.https`, port 5682): TCP connections accepted and
 //! their TLS handshakes done off the accept loop (a slow or silent client holds up only itself,
 //! for at most [`HANDSHAKE_TIMEOUT`]), handed to `axum::serve` as an [`axum::serve::Listener`]
-//! whose address is the caller's `SocketAddr` (the admin rule reads it as for plain HTTP).
+//! whose address is the caller's `SocketAddr` (the admin rule reads it as for plain HTTP), and
+//! served until the stop signal ([`serve_api_tls`]); [`prepare`] binds it with its certificate.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::Router;
 
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -119,6 +122,44 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+/// How long open HTTPS API connections may take to finish after the stop signal (an HTTP/2
+/// client must acknowledge the server's GOAWAY; one that never does cannot hold the shutdown).
+pub const TLS_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the API `router` over TLS on `listener` until `stop`, with `ConnectInfo<SocketAddr>`
+/// as [`crate::serve::serve_api`] (the HTTPS API, `api.https_listen`); open connections get
+/// [`TLS_DRAIN_TIMEOUT`] to finish.
+pub async fn serve_api_tls(
+    listener: TlsListener,
+    router: Router,
+    stop: &crate::serve::Stop,
+) -> Result<(), crate::serve::ServerFailed> {
+    use axum::serve::ListenerExt as _;
+    // `tap_io` gives the listener axum's `ConnectInfo<SocketAddr>` (its address type).
+    let serve = axum::serve(
+        listener.tap_io(|_| {}),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.stopped());
+    let drained = {
+        let stopped = stop.stopped();
+        async move {
+            stopped.await;
+            tokio::time::sleep(TLS_DRAIN_TIMEOUT).await;
+        }
+    };
+    tokio::select! {
+        result = serve => result.map_err(|source| crate::serve::ServerFailed {
+            what: "https api",
+            source,
+        }),
+        () = drained => {
+            tracing::info!("HTTPS API: connections still open {TLS_DRAIN_TIMEOUT:?} after the stop signal are closed");
+            Ok(())
+        }
     }
 }
 

@@ -320,6 +320,18 @@ impl GlobalCluster {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// HTTPS API base URL of replica `i` (`https://<ip>:<https>`).
+    pub fn https_url(&self, i: usize) -> String {
+        let r = &self.replicas[i];
+        format!("https://{}", r.host.addr(r.https))
+    }
+
+    /// The CA replica `i` generated for its HTTPS API (`<data_dir>/api-server-ca.pem`, written
+    /// before it serves): what a client (`mosaicctl --ca-cert-file`) trusts.
+    pub fn api_ca_path(&self, i: usize) -> PathBuf {
+        self.replicas[i].dir.join("data").join("api-server-ca.pem")
+    }
+
     /// KDS address of replica `i` (`grpcs://<ip>:<kds>`).
     pub fn kds_url(&self, i: usize) -> String {
         let r = &self.replicas[i];

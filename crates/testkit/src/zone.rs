@@ -232,6 +232,16 @@ impl ZoneProcess {
         format!("http://{}", self.host.addr(self.api))
     }
 
+    /// HTTPS API base URL (`https://<ip>:<https>`).
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.host.addr(self.https))
+    }
+
+    /// The CA the zone generated for its HTTPS API (`<data_dir>/api-server-ca.pem`).
+    pub fn api_ca_path(&self) -> PathBuf {
+        self.data_dir().join("api-server-ca.pem")
+    }
+
     /// Diagnostics base URL (`/metrics`, `/ready`, `/healthy`).
     pub fn diag_url(&self) -> String {
         format!("http://{}", self.host.addr(self.diag))

@@ -411,6 +411,29 @@ mod tests {
     }
 
     #[test]
+    fn https_api_keys() {
+        // Half a pair, an exposed address without a token file, and a port another listener
+        // has: each refused naming the key.
+        let err =
+            ZoneConfig::load_from(None, env(&[("MOSAIC_API__TLS_CERT", "/c.pem")])).unwrap_err();
+        assert_eq!(err.key(), Some("api.tls_cert"), "{err}");
+        let err = ZoneConfig::load_from(None, env(&[("MOSAIC_API__HTTPS_LISTEN", "0.0.0.0:5682")]))
+            .unwrap_err();
+        assert_eq!(err.key(), Some("api.https_listen"), "{err}");
+        let err =
+            ZoneConfig::load_from(None, env(&[("MOSAIC_API__HTTPS_LISTEN", "127.0.0.1:5681")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("api.listen"), "{err}");
+        // A zone whose api.listen took 5682: the HTTPS API's default yields.
+        let c =
+            ZoneConfig::load_from(None, env(&[("MOSAIC_API__LISTEN", "127.0.0.1:5682")])).unwrap();
+        assert_eq!(c.effective_https_listen(), None);
+        let c =
+            ZoneConfig::load_from(None, env(&[("MOSAIC_API__HTTPS_ENABLED", "false")])).unwrap();
+        assert_eq!(c.effective_https_listen(), None);
+    }
+
+    #[test]
     fn zone_defaults_match_contract() {
         let c = assert_defaults::<ZoneConfig>();
         assert_eq!(c.zone.as_str(), "zone-1");
@@ -421,6 +444,12 @@ mod tests {
         assert_eq!(c.global.ca_cert, None);
         assert_eq!(c.global.token_file, None);
         assert_eq!(c.api.listen, addr("127.0.0.1:5681"));
+        assert!(c.api.https_enabled);
+        assert_eq!(c.effective_https_listen(), Some(addr("127.0.0.1:5682")));
+        assert_eq!(
+            (c.api.tls_cert.as_ref(), c.api.tls_key.as_ref()),
+            (None, None)
+        );
         assert_eq!(c.dp_server.listen, addr("0.0.0.0:5678"));
         assert_eq!(c.dp_server.tls_cert, None);
         assert_eq!(c.diagnostics.listen, addr("127.0.0.1:5680"));
@@ -533,6 +562,9 @@ mod tests {
         c.api.listen = addr("10.0.0.21:5681");
         c.api.admin_token_file = Some("/etc/mosaic/admin-token".into());
         c.api.localhost_is_admin = Some(false);
+        c.api.https_listen = Some(addr("10.0.0.21:5682"));
+        c.api.tls_cert = Some("/etc/mosaic/api.pem".into());
+        c.api.tls_key = Some("/etc/mosaic/api-key.pem".into());
         c.dp_server.tls_cert = Some("/etc/mosaic/dp.pem".into());
         c.dp_server.tls_key = Some("/etc/mosaic/dp-key.pem".into());
         c.issuer.max_in_flight = 3;

@@ -123,7 +123,9 @@ pub async fn serve_with(
         let stop = stop.clone();
         async move {
             match https_listener {
-                Some(listener) => serve::serve_api_tls(listener, router, &stop).await,
+                Some(listener) => {
+                    mosaic_runtime::tls_listener::serve_api_tls(listener, router, &stop).await
+                }
                 None => Ok(()),
             }
         }

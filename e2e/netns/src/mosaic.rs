@@ -4,7 +4,7 @@
 //! Vault's audit log).
 //!
 //! Addresses in the run's /24 (`198.18.X.0/24`): `.1` the test, `.10` OpenBao (`:8200`), `.11`
-//! `.12` `.13` the globals (Kuma's ports: API 5681, KDS 5685, diagnostics 5680, raft 5682),
+//! `.12` `.13` the globals (Kuma's ports: API 5681, KDS 5685, diagnostics 5680, HTTPS API 5682, raft 5689),
 //! `.21` `zone-a` and `.22` `zone-b` (API 5681, SDS 5678, diagnostics 5680), `.30` the KDS relay
 //! when there is one, `.100` and up the agents.
 

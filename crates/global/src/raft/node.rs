@@ -52,7 +52,7 @@ type ServerTask = (
 pub struct RaftSettings {
     /// This replica's id (non-zero, unique).
     pub node_id: u64,
-    /// Where to serve the raft transport, e.g. `127.0.0.1:5682`.
+    /// Where to serve the raft transport, e.g. `127.0.0.1:5689`.
     pub listen: String,
     /// The address peers reach this replica at.
     pub advertise: String,
