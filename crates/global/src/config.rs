@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeSet, fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
+use mosaic_core::resource::UnknownFields;
 use mosaic_runtime::{
     api_auth::ApiAuthSettings,
     config::{
@@ -105,6 +106,12 @@ pub struct ApiConfig {
     /// `api.tls_key`: PEM private key matching `tls_cert`.
     #[serde(with = "optional_path")]
     pub tls_key: Option<PathBuf>,
+    /// `api.unknown_fields` (Mosaic's addition): `ignore` (default, Kuma's behaviour: a field a
+    /// resource document has and Mosaic does not know is dropped, with a `Warning` header and an
+    /// info log) or `refuse` (400 naming each such field). Also applies to the Dataplanes zones
+    /// sync up over KDS.
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
 }
 
 /// `[kds]`: the KDS gRPC server (`kds.listen`, `kds.tls_cert`, `kds.tls_key`; unset
@@ -137,6 +144,7 @@ impl Default for GlobalConfig {
                 localhost_is_admin: None,
                 tls_cert: None,
                 tls_key: None,
+                unknown_fields: UnknownFields::Ignore,
             },
             kds: KdsConfig::on(SocketAddr::from(([0, 0, 0, 0], 5685))),
             diagnostics: DiagnosticsConfig::default(),

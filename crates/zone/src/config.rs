@@ -5,6 +5,7 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
+use mosaic_core::resource::UnknownFields;
 use mosaic_runtime::api_auth::ApiAuthSettings;
 use mosaic_runtime::config::{self, ConfigError, LoadConfig, Sources, optional_path};
 use mosaic_runtime::config::{DiagnosticsConfig, GrpcServerConfig, StoreConfig};
@@ -94,6 +95,11 @@ pub struct ZoneApiConfig {
     /// [`ZoneApiConfig::effective_localhost_is_admin`].
     #[serde(default)]
     pub localhost_is_admin: Option<bool>,
+    /// `api.unknown_fields` (as the global's): `ignore` (default, Kuma's behaviour: unknown
+    /// fields of a Dataplane are dropped, with a `Warning` header and an info log) or `refuse`
+    /// (400 naming each). Also applies to the Dataplanes data planes register over SDS.
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
 }
 
 /// `[dp_server]`: the SDS gRPC server data planes connect to (`dp_server.listen`,
@@ -119,6 +125,7 @@ impl Default for ZoneConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5681)),
                 admin_token_file: None,
                 localhost_is_admin: None,
+                unknown_fields: UnknownFields::Ignore,
             },
             dp_server: DpServerConfig::on(SocketAddr::from(([0, 0, 0, 0], 5678))),
             diagnostics: DiagnosticsConfig::default(),

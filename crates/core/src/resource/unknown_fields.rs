@@ -271,8 +271,9 @@ fn remove(value: &mut Value, steps: &[Step]) {
     }
 }
 
-/// The violations that refuse `unknown` (the paths a [`Collector`] found under `Refuse`).
-pub(crate) fn refusals(unknown: &[String]) -> Vec<Violation> {
+/// The violations that refuse `unknown` (the paths [`super::parse::from_value_with`] found
+/// under `Refuse`).
+pub fn refusals(unknown: &[String]) -> Vec<Violation> {
     unknown
         .iter()
         .map(|path| {
