@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context as _;
-use mosaic_core::resource::{Resource, ResourceType, Spec, parse_documents};
+use mosaic_core::resource::{Resource, ResourceType, Spec, parse::parse_documents_with};
 
 use crate::client::{Client, ClientError, resource_segments};
 
@@ -69,10 +69,11 @@ pub fn label(r: &Resource) -> String {
 }
 
 /// Parses `input` into resources in apply order; invalid documents are reported with their field
-/// paths and nothing is sent.
-pub fn plan(input: &[u8]) -> anyhow::Result<Vec<Resource>> {
-    match parse_documents(input) {
-        Ok(resources) => Ok(apply_order(resources)),
+/// paths and nothing is sent. Unknown fields are dropped with a warning on stderr (what is sent
+/// has none of them), or with `strict` refused.
+pub fn plan(input: &[u8], strict: bool) -> anyhow::Result<Vec<Resource>> {
+    match parse_documents_with(input, crate::validate::policy(strict)) {
+        Ok(decoded) => Ok(apply_order(crate::validate::warn_ignored(decoded))),
         Err(mosaic_core::resource::ParseError::Invalid { index, error }) => {
             let mut msg = format!("document {} is invalid; nothing was applied", index + 1);
             for v in error.violations {
@@ -173,7 +174,7 @@ type: Secret\nmesh: default\nname: token-1\ndata: dA==\n---\n\
 apiVersion: v1\nkind: Secret\nmetadata:\n  name: g1\ntype: system.kuma.io/global-secret\ndata:\n  value: dA==\n---\n\
 apiVersion: kuma.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: other\n---\n\
 type: Secret\nmesh: other\nname: token-2\ndata: dA==\n";
-        let order: Vec<String> = plan(input).unwrap().iter().map(label).collect();
+        let order: Vec<String> = plan(input, false).unwrap().iter().map(label).collect();
         assert_eq!(
             order,
             [
@@ -190,7 +191,7 @@ type: Secret\nmesh: other\nname: token-2\ndata: dA==\n";
         let input = b"type: Mesh\nname: default\nmtls:\n  enabledBackend: v\n  backends:\n  - name: v\n    type: vault\n    conf:\n      fromCp:\n        address: http://vault:8200\n        pki: pki\n        role: r\n        auth:\n          token:\n            secret: token-1\n---\n\
 type: Mesh\nname: plain\n---\n\
 type: Secret\nmesh: default\nname: token-1\ndata: dA==\n";
-        let resources = plan(input).unwrap();
+        let resources = plan(input, false).unwrap();
         let order: Vec<String> = resources.iter().map(label).collect();
         assert_eq!(
             order,
@@ -209,9 +210,9 @@ type: Secret\nmesh: default\nname: token-1\ndata: dA==\n";
     #[test]
     fn invalid_documents_stop_before_sending() {
         let input = b"type: Mesh\nname: default\n---\ntype: Mesh\nname: Bad_Name\n";
-        let err = plan(input).unwrap_err().to_string();
+        let err = plan(input, false).unwrap_err().to_string();
         assert!(err.starts_with("document 2 is invalid"), "{err}");
         assert!(err.contains("\n  name:"), "{err}");
-        assert!(plan(b"").is_err());
+        assert!(plan(b"", false).is_err());
     }
 }

@@ -82,6 +82,10 @@ enum Command {
         /// are taken from Secret documents in the same input).
         #[arg(long)]
         issue: bool,
+        /// Refuse fields Mosaic does not know (by default they are ignored with a warning, as
+        /// Kuma ignores them): for CI pipelines, where a typo must fail.
+        #[arg(long)]
+        strict: bool,
     },
     /// Create or update resources (Universal or Kubernetes YAML/JSON, several documents):
     /// Secrets first, then Meshes, then the rest; stops at the first refusal.
@@ -89,6 +93,10 @@ enum Command {
         /// File to read, `-` for standard input.
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: std::path::PathBuf,
+        /// Refuse fields Mosaic does not know, sending nothing (by default they are dropped
+        /// with a warning, as Kuma drops them).
+        #[arg(long)]
+        strict: bool,
     },
     /// List resources, or show one.
     Get {
@@ -229,10 +237,14 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
         Command::Version => {
             outln!("mosaicctl {}", env!("CARGO_PKG_VERSION"));
         }
-        Command::Validate { file, issue } => {
+        Command::Validate {
+            file,
+            issue,
+            strict,
+        } => {
             let input = validate::read_input(file)?;
             mosaic_runtime::tls::install_crypto_provider();
-            if !block_on(validate::run(&input, *issue))?? {
+            if !block_on(validate::run(&input, *issue, *strict))?? {
                 let what = if file.as_os_str() == "-" {
                     "standard input".to_string()
                 } else {
@@ -246,9 +258,9 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
             outln!("api: {}", s.api.as_str().trim_end_matches('/'));
             outln!("token: {}", s.token_origin);
         }
-        Command::Apply { file } => {
+        Command::Apply { file, strict } => {
             let input = validate::read_input(file)?;
-            let resources = apply::plan(&input)?;
+            let resources = apply::plan(&input, *strict)?;
             let client = client()?;
             block_on(apply::run(&client, &resources))??;
         }

@@ -2,7 +2,8 @@
 //! unfamiliar), Universal or Kubernetes form, exactly one document. The URL's name and mesh fill
 //! in a body that omits them and must match a body that states them. Decoding and validation
 //! are `mosaic_core::resource::parse::decode_for`, so the global and the zones accept and refuse
-//! the same documents.
+//! the same documents. Fields the server does not know are ignored (with a `Warning` header per
+//! field, [`warning_headers`]) or refused, by `api.unknown_fields`.
 
 use axum::{
     http::{HeaderMap, HeaderValue, header},
