@@ -14,7 +14,7 @@ use crate::{
 
 /// A DataSource as written: exactly one field must be set (checked by [`DataSource::validate`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DataSource {
     /// Name of a mesh-scoped Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]

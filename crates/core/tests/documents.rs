@@ -2,8 +2,9 @@
 //! every problem with its field path, never a panic.
 
 use mosaic_core::resource::{
-    ParseError, ResourceType, Spec,
+    ParseError, ResourceType, Spec, UnknownFields,
     mesh::{BackendConf, MeshSpec, VaultMode},
+    parse::parse_documents_with,
     parse_document, parse_documents,
 };
 
@@ -35,6 +36,18 @@ fn violations(doc: &str) -> Vec<(String, String)> {
 
 fn fields(doc: &str) -> Vec<String> {
     violations(doc).into_iter().map(|(f, _)| f).collect()
+}
+
+/// `(field, message)` of every violation of `doc` under `unknown_fields = "refuse"`.
+fn violations_refusing(doc: &str) -> Vec<(String, String)> {
+    match parse_documents_with(doc.as_bytes(), UnknownFields::Refuse) {
+        Ok(r) => panic!("should have been refused: {r:?}"),
+        Err(e) => e
+            .violations()
+            .into_iter()
+            .map(|v| (v.field, v.message))
+            .collect(),
+    }
 }
 
 #[test]
@@ -205,11 +218,15 @@ fn backend_names_and_enabled_backend_are_checked() {
 fn wrong_types_and_unknown_fields_name_the_field() {
     let v = fields("type: Mesh\nname: default\nmtls:\n  backends: yes\n");
     assert_eq!(v, ["mtls.backends"]);
-    let v = fields(&format!(
+    // Unknown fields are refused with `unknown_fields = "refuse"` (by default they are dropped).
+    let v: Vec<String> = violations_refusing(&format!(
         "{VAULT_HEAD}    conf:\n      fromCp:\n        adress: https://v:8200\n"
-    ));
+    ))
+    .into_iter()
+    .map(|(f, _)| f)
+    .collect();
     assert_eq!(v, ["mtls.backends[0].conf.fromCp.adress"]);
-    let v = violations("type: Mesh\nname: default\nmtsl: {}\n");
+    let v = violations_refusing("type: Mesh\nname: default\nmtsl: {}\n");
     assert_eq!(v[0].0, "mtsl");
     let v = fields(&format!(
         "{VAULT_HEAD}    conf:\n      fromCp:\n        address: https://v:8200\n        pki: p\n        role: r\n        tls:\n          skipVerify: maybe\n        auth:\n          token:\n            inlineString: t\n"

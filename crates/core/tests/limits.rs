@@ -3,12 +3,12 @@
 //! naming the field and the bound, bad addresses and unknown fields naming the field.
 
 use mosaic_core::resource::{
-    ResourceType,
+    ResourceType, UnknownFields,
     limits::{
         MAX_BACKENDS_PER_MESH, MAX_INBOUNDS_PER_DATAPLANE, MAX_KEPT_LIST_ITEMS, MAX_LABELS,
         MAX_OUTBOUNDS_PER_DATAPLANE, MAX_TAGS,
     },
-    parse::{DecodeError, Target, decode_for},
+    parse::{DecodeError, Target, decode_for, parse_documents_with},
     parse_document,
 };
 use serde_json::{Value, json};
@@ -173,7 +173,16 @@ fn unknown_dataplane_fields_are_refused() {
     let mut dp = dataplane();
     dp["evil"] = json!(true);
     dp["networking"]["inbounds"] = json!([]);
-    let v = violations(&dp);
+    // Refused with `unknown_fields = "refuse"` (by default they are dropped, as Kuma does).
+    let v: Vec<(String, String)> =
+        match parse_documents_with(&serde_json::to_vec(&dp).unwrap(), UnknownFields::Refuse) {
+            Ok(r) => panic!("should have been refused: {r:?}"),
+            Err(e) => e
+                .violations()
+                .into_iter()
+                .map(|v| (v.field, v.message))
+                .collect(),
+        };
     let fields: Vec<&str> = v.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(fields, ["evil", "networking.inbounds"], "{v:?}");
     assert!(v[0].1.contains("unknown field"), "{v:?}");

@@ -16,7 +16,9 @@ use std::{
 };
 
 use anyhow::Context as _;
-use mosaic_core::resource::{ParseError, Resource, ResourceType, Spec, parse_documents};
+use mosaic_core::resource::{
+    ParseError, Resource, ResourceType, Spec, parse::parse_documents_with,
+};
 
 use crate::client::{Client, ClientError, resource_segments};
 
@@ -79,13 +81,14 @@ pub fn label(r: &Resource) -> String {
 /// Parses `input` into resources in apply order; invalid documents are reported with their field
 /// paths and nothing is sent. (One input without variables: what the unit tests use.)
 #[cfg(test)]
-pub fn plan(input: &[u8]) -> anyhow::Result<Vec<Resource>> {
+pub fn plan(input: &[u8], strict: bool) -> anyhow::Result<Vec<Resource>> {
     plan_inputs(
         &[Input {
             origin: None,
             bytes: input.to_vec(),
         }],
         &BTreeMap::new(),
+        strict,
     )
 }
 
@@ -148,9 +151,12 @@ pub fn read_inputs(file: &Path) -> anyhow::Result<Vec<Input>> {
 
 /// Renders (when `vars` is not empty) and parses every input into resources in apply order.
 /// Nothing is sent when any document is invalid; empty files of a directory are skipped.
+/// Unknown fields are dropped with a warning on stderr (what is sent has none of them), or with
+/// `strict` refused.
 pub fn plan_inputs(
     inputs: &[Input],
     vars: &BTreeMap<String, String>,
+    strict: bool,
 ) -> anyhow::Result<Vec<Resource>> {
     let mut resources = Vec::new();
     for input in inputs {
@@ -175,8 +181,8 @@ pub fn plan_inputs(
             })?;
             rendered.as_bytes()
         };
-        match parse_documents(bytes) {
-            Ok(parsed) => resources.extend(parsed),
+        match parse_documents_with(bytes, crate::validate::policy(strict)) {
+            Ok(decoded) => resources.extend(crate::validate::warn_ignored(decoded)),
             Err(ParseError::Empty) if input.origin.is_some() => {}
             Err(ParseError::Invalid { index, error }) => {
                 let mut msg = at(format!(
@@ -297,7 +303,7 @@ type: Secret\nmesh: default\nname: token-1\ndata: dA==\n---\n\
 apiVersion: v1\nkind: Secret\nmetadata:\n  name: g1\ntype: system.kuma.io/global-secret\ndata:\n  value: dA==\n---\n\
 apiVersion: kuma.io/v1alpha1\nkind: Mesh\nmetadata:\n  name: other\n---\n\
 type: Secret\nmesh: other\nname: token-2\ndata: dA==\n";
-        let order: Vec<String> = plan(input).unwrap().iter().map(label).collect();
+        let order: Vec<String> = plan(input, false).unwrap().iter().map(label).collect();
         assert_eq!(
             order,
             [
@@ -314,7 +320,7 @@ type: Secret\nmesh: other\nname: token-2\ndata: dA==\n";
         let input = b"type: Mesh\nname: default\nmtls:\n  enabledBackend: v\n  backends:\n  - name: v\n    type: vault\n    conf:\n      fromCp:\n        address: http://vault:8200\n        pki: pki\n        role: r\n        auth:\n          token:\n            secret: token-1\n---\n\
 type: Mesh\nname: plain\n---\n\
 type: Secret\nmesh: default\nname: token-1\ndata: dA==\n";
-        let resources = plan(input).unwrap();
+        let resources = plan(input, false).unwrap();
         let order: Vec<String> = resources.iter().map(label).collect();
         assert_eq!(
             order,
@@ -333,9 +339,9 @@ type: Secret\nmesh: default\nname: token-1\ndata: dA==\n";
     #[test]
     fn invalid_documents_stop_before_sending() {
         let input = b"type: Mesh\nname: default\n---\ntype: Mesh\nname: Bad_Name\n";
-        let err = plan(input).unwrap_err().to_string();
+        let err = plan(input, false).unwrap_err().to_string();
         assert!(err.starts_with("document 2 is invalid"), "{err}");
         assert!(err.contains("\n  name:"), "{err}");
-        assert!(plan(b"").is_err());
+        assert!(plan(b"", false).is_err());
     }
 }

@@ -90,6 +90,10 @@ enum Command {
         /// are taken from Secret documents in the same input).
         #[arg(long)]
         issue: bool,
+        /// Refuse fields Mosaic does not know (by default they are ignored with a warning, as
+        /// Kuma ignores them): for CI pipelines, where a typo must fail.
+        #[arg(long)]
+        strict: bool,
     },
     /// Create or update resources (Universal or Kubernetes YAML/JSON, several documents):
     /// Secrets first, then Meshes, then the rest; stops at the first refusal.
@@ -105,6 +109,10 @@ enum Command {
         /// Fill in the variables and print the resources (YAML) without applying them.
         #[arg(long)]
         dry_run: bool,
+        /// Refuse fields Mosaic does not know, sending nothing (by default they are dropped
+        /// with a warning, as Kuma drops them).
+        #[arg(long)]
+        strict: bool,
     },
     /// List resources, or show one.
     Get {
@@ -261,10 +269,14 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
         Command::Version => {
             outln!("mosaicctl {}", env!("CARGO_PKG_VERSION"));
         }
-        Command::Validate { file, issue } => {
+        Command::Validate {
+            file,
+            issue,
+            strict,
+        } => {
             let input = validate::read_input(file)?;
             mosaic_runtime::tls::install_crypto_provider();
-            if !block_on(validate::run(&input, *issue))?? {
+            if !block_on(validate::run(&input, *issue, *strict))?? {
                 let what = if file.as_os_str() == "-" {
                     "standard input".to_string()
                 } else {
@@ -285,10 +297,11 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
             file,
             vars,
             dry_run,
+            strict,
         } => {
             let inputs = apply::read_inputs(file)?;
             let vars = vars.iter().flatten().cloned().collect();
-            let resources = apply::plan_inputs(&inputs, &vars)?;
+            let resources = apply::plan_inputs(&inputs, &vars, *strict)?;
             if *dry_run {
                 apply::dry_run(&resources)?;
             } else {

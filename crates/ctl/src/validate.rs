@@ -9,7 +9,9 @@ use mosaic_ca::build_backend;
 use mosaic_core::{
     ca::{IssueRequest, identity::inspect_pem},
     datasource::{SecretSource, StaticSecrets},
-    resource::{Resource, Spec, parse_documents},
+    resource::{
+        Resource, Spec, UnknownFields, parse::parse_documents_with, unknown_fields::Decoded,
+    },
 };
 
 /// Reads `file` (`-` for stdin).
@@ -32,11 +34,39 @@ fn label(r: &Resource) -> String {
     }
 }
 
-/// Validates every document; with `issue`, test-issues from every backend. Returns whether all
-/// passed; prints one line per resource and one per backend.
-pub async fn run(input: &[u8], issue: bool) -> anyhow::Result<bool> {
-    let resources = match parse_documents(input) {
-        Ok(r) => r,
+/// The policy of `--strict`: refuse unknown fields, else ignore them as Kuma does.
+pub fn policy(strict: bool) -> UnknownFields {
+    if strict {
+        UnknownFields::Refuse
+    } else {
+        UnknownFields::Ignore
+    }
+}
+
+/// Prints a `warning:` line on stderr for every ignored field of every document and returns
+/// the resources.
+pub fn warn_ignored(decoded: Vec<Decoded>) -> Vec<Resource> {
+    decoded
+        .into_iter()
+        .map(|d| {
+            for path in &d.ignored {
+                warnln!(
+                    "{}: {} (Kuma ignores it too; use --strict to refuse it)",
+                    label(&d.resource),
+                    mosaic_core::resource::unknown_fields::ignored_message(path)
+                );
+            }
+            d.resource
+        })
+        .collect()
+}
+
+/// Validates every document (`strict`: unknown fields are refused, else ignored with a
+/// warning); with `issue`, test-issues from every backend. Returns whether all passed; prints
+/// one line per resource and one per backend.
+pub async fn run(input: &[u8], issue: bool, strict: bool) -> anyhow::Result<bool> {
+    let resources = match parse_documents_with(input, policy(strict)) {
+        Ok(r) => warn_ignored(r),
         Err(mosaic_core::resource::ParseError::Invalid { index, error }) => {
             outln!("document {}: invalid", index + 1);
             for v in error.violations {

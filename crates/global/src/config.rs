@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeSet, fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
+use mosaic_core::resource::UnknownFields;
 use mosaic_runtime::{
     api_auth::ApiAuthSettings,
     config::{
@@ -120,6 +121,12 @@ pub struct ApiConfig {
     /// `api.tls_key`: PEM private key matching `tls_cert`.
     #[serde(with = "optional_path")]
     pub tls_key: Option<PathBuf>,
+    /// `api.unknown_fields` (Mosaic's addition): `ignore` (default, Kuma's behaviour: a field a
+    /// resource document has and Mosaic does not know is dropped, with a `Warning` header and an
+    /// info log) or `refuse` (400 naming each such field). Also applies to the Dataplanes zones
+    /// sync up over KDS.
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
 }
 
 fn default_true() -> bool {
@@ -158,6 +165,7 @@ impl Default for GlobalConfig {
                 https_listen: None,
                 tls_cert: None,
                 tls_key: None,
+                unknown_fields: UnknownFields::Ignore,
             },
             kds: KdsConfig::on(SocketAddr::from(([0, 0, 0, 0], 5685))),
             diagnostics: DiagnosticsConfig::default(),

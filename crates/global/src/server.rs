@@ -97,7 +97,11 @@ pub async fn serve(
     };
 
     let store: Arc<dyn ResourceStore> = node.store();
-    let api_router = api::router(ApiState::new(store, None).with_auth(api_auth));
+    let api_router = api::router(
+        ApiState::new(store, None)
+            .with_auth(api_auth)
+            .with_unknown_fields(config.api.unknown_fields),
+    );
     let ready_node = node.clone();
     let diag_router = diagnostics::router(
         metrics,
@@ -122,7 +126,13 @@ pub async fn serve(
     let api_server = serve::serve_api(api_listener, api_router, &stop);
     let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
     let kds_server = {
-        let kds = KdsServer::new(node.store(), KdsSettings::default());
+        let kds = KdsServer::new(
+            node.store(),
+            KdsSettings {
+                unknown_fields: config.api.unknown_fields,
+                ..KdsSettings::default()
+            },
+        );
         let store = node.store();
         let data_dir = config.store.data_dir.clone();
         let names = kds::tls::default_names(&config.raft.advertise, config.kds.listen);

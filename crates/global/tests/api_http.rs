@@ -853,10 +853,10 @@ async fn url_and_body_must_agree() {
 }
 
 /// Every writable endpoint with every kind of bad body: a 4xx with field paths, never a 5xx,
-/// and nothing stored.
+/// and nothing stored (with `api.unknown_fields = "refuse"`, so that an unknown field is one).
 #[tokio::test]
 async fn bad_bodies_are_4xx_with_fields_and_store_nothing() {
-    let (app, store) = app().await;
+    let (app, store) = app_refusing_unknown_fields().await;
     let proposed = store.log_index().await;
     let endpoints = [
         "/meshes/default",

@@ -6,9 +6,9 @@
 mod kds_support;
 mod support;
 
-use kds_support::{KdsHarness, dataplane, list, zone_insight};
+use kds_support::{KdsHarness, dataplane, list, test_settings, zone_insight};
 use mosaic_core::resource::{ResourceType, Spec};
-use mosaic_global::{api::zones::is_online, store::ResourceStore};
+use mosaic_global::{api::zones::is_online, kds::KdsSettings, store::ResourceStore};
 use support::raft_store::{TestStore, eventually};
 
 fn names_of(store: &TestStore, zone: &str) -> Vec<String> {
@@ -234,13 +234,17 @@ async fn insight_and_a_disconnect_that_deletes_nothing() {
 }
 
 /// The Dataplanes the zone's API refuses (an address that is no address, an unknown top-level
-/// field) the global refuses too, with the same field and words, and stores nothing of them:
-/// both run the one check in `mosaic_core`.
+/// field with `api.unknown_fields = "refuse"`) the global refuses too, with the same field and
+/// words, and stores nothing of them: both run the one check in `mosaic_core`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dataplanes_the_zone_refuses_are_refused_by_the_global_alike() {
     let store = TestStore::start().await;
     store.put("type: Mesh\nname: default\n").await;
-    let kds = KdsHarness::start(store.store()).await;
+    let settings = KdsSettings {
+        unknown_fields: mosaic_core::resource::UnknownFields::Refuse,
+        ..test_settings()
+    };
+    let kds = KdsHarness::start_with(store.store(), settings).await;
     let token = kds.token("east").await;
     let east = kds.client("east", &token).await;
     let mut e = east.zone_to_global().await.expect("east");

@@ -2,12 +2,17 @@
 //! unfamiliar), Universal or Kubernetes form, exactly one document. The URL's name and mesh fill
 //! in a body that omits them and must match a body that states them. Decoding and validation
 //! are `mosaic_core::resource::parse::decode_for`, so the global and the zones accept and refuse
-//! the same documents.
+//! the same documents. Fields the server does not know are ignored (with a `Warning` header per
+//! field, [`warning_headers`]) or refused, by `api.unknown_fields`.
 
-use axum::http::{HeaderMap, header};
+use axum::{
+    http::{HeaderMap, HeaderValue, header},
+    response::Response,
+};
 use mosaic_core::resource::{
-    Resource,
+    Resource, UnknownFields,
     parse::{self, DecodeError, ParseError},
+    unknown_fields::{Decoded, ignored_message},
 };
 use serde_json::Value;
 
@@ -46,12 +51,24 @@ fn declared(headers: &HeaderMap) -> Declared {
     }
 }
 
-/// Decodes a PUT body for `target` into a validated-shape resource (name and mesh settled).
+/// Decodes a PUT body for `target` into a validated-shape resource (name and mesh settled);
+/// unknown fields are dropped as Kuma drops them.
 pub fn decode<D: ApiDialect>(
     headers: &HeaderMap,
     bytes: &[u8],
     target: &Target,
 ) -> Result<Resource, ApiFailure> {
+    decode_reporting::<D>(headers, bytes, target, UnknownFields::Ignore).map(|d| d.resource)
+}
+
+/// [`decode`] with the server's `api.unknown_fields` policy: the resource comes with the fields
+/// that were ignored, for [`warning_headers`] and the logs.
+pub fn decode_reporting<D: ApiDialect>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+    target: &Target,
+    policy: UnknownFields,
+) -> Result<Decoded, ApiFailure> {
     if D::REPORTS_JSON_SYNTAX && declared(headers) == Declared::Json {
         // JSON was declared: report JSON's own syntax error (line and column), not YAML's.
         let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -78,13 +95,65 @@ pub fn decode<D: ApiDialect>(
         document: "the body",
         given_by: "the URL",
     };
-    parse::decode_for(bytes, &document).map_err(|e| match e {
+    parse::decode_with(bytes, &document, policy).map_err(|e| match e {
         DecodeError::TooLarge { .. } => ApiFailure::TooLarge {
             advice: D::TOO_LARGE_ADVICE,
         },
         DecodeError::Unfit(v) => ApiFailure::bad_field(v.field, v.message),
         DecodeError::Invalid(error) => ApiFailure::invalid(error),
     })
+}
+
+/// At most this many `Warning` headers per answer; the last says how many more were ignored.
+const MAX_WARNINGS: usize = 20;
+/// A field path in a `Warning` header is cut to this many characters.
+const MAX_WARNING_PATH: usize = 200;
+
+/// One `Warning` header (RFC 9110 section 5.5 form, code 299 "miscellaneous persistent
+/// warning", as the Kubernetes API server sends for unknown fields) per ignored field:
+/// `299 - "unknown field mtls.ca ignored"`. Paths come from the request, so they are cut short,
+/// and quotes, backslashes and anything outside printable ASCII are escaped or replaced.
+pub fn warning_headers(ignored: &[String]) -> Vec<HeaderValue> {
+    let quoted = |text: &str| {
+        let mut out = String::with_capacity(text.len() + 2);
+        out.push('"');
+        for c in text.chars() {
+            match c {
+                '"' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                ' '..='~' => out.push(c),
+                _ => out.push('?'),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let mut values: Vec<HeaderValue> = Vec::new();
+    for (i, path) in ignored.iter().enumerate() {
+        let text = if i + 1 == MAX_WARNINGS && ignored.len() > MAX_WARNINGS {
+            format!("{} more unknown fields ignored", ignored.len() - i)
+        } else {
+            let cut: String = path.chars().take(MAX_WARNING_PATH).collect();
+            ignored_message(&cut)
+        };
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", quoted(&text))) {
+            values.push(v);
+        }
+        if values.len() == MAX_WARNINGS {
+            break;
+        }
+    }
+    values
+}
+
+/// `response` with one `Warning` header per ignored field ([`warning_headers`]).
+pub fn with_warnings(mut response: Response, ignored: &[String]) -> Response {
+    for value in warning_headers(ignored) {
+        response.headers_mut().append(header::WARNING, value);
+    }
+    response
 }
 
 #[cfg(test)]
@@ -198,6 +267,51 @@ mod tests {
             &t,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn ignored_fields_become_warning_headers() {
+        let t = target(ResourceType::Mesh, None, "sample");
+        let d = decode_reporting::<Strict>(
+            &HeaderMap::new(),
+            b"mtls:\n  ca:\n    builtin:\n",
+            &t,
+            UnknownFields::Ignore,
+        )
+        .unwrap();
+        assert_eq!(d.ignored, ["mtls.ca"]);
+        let h = warning_headers(&d.ignored);
+        assert_eq!(
+            h,
+            [HeaderValue::from_static(
+                "299 - \"unknown field mtls.ca ignored\""
+            )]
+        );
+        let e = decode_reporting::<Strict>(
+            &HeaderMap::new(),
+            b"mtls:\n  ca:\n    builtin:\n",
+            &t,
+            UnknownFields::Refuse,
+        )
+        .unwrap_err();
+        assert_eq!(field(e), "mtls.ca");
+        // Paths from the request are escaped, cut and counted.
+        let odd = vec!["a\"b\\c\u{e9}\n".to_string()];
+        assert_eq!(
+            warning_headers(&odd),
+            [HeaderValue::from_static(
+                "299 - \"unknown field a\\\"b\\\\c?? ignored\""
+            )]
+        );
+        let many: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
+        let h = warning_headers(&many);
+        assert_eq!(h.len(), MAX_WARNINGS);
+        assert_eq!(
+            h[MAX_WARNINGS - 1],
+            "299 - \"31 more unknown fields ignored\""
+        );
+        let long = vec!["x".repeat(5000)];
+        assert!(warning_headers(&long)[0].len() < 300);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
+use mosaic_core::resource::UnknownFields;
 use mosaic_runtime::api_auth::ApiAuthSettings;
 use mosaic_runtime::config::{self, ConfigError, LoadConfig, Sources, optional_path};
 use mosaic_runtime::config::{DiagnosticsConfig, GrpcServerConfig, StoreConfig};
@@ -110,6 +111,11 @@ pub struct ZoneApiConfig {
     /// `api.tls_key`: PEM private key matching `tls_cert`.
     #[serde(default, with = "optional_path")]
     pub tls_key: Option<PathBuf>,
+    /// `api.unknown_fields` (as the global's): `ignore` (default, Kuma's behaviour: unknown
+    /// fields of a Dataplane are dropped, with a `Warning` header and an info log) or `refuse`
+    /// (400 naming each). Also applies to the Dataplanes data planes register over SDS.
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
 }
 
 fn default_true() -> bool {
@@ -143,6 +149,7 @@ impl Default for ZoneConfig {
                 https_listen: None,
                 tls_cert: None,
                 tls_key: None,
+                unknown_fields: UnknownFields::Ignore,
             },
             dp_server: DpServerConfig::on(SocketAddr::from(([0, 0, 0, 0], 5678))),
             diagnostics: DiagnosticsConfig::default(),

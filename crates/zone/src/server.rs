@@ -98,12 +98,18 @@ pub async fn serve_with(
     };
     let hook: Arc<dyn CaHealthHook> = Arc::new(insight.clone());
     let issuer = Issuer::new(store.clone(), Some(hook), settings);
-    let sds = SdsServer::new(store.clone(), issuer.clone(), &zone);
+    let sds = SdsServer::with_unknown_fields(
+        store.clone(),
+        issuer.clone(),
+        &zone,
+        config.api.unknown_fields,
+    );
     let client = KdsClient::new(kds_config, store.clone(), insight);
     let api_router = api::router(ApiState {
         store: store.clone(),
         zone: zone.clone(),
         auth: Arc::new(api_auth),
+        unknown_fields: config.api.unknown_fields,
     });
     let diag_router = diagnostics::router(metrics, client.status());
 

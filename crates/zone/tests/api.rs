@@ -12,6 +12,7 @@ use axum::{
     extract::connect_info::MockConnectInfo,
     http::{Method, Request, StatusCode},
 };
+use mosaic_core::resource::UnknownFields;
 use mosaic_kds::assemble::Assembled;
 use mosaic_runtime::api_auth::AdminAuth;
 use mosaic_zone::{
@@ -31,6 +32,11 @@ struct Api {
 
 impl Api {
     fn new() -> Self {
+        Self::with_unknown_fields(UnknownFields::Ignore)
+    }
+
+    /// With `api.unknown_fields = policy`.
+    fn with_unknown_fields(policy: UnknownFields) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(ZoneStore::open(dir.path()).unwrap());
         for (ty, resources) in [
@@ -53,6 +59,7 @@ impl Api {
             store: store.clone(),
             zone: "east".into(),
             auth: Arc::new(AdminAuth::new([], true)),
+            unknown_fields: policy,
         })
         .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 1))));
         Self {
@@ -388,11 +395,11 @@ async fn bad_dataplanes_are_4xx_with_field_paths() {
 }
 
 /// What the security probe sent: Dataplanes the global refuses (an address that is no address,
-/// an unknown top-level field). The zone refuses them the same way, naming the field, and
-/// stores nothing.
+/// an unknown top-level field, with `api.unknown_fields = "refuse"`). The zone refuses them the
+/// same way, naming the field, and stores nothing.
 #[tokio::test]
 async fn dataplanes_the_global_refuses_are_refused_and_nothing_is_stored() {
-    let api = Api::new();
+    let api = Api::with_unknown_fields(UnknownFields::Refuse);
     let mut bad_address = dataplane_json("default", "dp-1", "web");
     bad_address["networking"]["address"] = json!("not an ip;rm -rf");
     let mut unknown_field = dataplane_json("default", "dp-1", "web");
@@ -434,5 +441,40 @@ async fn dataplanes_the_global_refuses_are_refused_and_nothing_is_stored() {
             )
             .unwrap()
             .is_empty()
+    );
+}
+
+/// By default (Kuma's behaviour) a Dataplane's unknown fields are dropped: the PUT succeeds with
+/// a `Warning` header per ignored field, and what is stored (and synced up) has none of them.
+#[tokio::test]
+async fn unknown_dataplane_fields_are_ignored_with_a_warning_by_default() {
+    let api = Api::new();
+    let mut body = dataplane_json("default", "dp-1", "web");
+    body["evil"] = json!({"run": "rm -rf /"});
+    body["networking"]["inbound"][0]["health"] = json!({"ready": true});
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri("/meshes/default/dataplanes/dp-1")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = api.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let warnings: Vec<&str> = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(warnings, [r#"299 - "unknown field evil ignored""#]);
+    let (status, stored) = api
+        .call(Method::GET, "/meshes/default/dataplanes/dp-1", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(stored.get("evil").is_none(), "{stored}");
+    // Kuma's inbound fields are kept as written.
+    assert_eq!(
+        stored["networking"]["inbound"][0]["health"],
+        json!({"ready": true})
     );
 }

@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use mosaic_ca::{builtin, local::LocalCa};
 use mosaic_core::{
     ca::identity::inspect_pem,
-    resource::{ResourceType, Spec, parse::from_value},
+    resource::{ResourceType, Spec, UnknownFields, parse::from_value},
     sds::{SECRET_TYPE_URL, node_id},
     token::{DataplaneClaims, SigningKey},
 };
@@ -59,6 +59,11 @@ struct Harness {
 
 impl Harness {
     async fn start(expiration: &str) -> Self {
+        Self::start_with(expiration, UnknownFields::Ignore).await
+    }
+
+    /// With `api.unknown_fields = policy` for registering Dataplanes.
+    async fn start_with(expiration: &str, policy: UnknownFields) -> Self {
         mosaic_testkit::ensure_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(ZoneStore::open(dir.path()).unwrap());
@@ -85,7 +90,7 @@ impl Harness {
             ],
         );
         let issuer = Issuer::new(store.clone(), None, IssuerSettings::default());
-        let server = SdsServer::new(store.clone(), issuer, ZONE);
+        let server = SdsServer::with_unknown_fields(store.clone(), issuer, ZONE, policy);
         let identity = tls::load_or_generate(
             dir.path(),
             "dp-server",
@@ -512,9 +517,10 @@ async fn refused(
     assert_eq!(h.cached_certificates(), 0, "nothing issued");
 }
 
+/// With `api.unknown_fields = "refuse"`, so that an unknown field is one of the refusals.
 #[tokio::test]
 async fn bad_tokens_and_requests_are_refused_and_nothing_is_issued() {
-    let h = Harness::start("24h").await;
+    let h = Harness::start_with("24h", UnknownFields::Refuse).await;
     let good = h.web_token("web-1");
     let web = || web_request("web-1");
 

@@ -42,7 +42,7 @@ pub struct MeshSpec {
 
 /// `mtls` of a Mesh.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Mtls {
     /// Name of the backend that issues data-plane certificates; empty means mTLS is off.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -57,7 +57,7 @@ pub struct Mtls {
 
 /// One CA backend, as written (`conf` is typed by [`MtlsBackend::typed_conf`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MtlsBackend {
     /// Unique name within the Mesh.
     pub name: String,
@@ -80,7 +80,7 @@ pub struct MtlsBackend {
 
 /// `dpCert` of a backend.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DpCert {
     /// Rotation settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,7 +92,7 @@ pub struct DpCert {
 
 /// `dpCert.rotation`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Rotation {
     /// Certificate lifetime (default 24h); rotation happens at 80% of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,7 +101,7 @@ pub struct Rotation {
 
 /// `rootChain` of a backend.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RootChain {
     /// Timeout of fetching the root chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,7 +143,7 @@ pub enum BackendConf {
 
 /// `conf` of a builtin backend.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BuiltinConf {
     /// The CA certificate's settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,7 +152,6 @@ pub struct BuiltinConf {
 
 /// `conf.caCert` of a builtin backend.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BuiltinCaCert {
     /// Kuma's RSA key size. Mosaic's builtin CA uses ECDSA P-256; the field is accepted for
     /// compatibility and must be at least 2048 when set.
@@ -165,7 +164,7 @@ pub struct BuiltinCaCert {
 
 /// `conf` of a provided backend.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ProvidedConf {
     /// The CA certificate (PEM; may be followed by its chain).
     #[serde(default)]
@@ -177,7 +176,7 @@ pub struct ProvidedConf {
 
 /// `conf` of a vault backend.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VaultConf {
     /// The control plane talks to Vault itself.
     #[serde(default)]
@@ -186,7 +185,7 @@ pub struct VaultConf {
 
 /// `conf.fromCp` of a vault backend: the fields of seeds 000/001 plus Mosaic's additions.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VaultFromCp {
     /// Vault's address, e.g. `https://vault.example.com:8200`. Every zone must reach Vault here.
     #[serde(default)]
@@ -219,7 +218,7 @@ pub struct VaultFromCp {
 
 /// `conf.fromCp.tls`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VaultTls {
     /// CA certificate(s) that sign Vault's TLS certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,7 +233,7 @@ pub struct VaultTls {
 
 /// `conf.fromCp.auth`: exactly one method (none when an agent holds the token).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VaultAuth {
     /// A Vault token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +258,7 @@ pub struct VaultAuth {
 
 /// `auth.tls`: client certificate and key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VaultTlsAuth {
     /// Client private key (PEM).
     #[serde(default)]
@@ -274,7 +273,7 @@ pub struct VaultTlsAuth {
 
 /// `auth.aws`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VaultAwsAuth {
     /// `IAM` (default) or `EC2`.
     #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
@@ -292,7 +291,7 @@ pub struct VaultAwsAuth {
 
 /// `auth.kubernetes`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VaultKubernetesAuth {
     /// Vault role to log in as.
     #[serde(default)]
@@ -307,7 +306,7 @@ pub struct VaultKubernetesAuth {
 
 /// `auth.approle`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VaultAppRoleAuth {
     /// The AppRole's role_id.
     #[serde(default)]

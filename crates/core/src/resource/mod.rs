@@ -11,6 +11,8 @@
 //! - [`key`]: `StoreKey`, a stored record's kind, mesh and name and its byte form (both stores).
 //! - [`limits`]: how many items each list-valued field may hold (backends per Mesh, inbounds, tags, ...).
 //! - [`parse`]: Universal and Kubernetes YAML/JSON documents to [`Resource`]s and back.
+//! - [`unknown_fields`]: fields a document has and Mosaic does not know: ignored as Kuma does (and
+//!   reported), or refused.
 
 pub mod change;
 pub mod dataplane;
@@ -21,6 +23,7 @@ pub mod mesh;
 pub mod mesh_passthrough;
 pub mod parse;
 pub mod secret;
+pub mod unknown_fields;
 pub mod zone;
 
 use std::{collections::BTreeMap, fmt, str::FromStr};
@@ -35,6 +38,7 @@ pub use key::{KeyKind, StoreKey};
 pub use mesh::MeshSpec;
 pub use parse::{ParseError, parse_document, parse_documents};
 pub use secret::SecretSpec;
+pub use unknown_fields::UnknownFields;
 pub use zone::{ZoneInsightSpec, ZoneSpec};
 
 /// The resource types.
@@ -229,24 +233,10 @@ impl Spec {
         }
     }
 
-    /// Decodes a spec of type `ty` from JSON; errors carry field paths.
+    /// Decodes a spec of type `ty` from JSON; errors carry field paths. Unknown fields are
+    /// dropped as Kuma drops them ([`parse::from_value_with`] reports them).
     pub fn from_value(ty: ResourceType, value: serde_json::Value) -> Result<Self, ValidationError> {
-        fn de<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ValidationError> {
-            serde_path_to_error::deserialize(v).map_err(|e| {
-                let path = e.path().to_string();
-                let path = if path == "." { String::new() } else { path };
-                ValidationError::single(path, e.into_inner().to_string())
-            })
-        }
-        Ok(match ty {
-            ResourceType::Mesh => Spec::Mesh(de(value)?),
-            ResourceType::Secret => Spec::Secret(de(value)?),
-            ResourceType::GlobalSecret => Spec::GlobalSecret(de(value)?),
-            ResourceType::Zone => Spec::Zone(de(value)?),
-            ResourceType::ZoneInsight => Spec::ZoneInsight(de(value)?),
-            ResourceType::Dataplane => Spec::Dataplane(de(value)?),
-            ResourceType::DataplaneInsight => Spec::DataplaneInsight(de(value)?),
-        })
+        unknown_fields::Collector::new(UnknownFields::Ignore).spec(ty, value)
     }
 
     /// The spec as a JSON object.

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::{Meta, Resource, ResourceType, Spec};
+use super::{
+    Meta, Resource, ResourceType, Spec,
+    unknown_fields::{Collector, Decoded, UnknownFields, settle},
+};
 use crate::validate::{ValidationError, Violation};
 
 /// Largest document accepted, in bytes.
@@ -80,17 +83,27 @@ impl ParseError {
     }
 }
 
-/// Parses every document of a YAML stream (or one JSON document) into resources, validated.
+/// Parses every document of a YAML stream (or one JSON document) into resources, validated;
+/// unknown fields are dropped as Kuma drops them (see [`parse_documents_with`] to hear of them).
 pub fn parse_documents(input: &[u8]) -> Result<Vec<Resource>, ParseError> {
+    let decoded = parse_documents_with(input, UnknownFields::Ignore)?;
+    Ok(decoded.into_iter().map(|d| d.resource).collect())
+}
+
+/// Parses every document of a YAML stream (or one JSON document) into resources, validated,
+/// with `policy` for unknown fields: each document's ignored fields come with it.
+pub fn parse_documents_with(
+    input: &[u8],
+    policy: UnknownFields,
+) -> Result<Vec<Decoded>, ParseError> {
     let values = parse_values(input)?;
     values
         .into_iter()
         .enumerate()
         .map(|(index, v)| {
-            let r = from_value(v).map_err(|error| ParseError::Invalid { index, error })?;
-            r.validate()
-                .map_err(|error| ParseError::Invalid { index, error })?;
-            Ok(r)
+            let (r, unknown) =
+                from_value_with(v, policy).map_err(|error| ParseError::Invalid { index, error })?;
+            settle(r, unknown, policy).map_err(|error| ParseError::Invalid { index, error })
         })
         .collect()
 }
@@ -146,6 +159,16 @@ pub enum DecodeError {
 /// match one that states them. The zone's API, the global's API and the zone's SDS registration
 /// all decode resources here, so they accept and refuse the same documents.
 pub fn decode_for(input: &[u8], target: &Target<'_>) -> Result<Resource, DecodeError> {
+    decode_with(input, target, UnknownFields::Ignore).map(|d| d.resource)
+}
+
+/// [`decode_for`] with `policy` for unknown fields: the resource comes with the fields that were
+/// ignored, for the caller to report (the API's `Warning` headers, the logs).
+pub fn decode_with(
+    input: &[u8],
+    target: &Target<'_>,
+    policy: UnknownFields,
+) -> Result<Decoded, DecodeError> {
     let unfit = |field: &str, message: String| DecodeError::Unfit(Violation::new(field, message));
     let mut values = parse_values(input).map_err(|e| match e {
         ParseError::TooLarge { size, max } => DecodeError::TooLarge { size, max },
@@ -183,7 +206,7 @@ pub fn decode_for(input: &[u8], target: &Target<'_>) -> Result<Resource, DecodeE
                 .and_then(|l| l.get("kuma.io/mesh"))
                 .is_some());
 
-    let mut resource = from_value(value).map_err(DecodeError::Invalid)?;
+    let (mut resource, unknown) = from_value_with(value, policy).map_err(DecodeError::Invalid)?;
     let rtype = resource.resource_type();
     if rtype != target.rtype {
         return Err(unfit(
@@ -224,8 +247,7 @@ pub fn decode_for(input: &[u8], target: &Target<'_>) -> Result<Resource, DecodeE
             _ => resource.meta.mesh = Some(mesh.to_string()),
         }
     }
-    resource.validate().map_err(DecodeError::Invalid)?;
-    Ok(resource)
+    settle(resource, unknown, policy).map_err(DecodeError::Invalid)
 }
 
 /// Reads YAML (multi-document) or JSON into JSON values, dropping empty documents.
@@ -256,8 +278,22 @@ pub fn parse_values(input: &[u8]) -> Result<Vec<Value>, ParseError> {
     Ok(values)
 }
 
-/// Builds a resource (not yet validated beyond its shape) from one document.
+/// Builds a resource (not yet validated beyond its shape) from one document; unknown fields are
+/// dropped, as Kuma drops them (stored and synced values are read this way too, so a value
+/// written by another version of Mosaic still reads).
 pub fn from_value(value: Value) -> Result<Resource, ValidationError> {
+    from_value_with(value, UnknownFields::Ignore).map(|(r, _)| r)
+}
+
+/// [`from_value`] with `policy` for unknown fields, and the paths of those it found (as written
+/// in the document: `spec.` first in the Kubernetes form). Under `Refuse` they are still in the
+/// list (the caller refuses them), and unknown top-level keys of a Mesh or a Dataplane are left
+/// for its validation to refuse.
+pub fn from_value_with(
+    value: Value,
+    policy: UnknownFields,
+) -> Result<(Resource, Vec<String>), ValidationError> {
+    let mut unknown = Collector::new(policy);
     let Value::Object(obj) = value else {
         return Err(ValidationError::single(
             "",
@@ -265,9 +301,11 @@ pub fn from_value(value: Value) -> Result<Resource, ValidationError> {
         ));
     };
     if obj.contains_key("apiVersion") || obj.contains_key("kind") {
-        from_kubernetes(obj)
+        let r = from_kubernetes(obj, &mut unknown)?;
+        Ok((r, unknown.finish("spec")))
     } else {
-        from_universal(obj)
+        let r = from_universal(obj, &mut unknown)?;
+        Ok((r, unknown.finish("")))
     }
 }
 
@@ -308,7 +346,10 @@ fn labels(
     }
 }
 
-fn from_universal(mut obj: Map<String, Value>) -> Result<Resource, ValidationError> {
+fn from_universal(
+    mut obj: Map<String, Value>,
+    unknown: &mut Collector,
+) -> Result<Resource, ValidationError> {
     let ty: ResourceType = match string_field(&obj, "type", "type")? {
         None => {
             return Err(ValidationError::single(
@@ -332,11 +373,14 @@ fn from_universal(mut obj: Map<String, Value>) -> Result<Resource, ValidationErr
     for k in UNIVERSAL_META {
         obj.remove(*k);
     }
-    let spec = Spec::from_value(ty, Value::Object(obj))?;
+    let spec = unknown.spec(ty, Value::Object(obj))?;
     Ok(Resource { meta, spec })
 }
 
-fn from_kubernetes(obj: Map<String, Value>) -> Result<Resource, ValidationError> {
+fn from_kubernetes(
+    obj: Map<String, Value>,
+    unknown: &mut Collector,
+) -> Result<Resource, ValidationError> {
     let api_version = string_field(&obj, "apiVersion", "apiVersion")?.unwrap_or_default();
     let kind = string_field(&obj, "kind", "kind")?.unwrap_or_default();
     let metadata = match obj.get("metadata") {
@@ -389,7 +433,9 @@ fn from_kubernetes(obj: Map<String, Value>) -> Result<Resource, ValidationError>
             ));
         }
     };
-    let spec = Spec::from_value(ty, spec_value).map_err(|e| e.prefixed("spec"))?;
+    let spec = unknown
+        .spec(ty, spec_value)
+        .map_err(|e| e.prefixed("spec"))?;
     Ok(Resource {
         meta: Meta {
             name,

@@ -13,7 +13,7 @@ pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
 
 /// The spec of a `Secret` or `GlobalSecret`.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SecretSpec {
     /// The value, base64-encoded.
     #[serde(default)]

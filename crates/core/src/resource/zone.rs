@@ -8,7 +8,7 @@ use crate::validate::{FieldPath, ValidationError, Validator};
 
 /// The spec of a `Zone`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ZoneSpec {
     /// A disabled zone's KDS connections are refused. Default: enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]

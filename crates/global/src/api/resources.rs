@@ -89,7 +89,9 @@ pub async fn put(
     Body(bytes): Body,
 ) -> Result<Response, ApiFailure> {
     let t = params.target(rtype);
-    let resource = api_body::decode::<ApiState>(&headers, &bytes, &t)?;
+    let decoded =
+        api_body::decode_reporting::<ApiState>(&headers, &bytes, &t, state.unknown_fields)?;
+    let resource = decoded.resource;
     let mut retried = false;
     let created = loop {
         let cmd = state.validator.admit(&resource, state.now()).await?;
@@ -131,7 +133,11 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok(Format::from_headers(&headers).respond(status, &stored.to_universal()))
+    for field in &decoded.ignored {
+        tracing::info!(resource = %describe(&t), %field, "unknown field ignored, as Kuma ignores it (api.unknown_fields = \"refuse\" refuses it)");
+    }
+    let answer = Format::from_headers(&headers).respond(status, &stored.to_universal());
+    Ok(api_body::with_warnings(answer, &decoded.ignored))
 }
 
 /// `DELETE` one resource (`?force=true` deletes a Mesh that has data planes).

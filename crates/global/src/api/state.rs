@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mosaic_core::Sensitive;
+use mosaic_core::{Sensitive, resource::UnknownFields};
 use mosaic_runtime::api_auth::AdminAuth;
 use time::OffsetDateTime;
 
@@ -25,6 +25,8 @@ pub struct ApiState {
     pub validator: Arc<Admission>,
     /// Issues zone and dataplane tokens.
     pub tokens: Arc<Tokens>,
+    /// `api.unknown_fields`: what a PUT does with fields Mosaic does not know.
+    pub unknown_fields: UnknownFields,
 }
 
 // === impl ApiState ===
@@ -41,7 +43,14 @@ impl ApiState {
             store,
             auth: Arc::new(AdminAuth::new(admin_token, localhost_is_admin)),
             clock: Arc::new(OffsetDateTime::now_utc),
+            unknown_fields: UnknownFields::default(),
         }
+    }
+
+    /// Replaces the unknown-field policy (the server's `api.unknown_fields`).
+    pub fn with_unknown_fields(mut self, policy: UnknownFields) -> Self {
+        self.unknown_fields = policy;
+        self
     }
 
     /// Replaces the admin rule (the server's, from [`mosaic_runtime::api_auth::prepare`]).

@@ -51,6 +51,9 @@ pub struct KdsSettings {
     pub chunk_bytes: usize,
     /// Largest message accepted from a zone.
     pub max_message_bytes: usize,
+    /// What a zone's resource with fields Mosaic does not know gets (`api.unknown_fields`):
+    /// dropped and logged (default, as Kuma), or rejected.
+    pub unknown_fields: mosaic_core::resource::UnknownFields,
 }
 
 impl Default for KdsSettings {
@@ -61,6 +64,7 @@ impl Default for KdsSettings {
             insight_flush: Duration::from_secs(10),
             chunk_bytes: mosaic_kds::chunk::DEFAULT_CHUNK_BYTES,
             max_message_bytes: 16 * 1024 * 1024,
+            unknown_fields: mosaic_core::resource::UnknownFields::Ignore,
         }
     }
 }

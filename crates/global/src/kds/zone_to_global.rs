@@ -14,7 +14,13 @@ use std::{
     time::Duration,
 };
 
-use mosaic_core::resource::{Owner, Resource, ResourceType, Spec, parse::from_value};
+use mosaic_core::{
+    resource::{
+        Owner, Resource, ResourceType, Spec, UnknownFields, parse::from_value_with,
+        unknown_fields::refusals,
+    },
+    validate::ValidationError,
+};
 use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse, Rejection, ResourceRef};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -413,10 +419,17 @@ impl ZoneToGlobal {
             Ok(v) => v,
             Err(e) => return bad(format!("not JSON: {e}")),
         };
-        let mut r = match from_value(value) {
-            Ok(r) => r,
+        let policy = self.shared.settings.unknown_fields;
+        let (mut r, ignored) = match from_value_with(value, policy) {
+            Ok(decoded) => decoded,
             Err(e) => return bad(e.to_string()),
         };
+        if policy == UnknownFields::Refuse && !ignored.is_empty() {
+            return bad(ValidationError {
+                violations: refusals(&ignored),
+            }
+            .to_string());
+        }
         if r.resource_type() != rt {
             return bad(format!("the JSON is a {}, not a {rt}", r.resource_type()));
         }
@@ -471,6 +484,9 @@ impl ZoneToGlobal {
             && e.meta.labels == r.meta.labels
         {
             return Ok(None);
+        }
+        for field in &ignored {
+            tracing::info!(%zone, resource = %key, %field, "unknown field of a zone's resource ignored, as Kuma ignores it (api.unknown_fields = \"refuse\" rejects it)");
         }
         Ok(Some(r))
     }

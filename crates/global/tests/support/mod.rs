@@ -68,6 +68,14 @@ pub async fn app() -> (Router, TestStore) {
     app_with_token(None).await
 }
 
+/// The router over a fresh single-replica raft store with `api.unknown_fields = "refuse"`.
+pub async fn app_refusing_unknown_fields() -> (Router, TestStore) {
+    let store = TestStore::start().await;
+    let state = ApiState::new(store.store(), None)
+        .with_unknown_fields(mosaic_core::resource::UnknownFields::Refuse);
+    (api::router(state).layer(loopback_peer()), store)
+}
+
 /// The router over a fresh single-replica raft store, with an optional admin token, called
 /// from a loopback address (as the server's `ConnectInfo` would say).
 pub async fn app_with_token(token: Option<&str>) -> (Router, TestStore) {

@@ -31,7 +31,9 @@ pub async fn put(
 ) -> Result<Response, ApiFailure> {
     let (mesh, name) = (params.get("mesh"), params.get("name"));
     let target = params.target(ResourceType::Dataplane);
-    let resource = api_body::decode::<ApiState>(&headers, &bytes, &target)?;
+    let decoded =
+        api_body::decode_reporting::<ApiState>(&headers, &bytes, &target, state.unknown_fields)?;
+    let resource = decoded.resource;
     if state.store.get(&StoreKey::mesh(mesh))?.is_none() {
         return Err(ApiFailure::bad_field(
             "mesh",
@@ -46,12 +48,16 @@ pub async fn put(
         ApiFailure::Internal(format!("the stored Dataplane cannot be read back: {e}"))
     })?;
     tracing::info!(zone = %state.zone, mesh = %mesh, name = %name, created = write.created, "Dataplane registered");
+    for field in &decoded.ignored {
+        tracing::info!(zone = %state.zone, mesh = %mesh, name = %name, %field, "unknown field ignored, as Kuma ignores it (api.unknown_fields = \"refuse\" refuses it)");
+    }
     let status = if write.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(Format::from_headers(&headers).respond(status, &stored.to_universal()))
+    let answer = Format::from_headers(&headers).respond(status, &stored.to_universal());
+    Ok(api_body::with_warnings(answer, &decoded.ignored))
 }
 
 /// `DELETE /meshes/{mesh}/dataplanes/{name}`: removes it and its DataplaneInsight.

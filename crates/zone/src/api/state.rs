@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mosaic_core::resource::UnknownFields;
 use mosaic_runtime::api_auth::AdminAuth;
 
 use crate::store::ZoneStore;
@@ -17,4 +18,6 @@ pub struct ApiState {
     /// Who is an admin (every request except `GET /ready` and `GET /healthy` must come from
     /// one): see [`mosaic_runtime::api_auth`].
     pub auth: Arc<AdminAuth>,
+    /// `api.unknown_fields`: what a PUT does with fields Mosaic does not know.
+    pub unknown_fields: UnknownFields,
 }

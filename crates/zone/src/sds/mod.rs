@@ -44,6 +44,7 @@ use tonic::{Request, Response, Status, Streaming, service::Routes};
 pub use self::error::SdsError;
 use self::{auth::bearer_token, secrets::Material};
 use crate::{issuer::Issuer, store::ZoneStore};
+use mosaic_core::resource::UnknownFields;
 
 /// Largest request a data plane may send (a Dataplane in node metadata fits easily).
 const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -55,6 +56,8 @@ struct Shared {
     issuer: Issuer,
     zone: String,
     stop: watch::Receiver<bool>,
+    /// `api.unknown_fields`: what a registering Dataplane's unknown fields get.
+    unknown_fields: UnknownFields,
 }
 
 /// The SDS server (cheap to clone).
@@ -74,6 +77,17 @@ pub struct ServeError(#[from] tonic::transport::Error);
 impl SdsServer {
     /// A server for `zone`'s data planes, over its store and issuer.
     pub fn new(store: Arc<ZoneStore>, issuer: Issuer, zone: &str) -> Self {
+        Self::with_unknown_fields(store, issuer, zone, UnknownFields::default())
+    }
+
+    /// [`SdsServer::new`] with `policy` (`api.unknown_fields`) for the fields of a Dataplane a
+    /// data plane registers that Mosaic does not know.
+    pub fn with_unknown_fields(
+        store: Arc<ZoneStore>,
+        issuer: Issuer,
+        zone: &str,
+        policy: UnknownFields,
+    ) -> Self {
         let (stop, stop_rx) = watch::channel(false);
         Self {
             shared: Arc::new(Shared {
@@ -81,6 +95,7 @@ impl SdsServer {
                 issuer,
                 zone: zone.to_string(),
                 stop: stop_rx,
+                unknown_fields: policy,
             }),
             stop,
         }

@@ -5,8 +5,9 @@
 
 use mosaic_core::{
     resource::{
-        Resource, ResourceType, Spec,
-        parse::{Target, decode_for},
+        Resource, ResourceType, Spec, UnknownFields,
+        parse::{Target, decode_with},
+        unknown_fields::Decoded,
     },
     sds::{DATAPLANE_RESOURCE_METADATA, check_tags, node_id},
     template::Tags,
@@ -34,7 +35,12 @@ pub fn dataplane_text(metadata: Option<&Struct>) -> Result<Option<&str>, SdsErro
 /// Parses the Dataplane `text` a node sent (the node's mesh is assumed when the document names
 /// none) and checks it names the caller. Decoded and validated by the same function as the zone's
 /// and the global's APIs (`decode_for`), so a data plane cannot register what they would refuse.
-pub fn parse_dataplane(caller: &Caller, text: &str) -> Result<Resource, SdsError> {
+/// Fields the zone does not know are dropped or refused by `policy` (`api.unknown_fields`).
+pub fn parse_dataplane(
+    caller: &Caller,
+    text: &str,
+    policy: UnknownFields,
+) -> Result<Decoded, SdsError> {
     let target = Target {
         rtype: ResourceType::Dataplane,
         mesh: Some(&caller.mesh),
@@ -42,10 +48,12 @@ pub fn parse_dataplane(caller: &Caller, text: &str) -> Result<Resource, SdsError
         document: "the Dataplane",
         given_by: "node.id",
     };
-    let resource = decode_for(text.as_bytes(), &target).map_err(|e| SdsError::BadDataplane {
-        field: DATAPLANE_RESOURCE_METADATA,
-        reason: e.to_string(),
-    })?;
+    let decoded =
+        decode_with(text.as_bytes(), &target, policy).map_err(|e| SdsError::BadDataplane {
+            field: DATAPLANE_RESOURCE_METADATA,
+            reason: e.to_string(),
+        })?;
+    let resource = &decoded.resource;
     let named = node_id(
         resource.meta.mesh.as_deref().unwrap_or_default(),
         &resource.meta.name,
@@ -56,7 +64,7 @@ pub fn parse_dataplane(caller: &Caller, text: &str) -> Result<Resource, SdsError
             node: caller.node_id.clone(),
         });
     }
-    Ok(resource)
+    Ok(decoded)
 }
 
 /// The tags of `dataplane`, once its token vouches for every one of them.
@@ -82,14 +90,18 @@ pub fn register(
     zone: &str,
     caller: &Caller,
     sent: Option<&str>,
+    policy: UnknownFields,
 ) -> Result<Tags, SdsError> {
     match sent {
         Some(text) => {
-            let resource = parse_dataplane(caller, text)?;
+            let Decoded { resource, ignored } = parse_dataplane(caller, text, policy)?;
             let tags = vouched_tags(caller, &resource)?;
             let write = store.put_local(resource, OffsetDateTime::now_utc())?;
             if write.changed {
                 tracing::info!(zone, mesh = %caller.mesh, dataplane = %caller.name, created = write.created, "Dataplane registered by its data plane");
+                for field in &ignored {
+                    tracing::info!(zone, mesh = %caller.mesh, dataplane = %caller.name, %field, "unknown field of the Dataplane ignored, as Kuma ignores it (api.unknown_fields = \"refuse\" refuses it)");
+                }
             }
             Ok(tags)
         }

@@ -67,7 +67,13 @@ pub(super) fn open(
     let names = secret_names(&caller, &first.resource_names)?;
     mtls_enabled(shared, &caller.mesh)?;
     let sent = registry::dataplane_text(node.metadata.as_ref())?;
-    let tags = registry::register(&shared.store, &shared.zone, &caller, sent)?;
+    let tags = registry::register(
+        &shared.store,
+        &shared.zone,
+        &caller,
+        sent,
+        shared.unknown_fields,
+    )?;
     Ok(Opened {
         caller,
         tags,
