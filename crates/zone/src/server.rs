@@ -92,7 +92,10 @@ pub async fn serve_with(
     };
     let hook: Arc<dyn CaHealthHook> = Arc::new(insight.clone());
     let issuer = Issuer::new(store.clone(), Some(hook), settings);
-    let sds = SdsServer::new(store.clone(), issuer.clone(), &zone);
+    let rules = sds::TokenRules {
+        require_all_tags: config.dataplane_tokens.require_all_tags,
+    };
+    let sds = SdsServer::with_rules(store.clone(), issuer.clone(), &zone, rules);
     let client = KdsClient::new(kds_config, store.clone(), insight);
     let api_router = api::router(ApiState {
         store: store.clone(),
