@@ -1,6 +1,6 @@
 //! The data-plane interface's names and rules, shared by the zone's SDS server and `mosaic-dp`:
-//! SDS resource names, the node id, the node-metadata key that carries a Dataplane, and the check
-//! that a Dataplane claims only tags its token allows.
+//! SDS resource names, the node id, the node-metadata key that carries a Dataplane, and the checks
+//! of a Dataplane's tags and workload against its token (Kuma's rules).
 
 use std::{collections::BTreeMap, fmt};
 
@@ -74,23 +74,45 @@ pub fn parse_node_id(id: &str) -> Result<(&str, &str), String> {
     }
 }
 
-/// Checks that every tag of a Dataplane is allowed by its token: the token lists, per tag name,
-/// the values the data plane may claim, and a certificate's identity comes only from tags the
-/// token vouches for. Returns each refused tag, `name=value`, with what the token allows.
+/// The label a Dataplane's workload is named by (Kuma's `kuma.io/workload`).
+pub const WORKLOAD_LABEL: &str = "kuma.io/workload";
+
+/// Checks a Dataplane's tags against its token's, as Kuma does (`validateTags`): every tag the
+/// token names must be on the Dataplane, and each of the Dataplane's values for it must be one
+/// the token allows; tags the token does not name are free (they still go into the certificate,
+/// as in Kuma). With `require_all_tags` (the zone's `dataplane_tokens.require_all_tags`) every
+/// tag of the Dataplane must also be named by the token, so no identity tag goes unvouched.
+/// Returns every refused tag, with what the token allows.
 pub fn check_tags(
     dataplane_tags: &Tags,
     token_tags: &BTreeMap<String, Vec<String>>,
+    require_all_tags: bool,
 ) -> Result<(), String> {
     let mut refused = Vec::new();
-    for (name, values) in dataplane_tags {
-        let allowed = token_tags.get(name);
-        for value in values {
-            if !allowed.is_some_and(|a| a.iter().any(|v| v == value)) {
-                let what = match allowed {
-                    Some(a) => format!("{name}={value} (the token allows {name}={})", a.join("|")),
-                    None => format!("{name}={value} (the token does not name {name})"),
-                };
-                refused.push(what);
+    for (name, allowed) in token_tags {
+        match dataplane_tags.get(name) {
+            None => refused.push(format!(
+                "{name} is missing (the token requires {name}={})",
+                allowed.join("|")
+            )),
+            Some(values) => {
+                for value in values.iter().filter(|v| !allowed.contains(v)) {
+                    refused.push(format!(
+                        "{name}={value} (the token allows {name}={})",
+                        allowed.join("|")
+                    ));
+                }
+            }
+        }
+    }
+    if require_all_tags {
+        for (name, values) in dataplane_tags {
+            if !token_tags.contains_key(name) {
+                for value in values {
+                    refused.push(format!(
+                        "{name}={value} (the token does not name {name}, and this zone requires every tag to be named: dataplane_tokens.require_all_tags)"
+                    ));
+                }
             }
         }
     }
@@ -98,9 +120,29 @@ pub fn check_tags(
         return Ok(());
     }
     Err(format!(
-        "the Dataplane claims tags its token does not allow: {}; generate a token that lists them (mosaicctl generate dataplane-token --tag NAME=VALUE ...) or remove them from the Dataplane",
+        "the Dataplane's tags do not fit its token: {}; generate a token with the Dataplane's tags (mosaicctl generate dataplane-token --tag NAME=VALUE1,VALUE2 ...) or change the Dataplane",
         refused.join(", ")
     ))
+}
+
+/// Checks a token's workload binding (Kuma's `Workload`) against the Dataplane's labels: a
+/// token bound to a workload fits only a Dataplane labelled `kuma.io/workload` with it.
+pub fn check_workload(
+    token_workload: &str,
+    dataplane_labels: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    if token_workload.is_empty() {
+        return Ok(());
+    }
+    match dataplane_labels.get(WORKLOAD_LABEL) {
+        Some(w) if w == token_workload => Ok(()),
+        Some(w) => Err(format!(
+            "the Dataplane's workload is {w:?} (label {WORKLOAD_LABEL}) but its token is bound to workload {token_workload:?}: generate a token with --workload {w}"
+        )),
+        None => Err(format!(
+            "the token is bound to workload {token_workload:?} but the Dataplane has no {WORKLOAD_LABEL} label: add labels: {{{WORKLOAD_LABEL}: {token_workload}}} to the Dataplane, or use a token without --workload"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn tags_must_be_vouched_for() {
+    fn tags_follow_kuma_and_optionally_all_must_be_named() {
         let token: BTreeMap<String, Vec<String>> = [
             ("kuma.io/service".to_string(), vec!["backend".to_string()]),
             (
@@ -158,27 +200,78 @@ mod tests {
             ),
         ]
         .into();
-        assert!(
-            check_tags(
-                &tags(&[("kuma.io/service", "backend"), ("version", "v2")]),
-                &token
+        for strict in [false, true] {
+            assert!(
+                check_tags(
+                    &tags(&[("kuma.io/service", "backend"), ("version", "v2")]),
+                    &token,
+                    strict
+                )
+                .is_ok()
+            );
+            let err = check_tags(
+                &tags(&[("kuma.io/service", "web"), ("version", "v1")]),
+                &token,
+                strict,
             )
-            .is_ok()
-        );
-        let err = check_tags(&tags(&[("kuma.io/service", "web")]), &token).unwrap_err();
+            .unwrap_err();
+            assert!(
+                err.contains("kuma.io/service=web (the token allows kuma.io/service=backend)"),
+                "{err}"
+            );
+            // Every value the Dataplane has for a named tag must be allowed.
+            let err = check_tags(
+                &tags(&[
+                    ("kuma.io/service", "backend"),
+                    ("kuma.io/service", "admin"),
+                    ("version", "v1"),
+                ]),
+                &token,
+                strict,
+            )
+            .unwrap_err();
+            assert!(err.contains("kuma.io/service=admin"), "{err}");
+            // A tag the token names must be there.
+            let err =
+                check_tags(&tags(&[("kuma.io/service", "backend")]), &token, strict).unwrap_err();
+            assert!(
+                err.contains("version is missing (the token requires version=v1|v2)"),
+                "{err}"
+            );
+            assert!(err.contains("mosaicctl generate dataplane-token"), "{err}");
+        }
+        // Kuma's quickstart: a token naming only the service fits a Dataplane with more tags...
+        let service: BTreeMap<String, Vec<String>> =
+            [("kuma.io/service".to_string(), vec!["web".to_string()])].into();
+        let web = tags(&[("kuma.io/service", "web"), ("version", "v1")]);
+        assert!(check_tags(&web, &service, false).is_ok());
+        // ...unless the zone requires every tag to be named (the rule before Kuma's).
+        let err = check_tags(&web, &service, true).unwrap_err();
         assert!(
-            err.contains("kuma.io/service=web (the token allows kuma.io/service=backend)"),
+            err.contains("version=v1 (the token does not name version, and this zone requires every tag to be named: dataplane_tokens.require_all_tags)"),
             "{err}"
         );
-        let err = check_tags(
-            &tags(&[("kuma.io/service", "backend"), ("zone", "east")]),
-            &token,
-        )
-        .unwrap_err();
+        // A token without tags checks none (and, strictly, allows none).
+        assert!(check_tags(&web, &BTreeMap::new(), false).is_ok());
+        assert!(check_tags(&web, &BTreeMap::new(), true).is_err());
+    }
+
+    #[test]
+    fn workload_binding() {
+        let labels = |w: Option<&str>| -> BTreeMap<String, String> {
+            w.map(|w| (WORKLOAD_LABEL.to_string(), w.to_string()))
+                .into_iter()
+                .collect()
+        };
+        assert!(check_workload("", &labels(None)).is_ok());
+        assert!(check_workload("", &labels(Some("web"))).is_ok());
+        assert!(check_workload("web", &labels(Some("web"))).is_ok());
+        let err = check_workload("web", &labels(Some("api"))).unwrap_err();
         assert!(
-            err.contains("zone=east (the token does not name zone)"),
+            err.contains("\"api\"") && err.contains("--workload api"),
             "{err}"
         );
-        assert!(err.contains("mosaicctl generate dataplane-token"), "{err}");
+        let err = check_workload("web", &labels(None)).unwrap_err();
+        assert!(err.contains("has no kuma.io/workload label"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
 //! Zone and dataplane tokens: Ed25519-signed JWTs (compact JWS), signed and verified with
-//! `jsonwebtoken` on `ring` (see `token/ring_provider.rs`).
+//! `jsonwebtoken` on `ring` (see `token/ring_provider.rs`); beside them, tokens Kuma or Kong Mesh
+//! signed (RS256, `token/kuma.rs`) verify against Kuma's imported signing keys.
 //!
 //! The global signs tokens with private keys that never leave it; zones verify dataplane tokens
 //! (and the global verifies zone tokens) with [`PublicKey`]s only. Nothing here does I/O.
@@ -7,8 +8,14 @@
 //! A token is `base64url(header) . base64url(claims) . base64url(signature)` with the header
 //! `{"alg":"EdDSA","typ":"JWT","kid":KID}` and claims that carry a `kind` discriminator (`zone` or
 //! `dataplane`), so a token of one kind is never accepted as the other even if the keys were shared.
-//! The signature covers the first two parts exactly as received; any other `alg` (including
-//! `none`) is refused. Errors say what to do and never contain the token.
+//! The signature covers the first two parts exactly as received; `alg` `RS256` is Kuma's format
+//! (checked against the RS256 keys only, [`kuma`]), any other `alg` (including `none`) is
+//! refused. Errors say what to do and never contain the token.
+//!
+//! What a token allows follows Kuma: a dataplane token without a name fits any Dataplane of its
+//! mesh, without tags any tags ([`crate::sds::check_tags`]), its `type` says which kind of proxy
+//! may use it and its `workload` which `kuma.io/workload` label the Dataplane must have; a zone
+//! token's `scope` lists what it may authenticate (`cp`: a zone control plane on KDS).
 //!
 //! Header and claims are serialised here (header fields in the order above, as tokens have always
 //! been), jsonwebtoken makes and checks the signature and parses the JWS; the claims, their kind
@@ -24,10 +31,24 @@ use time::OffsetDateTime;
 
 use crate::Sensitive;
 
+pub mod kuma;
 mod ring_provider;
 
-/// The only accepted JWS algorithm.
+/// The algorithm of Mosaic's own tokens.
 pub const ALGORITHM: &str = "EdDSA";
+
+/// The algorithm of Kuma's tokens.
+pub const KUMA_ALGORITHM: &str = "RS256";
+
+/// Zone-token scope: a zone control plane connecting to the global (KDS), Kong Mesh's `cp`.
+pub const SCOPE_CP: &str = "cp";
+/// Zone-token scope: a zone ingress (Kuma's `ingress`).
+pub const SCOPE_INGRESS: &str = "ingress";
+/// Zone-token scope: a zone egress (Kuma's `egress`).
+pub const SCOPE_EGRESS: &str = "egress";
+/// Every zone-token scope, what a token gets when its request names none (Kong Mesh's
+/// `kumactl generate zone-token` default).
+pub const FULL_SCOPE: [&str; 3] = [SCOPE_CP, SCOPE_INGRESS, SCOPE_EGRESS];
 
 /// Largest token accepted, in bytes (a token with many tags stays far below this).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -58,11 +79,39 @@ pub enum TokenKind {
     Dataplane,
 }
 
+/// Which kind of proxy a dataplane token is for (Kuma's `Type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyType {
+    /// A data plane proxy (a Dataplane).
+    Dataplane,
+    /// A zone ingress.
+    Ingress,
+    /// A zone egress.
+    Egress,
+}
+
+/// Algorithm of a [`PublicKey`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KeyAlgorithm {
+    /// Ed25519, Mosaic's own keys (`bytes`: the raw 32-byte key).
+    #[default]
+    EdDSA,
+    /// RSA with SHA-256, Kuma's imported keys (`bytes`: RSAPublicKey, PKCS#1 DER).
+    #[serde(rename = "RS256")]
+    Rs256,
+}
+
 /// Claims of a zone token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZoneClaims {
     /// The zone's name.
     pub zone: String,
+    /// What the token may authenticate ([`SCOPE_CP`], [`SCOPE_INGRESS`], [`SCOPE_EGRESS`]).
+    /// Absent in tokens issued before scopes existed: those were for zone control planes and
+    /// count as every scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Vec<String>>,
     /// Issued at (Unix seconds).
     pub iat: i64,
     /// Expires at (Unix seconds).
@@ -76,11 +125,19 @@ pub struct ZoneClaims {
 pub struct DataplaneClaims {
     /// The mesh the data plane belongs to.
     pub mesh: String,
-    /// The data plane's name.
+    /// The data plane's name; empty: any data plane of the mesh (Kuma's mesh-wide tokens).
+    #[serde(default)]
     pub name: String,
-    /// Tags the data plane may claim (`kuma.io/service` at least).
+    /// Tags the Dataplane must have, with the values it may have for them; other tags are free
+    /// unless the zone requires every tag to be named ([`crate::sds::check_tags`]).
     #[serde(default)]
     pub tags: BTreeMap<String, Vec<String>>,
+    /// Which kind of proxy may use it (Kuma's `Type`); none: a data plane proxy.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub proxy_type: Option<ProxyType>,
+    /// The `kuma.io/workload` label the Dataplane must have (Kuma's `Workload`); empty: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub workload: String,
     /// Issued at (Unix seconds).
     pub iat: i64,
     /// Expires at (Unix seconds).
@@ -92,9 +149,13 @@ pub struct DataplaneClaims {
 /// A public key that verifies tokens; the only key material that leaves the global.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PublicKey {
-    /// Key id: a short hash of the key, named in each token's header.
+    /// Key id, named in each token's header: a short hash of an Ed25519 key; the serial
+    /// (`"1"`) of an imported Kuma key.
     pub kid: String,
-    /// The raw 32-byte Ed25519 public key (base64 in JSON).
+    /// The algorithm (absent in JSON: EdDSA, so Mosaic's keys travel as they always have).
+    #[serde(default, skip_serializing_if = "KeyAlgorithm::is_eddsa")]
+    pub alg: KeyAlgorithm,
+    /// The raw 32-byte Ed25519 public key, or an RSA key's PKCS#1 DER (base64 in JSON).
     #[serde(with = "b64_bytes")]
     pub bytes: Vec<u8>,
 }
@@ -109,28 +170,43 @@ pub struct SigningKey {
     public: PublicKey,
 }
 
-/// Body of `POST /tokens/zone`.
+/// Body of `POST /tokens/zone` (Kuma's `ZoneTokenRequest`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ZoneTokenRequest {
     /// The zone the token is for.
     pub zone: String,
+    /// What it may authenticate: `cp`, `ingress`, `egress` (default: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Vec<String>>,
     /// How long it is valid (default [`DEFAULT_ZONE_TOKEN_VALIDITY`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_for: Option<crate::duration::KumaDuration>,
 }
 
-/// Body of `POST /tokens/dataplane`.
+/// Body of `POST /tokens/dataplane` (Kuma's `DataplaneTokenRequest`, as kumactl sends it:
+/// empty strings and `null` tags mean "not given").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DataplaneTokenRequest {
     /// The data plane's mesh.
     pub mesh: String,
-    /// The data plane's name.
+    /// The data plane's name; empty or absent: any data plane of the mesh.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
-    /// Tags it may claim; must include `kuma.io/service`.
-    #[serde(default)]
+    /// Tags the Dataplane must have; empty: no tag is checked.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub tags: BTreeMap<String, Vec<String>>,
+    /// `dataplane`, `ingress` or `egress`; empty or absent: not bound to a kind.
+    #[serde(default, rename = "type", skip_serializing_if = "String::is_empty")]
+    pub proxy_type: String,
+    /// The `kuma.io/workload` label the Dataplane must have; empty or absent: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub workload: String,
     /// How long it is valid (default [`DEFAULT_DATAPLANE_TOKEN_VALIDITY`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_for: Option<crate::duration::KumaDuration>,
@@ -160,6 +236,32 @@ pub enum TokenError {
         expected: TokenKind,
         /// The key id named by the token (sanitised).
         kid: String,
+    },
+    /// An RS256 (Kuma) token whose signing key was not imported.
+    #[error(
+        "the {expected} token is one of Kuma's (RS256) signed by Kuma's signing key {kid}, which this control plane does not have: import it by applying {import} as Kuma has it (kumactl get ... -o yaml, then mosaicctl apply -f), or generate a new token with `{}`",
+        expected.generate_command()
+    )]
+    UnknownKumaKey {
+        /// The kind of token that was expected.
+        expected: TokenKind,
+        /// The key's serial, as the token names it.
+        kid: String,
+        /// The secret that holds the key in Kuma (`the Secret "…" of mesh "…"`).
+        import: String,
+    },
+    /// An RS256 (Kuma) token whose signature does not verify with the imported key of its kid.
+    #[error(
+        "the {expected} token is one of Kuma's (RS256) but its signature does not verify with the imported Kuma signing key {kid} ({import}): it was signed by another key (another control plane's, or one replaced since) or altered: import the key that signed it, or generate a new token with `{}`",
+        expected.generate_command()
+    )]
+    KumaBadSignature {
+        /// The kind of token that was expected.
+        expected: TokenKind,
+        /// The key's serial.
+        kid: String,
+        /// The secret the key was imported from.
+        import: String,
     },
     /// The signature does not match header and claims.
     #[error(
@@ -207,7 +309,7 @@ pub enum TokenError {
     },
     /// A dataplane token for another mesh.
     #[error(
-        "the dataplane token is for mesh {token_mesh:?}, not {expected_mesh:?}: generate a token with `mosaicctl generate dataplane-token --mesh {expected_mesh} --name NAME --tag kuma.io/service=SERVICE`"
+        "the dataplane token is for mesh {token_mesh:?}, not {expected_mesh:?}: generate a token with `mosaicctl generate dataplane-token --mesh {expected_mesh} --name NAME`"
     )]
     WrongMesh {
         /// The mesh the data plane asked for.
@@ -231,6 +333,15 @@ pub enum KeyError {
     /// Claims could not be encoded.
     #[error("cannot encode token claims: {0}")]
     Encode(String),
+}
+
+/// Reads `null` as the type's default (Go's nil maps and slices).
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The header as we write it (jsonwebtoken's own puts `typ` first) and read it for error messages.
@@ -279,9 +390,7 @@ impl TokenKind {
     pub fn generate_command(self) -> &'static str {
         match self {
             TokenKind::Zone => "mosaicctl generate zone-token --zone NAME",
-            TokenKind::Dataplane => {
-                "mosaicctl generate dataplane-token --mesh MESH --name NAME --tag kuma.io/service=SERVICE"
-            }
+            TokenKind::Dataplane => "mosaicctl generate dataplane-token --mesh MESH --name NAME",
         }
     }
 }
@@ -292,17 +401,78 @@ impl fmt::Display for TokenKind {
     }
 }
 
+// === impl ProxyType ===
+
+impl ProxyType {
+    /// `dataplane`, `ingress` or `egress`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyType::Dataplane => "dataplane",
+            ProxyType::Ingress => "ingress",
+            ProxyType::Egress => "egress",
+        }
+    }
+
+    /// Reads Kuma's name of a proxy type.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "dataplane" => Some(ProxyType::Dataplane),
+            "ingress" => Some(ProxyType::Ingress),
+            "egress" => Some(ProxyType::Egress),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ProxyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl KeyAlgorithm ===
+
+impl KeyAlgorithm {
+    /// Whether this is Ed25519 (the default, left out of JSON).
+    pub fn is_eddsa(&self) -> bool {
+        *self == KeyAlgorithm::EdDSA
+    }
+}
+
 // === impl ZoneClaims ===
 
 impl ZoneClaims {
-    /// Claims for `zone`, issued at `now`, valid for `valid_for`, with a fresh random `jti`.
+    /// Claims for `zone` with every scope (no `scope` claim, as tokens before scopes), issued
+    /// at `now`, valid for `valid_for`, with a fresh random `jti`.
     pub fn new(zone: impl Into<String>, now: OffsetDateTime, valid_for: Duration) -> Self {
         let iat = now.unix_timestamp();
         Self {
             zone: zone.into(),
+            scope: None,
             iat,
             exp: expiry(iat, valid_for),
             jti: new_jti(),
+        }
+    }
+
+    /// The same claims with `scope`.
+    pub fn with_scope(mut self, scope: Vec<String>) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// Whether the token may authenticate `scope` (tokens from before scopes: every scope).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|have| have == scope))
+    }
+
+    /// The scopes, for messages (`[cp, ingress]`; `[]` for none).
+    pub fn scope_list(&self) -> String {
+        match &self.scope {
+            None => format!("[{}]", FULL_SCOPE.join(", ")),
+            Some(s) => format!("[{}]", s.join(", ")),
         }
     }
 }
@@ -323,6 +493,8 @@ impl DataplaneClaims {
             mesh: mesh.into(),
             name: name.into(),
             tags,
+            proxy_type: None,
+            workload: String::new(),
             iat,
             exp: expiry(iat, valid_for),
             jti: new_jti(),
@@ -337,6 +509,7 @@ impl PublicKey {
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self {
             kid: kid_of(&bytes),
+            alg: KeyAlgorithm::EdDSA,
             bytes,
         }
     }
@@ -426,20 +599,43 @@ impl fmt::Debug for SigningKey {
 
 // === verification ===
 
-/// Verifies a zone token against `keys` at `now` and returns its claims.
+/// Verifies a zone token against `keys` at `now` and returns its claims: Mosaic's (EdDSA) or
+/// Kuma's (RS256, against the imported `zone-token-signing-key-N` keys among `keys`).
 pub fn verify_zone_token(
     token: &str,
     keys: &[PublicKey],
     now: OffsetDateTime,
 ) -> Result<ZoneClaims, TokenError> {
     let expected = TokenKind::Zone;
-    let claims: ZoneClaims = verify(token, keys, expected)?;
-    check_times(expected, claims.iat, claims.exp, now)?;
-    Ok(claims)
+    match verify(token, keys, expected, &KumaKeyOf::Zone)? {
+        Verified::Mosaic(value) => {
+            let claims: ZoneClaims = mosaic_claims(value, expected)?;
+            check_times(expected, claims.iat, claims.exp, now)?;
+            Ok(claims)
+        }
+        Verified::Kuma(value) => {
+            if value.get("Zone").is_none() && value.get("Mesh").is_some() {
+                return Err(TokenError::WrongKind {
+                    expected,
+                    found: Some(TokenKind::Dataplane),
+                });
+            }
+            let claims: kuma::KumaZoneClaims = kuma_claims(value, expected)?;
+            let (iat, exp, jti) = kuma_times(expected, &claims.registered, now)?;
+            Ok(ZoneClaims {
+                zone: claims.zone,
+                scope: Some(claims.scope.unwrap_or_default()),
+                iat,
+                exp,
+                jti,
+            })
+        }
+    }
 }
 
 /// Verifies a dataplane token against `keys` at `now`, for a data plane of `expected_mesh`, and
-/// returns its claims (the caller checks the name and tags against the Dataplane).
+/// returns its claims (the caller checks name, tags, type and workload against the Dataplane):
+/// Mosaic's (EdDSA) or Kuma's (RS256, against the imported keys of `expected_mesh` among `keys`).
 pub fn verify_dataplane_token(
     token: &str,
     keys: &[PublicKey],
@@ -447,8 +643,45 @@ pub fn verify_dataplane_token(
     now: OffsetDateTime,
 ) -> Result<DataplaneClaims, TokenError> {
     let expected = TokenKind::Dataplane;
-    let claims: DataplaneClaims = verify(token, keys, expected)?;
-    check_times(expected, claims.iat, claims.exp, now)?;
+    let claims = match verify(token, keys, expected, &KumaKeyOf::Dataplane(expected_mesh))? {
+        Verified::Mosaic(value) => {
+            let claims: DataplaneClaims = mosaic_claims(value, expected)?;
+            check_times(expected, claims.iat, claims.exp, now)?;
+            claims
+        }
+        Verified::Kuma(value) => {
+            if value.get("Zone").is_some() && value.get("Mesh").is_none() {
+                return Err(TokenError::WrongKind {
+                    expected,
+                    found: Some(TokenKind::Zone),
+                });
+            }
+            let claims: kuma::KumaDataplaneClaims = kuma_claims(value, expected)?;
+            let (iat, exp, jti) = kuma_times(expected, &claims.registered, now)?;
+            let proxy_type = match claims.proxy_type.as_str() {
+                "" => None,
+                other => Some(ProxyType::parse(other).ok_or(TokenError::Malformed {
+                    expected,
+                    reason: "its Type is not dataplane, ingress or egress",
+                })?),
+            };
+            DataplaneClaims {
+                // Kuma: an empty Mesh fits any mesh; the key was this mesh's.
+                mesh: if claims.mesh.is_empty() {
+                    expected_mesh.to_string()
+                } else {
+                    claims.mesh
+                },
+                name: claims.name,
+                tags: claims.tags.unwrap_or_default(),
+                proxy_type,
+                workload: claims.workload,
+                iat,
+                exp,
+                jti,
+            }
+        }
+    };
     if claims.mesh != expected_mesh {
         return Err(TokenError::WrongMesh {
             expected_mesh: expected_mesh.to_string(),
@@ -458,12 +691,118 @@ pub fn verify_dataplane_token(
     Ok(claims)
 }
 
-/// Signature, header and kind checks; returns the decoded claims.
-fn verify<T: serde::de::DeserializeOwned>(
+/// Whose Kuma signing key an RS256 token needs (for the message when it is not imported).
+enum KumaKeyOf<'a> {
+    Zone,
+    Dataplane(&'a str),
+}
+
+impl KumaKeyOf<'_> {
+    fn import_hint(&self, serial: &str) -> String {
+        let serial = serial.parse().unwrap_or(0);
+        match self {
+            KumaKeyOf::Zone => {
+                format!("the GlobalSecret {:?}", kuma::zone_signing_key_name(serial))
+            }
+            KumaKeyOf::Dataplane(mesh) => format!(
+                "the Secret {:?} of mesh {mesh:?}",
+                kuma::dataplane_signing_key_name(mesh, serial)
+            ),
+        }
+    }
+}
+
+/// The verified claims, by format.
+enum Verified {
+    /// Mosaic's EdDSA token: claims with their `kind`.
+    Mosaic(serde_json::Value),
+    /// Kuma's RS256 token: Kuma's claim names.
+    Kuma(serde_json::Value),
+}
+
+fn mosaic_claims<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    expected: TokenKind,
+) -> Result<T, TokenError> {
+    let found = value
+        .get("kind")
+        .and_then(|k| serde_json::from_value::<TokenKind>(k.clone()).ok());
+    if found != Some(expected) {
+        return Err(TokenError::WrongKind { expected, found });
+    }
+    serde_json::from_value(value).map_err(|_| TokenError::Malformed {
+        expected,
+        reason: "its claims lack required fields",
+    })
+}
+
+fn kuma_claims<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    expected: TokenKind,
+) -> Result<T, TokenError> {
+    serde_json::from_value(value).map_err(|_| TokenError::Malformed {
+        expected,
+        reason: "its claims are not Kuma's (Name, Mesh, Tags, Type, Workload or Zone, Scope)",
+    })
+}
+
+/// Kuma's time rules (those of its JWT library): `exp` and `nbf` are checked when present
+/// (`nbf` with [`CLOCK_SKEW`]); returns `(iat, exp, jti)` for our claims.
+fn kuma_times(
+    expected: TokenKind,
+    registered: &kuma::RegisteredClaims,
+    now: OffsetDateTime,
+) -> Result<(i64, i64, String), TokenError> {
+    let malformed = |reason| TokenError::Malformed { expected, reason };
+    let at = |secs: f64| {
+        if !secs.is_finite() {
+            return Err(malformed("its times are out of range"));
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let secs = secs.floor() as i64;
+        OffsetDateTime::from_unix_timestamp(secs)
+            .map(|t| (secs, t))
+            .map_err(|_| malformed("its times are out of range"))
+    };
+    // No `exp`: Kuma's tokens then never expire; ours need an expiry, so: the end of 9999.
+    let exp = match registered.exp {
+        Some(e) => {
+            let (secs, expires) = at(e)?;
+            if now >= expires {
+                return Err(TokenError::Expired {
+                    expected,
+                    at: expires,
+                });
+            }
+            secs
+        }
+        None => 253_402_300_799,
+    };
+    if let Some(n) = registered.nbf {
+        let (_, from) = at(n)?;
+        if from > now + CLOCK_SKEW {
+            return Err(TokenError::NotYetValid { expected, from });
+        }
+    }
+    let iat = match registered.iat.or(registered.nbf) {
+        Some(i) => at(i)?.0,
+        None => now.unix_timestamp(),
+    };
+    let jti = registered
+        .jti
+        .clone()
+        .filter(|j| !j.is_empty())
+        .ok_or_else(|| malformed("it has no token id (jti)"))?;
+    Ok((iat, exp, jti))
+}
+
+/// Signature, header and key checks; returns the decoded claims by format.
+fn verify(
     token: &str,
     keys: &[PublicKey],
     expected: TokenKind,
-) -> Result<T, TokenError> {
+    kuma_key: &KumaKeyOf<'_>,
+) -> Result<Verified, TokenError> {
     let malformed = |reason| TokenError::Malformed { expected, reason };
     let token = token.trim();
     if token.is_empty() {
@@ -477,6 +816,7 @@ fn verify<T: serde::de::DeserializeOwned>(
             "it is not three base64url parts separated by dots",
         ));
     };
+    let not_ours = "its algorithm is neither EdDSA (Mosaic's tokens) nor RS256 (Kuma's)";
     let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
         ErrorKind::Base64(_) => malformed("its header is not base64url"),
         // jsonwebtoken knows no `none`: tell an unknown algorithm from a header that is not one.
@@ -484,53 +824,78 @@ fn verify<T: serde::de::DeserializeOwned>(
             .decode(header_b64)
             .map(|h| serde_json::from_slice::<Header>(&h))
         {
-            Ok(Ok(header)) if header.alg != ALGORITHM => malformed("its algorithm is not EdDSA"),
+            Ok(Ok(header)) if header.alg != ALGORITHM && header.alg != KUMA_ALGORITHM => {
+                malformed(not_ours)
+            }
             _ => malformed("its header is not JWT JSON"),
         },
     })?;
-    if header.alg != Algorithm::EdDSA {
-        return Err(malformed("its algorithm is not EdDSA"));
-    }
+    let alg = match header.alg {
+        Algorithm::EdDSA => KeyAlgorithm::EdDSA,
+        Algorithm::RS256 => KeyAlgorithm::Rs256,
+        _ => return Err(malformed(not_ours)),
+    };
     if header.typ.as_deref().is_some_and(|t| t != "JWT") {
         return Err(malformed("its type is not JWT"));
     }
-    let kid = header
-        .kid
-        .ok_or_else(|| malformed("its header names no key id"))?;
-    let key = keys
-        .iter()
-        .find(|k| k.kid == kid)
-        .ok_or_else(|| TokenError::UnknownKey {
-            expected,
-            kid: sanitize_kid(&kid),
-        })?;
+    let key = match alg {
+        KeyAlgorithm::EdDSA => {
+            let kid = header
+                .kid
+                .ok_or_else(|| malformed("its header names no key id"))?;
+            keys.iter()
+                .find(|k| k.alg == alg && k.kid == kid)
+                .ok_or_else(|| TokenError::UnknownKey {
+                    expected,
+                    kid: sanitize_kid(&kid),
+                })?
+        }
+        KeyAlgorithm::Rs256 => {
+            let kid = kuma::canonical_kid(header.kid.as_deref()).ok_or_else(|| {
+                malformed("its key id is not a number (Kuma's are \"1\", \"2\", ...)")
+            })?;
+            keys.iter()
+                .find(|k| k.alg == alg && k.kid == kid)
+                .ok_or_else(|| TokenError::UnknownKumaKey {
+                    expected,
+                    import: kuma_key.import_hint(&kid),
+                    kid: kid.clone(),
+                })?
+        }
+    };
     if B64.decode(sig_b64).is_err() {
         return Err(malformed("its signature is not base64url"));
     }
     // Only the signature and the JWS rules: claims and times are ours, checked against `now`.
-    let mut validation = Validation::new(Algorithm::EdDSA);
+    let (algorithm, decoding) = match alg {
+        KeyAlgorithm::EdDSA => (Algorithm::EdDSA, DecodingKey::from_ed_der(&key.bytes)),
+        KeyAlgorithm::Rs256 => (Algorithm::RS256, DecodingKey::from_rsa_der(&key.bytes)),
+    };
+    let mut validation = Validation::new(algorithm);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.validate_aud = false;
     ring_provider::install();
-    let value: serde_json::Value =
-        jsonwebtoken::decode(token, &DecodingKey::from_ed_der(&key.bytes), &validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => TokenError::BadSignature { expected },
-                ErrorKind::Base64(_) => malformed("its claims are not base64url"),
-                ErrorKind::Json(_) | ErrorKind::Utf8(_) => malformed("its claims are not JSON"),
-                _ => malformed(
-                    "its header asks for a JWS feature this control plane does not support",
-                ),
-            })?
-            .claims;
-    let found = value
-        .get("kind")
-        .and_then(|k| serde_json::from_value::<TokenKind>(k.clone()).ok());
-    if found != Some(expected) {
-        return Err(TokenError::WrongKind { expected, found });
-    }
-    serde_json::from_value(value).map_err(|_| malformed("its claims lack required fields"))
+    let value: serde_json::Value = jsonwebtoken::decode(token, &decoding, &validation)
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature => match alg {
+                KeyAlgorithm::EdDSA => TokenError::BadSignature { expected },
+                KeyAlgorithm::Rs256 => TokenError::KumaBadSignature {
+                    expected,
+                    kid: key.kid.clone(),
+                    import: kuma_key.import_hint(&key.kid),
+                },
+            },
+            ErrorKind::Base64(_) => malformed("its claims are not base64url"),
+            ErrorKind::Json(_) | ErrorKind::Utf8(_) => malformed("its claims are not JSON"),
+            _ => malformed("its header asks for a JWS feature this control plane does not support"),
+        })?
+        .claims;
+    Ok(match alg {
+        KeyAlgorithm::EdDSA => Verified::Mosaic(value),
+        KeyAlgorithm::Rs256 => Verified::Kuma(value),
+    })
 }
 
 fn check_times(
@@ -717,6 +1082,7 @@ mod tests {
         // The verifier knows a key under the signer's kid, but it is not the signer's key.
         let impostor = PublicKey {
             kid: other.kid().to_string(),
+            alg: KeyAlgorithm::EdDSA,
             bytes: key.public_key().bytes.clone(),
         };
         let err = verify_zone_token(&token, &[impostor], now()).unwrap_err();
@@ -777,7 +1143,7 @@ mod tests {
     fn alg_none_and_others_are_refused() {
         let key = SigningKey::generate().unwrap();
         let token = zone_token(&key, "east");
-        for alg in ["none", "HS256", "RS256", "eddsa"] {
+        for alg in ["none", "HS256", "eddsa"] {
             let header = format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{}"}}"#, key.kid());
             let forged = with_part(&token, 0, &B64.encode(header));
             let err = verify_zone_token(&forged, &[key.public_key().clone()], now()).unwrap_err();
@@ -785,7 +1151,7 @@ mod tests {
                 err,
                 TokenError::Malformed {
                     expected: TokenKind::Zone,
-                    reason: "its algorithm is not EdDSA"
+                    reason: "its algorithm is neither EdDSA (Mosaic's tokens) nor RS256 (Kuma's)"
                 },
                 "{alg}"
             );
@@ -796,6 +1162,34 @@ mod tests {
                 Err(TokenError::Malformed { .. })
             ));
         }
+    }
+
+    #[test]
+    fn rs256_headers_never_reach_an_ed25519_key() {
+        // RS256 is Kuma's format and is checked against RS256 keys only: an Ed25519 key is never
+        // used for it, whatever kid the header names.
+        let key = SigningKey::generate().unwrap();
+        let token = zone_token(&key, "east");
+        let header = format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{}"}}"#, key.kid());
+        let forged = with_part(&token, 0, &B64.encode(header));
+        let err = verify_zone_token(&forged, &[key.public_key().clone()], now()).unwrap_err();
+        assert!(
+            matches!(&err, TokenError::Malformed { reason, .. } if reason.contains("not a number")),
+            "{err:?}"
+        );
+        let mut same_kid = key.public_key().clone();
+        same_kid.kid = "1".into();
+        let forged = with_part(&token, 0, &B64.encode(r#"{"alg":"RS256","kid":"1"}"#));
+        let err = verify_zone_token(&forged, &[same_kid], now()).unwrap_err();
+        assert!(
+            matches!(&err, TokenError::UnknownKumaKey { kid, .. } if kid == "1"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("GlobalSecret \"zone-token-signing-key-1\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -912,5 +1306,31 @@ mod tests {
         let req: ZoneTokenRequest = serde_json::from_str(r#"{"zone":"east"}"#).unwrap();
         assert_eq!(req.valid_for, None);
         assert!(serde_json::from_str::<ZoneTokenRequest>(r#"{"zone":"e","bogus":1}"#).is_err());
+        // What kumactl 2.14 sends: every field, empty strings and Go durations.
+        let req: DataplaneTokenRequest = serde_json::from_str(
+            r#"{"name":"","mesh":"default","tags":null,"type":"","workload":"","validFor":"24h0m0s"}"#,
+        )
+        .unwrap();
+        assert_eq!((req.name.as_str(), req.tags.len()), ("", 0));
+        assert_eq!(
+            req.valid_for.map(|d| d.as_duration()),
+            Some(DEFAULT_DATAPLANE_TOKEN_VALIDITY)
+        );
+        let req: DataplaneTokenRequest = serde_json::from_str(
+            r#"{"name":"web-1","mesh":"default","tags":{"kuma.io/service":["web"]},"type":"dataplane","workload":"web","validFor":"0s"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (req.proxy_type.as_str(), req.workload.as_str()),
+            ("dataplane", "web")
+        );
+        let req: ZoneTokenRequest = serde_json::from_str(
+            r#"{"zone":"east","scope":["cp","ingress"],"validFor":"720h0m0s"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            req.scope,
+            Some(vec!["cp".to_string(), "ingress".to_string()])
+        );
     }
 }

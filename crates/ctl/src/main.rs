@@ -172,30 +172,11 @@ enum Inspect {
 /// `generate` targets.
 #[derive(Debug, Subcommand)]
 enum Generate {
-    /// A zone token (for the zone's `global.token_file`); default validity 8760h.
-    ZoneToken {
-        /// The zone's name.
-        #[arg(long)]
-        zone: String,
-        /// How long the token is valid, e.g. 720h or 30d.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        valid_for: Option<KumaDuration>,
-    },
+    /// A zone token (for the zone's `global.token_file`, which needs scope cp); default validity
+    /// 8760h.
+    ZoneToken(generate::ZoneTokenArgs),
     /// A dataplane token (for `mosaic-dp run --token-file`); default validity 24h.
-    DataplaneToken {
-        /// The data plane's mesh.
-        #[arg(short = 'm', long, default_value = "default")]
-        mesh: String,
-        /// The data plane's name.
-        #[arg(long)]
-        name: String,
-        /// A tag it may claim, KEY=VALUE; repeat. kuma.io/service is required.
-        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = generate::parse_tag, required = true)]
-        tags: Vec<(String, String)>,
-        /// How long the token is valid, e.g. 24h.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        valid_for: Option<KumaDuration>,
-    },
+    DataplaneToken(generate::DataplaneTokenArgs),
 }
 
 /// An error whose lines (field paths) are worth keeping apart when printed.
@@ -349,22 +330,11 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
         Command::Generate { what } => {
             let client = client()?;
             match what {
-                Generate::ZoneToken { zone, valid_for } => {
-                    block_on(generate::zone_token(&client, zone, valid_for.clone()))??;
+                Generate::ZoneToken(args) => {
+                    block_on(generate::zone_token(&client, args))??;
                 }
-                Generate::DataplaneToken {
-                    mesh,
-                    name,
-                    tags,
-                    valid_for,
-                } => {
-                    block_on(generate::dataplane_token(
-                        &client,
-                        mesh,
-                        name,
-                        tags,
-                        valid_for.clone(),
-                    ))??;
+                Generate::DataplaneToken(args) => {
+                    block_on(generate::dataplane_token(&client, args))??;
                 }
             }
         }

@@ -162,7 +162,16 @@ fn generate_needs_its_arguments() {
     for args in [
         &["generate", "zone-token"][..],
         &["generate", "zone-token", "--zone", "e", "--valid-for", "5q"],
-        &["generate", "dataplane-token", "--name", "x"],
+        // Name and tags are optional (Kuma's mesh-wide tokens); a bad type or scope is not.
+        &["generate", "dataplane-token", "--type", "gateway"],
+        &[
+            "generate",
+            "zone-token",
+            "--zone",
+            "e",
+            "--scope",
+            "cp,admin",
+        ],
         &[
             "generate",
             "dataplane-token",

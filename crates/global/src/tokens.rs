@@ -7,9 +7,15 @@
 //! the value that won, so every replica signs with the same key even when several race. Only
 //! public keys leave the global ([`Tokens::public_keys`]); zones verify dataplane tokens with them.
 //!
-//! Validity: a request may name `validFor`; without it zone tokens last
-//! [`DEFAULT_ZONE_TOKEN_VALIDITY`] (8760h) and dataplane tokens
-//! [`DEFAULT_DATAPLANE_TOKEN_VALIDITY`] (24h); at most [`MAX_TOKEN_VALIDITY`].
+//! Validity: a request may name `validFor`; without it (or with `0s`, what kumactl sends when
+//! `--valid-for` is not given) zone tokens last [`DEFAULT_ZONE_TOKEN_VALIDITY`] (8760h) and
+//! dataplane tokens [`DEFAULT_DATAPLANE_TOKEN_VALIDITY`] (24h); at most [`MAX_TOKEN_VALIDITY`].
+//!
+//! Kuma's signing keys, imported by applying the secrets Kuma keeps them in (the Secret
+//! `dataplane-token-signing-key-<mesh>-N` of a mesh, or a GlobalSecret of that name; the
+//! GlobalSecret `zone-token-signing-key-N`), verify the RS256 tokens Kuma issued: their public
+//! keys (kid `N`) are among [`Tokens::public_keys`], so zones receive them with Mosaic's own.
+//! New tokens are always Mosaic's.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -20,11 +26,13 @@ use std::{
 use mosaic_core::{
     Sensitive,
     api::ApiError,
-    resource::{ResourceType, dataplane::SERVICE_TAG, validate_name},
+    resource::{Resource, ResourceType, Spec, validate_name},
     token::{
         DEFAULT_DATAPLANE_TOKEN_VALIDITY, DEFAULT_ZONE_TOKEN_VALIDITY, DataplaneClaims,
-        DataplaneTokenRequest, KeyError, MAX_TOKEN_VALIDITY, PublicKey, SigningKey, TokenError,
-        ZoneClaims, ZoneTokenRequest, verify_zone_token,
+        DataplaneTokenRequest, FULL_SCOPE, KeyError, MAX_TOKEN_VALIDITY, ProxyType, PublicKey,
+        SigningKey, TokenError, ZoneClaims, ZoneTokenRequest,
+        kuma::{self, KumaSigningKey},
+        verify_zone_token,
     },
     validate::Violation,
 };
@@ -61,6 +69,24 @@ pub struct Tokens {
     /// Parsed keys by record, with the record bytes they came from: a record that changed (a Mesh
     /// deleted and re-created gets a new key) is parsed again, never served stale.
     keys: Mutex<HashMap<String, CachedKey>>,
+    /// Public keys of imported Kuma signing keys by secret (`<type>/<mesh>/<name>`), with the
+    /// secret's `data` they were derived from.
+    kuma_keys: Mutex<HashMap<String, (String, PublicKey)>>,
+}
+
+/// What a dataplane token binds (Kuma's `DataplaneIdentity`): empty name and tags bind none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataplaneIdentity {
+    /// The mesh (must exist).
+    pub mesh: String,
+    /// The Dataplane's name; empty: any data plane of the mesh.
+    pub name: String,
+    /// Tags the Dataplane must have; empty: none checked.
+    pub tags: BTreeMap<String, Vec<String>>,
+    /// Which kind of proxy may use it; none: not bound.
+    pub proxy_type: Option<ProxyType>,
+    /// The `kuma.io/workload` label the Dataplane must have; empty: none.
+    pub workload: String,
 }
 
 /// Why a token was not issued (or keys could not be read).
@@ -194,6 +220,7 @@ fn check_validity(valid_for: Duration) -> Result<(), TokenIssueError> {
     Ok(())
 }
 
+/// Tags are optional (Kuma: a token without tags checks none); those given need values.
 fn check_tags(tags: &BTreeMap<String, Vec<String>>) -> Result<(), TokenIssueError> {
     use mosaic_core::resource::limits::{MAX_TAG_VALUES, MAX_TAGS};
     if tags.len() > MAX_TAGS {
@@ -214,13 +241,6 @@ fn check_tags(tags: &BTreeMap<String, Vec<String>>) -> Result<(), TokenIssueErro
             ),
         ));
     }
-    let service = tags.get(SERVICE_TAG).map(Vec::as_slice).unwrap_or_default();
-    if service.iter().all(|v| v.trim().is_empty()) {
-        return Err(invalid(
-            "tags",
-            format!("must include {SERVICE_TAG} with a value: pass --tag {SERVICE_TAG}=SERVICE"),
-        ));
-    }
     for (k, values) in tags {
         if k.trim().is_empty() {
             return Err(invalid("tags", "tag names must not be empty"));
@@ -235,6 +255,50 @@ fn check_tags(tags: &BTreeMap<String, Vec<String>>) -> Result<(), TokenIssueErro
     Ok(())
 }
 
+/// The scopes of a zone-token request: Kuma's names, each once, at least one; none given: all.
+fn check_scope(scope: Option<&[String]>) -> Result<Vec<String>, TokenIssueError> {
+    let Some(scope) = scope else {
+        return Ok(FULL_SCOPE.iter().map(|s| s.to_string()).collect());
+    };
+    if scope.is_empty() {
+        return Err(invalid(
+            "scope",
+            format!(
+                "cannot be empty: name one or more of {} (or leave scope out for all of them)",
+                FULL_SCOPE.join(", ")
+            ),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for s in scope {
+        let s = s.trim();
+        if !FULL_SCOPE.contains(&s) {
+            return Err(invalid(
+                "scope",
+                format!(
+                    "unknown scope {s:?}: use {} (cp: a zone control plane, which the global's KDS requires)",
+                    FULL_SCOPE.join(", ")
+                ),
+            ));
+        }
+        if !out.iter().any(|have| have == s) {
+            out.push(s.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// A request's `validFor`, or `default` when it names none or zero (kumactl's `0s`).
+fn requested_validity(
+    valid_for: Option<&mosaic_core::duration::KumaDuration>,
+    default: Duration,
+) -> Duration {
+    match valid_for.map(|d| d.as_duration()) {
+        Some(d) if !d.is_zero() => d,
+        _ => default,
+    }
+}
+
 // === impl Tokens ===
 
 impl Tokens {
@@ -243,24 +307,36 @@ impl Tokens {
         Self {
             store,
             keys: Mutex::new(HashMap::new()),
+            kuma_keys: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A token for zone `zone` (a DNS label), valid for `valid_for` from now.
+    /// A token for zone `zone` (a DNS label) with every scope, valid for `valid_for` from now.
     pub async fn issue_zone_token(
         &self,
         zone: &str,
         valid_for: Duration,
     ) -> Result<Sensitive<String>, TokenIssueError> {
+        self.issue_scoped_zone_token(zone, None, valid_for).await
+    }
+
+    /// A token for zone `zone` that may authenticate `scope` (none: every scope).
+    pub async fn issue_scoped_zone_token(
+        &self,
+        zone: &str,
+        scope: Option<&[String]>,
+        valid_for: Duration,
+    ) -> Result<Sensitive<String>, TokenIssueError> {
         validate_name(ResourceType::Zone, zone).map_err(|r| invalid("zone", r))?;
+        let scope = check_scope(scope)?;
         check_validity(valid_for)?;
         let key = self.signing_key(&KeyPurpose::Zone).await?;
-        let claims = ZoneClaims::new(zone, OffsetDateTime::now_utc(), valid_for);
+        let claims = ZoneClaims::new(zone, OffsetDateTime::now_utc(), valid_for).with_scope(scope);
         Ok(key.sign_zone_token(&claims)?)
     }
 
-    /// A token for data plane `name` in `mesh` (which must exist) that may claim `tags` (which must
-    /// include `kuma.io/service`), valid for `valid_for` from now.
+    /// A token for data plane `name` in `mesh` (which must exist) whose Dataplane must have
+    /// `tags`, valid for `valid_for` from now.
     pub async fn issue_dataplane_token(
         &self,
         mesh: &str,
@@ -268,9 +344,34 @@ impl Tokens {
         tags: BTreeMap<String, Vec<String>>,
         valid_for: Duration,
     ) -> Result<Sensitive<String>, TokenIssueError> {
+        let identity = DataplaneIdentity {
+            mesh: mesh.to_string(),
+            name: name.to_string(),
+            tags,
+            ..DataplaneIdentity::default()
+        };
+        self.issue_dataplane(&identity, valid_for).await
+    }
+
+    /// A dataplane token binding `identity`, valid for `valid_for` from now.
+    pub async fn issue_dataplane(
+        &self,
+        identity: &DataplaneIdentity,
+        valid_for: Duration,
+    ) -> Result<Sensitive<String>, TokenIssueError> {
+        let mesh = identity.mesh.as_str();
         validate_name(ResourceType::Mesh, mesh).map_err(|r| invalid("mesh", r))?;
-        validate_name(ResourceType::Dataplane, name).map_err(|r| invalid("name", r))?;
-        check_tags(&tags)?;
+        if !identity.name.is_empty() {
+            validate_name(ResourceType::Dataplane, &identity.name)
+                .map_err(|r| invalid("name", r))?;
+        }
+        check_tags(&identity.tags)?;
+        if identity.workload.trim() != identity.workload || identity.workload.len() > 253 {
+            return Err(invalid(
+                "workload",
+                "must be the Dataplane's kuma.io/workload label value (no surrounding spaces, at most 253 characters)",
+            ));
+        }
         check_validity(valid_for)?;
         self.store.read_barrier().await?;
         if self.store.get(&ResourceKey::mesh(mesh))?.is_none() {
@@ -283,7 +384,15 @@ impl Tokens {
                 mesh: mesh.to_string(),
             })
             .await?;
-        let claims = DataplaneClaims::new(mesh, name, tags, OffsetDateTime::now_utc(), valid_for);
+        let mut claims = DataplaneClaims::new(
+            mesh,
+            identity.name.clone(),
+            identity.tags.clone(),
+            OffsetDateTime::now_utc(),
+            valid_for,
+        );
+        claims.proxy_type = identity.proxy_type;
+        claims.workload = identity.workload.clone();
         Ok(key.sign_dataplane_token(&claims)?)
     }
 
@@ -292,11 +401,9 @@ impl Tokens {
         &self,
         req: &ZoneTokenRequest,
     ) -> Result<Sensitive<String>, TokenIssueError> {
-        let valid_for = req
-            .valid_for
-            .as_ref()
-            .map_or(DEFAULT_ZONE_TOKEN_VALIDITY, |d| d.as_duration());
-        self.issue_zone_token(&req.zone, valid_for).await
+        let valid_for = requested_validity(req.valid_for.as_ref(), DEFAULT_ZONE_TOKEN_VALIDITY);
+        self.issue_scoped_zone_token(&req.zone, req.scope.as_deref(), valid_for)
+            .await
     }
 
     /// `POST /tokens/dataplane`: applies the default validity.
@@ -304,20 +411,112 @@ impl Tokens {
         &self,
         req: &DataplaneTokenRequest,
     ) -> Result<Sensitive<String>, TokenIssueError> {
-        let valid_for = req
-            .valid_for
-            .as_ref()
-            .map_or(DEFAULT_DATAPLANE_TOKEN_VALIDITY, |d| d.as_duration());
-        self.issue_dataplane_token(&req.mesh, &req.name, req.tags.clone(), valid_for)
-            .await
+        let valid_for =
+            requested_validity(req.valid_for.as_ref(), DEFAULT_DATAPLANE_TOKEN_VALIDITY);
+        let proxy_type = match req.proxy_type.trim() {
+            "" => None,
+            t => Some(ProxyType::parse(t).ok_or_else(|| {
+                invalid(
+                    "type",
+                    format!(
+                        "unknown type {t:?}: use dataplane, ingress or egress (or leave it out)"
+                    ),
+                )
+            })?),
+        };
+        let identity = DataplaneIdentity {
+            mesh: req.mesh.clone(),
+            name: req.name.clone(),
+            tags: req.tags.clone(),
+            proxy_type,
+            workload: req.workload.clone(),
+        };
+        self.issue_dataplane(&identity, valid_for).await
     }
 
-    /// The public keys that verify tokens of `purpose` (empty until the first token is issued).
+    /// The public keys that verify tokens of `purpose`: Mosaic's (once a token was issued) and
+    /// those of the Kuma signing keys imported for it. A Kuma key secret that cannot be read is
+    /// left out with a warning naming it (its tokens are refused as signed by an unknown key).
     pub fn public_keys(&self, purpose: &KeyPurpose) -> Result<Vec<PublicKey>, TokenIssueError> {
         let record = purpose.record();
-        match self.store.internal(&record)? {
-            Some(bytes) => Ok(vec![self.key_for(record, &bytes)?.public_key().clone()]),
-            None => Ok(Vec::new()),
+        let mut keys = match self.store.internal(&record)? {
+            Some(bytes) => vec![self.key_for(record, &bytes)?.public_key().clone()],
+            None => Vec::new(),
+        };
+        keys.extend(self.kuma_public_keys(purpose)?);
+        Ok(keys)
+    }
+
+    /// The imported Kuma keys of `purpose`, in a stable order (the mesh's Secrets first, then
+    /// GlobalSecrets; by serial).
+    fn kuma_public_keys(&self, purpose: &KeyPurpose) -> Result<Vec<PublicKey>, TokenIssueError> {
+        let mut found: Vec<(u8, u32, Resource)> = Vec::new();
+        match purpose {
+            KeyPurpose::Zone => {
+                for r in self.store.list(ResourceType::GlobalSecret, None)? {
+                    if let Some(n) = kuma::zone_signing_key_serial(&r.meta.name) {
+                        found.push((0, n, r));
+                    }
+                }
+            }
+            KeyPurpose::Dataplane { mesh } => {
+                for r in self.store.list(ResourceType::Secret, Some(mesh))? {
+                    if let Some(n) = kuma::dataplane_signing_key_serial(&r.meta.name, mesh) {
+                        found.push((0, n, r));
+                    }
+                }
+                for r in self.store.list(ResourceType::GlobalSecret, None)? {
+                    match kuma::dataplane_signing_key_serial(&r.meta.name, mesh) {
+                        Some(n) if n > 0 => found.push((1, n, r)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        found.sort_by_key(|(order, n, _)| (*order, *n));
+        Ok(found
+            .into_iter()
+            .filter_map(|(_, n, r)| self.kuma_key(n, &r))
+            .collect())
+    }
+
+    /// The public key of Kuma signing key secret `r` with serial `serial`, from the cache when
+    /// its data is unchanged.
+    fn kuma_key(&self, serial: u32, r: &Resource) -> Option<PublicKey> {
+        let (Spec::Secret(spec) | Spec::GlobalSecret(spec)) = &r.spec else {
+            return None;
+        };
+        let id = format!(
+            "{}/{}/{}",
+            r.resource_type().as_str(),
+            r.meta.mesh.as_deref().unwrap_or_default(),
+            r.meta.name
+        );
+        let mut cache = self
+            .kuma_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((data, key)) = cache.get(&id)
+            && *data == spec.data
+        {
+            return Some(key.clone());
+        }
+        let parsed = spec.value().map_err(|e| e.to_string()).and_then(|value| {
+            KumaSigningKey::from_secret_value(serial, value.expose()).map_err(|e| e.to_string())
+        });
+        match parsed {
+            Ok(key) => {
+                let public = key.public_key().clone();
+                cache.insert(id, (spec.data.clone(), public.clone()));
+                Some(public)
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    secret = %id,
+                    "the imported Kuma signing key cannot be read, so tokens it signed are refused: {reason}"
+                );
+                None
+            }
         }
     }
 
@@ -415,7 +614,9 @@ mod tests {
                 .collect()
         };
         assert!(check_tags(&tags(&[("kuma.io/service", &["web"])])).is_ok());
-        assert!(check_tags(&tags(&[])).is_err());
+        // Kuma: tags are optional (a token without tags checks none).
+        assert!(check_tags(&tags(&[])).is_ok());
+        assert!(check_tags(&tags(&[("version", &["v1"])])).is_ok());
         assert!(check_tags(&tags(&[("kuma.io/service", &[""])])).is_err());
         assert!(check_tags(&tags(&[("kuma.io/service", &["web"]), ("v", &[])])).is_err());
         // Bounded like a Dataplane's tags: tags per token, values per tag.
@@ -434,5 +635,31 @@ mod tests {
         assert!(check_validity(Duration::from_secs(1)).is_ok());
         assert!(check_validity(Duration::from_millis(500)).is_err());
         assert!(check_validity(MAX_TOKEN_VALIDITY + Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn scopes_and_validity_defaults_follow_kumactl() {
+        let all: Vec<String> = FULL_SCOPE.iter().map(|s| s.to_string()).collect();
+        assert_eq!(check_scope(None).unwrap(), all);
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            check_scope(Some(&s(&["cp", "cp", "egress"]))).unwrap(),
+            s(&["cp", "egress"])
+        );
+        let e = check_scope(Some(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("scope: cannot be empty"), "{e}");
+        let e = check_scope(Some(&s(&["cp", "admin"]))).unwrap_err();
+        assert!(
+            matches!(e, TokenIssueError::Invalid { field: "scope", .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("unknown scope \"admin\""), "{e}");
+        // kumactl sends validFor "0s" when --valid-for is not given.
+        let zero: mosaic_core::duration::KumaDuration = "0s".parse().unwrap();
+        let day = Duration::from_secs(86_400);
+        assert_eq!(requested_validity(Some(&zero), day), day);
+        assert_eq!(requested_validity(None, day), day);
+        let go: mosaic_core::duration::KumaDuration = "24h0m0s".parse().unwrap();
+        assert_eq!(requested_validity(Some(&go), Duration::from_secs(1)), day);
     }
 }

@@ -211,3 +211,137 @@ async fn a_revoked_zone_token_is_refused_and_revoking_ends_its_sessions() {
     kds.stop().await;
     store.stop().await;
 }
+
+/// A fresh 2048-bit RSA key as Kuma keeps its signing keys (PEM `RSA PRIVATE KEY`), made by the
+/// openssl command line (scripts/setup-test-env.sh installs it).
+fn kuma_signing_key_pem() -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["genrsa", "-traditional", "2048"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("openssl");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A zone token exactly as Kong Mesh issues it: RS256, kid "1", claims `Zone`, `Scope`, `jti`,
+/// `iat`, `nbf`, `exp`.
+fn kuma_zone_token(pem: &str, zone: &str, scope: &[&str], jti: &str) -> String {
+    use mosaic_core::token::kuma::{KumaSigningKey, KumaZoneClaims, RegisteredClaims};
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    KumaSigningKey::from_secret_value(1, pem.as_bytes())
+        .unwrap()
+        .sign(&KumaZoneClaims {
+            zone: zone.to_string(),
+            scope: Some(scope.iter().map(|s| s.to_string()).collect()),
+            registered: RegisteredClaims {
+                jti: Some(jti.to_string()),
+                iat: Some(now),
+                nbf: Some(now - 300.0),
+                exp: Some(now + 3600.0),
+            },
+        })
+        .unwrap()
+        .into_inner()
+}
+
+/// Moving from Kong Mesh: its zone-token signing key, applied as the GlobalSecret
+/// `zone-token-signing-key-1` exactly as Kuma keeps it, lets zones connect with the `cp`-scoped
+/// RS256 tokens they already have. Tokens without the `cp` scope (Kuma's ingress/egress-only, or
+/// Mosaic's own), signed by another key, or revoked are refused, each saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kuma_zone_tokens_verify_with_the_imported_key_and_need_the_cp_scope() {
+    use base64::Engine as _;
+    let store = TestStore::start().await;
+    let kds = KdsHarness::start(store.store()).await;
+    let pem = kuma_signing_key_pem();
+    let data = base64::engine::general_purpose::STANDARD.encode(&pem);
+    store
+        .put(&format!(
+            "type: GlobalSecret\nname: zone-token-signing-key-1\ndata: {data}\n"
+        ))
+        .await;
+
+    let token = kuma_zone_token(&pem, "east", &["cp"], "4f1c9e52-kuma-cp");
+    let zone = kds.client("east", &token).await;
+    zone.global_to_zone()
+        .await
+        .expect("a Kong Mesh cp token is accepted");
+    zone.zone_to_global().await.expect("on both streams");
+
+    // Kuma's default scope (ingress, egress) does not open KDS.
+    let proxies = kuma_zone_token(&pem, "east", &["ingress", "egress"], "4f1c9e52-kuma-px");
+    let err = kds
+        .client("east", &proxies)
+        .await
+        .global_to_zone()
+        .await
+        .err()
+        .expect("refused");
+    assert_status(
+        &err,
+        Code::PermissionDenied,
+        &["[ingress, egress]", "lacks \"cp\"", "--scope cp"],
+    );
+    // Nor does a Mosaic token for an egress only.
+    let egress = kds
+        .tokens
+        .issue_scoped_zone_token(
+            "east",
+            Some(&["egress".to_string()]),
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    let err = kds
+        .client("east", egress.expose())
+        .await
+        .zone_to_global()
+        .await
+        .err()
+        .expect("refused");
+    assert_status(&err, Code::PermissionDenied, &["[egress]", "lacks \"cp\""]);
+
+    // Signed by another key under the same serial.
+    let forged = kuma_zone_token(&kuma_signing_key_pem(), "east", &["cp"], "4f1c9e52-other");
+    let err = kds
+        .client("east", &forged)
+        .await
+        .global_to_zone()
+        .await
+        .err()
+        .expect("refused");
+    assert_status(
+        &err,
+        Code::Unauthenticated,
+        &[
+            "does not verify with the imported Kuma signing key 1",
+            "zone-token-signing-key-1",
+        ],
+    );
+    assert!(
+        !err.message().contains(&forged),
+        "the token is never echoed"
+    );
+
+    // Revoked the Kuma way.
+    let revoked = base64::engine::general_purpose::STANDARD.encode("4f1c9e52-kuma-cp");
+    store
+        .put(&format!(
+            "type: GlobalSecret\nname: zone-token-revocations\ndata: {revoked}\n"
+        ))
+        .await;
+    let err = kds
+        .client("east", &token)
+        .await
+        .global_to_zone()
+        .await
+        .err()
+        .expect("refused");
+    assert_status(
+        &err,
+        Code::Unauthenticated,
+        &["4f1c9e52-kuma-cp", "revoked", "zone-token-revocations"],
+    );
+    store.stop().await;
+}

@@ -211,7 +211,7 @@ async fn zone_names_and_validity_are_checked() {
 }
 
 #[tokio::test]
-async fn dataplane_tokens_need_an_existing_mesh_and_a_service_tag() {
+async fn dataplane_tokens_need_an_existing_mesh_and_tags_with_values() {
     let store = TestStore::start().await;
     let proposed = store.log_index().await;
     let tokens = Tokens::new(store.store());
@@ -240,8 +240,31 @@ async fn dataplane_tokens_need_an_existing_mesh_and_a_service_tag() {
 
     store.put("type: Mesh\nname: default\n").await;
     store.put("type: Mesh\nname: other\n").await;
-    let err = tokens
+    // Kuma: tags are optional (a token without tags checks none); given tags need values.
+    let untagged = tokens
         .issue_dataplane_token("default", "backend-1", BTreeMap::new(), DAY)
+        .await
+        .unwrap();
+    let keys = tokens
+        .public_keys(&KeyPurpose::Dataplane {
+            mesh: "default".into(),
+        })
+        .unwrap();
+    let claims = verify_dataplane_token(
+        untagged.expose(),
+        &keys,
+        "default",
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    assert!(claims.tags.is_empty());
+    let err = tokens
+        .issue_dataplane_token(
+            "default",
+            "backend-1",
+            BTreeMap::from([("kuma.io/service".to_string(), vec![String::new()])]),
+            DAY,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -348,4 +371,101 @@ async fn a_recreated_mesh_does_not_accept_the_old_meshs_tokens() {
         "{err}"
     );
     store.stop().await;
+}
+
+/// `POST /tokens/dataplane` and `POST /tokens/zone` with the bodies kumactl 2.14 sends (every
+/// field, empty strings, Go durations, `type`, `workload`, `scope`), against a real global.
+#[tokio::test]
+async fn the_token_api_takes_kumactl_bodies() -> anyhow::Result<()> {
+    use mosaic_testkit::{GlobalCluster, workspace_binary};
+    use serde_json::json;
+    let mut global = GlobalCluster::new(&workspace_binary("mosaic-global")?, 1, 10_000)?;
+    global.start_all()?;
+    global.wait_ready(0, Duration::from_secs(60)).await?;
+    let (status, body) = global
+        .put(0, "/meshes/default", "type: Mesh\nname: default\n")
+        .await?;
+    assert!(status == 201 || status == 200, "{status} {body}");
+
+    let decode = |token: &str| -> serde_json::Value {
+        use base64::Engine as _;
+        let claims = token.trim().split('.').nth(1).unwrap_or_default();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(claims)
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default()
+    };
+    // kumactl generate dataplane-token --name web-1 --tag kuma.io/service=web,web-api
+    //   --type dataplane --workload web --valid-for 24h
+    let (status, token) = global
+        .post(
+            0,
+            "/tokens/dataplane",
+            &json!({"name": "web-1", "mesh": "default",
+                "tags": {"kuma.io/service": ["web", "web-api"]},
+                "type": "dataplane", "workload": "web", "validFor": "24h0m0s"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{token}");
+    let claims = decode(&token);
+    assert_eq!(claims["type"], "dataplane");
+    assert_eq!(claims["workload"], "web");
+    assert_eq!(claims["tags"]["kuma.io/service"], json!(["web", "web-api"]));
+    // A mesh-wide token: kumactl without --name, --tag or --valid-for.
+    let (status, token) = global
+        .post(
+            0,
+            "/tokens/dataplane",
+            &json!({"name": "", "mesh": "default", "tags": {}, "type": "", "workload": "",
+                "validFor": "0s"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{token}");
+    let claims = decode(&token);
+    assert_eq!(claims["name"], "");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap_or_default() - claims["iat"].as_i64().unwrap_or_default(),
+        86_400
+    );
+    // An unknown type is a 400 naming the field.
+    let (status, body) = global
+        .post(
+            0,
+            "/tokens/dataplane",
+            &json!({"mesh": "default", "type": "gateway"}),
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("\"type\"") && body.contains("dataplane, ingress or egress"),
+        "{body}"
+    );
+
+    // kumactl generate zone-token --zone east --scope cp --valid-for 720h
+    let (status, token) = global
+        .post(
+            0,
+            "/tokens/zone",
+            &json!({"zone": "east", "scope": ["cp"], "validFor": "720h0m0s"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{token}");
+    assert_eq!(decode(&token)["scope"], json!(["cp"]));
+    for (body, says) in [
+        (
+            json!({"zone": "east", "scope": ["admin"]}),
+            "unknown scope \\\"admin\\\"",
+        ),
+        (json!({"zone": "east", "scope": []}), "cannot be empty"),
+    ] {
+        let (status, answer) = global.post(0, "/tokens/zone", &body).await?;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer.contains(says) && answer.contains("\"scope\""),
+            "{says}: {answer}"
+        );
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use mosaic_core::{
     resource::{Owner, ResourceType, parse::from_stored_value, validate_name},
-    token::PublicKey,
+    token::{KeyAlgorithm, PublicKey},
 };
 use mosaic_proto::kds::Resource as WireResource;
 
@@ -44,12 +44,20 @@ pub fn decode(kind: KdsType, wire: &WireResource) -> Result<KdsItem, String> {
             }
             let keys: Vec<PublicKey> = serde_json::from_value(value)
                 .map_err(|e| format!("{what}: not a list of public keys: {e}"))?;
-            if let Some(k) = keys.iter().find(|k| k.bytes.len() != 32) {
-                return Err(format!(
-                    "{what}: key {:?} is {} bytes; Ed25519 public keys are 32",
-                    k.kid,
-                    k.bytes.len()
-                ));
+            // Ed25519 keys are 32 bytes; imported Kuma RS256 keys an RSAPublicKey DER (2048 to
+            // 8192 bits: under 1.1 KiB).
+            for k in &keys {
+                let fits = match k.alg {
+                    KeyAlgorithm::EdDSA => k.bytes.len() == 32,
+                    KeyAlgorithm::Rs256 => (64..=1100).contains(&k.bytes.len()),
+                };
+                if !fits {
+                    return Err(format!(
+                        "{what}: key {:?} is {} bytes; Ed25519 public keys are 32, RS256 ones an RSA public key of 2048 to 8192 bits",
+                        k.kid,
+                        k.bytes.len()
+                    ));
+                }
             }
             let key = KdsKey::new(kind, None, &wire.name);
             Ok(KdsItem::token_keys(key, wire.version, &keys))

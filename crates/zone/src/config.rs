@@ -1,5 +1,5 @@
 //! Configuration of `mosaic-zone`: [`ZoneConfig`] and its own sections (`zone`, `[global]`,
-//! `[api]`, `[dp_server]`, `[issuer]`), loaded by [`mosaic_runtime::config`] (defaults, TOML
+//! `[api]`, `[dp_server]`, `[issuer]`, `[dataplane_tokens]`), loaded by [`mosaic_runtime::config`] (defaults, TOML
 //! file, `MOSAIC_` environment) and checked by [`LoadConfig::validate`]. `[store]` and
 //! `[diagnostics]` are the shared sections.
 
@@ -31,6 +31,21 @@ pub struct ZoneConfig {
     /// contract; optional).
     #[serde(default)]
     pub issuer: IssuerConfig,
+    /// `[dataplane_tokens]`: how strictly dataplane tokens bind a Dataplane's tags (optional).
+    #[serde(default)]
+    pub dataplane_tokens: DataplaneTokensConfig,
+}
+
+/// `[dataplane_tokens]` of the zone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneTokensConfig {
+    /// `dataplane_tokens.require_all_tags` (default false, Kuma's rule): when false, only the
+    /// tags a token names must match the Dataplane's, and the Dataplane may carry other tags (a
+    /// token for service `web` lets its holder add e.g. `version`, and the certificate names it).
+    /// When true, every tag of the Dataplane must be named by its token too.
+    #[serde(default)]
+    pub require_all_tags: bool,
 }
 
 /// `[issuer]` of the zone: limits on requests to the CAs (Vault).
@@ -154,6 +169,7 @@ impl Default for ZoneConfig {
             dp_server: DpServerConfig::on(SocketAddr::from(([0, 0, 0, 0], 5678))),
             diagnostics: DiagnosticsConfig::default(),
             issuer: IssuerConfig::default(),
+            dataplane_tokens: DataplaneTokensConfig::default(),
         }
     }
 }

@@ -98,10 +98,14 @@ pub async fn serve_with(
     };
     let hook: Arc<dyn CaHealthHook> = Arc::new(insight.clone());
     let issuer = Issuer::new(store.clone(), Some(hook), settings);
-    let sds = SdsServer::with_unknown_fields(
+    let rules = sds::TokenRules {
+        require_all_tags: config.dataplane_tokens.require_all_tags,
+    };
+    let sds = SdsServer::with_options(
         store.clone(),
         issuer.clone(),
         &zone,
+        rules,
         config.api.unknown_fields,
     );
     let client = KdsClient::new(kds_config, store.clone(), insight);

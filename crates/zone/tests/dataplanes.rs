@@ -42,6 +42,14 @@ struct Mosaic {
 impl Mosaic {
     /// A single-replica global and one connected zone per name.
     async fn start(zones: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(zones, |_, _| {}).await
+    }
+
+    /// Like [`Mosaic::start`], with `configure(name, zone)` run before each zone starts.
+    async fn start_with(
+        zones: &[&str],
+        configure: impl Fn(&str, &mut ZoneProcess),
+    ) -> anyhow::Result<Self> {
         let dp_binary = workspace_binary("mosaic-dp")?;
         let mut global = GlobalCluster::new(&workspace_binary("mosaic-global")?, 1, 10_000)?;
         global.start_all()?;
@@ -56,6 +64,7 @@ impl Mosaic {
                 "24h",
             )
             .await?;
+            configure(name, &mut zone);
             zone.start()?;
             started.push(zone);
         }
@@ -897,4 +906,184 @@ fn error_line(log: &str) -> &str {
     log.lines()
         .find(|l| l.starts_with("error: "))
         .unwrap_or_default()
+}
+
+/// `mosaicctl` against the global, as a user runs it: exit code, stdout, stderr.
+fn mosaicctl(mosaic: &Mosaic, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let out = std::process::Command::new(workspace_binary("mosaicctl")?)
+        .args(["--api", &mosaic.global.api(0)])
+        .args(args)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .env_remove("MOSAIC_API")
+        .env_remove("MOSAIC_TOKEN")
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A fresh 2048-bit RSA key as Kuma keeps its signing keys (PEM `RSA PRIVATE KEY`), made by the
+/// openssl command line (scripts/setup-test-env.sh installs it).
+fn kuma_signing_key_pem() -> anyhow::Result<String> {
+    let out = std::process::Command::new("openssl")
+        .args(["genrsa", "-traditional", "2048"])
+        .stderr(std::process::Stdio::null())
+        .output()?;
+    anyhow::ensure!(out.status.success(), "openssl genrsa failed");
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A dataplane token exactly as Kuma 2.14 issues it: RS256, kid "1", claims `Name`, `Mesh`,
+/// `Tags`, `Type`, `Workload`, `jti`, `iat`, `nbf` (5 minutes back), `exp`.
+fn kuma_dataplane_token(pem: &str, name: &str, service: &str) -> anyhow::Result<String> {
+    use mosaic_core::token::kuma::{KumaDataplaneClaims, KumaSigningKey, RegisteredClaims};
+    let key = KumaSigningKey::from_secret_value(1, pem.as_bytes())?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    let claims = KumaDataplaneClaims {
+        name: name.to_string(),
+        mesh: MESH.to_string(),
+        tags: Some([("kuma.io/service".to_string(), vec![service.to_string()])].into()),
+        proxy_type: String::new(),
+        workload: String::new(),
+        registered: RegisteredClaims {
+            jti: Some("0e4b1fd6-1d0c-4c35-9a8a-1b6a9c1f5e21".into()),
+            iat: Some(now),
+            nbf: Some(now - 300.0),
+            exp: Some(now + 3600.0),
+        },
+    };
+    Ok(key.sign(&claims)?.into_inner())
+}
+
+/// Kuma's quickstart flow verbatim: `generate dataplane-token --mesh default --name web-1 --tag
+/// kuma.io/service=web` for a Dataplane whose inbound also has `version: v1`. The certificate
+/// names every tag (as Kuma's does); a zone with `dataplane_tokens.require_all_tags = true`
+/// refuses the same token and Dataplane, naming the option.
+#[tokio::test]
+async fn kuma_quickstart_token_with_only_the_service_tag() -> anyhow::Result<()> {
+    let mosaic = Mosaic::start_with(&["east", "strict"], |name, zone| {
+        if name == "strict" {
+            zone.edit_config(|c| c.dataplane_tokens.require_all_tags = true);
+        }
+    })
+    .await?;
+    mosaic.put_builtin_mesh().await?;
+    mosaic.mesh_reached_zones(MESH).await?;
+    let tags = [("kuma.io/service", "web"), ("version", "v1")];
+
+    let mut tokens = Vec::new();
+    for name in ["web-1", "web-2"] {
+        let (code, token, err) = mosaicctl(
+            &mosaic,
+            &[
+                "generate",
+                "dataplane-token",
+                "--mesh",
+                "default",
+                "--name",
+                name,
+                "--tag",
+                "kuma.io/service=web",
+            ],
+        )?;
+        assert_eq!(code, 0, "{err}");
+        tokens.push(token.trim().to_string());
+    }
+
+    let mut agent = mosaic.agent(0, |o| o, MESH, "web-1", &tokens[0], &tags)?;
+    let files = mosaic.files(&mut agent).await?;
+    verify_chain(&files.cert, std::slice::from_ref(&files.ca))?;
+    let leaf = inspect_pem(&files.cert)?;
+    for san in [
+        "spiffe://default/web",
+        "kuma://kuma.io/service/web",
+        "kuma://version/v1",
+    ] {
+        assert!(
+            leaf.uri_sans.contains(&san.to_string()),
+            "{san} in {:?}",
+            leaf.uri_sans
+        );
+    }
+
+    let mut strict = mosaic.agent(1, |o| o, MESH, "web-2", &tokens[1], &tags)?;
+    let status = strict.wait_exit(WAIT).await?;
+    assert_eq!(status.code(), Some(1), "{}", strict.log());
+    let log = strict.log();
+    let line = error_line(&log);
+    assert!(
+        line.contains("error: the zone refused dataplane default.web-2:")
+            && line.contains("version=v1 (the token does not name version")
+            && line.contains("dataplane_tokens.require_all_tags"),
+        "{log}"
+    );
+    assert!(!strict.has_any_file());
+    Ok(())
+}
+
+/// A fleet moving from Kuma: Kuma's dataplane-token signing key, applied to the global as the
+/// Secret `dataplane-token-signing-key-default-1` exactly as Kuma keeps it, makes the RS256 tokens
+/// Kuma issued work on a zone; a Kuma token signed by another key is refused, naming the key.
+#[tokio::test]
+async fn kuma_rs256_dataplane_tokens_work_with_the_imported_signing_key() -> anyhow::Result<()> {
+    let mosaic = Mosaic::start(&["east"]).await?;
+    mosaic.put_builtin_mesh().await?;
+    mosaic.mesh_reached_zones(MESH).await?;
+    let pem = kuma_signing_key_pem()?;
+    // `kumactl get secret dataplane-token-signing-key-default-1 --mesh default -o yaml`, applied.
+    let data = base64::engine::general_purpose::STANDARD.encode(&pem);
+    mosaic
+        .put(
+            "/meshes/default/secrets/dataplane-token-signing-key-default-1",
+            &format!(
+                "type: Secret\nname: dataplane-token-signing-key-default-1\nmesh: default\ndata: {data}\n"
+            ),
+        )
+        .await?;
+    let web = [("kuma.io/service", "web"), ("version", "v1")];
+    let token = kuma_dataplane_token(&pem, "web-1", "web")?;
+
+    // The key reaches the zone as a public key over KDS; until then the zone refuses the token
+    // as signed by a key it does not have, so the agent is started again until it is served.
+    let deadline = Instant::now() + WAIT;
+    let files = loop {
+        let mut agent = mosaic.agent(0, |o| o, MESH, "web-1", &token, &web)?;
+        match agent.wait_for_files(WAIT).await {
+            Ok(files) => break files,
+            Err(e) => {
+                let log = agent.log();
+                anyhow::ensure!(
+                    agent.exit_status().is_some()
+                        && Instant::now() < deadline
+                        && log.contains("which this control plane does not have"),
+                    "the Kuma token was not accepted: {e}\n{}",
+                    mosaic.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let leaf = inspect_pem(&files.cert)?;
+    assert!(
+        leaf.uri_sans.contains(&"kuma://version/v1".to_string()),
+        "{:?}",
+        leaf.uri_sans
+    );
+    assert_eq!(leaf.uri_sans[0], "spiffe://default/web");
+
+    // Signed by another key under the same serial (another Kuma control plane's).
+    let forged = kuma_dataplane_token(&kuma_signing_key_pem()?, "web-2", "web")?;
+    let mut refused = mosaic.agent(0, |o| o, MESH, "web-2", &forged, &web)?;
+    let status = refused.wait_exit(WAIT).await?;
+    assert_eq!(status.code(), Some(1), "{}", refused.log());
+    let log = refused.log();
+    assert!(
+        error_line(&log).contains("does not verify with the imported Kuma signing key 1")
+            && error_line(&log).contains("dataplane-token-signing-key-default-1"),
+        "{log}"
+    );
+    assert!(!refused.has_any_file());
+    Ok(())
 }

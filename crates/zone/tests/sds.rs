@@ -12,7 +12,7 @@ use mosaic_core::{
     ca::identity::inspect_pem,
     resource::{ResourceType, Spec, UnknownFields, parse::from_value},
     sds::{SECRET_TYPE_URL, node_id},
-    token::{DataplaneClaims, SigningKey},
+    token::{DataplaneClaims, ProxyType, SigningKey},
 };
 use mosaic_proto::envoy::{
     envoy::{
@@ -28,7 +28,7 @@ use mosaic_proto::envoy::{
 use mosaic_runtime::tls;
 use mosaic_zone::{
     issuer::{Issuer, IssuerSettings},
-    sds::SdsServer,
+    sds::{SdsServer, TokenRules},
     store::{KdsItem, KdsType, StoreKey, SyncBatch, ZoneStore},
 };
 use prost::Message as _;
@@ -59,11 +59,20 @@ struct Harness {
 
 impl Harness {
     async fn start(expiration: &str) -> Self {
-        Self::start_with(expiration, UnknownFields::Ignore).await
+        Self::start_opts(expiration, TokenRules::default(), UnknownFields::Ignore).await
     }
 
     /// With `api.unknown_fields = policy` for registering Dataplanes.
     async fn start_with(expiration: &str, policy: UnknownFields) -> Self {
+        Self::start_opts(expiration, TokenRules::default(), policy).await
+    }
+
+    /// A harness whose SDS server binds tokens by `rules`.
+    async fn start_with_rules(expiration: &str, rules: TokenRules) -> Self {
+        Self::start_opts(expiration, rules, UnknownFields::Ignore).await
+    }
+
+    async fn start_opts(expiration: &str, rules: TokenRules, policy: UnknownFields) -> Self {
         mosaic_testkit::ensure_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(ZoneStore::open(dir.path()).unwrap());
@@ -90,7 +99,7 @@ impl Harness {
             ],
         );
         let issuer = Issuer::new(store.clone(), None, IssuerSettings::default());
-        let server = SdsServer::with_unknown_fields(store.clone(), issuer, ZONE, policy);
+        let server = SdsServer::with_options(store.clone(), issuer, ZONE, rules, policy);
         let identity = tls::load_or_generate(
             dir.path(),
             "dp-server",
@@ -618,9 +627,20 @@ async fn bad_tokens_and_requests_are_refused_and_nothing_is_issued() {
         )),
         &both(),
     );
+    // A tag the token does not name is Kuma's rule's business only where the zone requires
+    // every tag to be named (dataplane_tokens.require_all_tags); by default it is allowed
+    // (kuma_rules_tags_type_and_workload below).
+    let strict = Harness::start_with_rules(
+        "24h",
+        TokenRules {
+            require_all_tags: true,
+        },
+    )
+    .await;
+    let strict_token = strict.web_token("web-1");
     refused(
-        &h,
-        Some(&good),
+        &strict,
+        Some(&strict_token),
         extra,
         Code::PermissionDenied,
         "the token does not name team",
@@ -884,4 +904,102 @@ async fn revoked_tokens_are_refused_and_their_open_streams_end() {
         .expect("a token that is not listed works");
     assert!(!first_2.resources.is_empty());
     assert_ne!(id_1, id_2);
+}
+
+/// Kuma's token rules on the SDS server: a token naming only the service fits a Dataplane with
+/// more tags (all of them in the certificate); a token without name or tags fits any data plane
+/// of the mesh; a token of type ingress is refused for a Dataplane; a workload-bound token needs
+/// the Dataplane's `kuma.io/workload` label.
+#[tokio::test]
+async fn kuma_rules_tags_type_and_workload() {
+    let h = Harness::start("24h").await;
+    let sign = |name: &str, tags: &[(&str, &str)], edit: &dyn Fn(&mut DataplaneClaims)| {
+        let tags: BTreeMap<String, Vec<String>> = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+            .collect();
+        let mut claims = DataplaneClaims::new(
+            MESH,
+            name,
+            tags,
+            OffsetDateTime::now_utc(),
+            Duration::from_secs(3600),
+        );
+        edit(&mut claims);
+        h.key.sign_dataplane_token(&claims).unwrap().into_inner()
+    };
+    let web_v1 = [("kuma.io/service", "web"), ("version", "v1")];
+
+    // Service-only token, Dataplane with more tags.
+    let token = sign("web-1", &[("kuma.io/service", "web")], &|_| {});
+    let first = request(
+        "default.web-1",
+        Some(&dataplane_yaml("web-1", &web_v1)),
+        &both(),
+    );
+    let (_tx, _stream, resp) = h.first_response(Some(&token), first).await.unwrap();
+    let (chain, _, _) = material(&resp);
+    assert_eq!(
+        inspect_pem(&chain).unwrap().uri_sans,
+        vec![
+            "spiffe://default/web".to_string(),
+            "kuma://kuma.io/service/web".to_string(),
+            "kuma://version/v1".to_string()
+        ]
+    );
+
+    // Mesh-wide: no name, no tags.
+    let mesh_wide = sign("", &[], &|_| {});
+    let first = request(
+        "default.api-7",
+        Some(&dataplane_yaml("api-7", &[("kuma.io/service", "api")])),
+        &both(),
+    );
+    let (_tx2, _stream2, resp) = h.first_response(Some(&mesh_wide), first).await.unwrap();
+    let (chain, _, _) = material(&resp);
+    assert_eq!(
+        inspect_pem(&chain).unwrap().uri_sans[0],
+        "spiffe://default/api"
+    );
+
+    // A zone ingress token is not a data plane's.
+    let ingress = sign("", &[], &|c| c.proxy_type = Some(ProxyType::Ingress));
+    let first = request(
+        "default.web-9",
+        Some(&dataplane_yaml("web-9", &web_v1)),
+        &both(),
+    );
+    let err = h.first_response(Some(&ingress), first).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message()
+            .contains("its token is for a zone ingress (type ingress)"),
+        "{}",
+        err.message()
+    );
+
+    // Workload-bound: the label must be there and agree.
+    let bound = sign("", &[], &|c| c.workload = "web".into());
+    let unlabelled = request(
+        "default.web-8",
+        Some(&dataplane_yaml("web-8", &web_v1)),
+        &both(),
+    );
+    let err = h
+        .first_response(Some(&bound), unlabelled)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("has no kuma.io/workload label"),
+        "{}",
+        err.message()
+    );
+    let labelled = dataplane_yaml("web-8", &web_v1).replacen(
+        "name: web-8\n",
+        "name: web-8\nlabels:\n  kuma.io/workload: web\n",
+        1,
+    );
+    let first = request("default.web-8", Some(&labelled), &both());
+    assert!(h.first_response(Some(&bound), first).await.is_ok());
 }

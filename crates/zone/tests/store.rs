@@ -223,6 +223,7 @@ fn bad_items_are_rejected_with_reasons_and_the_rest_apply() {
     // mesh of their own (as the global sends them), stored where the SDS server looks them up.
     let key = mosaic_core::token::PublicKey {
         kid: "k1".into(),
+        alg: mosaic_core::token::KeyAlgorithm::EdDSA,
         bytes: vec![7; 32],
     };
     let wire = |mesh: &str, keys: serde_json::Value| mosaic_proto::kds::Resource {

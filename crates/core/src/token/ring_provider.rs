@@ -2,7 +2,8 @@
 //!
 //! jsonwebtoken ≥ 10 asks for a backend: its own are aws-lc-rs and RustCrypto, either of which would
 //! add a second crypto stack, so this provider signs and verifies with `ring` instead. It knows
-//! only the algorithms Mosaic uses (EdDSA with Ed25519); any other is refused.
+//! only the algorithms Mosaic uses: EdDSA with Ed25519 (Mosaic's own tokens) and RS256 (tokens
+//! Kuma and Kong Mesh signed, verified with their imported keys); any other is refused.
 
 use std::sync::Once;
 
@@ -13,7 +14,10 @@ use jsonwebtoken::{
     jwk::ThumbprintHash,
     signature::{self, Signer, Verifier},
 };
-use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
+use ring::signature::{
+    ED25519, Ed25519KeyPair, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair,
+    UnparsedPublicKey,
+};
 
 static PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
@@ -37,19 +41,33 @@ pub(super) fn install() {
 }
 
 fn new_signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
-    if *algorithm != Algorithm::EdDSA || key.family() != AlgorithmFamily::Ed {
-        return Err(ErrorKind::InvalidAlgorithm.into());
+    match (algorithm, key.family()) {
+        (Algorithm::EdDSA, AlgorithmFamily::Ed) => {
+            let pair = Ed25519KeyPair::from_pkcs8(key.as_bytes())
+                .map_err(|_| ErrorKind::InvalidEddsaKey)?;
+            Ok(Box::new(EdDsaSigner(pair)))
+        }
+        // The key is an RSAPrivateKey (PKCS#1) DER, as Kuma stores its signing keys.
+        (Algorithm::RS256, AlgorithmFamily::Rsa) => {
+            let pair = RsaKeyPair::from_der(key.as_bytes())
+                .map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
+            Ok(Box::new(Rs256Signer(pair)))
+        }
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
     }
-    let pair =
-        Ed25519KeyPair::from_pkcs8(key.as_bytes()).map_err(|_| ErrorKind::InvalidEddsaKey)?;
-    Ok(Box::new(EdDsaSigner(pair)))
 }
 
 fn new_verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
-    if *algorithm != Algorithm::EdDSA || key.family() != AlgorithmFamily::Ed {
-        return Err(ErrorKind::InvalidAlgorithm.into());
+    match (algorithm, key.family()) {
+        (Algorithm::EdDSA, AlgorithmFamily::Ed) => {
+            Ok(Box::new(EdDsaVerifier(key.try_get_as_bytes()?.to_vec())))
+        }
+        // The key is an RSAPublicKey (PKCS#1) DER.
+        (Algorithm::RS256, AlgorithmFamily::Rsa) => {
+            Ok(Box::new(Rs256Verifier(key.try_get_as_bytes()?.to_vec())))
+        }
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
     }
-    Ok(Box::new(EdDsaVerifier(key.try_get_as_bytes()?.to_vec())))
 }
 
 fn compute_digest(data: &[u8], hash: ThumbprintHash) -> Result<Vec<u8>> {
@@ -91,5 +109,46 @@ impl Verifier<Vec<u8>> for EdDsaVerifier {
 impl JwtVerifier for EdDsaVerifier {
     fn algorithm(&self) -> Algorithm {
         Algorithm::EdDSA
+    }
+}
+
+/// Signs RS256 (RSASSA-PKCS1-v1_5 with SHA-256) with an RSA key read from PKCS#1 DER.
+struct Rs256Signer(RsaKeyPair);
+
+impl Signer<Vec<u8>> for Rs256Signer {
+    fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, signature::Error> {
+        let mut sig = vec![0; self.0.public().modulus_len()];
+        self.0
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                msg,
+                &mut sig,
+            )
+            .map_err(|_| signature::Error::new())?;
+        Ok(sig)
+    }
+}
+
+impl JwtSigner for Rs256Signer {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RS256
+    }
+}
+
+/// Verifies RS256 with an RSAPublicKey (PKCS#1 DER) of 2048 to 8192 bits.
+struct Rs256Verifier(Vec<u8>);
+
+impl Verifier<Vec<u8>> for Rs256Verifier {
+    fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), signature::Error> {
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &self.0)
+            .verify(msg, signature)
+            .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtVerifier for Rs256Verifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RS256
     }
 }

@@ -1,5 +1,7 @@
 //! Who is on the other end of a KDS stream: the zone token (`authorization: Bearer <token>`),
-//! verified with the zone signing key from the store; `mosaic-zone` must equal the token's zone;
+//! verified with the zone signing key from the store (or, for a Kuma/Kong Mesh RS256 token, an
+//! imported `zone-token-signing-key-N`); it must have Kong Mesh's `cp` scope (a token for a zone
+//! ingress or egress only is refused, naming its scope); `mosaic-zone` must equal the token's zone;
 //! a disabled Zone is refused, and so is a token whose id is listed in the GlobalSecret
 //! `zone-token-revocations` (as in Kuma); an unknown zone registers itself (a `Zone` with
 //! `enabled: true`, as Kuma does). [`access_ended`] re-checks an open session's zone and token.
@@ -9,7 +11,7 @@
 use mosaic_core::{
     resource::{Resource, ResourceType, Spec, ZoneSpec, validate_name},
     revocation::{Revocations, ZONE_TOKEN_REVOCATIONS},
-    token::TokenError,
+    token::{SCOPE_CP, TokenError},
 };
 use time::OffsetDateTime;
 use tonic::{Status, metadata::MetadataMap};
@@ -126,6 +128,17 @@ pub async fn authenticate(
             ));
         }
     };
+    if !claims.has_scope(SCOPE_CP) {
+        return Err(refuse(
+            &zone,
+            direction,
+            "token-scope",
+            Status::permission_denied(format!(
+                "zone {zone:?}: the zone token's scope is {} and lacks \"cp\", which a zone control plane needs to connect to the global (ingress and egress scopes are for zone proxies): generate one with mosaicctl generate zone-token --zone {zone} --scope cp",
+                claims.scope_list()
+            )),
+        ));
+    }
     if claims.zone != zone {
         return Err(refuse(
             &zone,

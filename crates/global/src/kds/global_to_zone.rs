@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mosaic_core::{resource::ResourceType, revocation::ZONE_TOKEN_REVOCATIONS};
+use mosaic_core::{resource::ResourceType, revocation::ZONE_TOKEN_REVOCATIONS, token::kuma};
 use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse};
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -137,6 +137,18 @@ impl Batch {
         if rt == ResourceType::Mesh {
             let t = KdsType::DataplaneTokenKey;
             self.add(t, t.item_key("", &c.key.name), c.applied_at);
+        }
+        // An imported Kuma dataplane-token signing key changes its mesh's public keys.
+        let kuma_key_mesh = match rt {
+            ResourceType::Secret if c.key.name.starts_with(kuma::DATAPLANE_SIGNING_KEY_PREFIX) => {
+                c.key.mesh.as_deref()
+            }
+            ResourceType::GlobalSecret => kuma::dataplane_signing_key_mesh(&c.key.name),
+            _ => None,
+        };
+        if let Some(mesh) = kuma_key_mesh {
+            let t = KdsType::DataplaneTokenKey;
+            self.add(t, t.item_key("", mesh), c.applied_at);
         }
     }
 

@@ -5,10 +5,17 @@
 //! [`Tokens::public_keys`] gives for the mesh's signing-key record, which has no version) is
 //! versioned by a hash of its content, so every replica gives it the same version and a zone
 //! resuming on another replica gets only the difference.
+//!
+//! Imported Kuma signing keys (Secrets and GlobalSecrets named `dataplane-token-signing-key-…`,
+//! `zone-token-signing-key…`) are private keys: they never leave the global. Zones get their
+//! public keys in the mesh's DataplaneTokenKey instead.
 
 use std::collections::BTreeMap;
 
-use mosaic_core::resource::{Resource, ResourceType};
+use mosaic_core::{
+    resource::{Resource, ResourceType},
+    token::kuma,
+};
 use mosaic_proto::kds;
 
 use crate::{
@@ -71,12 +78,21 @@ fn token_key(tokens: &Tokens, mesh: &str) -> Result<Option<kds::Resource>, Store
     }))
 }
 
+/// Whether a resource is never sent to zones: an imported Kuma signing key.
+pub fn stays_on_global(rt: ResourceType, name: &str) -> bool {
+    matches!(rt, ResourceType::Secret | ResourceType::GlobalSecret)
+        && kuma::is_signing_key_name(name)
+}
+
 /// Every item of `t` this replica holds (DataplaneTokenKeys from `tokens`).
 pub fn items(store: &dyn ResourceStore, tokens: &Tokens, t: KdsType) -> Result<Items, StoreError> {
     let mut out = Items::new();
     match t {
         KdsType::Resource(rt) => {
             for r in store.list(rt, None)? {
+                if stays_on_global(rt, &r.meta.name) {
+                    continue;
+                }
                 let key = t.item_key(r.meta.mesh.as_deref().unwrap_or_default(), &r.meta.name);
                 out.insert(key, wire_resource(&r)?);
             }
@@ -101,6 +117,9 @@ pub fn item(
 ) -> Result<Option<kds::Resource>, StoreError> {
     match t {
         KdsType::Resource(rt) => {
+            if stays_on_global(rt, &key.name) {
+                return Ok(None);
+            }
             let mesh = (!key.mesh.is_empty()).then_some(key.mesh.as_str());
             store
                 .get(&ResourceKey::new(rt, mesh, &key.name))?

@@ -1,13 +1,15 @@
 //! Who is asking: the bearer dataplane token (gRPC metadata `authorization`) verified with the
-//! public keys the global synced for the node's mesh, bound to the node's name, and not listed in
-//! the mesh's revocation Secret (`dataplane-token-revocations-<mesh>`, as in Kuma).
+//! public keys the global synced for the node's mesh (Mosaic's, and Kuma's imported ones), bound
+//! to the node's name when it names one (Kuma: a token without a name fits any data plane of its
+//! mesh), for a data plane proxy (not a zone ingress or egress), and not listed in the mesh's
+//! revocation Secret (`dataplane-token-revocations-<mesh>`, as in Kuma).
 
 use mosaic_core::{
     Sensitive,
     resource::{ResourceType, Spec},
     revocation::{Revocations, dataplane_token_revocations},
     sds::{AUTHORIZATION_METADATA, parse_node_id},
-    token::{DataplaneClaims, verify_dataplane_token},
+    token::{DataplaneClaims, ProxyType, verify_dataplane_token},
 };
 use time::OffsetDateTime;
 use tonic::metadata::MetadataMap;
@@ -26,6 +28,16 @@ pub struct Caller {
     pub name: String,
     /// The token's claims (its tags bound what the Dataplane may claim).
     pub claims: DataplaneClaims,
+    /// The zone's rules for what a token's tags bind.
+    pub rules: TokenRules,
+}
+
+/// How strictly a dataplane token binds its Dataplane (the zone's `[dataplane_tokens]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenRules {
+    /// Every tag of the Dataplane must be named by its token (not only the tags the token names
+    /// must match, Kuma's rule).
+    pub require_all_tags: bool,
 }
 
 /// The token in `authorization: Bearer <token>`.
@@ -45,6 +57,7 @@ pub fn bearer_token(metadata: &MetadataMap) -> Result<Sensitive<String>, SdsErro
 pub fn authenticate(
     store: &ZoneStore,
     zone: &str,
+    rules: TokenRules,
     token: &Sensitive<String>,
     node_id: &str,
     now: OffsetDateTime,
@@ -72,7 +85,13 @@ pub fn authenticate(
         });
     }
     let claims = verify_dataplane_token(token.expose(), &keys, mesh, now)?;
-    if claims.name != name {
+    if let Some(t @ (ProxyType::Ingress | ProxyType::Egress)) = claims.proxy_type {
+        return Err(SdsError::ProxyType {
+            name: name.to_string(),
+            token_type: t,
+        });
+    }
+    if !claims.name.is_empty() && claims.name != name {
         return Err(SdsError::OtherDataplane {
             token_name: claims.name,
             node_name: name.to_string(),
@@ -92,6 +111,7 @@ pub fn authenticate(
         mesh: mesh.to_string(),
         name: name.to_string(),
         claims,
+        rules,
     })
 }
 

@@ -105,7 +105,17 @@ pub enum SdsError {
         /// The dataplane.
         name: String,
     },
-    /// The Dataplane claims tags the token does not allow.
+    /// The token is for a zone ingress or egress, not a data plane proxy.
+    #[error(
+        "dataplane {name:?}: its token is for a zone {token_type} (type {token_type}), not a data plane proxy: generate a token without --type, or with --type dataplane"
+    )]
+    ProxyType {
+        /// The dataplane.
+        name: String,
+        /// The token's type.
+        token_type: mosaic_core::token::ProxyType,
+    },
+    /// The Dataplane's tags or workload do not fit its token.
     #[error("dataplane {name:?}: {reason}")]
     Tags {
         /// The dataplane.
@@ -178,6 +188,7 @@ impl SdsError {
             SdsError::Revoked { .. } => Code::Unauthenticated,
             SdsError::OtherDataplane { .. }
             | SdsError::Tags { .. }
+            | SdsError::ProxyType { .. }
             | SdsError::OtherMesh { .. } => Code::PermissionDenied,
             SdsError::NoNode
             | SdsError::BadNodeId(_)

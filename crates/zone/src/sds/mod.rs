@@ -5,8 +5,9 @@
 //!   metadata `authorization: Bearer <dataplane token>`; the token is verified with the public
 //!   keys the global synced for that mesh and must name that dataplane. The node may register
 //!   itself by sending its Dataplane in node metadata `dataplane.resource`; otherwise it must
-//!   have been registered through the zone API. Every tag of the Dataplane must be allowed by
-//!   the token. Then the stream receives `identity_cert:secret:<mesh>` (chain + key) and
+//!   have been registered through the zone API. The tags the token names must match the
+//!   Dataplane's (Kuma's rule; with `dataplane_tokens.require_all_tags` every tag must be
+//!   named). Then the stream receives `identity_cert:secret:<mesh>` (chain + key) and
 //!   `mesh_ca:secret:<mesh>` (every root of the mesh), again whenever either changes.
 //! - `FetchSecrets`: the same checks, one answer.
 //! - `DeltaSecrets`: not offered (`UNIMPLEMENTED`); Envoy falls back to `StreamSecrets`.
@@ -41,6 +42,7 @@ use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming, service::Routes};
 
+pub use self::auth::TokenRules;
 pub use self::error::SdsError;
 use self::{auth::bearer_token, secrets::Material};
 use crate::{issuer::Issuer, store::ZoneStore};
@@ -55,6 +57,7 @@ struct Shared {
     store: Arc<ZoneStore>,
     issuer: Issuer,
     zone: String,
+    rules: TokenRules,
     stop: watch::Receiver<bool>,
     /// `api.unknown_fields`: what a registering Dataplane's unknown fields get.
     unknown_fields: UnknownFields,
@@ -75,17 +78,25 @@ pub struct ServeError(#[from] tonic::transport::Error);
 // === impl SdsServer ===
 
 impl SdsServer {
-    /// A server for `zone`'s data planes, over its store and issuer.
+    /// A server for `zone`'s data planes, over its store and issuer, with Kuma's token rules.
     pub fn new(store: Arc<ZoneStore>, issuer: Issuer, zone: &str) -> Self {
-        Self::with_unknown_fields(store, issuer, zone, UnknownFields::default())
+        Self::with_options(
+            store,
+            issuer,
+            zone,
+            TokenRules::default(),
+            UnknownFields::default(),
+        )
     }
 
-    /// [`SdsServer::new`] with `policy` (`api.unknown_fields`) for the fields of a Dataplane a
-    /// data plane registers that Mosaic does not know.
-    pub fn with_unknown_fields(
+    /// A server for `zone`'s data planes whose tokens bind their Dataplanes by `rules`, with
+    /// `policy` (`api.unknown_fields`) for the fields of a Dataplane a data plane registers that
+    /// Mosaic does not know.
+    pub fn with_options(
         store: Arc<ZoneStore>,
         issuer: Issuer,
         zone: &str,
+        rules: TokenRules,
         policy: UnknownFields,
     ) -> Self {
         let (stop, stop_rx) = watch::channel(false);
@@ -94,6 +105,7 @@ impl SdsServer {
                 store,
                 issuer,
                 zone: zone.to_string(),
+                rules,
                 stop: stop_rx,
                 unknown_fields: policy,
             }),

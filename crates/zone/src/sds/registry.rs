@@ -9,7 +9,7 @@ use mosaic_core::{
         parse::{Target, decode_with},
         unknown_fields::Decoded,
     },
-    sds::{DATAPLANE_RESOURCE_METADATA, check_tags, node_id},
+    sds::{DATAPLANE_RESOURCE_METADATA, check_tags, check_workload, node_id},
     template::Tags,
 };
 use mosaic_proto::envoy::google::protobuf::{Struct, value::Kind};
@@ -67,7 +67,8 @@ pub fn parse_dataplane(
     Ok(decoded)
 }
 
-/// The tags of `dataplane`, once its token vouches for every one of them.
+/// The tags of `dataplane`, once they fit its token (the tags it names match; with
+/// `require_all_tags`, every tag is named) and its workload label fits the token's binding.
 pub fn vouched_tags(caller: &Caller, dataplane: &Resource) -> Result<Tags, SdsError> {
     let Spec::Dataplane(spec) = &dataplane.spec else {
         return Err(SdsError::NotRegistered {
@@ -76,9 +77,17 @@ pub fn vouched_tags(caller: &Caller, dataplane: &Resource) -> Result<Tags, SdsEr
         });
     };
     let tags = spec.tags();
-    check_tags(&tags, &caller.claims.tags).map_err(|reason| SdsError::Tags {
-        name: caller.name.clone(),
-        reason,
+    check_tags(&tags, &caller.claims.tags, caller.rules.require_all_tags).map_err(|reason| {
+        SdsError::Tags {
+            name: caller.name.clone(),
+            reason,
+        }
+    })?;
+    check_workload(&caller.claims.workload, &dataplane.meta.labels).map_err(|reason| {
+        SdsError::Tags {
+            name: caller.name.clone(),
+            reason,
+        }
     })?;
     Ok(tags)
 }

@@ -59,6 +59,7 @@ pub(super) fn open(
     let caller = authenticate(
         &shared.store,
         &shared.zone,
+        shared.rules,
         token,
         &node.id,
         OffsetDateTime::now_utc(),
@@ -358,6 +359,7 @@ impl Session {
         self.caller = authenticate(
             &self.shared.store,
             &self.shared.zone,
+            self.shared.rules,
             &self.token,
             &self.caller.node_id,
             self.opened_at,
