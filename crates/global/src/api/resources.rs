@@ -91,8 +91,14 @@ pub async fn put(
     let t = params.target(rtype);
     let resource = api_body::decode::<ApiState>(&headers, &bytes, &t)?;
     let mut retried = false;
+    let mut notes: Vec<String>;
     let created = loop {
-        let cmd = state.validator.admit(&resource, state.now()).await?;
+        let admitted = state
+            .validator
+            .admit_with_notes(&resource, state.now())
+            .await?;
+        notes = admitted.notes;
+        let cmd = admitted.command;
         let generates_ca = matches!(cmd, Command::Batch(_));
         match state.store.write(cmd).await? {
             CommandResult::Put { created, .. } => break created,
@@ -131,7 +137,33 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok(Format::from_headers(&headers).respond(status, &stored.to_universal()))
+    let mut response = Format::from_headers(&headers).respond(status, &stored.to_universal());
+    // What admission could not check is said in `Warning` headers (RFC 9111 code 299, as the
+    // Kubernetes API server answers admission warnings), beside the stored resource.
+    for note in notes {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&warning_header(&note)) {
+            response
+                .headers_mut()
+                .append(axum::http::header::WARNING, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `299 mosaic "<note>"`, the note made header-safe (printable ASCII, quotes escaped).
+fn warning_header(note: &str) -> String {
+    let mut text = String::with_capacity(note.len());
+    for c in note.chars() {
+        match c {
+            '"' | '\\' => {
+                text.push('\\');
+                text.push(c);
+            }
+            c if c.is_ascii() && !c.is_ascii_control() => text.push(c),
+            _ => text.push('?'),
+        }
+    }
+    format!("299 mosaic \"{text}\"")
 }
 
 /// `DELETE` one resource (`?force=true` deletes a Mesh that has data planes).
