@@ -225,7 +225,11 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
             Operation::LookupSelf | Operation::Renew => {
                 "the token is invalid, expired or revoked: issue a new one".to_string()
             }
-            Operation::ReadCa { .. } | Operation::Health => String::new(),
+            // The CA chain is read without a token: Vault answers an unserved path so.
+            Operation::ReadCa { pki } => format!(
+                "check that a PKI secrets engine is mounted at {pki:?} (and in the right namespace): Vault answers \"permission denied\" to a request without a token for a path it does not serve"
+            ),
+            Operation::Health => String::new(),
         };
     }
     if status == 503 && text.contains("sealed") {
