@@ -1,8 +1,12 @@
-//! The `commonName` template of the Vault backend, a small subset of Go templates:
-//! `'{{ tag "kuma.io/service" }}.mesh'` and `'{{ tag "kuma.io/service" | replace "_" "-" }}.mesh'`.
+//! The templates of the Vault backend, a small subset of Go templates:
+//! - the `commonName` template: `'{{ tag "kuma.io/service" }}.mesh'` and
+//!   `'{{ tag "kuma.io/service" | replace "_" "-" }}.mesh'`;
+//! - the zone fields (`auth.kubernetes.mountPath`, `auth.kubernetes.role`, `auth.approle.mountPath`,
+//!   `namespace`): `"{{ zone }}"`, `"k8s-{{ zone }}"`, expanded by each zone to its own name.
 //!
-//! Functions: `tag NAME` (a data-plane tag's value), `replace OLD NEW` (every OLD becomes NEW in the
-//! piped value), `lower`, `upper`. Anything else is refused when the Mesh is validated.
+//! Functions: `tag NAME` (a data-plane tag's value; commonName only), `zone` (the zone's name; zone
+//! fields only), `replace OLD NEW` (every OLD becomes NEW in the piped value), `lower`, `upper`.
+//! Anything else is refused when the Mesh is validated.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +16,17 @@ pub type Tags = BTreeMap<String, BTreeSet<String>>;
 /// A parsed template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template {
+    kind: TemplateKind,
     parts: Vec<Part>,
+}
+
+/// What a template may read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateKind {
+    /// `commonName`: the data plane's tags (`tag`).
+    CommonName,
+    /// An auth mount path, auth role or namespace: the zone's name (`zone`).
+    ZoneField,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +38,7 @@ enum Part {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Call {
     Tag(String),
+    Zone,
     Replace(String, String),
     Lower,
     Upper,
@@ -48,13 +63,28 @@ pub enum TemplateError {
         /// The tag name.
         tag: String,
     },
+    /// `{{ zone }}` was rendered where there is no zone (the global, `mosaicctl validate`).
+    #[error(
+        "{{{{ zone }}}} expands to a zone's name, and this is not a zone: only zones log in with it (each zone tests it when it issues and reports it in its CA health)"
+    )]
+    NoZone,
 }
 
 // === impl Template ===
 
 impl Template {
-    /// Parses template text.
+    /// Parses a `commonName` template.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        Self::parse_as(text, TemplateKind::CommonName)
+    }
+
+    /// Parses a zone field (auth mount path, auth role, namespace), which may name `{{ zone }}`.
+    pub fn parse_zone_field(text: &str) -> Result<Self, TemplateError> {
+        Self::parse_as(text, TemplateKind::ZoneField)
+    }
+
+    /// Parses template text of `kind`.
+    pub fn parse_as(text: &str, kind: TemplateKind) -> Result<Self, TemplateError> {
         let err = |reason: &str| TemplateError::Parse {
             template: text.to_string(),
             reason: reason.to_string(),
@@ -83,13 +113,20 @@ impl Template {
                         .find("}}")
                         .ok_or_else(|| err("'{{' is never closed with '}}'"))?;
                     parts.push(Part::Action(
-                        parse_action(&after[..end]).map_err(|r| err(&r))?,
+                        parse_action(&after[..end], kind).map_err(|r| err(&r))?,
                     ));
                     rest = &after[end + 2..];
                 }
             }
         }
-        Ok(Self { parts })
+        Ok(Self { kind, parts })
+    }
+
+    /// Whether the template reads the zone's name.
+    pub fn names_zone(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Action(calls) if calls.contains(&Call::Zone)))
     }
 
     /// The tag names the template reads.
@@ -111,6 +148,19 @@ impl Template {
     /// Renders the template for a data plane. A tag with several values renders its first value in
     /// sorted order.
     pub fn render(&self, tags: &Tags) -> Result<String, TemplateError> {
+        self.render_with(Some(tags), None)
+    }
+
+    /// Renders a zone field for `zone` (`None`: not in a zone, so `{{ zone }}` cannot expand).
+    pub fn render_zone(&self, zone: Option<&str>) -> Result<String, TemplateError> {
+        self.render_with(None, zone)
+    }
+
+    fn render_with(
+        &self,
+        tags: Option<&Tags>,
+        zone: Option<&str>,
+    ) -> Result<String, TemplateError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -119,8 +169,9 @@ impl Template {
                     let mut value = String::new();
                     for call in calls {
                         value = match call {
+                            Call::Zone => zone.ok_or(TemplateError::NoZone)?.to_string(),
                             Call::Tag(name) => tags
-                                .get(name)
+                                .and_then(|t| t.get(name))
                                 .and_then(|vs| vs.iter().next())
                                 .cloned()
                                 .ok_or_else(|| TemplateError::MissingTag { tag: name.clone() })?,
@@ -137,12 +188,17 @@ impl Template {
     }
 }
 
-fn parse_action(src: &str) -> Result<Vec<Call>, String> {
+fn parse_action(src: &str, kind: TemplateKind) -> Result<Vec<Call>, String> {
+    let zone_fields =
+        "auth.kubernetes.mountPath, auth.kubernetes.role, auth.approle.mountPath and namespace";
     let mut calls = Vec::new();
     for (i, stage) in split_pipeline(src)?.into_iter().enumerate() {
-        let (name, args) = stage
-            .split_first()
-            .ok_or_else(|| "empty action: write {{ tag \"kuma.io/service\" }}".to_string())?;
+        let (name, args) = stage.split_first().ok_or_else(|| match kind {
+            TemplateKind::CommonName => {
+                "empty action: write {{ tag \"kuma.io/service\" }}".to_string()
+            }
+            TemplateKind::ZoneField => "empty action: write {{ zone }}".to_string(),
+        })?;
         let Token::Ident(name) = name else {
             return Err(format!("expected a function name, found {name}"));
         };
@@ -154,6 +210,19 @@ fn parse_action(src: &str) -> Result<Vec<Call>, String> {
             })
             .collect::<Result<_, _>>()?;
         let call = match (name.as_str(), strings.as_slice()) {
+            ("tag", _) if kind == TemplateKind::ZoneField => {
+                return Err(format!(
+                    "tag is only known in commonName; {zone_fields} may name {{{{ zone }}}}"
+                ));
+            }
+            ("zone", _) if kind == TemplateKind::CommonName => {
+                return Err(format!(
+                    "zone is not known in commonName: {{{{ zone }}}} expands only in {zone_fields}"
+                ));
+            }
+            ("zone", []) if i == 0 => Call::Zone,
+            ("zone", []) => return Err("zone must start a pipeline".into()),
+            ("zone", _) => return Err("zone takes no arguments: write {{ zone }}".into()),
             ("tag", [t]) if i == 0 => Call::Tag(t.clone()),
             ("tag", _) if i > 0 => return Err("tag must start a pipeline".into()),
             ("tag", _) => return Err("tag takes one quoted tag name".into()),
@@ -173,8 +242,12 @@ fn parse_action(src: &str) -> Result<Vec<Call>, String> {
                 return Err(format!("{name} takes no arguments and needs a piped value"));
             }
             (other, _) => {
+                let first = match kind {
+                    TemplateKind::CommonName => "tag",
+                    TemplateKind::ZoneField => "zone",
+                };
                 return Err(format!(
-                    "unknown function {other:?}: use tag, replace, lower or upper"
+                    "unknown function {other:?}: use {first}, replace, lower or upper"
                 ));
             }
         };
@@ -314,5 +387,48 @@ mod tests {
                 .unwrap(),
             "plain.mesh"
         );
+        let e = Template::parse("{{ zone }}.mesh").unwrap_err().to_string();
+        assert!(e.contains("not known in commonName"), "{e}");
+    }
+
+    #[test]
+    fn zone_fields_expand_to_the_zone_name() {
+        for (text, want) in [
+            ("{{ zone }}", "east"),
+            ("{{zone}}", "east"),
+            ("k8s-{{ zone }}", "k8s-east"),
+            ("{{ zone | upper }}", "EAST"),
+            ("{{ zone | replace \"-\" \"_\" }}-ns", "us_east-ns"),
+            ("kubernetes", "kubernetes"),
+        ] {
+            let t = Template::parse_zone_field(text).unwrap();
+            let zone = if want.contains("us_") {
+                "us-east"
+            } else {
+                "east"
+            };
+            assert_eq!(t.render_zone(Some(zone)).unwrap(), want, "{text}");
+            assert_eq!(t.names_zone(), text.contains("zone"), "{text}");
+        }
+        let t = Template::parse_zone_field("{{ zone }}").unwrap();
+        assert_eq!(t.render_zone(None), Err(TemplateError::NoZone));
+        assert!(TemplateError::NoZone.to_string().contains("{{ zone }}"));
+        assert!(!Template::parse_zone_field("east").unwrap().names_zone());
+    }
+
+    #[test]
+    fn zone_fields_refuse_other_placeholders() {
+        for (bad, why) in [
+            ("{{ tag \"kuma.io/service\" }}", "only known in commonName"),
+            ("{{ cluster }}", "unknown function \"cluster\": use zone"),
+            ("{{ zone \"x\" }}", "no arguments"),
+            ("{{ .Zone }}", "unexpected character"),
+            ("{{ zone ", "never closed"),
+            ("{{ }}", "write {{ zone }}"),
+            ("{{ lower | zone }}", "needs a piped value"),
+        ] {
+            let e = Template::parse_zone_field(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

@@ -5,6 +5,13 @@
 //! (stored atomically with the Mesh, never replaced on re-apply); a `provided` backend must load
 //! and issue; a `vault` backend must issue a test certificate (unless `mtls.skipValidation`).
 //! Vault backends are validated concurrently.
+//!
+//! The global is no zone, so a vault backend whose auth (or namespace) names `{{ zone }}`, or
+//! that sets no `auth` because every zone holds its own credentials (`[[vault_auth]]`), cannot
+//! log in here. For such a backend admission checks what it can without credentials (Vault
+//! answers `sys/health`, the PKI mount has a CA) and admits the Mesh with a note saying what was
+//! and was not checked: each zone tests its own login when it issues and reports it in its CA
+//! health (`GET /zones/_overview`, `caHealth`).
 
 use std::sync::Arc;
 
@@ -14,7 +21,7 @@ use mosaic_core::{
     datasource::SecretSource,
     resource::{
         Resource, ResourceType, SecretSpec, Spec,
-        mesh::{BackendConf, BackendType, MeshSpec, MtlsBackend},
+        mesh::{BackendConf, BackendType, MeshSpec, MtlsBackend, VaultConf},
     },
     validate::{ValidationError, Violation},
 };
@@ -43,6 +50,23 @@ pub enum AdmissionError {
     Generate(CaError),
 }
 
+/// What admission decided, and what the user should know about it.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The command to propose.
+    pub command: Command,
+    /// Notes for the answer (e.g. a vault backend only each zone can test).
+    pub notes: Vec<String>,
+}
+
+/// What a vault backend's check gave.
+enum VaultCheck {
+    /// A test certificate was issued.
+    Issued,
+    /// Only what can be checked without credentials was checked; the note says what.
+    Probed(String),
+}
+
 /// One backend's problem, before it is turned into a violation.
 struct BackendProblem {
     index: usize,
@@ -67,10 +91,24 @@ impl Admission {
         resource: &Resource,
         now: OffsetDateTime,
     ) -> Result<Command, AdmissionError> {
+        self.admit_with_notes(resource, now)
+            .await
+            .map(|a| a.command)
+    }
+
+    /// [`Admission::admit`], with the notes the answer should carry.
+    pub async fn admit_with_notes(
+        &self,
+        resource: &Resource,
+        now: OffsetDateTime,
+    ) -> Result<Admitted, AdmissionError> {
         resource.validate().map_err(AdmissionError::Invalid)?;
         match &resource.spec {
             Spec::Mesh(spec) => self.admit_mesh(resource, spec, now).await,
-            _ => Ok(Command::put(resource, now)),
+            _ => Ok(Admitted {
+                command: Command::put(resource, now),
+                notes: Vec::new(),
+            }),
         }
     }
 
@@ -79,7 +117,7 @@ impl Admission {
         resource: &Resource,
         spec: &MeshSpec,
         now: OffsetDateTime,
-    ) -> Result<Command, AdmissionError> {
+    ) -> Result<Admitted, AdmissionError> {
         let mesh = resource.meta.name.as_str();
         self.check_secret_references(mesh, spec)?;
 
@@ -107,7 +145,7 @@ impl Admission {
                         });
                     }
                 }
-                BackendConf::Vault(_) => {
+                BackendConf::Vault(conf) => {
                     if spec.skip_validation() {
                         tracing::info!(mesh, backend = %backend.name, "mtls.skipValidation: no test issuance");
                         continue;
@@ -115,15 +153,17 @@ impl Admission {
                     let (mesh, backend, secrets) =
                         (mesh.to_string(), backend.clone(), secrets.clone());
                     vault_checks.spawn(async move {
-                        let result = check_backend(&mesh, &backend, secrets).await;
-                        (index, result.map_err(|e| e.to_string()))
+                        let result = check_vault(&mesh, &backend, &conf, secrets).await;
+                        (index, result)
                     });
                 }
             }
         }
+        let mut notes = Vec::new();
         while let Some(joined) = vault_checks.join_next().await {
             match joined {
-                Ok((_, Ok(()))) => {}
+                Ok((_, Ok(VaultCheck::Issued))) => {}
+                Ok((index, Ok(VaultCheck::Probed(note)))) => notes.push((index, note)),
                 Ok((index, Err(message))) => problems.push(BackendProblem { index, message }),
                 Err(e) => {
                     return Err(AdmissionError::Invalid(ValidationError::single(
@@ -143,14 +183,23 @@ impl Admission {
             }));
         }
 
+        notes.sort_by_key(|(index, _)| *index);
+        let notes: Vec<String> = notes
+            .into_iter()
+            .map(|(index, note)| format!("mtls.backends[{index}]: {note}"))
+            .collect();
+        for note in &notes {
+            tracing::info!(mesh, note = %note, "vault backend admitted without a test issuance");
+        }
         let mesh_put = Command::put(resource, now);
-        if ca_puts.is_empty() {
-            Ok(mesh_put)
+        let command = if ca_puts.is_empty() {
+            mesh_put
         } else {
             let mut batch = vec![mesh_put];
             batch.extend(ca_puts);
-            Ok(Command::Batch(batch))
-        }
+            Command::Batch(batch)
+        };
+        Ok(Admitted { command, notes })
     }
 
     /// Every Secret a non-builtin backend names must exist (builtin CA Secrets are generated).
@@ -246,6 +295,53 @@ impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admission").finish_non_exhaustive()
     }
+}
+
+/// A vault backend's check: a test issuance, or, when only zones can log in, what can be checked
+/// without credentials (the error is the user's message).
+async fn check_vault(
+    mesh: &str,
+    backend: &MtlsBackend,
+    conf: &VaultConf,
+    secrets: Arc<dyn SecretSource>,
+) -> Result<VaultCheck, String> {
+    let Some(from_cp) = conf.from_cp() else {
+        return check_backend(mesh, backend, secrets)
+            .await
+            .map(|()| VaultCheck::Issued)
+            .map_err(|e| e.to_string());
+    };
+    let naming_zone = from_cp.fields_naming_zone();
+    let why = if from_cp.zones_bring_credentials() {
+        format!(
+            "conf.fromCp.auth is not set, so every zone must hold its own Vault credentials for this backend (a [[vault_auth]] entry with mesh = {mesh:?} and backend = {:?} in the zone's config)",
+            backend.name
+        )
+    } else if !naming_zone.is_empty() {
+        let fields: Vec<String> = naming_zone
+            .iter()
+            .map(|f| format!("conf.fromCp.{f}"))
+            .collect();
+        format!(
+            "{} {} {{{{ zone }}}}, which expands to each zone's name and not on the global (which is no zone)",
+            fields.join(", "),
+            if fields.len() == 1 { "names" } else { "name" }
+        )
+    } else {
+        return check_backend(mesh, backend, secrets)
+            .await
+            .map(|()| VaultCheck::Issued)
+            .map_err(|e| e.to_string());
+    };
+    let report = mosaic_ca::vault::probe::probe(mesh, backend, conf, secrets.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(VaultCheck::Probed(format!(
+        "backend {:?}: {why}, so no test certificate was issued here. Checked: {}. Not checked: {}. Each zone tests its own login when it issues and reports it in its CA health (GET /zones/_overview, caHealth)",
+        backend.name,
+        report.checked.join("; "),
+        report.unchecked.join("; "),
+    )))
 }
 
 /// Builds a backend and proves it can issue.

@@ -294,3 +294,126 @@ async fn a_mesh_migrates_from_builtin_to_vault() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The `Warning` headers of an answer (admission's notes).
+fn warnings(r: &Reply) -> Vec<String> {
+    r.headers
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect()
+}
+
+/// Seed 002: one Mesh for every zone, each zone logging in at its own Kubernetes mount
+/// (`mountPath: "{{ zone }}"`). The global is no zone, so it cannot log in: it checks what it can
+/// (Vault answers, the PKI mount has a CA), admits the Mesh and says so in a `Warning` header.
+/// A Mesh without `auth` (each zone holds its own credentials) is admitted the same way; what
+/// the global can check still refuses a Mesh when it fails.
+#[tokio::test]
+async fn a_vault_mesh_only_zones_can_log_in_to_is_admitted_with_a_note() -> anyhow::Result<()> {
+    use mosaic_testkit::{SEED002_PKI, SEED002_ROLE};
+    let bao = OpenBao::start().await?;
+    bao.setup_seed002_pki("spiffe://default/*,kuma://*", json!({"key_type": "any"}))
+        .await?;
+    let (app, _store) = app().await;
+    let vault = |addr: &str, pki: &str, auth: Option<Value>| {
+        let mut from_cp =
+            json!({"address": addr, "pki": pki, "role": SEED002_ROLE, "mode": "sign"});
+        if let Some(a) = auth {
+            from_cp["auth"] = a;
+        }
+        mesh(
+            vec![json!({"name": "vault-1", "type": "vault", "conf": {"fromCp": from_cp}})],
+            false,
+        )
+    };
+    let per_zone = json!({"kubernetes": {"mountPath": "{{ zone }}", "role": "pki_int"}});
+
+    let r = put(
+        &app,
+        "/meshes/default",
+        &vault(bao.addr(), SEED002_PKI, Some(per_zone.clone())),
+    )
+    .await;
+    expect(&r, StatusCode::CREATED);
+    assert_eq!(
+        r.json()["mtls"]["backends"][0]["conf"]["fromCp"]["auth"]["kubernetes"]["mountPath"],
+        "{{ zone }}",
+        "stored as written; each zone expands it"
+    );
+    let w = warnings(&r);
+    assert_eq!(w.len(), 1, "{w:?}");
+    for want in [
+        "299 mosaic \"mtls.backends[0]: backend \\\"vault-1\\\"",
+        "conf.fromCp.auth.kubernetes.mountPath names {{ zone }}",
+        "so no test certificate was issued here",
+        &format!(
+            "Checked: Vault at {} answers sys/health (initialized, unsealed)",
+            bao.addr()
+        ),
+        "PKI mount \\\"pki_int\\\" has a CA",
+        "Not checked: logging in and issuing at pki_int/sign/example-dot-com",
+        "reports it in its CA health",
+    ] {
+        assert!(w[0].contains(want), "{want:?} missing from {}", w[0]);
+    }
+
+    // No auth at all: each zone brings its own credentials.
+    let r = put(
+        &app,
+        "/meshes/default",
+        &vault(bao.addr(), SEED002_PKI, None),
+    )
+    .await;
+    expect(&r, StatusCode::OK);
+    let w = warnings(&r);
+    assert!(
+        w.len() == 1
+            && w[0].contains(
+                "conf.fromCp.auth is not set, so every zone must hold its own Vault credentials"
+            )
+            && w[0].contains(
+                "[[vault_auth]] entry with mesh = \\\"default\\\" and backend = \\\"vault-1\\\""
+            ),
+        "{w:?}"
+    );
+
+    // What the global can check still refuses: no PKI mount there, or no Vault at the address.
+    let r = put(
+        &app,
+        "/meshes/default",
+        &vault(bao.addr(), "pki_nope", Some(per_zone.clone())),
+    )
+    .await;
+    refused(
+        &r,
+        0,
+        &[
+            "read the CA chain of pki_nope",
+            "vault-1",
+            "check that a PKI secrets engine is mounted at \"pki_nope\"",
+        ],
+        "no secret in this request",
+    );
+    let gone = format!("http://127.0.0.1:{}", mosaic_testkit::free_port()?);
+    let r = put(
+        &app,
+        "/meshes/default",
+        &vault(&gone, SEED002_PKI, Some(per_zone)),
+    )
+    .await;
+    refused(
+        &r,
+        0,
+        &["could not reach Vault", "sys/health"],
+        "no secret in this request",
+    );
+    // The Mesh admitted last is still the one stored.
+    let stored = get(&app, "/meshes/default").await.json();
+    assert!(
+        stored["mtls"]["backends"][0]["conf"]["fromCp"]
+            .get("auth")
+            .is_none()
+    );
+    Ok(())
+}

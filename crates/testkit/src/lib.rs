@@ -10,6 +10,8 @@
 //!   role, policy, token) plus AppRole, TLS-certificate and Kubernetes auth setups.
 //! * [`TestCa`] makes a test CA, a server certificate for [`TLS_SERVER_NAME`] and client certificates.
 //! * [`FakeKubernetesApi`] answers Kubernetes `TokenReview`s for one accepted service-account JWT.
+//! * [`BaoClient::setup_seed002_pki`] and [`BaoClient::enable_seed002_cluster`] do seed 002's
+//!   Vault set-up as written (root + `pki_int`, policy, sign role; Kubernetes auth per cluster).
 //! * [`Agent`] runs `bao agent` with auto-auth and an unauthenticated API proxy.
 //! * [`token_id`] reads a token's id (`jti`), as an operator does before revoking it.
 //! * [`verify_chain`] checks an issued chain as Envoy would (rustls-webpki, client and server auth).
@@ -58,6 +60,7 @@ mod kube;
 mod pki;
 mod ports;
 mod prometheus;
+mod seed002;
 mod server;
 mod terminate;
 mod token;
@@ -80,6 +83,10 @@ pub use pki::{
 pub use ports::{free_port, free_port_pair, free_ports, non_loopback_local_ip};
 pub use prometheus::{
     PROMETHEUS_NOT_FOUND, Prometheus, Sample, prometheus_binary, promtool_binary,
+};
+pub use seed002::{
+    SEED002_AUTH_ROLE, SEED002_PKI, SEED002_POLICY, SEED002_POLICY_HCL, SEED002_ROLE,
+    SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT, Seed002Pki, seed002_role_params,
 };
 pub use server::{OpenBao, ROOT_TOKEN, TlsListener};
 pub use token::token_id;

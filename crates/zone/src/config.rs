@@ -1,5 +1,5 @@
 //! Configuration of `mosaic-zone`: [`ZoneConfig`] and its own sections (`zone`, `[global]`,
-//! `[api]`, `[dp_server]`, `[issuer]`, `[dataplane_tokens]`), loaded by [`mosaic_runtime::config`] (defaults, TOML
+//! `[api]`, `[dp_server]`, `[issuer]`, `[dataplane_tokens]`, `[[vault_auth]]`), loaded by [`mosaic_runtime::config`] (defaults, TOML
 //! file, `MOSAIC_` environment) and checked by [`LoadConfig::validate`]. `[store]` and
 //! `[diagnostics]` are the shared sections.
 
@@ -34,6 +34,11 @@ pub struct ZoneConfig {
     /// `[dataplane_tokens]`: how strictly dataplane tokens bind a Dataplane's tags (optional).
     #[serde(default)]
     pub dataplane_tokens: DataplaneTokensConfig,
+    /// `[[vault_auth]]`: Vault credentials this zone holds itself, one entry per Mesh backend;
+    /// each replaces that backend's `conf.fromCp.auth` in this zone (an addition to the
+    /// contract; optional). Secrets are read from files, never written here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vault_auth: Vec<VaultAuthConfig>,
 }
 
 /// `[dataplane_tokens]` of the zone.
@@ -46,6 +51,62 @@ pub struct DataplaneTokensConfig {
     /// When true, every tag of the Dataplane must be named by its token too.
     #[serde(default)]
     pub require_all_tags: bool,
+}
+
+/// One `[[vault_auth]]` entry: the credentials for backend `backend` of Mesh `mesh`. Exactly one
+/// of `token_file`, `approle` and `kubernetes` is set.
+///
+/// ```toml
+/// [[vault_auth]]
+/// mesh = "default"
+/// backend = "vault-1"
+/// kubernetes = { role = "pki_int", mount_path = "east" }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultAuthConfig {
+    /// `mesh`: the Mesh's name.
+    pub mesh: String,
+    /// `backend`: the name of the Mesh's vault backend (`mtls.backends[].name`).
+    pub backend: String,
+    /// `token_file`: a file holding a Vault token (re-read when Vault stops accepting it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// `approle`: AppRole login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approle: Option<VaultAppRoleConfig>,
+    /// `kubernetes`: Kubernetes service-account login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<VaultKubernetesConfig>,
+}
+
+/// `vault_auth.approle`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultAppRoleConfig {
+    /// `role_id` (not a secret).
+    pub role_id: String,
+    /// `secret_id_file`: a file holding the secret_id.
+    pub secret_id_file: PathBuf,
+    /// `mount_path` of the approle auth method (default `approle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_path: Option<String>,
+}
+
+/// `vault_auth.kubernetes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultKubernetesConfig {
+    /// `role`: the Vault role bound to the zone's service account.
+    pub role: String,
+    /// `mount_path` of the kubernetes auth method (default `kubernetes`; seed 002 mounts one per
+    /// cluster, e.g. `east`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_path: Option<String>,
+    /// `service_account_token_file` (default the in-pod path
+    /// `/var/run/secrets/kubernetes.io/serviceaccount/token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_token_file: Option<PathBuf>,
 }
 
 /// `[issuer]` of the zone: limits on requests to the CAs (Vault).
@@ -170,6 +231,7 @@ impl Default for ZoneConfig {
             diagnostics: DiagnosticsConfig::default(),
             issuer: IssuerConfig::default(),
             dataplane_tokens: DataplaneTokensConfig::default(),
+            vault_auth: Vec::new(),
         }
     }
 }
@@ -183,6 +245,31 @@ impl LoadConfig for ZoneConfig {
         sources.check_tls_pair("api", &self.api.tls_cert, &self.api.tls_key)?;
         self.https_api()
             .validate(sources, &self.https_api_neighbours())?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, entry) in self.vault_auth.iter().enumerate() {
+            if let Err(reason) = entry.check() {
+                return Err(sources.invalid(
+                    "vault_auth",
+                    format!(
+                        "entry {} (mesh {:?}, backend {:?}): {reason}",
+                        i + 1,
+                        entry.mesh,
+                        entry.backend
+                    ),
+                ));
+            }
+            if !seen.insert((entry.mesh.as_str(), entry.backend.as_str())) {
+                return Err(sources.invalid(
+                    "vault_auth",
+                    format!(
+                        "entry {} repeats mesh {:?}, backend {:?}: keep one entry per backend",
+                        i + 1,
+                        entry.mesh,
+                        entry.backend
+                    ),
+                ));
+            }
+        }
         sources.check_tls_pair(
             "dp_server",
             &self.dp_server.tls_cert,
@@ -221,6 +308,54 @@ impl ZoneConfig {
         let api = &self.api;
         let file = &api.admin_token_file;
         ApiAuthSettings::from_config(api.listen, file, api.localhost_is_admin, &self.store)
+    }
+}
+
+impl VaultAuthConfig {
+    /// The entry's own rules: mesh and backend named, exactly one method, its fields set.
+    fn check(&self) -> Result<(), String> {
+        if self.mesh.trim().is_empty() || self.backend.trim().is_empty() {
+            return Err("mesh and backend must name the Mesh and its vault backend".into());
+        }
+        let set: Vec<&str> = [
+            ("token_file", self.token_file.is_some()),
+            ("approle", self.approle.is_some()),
+            ("kubernetes", self.kubernetes.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect();
+        if set.len() != 1 {
+            return Err(format!(
+                "set exactly one of token_file, approle or kubernetes{}",
+                if set.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (set: {})", set.join(", "))
+                }
+            ));
+        }
+        let empty_path = |p: &std::path::Path| p.as_os_str().is_empty();
+        if self.token_file.as_deref().is_some_and(empty_path) {
+            return Err("token_file must name a file".into());
+        }
+        if let Some(a) = &self.approle {
+            if a.role_id.trim().is_empty() {
+                return Err("approle.role_id must not be empty".into());
+            }
+            if empty_path(&a.secret_id_file) {
+                return Err("approle.secret_id_file must name a file".into());
+            }
+        }
+        if let Some(k) = &self.kubernetes
+            && k.role.trim().is_empty()
+        {
+            return Err(
+                "kubernetes.role must not be empty: the Vault role bound to this zone's service account"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -591,6 +726,80 @@ mod tests {
         c.dp_server.tls_cert = Some("/etc/mosaic/dp.pem".into());
         c.dp_server.tls_key = Some("/etc/mosaic/dp-key.pem".into());
         c.issuer.max_in_flight = 3;
+        c.vault_auth = vec![
+            VaultAuthConfig {
+                mesh: "default".into(),
+                backend: "vault-1".into(),
+                token_file: None,
+                approle: None,
+                kubernetes: Some(VaultKubernetesConfig {
+                    role: "pki_int".into(),
+                    mount_path: Some("east".into()),
+                    service_account_token_file: None,
+                }),
+            },
+            VaultAuthConfig {
+                mesh: "other".into(),
+                backend: "vault-1".into(),
+                token_file: Some("/etc/mosaic/vault-token".into()),
+                approle: None,
+                kubernetes: None,
+            },
+        ];
         assert_round_trips([ZoneConfig::default(), c]);
+    }
+
+    #[test]
+    fn vault_auth_entries_load_and_are_checked() {
+        let f = toml_file(
+            "zone = \"east\"\n\
+             [[vault_auth]]\nmesh = \"default\"\nbackend = \"vault-1\"\n\
+             kubernetes = { role = \"pki_int\", mount_path = \"east\" }\n\
+             [[vault_auth]]\nmesh = \"default\"\nbackend = \"vault-2\"\n\
+             approle = { role_id = \"r-1\", secret_id_file = \"/etc/mosaic/secret-id\" }\n",
+        );
+        let z = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(z.vault_auth.len(), 2);
+        let k = z.vault_auth[0].kubernetes.as_ref().unwrap();
+        assert_eq!(
+            (k.role.as_str(), k.mount_path.as_deref()),
+            ("pki_int", Some("east"))
+        );
+        assert_eq!(
+            z.vault_auth[1].approle.as_ref().unwrap().secret_id_file,
+            PathBuf::from("/etc/mosaic/secret-id")
+        );
+
+        for (body, needle) in [
+            (
+                "mesh = \"m\"\nbackend = \"b\"\n",
+                "exactly one of token_file",
+            ),
+            (
+                "mesh = \"m\"\nbackend = \"b\"\ntoken_file = \"/t\"\nkubernetes = { role = \"r\" }\n",
+                "(set: token_file, kubernetes)",
+            ),
+            (
+                "mesh = \"\"\nbackend = \"b\"\ntoken_file = \"/t\"\n",
+                "mesh and backend",
+            ),
+            (
+                "mesh = \"m\"\nbackend = \"b\"\nkubernetes = { role = \" \" }\n",
+                "kubernetes.role must not be empty",
+            ),
+        ] {
+            let f = toml_file(&format!("[[vault_auth]]\n{body}"));
+            let err = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
+            assert_eq!(err.key(), Some("vault_auth"), "{body}: {err}");
+            assert!(err.to_string().contains(needle), "{body}: {err}");
+        }
+        let twice = "[[vault_auth]]\nmesh = \"m\"\nbackend = \"b\"\ntoken_file = \"/t\"\n";
+        let f = toml_file(&format!("{twice}{twice}"));
+        let err = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("repeats mesh \"m\""), "{err}");
+        // A secret never goes into the config itself: an inline token is an unknown key.
+        let f = toml_file("[[vault_auth]]\nmesh = \"m\"\nbackend = \"b\"\ntoken = \"s.x\"\n");
+        let err = ZoneConfig::load_from(Some(f.path()), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("token"), "{err}");
     }
 }

@@ -18,7 +18,7 @@ use crate::{
     config::ZoneConfig,
     diagnostics,
     insight::ZoneInsightReporter,
-    issuer::{CaHealthHook, Issuer, IssuerSettings},
+    issuer::{CaHealthHook, Issuer, IssuerSettings, ZoneVault},
     kds::{EndpointError, KdsClient, KdsClientConfig, KdsOptions},
     sds::{self, SdsServer},
     store::{StoreError, ZoneStore},
@@ -94,6 +94,7 @@ pub async fn serve_with(
     let insight = ZoneInsightReporter::new(store.clone(), &zone);
     let settings = IssuerSettings {
         max_in_flight: config.issuer.max_in_flight,
+        vault: ZoneVault::from_config(&config),
         ..IssuerSettings::default()
     };
     let hook: Arc<dyn CaHealthHook> = Arc::new(insight.clone());

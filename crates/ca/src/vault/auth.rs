@@ -61,6 +61,27 @@ pub enum AuthMethod {
     },
 }
 
+/// Where the backend's credentials are configured, for the field named in errors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthOrigin {
+    /// The Mesh's `conf.fromCp.auth`.
+    #[default]
+    Mesh,
+    /// The zone's own config (`[[vault_auth]]`), which replaces the Mesh's `auth` in that zone.
+    ZoneConfig,
+}
+
+impl AuthOrigin {
+    /// The field holding `mesh_field` (camelCase under `conf.fromCp.auth`) or `zone_field`
+    /// (snake_case in the zone's `[[vault_auth]]`).
+    pub fn field(self, mesh_field: &str, zone_field: &str) -> String {
+        match self {
+            AuthOrigin::Mesh => format!("conf.fromCp.auth.{mesh_field}"),
+            AuthOrigin::ZoneConfig => format!("the zone's [[vault_auth]] {zone_field}"),
+        }
+    }
+}
+
 /// A token and what Vault said about it.
 #[derive(Clone, Debug)]
 pub struct TokenLease {
@@ -151,19 +172,21 @@ impl AuthMethod {
         client: &VaultClient,
         mesh: &str,
         secrets: &Arc<dyn SecretSource>,
+        origin: AuthOrigin,
     ) -> Result<Option<TokenLease>, VaultError> {
-        let ds_err = |field: &str, e: mosaic_core::datasource::DataSourceError| {
-            VaultError::Config(format!("conf.fromCp.auth.{field}: {e}"))
+        let ds_err = |field: String, e: mosaic_core::datasource::DataSourceError| {
+            VaultError::Config(format!("{field}: {e}"))
         };
         match self {
             AuthMethod::Agent => Ok(None),
             AuthMethod::Token(ds) => {
                 let token = ds
                     .resolve_string(mesh, secrets.as_ref())
-                    .map_err(|e| ds_err("token", e))?;
+                    .map_err(|e| ds_err(origin.field("token", "token_file"), e))?;
                 if token.expose().is_empty() {
                     return Err(VaultError::Config(format!(
-                        "conf.fromCp.auth.token: the {} is empty",
+                        "{}: the {} is empty",
+                        origin.field("token", "token_file"),
                         ds.describe()
                     )));
                 }
@@ -177,7 +200,12 @@ impl AuthMethod {
             } => {
                 let secret = secret_id
                     .resolve_string(mesh, secrets.as_ref())
-                    .map_err(|e| ds_err("approle.secretId", e))?;
+                    .map_err(|e| {
+                        ds_err(
+                            origin.field("approle.secretId", "approle.secret_id_file"),
+                            e,
+                        )
+                    })?;
                 let body = json!({"role_id": role_id, "secret_id": secret.expose()});
                 login(client, "approle", mount, body).await.map(Some)
             }
@@ -188,7 +216,11 @@ impl AuthMethod {
             } => {
                 let jwt = tokio::fs::read_to_string(token_file).await.map_err(|e| {
                     VaultError::Config(format!(
-                        "conf.fromCp.auth.kubernetes.serviceAccountTokenFile: could not read {token_file:?}: {e}"
+                        "{}: could not read {token_file:?}: {e}",
+                        origin.field(
+                            "kubernetes.serviceAccountTokenFile",
+                            "kubernetes.service_account_token_file"
+                        )
                     ))
                 })?;
                 let jwt = Sensitive::new(jwt.trim().to_string());
@@ -203,7 +235,9 @@ impl AuthMethod {
             } => {
                 let body = super::aws::vault_login_body(*kind, role, server_id_header)
                     .await
-                    .map_err(|e| VaultError::Config(format!("conf.fromCp.auth.aws: {e}")))?;
+                    .map_err(|e| {
+                        VaultError::Config(format!("{}: {e}", origin.field("aws", "aws")))
+                    })?;
                 login(client, "aws", mount, body).await.map(Some)
             }
         }

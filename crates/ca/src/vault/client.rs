@@ -125,6 +125,16 @@ impl VaultClient {
         })
     }
 
+    /// The same client sending `namespace` instead (`None`: the root namespace).
+    pub fn with_namespace(&self, namespace: Option<&str>) -> Self {
+        Self {
+            namespace: namespace
+                .filter(|n| !n.is_empty())
+                .map(|n| n.trim_matches('/').to_string()),
+            ..self.clone()
+        }
+    }
+
     /// Vault's address as configured (for messages).
     pub fn address(&self) -> &str {
         &self.display

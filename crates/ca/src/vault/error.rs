@@ -35,6 +35,8 @@ pub enum Operation {
         /// PKI mount.
         pki: String,
     },
+    /// `sys/health`: whether Vault answers, is initialized and unsealed.
+    Health,
 }
 
 /// A failed exchange with Vault.
@@ -125,6 +127,7 @@ impl fmt::Display for Operation {
             }
             Operation::Sign { pki, role } => write!(f, "sign a certificate at {pki}/sign/{role}"),
             Operation::ReadCa { pki } => write!(f, "read the CA chain of {pki}"),
+            Operation::Health => f.write_str("report its health (sys/health)"),
         }
     }
 }
@@ -222,11 +225,18 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
             Operation::LookupSelf | Operation::Renew => {
                 "the token is invalid, expired or revoked: issue a new one".to_string()
             }
-            Operation::ReadCa { .. } => String::new(),
+            // The CA chain is read without a token: Vault answers an unserved path so.
+            Operation::ReadCa { pki } => format!(
+                "check that a PKI secrets engine is mounted at {pki:?} (and in the right namespace): Vault answers \"permission denied\" to a request without a token for a path it does not serve"
+            ),
+            Operation::Health => String::new(),
         };
     }
     if status == 503 && text.contains("sealed") {
         return "unseal Vault".to_string();
+    }
+    if *op == Operation::Health && status == 501 {
+        return "initialize Vault (vault operator init)".to_string();
     }
     String::new()
 }

@@ -10,13 +10,17 @@
 //! - [`sigv4`]: AWS Signature Version 4 (the `aws-sigv4` crate), used to sign the STS request of
 //!   Vault's AWS IAM login.
 //! - [`aws`]: AWS credentials and the request bodies of Vault's `auth/aws/login` (IAM and EC2).
+//! - [`zone`]: `VaultZone`, what a zone brings: `{{ zone }}` expansion and its own credentials.
+//! - [`probe`]: what can be checked without credentials (Vault answers, the PKI mount has a CA).
 
 pub mod auth;
 pub mod aws;
 pub mod client;
 pub mod error;
+pub mod probe;
 pub mod sigv4;
 pub mod token;
+pub mod zone;
 
 use crate::datasource::ResolveDataSource as _;
 use std::{sync::Arc, time::Duration};
@@ -27,10 +31,11 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 pub use self::{
-    auth::AuthMethod,
+    auth::{AuthMethod, AuthOrigin},
     client::{ClientTls, VaultClient},
     error::{Operation, VaultError},
     token::{TokenManager, TokenStatus},
+    zone::VaultZone,
 };
 use mosaic_core::ca::{
     CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
@@ -60,18 +65,33 @@ pub struct VaultCa {
 // === impl VaultCa ===
 
 impl VaultCa {
-    /// Builds the backend from `conf.fromCp`: resolves its DataSources and prepares the client.
-    /// No request is made to Vault yet.
+    /// Builds the backend from `conf.fromCp` outside any zone (`{{ zone }}` does not expand):
+    /// resolves its DataSources and prepares the client. No request is made to Vault yet.
     pub async fn new(
         mesh: &str,
         backend: &MtlsBackend,
         conf: &VaultConf,
         secrets: Arc<dyn SecretSource>,
     ) -> Result<Self, CaError> {
+        Self::new_in(mesh, backend, conf, secrets, &VaultZone::default()).await
+    }
+
+    /// Builds the backend as `zone` uses it: `{{ zone }}` expanded to its name, and its own
+    /// credentials, when it has some, in place of the Mesh's `auth` (then Vault is called at
+    /// `address`, not `agentAddress`). No request is made to Vault yet.
+    pub async fn new_in(
+        mesh: &str,
+        backend: &MtlsBackend,
+        conf: &VaultConf,
+        secrets: Arc<dyn SecretSource>,
+        zone: &VaultZone,
+    ) -> Result<Self, CaError> {
         let err = |k| CaError::new(mesh, &backend.name, k);
         let from_cp: &VaultFromCp = conf
             .from_cp()
             .ok_or_else(|| err(CaErrorKind::Config("conf.fromCp must be set".into())))?;
+        let expanded = zone::expand(from_cp, zone).map_err(|m| err(CaErrorKind::Config(m)))?;
+        let from_cp = &expanded;
         let resolve = |field: &str, ds: &mosaic_core::datasource::DataSource| {
             ds.resolve(mesh, secrets.as_ref()).map_err(|source| {
                 err(CaErrorKind::DataSource {
@@ -80,14 +100,7 @@ impl VaultCa {
                 })
             })
         };
-        let mut tls = ClientTls::default();
-        if let Some(t) = &from_cp.tls {
-            if let Some(ca) = &t.ca_cert {
-                tls.ca_pem = Some(resolve("tls.caCert", ca)?.into_inner());
-            }
-            tls.skip_verify = t.skip_verify;
-            tls.server_name = Some(t.server_name.clone()).filter(|s| !s.is_empty());
-        }
+        let mut tls = client_tls(mesh, backend, from_cp, secrets.as_ref())?;
         if let Some(cert_auth) = from_cp.auth.as_ref().and_then(|a| a.tls.as_ref()) {
             let missing = |f: &str| {
                 err(CaErrorKind::Config(format!(
@@ -113,19 +126,26 @@ impl VaultCa {
             pem.extend_from_slice(key.expose());
             tls.identity_pem = Some(Sensitive::new(pem));
         }
-        let method = match (
+        let (method, origin) = match (
+            zone.credentials.clone(),
             AuthMethod::from_conf(from_cp.auth.as_ref()),
             from_cp.agent_address.is_empty(),
         ) {
-            (Some(m), _) => m,
-            (None, false) => AuthMethod::Agent,
-            (None, true) => {
-                return Err(err(CaErrorKind::Config(
-                    "conf.fromCp.auth must set one auth method (or set agentAddress)".into(),
-                )));
+            (Some(m), _, _) => (m, AuthOrigin::ZoneConfig),
+            (None, Some(m), _) => (m, AuthOrigin::Mesh),
+            (None, None, false) => (AuthMethod::Agent, AuthOrigin::Mesh),
+            (None, None, true) => {
+                let here = match &zone.zone {
+                    Some(z) => format!("zone {z:?}'s config holds no credentials for it"),
+                    None => "no zone's credentials can be used here".to_string(),
+                };
+                return Err(err(CaErrorKind::Config(format!(
+                    "conf.fromCp.auth sets no auth method and {here}: add a [[vault_auth]] entry with mesh = {mesh:?} and backend = {:?} (token_file, approle or kubernetes) to each zone's config, or set conf.fromCp.auth (or agentAddress)",
+                    backend.name
+                ))));
             }
         };
-        let address = if from_cp.agent_address.is_empty() {
+        let address = if from_cp.agent_address.is_empty() || zone.credentials.is_some() {
             &from_cp.address
         } else {
             &from_cp.agent_address
@@ -137,7 +157,8 @@ impl VaultCa {
         let template = from_cp
             .common_name_template()
             .map_err(|e| err(CaErrorKind::Template(e)))?;
-        let tokens = TokenManager::new(client.clone(), method, mesh, secrets.clone());
+        let tokens =
+            TokenManager::with_origin(client.clone(), method, origin, mesh, secrets.clone());
         Ok(Self {
             mesh: mesh.to_string(),
             backend: backend.name.clone(),
@@ -218,50 +239,9 @@ impl CaBackend for VaultCa {
     }
 
     async fn root_certs(&self) -> Result<Vec<String>, CaError> {
-        let op = Operation::ReadCa {
-            pki: self.pki.clone(),
-        };
-        let resp = self
-            .client
-            .call(
-                Method::GET,
-                &format!("{}/cert/ca_chain", self.pki),
-                None,
-                None,
-                &op,
-            )
+        read_roots(&self.client, &self.pki)
             .await
-            .map_err(|e| self.err(e))?;
-        let mut pems = Vec::new();
-        if let Some(data) = resp.get("data") {
-            if let Some(chain) = data.get("ca_chain").and_then(Value::as_array) {
-                for c in chain.iter().filter_map(Value::as_str) {
-                    pems.extend(
-                        split_pem(c)
-                            .map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?,
-                    );
-                }
-            }
-            if pems.is_empty()
-                && let Some(c) = data.get("certificate").and_then(Value::as_str)
-            {
-                pems.extend(
-                    split_pem(c).map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?,
-                );
-            }
-        }
-        if pems.is_empty() {
-            return Err(self.err(VaultError::Decode {
-                addr: self.client.address().to_string(),
-                op,
-                reason: format!(
-                    "no CA certificate is configured on {}: generate or import one",
-                    self.pki
-                ),
-            }));
-        }
-        dedup(&mut pems);
-        Ok(pems)
+            .map_err(|e| self.err(e))
     }
 
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
@@ -415,6 +395,72 @@ fn check_lifetime(
             format!("; Vault warned: {}", warnings.join("; "))
         }
     ))
+}
+
+/// The TLS settings of `conf.fromCp.tls` (caCert resolved), without a client certificate.
+pub(crate) fn client_tls(
+    mesh: &str,
+    backend: &MtlsBackend,
+    from_cp: &VaultFromCp,
+    secrets: &dyn SecretSource,
+) -> Result<ClientTls, CaError> {
+    let mut tls = ClientTls::default();
+    if let Some(t) = &from_cp.tls {
+        if let Some(ca) = &t.ca_cert {
+            let pem = ca.resolve(mesh, secrets).map_err(|source| {
+                CaError::new(
+                    mesh,
+                    &backend.name,
+                    CaErrorKind::DataSource {
+                        field: "conf.fromCp.tls.caCert".to_string(),
+                        source,
+                    },
+                )
+            })?;
+            tls.ca_pem = Some(pem.into_inner());
+        }
+        tls.skip_verify = t.skip_verify;
+        tls.server_name = Some(t.server_name.clone()).filter(|s| !s.is_empty());
+    }
+    Ok(tls)
+}
+
+/// The CA chain of PKI mount `pki` (`{pki}/cert/ca_chain`, which Vault serves without a token).
+pub(crate) async fn read_roots(client: &VaultClient, pki: &str) -> Result<Vec<String>, VaultError> {
+    let op = Operation::ReadCa {
+        pki: pki.to_string(),
+    };
+    let resp = client
+        .call(
+            Method::GET,
+            &format!("{pki}/cert/ca_chain"),
+            None,
+            None,
+            &op,
+        )
+        .await?;
+    let bad = |e: &dyn std::fmt::Display| VaultError::Certificate(e.to_string());
+    let mut pems = Vec::new();
+    if let Some(data) = resp.get("data") {
+        if let Some(chain) = data.get("ca_chain").and_then(Value::as_array) {
+            for c in chain.iter().filter_map(Value::as_str) {
+                pems.extend(split_pem(c).map_err(|e| bad(&e))?);
+            }
+        }
+        if pems.is_empty()
+            && let Some(c) = data.get("certificate").and_then(Value::as_str)
+        {
+            pems.extend(split_pem(c).map_err(|e| bad(&e))?);
+        }
+    }
+    if pems.is_empty() {
+        return Err(client.decode_error(
+            &op,
+            format!("no CA certificate is configured on {pki}: generate or import one"),
+        ));
+    }
+    dedup(&mut pems);
+    Ok(pems)
 }
 
 fn dedup(pems: &mut Vec<String>) {

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use super::{
-    auth::{AuthMethod, TokenLease, lease_from_auth},
+    auth::{AuthMethod, AuthOrigin, TokenLease, lease_from_auth},
     client::VaultClient,
     error::{Operation, VaultError},
 };
@@ -72,6 +72,7 @@ enum Action {
 pub struct TokenManager {
     client: VaultClient,
     method: AuthMethod,
+    origin: AuthOrigin,
     mesh: String,
     secrets: Arc<dyn SecretSource>,
     current: tokio::sync::Mutex<Option<Current>>,
@@ -84,10 +85,21 @@ pub struct TokenManager {
 // === impl TokenManager ===
 
 impl TokenManager {
-    /// A manager for `method`; no request is made until a token is needed.
+    /// A manager for `method` of the Mesh's `auth`; no request is made until a token is needed.
     pub fn new(
         client: VaultClient,
         method: AuthMethod,
+        mesh: &str,
+        secrets: Arc<dyn SecretSource>,
+    ) -> Arc<Self> {
+        Self::with_origin(client, method, AuthOrigin::Mesh, mesh, secrets)
+    }
+
+    /// A manager for `method` configured at `origin` (named in errors).
+    pub fn with_origin(
+        client: VaultClient,
+        method: AuthMethod,
+        origin: AuthOrigin,
         mesh: &str,
         secrets: Arc<dyn SecretSource>,
     ) -> Arc<Self> {
@@ -98,6 +110,7 @@ impl TokenManager {
         Arc::new(Self {
             client,
             method,
+            origin,
             mesh: mesh.to_string(),
             secrets,
             current: tokio::sync::Mutex::new(None),
@@ -150,7 +163,7 @@ impl TokenManager {
     async fn obtain_recorded(&self) -> Result<TokenLease, VaultError> {
         match self
             .method
-            .obtain(&self.client, &self.mesh, &self.secrets)
+            .obtain(&self.client, &self.mesh, &self.secrets, self.origin)
             .await
         {
             Ok(Some(lease)) => {

@@ -699,6 +699,40 @@ impl VaultFromCp {
         }
     }
 
+    /// The fields that may name `{{ zone }}` (path under `conf.fromCp`, text as written):
+    /// `namespace`, `auth.kubernetes.mountPath`, `auth.kubernetes.role`, `auth.approle.mountPath`.
+    pub fn zone_fields(&self) -> Vec<(&'static str, &str)> {
+        let mut fields = vec![("namespace", self.namespace.as_str())];
+        if let Some(k) = self.auth.as_ref().and_then(|a| a.kubernetes.as_ref()) {
+            fields.push(("auth.kubernetes.mountPath", k.mount_path.as_str()));
+            fields.push(("auth.kubernetes.role", k.role.as_str()));
+        }
+        if let Some(r) = self.auth.as_ref().and_then(|a| a.approle.as_ref()) {
+            fields.push(("auth.approle.mountPath", r.mount_path.as_str()));
+        }
+        fields
+    }
+
+    /// The zone fields that name `{{ zone }}` (paths under `conf.fromCp`); templates that do not
+    /// parse are left to validation.
+    pub fn fields_naming_zone(&self) -> Vec<&'static str> {
+        self.zone_fields()
+            .into_iter()
+            .filter(|(_, text)| Template::parse_zone_field(text).is_ok_and(|t| t.names_zone()))
+            .map(|(field, _)| field)
+            .collect()
+    }
+
+    /// Whether no auth method and no agent is configured: each zone must bring its own
+    /// credentials for this backend (its `[[vault_auth]]`).
+    pub fn zones_bring_credentials(&self) -> bool {
+        self.agent_address.is_empty()
+            && self
+                .auth
+                .as_ref()
+                .is_none_or(|a| *a == VaultAuth::default())
+    }
+
     /// The parsed commonName template, if one is set.
     pub fn common_name_template(&self) -> Result<Option<Template>, crate::template::TemplateError> {
         if self.common_name.trim().is_empty() {
@@ -734,7 +768,18 @@ impl VaultFromCp {
                 "must be a role name without '/' or spaces",
             );
         }
-        if self.namespace.contains(char::is_whitespace) {
+        // The zone fields are checked as a zone would expand them (`{{ zone }}` to a zone name).
+        let mut expanded = std::collections::BTreeMap::new();
+        for (field, text) in self.zone_fields() {
+            match Template::parse_zone_field(text) {
+                Err(e) => v.violation(&path.field(field), e.to_string()),
+                Ok(t) => {
+                    expanded.insert(field, t.render_zone(Some(SAMPLE_ZONE)).unwrap_or_default());
+                }
+            }
+        }
+        let namespace = expanded.get("namespace").map(String::as_str).unwrap_or("");
+        if namespace.contains(char::is_whitespace) {
             v.violation(&path.field("namespace"), "must not contain spaces");
         }
         if let Err(e) = self.common_name_template() {
@@ -771,11 +816,9 @@ impl VaultFromCp {
         .into_iter()
         .filter_map(|(n, on)| on.then_some(n))
         .collect();
+        // No method and no agent: every zone brings its own credentials (its `[[vault_auth]]`);
+        // admission says so in its answer.
         match set.len() {
-            0 if self.agent_address.is_empty() => v.violation(
-                &apath,
-                "must set exactly one auth method (token, tls, aws, kubernetes or approle), or agentAddress for a Vault Agent that holds the token",
-            ),
             0 | 1 => {}
             _ => v.violation(
                 &apath,
@@ -810,8 +853,10 @@ impl VaultFromCp {
                 format!("unknown AWS auth type {:?}: use IAM or EC2", a.kind),
             );
         }
-        if let Some(k) = &auth.kubernetes
-            && k.role.trim().is_empty()
+        if auth.kubernetes.is_some()
+            && expanded
+                .get("auth.kubernetes.role")
+                .is_some_and(|r| r.trim().is_empty())
         {
             v.violation(
                 &apath.field("kubernetes.role"),
@@ -829,6 +874,9 @@ impl VaultFromCp {
         }
     }
 }
+
+/// The zone name the zone fields are checked with (any valid zone name would do).
+const SAMPLE_ZONE: &str = "zone-1";
 
 fn check_url(text: &str, path: &FieldPath, required: bool, v: &mut Validator) {
     if text.trim().is_empty() {

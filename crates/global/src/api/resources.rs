@@ -93,8 +93,14 @@ pub async fn put(
         api_body::decode_reporting::<ApiState>(&headers, &bytes, &t, state.unknown_fields)?;
     let resource = decoded.resource;
     let mut retried = false;
+    let mut notes: Vec<String>;
     let created = loop {
-        let cmd = state.validator.admit(&resource, state.now()).await?;
+        let admitted = state
+            .validator
+            .admit_with_notes(&resource, state.now())
+            .await?;
+        notes = admitted.notes;
+        let cmd = admitted.command;
         let generates_ca = matches!(cmd, Command::Batch(_));
         match state.store.write(cmd).await? {
             CommandResult::Put { created, .. } => break created,
@@ -137,7 +143,33 @@ pub async fn put(
         tracing::info!(resource = %describe(&t), %field, "unknown field ignored, as Kuma ignores it (api.unknown_fields = \"refuse\" refuses it)");
     }
     let answer = Format::from_headers(&headers).respond(status, &stored.to_universal());
-    Ok(api_body::with_warnings(answer, &decoded.ignored))
+    let mut response = api_body::with_warnings(answer, &decoded.ignored);
+    // What admission could not check is said in `Warning` headers too (RFC 9111 code 299, as the
+    // Kubernetes API server answers admission warnings), beside the stored resource.
+    for note in notes {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&warning_header(&note)) {
+            response
+                .headers_mut()
+                .append(axum::http::header::WARNING, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `299 mosaic "<note>"`, the note made header-safe (printable ASCII, quotes escaped).
+fn warning_header(note: &str) -> String {
+    let mut text = String::with_capacity(note.len());
+    for c in note.chars() {
+        match c {
+            '"' | '\\' => {
+                text.push('\\');
+                text.push(c);
+            }
+            c if c.is_ascii() && !c.is_ascii_control() => text.push(c),
+            _ => text.push('?'),
+        }
+    }
+    format!("299 mosaic \"{text}\"")
 }
 
 /// `DELETE` one resource (`?force=true` deletes a Mesh that has data planes).

@@ -1,5 +1,6 @@
 //! `MeshBackends`: every mtls backend of one Mesh, built from the Mesh record in the zone store
-//! (the store is the `SecretSource`), kept until the Mesh or its Secrets change.
+//! (the store is the `SecretSource`), kept until the Mesh or its Secrets change. Vault backends
+//! are built as this zone uses them (`{{ zone }}` expanded, the zone's own credentials).
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -10,6 +11,8 @@ use mosaic_core::{
     resource::mesh::{BackendConf, MeshSpec, MtlsBackend},
 };
 use tokio::sync::OnceCell;
+
+use super::settings::ZoneVault;
 
 /// The built backends of one Mesh.
 #[derive(Debug)]
@@ -80,11 +83,12 @@ impl MeshBackends {
         version: u64,
         spec: MeshSpec,
         secrets: Arc<dyn SecretSource>,
+        zone: &ZoneVault,
     ) -> Self {
         let mut backends = BTreeMap::new();
         let mut errors = BTreeMap::new();
         for backend in spec.backends() {
-            match build_one(mesh, backend, secrets.clone()).await {
+            match build_one(mesh, backend, secrets.clone(), zone).await {
                 Ok(entry) => {
                     backends.insert(backend.name.clone(), entry);
                 }
@@ -112,11 +116,13 @@ async fn build_one(
     mesh: &str,
     backend: &MtlsBackend,
     secrets: Arc<dyn SecretSource>,
+    zone: &ZoneVault,
 ) -> Result<BackendEntry, mosaic_core::ca::CaError> {
     // Vault is built here rather than through `build_backend` to keep its concrete type, whose
-    // token status feeds health and metrics.
+    // token status feeds health and metrics, and to build it as this zone uses it.
     if let Ok(BackendConf::Vault(conf)) = backend.typed_conf() {
-        let vault = Arc::new(VaultCa::new(mesh, backend, &conf, secrets).await?);
+        let scope = zone.for_backend(mesh, &backend.name);
+        let vault = Arc::new(VaultCa::new_in(mesh, backend, &conf, secrets, &scope).await?);
         return Ok(BackendEntry::new(vault.clone(), Some(vault)));
     }
     Ok(BackendEntry::new(

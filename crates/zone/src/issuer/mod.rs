@@ -18,7 +18,8 @@
 //! - CA health per mesh/backend goes to a [`CaHealthHook`] (the ZoneInsight) and to metrics.
 //!
 //! Module map:
-//! - [`settings`]: the issuer's `IssuerSettings`.
+//! - [`settings`]: the issuer's `IssuerSettings`; `ZoneVault`, the zone's name and own Vault
+//!   credentials.
 //! - [`error`]: why issuance failed, `IssuerError`.
 //! - [`dataplane_cert`]: `DataplaneCert`, what a dataplane is served.
 //! - [`backends`]: `MeshBackends`, the built backends of one Mesh.
@@ -59,9 +60,13 @@ use tracing::Instrument as _;
 
 use self::{backends::BackendEntry, health::HealthBook};
 pub use self::{
-    backends::MeshBackends, breaker::CircuitBreaker, cache::DiskCache,
-    dataplane_cert::DataplaneCert, error::IssuerError, hook::CaHealthHook,
-    settings::IssuerSettings,
+    backends::MeshBackends,
+    breaker::CircuitBreaker,
+    cache::DiskCache,
+    dataplane_cert::DataplaneCert,
+    error::IssuerError,
+    hook::CaHealthHook,
+    settings::{IssuerSettings, ZoneVault},
 };
 use crate::store::{Change, ChangeOp, KdsType, StoreKey, ZoneStore};
 
@@ -335,8 +340,16 @@ impl Issuer {
         let Spec::Mesh(spec) = resource.spec else {
             return Err(IssuerError::NotAMesh(mesh.to_string()));
         };
-        let set =
-            Arc::new(MeshBackends::build(mesh, item.version, spec, self.inner.store.clone()).await);
+        let set = Arc::new(
+            MeshBackends::build(
+                mesh,
+                item.version,
+                spec,
+                self.inner.store.clone(),
+                &self.inner.settings.vault,
+            )
+            .await,
+        );
         for (backend, error) in &set.errors {
             self.inner.health.failure(mesh, backend, error, None);
         }

@@ -1,6 +1,15 @@
-//! `IssuerSettings`: how gently the issuer treats its CAs.
+//! `IssuerSettings`: how gently the issuer treats its CAs, and `ZoneVault`: the zone's name
+//! and the Vault credentials its config holds (`[[vault_auth]]`).
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
+
+use mosaic_ca::vault::{AuthMethod, VaultZone};
+use mosaic_core::{
+    datasource::DataSource,
+    resource::mesh::{DEFAULT_SA_TOKEN_FILE, default_mount},
+};
+
+use crate::config::{VaultAuthConfig, ZoneConfig};
 
 /// Tuning of the [`super::Issuer`].
 #[derive(Clone, Debug)]
@@ -23,6 +32,82 @@ pub struct IssuerSettings {
     /// How often the Vault tokens' remaining TTLs are re-read into
     /// `mosaic_vault_token_ttl_seconds` (no Vault call).
     pub token_report_interval: Duration,
+    /// The zone's name (what `{{ zone }}` expands to) and its own Vault credentials.
+    pub vault: ZoneVault,
+}
+
+/// What this zone brings to the Mesh's Vault backends.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneVault {
+    /// The zone's name; `None` (tests of the issuer alone) leaves `{{ zone }}` unexpandable.
+    pub zone: Option<String>,
+    /// Credentials by (mesh, backend), replacing that backend's `conf.fromCp.auth` here.
+    pub credentials: BTreeMap<(String, String), AuthMethod>,
+}
+
+// === impl ZoneVault ===
+
+impl ZoneVault {
+    /// The zone's name and the credentials of its `[[vault_auth]]` entries.
+    pub fn from_config(config: &ZoneConfig) -> Self {
+        Self {
+            zone: Some(config.zone.as_str().to_string()),
+            credentials: config
+                .vault_auth
+                .iter()
+                .map(|e| ((e.mesh.clone(), e.backend.clone()), auth_method(e)))
+                .collect(),
+        }
+    }
+
+    /// What the zone brings to backend `backend` of `mesh`.
+    pub fn for_backend(&self, mesh: &str, backend: &str) -> VaultZone {
+        VaultZone {
+            zone: self.zone.clone(),
+            credentials: self
+                .credentials
+                .get(&(mesh.to_string(), backend.to_string()))
+                .cloned(),
+        }
+    }
+}
+
+/// The auth method of one `[[vault_auth]]` entry (validated: exactly one method is set).
+fn auth_method(e: &VaultAuthConfig) -> AuthMethod {
+    let file = |p: &std::path::Path| DataSource {
+        file: Some(p.to_string_lossy().into_owned()),
+        ..DataSource::default()
+    };
+    let mount = |m: &Option<String>, default: &str| {
+        m.as_deref()
+            .map(|m| m.trim().trim_matches('/'))
+            .filter(|m| !m.is_empty())
+            .unwrap_or(default)
+            .to_string()
+    };
+    if let Some(a) = &e.approle {
+        return AuthMethod::AppRole {
+            mount: mount(&a.mount_path, default_mount::APPROLE),
+            role_id: a.role_id.clone(),
+            secret_id: file(&a.secret_id_file),
+        };
+    }
+    if let Some(k) = &e.kubernetes {
+        return AuthMethod::Kubernetes {
+            mount: mount(&k.mount_path, default_mount::KUBERNETES),
+            role: k.role.clone(),
+            token_file: k
+                .service_account_token_file
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|| DEFAULT_SA_TOKEN_FILE.to_string()),
+        };
+    }
+    AuthMethod::Token(file(
+        e.token_file
+            .as_deref()
+            .unwrap_or_else(|| std::path::Path::new("")),
+    ))
 }
 
 // === impl IssuerSettings ===
@@ -30,7 +115,7 @@ pub struct IssuerSettings {
 impl Default for IssuerSettings {
     /// 16 requests in flight, the circuit opens after 5 consecutive failures for 30 s, backoff
     /// 1 s → 60 s, rotation jitter 5% of the lifetime, CA health reported at most once a second,
-    /// token TTLs re-read every 10 s.
+    /// token TTLs re-read every 10 s; no zone name and no zone-held Vault credentials.
     fn default() -> Self {
         Self {
             max_in_flight: 16,
@@ -41,6 +126,7 @@ impl Default for IssuerSettings {
             rotation_jitter: 0.05,
             health_report_interval: Duration::from_secs(1),
             token_report_interval: Duration::from_secs(10),
+            vault: ZoneVault::default(),
         }
     }
 }

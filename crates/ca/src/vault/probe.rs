@@ -1,0 +1,114 @@
+//! What can be checked of a Vault backend without its credentials: on the global, when the
+//! backend's auth names `{{ zone }}` (each zone logs in at its own mount) or the Mesh sets no
+//! `auth` at all (each zone brings its own credentials). Vault answers at `address` and is
+//! initialized and unsealed (`sys/health`), and, unless the namespace itself names `{{ zone }}`,
+//! the PKI mount has a CA (`{pki}/cert/ca_chain`, which Vault serves without a token). Neither
+//! call needs a token, so no test certificate is issued: each zone tests its own login when it
+//! issues and reports the outcome in its CA health.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::{
+    client::VaultClient,
+    error::{Operation, VaultError},
+    read_roots,
+};
+use mosaic_core::{
+    ca::{CaError, CaErrorKind},
+    datasource::SecretSource,
+    resource::mesh::{MtlsBackend, VaultConf},
+    template::Template,
+};
+
+/// What [`probe`] checked, one sentence per check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// E.g. `Vault at http://…:8200 answers (initialized, unsealed)`.
+    pub checked: Vec<String>,
+    /// What could not be checked here and why.
+    pub unchecked: Vec<String>,
+}
+
+/// Checks what can be checked without logging in (see the module docs).
+pub async fn probe(
+    mesh: &str,
+    backend: &MtlsBackend,
+    conf: &VaultConf,
+    secrets: &dyn SecretSource,
+) -> Result<ProbeReport, CaError> {
+    let err = |k: CaErrorKind| CaError::new(mesh, &backend.name, k);
+    let from_cp = conf
+        .from_cp()
+        .ok_or_else(|| err(CaErrorKind::Config("conf.fromCp must be set".into())))?;
+    let tls = super::client_tls(mesh, backend, from_cp, secrets)?;
+    let root = VaultClient::new(&from_cp.address, None, &tls, backend.request_timeout())
+        .await
+        .map_err(|e| err(e.into()))?;
+    let mut report = ProbeReport::default();
+
+    let health = health(&root).await.map_err(|e| err(e.into()))?;
+    report.checked.push(format!(
+        "Vault at {} answers sys/health ({health})",
+        root.address()
+    ));
+
+    let namespace = Template::parse_zone_field(&from_cp.namespace)
+        .map_err(|e| err(CaErrorKind::Config(format!("conf.fromCp.namespace: {e}"))))?;
+    if namespace.names_zone() {
+        report.unchecked.push(format!(
+            "the PKI mount {:?}: conf.fromCp.namespace names {{{{ zone }}}}, so it lives in each zone's namespace",
+            from_cp.pki_path()
+        ));
+    } else {
+        let ns = namespace.render_zone(None).unwrap_or_default();
+        let client = root.with_namespace(Some(ns.as_str()));
+        let roots = read_roots(&client, from_cp.pki_path())
+            .await
+            .map_err(|e| err(e.into()))?;
+        report.checked.push(format!(
+            "PKI mount {:?} has a CA ({} certificate{} in its chain)",
+            from_cp.pki_path(),
+            roots.len(),
+            if roots.len() == 1 { "" } else { "s" }
+        ));
+    }
+    report.unchecked.push(format!(
+        "logging in and issuing at {}/{}/{}: only a zone holds the credentials",
+        from_cp.pki_path(),
+        match from_cp.vault_mode() {
+            mosaic_core::resource::mesh::VaultMode::Issue => "issue",
+            mosaic_core::resource::mesh::VaultMode::Sign => "sign",
+        },
+        from_cp.role.trim()
+    ));
+    Ok(report)
+}
+
+/// `sys/health` (a standby counts as healthy); the state in words.
+async fn health(client: &VaultClient) -> Result<String, VaultError> {
+    let resp = client
+        .call(
+            Method::GET,
+            "sys/health?standbyok=true&perfstandbyok=true",
+            None,
+            None,
+            &Operation::Health,
+        )
+        .await?;
+    let flag = |k: &str| resp.get(k).and_then(Value::as_bool);
+    if flag("initialized") == Some(false) || flag("sealed") == Some(true) {
+        return Err(VaultError::Status {
+            addr: client.address().to_string(),
+            op: Operation::Health,
+            status: 503,
+            errors: vec![resp.to_string()],
+            hint: "initialize and unseal Vault".to_string(),
+        });
+    }
+    let mut state = vec!["initialized", "unsealed"];
+    if flag("standby") == Some(true) {
+        state.push("standby");
+    }
+    Ok(state.join(", "))
+}
