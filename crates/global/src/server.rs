@@ -99,7 +99,12 @@ pub async fn serve(
     };
 
     let store: Arc<dyn ResourceStore> = node.store();
-    let api_router = api::router(ApiState::new(store, None).with_auth(api_auth));
+    let shown_config = serde_json::to_value(&config).unwrap_or_default();
+    let api_router = api::router(
+        ApiState::new(store, None)
+            .with_auth(api_auth)
+            .with_config(shown_config),
+    );
     let ready_node = node.clone();
     let diag_router = diagnostics::router(
         metrics,

@@ -98,6 +98,7 @@ pub async fn serve_with(
         store: store.clone(),
         zone: zone.clone(),
         auth: Arc::new(api_auth),
+        config: Arc::new(serde_json::to_value(&config).unwrap_or_default()),
     });
     let diag_router = diagnostics::router(metrics, client.status());
 

@@ -53,6 +53,7 @@ impl Api {
             store: store.clone(),
             zone: "east".into(),
             auth: Arc::new(AdminAuth::new([], true)),
+            config: Arc::new(serde_json::json!({"zone": "east"})),
         })
         .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 1))));
         Self {

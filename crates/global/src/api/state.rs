@@ -25,6 +25,8 @@ pub struct ApiState {
     pub validator: Arc<Admission>,
     /// Issues zone and dataplane tokens.
     pub tokens: Arc<Tokens>,
+    /// The effective configuration, as `GET /config` shows it.
+    pub config: Arc<serde_json::Value>,
 }
 
 // === impl ApiState ===
@@ -41,7 +43,14 @@ impl ApiState {
             store,
             auth: Arc::new(AdminAuth::new(admin_token, localhost_is_admin)),
             clock: Arc::new(OffsetDateTime::now_utc),
+            config: Arc::new(serde_json::Value::Object(Default::default())),
         }
+    }
+
+    /// Sets what `GET /config` shows (the server's loaded configuration).
+    pub fn with_config(mut self, config: serde_json::Value) -> Self {
+        self.config = Arc::new(config);
+        self
     }
 
     /// Replaces the admin rule (the server's, from [`mosaic_runtime::api_auth::prepare`]).

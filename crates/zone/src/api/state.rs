@@ -17,4 +17,6 @@ pub struct ApiState {
     /// Who is an admin (every request except `GET /ready` and `GET /healthy` must come from
     /// one): see [`mosaic_runtime::api_auth`].
     pub auth: Arc<AdminAuth>,
+    /// The effective configuration, as `GET /config` shows it.
+    pub config: Arc<serde_json::Value>,
 }
