@@ -167,6 +167,39 @@ enum Command {
 enum Inspect {
     /// Zones: KDS online state, version, CA health per mesh (Connected/Unknown).
     Zones,
+    /// Data planes: tags, state (Online while it holds an unexpired certificate), certificate.
+    Dataplanes {
+        /// Only this mesh's (default: every mesh).
+        #[arg(short = 'm', long)]
+        mesh: Option<String>,
+        /// Only data planes with this tag, KEY=VALUE (the value matches by substring, `*` any);
+        /// repeat to require several on one inbound.
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_inspect_tag)]
+        tags: Vec<(String, String)>,
+        /// Only gateway data planes.
+        #[arg(long)]
+        gateway: bool,
+    },
+    /// Meshes: data planes online/total, services, secrets, certificate backends.
+    Meshes,
+    /// One data plane: its tags, inbounds, state and mTLS certificate.
+    Dataplane {
+        /// The data plane's name.
+        name: String,
+        /// Its mesh.
+        #[arg(short = 'm', long, default_value = "default")]
+        mesh: String,
+    },
+}
+
+/// `--tag KEY=VALUE` of `inspect dataplanes`.
+fn parse_inspect_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!(
+            "{s:?} is not KEY=VALUE: write e.g. --tag kuma.io/service=backend"
+        )),
+    }
 }
 
 /// `generate` targets.
@@ -321,11 +354,27 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
             let client = client()?;
             block_on(get::delete(&client, *kind, name, mesh, *force))??;
         }
-        Command::Inspect {
-            what: Inspect::Zones,
-        } => {
+        Command::Inspect { what } => {
             let client = client()?;
-            block_on(inspect::zones(&client))??;
+            match what {
+                Inspect::Zones => block_on(inspect::zones(&client))??,
+                Inspect::Dataplanes {
+                    mesh,
+                    tags,
+                    gateway,
+                } => {
+                    let query = inspect::DataplaneQuery {
+                        mesh: mesh.clone(),
+                        tags: tags.clone(),
+                        gateway: *gateway,
+                    };
+                    block_on(inspect::dataplanes(&client, &query))??;
+                }
+                Inspect::Meshes => block_on(inspect::meshes(&client))??,
+                Inspect::Dataplane { name, mesh } => {
+                    block_on(inspect::dataplane(&client, mesh, name))??;
+                }
+            }
         }
         Command::Generate { what } => {
             let client = client()?;

@@ -97,10 +97,12 @@ pub async fn serve(
     };
 
     let store: Arc<dyn ResourceStore> = node.store();
+    let shown_config = serde_json::to_value(&config).unwrap_or_default();
     let api_router = api::router(
         ApiState::new(store, None)
             .with_auth(api_auth)
-            .with_unknown_fields(config.api.unknown_fields),
+            .with_unknown_fields(config.api.unknown_fields)
+            .with_config(shown_config),
     );
     let ready_node = node.clone();
     let diag_router = diagnostics::router(

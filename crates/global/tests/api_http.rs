@@ -298,11 +298,14 @@ async fn lists_page_with_size_and_offset_sorted_by_name() {
         ),
         (Some("m1"), Some("m2"))
     );
-    assert_eq!(v["next"], "/meshes?size=2&offset=2");
+    // Kuma's nextLink: absolute, from the request's scheme and Host (none here: `localhost`),
+    // the query kept with `offset` set, keys sorted.
+    assert_eq!(v["next"], "http://localhost/meshes?offset=2&size=2");
     let mut names = Vec::new();
     let mut next = Some("/meshes?size=2".to_string());
     while let Some(url) = next {
-        let v = get(&app, &url).await.json();
+        let path = url.strip_prefix("http://localhost").unwrap_or(&url);
+        let v = get(&app, path).await.json();
         names.extend(
             v["items"]
                 .as_array()
@@ -544,7 +547,10 @@ async fn zones_overview_reports_online_state_versions_and_ca_health() {
     assert_eq!(items[2]["online"], false);
     assert_eq!(items[2]["zone"]["enabled"], false);
     let r = get(&app, "/zones/_overview?size=1").await.json();
-    assert_eq!(r["next"], "/zones/_overview?size=1&offset=1");
+    assert_eq!(
+        r["next"],
+        "http://localhost/zones/_overview?offset=1&size=1"
+    );
     store.stop().await;
 }
 

@@ -176,9 +176,18 @@ mod tests {
         const ENDPOINTS: &'static str = "";
         const METHODS: &'static str = "";
         const REPORTS_JSON_SYNTAX: bool = true;
+        const RESOURCE_TYPES: &'static [ResourceType] = &[];
 
         fn auth(&self) -> std::sync::Arc<AdminAuth> {
             std::sync::Arc::new(AdminAuth::new(None, true))
+        }
+
+        fn instance_id(&self) -> String {
+            "test-1".into()
+        }
+
+        fn cluster_id(&self) -> String {
+            "test".into()
         }
     }
 

@@ -7,14 +7,21 @@ use std::collections::HashMap;
 use axum::{
     body::Bytes,
     extract::{
-        FromRequest, FromRequestParts, OriginalUri, Path, RawQuery, Request,
+        FromRequest, FromRequestParts, MatchedPath, OriginalUri, Path, RawQuery, Request,
         rejection::PathRejection,
     },
-    http::{HeaderMap, StatusCode, request::Parts},
+    http::{HeaderMap, StatusCode, header, request::Parts},
 };
 use mosaic_core::resource::ResourceType;
 
-use crate::{api_dialect::ApiDialect, api_error::ApiFailure};
+use crate::{
+    api_dialect::ApiDialect, api_error::ApiFailure, api_filter::ListFilter, api_paging::PageLink,
+};
+
+/// A request extension saying which scheme the API was reached by (`https` where a TLS listener
+/// inserts it); without it, `http`. `next` links are built with it, as Kuma's from `request.TLS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestScheme(pub &'static str);
 
 /// The path's parameters (`mesh`, `name`), percent-decoded.
 #[derive(Debug, Default)]
@@ -27,6 +34,12 @@ pub struct Listing {
     pub params: PathParams,
     /// The URL path as the client sent it (what `next` links point at).
     pub path: String,
+    /// The route's pattern (`/meshes/{mesh}/dataplanes`), for the field names of refused filters.
+    pub route: String,
+    /// `http`, or `https` with [`RequestScheme`].
+    pub scheme: &'static str,
+    /// The `Host` the client sent (else the URL's authority, else `localhost`).
+    pub host: String,
     /// The raw query string (`size`, `offset`, ...).
     pub query: Option<String>,
     /// The request headers (`Accept`).
@@ -103,12 +116,52 @@ impl<S: ApiDialect> FromRequestParts<S> for Listing {
         let params = PathParams::from_request_parts(parts, state).await?;
         let Ok(OriginalUri(uri)) = OriginalUri::from_request_parts(parts, state).await;
         let Ok(RawQuery(query)) = RawQuery::from_request_parts(parts, state).await;
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| uri.path().to_string(), |m| m.as_str().to_string());
+        let scheme = parts
+            .extensions
+            .get::<RequestScheme>()
+            .map_or("http", |s| s.0);
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| uri.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| "localhost".to_string());
         Ok(Listing {
             params,
             path: uri.path().to_string(),
+            route,
+            scheme,
+            host,
             query,
             headers: parts.headers.clone(),
         })
+    }
+}
+
+impl Listing {
+    /// Where `next` links of this request point.
+    pub fn link(&self) -> PageLink {
+        PageLink {
+            scheme: self.scheme.to_string(),
+            host: self.host.clone(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+        }
+    }
+
+    /// The path's mesh, or `None` on a route across all meshes (`/dataplanes`).
+    pub fn mesh(&self) -> Option<&str> {
+        self.params.0.get("mesh").map(String::as_str)
+    }
+
+    /// The query's filters (`name`, `filter[labels.K]`, `tag`, `gateway`).
+    pub fn filter(&self) -> Result<ListFilter, ApiFailure> {
+        ListFilter::parse(self.query.as_deref(), &self.route)
     }
 }
 

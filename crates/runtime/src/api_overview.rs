@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use mosaic_core::resource::{Resource, ResourceType};
 use serde_json::{Map, Value};
 
-use crate::{api_error::ApiFailure, api_resources::list_sorted};
+use crate::{api_error::ApiFailure, api_filter::ListFilter, api_resources::list_sorted};
 
 /// The fields of a Dataplane's Universal form that stay at the top of its overview.
 const META_FIELDS: &[&str] = &[
@@ -43,20 +43,27 @@ pub fn overview_item(dataplane: &Resource, insight: Option<&Resource>) -> Value 
     Value::Object(out)
 }
 
-/// The overview of every Dataplane in `mesh` by `list` (a server's store), sorted by name.
-pub fn dataplane_overviews<L, E>(list: L, mesh: &str) -> Result<Vec<Value>, ApiFailure>
+/// The overview of every Dataplane in `mesh` (every mesh with `None`) by `list` (a server's
+/// store) that passes `filter`, sorted by mesh and name.
+pub fn dataplane_overviews<L, E>(
+    list: L,
+    mesh: Option<&str>,
+    filter: &ListFilter,
+) -> Result<Vec<Value>, ApiFailure>
 where
     L: Fn(ResourceType, Option<&str>) -> Result<Vec<Resource>, E>,
     E: Into<ApiFailure>,
 {
-    let dataplanes = list_sorted(&list, ResourceType::Dataplane, Some(mesh))?;
-    let insights: BTreeMap<String, Resource> = list(ResourceType::DataplaneInsight, Some(mesh))
-        .map_err(Into::into)?
-        .into_iter()
-        .map(|i| (i.meta.name.clone(), i))
-        .collect();
+    let dataplanes = list_sorted(&list, ResourceType::Dataplane, mesh)?;
+    let insights: BTreeMap<(Option<String>, String), Resource> =
+        list(ResourceType::DataplaneInsight, mesh)
+            .map_err(Into::into)?
+            .into_iter()
+            .map(|i| ((i.meta.mesh.clone(), i.meta.name.clone()), i))
+            .collect();
     Ok(dataplanes
         .iter()
-        .map(|d| overview_item(d, insights.get(&d.meta.name)))
+        .filter(|d| filter.matches(d))
+        .map(|d| overview_item(d, insights.get(&(d.meta.mesh.clone(), d.meta.name.clone()))))
         .collect())
 }

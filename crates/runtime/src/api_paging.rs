@@ -1,5 +1,6 @@
 //! Kuma's list envelope with `?size=N&offset=M` paging: `{total, items, next}`, where `next` is
-//! the URL (path and query) of the next page, or null on the last one.
+//! the absolute URL of the next page (Kuma's `nextLink`: the request's scheme, `Host` and path,
+//! its query with `offset` set, keys sorted), or null on the last one.
 
 use mosaic_core::api::ListResponse;
 
@@ -72,11 +73,11 @@ impl Paging {
         Ok(true)
     }
 
-    /// This page of `items`; `path` is the collection's URL path.
-    pub fn page<T>(&self, items: Vec<T>, path: &str) -> ListResponse<T> {
+    /// This page of `items`; `link` is where the request came (the next page's URL base).
+    pub fn page<T>(&self, items: Vec<T>, link: &PageLink) -> ListResponse<T> {
         let total = items.len();
         let end = self.offset.saturating_add(self.size);
-        let next = (end < total).then(|| format!("{path}?size={}&offset={end}", self.size));
+        let next = (end < total).then(|| link.with_offset(end));
         let items = items
             .into_iter()
             .skip(self.offset)
@@ -86,26 +87,82 @@ impl Paging {
     }
 }
 
+/// The request a page answers, for its `next` link.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageLink {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The request's `Host`.
+    pub host: String,
+    /// The URL path.
+    pub path: String,
+    /// The raw query string.
+    pub query: Option<String>,
+}
+
+impl PageLink {
+    /// The URL of the same request with `offset` set (Go's `url.Values.Encode`: keys sorted).
+    pub fn with_offset(&self, offset: usize) -> String {
+        let mut pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(self.query.as_deref().unwrap_or_default().as_bytes())
+                .filter(|(k, _)| k != "offset")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+        pairs.push(("offset".into(), offset.to_string()));
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        format!("{}://{}{}?{query}", self.scheme, self.host, self.path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::StatusCode;
 
     use super::*;
 
+    fn link(path: &str, query: &str) -> PageLink {
+        PageLink {
+            scheme: "http".into(),
+            host: "127.0.0.1:5681".into(),
+            path: path.into(),
+            query: Some(query.into()),
+        }
+    }
+
     #[test]
     fn pages() {
         let q = |size, offset| Paging { size, offset };
-        let p = q(2, 0).page(vec![1, 2, 3, 4, 5], "/meshes");
+        let meshes = link("/meshes", "size=2");
+        let p = q(2, 0).page(vec![1, 2, 3, 4, 5], &meshes);
         assert_eq!(
             (p.total, p.items, p.next.as_deref()),
-            (5, vec![1, 2], Some("/meshes?size=2&offset=2"))
+            (
+                5,
+                vec![1, 2],
+                Some("http://127.0.0.1:5681/meshes?offset=2&size=2")
+            )
         );
-        let p = q(2, 4).page(vec![1, 2, 3, 4, 5], "/meshes");
+        let p = q(2, 4).page(vec![1, 2, 3, 4, 5], &meshes);
         assert_eq!((p.items, p.next), (vec![5], None));
-        let p = q(2, 9).page(vec![1, 2, 3], "/meshes");
+        let p = q(2, 9).page(vec![1, 2, 3], &meshes);
         assert_eq!((p.total, p.items, p.next), (3, vec![], None));
-        let p = q(2, usize::MAX).page(Vec::<u8>::new(), "/x");
+        let p = q(2, usize::MAX).page(Vec::<u8>::new(), &link("/x", ""));
         assert_eq!(p.next, None);
+    }
+
+    #[test]
+    fn next_keeps_the_other_parameters() {
+        let l = link(
+            "/meshes/default/dataplanes",
+            "tag=version:v1&size=1&offset=1&name=web",
+        );
+        assert_eq!(
+            l.with_offset(2),
+            "http://127.0.0.1:5681/meshes/default/dataplanes?name=web&offset=2&size=1&tag=version%3Av1"
+        );
     }
 
     #[test]

@@ -29,8 +29,9 @@ pub fn sort_by_name(items: &mut [Resource]) {
 }
 
 /// `GET` of the collection request `req`: the `paging` page of `rtype` resources by `list` (of
-/// the mesh in `req`'s path, for mesh-scoped types), in Universal form, sorted by name, in the
-/// format `req`'s headers ask for.
+/// the mesh in `req`'s path, or every mesh on a route without one, for mesh-scoped types) that
+/// pass `req`'s filters ([`crate::api_filter`]), in Universal form, sorted by mesh and name, in
+/// the format `req`'s headers ask for.
 pub fn list_request<L, E>(
     list: L,
     rtype: ResourceType,
@@ -41,10 +42,15 @@ where
     L: Fn(ResourceType, Option<&str>) -> Result<Vec<Resource>, E>,
     E: Into<ApiFailure>,
 {
-    let mesh = rtype.is_mesh_scoped().then(|| req.params.get("mesh"));
+    let filter = req.filter()?;
+    let mesh = req.mesh().filter(|_| rtype.is_mesh_scoped());
     let items: Vec<_> = list_sorted(&list, rtype, mesh)?
         .iter()
+        .filter(|r| filter.matches(r))
         .map(Resource::to_universal)
         .collect();
-    Ok(Format::from_headers(&req.headers).respond(StatusCode::OK, &paging.page(items, &req.path)))
+    Ok(
+        Format::from_headers(&req.headers)
+            .respond(StatusCode::OK, &paging.page(items, &req.link())),
+    )
 }

@@ -1,5 +1,5 @@
-//! What every API router gets around its own routes: `GET /`, `/ready` and `/healthy`, the
-//! 404/405 fallbacks, the document-size body limit, the admin rule and the request metrics;
+//! What every API router gets around its own routes: `GET /`, `/ready`, `/healthy`, `/config`
+//! and `/_resources`, the 404/405 fallbacks, the document-size body limit, the admin rule and the request metrics;
 //! and the `GET` route of a type's collection.
 
 use std::future::Future;
@@ -14,8 +14,8 @@ use axum::{
 use mosaic_core::resource::{ResourceType, parse::MAX_DOCUMENT_BYTES};
 
 use crate::{
-    api_auth, api_dialect::ApiDialect, api_error::ApiFailure, api_extract::Listing, api_index,
-    api_metrics,
+    api_auth, api_catalog, api_dialect::ApiDialect, api_error::ApiFailure, api_extract::Listing,
+    api_index, api_metrics,
 };
 
 /// `GET` of `rtype`'s collection, answered by the server's `list` handler.
@@ -36,6 +36,8 @@ pub fn finish<S: ApiDialect>(routes: Router<S>, state: S) -> Router {
         .route("/", get(api_index::index::<S>))
         .route("/ready", get(api_index::ok))
         .route("/healthy", get(api_index::ok))
+        .route("/config", get(api_catalog::config::<S>))
+        .route("/_resources", get(api_catalog::resources::<S>))
         .merge(routes)
         .fallback(api_index::not_found::<S>)
         .method_not_allowed_fallback(api_index::method_not_allowed::<S>)

@@ -18,11 +18,14 @@
 //! - [`api_dialect`] (`server`): `ApiDialect`, what differs between the global's and a zone's API.
 //! - [`api_error`] (`server`): `ApiFailure`, every failed request as Kuma's error body.
 //! - [`api_format`] (`server`): JSON or YAML responses by `Accept`.
+//! - [`api_filter`] (`server`): a collection's `?name=`, `?filter[labels.K]=`, `?tag=`, `?gateway=`.
 //! - [`api_paging`] (`server`): `?size=`/`?offset=` and Kuma's `{total, items, next}` envelope.
 //! - [`api_extract`] (`server`): path parameters (and the resource they name), `Listing`, the body.
 //! - [`api_body`] (`server`): PUT bodies to resources (JSON/YAML, URL name and mesh).
 //! - [`api_resources`] (`server`): collections from a store, sorted, a page of them.
 //! - [`api_overview`] (`server`): `DataplaneOverview` items.
+//! - [`api_insight`] (`server`): `MeshInsight`s and the `GlobalInsight`, counted from a store.
+//! - [`api_catalog`] (`server`): `GET /_resources` (resource type descriptors) and `GET /config`.
 //! - [`api_index`] (`server`): `GET /`, `/ready`, `/healthy`, the 404/405 fallbacks.
 //! - [`api_router`] (`server`): the shared routes and layers around a server's own; collections.
 //! - [`serve`] (`server`): binding listeners, the stop signal, serving routers until it.
@@ -41,15 +44,21 @@ pub mod api_auth;
 #[cfg(feature = "server")]
 pub mod api_body;
 #[cfg(feature = "server")]
+pub mod api_catalog;
+#[cfg(feature = "server")]
 pub mod api_dialect;
 #[cfg(feature = "server")]
 pub mod api_error;
 #[cfg(feature = "server")]
 pub mod api_extract;
 #[cfg(feature = "server")]
+pub mod api_filter;
+#[cfg(feature = "server")]
 pub mod api_format;
 #[cfg(feature = "server")]
 pub mod api_index;
+#[cfg(feature = "server")]
+pub mod api_insight;
 #[cfg(feature = "server")]
 pub mod api_metrics;
 #[cfg(feature = "server")]

@@ -115,6 +115,7 @@ pub async fn serve_with(
         zone: zone.clone(),
         auth: Arc::new(api_auth),
         unknown_fields: config.api.unknown_fields,
+        config: Arc::new(serde_json::to_value(&config).unwrap_or_default()),
     });
     let diag_router = diagnostics::router(metrics, client.status());
 

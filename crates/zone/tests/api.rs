@@ -60,6 +60,7 @@ impl Api {
             zone: "east".into(),
             auth: Arc::new(AdminAuth::new([], true)),
             unknown_fields: policy,
+            config: Arc::new(serde_json::json!({"zone": "east"})),
         })
         .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 1))));
         Self {
@@ -135,7 +136,8 @@ async fn meshes_are_read_only_copies() {
     assert!(body["next"].is_null());
     let (status, body) = api.call(Method::GET, "/meshes?size=1", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["next"], "/meshes?size=1&offset=1");
+    // Kuma's absolute nextLink (no Host header in this in-process request: `localhost`).
+    assert_eq!(body["next"], "http://localhost/meshes?offset=1&size=1");
     let (status, body) = api.call(Method::GET, "/meshes/other", None).await;
     assert_eq!(
         (status, body["type"].as_str()),

@@ -8,13 +8,15 @@
 //! - [`auth`]: who is an admin (loopback callers, admin tokens): `mosaic_runtime::api_auth`.
 //! - [`resources`]: list/get/put/delete handlers; 405 for zone-owned writes.
 //! - [`tokens`]: `POST /tokens/zone` and `POST /tokens/dataplane`.
-//! - [`zones`]: `GET /zones/_overview`.
-//! - [`dataplanes`]: `GET /meshes/{mesh}/dataplanes/_overview`.
+//! - [`zones`]: `GET /zones/_overview`, `/zones/{name}/_overview` (and Kuma's `/zones+insights`).
+//! - [`dataplanes`]: Dataplane overviews, per mesh and across meshes (and `dataplanes+insights`).
+//! - [`insights`]: `GET /mesh-insights[/{mesh}]` and `GET /global-insight`.
 //!
 //! The plumbing both servers share is `mosaic_runtime`'s: `api_error` (`ApiFailure`),
 //! `api_extract` (path and body), `api_body` (PUT bodies to resources), `api_format` (JSON or
 //! YAML by `Accept`), `api_paging`, `api_resources`, `api_overview`, `api_index` (`GET /`,
-//! `/ready`, `/healthy`, 404/405) and `api_router` (those routes, the body limit, the admin
+//! `/ready`, `/healthy`, 404/405), `api_catalog` (`/config`, `/_resources`), `api_filter`
+//! (`name`, `filter[labels.K]`, `tag`, `gateway`), `api_insight` and `api_router` (those routes, the body limit, the admin
 //! rule and the request metrics around the routes below).
 
 pub mod auth;
@@ -22,6 +24,7 @@ pub mod dataplanes;
 pub mod dialect;
 pub mod error;
 pub mod extract;
+pub mod insights;
 pub mod resources;
 pub mod state;
 pub mod tokens;
@@ -52,15 +55,29 @@ pub fn router(state: ApiState) -> Router {
         .route("/meshes/{mesh}", item(ResourceType::Mesh))
         .route("/meshes/{mesh}/secrets", collection(ResourceType::Secret))
         .route("/meshes/{mesh}/secrets/{name}", item(ResourceType::Secret))
+        .route("/secrets", collection(ResourceType::Secret))
         .route("/global-secrets", collection(ResourceType::GlobalSecret))
         .route("/global-secrets/{name}", item(ResourceType::GlobalSecret))
         .route("/tokens/zone", axum::routing::post(tokens::zone))
         .route("/tokens/dataplane", axum::routing::post(tokens::dataplane))
         .route("/zones", collection(ResourceType::Zone))
         .route("/zones/_overview", get(zones::overview))
+        .route("/zones+insights", get(zones::overview))
         .route("/zones/{name}", item(ResourceType::Zone))
+        .route("/zones/{name}/_overview", get(zones::overview_one))
+        .route("/zones+insights/{name}", get(zones::overview_one))
         .route("/zone-insights", collection(ResourceType::ZoneInsight))
         .route("/zone-insights/{name}", item(ResourceType::ZoneInsight))
+        .route("/mesh-insights", get(insights::list))
+        .route("/mesh-insights/{mesh}", get(insights::get_one))
+        .route("/global-insight", get(insights::global))
+        .route("/dataplanes", collection(ResourceType::Dataplane))
+        .route("/dataplanes/_overview", get(dataplanes::overview))
+        .route("/dataplanes+insights", get(dataplanes::overview))
+        .route(
+            "/dataplane-insights",
+            collection(ResourceType::DataplaneInsight),
+        )
         .route(
             "/meshes/{mesh}/dataplanes",
             collection(ResourceType::Dataplane),
@@ -70,8 +87,20 @@ pub fn router(state: ApiState) -> Router {
             get(dataplanes::overview),
         )
         .route(
+            "/meshes/{mesh}/dataplanes+insights",
+            get(dataplanes::overview),
+        )
+        .route(
             "/meshes/{mesh}/dataplanes/{name}",
             item(ResourceType::Dataplane),
+        )
+        .route(
+            "/meshes/{mesh}/dataplanes/{name}/_overview",
+            get(dataplanes::overview_one),
+        )
+        .route(
+            "/meshes/{mesh}/dataplanes+insights/{name}",
+            get(dataplanes::overview_one),
         )
         .route(
             "/meshes/{mesh}/dataplane-insights",

@@ -27,6 +27,8 @@ pub struct ApiState {
     pub tokens: Arc<Tokens>,
     /// `api.unknown_fields`: what a PUT does with fields Mosaic does not know.
     pub unknown_fields: UnknownFields,
+    /// The effective configuration, as `GET /config` shows it.
+    pub config: Arc<serde_json::Value>,
 }
 
 // === impl ApiState ===
@@ -44,12 +46,19 @@ impl ApiState {
             auth: Arc::new(AdminAuth::new(admin_token, localhost_is_admin)),
             clock: Arc::new(OffsetDateTime::now_utc),
             unknown_fields: UnknownFields::default(),
+            config: Arc::new(serde_json::Value::Object(Default::default())),
         }
     }
 
     /// Replaces the unknown-field policy (the server's `api.unknown_fields`).
     pub fn with_unknown_fields(mut self, policy: UnknownFields) -> Self {
         self.unknown_fields = policy;
+        self
+    }
+
+    /// Sets what `GET /config` shows (the server's loaded configuration).
+    pub fn with_config(mut self, config: serde_json::Value) -> Self {
+        self.config = Arc::new(config);
         self
     }
 

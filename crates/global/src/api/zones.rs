@@ -1,15 +1,25 @@
-//! `GET /zones/_overview`: every zone (registered with a Zone, or known from its ZoneInsight)
-//! with its online state, software version and per-mesh CA health.
+//! `GET /zones/_overview` (also Kuma's older `/zones+insights`): every zone (registered with a
+//! Zone, or known from its ZoneInsight) with its online state, software version and per-mesh CA
+//! health, filtered by `name` and `filter[labels.K]`; `GET /zones/{name}/_overview` (and
+//! `/zones+insights/{name}`): one zone's.
 
 use std::collections::BTreeMap;
 
-use axum::{extract::State, http::StatusCode, response::Response};
+use axum::{
+    extract::{RawQuery, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
 use mosaic_core::resource::{Resource, ResourceType, Spec, ZoneInsightSpec, ZoneSpec};
 use serde_json::{Value, json};
 
-use mosaic_runtime::{api_extract::Listing, api_format::Format};
+use mosaic_runtime::{
+    api_extract::{Listing, PathParams},
+    api_format::Format,
+};
 
 use super::{error::ApiFailure, extract::QueryParams, resources::barrier, state::ApiState};
+use crate::store::ResourceKey;
 
 /// Whether a zone is connected: some KDS subscription has no `disconnectTime`.
 pub fn is_online(insight: &ZoneInsightSpec) -> bool {
@@ -52,6 +62,7 @@ pub fn overview_item(name: &str, zone: Option<&Resource>, insight: Option<&Resou
 /// `GET /zones/_overview`.
 pub async fn overview(State(state): State<ApiState>, req: Listing) -> Result<Response, ApiFailure> {
     let query = QueryParams::parse(req.query.as_deref())?;
+    let filter = req.filter()?;
     barrier(&state, &query).await?;
     let mut zones: BTreeMap<String, (Option<Resource>, Option<Resource>)> = BTreeMap::new();
     for z in state.store.list(ResourceType::Zone, None)? {
@@ -64,8 +75,52 @@ pub async fn overview(State(state): State<ApiState>, req: Listing) -> Result<Res
     }
     let items: Vec<Value> = zones
         .iter()
+        .filter(|(_, (z, i))| z.as_ref().or(i.as_ref()).is_some_and(|r| filter.matches(r)))
         .map(|(name, (z, i))| overview_item(name, z.as_ref(), i.as_ref()))
         .collect();
-    let page = query.paging.page(items, &req.path);
+    let page = query.paging.page(items, &req.link());
     Ok(Format::from_headers(&req.headers).respond(StatusCode::OK, &page))
+}
+
+/// `GET /zones/{name}/_overview`.
+pub async fn overview_one(
+    State(state): State<ApiState>,
+    params: PathParams,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiFailure> {
+    let query = QueryParams::parse(query.as_deref())?;
+    barrier(&state, &query).await?;
+    let name = params.get("name");
+    let zone = state
+        .store
+        .get(&ResourceKey::new(ResourceType::Zone, None, name))?;
+    let insight = state
+        .store
+        .get(&ResourceKey::new(ResourceType::ZoneInsight, None, name))?;
+    if zone.is_none() && insight.is_none() {
+        return Err(ApiFailure::NotFound(format!(
+            "zone {name:?} is neither registered nor connected: list zones with GET /zones/_overview"
+        )));
+    }
+    Ok(Format::from_headers(&headers).respond(
+        StatusCode::OK,
+        &overview_item(name, zone.as_ref(), insight.as_ref()),
+    ))
+}
+
+/// How many zones there are (registered or connected) and how many are online.
+pub fn zone_counts(state: &ApiState) -> Result<(u64, u64), ApiFailure> {
+    let mut names: BTreeMap<String, bool> = BTreeMap::new();
+    for z in state.store.list(ResourceType::Zone, None)? {
+        names.entry(z.meta.name).or_default();
+    }
+    for i in state.store.list(ResourceType::ZoneInsight, None)? {
+        let online = matches!(&i.spec, Spec::ZoneInsight(s) if is_online(s));
+        *names.entry(i.meta.name).or_default() |= online;
+    }
+    Ok((
+        names.len() as u64,
+        names.values().filter(|o| **o).count() as u64,
+    ))
 }

@@ -97,15 +97,20 @@ pub async fn overview_one(
         .respond(StatusCode::OK, &overview_item(&dp, insight.as_ref())))
 }
 
-/// `GET /meshes/{mesh}/dataplanes/_overview`.
+/// `GET /meshes/{mesh}/dataplanes/_overview` (and `dataplanes+insights`, and across meshes).
 pub async fn overview_list(
     State(state): State<ApiState>,
     req: Listing,
 ) -> Result<Response, ApiFailure> {
     let paging = Paging::parse(req.query.as_deref())?;
+    let filter = req.filter()?;
     let items = api_overview::dataplane_overviews(
         |t, m| state.store.list_resources(t, m),
-        req.params.get("mesh"),
+        req.mesh(),
+        &filter,
     )?;
-    Ok(Format::from_headers(&req.headers).respond(StatusCode::OK, &paging.page(items, &req.path)))
+    Ok(
+        Format::from_headers(&req.headers)
+            .respond(StatusCode::OK, &paging.page(items, &req.link())),
+    )
 }

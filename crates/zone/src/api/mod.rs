@@ -5,8 +5,12 @@
 //! - `/meshes/{mesh}/secrets[/{name}]`, `/global-secrets[/{name}]`: not served (`GET` 404,
 //!   writes 405); see [`resources`] for why.
 //! - `GET /meshes/{mesh}/dataplanes`, `GET|PUT|DELETE /meshes/{mesh}/dataplanes/{name}`,
-//!   `GET /meshes/{mesh}/dataplanes/_overview`, `GET /meshes/{mesh}/dataplanes/{name}/_overview`.
-//! - `GET /` (`{"product":"Mosaic","mode":"zone","zone":...}`), `/ready`, `/healthy`.
+//!   `GET /meshes/{mesh}/dataplanes/_overview` (also Kuma's `dataplanes+insights`),
+//!   `GET /meshes/{mesh}/dataplanes/{name}/_overview` (and `dataplanes+insights/{name}`);
+//!   across meshes `GET /dataplanes`, `/dataplanes/_overview`, `/dataplanes+insights`. Lists
+//!   filter by `name`, `filter[labels.K]`, `tag` and `gateway` (`mosaic_runtime::api_filter`).
+//! - `GET /` (Kuma's index plus `"mode":"zone","zone":...`), `/ready`, `/healthy`, `/config`,
+//!   `/_resources`.
 //!
 //! Every request but `GET /ready` and `GET /healthy` must come from an admin: a loopback caller
 //! (with `api.localhost_is_admin`) or a caller presenting an admin token (the generated
@@ -62,7 +66,17 @@ pub fn router(state: ApiState) -> Router {
             api_router::collection(Dataplane, resources::list),
         )
         .route(
+            "/dataplanes",
+            api_router::collection(Dataplane, resources::list),
+        )
+        .route("/dataplanes/_overview", get(dataplanes::overview_list))
+        .route("/dataplanes+insights", get(dataplanes::overview_list))
+        .route(
             "/meshes/{mesh}/dataplanes/_overview",
+            get(dataplanes::overview_list),
+        )
+        .route(
+            "/meshes/{mesh}/dataplanes+insights",
             get(dataplanes::overview_list),
         )
         .route(
@@ -75,6 +89,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/meshes/{mesh}/dataplanes/{name}/_overview",
+            get(dataplanes::overview_one),
+        )
+        .route(
+            "/meshes/{mesh}/dataplanes+insights/{name}",
             get(dataplanes::overview_one),
         );
     // `GET /`, `/ready`, `/healthy`, 404/405, the body limit, the admin rule, the metrics

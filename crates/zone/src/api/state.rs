@@ -20,4 +20,6 @@ pub struct ApiState {
     pub auth: Arc<AdminAuth>,
     /// `api.unknown_fields`: what a PUT does with fields Mosaic does not know.
     pub unknown_fields: UnknownFields,
+    /// The effective configuration, as `GET /config` shows it.
+    pub config: Arc<serde_json::Value>,
 }
