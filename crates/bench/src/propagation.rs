@@ -153,7 +153,10 @@ async fn measure(bins: &Binaries, n: usize, opts: &Options) -> Result<Row, Bench
 }
 
 fn mesh_yaml(tag: &str) -> String {
-    format!("type: Mesh\nname: {MESH}\nmetrics:\n  enabledBackend: {tag}\n")
+    // Kuma checks that the enabled metrics backend is one of the Mesh's backends.
+    format!(
+        "type: Mesh\nname: {MESH}\nmetrics:\n  enabledBackend: {tag}\n  backends:\n  - name: {tag}\n    type: prometheus\n"
+    )
 }
 
 /// Connects and syncs every zone, `limit` at a time.
