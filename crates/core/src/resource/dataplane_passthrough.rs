@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use super::mesh_passthrough::check_port;
 use crate::validate::{FieldPath, Validator};
 
 /// The protocols Kuma's `kuma.io/protocol` tag and `protocol` field accept.
@@ -130,13 +131,6 @@ fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
 
 fn port(value: &Value, key: &str) -> u64 {
     value.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
-/// Kuma's `ValidatePort`.
-fn check_port(port: u64, path: &FieldPath, v: &mut Validator) {
-    if port == 0 || port > 65535 {
-        v.violation(path, "port must be in the range [1, 65535]");
-    }
 }
 
 /// Whether two addresses overlap as Kuma sees it: equal, or either a wildcard.

@@ -75,16 +75,44 @@ fn check_names(backends: &[Value], path: &FieldPath, v: &mut Validator) -> Vec<S
     used
 }
 
-fn validate_logging(logging: &Value, path: &FieldPath, v: &mut Validator) {
-    let backends = list(logging, "backends");
+/// Kuma's loop over `section.backends` for logging and tracing (`kind`): each needs a name,
+/// passes `check` (its type and conf), and names no backend before it does; `defaultBackend`,
+/// when set, names one of them.
+fn validate_named_backends(
+    section: &Value,
+    path: &FieldPath,
+    kind: &str,
+    v: &mut Validator,
+    check: impl Fn(&Value, &FieldPath, &mut Validator),
+) {
     let bpath = path.field("backends");
-    let mut used: Vec<String> = Vec::new();
-    for (i, backend) in backends.iter().enumerate() {
+    let mut used: Vec<&str> = Vec::new();
+    for (i, backend) in list(section, "backends").iter().enumerate() {
         let at = bpath.index(i);
         let name = text(backend, "name");
         if name.is_empty() {
             v.violation(&at.field("name"), "cannot be empty");
         }
+        check(backend, &at, v);
+        if used.contains(&name) {
+            v.violation(
+                &at.field("name"),
+                format!("{name:?} name is already used for another backend"),
+            );
+        }
+        used.push(name);
+    }
+    let default = text(section, "defaultBackend");
+    if !default.is_empty() && !used.contains(&default) {
+        v.violation(
+            &path.field("defaultBackend"),
+            format!("has to be set to one of the {kind} backend in mesh"),
+        );
+    }
+}
+
+fn validate_logging(logging: &Value, path: &FieldPath, v: &mut Validator) {
+    validate_named_backends(logging, path, "logging", v, |backend, at, v| {
         let conf = conf(backend);
         match text(backend, "type") {
             "file" => {
@@ -108,33 +136,11 @@ fn validate_logging(logging: &Value, path: &FieldPath, v: &mut Validator) {
                 r#"unknown backend type. Available backends: "tcp", "file""#,
             ),
         }
-        if used.iter().any(|u| u == name) {
-            v.violation(
-                &at.field("name"),
-                format!("{name:?} name is already used for another backend"),
-            );
-        }
-        used.push(name.to_owned());
-    }
-    let default = text(logging, "defaultBackend");
-    if !default.is_empty() && !used.iter().any(|u| u == default) {
-        v.violation(
-            &path.field("defaultBackend"),
-            "has to be set to one of the logging backend in mesh",
-        );
-    }
+    });
 }
 
 fn validate_tracing(tracing: &Value, path: &FieldPath, v: &mut Validator) {
-    let backends = list(tracing, "backends");
-    let bpath = path.field("backends");
-    let mut used: Vec<String> = Vec::new();
-    for (i, backend) in backends.iter().enumerate() {
-        let at = bpath.index(i);
-        let name = text(backend, "name");
-        if name.is_empty() {
-            v.violation(&at.field("name"), "cannot be empty");
-        }
+    validate_named_backends(tracing, path, "tracing", v, |backend, at, v| {
         let sampling = backend
             .get("sampling")
             .and_then(Value::as_f64)
@@ -150,32 +156,20 @@ fn validate_tracing(tracing: &Value, path: &FieldPath, v: &mut Validator) {
                     v.violation(&at.field("config.address"), "cannot be empty");
                 }
                 let port = conf.get("port").and_then(Value::as_u64).unwrap_or(0);
-                if !(1..=65535).contains(&port) {
-                    v.violation(
-                        &at.field("config.port"),
-                        "port must be in the range [1, 65535]",
-                    );
-                }
+                check_port(port, &at.field("config.port"), v);
             }
             _ => v.violation(
                 &at.field("type"),
                 r#"unknown backend type. Available backends: "zipkin", "datadog""#,
             ),
         }
-        if used.iter().any(|u| u == name) {
-            v.violation(
-                &at.field("name"),
-                format!("{name:?} name is already used for another backend"),
-            );
-        }
-        used.push(name.to_owned());
-    }
-    let default = text(tracing, "defaultBackend");
-    if !default.is_empty() && !used.iter().any(|u| u == default) {
-        v.violation(
-            &path.field("defaultBackend"),
-            "has to be set to one of the tracing backend in mesh",
-        );
+    });
+}
+
+/// Kuma's `ValidatePort` (also used for a Dataplane's ports).
+pub(super) fn check_port(port: u64, path: &FieldPath, v: &mut Validator) {
+    if port == 0 || port > 65535 {
+        v.violation(path, "port must be in the range [1, 65535]");
     }
 }
 
