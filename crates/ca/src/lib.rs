@@ -2,6 +2,7 @@
 //! `mosaic_core::ca::CaBackend`, with Vault's client, auth methods and token manager.
 //!
 //! Module map:
+//! - [`chain`]: verifying a certificate chain to a set of roots (rustls-webpki).
 //! - [`datasource`]: reading a DataSource's value (a mesh Secret, a file on this host, inline).
 //! - [`key_pem`]: CA keys in PKCS#8, PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) PEM, as PKCS#8.
 //! - [`local`]: an in-process CA (rcgen) and `LocalBackend`, the backend builtin and provided load.
@@ -10,6 +11,7 @@
 //! - [`vault`]: the Vault (or OpenBao) PKI backend.
 
 pub mod builtin;
+pub mod chain;
 pub mod datasource;
 pub mod key_pem;
 pub mod local;

@@ -37,6 +37,28 @@ pub enum Operation {
     },
     /// `sys/health`: whether Vault answers, is initialized and unsealed.
     Health,
+    /// `intermediate.csrPath`: Vault makes a zone intermediate's key and CSR.
+    GenerateIntermediate {
+        /// The path.
+        path: String,
+    },
+    /// `intermediate.caPath`: Vault signs a zone intermediate.
+    SignIntermediate {
+        /// The path.
+        path: String,
+    },
+    /// Listing the keys of a PKI mount (to find the ones Mosaic made and no longer needs).
+    ListKeys {
+        /// The mount.
+        mount: String,
+    },
+    /// Deleting a key Mosaic made in a PKI mount.
+    DeleteKey {
+        /// The mount.
+        mount: String,
+        /// The key's id.
+        key: String,
+    },
 }
 
 /// A failed exchange with Vault.
@@ -128,6 +150,16 @@ impl fmt::Display for Operation {
             Operation::Sign { pki, role } => write!(f, "sign a certificate at {pki}/sign/{role}"),
             Operation::ReadCa { pki } => write!(f, "read the CA chain of {pki}"),
             Operation::Health => f.write_str("report its health (sys/health)"),
+            Operation::GenerateIntermediate { path } => {
+                write!(f, "make an intermediate's key and CSR at {path}")
+            }
+            Operation::SignIntermediate { path } => {
+                write!(f, "sign a zone intermediate CA at {path}")
+            }
+            Operation::ListKeys { mount } => write!(f, "list the keys of {mount} ({mount}/keys)"),
+            Operation::DeleteKey { mount, key } => {
+                write!(f, "delete key {key} of {mount} ({mount}/key/{key})")
+            }
         }
     }
 }
@@ -208,6 +240,11 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
             Operation::Login { method, mount } => {
                 format!("check that the {method} auth method is enabled at auth/{mount}")
             }
+            Operation::GenerateIntermediate { path } | Operation::SignIntermediate { path } => {
+                format!(
+                    "check that a PKI secrets engine is mounted at the start of {path:?} (and in the right namespace) and that the path is right (intermediate.caPath / intermediate.csrPath)"
+                )
+            }
             _ => String::new(),
         };
     }
@@ -230,6 +267,13 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
                 "check that a PKI secrets engine is mounted at {pki:?} (and in the right namespace): Vault answers \"permission denied\" to a request without a token for a path it does not serve"
             ),
             Operation::Health => String::new(),
+            Operation::GenerateIntermediate { path } | Operation::SignIntermediate { path } => {
+                path_caps(path.clone(), "[\"create\", \"update\"]")
+            }
+            Operation::ListKeys { mount } => path_caps(format!("{mount}/keys"), "[\"list\"]"),
+            Operation::DeleteKey { mount, .. } => {
+                path_caps(format!("{mount}/key/*"), "[\"delete\"]")
+            }
         };
     }
     if status == 503 && text.contains("sealed") {

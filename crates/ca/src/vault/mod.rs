@@ -1,9 +1,12 @@
 //! The Vault PKI backend: issues data-plane certificates from `{pki}/issue/{role}` (Vault makes
-//! the key) or `{pki}/sign/{role}` (Mosaic makes an EC P-256 key and sends a CSR; the key never
-//! leaves the process). The CA's key never leaves Vault.
+//! the key), `{pki}/sign/{role}` (Mosaic makes an EC P-256 key and sends a CSR; the key never
+//! leaves the process), or, in `intermediate` mode, signs them in the zone with an intermediate
+//! CA that Vault signs at `intermediate.caPath` (its key in memory only). The root's key never
+//! leaves Vault.
 //!
 //! Module map:
 //! - [`error`]: `VaultError` and the hints that say what to do about each failure.
+//! - [`intermediate`]: `mode: intermediate`: the zone intermediate's plan, requests and renewal.
 //! - [`client`]: HTTP to Vault with the backend's TLS settings, namespace and timeout.
 //! - [`auth`]: the auth methods (token, cert, AppRole, Kubernetes, AWS, agent).
 //! - [`token`]: the token's lifecycle: renewal, re-login, status.
@@ -17,6 +20,7 @@ pub mod auth;
 pub mod aws;
 pub mod client;
 pub mod error;
+pub mod intermediate;
 pub mod probe;
 pub mod sigv4;
 pub mod token;
@@ -30,10 +34,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use self::intermediate::{HeldIntermediate, IntermediatePlan, RETRY_AFTER_FAILURE};
 pub use self::{
     auth::{AuthMethod, AuthOrigin},
     client::{ClientTls, VaultClient},
     error::{Operation, VaultError},
+    intermediate::IntermediateStatus,
     token::{TokenManager, TokenStatus},
     zone::VaultZone,
 };
@@ -60,7 +66,29 @@ pub struct VaultCa {
     ttl: Duration,
     client: VaultClient,
     tokens: Arc<TokenManager>,
+    /// `mode: intermediate`: the zone's intermediate.
+    intermediate: Option<ZoneIntermediate>,
 }
+
+/// The intermediate a zone signs with (`mode: intermediate`), held in memory only.
+#[derive(Debug)]
+struct ZoneIntermediate {
+    plan: IntermediatePlan,
+    /// The current intermediate; locked while one is signed, so concurrent issuances wait for
+    /// one renewal instead of each asking Vault.
+    slot: tokio::sync::Mutex<Slot>,
+    status: std::sync::Mutex<IntermediateStatus>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    current: Option<Arc<HeldIntermediate>>,
+    /// After a failed renewal, no new attempt before this while the current one can sign.
+    retry_after: Option<std::time::Instant>,
+}
+
+/// The lifetime of the test intermediate the global's admission signs (and discards).
+const TEST_INTERMEDIATE_TTL: Duration = Duration::from_secs(600);
 
 // === impl VaultCa ===
 
@@ -159,6 +187,12 @@ impl VaultCa {
             .map_err(|e| err(CaErrorKind::Template(e)))?;
         let tokens =
             TokenManager::with_origin(client.clone(), method, origin, mesh, secrets.clone());
+        let intermediate =
+            (from_cp.vault_mode() == VaultMode::Intermediate).then(|| ZoneIntermediate {
+                plan: IntermediatePlan::new(mesh, zone.zone.as_deref(), from_cp),
+                slot: tokio::sync::Mutex::default(),
+                status: std::sync::Mutex::default(),
+            });
         Ok(Self {
             mesh: mesh.to_string(),
             backend: backend.name.clone(),
@@ -169,6 +203,7 @@ impl VaultCa {
             ttl: backend.cert_expiration(),
             client,
             tokens,
+            intermediate,
         })
     }
 
@@ -177,9 +212,27 @@ impl VaultCa {
         self.tokens.status()
     }
 
-    /// `issue` or `sign`.
+    /// `issue`, `sign` or `intermediate`.
     pub fn mode(&self) -> VaultMode {
         self.mode
+    }
+
+    /// The zone intermediate's state (`mode: intermediate` only), for health and metrics.
+    pub fn intermediate_status(&self) -> Option<IntermediateStatus> {
+        self.intermediate.as_ref().map(|z| {
+            z.status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        })
+    }
+
+    /// How long the current intermediate can go on signing leaves of the backend's lifetime
+    /// with Vault unreachable; `None` outside `mode: intermediate` or before the first one.
+    pub fn outage_budget(&self) -> Option<Duration> {
+        let status = self.intermediate_status()?;
+        let left = status.not_after? - OffsetDateTime::now_utc() - self.ttl;
+        Some(Duration::from_secs(left.whole_seconds().max(0) as u64))
     }
 
     fn err(&self, kind: impl Into<CaErrorKind>) -> CaError {
@@ -194,10 +247,21 @@ impl VaultCa {
         body: &Value,
         op: &Operation,
     ) -> Result<Value, VaultError> {
+        self.call_as(Method::POST, path, Some(body), op).await
+    }
+
+    /// [`Self::call_with_token`] with any method and an optional body.
+    async fn call_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        op: &Operation,
+    ) -> Result<Value, VaultError> {
         let token = self.tokens.token().await?;
         match self
             .client
-            .call(Method::POST, path, token.as_ref(), Some(body), op)
+            .call(method.clone(), path, token.as_ref(), body, op)
             .await
         {
             Err(e)
@@ -212,10 +276,185 @@ impl VaultCa {
                     return Err(e);
                 }
                 self.client
-                    .call(Method::POST, path, fresh.as_ref(), Some(body), op)
+                    .call(method, path, fresh.as_ref(), body, op)
                     .await
             }
             other => other,
+        }
+    }
+
+    /// The intermediate to sign a leaf of `leaf_ttl` with: the current one while it is fresh,
+    /// else a new one from Vault; while Vault fails, the current one as long as it covers the
+    /// leaf.
+    async fn zone_intermediate(
+        &self,
+        leaf_ttl: Duration,
+    ) -> Result<Arc<HeldIntermediate>, CaError> {
+        let zca = self.intermediate.as_ref().ok_or_else(|| {
+            self.err(CaErrorKind::Config(
+                "conf.fromCp.mode is not intermediate".to_string(),
+            ))
+        })?;
+        let mut slot = zca.slot.lock().await;
+        let now = OffsetDateTime::now_utc();
+        if let Some(h) = &slot.current {
+            let held_back = slot
+                .retry_after
+                .is_some_and(|t| std::time::Instant::now() < t);
+            if h.fresh_for(now, leaf_ttl) || (held_back && h.covers(now, leaf_ttl)) {
+                return Ok(h.clone());
+            }
+        }
+        match self
+            .sign_intermediate(&zca.plan, zca.plan.ttl, leaf_ttl)
+            .await
+        {
+            Ok(held) => {
+                let held = Arc::new(held);
+                tracing::info!(
+                    mesh = %self.mesh,
+                    backend = %self.backend,
+                    serial = %held.serial,
+                    not_after = %held.not_after,
+                    renew_at = %held.renew_at,
+                    "zone intermediate CA signed by Vault"
+                );
+                slot.current = Some(held.clone());
+                slot.retry_after = None;
+                let mut status = zca
+                    .status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                status.serial = Some(held.serial.clone());
+                status.not_after = Some(held.not_after);
+                status.renew_at = Some(held.renew_at);
+                status.signed += 1;
+                status.last_error = None;
+                Ok(held)
+            }
+            Err(e) => {
+                slot.retry_after = Some(std::time::Instant::now() + RETRY_AFTER_FAILURE);
+                zca.status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .last_error = Some(e.to_string());
+                match &slot.current {
+                    Some(h) if h.covers(now, leaf_ttl) => {
+                        tracing::warn!(
+                            mesh = %self.mesh,
+                            backend = %self.backend,
+                            error = %e,
+                            serial = %h.serial,
+                            not_after = %h.not_after,
+                            "renewing the zone intermediate failed; the current one signs on while it outlives the certificates"
+                        );
+                        Ok(h.clone())
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Has Vault sign a new intermediate valid for `ttl` (at least `min_life`): key and CSR
+    /// made here, or by Vault at `csrPath` (whose copy of the key is then deleted at once).
+    async fn sign_intermediate(
+        &self,
+        plan: &IntermediatePlan,
+        ttl: Duration,
+        min_life: Duration,
+    ) -> Result<HeldIntermediate, CaError> {
+        let vault = |e: VaultError| self.err(e.for_mesh(&self.mesh));
+        let key = match &plan.csr_path {
+            None => plan
+                .zone_key_and_csr()
+                .map_err(|m| self.err(CaErrorKind::Certificate(m)))?,
+            Some(path) => {
+                let name = plan.key_name(OffsetDateTime::now_utc() + ttl);
+                let op = Operation::GenerateIntermediate { path: path.clone() };
+                let resp = self
+                    .call_with_token(path, &plan.generate_body(&name), &op)
+                    .await
+                    .map_err(vault)?;
+                plan.read_generated(&resp)
+                    .map_err(|r| vault(self.client.decode_error(&op, r)))?
+            }
+        };
+        let op = Operation::SignIntermediate {
+            path: plan.ca_path.clone(),
+        };
+        let signed = self
+            .call_with_token(&plan.ca_path, &plan.sign_body(&key.csr_pem, ttl), &op)
+            .await;
+        // The zone holds the key; Vault's copy is never needed, so it goes whatever happened.
+        if let (Some(mount), Some(id)) = (&plan.key_mount, &key.vault_key_id) {
+            self.delete_key(mount, id).await;
+        }
+        let resp = signed.map_err(vault)?;
+        let held = plan
+            .read_signed(&resp, &key, min_life, rand::random::<f64>())
+            .map_err(|m| vault(VaultError::Certificate(m)))?;
+        if let Some(mount) = &plan.key_mount {
+            self.sweep_keys(plan, mount).await;
+        }
+        Ok(held)
+    }
+
+    /// Deletes key `id` of `mount`, which Mosaic made; a failure is logged (the sweep after the
+    /// next renewal tries again).
+    async fn delete_key(&self, mount: &str, id: &str) {
+        let op = Operation::DeleteKey {
+            mount: mount.to_string(),
+            key: id.to_string(),
+        };
+        match self
+            .call_as(Method::DELETE, &format!("{mount}/key/{id}"), None, &op)
+            .await
+        {
+            Ok(_) => {
+                tracing::debug!(mesh = %self.mesh, backend = %self.backend, key = id, "Vault's copy of the intermediate's key deleted")
+            }
+            Err(e) => {
+                tracing::warn!(mesh = %self.mesh, backend = %self.backend, key = id, error = %e, "Vault's copy of the intermediate's key not deleted; retried after the next renewal")
+            }
+        }
+    }
+
+    /// Deletes the keys of `mount` that this mesh and zone made for intermediates now expired
+    /// (left behind by a crash between making and deleting one). Keys not named by Mosaic for
+    /// this mesh and zone are never touched.
+    async fn sweep_keys(&self, plan: &IntermediatePlan, mount: &str) {
+        let op = Operation::ListKeys {
+            mount: mount.to_string(),
+        };
+        let listed = match self
+            .call_as(Method::GET, &format!("{mount}/keys?list=true"), None, &op)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(mesh = %self.mesh, backend = %self.backend, error = %e, "keys not listed; leftovers not swept");
+                return;
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let stale: Vec<String> = listed
+            .pointer("/data/key_info")
+            .and_then(Value::as_object)
+            .map(|info| {
+                info.iter()
+                    .filter(|(_, i)| {
+                        i.get("key_name")
+                            .and_then(Value::as_str)
+                            .and_then(|n| plan.key_name_expiry(n))
+                            .is_some_and(|expiry| expiry < now)
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in stale {
+            self.delete_key(mount, &id).await;
         }
     }
 }
@@ -236,6 +475,39 @@ impl CaBackend for VaultCa {
 
     fn default_ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// Issues (and discards) a test certificate; in `intermediate` mode, has Vault sign a
+    /// short-lived test intermediate, signs a test leaf with it and checks that the chain
+    /// verifies to the mount's roots, as a zone would.
+    async fn validate(&self) -> Result<(), CaError> {
+        let req = IssueRequest::validation(self.ttl);
+        let Some(zca) = &self.intermediate else {
+            let cert = self.issue(&req).await?;
+            tracing::debug!(mesh = %self.mesh, backend = %self.backend, serial = %cert.serial, "test certificate issued");
+            return Ok(());
+        };
+        let test_leaf = Duration::from_secs(60);
+        let held = self
+            .sign_intermediate(&zca.plan, TEST_INTERMEDIATE_TTL, test_leaf)
+            .await?;
+        let leaf = held
+            .ca
+            .issue(&uri_sans(&self.mesh, &req.tags), None, test_leaf)
+            .map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?;
+        let roots = if held.roots.is_empty() {
+            self.root_certs().await?
+        } else {
+            held.roots.clone()
+        };
+        crate::chain::verify(&leaf.chain_pem, &roots).map_err(|e| {
+            self.err(VaultError::Certificate(format!(
+                "a test certificate signed by the test intermediate from {} does not verify to the roots of {}: {e}; caPath must be signed by the PKI mount named in pki",
+                zca.plan.ca_path, self.pki
+            )))
+        })?;
+        tracing::debug!(mesh = %self.mesh, backend = %self.backend, intermediate = %held.serial, "test intermediate signed and verified");
+        Ok(())
     }
 
     async fn root_certs(&self) -> Result<Vec<String>, CaError> {
@@ -261,6 +533,16 @@ impl CaBackend for VaultCa {
             "exclude_cn_from_sans": true,
         });
         let (path, op, local_key) = match self.mode {
+            VaultMode::Intermediate => {
+                let held = self.zone_intermediate(req.ttl).await?;
+                let cn = Some(common_name.as_str()).filter(|c| !c.is_empty());
+                let cert = held
+                    .ca
+                    .issue(&sans, cn, req.ttl)
+                    .map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?;
+                tracing::debug!(mesh = %self.mesh, backend = %self.backend, serial = %cert.serial, intermediate = %held.serial, "certificate signed by the zone intermediate");
+                return Ok(cert);
+            }
             VaultMode::Issue => {
                 body["private_key_format"] = json!("pkcs8");
                 (

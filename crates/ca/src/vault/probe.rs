@@ -17,7 +17,7 @@ use super::{
 use mosaic_core::{
     ca::{CaError, CaErrorKind},
     datasource::SecretSource,
-    resource::mesh::{MtlsBackend, VaultConf},
+    resource::mesh::{MtlsBackend, VaultConf, VaultMode},
     template::Template,
 };
 
@@ -73,14 +73,24 @@ pub async fn probe(
             if roots.len() == 1 { "" } else { "s" }
         ));
     }
+    let what = match from_cp.vault_mode() {
+        VaultMode::Issue => format!(
+            "issuing at {}/issue/{}",
+            from_cp.pki_path(),
+            from_cp.role.trim()
+        ),
+        VaultMode::Sign => format!(
+            "issuing at {}/sign/{}",
+            from_cp.pki_path(),
+            from_cp.role.trim()
+        ),
+        VaultMode::Intermediate => format!(
+            "signing a zone intermediate at {}",
+            from_cp.intermediate_ca_path()
+        ),
+    };
     report.unchecked.push(format!(
-        "logging in and issuing at {}/{}/{}: only a zone holds the credentials",
-        from_cp.pki_path(),
-        match from_cp.vault_mode() {
-            mosaic_core::resource::mesh::VaultMode::Issue => "issue",
-            mosaic_core::resource::mesh::VaultMode::Sign => "sign",
-        },
-        from_cp.role.trim()
+        "logging in and {what}: only a zone holds the credentials"
     ));
     Ok(report)
 }

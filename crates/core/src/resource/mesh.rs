@@ -211,9 +211,30 @@ pub struct VaultFromCp {
     /// How to authenticate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<VaultAuth>,
-    /// `issue` (Vault makes the key, default) or `sign` (the zone makes the key and sends a CSR).
+    /// `issue` (Vault makes the key, default), `sign` (the zone makes the key and sends a CSR)
+    /// or `intermediate` (each zone holds an intermediate CA signed by `pki` and signs itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// The zone intermediate's settings (`mode: intermediate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediate: Option<VaultIntermediate>,
+}
+
+/// `conf.fromCp.intermediate` (`mode: intermediate`, seed 004): where each zone's intermediate
+/// CA is signed, who makes its key, and how long it lives.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultIntermediate {
+    /// The Vault path that signs the intermediate's CSR (default `{pki}/root/sign-intermediate`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ca_path: String,
+    /// A Vault path that makes the key and CSR and returns both, e.g.
+    /// `pki_int/intermediate/generate/exported`; unset, the zone makes them in memory.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub csr_path: String,
+    /// The intermediate's lifetime (default 720h); it is renewed at 80% of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<KumaDuration>,
 }
 
 /// `conf.fromCp.tls`.
@@ -327,7 +348,25 @@ pub enum VaultMode {
     Issue,
     /// The zone generates an EC P-256 key and sends a CSR (`{pki}/sign/{role}`).
     Sign,
+    /// Each zone holds an intermediate CA signed by `{pki}` (its key in memory only) and signs
+    /// its data planes' certificates itself.
+    Intermediate,
 }
+
+/// The mount of a csrPath that makes and exports a key: `<mount>/intermediate/generate/exported`
+/// or `<mount>/issuers/generate/intermediate/exported`.
+fn intermediate_key_mount(csr_path: &str) -> Option<&str> {
+    [
+        "/intermediate/generate/exported",
+        "/issuers/generate/intermediate/exported",
+    ]
+    .iter()
+    .find_map(|tail| csr_path.strip_suffix(tail))
+    .filter(|m| !m.is_empty())
+}
+
+/// The intermediate's lifetime when `intermediate.ttl` is unset (Gloo's default, 30 days).
+pub const DEFAULT_INTERMEDIATE_TTL: Duration = Duration::from_secs(720 * 3600);
 
 /// Default mount path of each Vault auth method.
 pub mod default_mount {
@@ -603,7 +642,22 @@ impl MtlsBackend {
             Err(e) => v.extend(&cpath, e),
             Ok(BackendConf::Builtin(c)) => c.validate(&cpath, v),
             Ok(BackendConf::Provided(c)) => c.validate(&cpath, v),
-            Ok(BackendConf::Vault(c)) => c.validate(&cpath, v),
+            Ok(BackendConf::Vault(c)) => {
+                c.validate(&cpath, v);
+                if let Some(f) = c.from_cp()
+                    && f.vault_mode() == VaultMode::Intermediate
+                    && f.intermediate_ttl() <= self.cert_expiration()
+                {
+                    v.violation(
+                        &cpath.field("fromCp.intermediate.ttl"),
+                        format!(
+                            "{} is not longer than dpCert.rotation.expiration ({}): a data-plane certificate never outlives the intermediate that signs it, so raise intermediate.ttl (default 720h) well above the certificates' lifetime",
+                            crate::duration::format_duration(f.intermediate_ttl()),
+                            crate::duration::format_duration(self.cert_expiration())
+                        ),
+                    );
+                }
+            }
         }
         debug_assert!(self.backend_type() == Some(kind));
     }
@@ -695,8 +749,47 @@ impl VaultFromCp {
     pub fn vault_mode(&self) -> VaultMode {
         match self.mode.as_deref() {
             Some("sign") => VaultMode::Sign,
+            Some("intermediate") => VaultMode::Intermediate,
             _ => VaultMode::Issue,
         }
+    }
+
+    /// The path that signs a zone intermediate (`intermediate.caPath`, default
+    /// `{pki}/root/sign-intermediate`), without surrounding slashes.
+    pub fn intermediate_ca_path(&self) -> String {
+        match self
+            .intermediate
+            .as_ref()
+            .map(|i| i.ca_path.trim().trim_matches('/'))
+        {
+            Some(p) if !p.is_empty() => p.to_string(),
+            _ => format!("{}/root/sign-intermediate", self.pki_path()),
+        }
+    }
+
+    /// The path where Vault makes the intermediate's key and CSR (`intermediate.csrPath`), if
+    /// set; otherwise the zone makes them.
+    pub fn intermediate_csr_path(&self) -> Option<&str> {
+        self.intermediate
+            .as_ref()
+            .map(|i| i.csr_path.trim().trim_matches('/'))
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The mount in which `intermediate.csrPath` makes keys (`pki_int` of
+    /// `pki_int/intermediate/generate/exported`), where the zone deletes the ones it made.
+    pub fn intermediate_key_mount(&self) -> Option<&str> {
+        self.intermediate_csr_path()
+            .and_then(intermediate_key_mount)
+    }
+
+    /// The intermediate's lifetime (`intermediate.ttl`, default 720h).
+    pub fn intermediate_ttl(&self) -> Duration {
+        self.intermediate
+            .as_ref()
+            .and_then(|i| i.ttl.as_ref())
+            .map(KumaDuration::as_duration)
+            .unwrap_or(DEFAULT_INTERMEDIATE_TTL)
     }
 
     /// The fields that may name `{{ zone }}` (path under `conf.fromCp`, text as written):
@@ -741,6 +834,29 @@ impl VaultFromCp {
         Template::parse(&self.common_name).map(Some)
     }
 
+    fn validate_intermediate(&self, path: &FieldPath, v: &mut Validator) {
+        let ipath = path.field("intermediate");
+        let Some(i) = &self.intermediate else { return };
+        for (field, text) in [("caPath", &i.ca_path), ("csrPath", &i.csr_path)] {
+            if text.contains("..") || text.contains(char::is_whitespace) {
+                v.violation(
+                    &ipath.field(field),
+                    "must be a Vault path without spaces or '..'",
+                );
+            }
+        }
+        let csr = i.csr_path.trim().trim_matches('/');
+        if !csr.is_empty() && intermediate_key_mount(csr).is_none() {
+            v.violation(
+                &ipath.field("csrPath"),
+                format!("{csr:?} is not a PKI path that makes a key and returns it: use <mount>/intermediate/generate/exported (or <mount>/issuers/generate/intermediate/exported); the zone must hold the intermediate's key to sign"),
+            );
+        }
+        if i.ttl.as_ref().is_some_and(|t| t.as_duration().is_zero()) {
+            v.violation(&ipath.field("ttl"), "must be positive, such as 720h");
+        }
+    }
+
     fn validate(&self, path: &FieldPath, v: &mut Validator) {
         check_url(&self.address, &path.field("address"), true, v);
         if !self.agent_address.is_empty() {
@@ -757,7 +873,18 @@ impl VaultFromCp {
                 "must be a Vault mount path without spaces or '..'",
             );
         }
-        if self.role.trim().is_empty() {
+        let intermediate = self.mode.as_deref() == Some("intermediate");
+        if intermediate {
+            self.validate_intermediate(path, v);
+        } else if self.intermediate.is_some() {
+            v.violation(
+                &path.field("intermediate"),
+                "is only used with mode: intermediate: set mode: intermediate or remove intermediate",
+            );
+        }
+        if intermediate {
+            // `role` is not used: the zone signs its data planes' certificates itself.
+        } else if self.role.trim().is_empty() {
             v.violation(
                 &path.field("role"),
                 "must not be empty: the PKI role that issues data-plane certificates, e.g. dataplane-proxies",
@@ -786,10 +913,10 @@ impl VaultFromCp {
             v.violation(&path.field("commonName"), e.to_string());
         }
         match self.mode.as_deref() {
-            None | Some("issue") | Some("sign") => {}
+            None | Some("issue") | Some("sign") | Some("intermediate") => {}
             Some(other) => v.violation(
                 &path.field("mode"),
-                format!("unknown mode {other:?}: use issue (Vault makes the key) or sign (the zone makes the key)"),
+                format!("unknown mode {other:?}: use issue (Vault makes the key), sign (the zone makes the key) or intermediate (each zone signs with its own intermediate CA)"),
             ),
         }
         if let Some(tls) = &self.tls {
