@@ -12,8 +12,12 @@
 //! * [`FakeKubernetesApi`] answers Kubernetes `TokenReview`s for one accepted service-account JWT.
 //! * [`BaoClient::setup_seed002_pki`] and [`BaoClient::enable_seed002_cluster`] do seed 002's
 //!   Vault set-up as written (root + `pki_int`, policy, sign role; Kubernetes auth per cluster).
+//! * [`BaoClient::setup_seed004`] does seed 004's (openssl root loaded with `pki/config/ca`,
+//!   `pki_int`, policy `gen-int-ca-istio`, Kubernetes auth role `gen-int-ca-istio`).
 //! * [`Agent`] runs `bao agent` with auto-auth and an unauthenticated API proxy.
 //! * [`token_id`] reads a token's id (`jti`), as an operator does before revoking it.
+//! * [`keyscan`] looks for private keys in a directory's files (by public key, or a known key's
+//!   bytes), to prove a key never reached the disk.
 //! * [`verify_chain`] checks an issued chain as Envoy would (rustls-webpki, client and server auth).
 //! * [`ZoneProcess`] runs a `mosaic-zone` against a global's KDS (CA, token), killed on drop, and
 //!   says where data planes find it (`dp_url`, `dp_ca_path`).
@@ -56,11 +60,13 @@ mod dataplane;
 mod global;
 mod host;
 pub mod join;
+pub mod keyscan;
 mod kube;
 mod pki;
 mod ports;
 mod prometheus;
 mod seed002;
+mod seed004;
 mod server;
 mod terminate;
 mod token;
@@ -87,6 +93,10 @@ pub use prometheus::{
 pub use seed002::{
     SEED002_AUTH_ROLE, SEED002_PKI, SEED002_POLICY, SEED002_POLICY_HCL, SEED002_ROLE,
     SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT, Seed002Pki, seed002_role_params,
+};
+pub use seed004::{
+    SEED004_CA_PATH, SEED004_CSR_PATH, SEED004_POLICY_HCL, SEED004_ROLE, SEED004_SA_NAMESPACE,
+    SEED004_SERVICE_ACCOUNT, Seed004Pki, seed004_openssl_root,
 };
 pub use server::{OpenBao, ROOT_TOKEN, TlsListener};
 pub use token::token_id;

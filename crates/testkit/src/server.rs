@@ -64,6 +64,8 @@ pub struct OpenBao {
     port: u16,
     tls: Option<(TlsListener, u16)>,
     audit: bool,
+    /// The audit device logs requests and responses unhashed (`log_raw`).
+    audit_raw: bool,
     dir: TempDir,
     starts: u32,
 }
@@ -88,21 +90,28 @@ impl std::ops::Deref for OpenBao {
 impl OpenBao {
     /// Starts a dev server on a free loopback port pair and waits until `/v1/sys/health` answers.
     pub async fn start() -> Result<Self> {
-        Self::launch(None, false).await
+        Self::launch(None, false, false).await
     }
 
     /// Like [`OpenBao::start`] plus an extra `listener "tcp"` with TLS (see [`OpenBao::tls_addr`]).
     pub async fn start_with_tls(tls: TlsListener) -> Result<Self> {
-        Self::launch(Some(tls), false).await
+        Self::launch(Some(tls), false, false).await
     }
 
     /// Like [`OpenBao::start`] (or `start_with_tls` when `tls` is set) with a file audit device
     /// (declarative: OpenBao 2.x refuses `sys/audit` over the API); see [`OpenBao::count_audit_requests`].
     pub async fn start_with_audit(tls: Option<TlsListener>) -> Result<Self> {
-        Self::launch(tls, true).await
+        Self::launch(tls, true, false).await
     }
 
-    async fn launch(tls: Option<TlsListener>, audit: bool) -> Result<Self> {
+    /// Like [`OpenBao::start_with_audit`], the audit device logging secrets unhashed
+    /// (`log_raw = true`): a test can then read what Vault returned, such as the private key
+    /// an `.../exported` path made, and look for it where it must not be.
+    pub async fn start_with_raw_audit() -> Result<Self> {
+        Self::launch(None, true, true).await
+    }
+
+    async fn launch(tls: Option<TlsListener>, audit: bool, audit_raw: bool) -> Result<Self> {
         ensure_crypto_provider();
         let bin = bao_binary()?;
         let dir = tempfile::Builder::new()
@@ -116,6 +125,7 @@ impl OpenBao {
             port: 0,
             tls: None,
             audit,
+            audit_raw,
             dir,
             starts: 0,
         };
@@ -165,7 +175,8 @@ impl OpenBao {
             let path = self.audit_log_path();
             let path = path.to_str().context("temp dir path is not UTF-8")?;
             hcl.push_str(&format!(
-                "audit \"file\" \"mosaic-testkit\" {{\n  options {{\n    file_path = {path:?}\n  }}\n}}\n"
+                "audit \"file\" \"mosaic-testkit\" {{\n  options {{\n    file_path = {path:?}\n{raw}  }}\n}}\n",
+                raw = if self.audit_raw { "    log_raw = \"true\"\n" } else { "" }
             ));
         }
         if hcl.is_empty() {

@@ -227,12 +227,23 @@ impl VaultCa {
         })
     }
 
-    /// How long the current intermediate can go on signing leaves of the backend's lifetime
-    /// with Vault unreachable; `None` outside `mode: intermediate` or before the first one.
-    pub fn outage_budget(&self) -> Option<Duration> {
-        let status = self.intermediate_status()?;
-        let left = status.not_after? - OffsetDateTime::now_utc() - self.ttl;
-        Some(Duration::from_secs(left.whole_seconds().max(0) as u64))
+    /// Renews the zone intermediate when one is held and due (past its renewal point, or unable
+    /// to cover a whole certificate of the backend's lifetime); nothing before the first one
+    /// (that one is signed when a certificate must be). Failures are kept in the status.
+    pub async fn renew_intermediate_if_due(&self) {
+        let Some(zca) = &self.intermediate else {
+            return;
+        };
+        let due = zca
+            .slot
+            .lock()
+            .await
+            .current
+            .as_ref()
+            .is_some_and(|h| !h.fresh_for(OffsetDateTime::now_utc(), self.ttl));
+        if due && let Err(e) = self.zone_intermediate(self.ttl).await {
+            tracing::warn!(mesh = %self.mesh, backend = %self.backend, error = %e, "zone intermediate not renewed");
+        }
     }
 
     fn err(&self, kind: impl Into<CaErrorKind>) -> CaError {

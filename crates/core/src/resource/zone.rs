@@ -227,6 +227,32 @@ pub struct CaHealth {
     /// The earliest expiry among the certificates this zone serves from it.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub earliest_expiry: Option<OffsetDateTime>,
+    /// The zone's intermediate CA (vault `mode: intermediate` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediate: Option<IntermediateHealth>,
+}
+
+/// A zone's intermediate CA of one backend (vault `mode: intermediate`): which one it signs
+/// with, until when, and how long it could go on signing with Vault unreachable.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntermediateHealth {
+    /// Its serial.
+    #[serde(default)]
+    pub serial: String,
+    /// Its expiry.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expiry: Option<OffsetDateTime>,
+    /// When it is due for renewal.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub renew_at: Option<OffsetDateTime>,
+    /// Until when new certificates can be signed without Vault (expiry less the certificates'
+    /// lifetime): the outage budget's end.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub signs_until: Option<OffsetDateTime>,
+    /// The last renewal failure, if the last attempt failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_error: String,
 }
 
 #[cfg(test)]

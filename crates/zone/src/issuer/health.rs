@@ -10,8 +10,8 @@ use std::{
 
 use tokio::sync::Notify;
 
-use mosaic_ca::vault::TokenStatus;
-use mosaic_core::resource::zone::CaHealth;
+use mosaic_ca::vault::{IntermediateStatus, TokenStatus};
+use mosaic_core::resource::zone::{CaHealth, IntermediateHealth};
 use time::OffsetDateTime;
 
 use super::{hook::CaHealthHook, metrics};
@@ -89,6 +89,46 @@ impl HealthBook {
         if let Some(ttl) = status.ttl_remaining() {
             metrics::vault_token_ttl(mesh, backend, ttl);
         }
+    }
+
+    /// The zone intermediate of `backend` of `mesh` is in `status`; it signs certificates of
+    /// `leaf_ttl`. Nothing before the first intermediate is signed.
+    pub fn intermediate(
+        &self,
+        mesh: &str,
+        backend: &str,
+        status: &IntermediateStatus,
+        leaf_ttl: Duration,
+    ) {
+        let (Some(expiry), Some(renew_at)) = (status.not_after, status.renew_at) else {
+            if let Some(e) = &status.last_error {
+                self.change(mesh, backend, |h| {
+                    h.intermediate
+                        .get_or_insert_with(Default::default)
+                        .last_error = e.clone();
+                });
+            }
+            return;
+        };
+        let signs_until = expiry - leaf_ttl;
+        // Renewed earlier when a certificate made at the nominal point would outlive it.
+        let renew_at = renew_at.min(signs_until);
+        let budget = (signs_until - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+        metrics::vault_intermediate(
+            mesh,
+            backend,
+            expiry.unix_timestamp(),
+            renew_at.unix_timestamp(),
+            Duration::from_secs(budget.whole_seconds().max(0) as u64),
+        );
+        let health = IntermediateHealth {
+            serial: status.serial.clone().unwrap_or_default(),
+            expiry: Some(expiry),
+            renew_at: Some(renew_at),
+            signs_until: Some(signs_until),
+            last_error: status.last_error.clone().unwrap_or_default(),
+        };
+        self.change(mesh, backend, |h| h.intermediate = Some(health));
     }
 
     /// `dataplane` of `mesh` is now served a certificate of `backend` valid until `not_after`.

@@ -35,3 +35,14 @@ pub fn vault_token_ttl(mesh: &str, backend: &str, ttl: Duration) {
     metrics::gauge!("mosaic_vault_token_ttl_seconds", "mesh" => mesh.to_string(), "backend" => backend.to_string())
         .set(ttl.as_secs_f64());
 }
+
+/// The zone intermediate of `backend` of `mesh` (vault `mode: intermediate`): its expiry and
+/// renewal point (Unix time, seconds) and the outage budget, the seconds it can go on signing
+/// certificates of the backend's lifetime with Vault unreachable.
+pub fn vault_intermediate(mesh: &str, backend: &str, expiry: i64, renew_at: i64, budget: Duration) {
+    let labels = [("mesh", mesh.to_string()), ("backend", backend.to_string())];
+    metrics::gauge!("mosaic_vault_intermediate_expiry_seconds", &labels).set(expiry as f64);
+    metrics::gauge!("mosaic_vault_intermediate_renew_at_seconds", &labels).set(renew_at as f64);
+    metrics::gauge!("mosaic_vault_intermediate_outage_budget_seconds", &labels)
+        .set(budget.as_secs_f64());
+}

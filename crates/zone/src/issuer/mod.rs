@@ -585,9 +585,9 @@ async fn forget(inner: &Inner, mesh: &str, dataplane: &str) {
 
 /// Follows the store's change feed: a Mesh or Secret change drops the Mesh's built backends and
 /// circuit breakers and wakes the watch tasks. Ends when the issuer or the store is gone.
-/// Keeps `mosaic_vault_token_ttl_seconds` current between issuances (every
-/// `token_report_interval`, from what each token manager knows; no Vault call): a token renewed
-/// (or failing to renew) while nothing is issued shows on the next scrape.
+/// Keeps `mosaic_vault_token_ttl_seconds` and the zone intermediates' series and health current
+/// between issuances (every `token_report_interval`, from what each backend knows; no Vault
+/// call), and renews a zone intermediate that is due although nothing is issued.
 async fn report_token_ttls(inner: Weak<Inner>) {
     let Some(every) = inner.upgrade().map(|i| i.settings.token_report_interval) else {
         return;
@@ -608,6 +608,17 @@ async fn report_token_ttls(inner: Weak<Inner>) {
             for (name, entry) in &set.backends {
                 if let Some(vault) = &entry.vault {
                     inner.health.token(&mesh, name, &vault.token_status());
+                    if let Some(status) = vault.intermediate_status() {
+                        // Renewal at 80% even while nothing is issued (coalesced with issuance).
+                        let renewing = vault.clone();
+                        tokio::spawn(async move { renewing.renew_intermediate_if_due().await });
+                        inner.health.intermediate(
+                            &mesh,
+                            name,
+                            &status,
+                            mosaic_core::ca::CaBackend::default_ttl(vault.as_ref()),
+                        );
+                    }
                 }
             }
         }
