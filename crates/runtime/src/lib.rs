@@ -12,7 +12,7 @@
 //! - [`grpc`] (`server`): serving gRPC over TLS with keepalive and a graceful end of open streams.
 //! - [`net`] (`server`): accepted TCP connections with `TCP_NODELAY`; gRPC size errors read.
 //! - [`config`] (`server`): the TOML + `MOSAIC_` environment loader of the control planes'
-//!   configurations, and the sections they share (`[store]`, `[diagnostics]`).
+//!   configurations, and the sections they share (`[store]`, `[diagnostics]`, `[api]`).
 //! - [`api_auth`] (`server`): who may use the HTTP APIs (loopback admins, admin tokens).
 //! - [`api_metrics`] (`server`): the HTTP APIs' request count and duration middleware.
 //! - [`api_dialect`] (`server`): `ApiDialect`, what differs between the global's and a zone's API.
