@@ -4,12 +4,9 @@
 
 use std::{collections::BTreeSet, fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
-use mosaic_runtime::{
-    api_auth::ApiAuthSettings,
-    config::{
-        ConfigError, DiagnosticsConfig, GrpcServerConfig, LoadConfig, Sources, StoreConfig,
-        optional_path,
-    },
+use mosaic_runtime::config::{
+    ConfigError, DiagnosticsConfig, GrpcServerConfig, LoadConfig, Sources, StoreConfig,
+    optional_path,
 };
 use serde::{Deserialize, Serialize};
 
@@ -146,11 +143,6 @@ impl GlobalConfig {
     pub fn effective_https_listen(&self) -> Option<SocketAddr> {
         self.api
             .effective_https_listen(&self.https_api_neighbours())
-    }
-
-    /// The API's admin rule settings (`api.*` and where the generated token lives).
-    pub fn api_auth(&self) -> ApiAuthSettings {
-        ApiAuthSettings::from_config(&self.api, &self.store)
     }
 }
 

@@ -30,6 +30,7 @@
 //! - [`api_router`] (`server`): the shared routes and layers around a server's own; collections.
 //! - [`serve`] (`server`): binding listeners, the stop signal, serving routers until it.
 //! - [`tls_listener`] (`server`): the HTTPS API's listener (TLS handshakes off the accept loop).
+//! - [`api_listeners`] (`server`): the API's HTTP and HTTPS listeners, served with one router.
 //! - [`diagnostics`] (`server`): the diagnostics router (`/metrics`, `/ready`, `/healthy`).
 
 #[cfg(feature = "cli")]
@@ -59,6 +60,8 @@ pub mod api_format;
 pub mod api_index;
 #[cfg(feature = "server")]
 pub mod api_insight;
+#[cfg(feature = "server")]
+pub mod api_listeners;
 #[cfg(feature = "server")]
 pub mod api_metrics;
 #[cfg(feature = "server")]

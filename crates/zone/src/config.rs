@@ -5,7 +5,6 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
-use mosaic_runtime::api_auth::ApiAuthSettings;
 use mosaic_runtime::config::{ConfigError, LoadConfig, Sources, optional_path};
 use mosaic_runtime::config::{DiagnosticsConfig, GrpcServerConfig, StoreConfig};
 use serde::{Deserialize, Serialize};
@@ -238,11 +237,6 @@ impl ZoneConfig {
     pub fn effective_https_listen(&self) -> Option<SocketAddr> {
         self.api
             .effective_https_listen(&self.https_api_neighbours())
-    }
-
-    /// The API's admin rule settings (`api.*` and where the generated token lives).
-    pub fn api_auth(&self) -> ApiAuthSettings {
-        ApiAuthSettings::from_config(&self.api, &self.store)
     }
 }
 
