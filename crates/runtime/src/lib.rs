@@ -27,7 +27,8 @@
 //! - [`api_insight`] (`server`): `MeshInsight`s and the `GlobalInsight`, counted from a store.
 //! - [`api_catalog`] (`server`): `GET /_resources` (resource type descriptors) and `GET /config`.
 //! - [`api_index`] (`server`): `GET /`, `/ready`, `/healthy`, the 404/405 fallbacks.
-//! - [`api_router`] (`server`): the shared routes and layers around a server's own; collections.
+//! - [`api_router`] (`server`): the shared routes and layers around a server's own; collections;
+//!   the Dataplane paths.
 //! - [`serve`] (`server`): binding listeners, the stop signal, serving routers until it.
 //! - [`tls_listener`] (`server`): the HTTPS API's listener (TLS handshakes off the accept loop).
 //! - [`api_listeners`] (`server`): the API's HTTP and HTTPS listeners, served with one router.
