@@ -1,16 +1,12 @@
-//! Configuration of `mosaic-global`: [`GlobalConfig`] and its own sections (`[raft]`, `[api]`,
-//! `[kds]`), loaded by [`mosaic_runtime::config`] (defaults, TOML file, `MOSAIC_` environment)
-//! and checked by [`LoadConfig::validate`]. `[store]` and `[diagnostics]` are the shared sections.
+//! Configuration of `mosaic-global`: [`GlobalConfig`] and its own sections (`[raft]`, `[kds]`),
+//! loaded by [`mosaic_runtime::config`] (defaults, TOML file, `MOSAIC_` environment) and checked
+//! by [`LoadConfig::validate`]. `[store]`, `[api]` and `[diagnostics]` are the shared sections.
 
 use std::{collections::BTreeSet, fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
-use mosaic_core::resource::UnknownFields;
-use mosaic_runtime::{
-    api_auth::ApiAuthSettings,
-    config::{
-        ConfigError, DiagnosticsConfig, GrpcServerConfig, HttpsApiKeys, LoadConfig, Sources,
-        StoreConfig, optional_path, resolve_localhost_is_admin,
-    },
+use mosaic_runtime::config::{
+    ConfigError, DiagnosticsConfig, GrpcServerConfig, LoadConfig, Sources, StoreConfig,
+    optional_path,
 };
 use serde::{Deserialize, Serialize};
 
@@ -87,51 +83,8 @@ pub struct RaftPeer {
     pub addr: String,
 }
 
-/// `[api]` of the global control plane.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// `api.listen`: address of the HTTP API. A non-loopback address needs `admin_token_file`
-    /// (the global refuses to start otherwise).
-    pub listen: SocketAddr,
-    /// `api.admin_token_file`: a file holding the admin token. Callers present it (or the token
-    /// generated into `<store.data_dir>/admin-token`) as `Authorization: Bearer <token>`; when
-    /// it is set, loopback callers need it too unless `localhost_is_admin = true`.
-    #[serde(with = "optional_path")]
-    pub admin_token_file: Option<PathBuf>,
-    /// `api.localhost_is_admin` (Kuma's `localhostIsAdmin`): callers on a loopback address are
-    /// admins without a token. Unset: true without `admin_token_file`, false with it; see
-    /// [`ApiConfig::effective_localhost_is_admin`].
-    #[serde(default)]
-    pub localhost_is_admin: Option<bool>,
-    /// `api.https_enabled` (Kuma's `apiServer.https.enabled`): serve the same API over HTTPS
-    /// on `https_listen` too (plain HTTP stays on `listen`).
-    #[serde(default = "default_true")]
-    pub https_enabled: bool,
-    /// `api.https_listen` (Kuma's `apiServer.https.interface`/`port`): address of the HTTPS API.
-    /// Unset: `127.0.0.1:5682`, unless an explicit `raft.listen` takes that port (raft's port
-    /// before 5689), in which case the HTTPS API is off and the log says so.
-    #[serde(default)]
-    pub https_listen: Option<SocketAddr>,
-    /// `api.tls_cert` (Kuma's `apiServer.https.tlsCertFile`): PEM certificate chain of the
-    /// HTTPS API. Unset: a CA and a certificate are generated into `store.data_dir`
-    /// (`api-server-ca.pem` is the CA clients trust).
-    #[serde(with = "optional_path")]
-    pub tls_cert: Option<PathBuf>,
-    /// `api.tls_key`: PEM private key matching `tls_cert`.
-    #[serde(with = "optional_path")]
-    pub tls_key: Option<PathBuf>,
-    /// `api.unknown_fields` (Mosaic's addition): `ignore` (default, Kuma's behaviour: a field a
-    /// resource document has and Mosaic does not know is dropped, with a `Warning` header and an
-    /// info log) or `refuse` (400 naming each such field). Also applies to the Dataplanes zones
-    /// sync up over KDS.
-    #[serde(default)]
-    pub unknown_fields: UnknownFields,
-}
-
-fn default_true() -> bool {
-    true
-}
+/// `[api]` of the global control plane: the section both servers share.
+pub use mosaic_runtime::config::ApiConfig;
 
 /// `[kds]`: the KDS gRPC server (`kds.listen`, `kds.tls_cert`, `kds.tls_key`; unset
 /// certificates: a self-signed CA and server certificate are generated into `data_dir`).
@@ -157,16 +110,7 @@ impl Default for GlobalConfig {
                 tls_key: None,
                 insecure: false,
             },
-            api: ApiConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 5681)),
-                admin_token_file: None,
-                localhost_is_admin: None,
-                https_enabled: true,
-                https_listen: None,
-                tls_cert: None,
-                tls_key: None,
-                unknown_fields: UnknownFields::Ignore,
-            },
+            api: ApiConfig::default(),
             kds: KdsConfig::on(SocketAddr::from(([0, 0, 0, 0], 5685))),
             diagnostics: DiagnosticsConfig::default(),
         }
@@ -185,15 +129,6 @@ impl GlobalConfig {
         }
     }
 
-    /// The HTTPS API's keys.
-    pub fn https_api(&self) -> HttpsApiKeys<'_> {
-        HttpsApiKeys {
-            enabled: self.api.https_enabled,
-            listen: self.api.https_listen,
-            admin_token_file: self.api.admin_token_file.as_deref(),
-        }
-    }
-
     /// The listeners the HTTPS API may not share a port with (config key, address).
     pub fn https_api_neighbours(&self) -> [(&'static str, SocketAddr); 4] {
         [
@@ -204,17 +139,10 @@ impl GlobalConfig {
         ]
     }
 
-    /// Where the HTTPS API listens (`None`: off), see [`HttpsApiKeys::effective_listen`].
+    /// Where the HTTPS API listens (`None`: off), see [`ApiConfig::effective_https_listen`].
     pub fn effective_https_listen(&self) -> Option<SocketAddr> {
-        self.https_api()
-            .effective_listen(&self.https_api_neighbours())
-    }
-
-    /// The API's admin rule settings (`api.*` and where the generated token lives).
-    pub fn api_auth(&self) -> ApiAuthSettings {
-        let api = &self.api;
-        let file = &api.admin_token_file;
-        ApiAuthSettings::from_config(api.listen, file, api.localhost_is_admin, &self.store)
+        self.api
+            .effective_https_listen(&self.https_api_neighbours())
     }
 }
 
@@ -242,9 +170,7 @@ impl LoadConfig for GlobalConfig {
             ));
         }
         self.validate_raft_tls(sources)?;
-        sources.check_tls_pair("api", &self.api.tls_cert, &self.api.tls_key)?;
-        self.https_api()
-            .validate(sources, &self.https_api_neighbours())?;
+        self.api.validate(sources, &self.https_api_neighbours())?;
         sources.check_tls_pair("kds", &self.kds.tls_cert, &self.kds.tls_key)?;
         Ok(())
     }
@@ -288,15 +214,6 @@ impl GlobalConfig {
             ));
         }
         Ok(())
-    }
-}
-
-impl ApiConfig {
-    /// Whether loopback callers are admins without a token: `api.localhost_is_admin` if set,
-    /// else true exactly when no `api.admin_token_file` is set (with one, the contract says every
-    /// request needs the token).
-    pub fn effective_localhost_is_admin(&self) -> bool {
-        resolve_localhost_is_admin(self.localhost_is_admin, self.admin_token_file.as_deref())
     }
 }
 

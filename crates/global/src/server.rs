@@ -9,7 +9,12 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use crate::config::GlobalConfig;
-use mosaic_runtime::serve::{self, BindError, ServerFailed, Stop};
+use mosaic_runtime::{
+    api_auth::{self, ApiAuthSettings},
+    api_listeners::ApiListeners,
+    serve::{self, BindError, ServerFailed, Stop},
+    tls_listener::HttpsApiSettings,
+};
 
 use crate::{
     api::{self, ApiState},
@@ -65,7 +70,10 @@ pub async fn serve(
     let data_dir = config.store.data_dir.clone();
     mosaic_runtime::data_dir::prepare(&data_dir)?;
     // Before anything listens: refuses an exposed api.listen without api.admin_token_file.
-    let api_auth = mosaic_runtime::api_auth::prepare(&config.api_auth(), "global")?;
+    let api_auth = api_auth::prepare(
+        &ApiAuthSettings::from_config(&config.api, &config.store),
+        "global",
+    )?;
 
     let transport = crate::raft::tls::resolve(&config.raft, &data_dir)?;
     let mut settings = RaftSettings::new(
@@ -89,8 +97,14 @@ pub async fn serve(
     let api_listener = serve::bind("api.listen", config.api.listen).await?;
     let diag_listener = serve::bind("diagnostics.listen", config.diagnostics.listen).await?;
     let kds_listener = serve::bind("kds.listen", config.kds.listen).await?;
-    let https_listener =
-        mosaic_runtime::tls_listener::prepare(&https_api_settings(&config)).await?;
+    let https_api = HttpsApiSettings::from_config(
+        &config.api,
+        &config.https_api_neighbours(),
+        &config.store.data_dir,
+        "mosaic-global API",
+        vec![mosaic_runtime::tls::host_of(&config.raft.advertise)],
+    );
+    let api_listeners = ApiListeners::with_https(api_listener, &https_api).await?;
     let kds_configured = match (&config.kds.tls_cert, &config.kds.tls_key) {
         (Some(cert), Some(key)) => Some(mosaic_runtime::tls::load_configured(cert, key)?),
         _ => None,
@@ -113,19 +127,7 @@ pub async fn serve(
 
     let stop = Stop::on(shutdown);
     tracing::info!(api = %config.api.listen, https_api = ?config.effective_https_listen(), diagnostics = %config.diagnostics.listen, "serving");
-    let https_server = {
-        let router = api_router.clone();
-        let stop = stop.clone();
-        async move {
-            match https_listener {
-                Some(listener) => {
-                    mosaic_runtime::tls_listener::serve_api_tls(listener, router, &stop).await
-                }
-                None => Ok(()),
-            }
-        }
-    };
-    let api_server = serve::serve_api(api_listener, api_router, &stop);
+    let api_server = api_listeners.serve(api_router, &stop);
     let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
     let kds_server = {
         let kds = KdsServer::new(
@@ -165,46 +167,16 @@ pub async fn serve(
             result
         }
     };
-    let (api_result, https_result, diag_result, kds_result) =
-        tokio::join!(api_server, https_server, diag_server, kds_server);
+    let (api_result, diag_result, kds_result) = tokio::join!(api_server, diag_server, kds_server);
     gauges.abort();
     tracing::info!("listeners stopped; shutting raft down");
     if let Err(e) = node.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
     api_result?;
-    https_result?;
     diag_result?;
     kds_result?;
     Ok(())
-}
-
-/// The HTTPS API's settings; says in the log when an older explicit `raft.listen` on 5682 keeps
-/// the HTTPS API's default address (and the HTTPS API is off).
-fn https_api_settings(config: &GlobalConfig) -> mosaic_runtime::tls_listener::HttpsApiSettings {
-    let listen = config.effective_https_listen();
-    let default = mosaic_runtime::config::DEFAULT_HTTPS_API_LISTEN;
-    if listen.is_none()
-        && config.api.https_enabled
-        && let Some((key, addr)) = config
-            .https_api_neighbours()
-            .into_iter()
-            .find(|(_, a)| mosaic_runtime::config::listens_overlap(*a, default))
-    {
-        tracing::warn!(
-            "the HTTPS API is not served: {key} ({addr}) takes its default address {default}; set api.https_listen to another address, or move {key} (raft.listen's default is port {} since the HTTPS API took 5682)",
-            crate::config::DEFAULT_RAFT_PORT,
-        );
-    }
-    mosaic_runtime::tls_listener::HttpsApiSettings {
-        listen,
-        explicit: config.api.https_listen.is_some(),
-        tls_cert: config.api.tls_cert.clone(),
-        tls_key: config.api.tls_key.clone(),
-        data_dir: config.store.data_dir.clone(),
-        common_name: "mosaic-global API".into(),
-        hosts: vec![mosaic_runtime::tls::host_of(&config.raft.advertise)],
-    }
 }
 
 /// Publishes `mosaic_raft_is_leader`, `mosaic_raft_term` and `mosaic_raft_applied_index` once a

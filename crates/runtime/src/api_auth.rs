@@ -34,7 +34,7 @@ use axum::{
 pub use mosaic_core::api::is_loopback;
 use mosaic_core::{Sensitive, api::ApiError};
 
-use crate::config::{StoreConfig, resolve_localhost_is_admin};
+use crate::config::{ApiConfig, StoreConfig};
 
 /// The generated admin token's file name, in `store.data_dir`.
 pub const GENERATED_TOKEN_FILE: &str = "admin-token";
@@ -111,22 +111,14 @@ pub struct ApiAuthSettings {
 }
 
 impl ApiAuthSettings {
-    /// A server's settings from its `api.listen`, `api.admin_token_file` and
-    /// `api.localhost_is_admin` (resolved by [`resolve_localhost_is_admin`]), and its `[store]`
-    /// (where the generated token lives).
-    pub fn from_config(
-        listen: SocketAddr,
-        admin_token_file: &Option<PathBuf>,
-        localhost_is_admin: Option<bool>,
-        store: &StoreConfig,
-    ) -> Self {
+    /// A server's settings from its `[api]` (`listen`, `admin_token_file`, and
+    /// `localhost_is_admin` resolved by [`ApiConfig::effective_localhost_is_admin`]) and its
+    /// `[store]` (where the generated token lives).
+    pub fn from_config(api: &ApiConfig, store: &StoreConfig) -> Self {
         Self {
-            listen,
-            admin_token_file: admin_token_file.clone(),
-            localhost_is_admin: resolve_localhost_is_admin(
-                localhost_is_admin,
-                admin_token_file.as_deref(),
-            ),
+            listen: api.listen,
+            admin_token_file: api.admin_token_file.clone(),
+            localhost_is_admin: api.effective_localhost_is_admin(),
             data_dir: store.data_dir.clone(),
         }
     }

@@ -1,6 +1,7 @@
 //! What every API router gets around its own routes: `GET /`, `/ready`, `/healthy`, `/config`
 //! and `/_resources`, the 404/405 fallbacks, the document-size body limit, the admin rule and the request metrics;
-//! and the `GET` route of a type's collection.
+//! the `GET` route of a type's collection; and Kuma's Dataplane routes, which both servers serve
+//! with their own handlers.
 
 use std::future::Future;
 
@@ -26,6 +27,42 @@ where
     Fut: Future<Output = Result<Response, ApiFailure>> + Send + 'static,
 {
     get(move |state: State<S>, listing: Listing| list(rtype, state, listing))
+}
+
+/// The handlers of Kuma's Dataplane routes ([`dataplanes`]), each server's own.
+pub struct DataplaneRoutes<S> {
+    /// `GET /dataplanes` and `GET /meshes/{mesh}/dataplanes` (see [`collection`]).
+    pub list: MethodRouter<S>,
+    /// `/meshes/{mesh}/dataplanes/{name}`: `GET`, `PUT`, `DELETE` (or their refusals).
+    pub item: MethodRouter<S>,
+    /// `GET` of `DataplaneOverview` lists: across meshes and in one mesh.
+    pub overviews: MethodRouter<S>,
+    /// `GET` of one Dataplane's overview.
+    pub overview: MethodRouter<S>,
+}
+
+/// Kuma's Dataplane routes over `handlers`: the collections, one Dataplane, and the overviews
+/// at `_overview` and at Kuma's `dataplanes+insights` spelling.
+pub fn dataplanes<S: ApiDialect>(handlers: DataplaneRoutes<S>) -> Router<S> {
+    let DataplaneRoutes {
+        list,
+        item,
+        overviews,
+        overview,
+    } = handlers;
+    Router::new()
+        .route("/dataplanes", list.clone())
+        .route("/meshes/{mesh}/dataplanes", list)
+        .route("/meshes/{mesh}/dataplanes/{name}", item)
+        .route("/dataplanes/_overview", overviews.clone())
+        .route("/dataplanes+insights", overviews.clone())
+        .route("/meshes/{mesh}/dataplanes/_overview", overviews.clone())
+        .route("/meshes/{mesh}/dataplanes+insights", overviews)
+        .route(
+            "/meshes/{mesh}/dataplanes/{name}/_overview",
+            overview.clone(),
+        )
+        .route("/meshes/{mesh}/dataplanes+insights/{name}", overview)
 }
 
 /// `routes` (the server's own) with the shared routes and layers, over `state`. Serve it with

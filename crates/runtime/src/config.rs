@@ -18,10 +18,12 @@
 //! Every failure is a [`ConfigError`] naming the key, where the value came from (file or
 //! environment variable) and what to do about it.
 //!
-//! Shared sections: [`StoreConfig`] (`[store]`) and [`DiagnosticsConfig`] (`[diagnostics]`);
-//! [`GrpcServerConfig`] is the shape of a gRPC server's section (`[kds]`, `[dp_server]`).
+//! Shared sections: [`StoreConfig`] (`[store]`), [`DiagnosticsConfig`] (`[diagnostics]`) and
+//! [`ApiConfig`] (`[api]`); [`GrpcServerConfig`] is the shape of a gRPC server's section
+//! (`[kds]`, `[dp_server]`).
 //!
 //! Module map:
+//! - [`api`]: `[api]`, the HTTP API section both servers share (listen, admin rule, HTTPS API).
 //! - `test_support` (feature `test-support`): the configurations' unit-test helpers.
 
 use std::{
@@ -37,8 +39,11 @@ use figment::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+pub mod api;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
+
+pub use api::{ApiConfig, DEFAULT_HTTPS_API_LISTEN, listens_overlap, resolve_localhost_is_admin};
 
 /// Prefix of every environment variable the configuration loader reads.
 pub const ENV_PREFIX: &str = "MOSAIC_";
@@ -367,81 +372,6 @@ impl ConfigError {
                 }
             }
         }
-    }
-}
-
-/// The one place `api.localhost_is_admin` is resolved, for the global and the zone alike: the
-/// explicit value if set, else true exactly when no `api.admin_token_file` is set (with one, the
-/// contract says every request needs the token).
-pub fn resolve_localhost_is_admin(explicit: Option<bool>, admin_token_file: Option<&Path>) -> bool {
-    explicit.unwrap_or(admin_token_file.is_none())
-}
-
-/// Kuma's HTTPS API address: `apiServer.https.port` 5682, on loopback as `api.listen`'s default.
-pub const DEFAULT_HTTPS_API_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 5682);
-
-/// Whether listeners on `a` and `b` would take the same port: the same port, and the same IP or
-/// either of them a wildcard (`0.0.0.0`, `::`).
-pub fn listens_overlap(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
-}
-
-/// The HTTPS API's `[api]` keys, as both servers have them (Kuma's `apiServer.https`).
-#[derive(Clone, Copy, Debug)]
-pub struct HttpsApiKeys<'a> {
-    /// `api.https_enabled`.
-    pub enabled: bool,
-    /// `api.https_listen` when set (else [`DEFAULT_HTTPS_API_LISTEN`]).
-    pub listen: Option<SocketAddr>,
-    /// `api.admin_token_file`.
-    pub admin_token_file: Option<&'a Path>,
-}
-
-impl HttpsApiKeys<'_> {
-    /// Where the HTTPS API listens: `None` when `api.https_enabled = false`, or when
-    /// `api.https_listen` is unset and its default would take the port of one of `taken`
-    /// (config key, address): an explicit older setting keeps its port (the global's
-    /// `raft.listen`, which was 5682 before it moved to 5689).
-    pub fn effective_listen(&self, taken: &[(&str, SocketAddr)]) -> Option<SocketAddr> {
-        match (self.enabled, self.listen) {
-            (false, _) => None,
-            (true, Some(listen)) => Some(listen),
-            (true, None) => (!taken
-                .iter()
-                .any(|(_, addr)| listens_overlap(*addr, DEFAULT_HTTPS_API_LISTEN)))
-            .then_some(DEFAULT_HTTPS_API_LISTEN),
-        }
-    }
-
-    /// Checks an explicit `api.https_listen`: it may not take the port of one of `taken` (config
-    /// key, address), and outside loopback it needs `api.admin_token_file` (as `api.listen`).
-    pub fn validate(
-        &self,
-        sources: &Sources,
-        taken: &[(&str, SocketAddr)],
-    ) -> Result<(), ConfigError> {
-        let (true, Some(listen)) = (self.enabled, self.listen) else {
-            return Ok(());
-        };
-        if let Some((key, addr)) = taken.iter().find(|(_, a)| listens_overlap(*a, listen)) {
-            return Err(sources.invalid(
-                "api.https_listen",
-                format!(
-                    "{listen} takes the port of {key} ({addr}); give one of them another port (the HTTPS API's default is {DEFAULT_HTTPS_API_LISTEN}, raft's 5689), or set api.https_enabled = false"
-                ),
-            ));
-        }
-        if self.admin_token_file.is_none() && !mosaic_core::api::is_loopback(listen.ip()) {
-            return Err(sources.invalid(
-                "api.https_listen",
-                format!(
-                    "{listen} is not a loopback address, so the HTTPS API would be reachable from other hosts, and api.admin_token_file is not set: set api.admin_token_file so every caller needs that token, or listen on 127.0.0.1:{}",
-                    listen.port()
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 

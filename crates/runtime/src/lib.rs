@@ -12,7 +12,7 @@
 //! - [`grpc`] (`server`): serving gRPC over TLS with keepalive and a graceful end of open streams.
 //! - [`net`] (`server`): accepted TCP connections with `TCP_NODELAY`; gRPC size errors read.
 //! - [`config`] (`server`): the TOML + `MOSAIC_` environment loader of the control planes'
-//!   configurations, and the sections they share (`[store]`, `[diagnostics]`).
+//!   configurations, and the sections they share (`[store]`, `[diagnostics]`, `[api]`).
 //! - [`api_auth`] (`server`): who may use the HTTP APIs (loopback admins, admin tokens).
 //! - [`api_metrics`] (`server`): the HTTP APIs' request count and duration middleware.
 //! - [`api_dialect`] (`server`): `ApiDialect`, what differs between the global's and a zone's API.
@@ -27,9 +27,11 @@
 //! - [`api_insight`] (`server`): `MeshInsight`s and the `GlobalInsight`, counted from a store.
 //! - [`api_catalog`] (`server`): `GET /_resources` (resource type descriptors) and `GET /config`.
 //! - [`api_index`] (`server`): `GET /`, `/ready`, `/healthy`, the 404/405 fallbacks.
-//! - [`api_router`] (`server`): the shared routes and layers around a server's own; collections.
+//! - [`api_router`] (`server`): the shared routes and layers around a server's own; collections;
+//!   the Dataplane paths.
 //! - [`serve`] (`server`): binding listeners, the stop signal, serving routers until it.
 //! - [`tls_listener`] (`server`): the HTTPS API's listener (TLS handshakes off the accept loop).
+//! - [`api_listeners`] (`server`): the API's HTTP and HTTPS listeners, served with one router.
 //! - [`diagnostics`] (`server`): the diagnostics router (`/metrics`, `/ready`, `/healthy`).
 
 #[cfg(feature = "cli")]
@@ -59,6 +61,8 @@ pub mod api_format;
 pub mod api_index;
 #[cfg(feature = "server")]
 pub mod api_insight;
+#[cfg(feature = "server")]
+pub mod api_listeners;
 #[cfg(feature = "server")]
 pub mod api_metrics;
 #[cfg(feature = "server")]

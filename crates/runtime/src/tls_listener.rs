@@ -14,7 +14,10 @@ use tokio::{
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
-use crate::tls::{ServerIdentity, TlsError};
+use crate::{
+    config::{ApiConfig, DEFAULT_HTTPS_API_LISTEN},
+    tls::{ServerIdentity, TlsError},
+};
 
 /// How long a client may take to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -182,6 +185,40 @@ pub struct HttpsApiSettings {
     /// Host names and addresses the generated certificate names beside
     /// [`crate::tls::default_server_names`]'s.
     pub hosts: Vec<String>,
+}
+
+// === impl HttpsApiSettings ===
+
+impl HttpsApiSettings {
+    /// A server's HTTPS API from its `[api]`, the other listeners its default address yields to
+    /// (`taken`: config key, address; see [`ApiConfig::effective_https_listen`]) and
+    /// `store.data_dir`; when it yields, the log names the listener that took its address.
+    pub fn from_config(
+        api: &ApiConfig,
+        taken: &[(&'static str, SocketAddr)],
+        data_dir: &std::path::Path,
+        common_name: &str,
+        hosts: Vec<String>,
+    ) -> Self {
+        let listen = api.effective_https_listen(taken);
+        if listen.is_none()
+            && api.https_enabled
+            && let Some((key, addr)) = api.https_default_taken_by(taken)
+        {
+            tracing::warn!(
+                "the HTTPS API is not served: {key} ({addr}) takes its default address {DEFAULT_HTTPS_API_LISTEN}; set api.https_listen to another address, or move {key} (5682 is Kuma's HTTPS API port; the global's raft.listen moved to 5689 for it)",
+            );
+        }
+        Self {
+            listen,
+            explicit: api.https_listen.is_some(),
+            tls_cert: api.tls_cert.clone(),
+            tls_key: api.tls_key.clone(),
+            data_dir: data_dir.to_path_buf(),
+            common_name: common_name.to_owned(),
+            hosts,
+        }
+    }
 }
 
 /// Why the HTTPS API could not be set up.

@@ -1,13 +1,11 @@
 //! Configuration of `mosaic-zone`: [`ZoneConfig`] and its own sections (`zone`, `[global]`,
-//! `[api]`, `[dp_server]`, `[issuer]`, `[dataplane_tokens]`, `[[vault_auth]]`), loaded by [`mosaic_runtime::config`] (defaults, TOML
-//! file, `MOSAIC_` environment) and checked by [`LoadConfig::validate`]. `[store]` and
-//! `[diagnostics]` are the shared sections.
+//! `[dp_server]`, `[issuer]`, `[dataplane_tokens]`, `[[vault_auth]]`), loaded by
+//! [`mosaic_runtime::config`] (defaults, TOML file, `MOSAIC_` environment) and checked by
+//! [`LoadConfig::validate`]. `[store]`, `[api]` and `[diagnostics]` are the shared sections.
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
-use mosaic_core::resource::UnknownFields;
-use mosaic_runtime::api_auth::ApiAuthSettings;
-use mosaic_runtime::config::{self, ConfigError, LoadConfig, Sources, optional_path};
+use mosaic_runtime::config::{ConfigError, LoadConfig, Sources, optional_path};
 use mosaic_runtime::config::{DiagnosticsConfig, GrpcServerConfig, StoreConfig};
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +20,7 @@ pub struct ZoneConfig {
     /// `[global]`: how to reach the global control plane.
     pub global: GlobalConnectionConfig,
     /// `[api]`: the zone's HTTP API.
-    pub api: ZoneApiConfig,
+    pub api: ApiConfig,
     /// `[dp_server]`: the SDS server data planes connect to.
     pub dp_server: DpServerConfig,
     /// `[diagnostics]`: metrics and health endpoints.
@@ -153,50 +151,8 @@ pub struct GlobalAddress {
     port: Option<u16>,
 }
 
-/// `[api]` of the zone control plane.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ZoneApiConfig {
-    /// `api.listen`: address of the zone's HTTP API. A non-loopback address needs
-    /// `admin_token_file` (the zone refuses to start otherwise).
-    pub listen: SocketAddr,
-    /// `api.admin_token_file` (as the global's): a file holding the admin token. Callers present
-    /// it (or the token generated into `<store.data_dir>/admin-token`) as
-    /// `Authorization: Bearer <token>`; when it is set, loopback callers need it too unless
-    /// `localhost_is_admin = true`.
-    #[serde(default, with = "optional_path")]
-    pub admin_token_file: Option<PathBuf>,
-    /// `api.localhost_is_admin` (Kuma's `localhostIsAdmin`): callers on a loopback address are
-    /// admins without a token. Unset: true without `admin_token_file`, false with it; see
-    /// [`ZoneApiConfig::effective_localhost_is_admin`].
-    #[serde(default)]
-    pub localhost_is_admin: Option<bool>,
-    /// `api.https_enabled` (Kuma's `apiServer.https.enabled`): serve the same API over HTTPS on
-    /// `https_listen` too (plain HTTP stays on `listen`).
-    #[serde(default = "default_true")]
-    pub https_enabled: bool,
-    /// `api.https_listen` (Kuma's `apiServer.https.interface`/`port`): address of the HTTPS API;
-    /// unset: `127.0.0.1:5682`.
-    #[serde(default)]
-    pub https_listen: Option<SocketAddr>,
-    /// `api.tls_cert` (Kuma's `apiServer.https.tlsCertFile`): PEM certificate chain of the HTTPS
-    /// API. Unset: a CA and a certificate are generated into `store.data_dir`
-    /// (`api-server-ca.pem` is the CA clients trust).
-    #[serde(default, with = "optional_path")]
-    pub tls_cert: Option<PathBuf>,
-    /// `api.tls_key`: PEM private key matching `tls_cert`.
-    #[serde(default, with = "optional_path")]
-    pub tls_key: Option<PathBuf>,
-    /// `api.unknown_fields` (as the global's): `ignore` (default, Kuma's behaviour: unknown
-    /// fields of a Dataplane are dropped, with a `Warning` header and an info log) or `refuse`
-    /// (400 naming each). Also applies to the Dataplanes data planes register over SDS.
-    #[serde(default)]
-    pub unknown_fields: UnknownFields,
-}
-
-fn default_true() -> bool {
-    true
-}
+/// `[api]` of the zone control plane: the section both servers share.
+pub use mosaic_runtime::config::ApiConfig;
 
 /// `[dp_server]`: the SDS gRPC server data planes connect to (`dp_server.listen`,
 /// `dp_server.tls_cert`, `dp_server.tls_key`; unset certificates: a CA and server certificate are
@@ -217,16 +173,7 @@ impl Default for ZoneConfig {
                 ca_cert: None,
                 token_file: None,
             },
-            api: ZoneApiConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 5681)),
-                admin_token_file: None,
-                localhost_is_admin: None,
-                https_enabled: true,
-                https_listen: None,
-                tls_cert: None,
-                tls_key: None,
-                unknown_fields: UnknownFields::Ignore,
-            },
+            api: ApiConfig::default(),
             dp_server: DpServerConfig::on(SocketAddr::from(([0, 0, 0, 0], 5678))),
             diagnostics: DiagnosticsConfig::default(),
             issuer: IssuerConfig::default(),
@@ -242,9 +189,7 @@ impl LoadConfig for ZoneConfig {
         if self.issuer.max_in_flight == 0 {
             return Err(sources.invalid("issuer.max_in_flight", "must be at least 1"));
         }
-        sources.check_tls_pair("api", &self.api.tls_cert, &self.api.tls_key)?;
-        self.https_api()
-            .validate(sources, &self.https_api_neighbours())?;
+        self.api.validate(sources, &self.https_api_neighbours())?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, entry) in self.vault_auth.iter().enumerate() {
             if let Err(reason) = entry.check() {
@@ -279,15 +224,6 @@ impl LoadConfig for ZoneConfig {
 }
 
 impl ZoneConfig {
-    /// The HTTPS API's keys.
-    pub fn https_api(&self) -> config::HttpsApiKeys<'_> {
-        config::HttpsApiKeys {
-            enabled: self.api.https_enabled,
-            listen: self.api.https_listen,
-            admin_token_file: self.api.admin_token_file.as_deref(),
-        }
-    }
-
     /// The listeners the HTTPS API may not share a port with (config key, address).
     pub fn https_api_neighbours(&self) -> [(&'static str, SocketAddr); 3] {
         [
@@ -297,17 +233,10 @@ impl ZoneConfig {
         ]
     }
 
-    /// Where the HTTPS API listens (`None`: off).
+    /// Where the HTTPS API listens (`None`: off), see [`ApiConfig::effective_https_listen`].
     pub fn effective_https_listen(&self) -> Option<SocketAddr> {
-        self.https_api()
-            .effective_listen(&self.https_api_neighbours())
-    }
-
-    /// The API's admin rule settings (`api.*` and where the generated token lives).
-    pub fn api_auth(&self) -> ApiAuthSettings {
-        let api = &self.api;
-        let file = &api.admin_token_file;
-        ApiAuthSettings::from_config(api.listen, file, api.localhost_is_admin, &self.store)
+        self.api
+            .effective_https_listen(&self.https_api_neighbours())
     }
 }
 
@@ -356,18 +285,6 @@ impl VaultAuthConfig {
             );
         }
         Ok(())
-    }
-}
-
-impl ZoneApiConfig {
-    /// Whether loopback callers are admins without a token: `api.localhost_is_admin` if set,
-    /// else true exactly when no `api.admin_token_file` is set (the global's rule,
-    /// [`config::resolve_localhost_is_admin`]).
-    pub fn effective_localhost_is_admin(&self) -> bool {
-        config::resolve_localhost_is_admin(
-            self.localhost_is_admin,
-            self.admin_token_file.as_deref(),
-        )
     }
 }
 

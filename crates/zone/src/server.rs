@@ -8,9 +8,11 @@
 use std::{future::Future, sync::Arc};
 
 use mosaic_runtime::{
-    api_auth::{self, AdminTokenError},
+    api_auth::{self, AdminTokenError, ApiAuthSettings},
+    api_listeners::ApiListeners,
     serve::{self, BindError, ServerFailed, Stop},
     tls::{self, ServerIdentity, TlsError},
+    tls_listener::HttpsApiSettings,
 };
 
 use crate::{
@@ -80,15 +82,24 @@ pub async fn serve_with(
     let data_dir = config.store.data_dir.clone();
     mosaic_runtime::data_dir::prepare(&data_dir)?;
     // Before anything listens: refuses an exposed api.listen without api.admin_token_file.
-    let api_auth = api_auth::prepare(&config.api_auth(), "zone")?;
+    let api_auth = api_auth::prepare(
+        &ApiAuthSettings::from_config(&config.api, &config.store),
+        "zone",
+    )?;
     let store = Arc::new(ZoneStore::open(&data_dir)?);
     tracing::info!(zone = %zone, data_dir = %data_dir.display(), "zone store open");
 
     let api_listener = serve::bind("api.listen", config.api.listen).await?;
     let diag_listener = serve::bind("diagnostics.listen", config.diagnostics.listen).await?;
     let dp_listener = serve::bind("dp_server.listen", config.dp_server.listen).await?;
-    let https_listener =
-        mosaic_runtime::tls_listener::prepare(&https_api_settings(&config)).await?;
+    let https_api = HttpsApiSettings::from_config(
+        &config.api,
+        &config.https_api_neighbours(),
+        &config.store.data_dir,
+        "mosaic-zone API",
+        Vec::new(),
+    );
+    let api_listeners = ApiListeners::with_https(api_listener, &https_api).await?;
     let dp_identity = dp_server_identity(&config)?;
 
     let insight = ZoneInsightReporter::new(store.clone(), &zone);
@@ -130,23 +141,10 @@ pub async fn serve_with(
         global = %config.global.address,
         "serving"
     );
-    let https_server = {
-        let router = api_router.clone();
-        let stop = stop.clone();
-        async move {
-            match https_listener {
-                Some(listener) => {
-                    mosaic_runtime::tls_listener::serve_api_tls(listener, router, &stop).await
-                }
-                None => Ok(()),
-            }
-        }
-    };
-    let api_server = serve::serve_api(api_listener, api_router, &stop);
+    let api_server = api_listeners.serve(api_router, &stop);
     let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
     let sds_server = sds.serve(dp_listener, &dp_identity, stop.stopped());
-    let (api_result, https_result, diag_result, sds_result) =
-        tokio::join!(api_server, https_server, diag_server, sds_server);
+    let (api_result, diag_result, sds_result) = tokio::join!(api_server, diag_server, sds_server);
     if let Err(e) = kds_task.await {
         tracing::warn!(zone = %zone, error = %e, "KDS client task failed");
     }
@@ -157,30 +155,9 @@ pub async fn serve_with(
     }
     tracing::info!(zone = %zone, "stopped");
     api_result?;
-    https_result?;
     diag_result?;
     sds_result?;
     Ok(())
-}
-
-/// The HTTPS API's settings (its default address yields to a listener configured on it).
-fn https_api_settings(config: &ZoneConfig) -> mosaic_runtime::tls_listener::HttpsApiSettings {
-    let listen = config.effective_https_listen();
-    if listen.is_none() && config.api.https_enabled {
-        tracing::warn!(
-            "the HTTPS API is not served: another listener of this zone takes its default address {}; set api.https_listen to a free address",
-            mosaic_runtime::config::DEFAULT_HTTPS_API_LISTEN
-        );
-    }
-    mosaic_runtime::tls_listener::HttpsApiSettings {
-        listen,
-        explicit: config.api.https_listen.is_some(),
-        tls_cert: config.api.tls_cert.clone(),
-        tls_key: config.api.tls_key.clone(),
-        data_dir: config.store.data_dir.clone(),
-        common_name: "mosaic-zone API".into(),
-        hosts: Vec::new(),
-    }
 }
 
 /// The dataplane server's certificate: the configured pair, or one issued from a CA generated

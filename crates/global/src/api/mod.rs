@@ -17,7 +17,8 @@
 //! YAML by `Accept`), `api_paging`, `api_resources`, `api_overview`, `api_index` (`GET /`,
 //! `/ready`, `/healthy`, 404/405), `api_catalog` (`/config`, `/_resources`), `api_filter`
 //! (`name`, `filter[labels.K]`, `tag`, `gateway`), `api_insight` and `api_router` (those routes, the body limit, the admin
-//! rule and the request metrics around the routes below).
+//! rule and the request metrics around the routes below; Kuma's Dataplane paths, over the
+//! handlers in [`resources`] and [`dataplanes`]).
 
 pub mod auth;
 pub mod dataplanes;
@@ -39,7 +40,7 @@ use axum::{
 use mosaic_core::resource::{Owner, ResourceType};
 use mosaic_runtime::{
     api_extract::{Body, PathParams},
-    api_router,
+    api_router::{self, DataplaneRoutes},
 };
 
 pub use auth::{AdminTokenError, read_admin_token_file};
@@ -71,36 +72,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/mesh-insights", get(insights::list))
         .route("/mesh-insights/{mesh}", get(insights::get_one))
         .route("/global-insight", get(insights::global))
-        .route("/dataplanes", collection(ResourceType::Dataplane))
-        .route("/dataplanes/_overview", get(dataplanes::overview))
-        .route("/dataplanes+insights", get(dataplanes::overview))
         .route(
             "/dataplane-insights",
             collection(ResourceType::DataplaneInsight),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes",
-            collection(ResourceType::Dataplane),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes/_overview",
-            get(dataplanes::overview),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes+insights",
-            get(dataplanes::overview),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes/{name}",
-            item(ResourceType::Dataplane),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes/{name}/_overview",
-            get(dataplanes::overview_one),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes+insights/{name}",
-            get(dataplanes::overview_one),
         )
         .route(
             "/meshes/{mesh}/dataplane-insights",
@@ -109,7 +83,13 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/meshes/{mesh}/dataplane-insights/{name}",
             item(ResourceType::DataplaneInsight),
-        );
+        )
+        .merge(api_router::dataplanes(DataplaneRoutes {
+            list: collection(ResourceType::Dataplane),
+            item: item(ResourceType::Dataplane),
+            overviews: get(dataplanes::overview),
+            overview: get(dataplanes::overview_one),
+        }));
     // `GET /`, `/ready`, `/healthy`, 404/405, the body limit, the admin rule, the metrics.
     api_router::finish(routes, state)
 }

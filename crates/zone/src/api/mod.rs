@@ -26,7 +26,8 @@
 //!
 //! The plumbing shared with the global is `mosaic_runtime`'s: `api_error`, `api_extract`,
 //! `api_body`, `api_format`, `api_paging`, `api_resources`, `api_overview`, `api_index` (`/`,
-//! `/ready`, `/healthy`, 404/405 fallbacks) and `api_router` (those routes and the layers).
+//! `/ready`, `/healthy`, 404/405 fallbacks) and `api_router` (those routes and the layers;
+//! Kuma's Dataplane paths, over the handlers in [`resources`] and [`dataplanes`]).
 
 pub mod dataplanes;
 pub mod dialect;
@@ -41,7 +42,7 @@ use axum::{
     routing::{MethodRouter, get},
 };
 use mosaic_core::resource::ResourceType;
-use mosaic_runtime::api_router;
+use mosaic_runtime::api_router::{self, DataplaneRoutes};
 
 pub use error::ApiFailure;
 pub use mosaic_runtime::api_extract::PathParams;
@@ -61,40 +62,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/meshes/{mesh}/secrets/{name}", hidden(Secret))
         .route("/global-secrets", hidden(GlobalSecret))
         .route("/global-secrets/{name}", hidden(GlobalSecret))
-        .route(
-            "/meshes/{mesh}/dataplanes",
-            api_router::collection(Dataplane, resources::list),
-        )
-        .route(
-            "/dataplanes",
-            api_router::collection(Dataplane, resources::list),
-        )
-        .route("/dataplanes/_overview", get(dataplanes::overview_list))
-        .route("/dataplanes+insights", get(dataplanes::overview_list))
-        .route(
-            "/meshes/{mesh}/dataplanes/_overview",
-            get(dataplanes::overview_list),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes+insights",
-            get(dataplanes::overview_list),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes/{name}",
-            get(move |s: State<ApiState>, p: PathParams, h: HeaderMap| {
+        .merge(api_router::dataplanes(DataplaneRoutes {
+            list: api_router::collection(Dataplane, resources::list),
+            item: get(move |s: State<ApiState>, p: PathParams, h: HeaderMap| {
                 resources::get_one(Dataplane, s, p, h)
             })
             .put(dataplanes::put)
             .delete(dataplanes::delete),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes/{name}/_overview",
-            get(dataplanes::overview_one),
-        )
-        .route(
-            "/meshes/{mesh}/dataplanes+insights/{name}",
-            get(dataplanes::overview_one),
-        );
+            overviews: get(dataplanes::overview_list),
+            overview: get(dataplanes::overview_one),
+        }));
     // `GET /`, `/ready`, `/healthy`, 404/405, the body limit, the admin rule, the metrics
     // (labels: see `mosaic_runtime::api_metrics`).
     api_router::finish(routes, state)
