@@ -240,7 +240,7 @@ pub async fn run(client: &Client, resources: &[Resource]) -> anyhow::Result<()> 
                 "Mesh {mesh} created without mtls: its backends name Secrets of this file, which need the Mesh; they come next, then the whole Mesh"
             );
         }
-        let status = put(client, r).await.with_context(|| {
+        let (status, warnings) = put(client, r).await.with_context(|| {
             if rtype == ResourceType::Mesh && created_bare.contains(&r.meta.name) {
                 format!(
                     "applying {} (it exists now, without mtls: fix the problem and apply the file again, or delete the Mesh)",
@@ -250,6 +250,9 @@ pub async fn run(client: &Client, resources: &[Resource]) -> anyhow::Result<()> 
                 format!("applying {}", label(r))
             }
         })?;
+        for w in &warnings {
+            warnln!("{}: {w}", label(r));
+        }
         let created = status == reqwest::StatusCode::CREATED
             || (rtype == ResourceType::Mesh && created_bare.contains(&r.meta.name));
         let verb = if created { "created" } else { "updated" };
@@ -258,8 +261,11 @@ pub async fn run(client: &Client, resources: &[Resource]) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// PUTs `r` to its Kuma path; the answer's status.
-async fn put(client: &Client, r: &Resource) -> Result<reqwest::StatusCode, ClientError> {
+/// PUTs `r` to its Kuma path; the answer's status and warnings (admission's notes).
+async fn put(
+    client: &Client,
+    r: &Resource,
+) -> Result<(reqwest::StatusCode, Vec<String>), ClientError> {
     let segments = resource_segments(
         r.resource_type(),
         r.meta.mesh.as_deref(),
@@ -269,7 +275,7 @@ async fn put(client: &Client, r: &Resource) -> Result<reqwest::StatusCode, Clien
     let answer = client
         .send(reqwest::Method::PUT, url, Some(&r.to_universal()))
         .await?;
-    Ok(answer.status)
+    Ok((answer.status, answer.warnings))
 }
 
 /// Whether Mesh `name` exists (a consistent read).

@@ -74,6 +74,30 @@ pub struct Answer {
     pub status: StatusCode,
     /// The body.
     pub body: Vec<u8>,
+    /// The texts of its `Warning` headers (`299 <agent> "<text>"`), unquoted.
+    pub warnings: Vec<String>,
+}
+
+/// The text of one `Warning` header value (`<code> <agent> "<text>"`, RFC 9110), unquoted; the
+/// whole value when it has no quoted text.
+pub fn warning_text(value: &str) -> String {
+    let Some(start) = value.find('"') else {
+        return value.trim().to_string();
+    };
+    let mut out = String::new();
+    let mut chars = value[start + 1..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    out.push(next);
+                }
+            }
+            '"' => break,
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The URL of `segments` (each percent-encoded as one path segment) under `base`, with `query`.
@@ -203,9 +227,20 @@ impl Client {
         };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
+        let warnings = resp
+            .headers()
+            .get_all(reqwest::header::WARNING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(warning_text)
+            .collect();
         let body = resp.bytes().await.map_err(transport)?.to_vec();
         if status.is_success() {
-            return Ok(Answer { status, body });
+            return Ok(Answer {
+                status,
+                body,
+                warnings,
+            });
         }
         match serde_json::from_slice::<ApiError>(&body) {
             Ok(mut api) if !api.title.is_empty() || !api.detail.is_empty() => {
@@ -337,6 +372,16 @@ mod tests {
             build_url(&b, &["zones", "_overview"], &[]).to_string(),
             "https://cp.example/api/zones/_overview"
         );
+    }
+
+    #[test]
+    fn warning_headers_are_unquoted() {
+        assert_eq!(
+            warning_text(r#"299 mosaic "role \"dp\" stores: run `vault patch`""#),
+            r#"role "dp" stores: run `vault patch`"#
+        );
+        assert_eq!(warning_text("299 - \"a\\\\b\""), "a\\b");
+        assert_eq!(warning_text("199 misc"), "199 misc");
     }
 
     #[test]

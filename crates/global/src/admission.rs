@@ -12,12 +12,16 @@
 //! answers `sys/health`, the PKI mount has a CA) and admits the Mesh with a note saying what was
 //! and was not checked: each zone tests its own login when it issues and reports it in its CA
 //! health (`GET /zones/_overview`, `caHealth`).
+//!
+//! After a test issuance with the backend's own token, admission reads the role when the token
+//! may (`{pki}/roles/{role}`) and, if it stores every certificate (`no_store=false`), admits the
+//! Mesh with a note saying so and how to change it (stored certificates slow Vault).
 
 use std::sync::Arc;
 
 use mosaic_ca::builtin;
 use mosaic_core::{
-    ca::CaError,
+    ca::{CaBackend as _, CaError},
     datasource::SecretSource,
     resource::{
         Resource, ResourceType, SecretSpec, Spec,
@@ -61,8 +65,9 @@ pub struct Admitted {
 
 /// What a vault backend's check gave.
 enum VaultCheck {
-    /// A test certificate was issued.
-    Issued,
+    /// A test certificate was issued; the note, if any, is advice (e.g. the role stores every
+    /// certificate it issues).
+    Issued(Option<String>),
     /// Only what can be checked without credentials was checked; the note says what.
     Probed(String),
 }
@@ -162,8 +167,15 @@ impl Admission {
         let mut notes = Vec::new();
         while let Some(joined) = vault_checks.join_next().await {
             match joined {
-                Ok((_, Ok(VaultCheck::Issued))) => {}
-                Ok((index, Ok(VaultCheck::Probed(note)))) => notes.push((index, note)),
+                Ok((_, Ok(VaultCheck::Issued(None)))) => {}
+                Ok((index, Ok(VaultCheck::Issued(Some(note))))) => {
+                    tracing::warn!(mesh, note = %note, "vault backend admitted with advice");
+                    notes.push((index, note));
+                }
+                Ok((index, Ok(VaultCheck::Probed(note)))) => {
+                    tracing::info!(mesh, note = %note, "vault backend admitted without a test issuance");
+                    notes.push((index, note));
+                }
                 Ok((index, Err(message))) => problems.push(BackendProblem { index, message }),
                 Err(e) => {
                     return Err(AdmissionError::Invalid(ValidationError::single(
@@ -188,9 +200,6 @@ impl Admission {
             .into_iter()
             .map(|(index, note)| format!("mtls.backends[{index}]: {note}"))
             .collect();
-        for note in &notes {
-            tracing::info!(mesh, note = %note, "vault backend admitted without a test issuance");
-        }
         let mesh_put = Command::put(resource, now);
         let command = if ca_puts.is_empty() {
             mesh_put
@@ -308,7 +317,7 @@ async fn check_vault(
     let Some(from_cp) = conf.from_cp() else {
         return check_backend(mesh, backend, secrets)
             .await
-            .map(|()| VaultCheck::Issued)
+            .map(|()| VaultCheck::Issued(None))
             .map_err(|e| e.to_string());
     };
     let naming_zone = from_cp.fields_naming_zone();
@@ -328,9 +337,8 @@ async fn check_vault(
             if fields.len() == 1 { "names" } else { "name" }
         )
     } else {
-        return check_backend(mesh, backend, secrets)
+        return test_issuance(mesh, backend, conf, secrets)
             .await
-            .map(|()| VaultCheck::Issued)
             .map_err(|e| e.to_string());
     };
     let report = mosaic_ca::vault::probe::probe(mesh, backend, conf, secrets.as_ref())
@@ -342,6 +350,21 @@ async fn check_vault(
         report.checked.join("; "),
         report.unchecked.join("; "),
     )))
+}
+
+/// Builds a vault backend, proves it can issue and, when its token may read the role, advises
+/// against a role that stores every certificate (`no_store=false`): a note, never a refusal.
+async fn test_issuance(
+    mesh: &str,
+    backend: &MtlsBackend,
+    conf: &VaultConf,
+    secrets: Arc<dyn SecretSource>,
+) -> Result<VaultCheck, CaError> {
+    let ca = mosaic_ca::vault::VaultCa::new(mesh, backend, conf, secrets).await?;
+    ca.validate().await?;
+    Ok(VaultCheck::Issued(
+        mosaic_ca::vault::probe::role_storage_note(&ca).await,
+    ))
 }
 
 /// Builds a backend and proves it can issue.

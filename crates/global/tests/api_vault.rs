@@ -417,3 +417,62 @@ async fn a_vault_mesh_only_zones_can_log_in_to_is_admitted_with_a_note() -> anyh
     );
     Ok(())
 }
+
+/// A role storing every certificate it issues (`no_store=false`, Vault's default) slows Vault as
+/// they pile up: when the backend's token may read the role, the Mesh is admitted with a note
+/// naming the role, the numbers and the fix. `no_store=true`, or a token that may not read the
+/// role (the seed's issue-only policy), gives no note.
+#[tokio::test]
+async fn a_role_storing_every_certificate_is_admitted_with_a_warning() -> anyhow::Result<()> {
+    let bao = OpenBao::start().await?;
+    bao.setup_root_pki(SEED_MOUNT, "default").await?;
+    bao.create_role(SEED_MOUNT, SEED_ROLE, "default", json!({"no_store": false}))
+        .await?;
+    let policy = format!(
+        "{}\npath \"{SEED_MOUNT}/roles/{SEED_ROLE}\" {{\n  capabilities = [\"read\"]\n}}\n",
+        pki_policy(SEED_MOUNT, SEED_ROLE, &[PkiVerb::Issue])
+    );
+    bao.write_policy("issue-and-read-role", &policy).await?;
+    let reader = bao
+        .create_token(&TokenSpec::new(&["issue-and-read-role"]))
+        .await?;
+    let issue_only = bao.seed_policy_and_token().await?;
+    let (app, _store) = app().await;
+    put_secret(&app, "reader", &reader).await;
+    put_secret(&app, "issue-only", &issue_only).await;
+    let with = |secret: &str| {
+        mesh(
+            vec![backend("vault-1", bao.addr(), SEED_ROLE, secret)],
+            false,
+        )
+    };
+
+    let r = put(&app, "/meshes/default", &with("reader")).await;
+    expect(&r, StatusCode::OK);
+    let w = warnings(&r);
+    assert_eq!(w.len(), 1, "{w:?}");
+    for want in [
+        "299 mosaic \"mtls.backends[0]: backend \\\"vault-1\\\"",
+        &format!("role \\\"{SEED_ROLE}\\\" of {SEED_MOUNT} has no_store=false"),
+        "Vault stores every certificate issued",
+        "50k-100k stored certificates become a problem",
+        "500k in a day",
+        &format!("vault write {SEED_MOUNT}/roles/{SEED_ROLE} no_store=true"),
+    ] {
+        assert!(w[0].contains(want), "{want:?} missing from {}", w[0]);
+    }
+    assert!(!w[0].contains(&reader), "the token leaked: {}", w[0]);
+
+    // A token that may not read the role: nothing is said.
+    let r = put(&app, "/meshes/default", &with("issue-only")).await;
+    expect(&r, StatusCode::OK);
+    assert!(warnings(&r).is_empty(), "{:?}", warnings(&r));
+
+    // The role fixed: no warning.
+    bao.create_role(SEED_MOUNT, SEED_ROLE, "default", json!({"no_store": true}))
+        .await?;
+    let r = put(&app, "/meshes/default", &with("reader")).await;
+    expect(&r, StatusCode::OK);
+    assert!(warnings(&r).is_empty(), "{:?}", warnings(&r));
+    Ok(())
+}

@@ -35,6 +35,13 @@ pub enum Operation {
         /// PKI mount.
         pki: String,
     },
+    /// Reading a PKI role (`{pki}/roles/{role}`), for admission's notes.
+    ReadRole {
+        /// PKI mount.
+        pki: String,
+        /// Role.
+        role: String,
+    },
     /// `sys/health`: whether Vault answers, is initialized and unsealed.
     Health,
     /// `intermediate.csrPath`: Vault makes a zone intermediate's key and CSR.
@@ -149,6 +156,7 @@ impl fmt::Display for Operation {
             }
             Operation::Sign { pki, role } => write!(f, "sign a certificate at {pki}/sign/{role}"),
             Operation::ReadCa { pki } => write!(f, "read the CA chain of {pki}"),
+            Operation::ReadRole { pki, role } => write!(f, "read the role {pki}/roles/{role}"),
             Operation::Health => f.write_str("report its health (sys/health)"),
             Operation::GenerateIntermediate { path } => {
                 write!(f, "make an intermediate's key and CSR at {path}")
@@ -266,6 +274,9 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
             Operation::ReadCa { pki } => format!(
                 "check that a PKI secrets engine is mounted at {pki:?} (and in the right namespace): Vault answers \"permission denied\" to a request without a token for a path it does not serve"
             ),
+            Operation::ReadRole { pki, role } => {
+                path_caps(format!("{pki}/roles/{role}"), "[\"read\"]")
+            }
             Operation::Health => String::new(),
             Operation::GenerateIntermediate { path } | Operation::SignIntermediate { path } => {
                 path_caps(path.clone(), "[\"create\", \"update\"]")

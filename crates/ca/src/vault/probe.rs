@@ -5,11 +5,16 @@
 //! the PKI mount has a CA (`{pki}/cert/ca_chain`, which Vault serves without a token). Neither
 //! call needs a token, so no test certificate is issued: each zone tests its own login when it
 //! issues and reports the outcome in its CA health.
+//!
+//! With the backend's own token (issue and sign modes, on the global after a test issuance),
+//! [`role_storage_note`] reads the role and says when it stores every certificate issued
+//! (`no_store=false`), which slows Vault once tens of thousands pile up.
 
 use reqwest::Method;
 use serde_json::Value;
 
 use super::{
+    VaultCa,
     client::VaultClient,
     error::{Operation, VaultError},
     read_roots,
@@ -121,4 +126,70 @@ async fn health(client: &VaultClient) -> Result<String, VaultError> {
         state.push("standby");
     }
     Ok(state.join(", "))
+}
+
+/// Reads the backend's role (`{pki}/roles/{role}`, with the backend's token) and, when it stores
+/// every certificate issued (`no_store` false), returns a note saying so and what to do. `None`
+/// when the role does not store them, when this mode uses no role, or when the role cannot be
+/// read (a policy granting only issue or sign, as Kong Mesh's does: logged at debug level only).
+pub async fn role_storage_note(ca: &VaultCa) -> Option<String> {
+    if !matches!(ca.mode, VaultMode::Issue | VaultMode::Sign) || ca.role.is_empty() {
+        return None;
+    }
+    let op = Operation::ReadRole {
+        pki: ca.pki.clone(),
+        role: ca.role.clone(),
+    };
+    let path = format!("{}/roles/{}", ca.pki, ca.role);
+    let answer = match ca.tokens.token().await {
+        Ok(token) => {
+            ca.client
+                .call(Method::GET, &path, token.as_ref(), None, &op)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let no_store = match answer {
+        Ok(resp) => resp.pointer("/data/no_store").and_then(Value::as_bool),
+        Err(e) => {
+            tracing::debug!(mesh = %ca.mesh, backend = %ca.backend, error = %e, "role not readable; no_store not checked");
+            return None;
+        }
+    };
+    match no_store {
+        Some(false) => Some(storage_note(&ca.backend, &ca.pki, &ca.role)),
+        Some(true) => None,
+        None => {
+            tracing::debug!(mesh = %ca.mesh, backend = %ca.backend, "the role's answer has no no_store; not checked");
+            None
+        }
+    }
+}
+
+/// The note for a role with `no_store=false` (ASCII: it travels in a `Warning` header).
+fn storage_note(backend: &str, pki: &str, role: &str) -> String {
+    format!(
+        "backend {backend:?}: role {role:?} of {pki} has no_store=false, so Vault stores every certificate issued with it (one per data plane per rotation, kept until tidied). Vault's PKI performance considerations say 50k-100k stored certificates become a problem, and Consul filled a mount with 500k in a day (hashicorp/consul#4475). Mosaic never reads a stored certificate back: run `vault patch {pki}/roles/{role} no_store=true` (or `vault write {pki}/roles/{role} no_store=true` with the role's other parameters repeated: a write replaces the whole role)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_storage_note_names_the_role_the_numbers_and_the_fix() {
+        let note = storage_note("vault-1", "pki", "dp");
+        for want in [
+            "backend \"vault-1\"",
+            "role \"dp\" of pki has no_store=false",
+            "stores every certificate issued",
+            "50k-100k",
+            "500k in a day",
+            "vault write pki/roles/dp no_store=true",
+        ] {
+            assert!(note.contains(want), "{want:?} missing from {note}");
+        }
+        assert!(note.is_ascii(), "it travels in a Warning header");
+    }
 }

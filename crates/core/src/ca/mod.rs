@@ -3,8 +3,10 @@
 //! (builtin, provided, Vault) live in the `mosaic-ca` crate.
 //!
 //! Module map:
+//! - [`chain`]: which trusted root a served chain reaches.
 //! - [`identity`]: SPIFFE/kuma URI SANs from tags, leaf parameters, PEM and certificate inspection.
 
+pub mod chain;
 pub mod identity;
 
 use std::time::Duration;

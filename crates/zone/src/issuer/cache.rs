@@ -9,8 +9,10 @@
 //! a third of the issuance throughput on a disk where creating a file takes most of a
 //! millisecond (bench/RESULTS.md); sled appends to its log instead.
 //!
-//! The remembered roots of each backend live beside them (tree `issuer-roots`), so a zone
-//! restarted while its CA is unreachable still serves a trust bundle.
+//! The root book of each backend lives beside them (tree `issuer-roots`: every root the backend
+//! has shown and until when each is kept, [`super::roots`]), so a zone restarted while its CA is
+//! unreachable still serves a trust bundle, and one restarted after a CA rotation still trusts
+//! the old root while certificates it signed live.
 
 use std::sync::Arc;
 
@@ -18,7 +20,10 @@ use mosaic_core::{Sensitive, ca::IssuedCert, template::Tags};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::DataplaneCert;
+use super::{
+    DataplaneCert,
+    roots::{RootBook, RootBookRecord},
+};
 use crate::store::ZoneStore;
 
 /// The sled tree of cached certificates.
@@ -26,12 +31,6 @@ pub const CERTS_TREE: &str = "issuer-certs";
 
 /// The sled tree of remembered backend roots.
 pub const ROOTS_TREE: &str = "issuer-roots";
-
-/// The remembered roots of one backend (public certificates).
-#[derive(Serialize, Deserialize)]
-struct RootsFile {
-    roots: Vec<String>,
-}
 
 /// The certificate cache (cheap to clone; clones share the trees).
 #[derive(Clone, Debug)]
@@ -166,20 +165,19 @@ impl DiskCache {
         self.store.flush().await.map_err(store_err("flushing"))
     }
 
-    /// Remembers the roots `backend` of `mesh` last reported.
-    pub fn store_roots(
+    /// Keeps the root book of `backend` of `mesh` (its bundle as of `now` and every root's
+    /// state).
+    pub fn store_root_book(
         &self,
         mesh: &str,
         backend: &str,
-        roots: &[String],
+        book: &RootBook,
+        now: OffsetDateTime,
     ) -> Result<(), CacheError> {
         let Some(t) = &self.trees else {
             return Ok(());
         };
-        let bytes = serde_json::to_vec(&RootsFile {
-            roots: roots.to_vec(),
-        })
-        .map_err(|e| CacheError::Corrupt {
+        let bytes = serde_json::to_vec(&book.to_record(now)).map_err(|e| CacheError::Corrupt {
             key: describe(mesh, backend),
             reason: e.to_string(),
         })?;
@@ -189,8 +187,22 @@ impl DiskCache {
         Ok(())
     }
 
-    /// The roots `backend` of `mesh` last reported, if remembered.
+    /// The root book of `backend` of `mesh`, if remembered (a record of an older version, roots
+    /// only, counts them as reported).
+    pub fn load_root_book(
+        &self,
+        mesh: &str,
+        backend: &str,
+    ) -> Result<Option<RootBook>, CacheError> {
+        Ok(self.load_record(mesh, backend)?.map(RootBook::from_record))
+    }
+
+    /// The roots of the bundle `backend` of `mesh` last served, if remembered.
     pub fn load_roots(&self, mesh: &str, backend: &str) -> Result<Option<Vec<String>>, CacheError> {
+        Ok(self.load_record(mesh, backend)?.map(|r| r.roots))
+    }
+
+    fn load_record(&self, mesh: &str, backend: &str) -> Result<Option<RootBookRecord>, CacheError> {
         let Some(t) = &self.trees else {
             return Ok(None);
         };
@@ -200,12 +212,12 @@ impl DiskCache {
             .map_err(store_err("reading roots"))?
         {
             Some(bytes) => {
-                let f: RootsFile =
-                    serde_json::from_slice(&bytes).map_err(|e| CacheError::Corrupt {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| CacheError::Corrupt {
                         key: describe(mesh, backend),
                         reason: e.to_string(),
-                    })?;
-                Ok(Some(f.roots))
+                    })
             }
             None => Ok(None),
         }
@@ -267,6 +279,10 @@ mod tests {
 
     use super::*;
 
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
     fn cert() -> DataplaneCert {
         let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         DataplaneCert {
@@ -298,13 +314,27 @@ mod tests {
         assert_eq!(back.issued_at, cert().issued_at);
         assert_eq!(back.cert.not_after, cert().cert.not_after);
         assert!(cache.load_roots("default", "v").unwrap().is_none());
-        cache
-            .store_roots("default", "v", &["ROOT".to_string()])
-            .unwrap();
+        let root = mosaic_ca::local::LocalCa::generate_root(
+            "default",
+            "r",
+            std::time::Duration::from_secs(3600),
+        )
+        .unwrap()
+        .0;
+        let mut book = RootBook::default();
+        book.learn(
+            std::slice::from_ref(&root),
+            now(),
+            std::time::Duration::from_secs(60),
+            1,
+        );
+        cache.store_root_book("default", "v", &book, now()).unwrap();
         assert_eq!(
             cache.load_roots("default", "v").unwrap().unwrap(),
-            vec!["ROOT".to_string()]
+            vec![root.clone()]
         );
+        let back = cache.load_root_book("default", "v").unwrap().unwrap();
+        assert_eq!(back.bundle(now()), vec![root]);
         let mode = std::fs::metadata(dir.path().join(crate::store::STORE_DIR))
             .unwrap()
             .permissions()

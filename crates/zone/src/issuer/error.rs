@@ -35,6 +35,19 @@ pub enum IssuerError {
         /// The failure that opened the circuit.
         last_error: String,
     },
+    /// A new certificate is signed by a root the trust bundle does not hold, and the backend's
+    /// roots could not be read to add it: it is not served (peers could not verify it).
+    #[error(
+        "mesh {mesh:?}, backend {backend:?}: the new certificate is signed by a CA the trust bundle does not hold yet, and the backend's roots could not be read to add it ({reason}); the current certificate is kept and issuance retried"
+    )]
+    UnknownRoot {
+        /// The mesh.
+        mesh: String,
+        /// The backend.
+        backend: String,
+        /// Why the roots could not be read.
+        reason: String,
+    },
     /// The CA refused or could not be reached.
     #[error(transparent)]
     Ca(#[from] CaError),

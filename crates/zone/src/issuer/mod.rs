@@ -13,7 +13,12 @@
 //!   (jittered), at once when the Mesh's enabled backend changes, jittered exponential backoff
 //!   (1 s → 60 s) on failures.
 //! - [`Issuer::trust_bundle`] is every root of every backend of the Mesh, so a migration from one
-//!   backend to another never breaks trust.
+//!   backend to another never breaks trust, and every root a backend has shown while a
+//!   certificate it signed may live ([`roots`]), so a CA rotation never breaks trust either. A
+//!   new certificate that reaches no root of the bundle makes the issuer read the backend's roots
+//!   again and publish the enlarged bundle; the first certificates under a new root are handed
+//!   out once every SDS stream of the mesh confirmed a bundle holding it ([`publish`]). Roots
+//!   are re-read every `roots_refresh_interval` too.
 //! - A deleted Dataplane's certificate is dropped from memory and disk.
 //! - CA health per mesh/backend goes to a [`CaHealthHook`] (the ZoneInsight) and to metrics.
 //!
@@ -23,7 +28,9 @@
 //! - [`error`]: why issuance failed, `IssuerError`.
 //! - [`dataplane_cert`]: `DataplaneCert`, what a dataplane is served.
 //! - [`backends`]: `MeshBackends`, the built backends of one Mesh.
-//! - [`cache`]: `DiskCache`, certificates and backend roots kept in the zone's sled database.
+//! - [`cache`]: `DiskCache`, certificates and root books kept in the zone's sled database.
+//! - [`roots`]: `RootBook`, the roots a backend has shown and until when each is trusted.
+//! - [`publish`]: `BundleBoard`, which bundle each SDS stream's data plane has confirmed.
 //! - [`breaker`]: `CircuitBreaker`, one per backend.
 //! - [`backoff`]: jittered backoff and rotation instants, freshness.
 //! - [`health`]: `HealthBook`, CA health per mesh/backend.
@@ -40,6 +47,8 @@ pub mod error;
 pub mod health;
 pub mod hook;
 pub mod metrics;
+pub mod publish;
+pub mod roots;
 pub mod settings;
 mod watch;
 
@@ -58,7 +67,12 @@ use time::OffsetDateTime;
 use tokio::sync::{Semaphore, broadcast, watch as tokio_watch};
 use tracing::Instrument as _;
 
-use self::{backends::BackendEntry, health::HealthBook};
+use self::{
+    backends::BackendEntry,
+    health::HealthBook,
+    publish::{BundleBoard, BundleReader},
+    roots::RootBook,
+};
 pub use self::{
     backends::MeshBackends,
     breaker::CircuitBreaker,
@@ -91,9 +105,14 @@ struct Inner {
     locks: Mutex<HashMap<DpKey, Arc<tokio::sync::Mutex<()>>>>,
     permits: Semaphore,
     breakers: Mutex<HashMap<DpKey, Arc<CircuitBreaker>>>,
-    /// The last roots each backend reported, kept across rebuilds and (on disk) restarts: a
-    /// backend that cannot answer (Vault down) keeps its roots in the trust bundle.
-    last_roots: Mutex<HashMap<DpKey, Vec<String>>>,
+    /// Every root each backend has shown and until when it is trusted, kept across rebuilds and
+    /// (on disk) restarts: a backend that cannot answer (Vault down) keeps its roots in the
+    /// trust bundle, a rotated CA keeps its old root while certificates it signed live.
+    books: Mutex<HashMap<DpKey, RootBook>>,
+    /// One reading of a backend's roots at a time when a certificate reaches none of them.
+    roots_refresh: tokio::sync::Mutex<()>,
+    /// The bundle generations and what each SDS stream's data plane confirmed.
+    board: BundleBoard,
     health: Arc<HealthBook>,
     /// Per mesh, bumped on every change of the Mesh or its Secrets; watch tasks and SDS streams
     /// of that mesh re-check. A mesh nobody watches has no entry.
@@ -129,12 +148,15 @@ impl Issuer {
             memory: Mutex::default(),
             locks: Mutex::default(),
             breakers: Mutex::default(),
-            last_roots: Mutex::default(),
+            books: Mutex::default(),
+            roots_refresh: tokio::sync::Mutex::default(),
+            board: BundleBoard::default(),
             health,
             mesh_events: Mutex::default(),
         });
         tokio::spawn(listen(Arc::downgrade(&inner), feed));
         tokio::spawn(report_token_ttls(Arc::downgrade(&inner)));
+        tokio::spawn(refresh_roots(Arc::downgrade(&inner)));
         Self { inner }
     }
 
@@ -203,20 +225,27 @@ impl Issuer {
         rx
     }
 
-    /// Every root (PEM) of every backend of `mesh`, deduplicated. A backend that cannot say right
-    /// now contributes the roots it last reported (if any). Empty when the Mesh does not exist.
+    /// Every root (PEM) of every backend of `mesh`, deduplicated: those each backend reports and
+    /// those it reported while a certificate they signed may live. A backend that cannot say
+    /// right now contributes the roots it last reported (if any). Empty when the Mesh does not
+    /// exist.
     pub async fn trust_bundle(&self, mesh: &str) -> Vec<String> {
+        self.trust_bundle_generation(mesh).await.1
+    }
+
+    /// [`Issuer::trust_bundle`] with its generation (which [`Issuer::bundle_confirmed`] takes).
+    pub async fn trust_bundle_generation(&self, mesh: &str) -> (u64, Vec<String>) {
         let set = match self.mesh_backends(mesh).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(mesh, error = %e, "no trust bundle");
-                return Vec::new();
+                return (self.inner.board.generation(mesh), Vec::new());
             }
         };
-        let mut seen = BTreeSet::new();
-        let mut out = Vec::new();
         for (name, entry) in &set.backends {
-            let roots = entry
+            // Asked once per build of the backends (and on the refresh interval and when a
+            // certificate reaches no known root); the book answers in between.
+            let fetched = entry
                 .roots
                 .get_or_try_init(|| async {
                     // While a backend cannot answer, ask it at most once per retry interval:
@@ -225,64 +254,47 @@ impl Issuer {
                     if let Some(since) = entry.roots_retry_in(ROOTS_RETRY_INTERVAL) {
                         return Err(since);
                     }
-                    entry.ca.root_certs().await.map_err(|e| {
+                    let roots = entry.ca.root_certs().await.map_err(|e| {
                         let text = e.to_string();
                         entry.roots_failed(&text);
                         text
-                    })
+                    })?;
+                    self.learn_roots(mesh, name, &roots, entry.ca.default_ttl());
+                    Ok(roots)
                 })
                 .await;
-            let key = (mesh.to_string(), name.clone());
-            let remembered = self
-                .inner
-                .last_roots
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&key)
-                .cloned();
-            let roots = match roots {
-                Ok(roots) => {
-                    if remembered.as_ref() != Some(roots) {
-                        if let Err(e) = self.inner.disk.store_roots(mesh, name, roots) {
-                            tracing::warn!(mesh, backend = %name, error = %e, "backend roots not remembered on disk");
-                        }
-                        self.inner
-                            .last_roots
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .insert(key, roots.clone());
-                    }
-                    roots.clone()
-                }
-                Err(e) => {
-                    tracing::warn!(mesh, backend = %name, error = %e, "backend roots unavailable; using the last known");
-                    match remembered {
-                        Some(r) => r,
-                        None => match self.inner.disk.load_roots(mesh, name) {
-                            Ok(Some(r)) => {
-                                self.inner
-                                    .last_roots
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .insert(key, r.clone());
-                                r
-                            }
-                            Ok(None) => Vec::new(),
-                            Err(e) => {
-                                tracing::warn!(mesh, backend = %name, error = %e, "remembered backend roots unreadable");
-                                Vec::new()
-                            }
-                        },
-                    }
-                }
-            };
-            for r in roots {
-                if seen.insert(r.trim().to_string()) {
+            if let Err(e) = fetched {
+                tracing::warn!(mesh, backend = %name, error = %e, "backend roots unavailable; using the last known");
+            }
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut books = self.lock_books();
+        let generation = self.inner.board.generation(mesh);
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for name in set.backends.keys() {
+            let book = book_of(&self.inner, &mut books, mesh, name);
+            if book.prune(now) {
+                tracing::info!(mesh, backend = %name, "a superseded root left the trust bundle: every certificate it signed has expired");
+                self.persist_book(mesh, name, book, now);
+            }
+            for r in book.bundle(now) {
+                if seen.insert(r.split_whitespace().collect::<String>()) {
                     out.push(r);
                 }
             }
         }
-        out
+        (generation, out)
+    }
+
+    /// A reader of `mesh`'s bundle confirmations, one per SDS stream (see [`publish`]).
+    pub fn bundle_reader(&self, mesh: &str) -> Arc<BundleReader> {
+        self.inner.board.reader(mesh)
+    }
+
+    /// The data plane behind `reader` confirmed (ACKed) a bundle of `generation`.
+    pub fn bundle_confirmed(&self, mesh: &str, reader: &BundleReader, generation: u64) {
+        self.inner.board.confirmed(mesh, reader, generation);
     }
 
     /// CA health of every mesh backend used so far (sorted by mesh, then backend).
@@ -409,6 +421,16 @@ impl Issuer {
                     .unwrap_or_else(|| "not found in the Mesh".into()),
             }),
         };
+        let result = match result {
+            Ok(cert) => match set.backends.get(&backend) {
+                Some(entry) => self
+                    .vouch(mesh, &backend, entry, &cert)
+                    .await
+                    .map(|()| cert),
+                None => Ok(cert),
+            },
+            Err(e) => Err(e),
+        };
         match result {
             Ok(cert) => {
                 let dc = Arc::new(DataplaneCert {
@@ -500,6 +522,129 @@ impl Issuer {
                 Err(e.into())
             }
         }
+    }
+
+    /// Makes sure `cert`, just issued by `backend`, reaches a root of the trust bundle before it
+    /// is served: when it reaches none, the backend's roots are read again and the enlarged
+    /// bundle published; the first certificates under a root new to this process wait until
+    /// every SDS stream of the mesh confirmed a bundle holding it (or the confirm timeout). The
+    /// root is then kept at least until `cert` expires.
+    async fn vouch(
+        &self,
+        mesh: &str,
+        backend: &str,
+        entry: &BackendEntry,
+        cert: &IssuedCert,
+    ) -> Result<(), IssuerError> {
+        let anchor = |issuer: &Issuer| {
+            let now = OffsetDateTime::now_utc();
+            let mut books = issuer.lock_books();
+            let book = book_of(&issuer.inner, &mut books, mesh, backend);
+            let index = book.anchor(&cert.chain_pem, now)?;
+            if book.served(index, cert.not_after) {
+                issuer.persist_book(mesh, backend, book, now);
+            }
+            Some(book.roots()[index].added)
+        };
+        let added = match anchor(self) {
+            Some(added) => added,
+            None => {
+                // One reading at a time: the data planes rotating together find it done.
+                let _one = self.inner.roots_refresh.lock().await;
+                match anchor(self) {
+                    Some(added) => added,
+                    None => {
+                        let roots =
+                            entry
+                                .ca
+                                .root_certs()
+                                .await
+                                .map_err(|e| IssuerError::UnknownRoot {
+                                    mesh: mesh.to_string(),
+                                    backend: backend.to_string(),
+                                    reason: e.to_string(),
+                                })?;
+                        self.learn_roots(mesh, backend, &roots, entry.ca.default_ttl());
+                        match anchor(self) {
+                            Some(added) => added,
+                            None => {
+                                tracing::warn!(
+                                    backend,
+                                    serial = %cert.serial,
+                                    "the new certificate reaches none of the roots the backend reports; serving it, but peers will not verify it: check that the CA chain the backend publishes (Vault: {{pki}}/cert/ca_chain) holds the CA that signs"
+                                );
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let Some((generation, at)) = added else {
+            return Ok(());
+        };
+        let deadline = at + self.inner.settings.bundle_confirm_timeout;
+        if !self
+            .inner
+            .board
+            .wait_confirmed(mesh, generation, deadline)
+            .await
+        {
+            tracing::warn!(
+                backend,
+                "not every data plane confirmed the trust bundle holding the new root in time; serving the certificate signed by it anyway"
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes in `roots`, what `backend` of `mesh` reports now: new roots start a new bundle
+    /// generation, which the mesh's SDS streams are woken to send; the book is kept on disk.
+    fn learn_roots(
+        &self,
+        mesh: &str,
+        backend: &str,
+        roots: &[String],
+        lifetime: std::time::Duration,
+    ) {
+        let now = OffsetDateTime::now_utc();
+        let changed = {
+            let mut books = self.lock_books();
+            let book = book_of(&self.inner, &mut books, mesh, backend);
+            let next = self.inner.board.generation(mesh) + 1;
+            let learned = book.learn(roots, now, lifetime, next);
+            if learned.added > 0 {
+                let generation = self.inner.board.bump(mesh);
+                debug_assert_eq!(generation, next);
+                tracing::info!(
+                    mesh,
+                    backend,
+                    roots = learned.added,
+                    generation,
+                    "new CA root in the trust bundle"
+                );
+            }
+            if learned.changed {
+                self.persist_book(mesh, backend, book, now);
+            }
+            learned.changed
+        };
+        if changed {
+            wake_mesh(&self.inner, Some(mesh));
+        }
+    }
+
+    fn persist_book(&self, mesh: &str, backend: &str, book: &RootBook, now: OffsetDateTime) {
+        if let Err(e) = self.inner.disk.store_root_book(mesh, backend, book, now) {
+            tracing::warn!(mesh, backend, error = %e, "backend roots not remembered on disk");
+        }
+    }
+
+    fn lock_books(&self) -> std::sync::MutexGuard<'_, HashMap<DpKey, RootBook>> {
+        self.inner
+            .books
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The in-memory certificate, else the disk cache's (then kept in memory).
@@ -660,17 +805,92 @@ async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(m, _), _| mesh.as_ref().is_some_and(|changed| changed != m));
-        // Wake whoever watches the changed mesh (every mesh after missed changes); drop the
-        // senders nobody listens to any more.
-        inner
-            .mesh_events
+        wake_mesh(&inner, mesh.as_deref());
+    }
+}
+
+/// Wakes whoever watches `mesh` (every mesh for `None`); drops the senders nobody listens to
+/// any more.
+fn wake_mesh(inner: &Inner, mesh: Option<&str>) {
+    inner
+        .mesh_events
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|m, events| {
+            if mesh.is_none_or(|changed| changed == m) {
+                events.send_modify(|g| *g = g.wrapping_add(1));
+            }
+            events.receiver_count() > 0
+        });
+}
+
+/// The book of `backend` of `mesh`: the one in memory, else the one on disk, else a new one.
+fn book_of<'a>(
+    inner: &Inner,
+    books: &'a mut HashMap<DpKey, RootBook>,
+    mesh: &str,
+    backend: &str,
+) -> &'a mut RootBook {
+    books
+        .entry((mesh.to_string(), backend.to_string()))
+        .or_insert_with(|| match inner.disk.load_root_book(mesh, backend) {
+            Ok(Some(book)) => book,
+            Ok(None) => RootBook::default(),
+            Err(e) => {
+                tracing::warn!(mesh, backend, error = %e, "remembered backend roots unreadable");
+                RootBook::default()
+            }
+        })
+}
+
+/// Every `roots_refresh_interval`, reads the roots of every backend in use again, so a root
+/// another zone (or an operator) rotated to reaches this zone's bundles before long, and a
+/// superseded root leaves them once its keep-until passed (the SDS streams are woken when a
+/// bundle changes). One unauthenticated read per backend (Vault: `{pki}/cert/ca_chain`).
+async fn refresh_roots(inner: Weak<Inner>) {
+    let Some(every) = inner.upgrade().map(|i| i.settings.roots_refresh_interval) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let issuer = Issuer { inner: strong };
+        let meshes: Vec<(String, Arc<MeshBackends>)> = issuer
+            .inner
+            .meshes
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|m, events| {
-                if mesh.as_ref().is_none_or(|changed| changed == m) {
-                    events.send_modify(|g| *g = g.wrapping_add(1));
+            .await
+            .iter()
+            .map(|(m, b)| (m.clone(), b.clone()))
+            .collect();
+        for (mesh, set) in meshes {
+            for (name, entry) in &set.backends {
+                match entry.ca.root_certs().await {
+                    Ok(roots) => issuer.learn_roots(&mesh, name, &roots, entry.ca.default_ttl()),
+                    Err(e) => {
+                        tracing::debug!(mesh, backend = %name, error = %e, "backend roots not re-read");
+                    }
                 }
-                events.receiver_count() > 0
-            });
+                let now = OffsetDateTime::now_utc();
+                let dropped = {
+                    let mut books = issuer.lock_books();
+                    let book = book_of(&issuer.inner, &mut books, &mesh, name);
+                    let dropped = book.prune(now);
+                    if dropped {
+                        issuer.persist_book(&mesh, name, book, now);
+                    }
+                    dropped
+                };
+                if dropped {
+                    tracing::info!(mesh, backend = %name, "a superseded root left the trust bundle: every certificate it signed has expired");
+                    wake_mesh(&issuer.inner, Some(&mesh));
+                }
+            }
+        }
     }
 }

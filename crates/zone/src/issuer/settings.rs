@@ -32,6 +32,13 @@ pub struct IssuerSettings {
     /// How often the Vault tokens' remaining TTLs are re-read into
     /// `mosaic_vault_token_ttl_seconds` (no Vault call).
     pub token_report_interval: Duration,
+    /// How long the first certificates signed by a new root wait for every SDS stream of the
+    /// mesh to confirm a trust bundle holding it (then they are served anyway).
+    pub bundle_confirm_timeout: Duration,
+    /// How often the roots of every backend in use are read again (an unauthenticated read, e.g.
+    /// Vault's `{pki}/cert/ca_chain`), so a root rotated by another zone's first certificate or
+    /// by an operator reaches this zone's bundles, and superseded roots leave them on time.
+    pub roots_refresh_interval: Duration,
     /// The zone's name (what `{{ zone }}` expands to) and its own Vault credentials.
     pub vault: ZoneVault,
 }
@@ -115,7 +122,8 @@ fn auth_method(e: &VaultAuthConfig) -> AuthMethod {
 impl Default for IssuerSettings {
     /// 16 requests in flight, the circuit opens after 5 consecutive failures for 30 s, backoff
     /// 1 s → 60 s, rotation jitter 5% of the lifetime, CA health reported at most once a second,
-    /// token TTLs re-read every 10 s; no zone name and no zone-held Vault credentials.
+    /// token TTLs re-read every 10 s, a new root's bundle confirmed within 10 s, roots re-read
+    /// every 60 s; no zone name and no zone-held Vault credentials.
     fn default() -> Self {
         Self {
             max_in_flight: 16,
@@ -126,6 +134,8 @@ impl Default for IssuerSettings {
             rotation_jitter: 0.05,
             health_report_interval: Duration::from_secs(1),
             token_report_interval: Duration::from_secs(10),
+            bundle_confirm_timeout: Duration::from_secs(10),
+            roots_refresh_interval: Duration::from_secs(60),
             vault: ZoneVault::default(),
         }
     }

@@ -1,10 +1,15 @@
 //! One `StreamSecrets` stream: the first request authenticates and registers the data plane;
 //! then the session pushes its secrets whenever the certificate rotates or the mesh's trust
-//! bundle changes, follows ACKs and NACKs, re-issues when the Dataplane's tags change, and ends
+//! bundle changes, follows ACKs and NACKs (an ACK of a response holding the trust bundle is
+//! reported to the issuer, which waits for them before serving certificates of a new root),
+//! re-issues when the Dataplane's tags change, and ends
 //! the stream (with a status saying why) when the Dataplane is deleted, its token stops
 //! verifying or is revoked, or the zone shuts down.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeSet, VecDeque},
+    sync::Arc,
+};
 
 use mosaic_core::{
     Sensitive,
@@ -29,7 +34,7 @@ use super::{
     secrets::Material,
 };
 use crate::{
-    issuer::DataplaneCert,
+    issuer::{DataplaneCert, publish::BundleReader},
     store::{Change, ChangeOp, KdsType, StoreKey},
 };
 
@@ -136,6 +141,12 @@ struct Session {
     tx: Outbound,
     cert: watch::Receiver<Option<Arc<DataplaneCert>>>,
     bundle: Vec<String>,
+    /// The generation of `bundle`.
+    bundle_generation: u64,
+    /// Where this stream's bundle confirmations go.
+    reader: Arc<BundleReader>,
+    /// The bundle generation of each response sent with the bundle and not ACKed yet, by nonce.
+    unconfirmed: VecDeque<(u64, u64)>,
     sent_version: Option<String>,
     recorded_serial: Option<String>,
     nonce: u64,
@@ -153,7 +164,11 @@ impl Session {
             &opened.caller.name,
             opened.tags.clone(),
         );
+        let reader = shared.issuer.bundle_reader(&opened.caller.mesh);
         Self {
+            reader,
+            bundle_generation: 0,
+            unconfirmed: VecDeque::new(),
             shared,
             token,
             caller: opened.caller,
@@ -175,7 +190,11 @@ impl Session {
         let mut mesh_changes = self.shared.issuer.mesh_changes(&self.caller.mesh);
         let mut feed = self.shared.store.subscribe();
         let mut stop = self.shared.stop.clone();
-        self.bundle = self.shared.issuer.trust_bundle(&self.caller.mesh).await;
+        (self.bundle_generation, self.bundle) = self
+            .shared
+            .issuer
+            .trust_bundle_generation(&self.caller.mesh)
+            .await;
         loop {
             self.push().await?;
             tokio::select! {
@@ -243,6 +262,19 @@ impl Session {
         if self.tx.send(Ok(response)).await.is_err() {
             return Ok(());
         }
+        if self
+            .names
+            .iter()
+            .any(|n| matches!(n, SecretName::MeshCa(_)))
+        {
+            self.reader.sent();
+            // A data plane that never ACKs must not make this grow without end.
+            if self.unconfirmed.len() >= 64 {
+                self.unconfirmed.pop_front();
+            }
+            self.unconfirmed
+                .push_back((self.nonce, self.bundle_generation));
+        }
         self.sent_version = Some(version);
         Ok(())
     }
@@ -269,6 +301,7 @@ impl Session {
             ),
             None if !req.response_nonce.is_empty() => {
                 tracing::debug!(nonce = %req.response_nonce, version = %req.version_info, "ACK");
+                self.confirmed(&req.response_nonce);
             }
             None => {}
         }
@@ -281,10 +314,37 @@ impl Session {
         Ok(())
     }
 
-    /// The Mesh or its Secrets changed: it must still exist with mTLS on; refresh the bundle.
+    /// The data plane ACKed the response of `nonce`: the bundle it held is confirmed.
+    fn confirmed(&mut self, nonce: &str) {
+        let Ok(nonce) = nonce.parse::<u64>() else {
+            return;
+        };
+        let mut generation = None;
+        while let Some(&(n, g)) = self.unconfirmed.front() {
+            if n > nonce {
+                break;
+            }
+            if n == nonce {
+                generation = Some(g);
+            }
+            self.unconfirmed.pop_front();
+        }
+        if let Some(g) = generation {
+            self.shared
+                .issuer
+                .bundle_confirmed(&self.caller.mesh, &self.reader, g);
+        }
+    }
+
+    /// The Mesh or its Secrets changed (or a backend's roots did): it must still exist with mTLS
+    /// on; refresh the bundle.
     async fn mesh_changed(&mut self) -> Result<(), SdsError> {
         mtls_enabled(&self.shared, &self.caller.mesh)?;
-        self.bundle = self.shared.issuer.trust_bundle(&self.caller.mesh).await;
+        (self.bundle_generation, self.bundle) = self
+            .shared
+            .issuer
+            .trust_bundle_generation(&self.caller.mesh)
+            .await;
         Ok(())
     }
 
