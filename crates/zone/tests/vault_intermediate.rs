@@ -245,7 +245,7 @@ async fn seed_004_two_zones(csr_path: Option<&str>) -> anyhow::Result<()> {
         let public = keyscan::cert_public_key(intermediate)?;
         let on_disk = keyscan::private_keys_under(z.dir())?;
         assert!(
-            on_disk.len() >= 1,
+            !on_disk.is_empty(),
             "{}: the scan finds the cached leaf keys, so it would find the intermediate's",
             z.name
         );
@@ -347,7 +347,10 @@ async fn seed_004_two_zones(csr_path: Option<&str>) -> anyhow::Result<()> {
         .filter(|e| e["type"] == "request")
         .map(|e| format!("{} {}", e["request"]["operation"], e["request"]["path"]))
         .collect();
-    assert!(after.is_empty(), "no Vault call after the restart: {after:?}");
+    assert!(
+        after.is_empty(),
+        "no Vault call after the restart: {after:?}"
+    );
 
     // With OpenBao gone, a new data plane still gets a certificate from west's intermediate.
     bao.stop();

@@ -244,7 +244,16 @@ impl Issuer {
         };
         for (name, entry) in &set.backends {
             // Asked once per build of the backends (and on the refresh interval and when a
-            // certificate reaches no known root); the book answers in between.
+            // certificate reaches no known root); the book answers in between. A book kept from
+            // before a restart answers at once: a restarted zone serves what it served with no
+            // call to the CA (a certificate under a root it does not know is checked before it
+            // is handed out, and the refresh interval catches up).
+            let remembered = !book_of(&self.inner, &mut self.lock_books(), mesh, name)
+                .roots()
+                .is_empty();
+            if remembered {
+                continue;
+            }
             let fetched = entry
                 .roots
                 .get_or_try_init(|| async {
