@@ -476,3 +476,101 @@ async fn a_role_storing_every_certificate_is_admitted_with_a_warning() -> anyhow
     assert!(warnings(&r).is_empty(), "{:?}", warnings(&r));
     Ok(())
 }
+
+/// A `mode: intermediate` backend (seed 004) authenticating with Secret `secret`.
+fn intermediate_backend(addr: &str, secret: &str, csr_path: Option<&str>) -> Value {
+    let mut intermediate = json!({"caPath": mosaic_testkit::SEED004_CA_PATH, "ttl": "720h"});
+    if let Some(p) = csr_path {
+        intermediate["csrPath"] = json!(p);
+    }
+    json!({"name": "vault-1", "type": "vault",
+    "dpCert": {"rotation": {"expiration": "24h"}},
+    "conf": {"fromCp": {
+        "address": addr, "pki": "pki", "mode": "intermediate", "intermediate": intermediate,
+        "auth": {"token": {"secret": secret}}
+    }}})
+}
+
+#[tokio::test]
+async fn an_intermediate_mode_mesh_is_admitted_by_signing_a_test_intermediate() -> anyhow::Result<()>
+{
+    let bao = OpenBao::start_with_audit(None).await?;
+    let kube =
+        mosaic_testkit::FakeKubernetesApi::start("istio-system", "istiod-service-account").await?;
+    let work = tempfile::tempdir()?;
+    bao.setup_seed004(work.path(), &kube.addr()).await?;
+    let token = bao
+        .create_token(&TokenSpec::new(&[mosaic_testkit::SEED004_ROLE]))
+        .await?;
+    let (app, _store) = app().await;
+    put_secret(&app, "token-1", &token).await;
+
+    // Seed 004's policy: admitted, after Vault signed one test intermediate (and, with csrPath,
+    // made its key, whose copy in pki_int is deleted at once).
+    for (csr, signs) in [(None, 1), (Some(mosaic_testkit::SEED004_CSR_PATH), 2)] {
+        let r = put(
+            &app,
+            "/meshes/default",
+            &mesh(
+                vec![intermediate_backend(bao.addr(), "token-1", csr)],
+                false,
+            ),
+        )
+        .await;
+        assert!(r.status.is_success(), "{}", r.text());
+        assert_eq!(
+            bao.count_audit_requests(mosaic_testkit::SEED004_CA_PATH)?,
+            signs
+        );
+    }
+    assert_eq!(
+        bao.count_audit_requests(mosaic_testkit::SEED004_CSR_PATH)?,
+        1
+    );
+    let keys = bao
+        .api("LIST", "pki_int/keys", None)
+        .await
+        .unwrap_or(Value::Null);
+    assert!(
+        keys["data"]["keys"].as_array().is_none_or(|k| k.is_empty()),
+        "the test intermediate's key is not left in pki_int: {keys}"
+    );
+
+    // A policy without pki/root/sign-intermediate: refused, quoting Vault, naming the path.
+    bao.write_policy(
+        "no-sign-intermediate",
+        "path \"pki_int/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"] }\n",
+    )
+    .await?;
+    let weak = bao
+        .create_token(&TokenSpec::new(&["no-sign-intermediate"]))
+        .await?;
+    put_secret(&app, "token-weak", &weak).await;
+    let r = put(
+        &app,
+        "/meshes/default",
+        &mesh(
+            vec![intermediate_backend(bao.addr(), "token-weak", None)],
+            false,
+        ),
+    )
+    .await;
+    refused(
+        &r,
+        0,
+        &[
+            "Vault at",
+            "permission denied",
+            "sign a zone intermediate CA at pki/root/sign-intermediate",
+            "\"pki/root/sign-intermediate\"",
+        ],
+        &weak,
+    );
+    // The refused write changed nothing: the Mesh keeps its csrPath backend.
+    let kept = get(&app, "/meshes/default").await.json();
+    assert_eq!(
+        kept["mtls"]["backends"][0]["conf"]["fromCp"]["intermediate"]["csrPath"],
+        mosaic_testkit::SEED004_CSR_PATH
+    );
+    Ok(())
+}

@@ -50,6 +50,8 @@ const REQUIRED_ALERTS: &[&str] = &[
     "MosaicCaUnhealthy",
     "MosaicCertificatesNearExpiry",
     "MosaicVaultTokenTtlLow",
+    "MosaicVaultIntermediateRenewalOverdue",
+    "MosaicVaultIntermediateOutageBudgetLow",
     "MosaicRaftNoLeader",
     "MosaicKdsNacksRising",
 ];
