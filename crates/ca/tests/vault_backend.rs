@@ -396,3 +396,55 @@ async fn a_silent_vault_times_out_after_request_timeout() -> anyhow::Result<()> 
     hold.abort();
     Ok(())
 }
+
+/// Vault's documented root rotation makes the new root first (`root/rotate/internal`) and the
+/// default later: the backend's roots hold every issuer of the mount that can sign (has a key)
+/// from the start, so every zone's bundle trusts the new root before anything it signs is
+/// served; a CA imported without its key (it cannot sign in the mount) is not trusted.
+#[tokio::test]
+async fn the_roots_are_every_signing_issuer_of_the_mount() -> anyhow::Result<()> {
+    let (bao, root, token) = seed_root().await?;
+    let b = backend("vault-1", "vault", vault_conf(bao.addr(), &token), "24h");
+    let ca = build(&b, secrets(&token)).await?;
+    assert_eq!(ca.root_certs().await?.len(), 1);
+
+    let next = bao
+        .write(
+            &format!("{SEED_MOUNT}/root/rotate/internal"),
+            json!({"common_name": "next root", "issuer_name": "next"}),
+        )
+        .await?;
+    let next_pem = next["data"]["certificate"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no certificate: {next}"))?
+        .to_string();
+    let (other, _) = mosaic_ca::local::LocalCa::generate_root(
+        "other",
+        "imported without its key",
+        Duration::from_secs(3600),
+    )?;
+    bao.write(
+        &format!("{SEED_MOUNT}/issuers/import/cert"),
+        json!({"pem_bundle": other}),
+    )
+    .await?;
+
+    let roots: Vec<Vec<Vec<u8>>> = ca
+        .root_certs()
+        .await?
+        .iter()
+        .map(|p| pem_to_ders(p))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(roots.len(), 2, "the default root and the next one");
+    assert_eq!(
+        roots[0],
+        pem_to_ders(&root)?,
+        "the default issuer's chain first"
+    );
+    assert!(roots.contains(&pem_to_ders(&next_pem)?), "the next root");
+    assert!(
+        !roots.contains(&pem_to_ders(&other)?),
+        "not the key-less import"
+    );
+    Ok(())
+}

@@ -752,8 +752,79 @@ pub(crate) async fn read_roots(client: &VaultClient, pki: &str) -> Result<Vec<St
             format!("no CA certificate is configured on {pki}: generate or import one"),
         ));
     }
+    // Every other issuer of the mount that holds a key (so can sign for it) is trusted too:
+    // a new root made with `{pki}/root/rotate/internal` reaches every zone's bundle before an
+    // operator makes it the default. Older Vaults without the issuers API answer 404: the
+    // default issuer's chain alone is what they have.
+    match signing_issuer_chains(client, pki).await {
+        Ok(more) => pems.extend(more),
+        Err(e) => {
+            tracing::debug!(pki, error = %e, "the mount's issuers not listed; its default chain is the bundle")
+        }
+    }
     dedup(&mut pems);
     Ok(pems)
+}
+
+/// The chains (PEM, unexpired certificates only) of every issuer of `pki` that holds a key
+/// (`LIST {pki}/issuers`, `{pki}/issuer/<id>/json`: both served without a token).
+async fn signing_issuer_chains(client: &VaultClient, pki: &str) -> Result<Vec<String>, VaultError> {
+    let op = Operation::ReadCa {
+        pki: pki.to_string(),
+    };
+    let listed = client
+        .call(
+            Method::GET,
+            &format!("{pki}/issuers?list=true"),
+            None,
+            None,
+            &op,
+        )
+        .await?;
+    let ids: Vec<String> = listed
+        .pointer("/data/key_info")
+        .and_then(Value::as_object)
+        .map(|info| {
+            info.iter()
+                .filter(|(_, i)| {
+                    i.get("key_id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|k| !k.is_empty())
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    for id in ids {
+        let issuer = client
+            .call(
+                Method::GET,
+                &format!("{pki}/issuer/{id}/json"),
+                None,
+                None,
+                &op,
+            )
+            .await?;
+        let data = issuer.get("data");
+        let listed = data
+            .and_then(|d| d.get("ca_chain"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let own = data
+            .and_then(|d| d.get("certificate"))
+            .and_then(Value::as_str);
+        for pem in own.into_iter().chain(listed) {
+            for c in split_pem(pem).map_err(|e| VaultError::Certificate(e.to_string()))? {
+                if inspect_pem(&c).is_ok_and(|i| i.not_after > now) {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn dedup(pems: &mut Vec<String>) {
