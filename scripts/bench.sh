@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs Mosaic's four benchmarks and writes bench/RESULTS.md (see bench/README.md).
+# Runs Mosaic's benchmarks and writes bench/RESULTS.md (see bench/README.md).
 #
 # Installs what it needs, idempotently: OpenBao via scripts/setup-test-env.sh, and Debian's
 # etcd-server (the peer of global-writes) when `etcd` is missing. Builds mosaic-bench,
-# mosaic-global and mosaic-zone in release, then runs propagation, issuance, global-writes and
-# memory with defaults that take about 6 minutes on 2 cores (plus the release build: about 12
-# minutes from a clean target). Override with the variables
+# mosaic-global and mosaic-zone in release, then runs propagation, issuance, the three
+# intermediate-mode benchmarks (intermediate-issuance, intermediate-calls, intermediate-outage),
+# global-writes and memory with defaults that take about 8 minutes on 2 cores (plus the release
+# build: about 12 minutes from a clean target). Override with the variables
 # below, e.g. `PROPAGATION_ZONES=10,100 ./scripts/bench.sh`. Everything it starts listens on
 # loopback and is stopped when each benchmark ends.
 set -euo pipefail
@@ -16,6 +17,14 @@ PROPAGATION_ROUNDS=${PROPAGATION_ROUNDS:-200}
 ISSUANCE_CONCURRENCY=${ISSUANCE_CONCURRENCY:-16}
 ISSUANCE_COUNT=${ISSUANCE_COUNT:-2000}
 ISSUANCE_RSA_COUNT=${ISSUANCE_RSA_COUNT:-300}
+INTERMEDIATE_COUNT=${INTERMEDIATE_COUNT:-2000}
+INTERMEDIATE_ZONE_COUNT=${INTERMEDIATE_ZONE_COUNT:-20000}
+INTERMEDIATE_ZONES=${INTERMEDIATE_ZONES:-2}
+INTERMEDIATE_DATAPLANES=${INTERMEDIATE_DATAPLANES:-1000}
+OUTAGE_INTERMEDIATE_TTL=${OUTAGE_INTERMEDIATE_TTL:-60}
+OUTAGE_LEAF_TTL=${OUTAGE_LEAF_TTL:-20}
+OUTAGE_STOP_AFTER=${OUTAGE_STOP_AFTER:-5}
+OUTAGE_INTERVAL_MS=${OUTAGE_INTERVAL_MS:-100}
 WRITES_CLIENTS=${WRITES_CLIENTS:-1,64}
 WRITES_SECONDS=${WRITES_SECONDS:-30}
 WRITES_TMPFS_SECONDS=${WRITES_TMPFS_SECONDS:-10}
@@ -91,6 +100,12 @@ run() {
 
 run propagation propagation --zones "$PROPAGATION_ZONES" --rounds "$PROPAGATION_ROUNDS"
 run issuance issuance --concurrency "$ISSUANCE_CONCURRENCY" --count "$ISSUANCE_COUNT" --rsa-count "$ISSUANCE_RSA_COUNT"
+run intermediate-issuance intermediate-issuance --concurrency "$ISSUANCE_CONCURRENCY" \
+    --count "$INTERMEDIATE_COUNT" --zone-count "$INTERMEDIATE_ZONE_COUNT"
+run intermediate-calls intermediate-calls --zones "$INTERMEDIATE_ZONES" --dataplanes "$INTERMEDIATE_DATAPLANES" \
+    --concurrency "$ISSUANCE_CONCURRENCY"
+run intermediate-outage intermediate-outage --intermediate-ttl "$OUTAGE_INTERMEDIATE_TTL" \
+    --leaf-ttl "$OUTAGE_LEAF_TTL" --stop-after "$OUTAGE_STOP_AFTER" --interval-ms "$OUTAGE_INTERVAL_MS"
 run global-writes global-writes --clients "$WRITES_CLIENTS" --seconds "$WRITES_SECONDS"
 # Attribution: the same comparison with every data dir on tmpfs, where fsync costs nothing,
 # shows how much of the gap is durability and how much is CPU.
