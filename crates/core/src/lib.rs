@@ -11,6 +11,7 @@
 //! - [`resource`]: Mesh, Secret, GlobalSecret, Zone, Dataplane and insights; Universal and Kubernetes forms.
 //! - [`datasource`]: DataSource (`secret`, `file`, `inline`, `inlineString`), its validation and the
 //!   `SecretSource` trait the stores implement.
+//! - [`spiffe_template`]: a MeshIdentity's SPIFFE ID templates (`{{ .Mesh }}`, `{{ label "K" }}`).
 //! - [`template`]: the Vault backend's `commonName` template (`tag`, `replace`).
 //! - [`ca`]: the `CaBackend` trait, its requests, answers and errors; identity (SAN) rules.
 //! - [`token`]: zone and dataplane tokens (Ed25519 JWTs): signing keys, claims, verification.
@@ -26,6 +27,7 @@ pub mod resource;
 pub mod revocation;
 pub mod sds;
 pub mod sensitive;
+pub mod spiffe_template;
 pub mod template;
 pub mod token;
 pub mod validate;

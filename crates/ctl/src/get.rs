@@ -32,6 +32,12 @@ pub enum GetKind {
     /// Data planes of a mesh (as zones report them).
     #[value(alias = "dataplane")]
     Dataplanes,
+    /// MeshIdentities of a mesh.
+    #[value(alias = "meshidentity", alias = "mid")]
+    Meshidentities,
+    /// MeshTrusts of a mesh.
+    #[value(alias = "meshtrust", alias = "mtrust")]
+    Meshtrusts,
 }
 
 /// What `delete` removes.
@@ -52,6 +58,12 @@ pub enum DeleteKind {
     /// A Dataplane (on a zone control plane).
     #[value(alias = "dataplanes")]
     Dataplane,
+    /// A MeshIdentity of a mesh.
+    #[value(alias = "meshidentities")]
+    Meshidentity,
+    /// A MeshTrust of a mesh.
+    #[value(alias = "meshtrusts")]
+    Meshtrust,
 }
 
 /// Output format.
@@ -77,6 +89,8 @@ impl GetKind {
             GetKind::GlobalSecrets => ResourceType::GlobalSecret,
             GetKind::Zones => ResourceType::Zone,
             GetKind::Dataplanes => ResourceType::Dataplane,
+            GetKind::Meshidentities => ResourceType::MeshIdentity,
+            GetKind::Meshtrusts => ResourceType::MeshTrust,
         }
     }
 }
@@ -92,6 +106,8 @@ impl DeleteKind {
             DeleteKind::GlobalSecret => ResourceType::GlobalSecret,
             DeleteKind::Zone => ResourceType::Zone,
             DeleteKind::Dataplane => ResourceType::Dataplane,
+            DeleteKind::Meshidentity => ResourceType::MeshIdentity,
+            DeleteKind::Meshtrust => ResourceType::MeshTrust,
         }
     }
 }
@@ -186,6 +202,45 @@ pub fn rows(
                 .map(|v| {
                     let zone = str_at(v, &["labels", "kuma.io/zone"]).unwrap_or("-");
                     vec![mesh(v), name(v), zone.to_string(), tags_column(v), age(v)]
+                })
+                .collect(),
+        ),
+        GetKind::Meshidentities => (
+            vec!["MESH", "NAME", "PROVIDER", "TRUST DOMAIN", "AGE"],
+            items
+                .iter()
+                .map(|v| {
+                    let provider = str_at(v, &["spec", "provider", "type"]).unwrap_or("-");
+                    let domain = str_at(v, &["spec", "spiffeID", "trustDomain"])
+                        .unwrap_or(mosaic_core::resource::mesh_identity::DEFAULT_TRUST_DOMAIN);
+                    vec![
+                        mesh(v),
+                        name(v),
+                        provider.to_string(),
+                        domain.to_string(),
+                        age(v),
+                    ]
+                })
+                .collect(),
+        ),
+        GetKind::Meshtrusts => (
+            vec!["MESH", "NAME", "TRUST DOMAIN", "CA BUNDLES", "AGE"],
+            items
+                .iter()
+                .map(|v| {
+                    let domain = str_at(v, &["spec", "trustDomain"]).unwrap_or("-");
+                    let bundles = v
+                        .get("spec")
+                        .and_then(|s| s.get("caBundles"))
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    vec![
+                        mesh(v),
+                        name(v),
+                        domain.to_string(),
+                        bundles.to_string(),
+                        age(v),
+                    ]
                 })
                 .collect(),
         ),

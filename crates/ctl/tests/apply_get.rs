@@ -180,3 +180,44 @@ async fn apply_a_directory_with_variables_dry_run_and_page_through_meshes() -> a
     assert!(err.contains("offset"), "{err}");
     Ok(())
 }
+
+/// `apply -f` a Mesh and the contract's MeshIdentity, `get meshidentities` (table and YAML),
+/// `delete meshidentity NAME`, as with any mesh-scoped resource.
+#[tokio::test]
+async fn meshidentities_apply_get_and_delete() -> anyhow::Result<()> {
+    let mut cluster = GlobalCluster::new(&workspace_binary("mosaic-global")?, 1, 10_000)?;
+    cluster.start_all()?;
+    cluster.wait_ready(0, Duration::from_secs(60)).await?;
+    let api = cluster.api(0);
+    let file = cluster.dir().join("work/identity.yaml");
+    write(
+        &file,
+        "type: Mesh\nname: default\n---\ntype: MeshIdentity\nname: identity\nmesh: default\nspec:\n  selector: { dataplane: { matchLabels: { app: web } } }\n  provider:\n    type: Bundled\n    bundled: { meshTrustCreation: Enabled, autogenerate: { enabled: true } }\n",
+    );
+    let (code, out, err) = ctl(&api, &["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = ctl(&api, &["get", "meshidentities"]);
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.contains("identity"))
+        .unwrap_or_default();
+    assert!(row.contains("default") && row.contains("Bundled"), "{out}");
+    assert!(
+        row.contains("{{ .Mesh }}.{{ .Zone }}.mesh.local"),
+        "the default: {out}"
+    );
+    let (code, out, _) = ctl(&api, &["get", "meshidentity", "identity", "-o", "yaml"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("matchLabels:") && out.contains("app: web"),
+        "{out}"
+    );
+    let (code, out, err) = ctl(&api, &["delete", "meshidentity", "identity"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (status, _) = cluster
+        .get(0, "/meshes/default/meshidentities/identity")
+        .await?;
+    assert_eq!(status, 404);
+    Ok(())
+}

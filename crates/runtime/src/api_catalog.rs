@@ -19,6 +19,8 @@ pub fn display_names(rtype: ResourceType) -> (&'static str, &'static str, &'stat
         ResourceType::ZoneInsight => ("Zone Insight", "Zone Insights", ""),
         ResourceType::Dataplane => ("Dataplane", "Dataplanes", "dp"),
         ResourceType::DataplaneInsight => ("Dataplane Insight", "Dataplane Insights", ""),
+        ResourceType::MeshIdentity => ("Mesh Identity", "Mesh Identities", "mid"),
+        ResourceType::MeshTrust => ("Mesh Trust", "Mesh Trusts", "mtrust"),
     }
 }
 

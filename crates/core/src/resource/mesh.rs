@@ -857,7 +857,7 @@ impl VaultFromCp {
         }
     }
 
-    fn validate(&self, path: &FieldPath, v: &mut Validator) {
+    pub(crate) fn validate(&self, path: &FieldPath, v: &mut Validator) {
         check_url(&self.address, &path.field("address"), true, v);
         if !self.agent_address.is_empty() {
             check_url(&self.agent_address, &path.field("agentAddress"), false, v);

@@ -1,7 +1,11 @@
-//! Resources: Mesh, Secret, GlobalSecret, Zone, ZoneInsight, Dataplane, DataplaneInsight.
+//! Resources: Mesh, Secret, GlobalSecret, Zone, ZoneInsight, Dataplane, DataplaneInsight,
+//! MeshIdentity, MeshTrust.
 //!
 //! Module map:
 //! - [`mesh`]: the Mesh spec, its CA backends' typed configurations and their validation.
+//! - [`mesh_identity`]: MeshIdentity (Kuma 2.13's shape plus Mosaic's Vault provider) and its validation.
+//! - [`mesh_trust`]: MeshTrust (trust domain, CA bundles, origin) and its validation.
+//! - [`secure_source`]: Kuma's `SecureDataSource` (a MeshIdentity's CA certificate and key).
 //! - [`mesh_passthrough`]: Kuma's checks on the Mesh fields kept as written (logging, tracing, ...).
 //! - [`secret`]: Secret and GlobalSecret data.
 //! - [`zone`]: Zone and ZoneInsight (KDS sessions, CA health).
@@ -20,9 +24,12 @@ pub mod dataplane_passthrough;
 pub mod key;
 pub mod limits;
 pub mod mesh;
+pub mod mesh_identity;
 pub mod mesh_passthrough;
+pub mod mesh_trust;
 pub mod parse;
 pub mod secret;
+pub mod secure_source;
 pub mod unknown_fields;
 pub mod zone;
 
@@ -36,6 +43,8 @@ use crate::validate::{FieldPath, ValidationError, Validator};
 pub use dataplane::{DataplaneInsightSpec, DataplaneSpec};
 pub use key::{KeyKind, StoreKey};
 pub use mesh::MeshSpec;
+pub use mesh_identity::{MeshIdentity, MeshIdentitySpec};
+pub use mesh_trust::{MeshTrust, MeshTrustSpec};
 pub use parse::{ParseError, parse_document, parse_documents};
 pub use secret::SecretSpec;
 pub use unknown_fields::UnknownFields;
@@ -58,6 +67,10 @@ pub enum ResourceType {
     Dataplane,
     /// A data plane's certificate state (zone-owned).
     DataplaneInsight,
+    /// Who gets which SPIFFE ID from which provider (global-owned, mesh-scoped).
+    MeshIdentity,
+    /// The CA bundles trusted for a trust domain (global-owned, mesh-scoped).
+    MeshTrust,
 }
 
 /// Which control plane writes a type.
@@ -117,6 +130,10 @@ pub enum Spec {
     Dataplane(DataplaneSpec),
     /// A DataplaneInsight.
     DataplaneInsight(DataplaneInsightSpec),
+    /// A MeshIdentity (`spec`).
+    MeshIdentity(Box<MeshIdentity>),
+    /// A MeshTrust (`spec`, `status`).
+    MeshTrust(MeshTrust),
 }
 
 /// A resource: meta plus typed spec.
@@ -132,7 +149,7 @@ pub struct Resource {
 
 impl ResourceType {
     /// Every type.
-    pub const ALL: [ResourceType; 7] = [
+    pub const ALL: [ResourceType; 9] = [
         ResourceType::Mesh,
         ResourceType::Secret,
         ResourceType::GlobalSecret,
@@ -140,6 +157,8 @@ impl ResourceType {
         ResourceType::ZoneInsight,
         ResourceType::Dataplane,
         ResourceType::DataplaneInsight,
+        ResourceType::MeshIdentity,
+        ResourceType::MeshTrust,
     ];
 
     /// The `type:`/`kind:` name.
@@ -152,6 +171,8 @@ impl ResourceType {
             ResourceType::ZoneInsight => "ZoneInsight",
             ResourceType::Dataplane => "Dataplane",
             ResourceType::DataplaneInsight => "DataplaneInsight",
+            ResourceType::MeshIdentity => "MeshIdentity",
+            ResourceType::MeshTrust => "MeshTrust",
         }
     }
 
@@ -159,8 +180,18 @@ impl ResourceType {
     pub fn is_mesh_scoped(self) -> bool {
         matches!(
             self,
-            ResourceType::Secret | ResourceType::Dataplane | ResourceType::DataplaneInsight
+            ResourceType::Secret
+                | ResourceType::Dataplane
+                | ResourceType::DataplaneInsight
+                | ResourceType::MeshIdentity
+                | ResourceType::MeshTrust
         )
+    }
+
+    /// Whether documents of this type keep their fields under `spec` in the Universal form too
+    /// (Kuma's newer resources: MeshIdentity, MeshTrust), rather than beside `type` and `name`.
+    pub fn has_spec_field(self) -> bool {
+        matches!(self, ResourceType::MeshIdentity | ResourceType::MeshTrust)
     }
 
     /// Who writes resources of this type.
@@ -169,7 +200,9 @@ impl ResourceType {
             ResourceType::Mesh
             | ResourceType::Secret
             | ResourceType::GlobalSecret
-            | ResourceType::Zone => Owner::Global,
+            | ResourceType::Zone
+            | ResourceType::MeshIdentity
+            | ResourceType::MeshTrust => Owner::Global,
             ResourceType::ZoneInsight
             | ResourceType::Dataplane
             | ResourceType::DataplaneInsight => Owner::Zone,
@@ -186,6 +219,8 @@ impl ResourceType {
             ResourceType::ZoneInsight => "zone-insights",
             ResourceType::Dataplane => "dataplanes",
             ResourceType::DataplaneInsight => "dataplane-insights",
+            ResourceType::MeshIdentity => "meshidentities",
+            ResourceType::MeshTrust => "meshtrusts",
         }
     }
 
@@ -230,6 +265,8 @@ impl Spec {
             Spec::ZoneInsight(_) => ResourceType::ZoneInsight,
             Spec::Dataplane(_) => ResourceType::Dataplane,
             Spec::DataplaneInsight(_) => ResourceType::DataplaneInsight,
+            Spec::MeshIdentity(_) => ResourceType::MeshIdentity,
+            Spec::MeshTrust(_) => ResourceType::MeshTrust,
         }
     }
 
@@ -248,6 +285,8 @@ impl Spec {
             Spec::ZoneInsight(s) => serde_json::to_value(s),
             Spec::Dataplane(s) => serde_json::to_value(s),
             Spec::DataplaneInsight(s) => serde_json::to_value(s),
+            Spec::MeshIdentity(s) => serde_json::to_value(s),
+            Spec::MeshTrust(s) => serde_json::to_value(s),
         };
         // These types serialise to objects of strings, numbers and maps; failure is impossible.
         v.unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
@@ -261,6 +300,8 @@ impl Spec {
             Spec::Dataplane(s) => s.validate(),
             Spec::ZoneInsight(s) => s.validate(),
             Spec::DataplaneInsight(s) => s.validate(),
+            Spec::MeshIdentity(s) => s.validate(),
+            Spec::MeshTrust(s) => s.validate(),
             Spec::Zone(_) => Ok(()),
         }
     }

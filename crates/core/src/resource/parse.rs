@@ -302,7 +302,12 @@ pub fn from_value_with(
     };
     if obj.contains_key("apiVersion") || obj.contains_key("kind") {
         let r = from_kubernetes(obj, &mut unknown)?;
-        Ok((r, unknown.finish("spec")))
+        let prefix = if r.resource_type().has_spec_field() {
+            ""
+        } else {
+            "spec"
+        };
+        Ok((r, unknown.finish(prefix)))
     } else {
         let r = from_universal(obj, &mut unknown)?;
         Ok((r, unknown.finish("")))
@@ -354,7 +359,7 @@ fn from_universal(
         None => {
             return Err(ValidationError::single(
                 "type",
-                "must be set: Mesh, Secret, GlobalSecret, Zone or Dataplane (or use the Kubernetes form with apiVersion and kind)",
+                "must be set: Mesh, Secret, GlobalSecret, Zone, Dataplane, MeshIdentity or MeshTrust (or use the Kubernetes form with apiVersion and kind)",
             ));
         }
         Some(t) => t
@@ -433,9 +438,19 @@ fn from_kubernetes(
             ));
         }
     };
-    let spec = unknown
-        .spec(ty, spec_value)
-        .map_err(|e| e.prefixed("spec"))?;
+    let spec = if ty.has_spec_field() {
+        // Kept as `{spec, status}`: paths already start with `spec`.
+        let mut body = Map::new();
+        body.insert("spec".into(), spec_value);
+        if let Some(status) = obj.get("status").filter(|s| !s.is_null()) {
+            body.insert("status".into(), status.clone());
+        }
+        unknown.spec(ty, Value::Object(body))?
+    } else {
+        unknown
+            .spec(ty, spec_value)
+            .map_err(|e| e.prefixed("spec"))?
+    };
     Ok(Resource {
         meta: Meta {
             name,

@@ -16,6 +16,9 @@ use super::{
     ResourceType, Spec,
     dataplane::{PASSTHROUGH_DATAPLANE_FIELDS, PASSTHROUGH_NETWORKING_FIELDS},
     mesh::{BackendType, BuiltinConf, PASSTHROUGH_MESH_FIELDS, ProvidedConf, VaultConf},
+    mesh_identity::{
+        CertificateParameters, MeshIdentity, VAULT_PROVIDER_OWN_FIELDS, VaultProvider,
+    },
 };
 use crate::validate::{FieldPath, ValidationError, Violation};
 
@@ -39,6 +42,16 @@ pub struct Decoded {
     /// Kubernetes form, `mtls.backends[0].conf.foo`), in decoding order; empty under
     /// [`UnknownFields::Refuse`].
     pub ignored: Vec<String>,
+}
+
+/// The keys of a MeshIdentity's `provider.vault` that are not `conf.fromCp`'s.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VaultProviderOwn {
+    #[serde(default)]
+    certificate_parameters: Option<CertificateParameters>,
+    #[serde(default)]
+    mesh_trust_creation: Option<String>,
 }
 
 /// One step of a path into a document.
@@ -123,7 +136,49 @@ impl Collector {
             ResourceType::DataplaneInsight => {
                 Spec::DataplaneInsight(self.typed(value, &FieldPath::root())?)
             }
+            ResourceType::MeshIdentity => Spec::MeshIdentity(Box::new(self.mesh_identity(value)?)),
+            ResourceType::MeshTrust => Spec::MeshTrust(self.typed(value, &FieldPath::root())?),
         })
+    }
+
+    /// A MeshIdentity (`{spec: ...}`): `spec.provider.vault` is decoded apart, as a vault
+    /// backend's `conf.fromCp` plus the identity's own fields, so that its unknown fields and
+    /// shape errors are named as everywhere else.
+    fn mesh_identity(&mut self, mut value: Value) -> Result<MeshIdentity, ValidationError> {
+        let vault = value
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("provider"))
+            .and_then(Value::as_object_mut)
+            .and_then(|p| p.remove("vault"));
+        let mut identity: MeshIdentity = self.typed(value, &FieldPath::root())?;
+        let Some(raw) = vault.filter(|v| !v.is_null()) else {
+            return Ok(identity);
+        };
+        let at = FieldPath::from("spec.provider.vault");
+        let Value::Object(mut fields) = raw else {
+            return Err(ValidationError::single(
+                at.as_str(),
+                "must be a mapping: address, pki, role, auth, ... as a vault backend's conf.fromCp",
+            ));
+        };
+        let own: Map<String, Value> = VAULT_PROVIDER_OWN_FIELDS
+            .iter()
+            .filter_map(|k| fields.remove(*k).map(|v| (k.to_string(), v)))
+            .collect();
+        let from_cp = self
+            .typed(Value::Object(fields), &at)
+            .map_err(|e| e.prefixed(at.as_str()))?;
+        let own: VaultProviderOwn = self
+            .typed(Value::Object(own), &at)
+            .map_err(|e| e.prefixed(at.as_str()))?;
+        if let Some(provider) = identity.spec.provider.as_mut() {
+            provider.vault = Some(Box::new(VaultProvider {
+                from_cp,
+                certificate_parameters: own.certificate_parameters,
+                mesh_trust_creation: own.mesh_trust_creation,
+            }));
+        }
+        Ok(identity)
     }
 
     /// Decodes `value` as `T`; shape errors carry field paths (`serde_path_to_error`), fields

@@ -6,7 +6,8 @@
 //! - [`error`]: store and admission errors as `ApiFailure`s (Kuma's error body).
 //! - [`extract`]: the query (`size`, `offset`, `consistent`, `force`).
 //! - [`auth`]: who is an admin (loopback callers, admin tokens): `mosaic_runtime::api_auth`.
-//! - [`resources`]: list/get/put/delete handlers; 405 for zone-owned writes.
+//! - [`resources`]: list/get/put/delete handlers (Meshes, Secrets, MeshIdentities, MeshTrusts, ...);
+//!   405 for zone-owned writes.
 //! - [`tokens`]: `POST /tokens/zone` and `POST /tokens/dataplane`.
 //! - [`zones`]: `GET /zones/_overview`, `/zones/{name}/_overview` (and Kuma's `/zones+insights`).
 //! - [`dataplanes`]: Dataplane overviews, per mesh and across meshes (and `dataplanes+insights`).
@@ -57,6 +58,24 @@ pub fn router(state: ApiState) -> Router {
         .route("/meshes/{mesh}/secrets", collection(ResourceType::Secret))
         .route("/meshes/{mesh}/secrets/{name}", item(ResourceType::Secret))
         .route("/secrets", collection(ResourceType::Secret))
+        .route(
+            "/meshes/{mesh}/meshidentities",
+            collection(ResourceType::MeshIdentity),
+        )
+        .route(
+            "/meshes/{mesh}/meshidentities/{name}",
+            item(ResourceType::MeshIdentity),
+        )
+        .route("/meshidentities", collection(ResourceType::MeshIdentity))
+        .route(
+            "/meshes/{mesh}/meshtrusts",
+            collection(ResourceType::MeshTrust),
+        )
+        .route(
+            "/meshes/{mesh}/meshtrusts/{name}",
+            item(ResourceType::MeshTrust),
+        )
+        .route("/meshtrusts", collection(ResourceType::MeshTrust))
         .route("/global-secrets", collection(ResourceType::GlobalSecret))
         .route("/global-secrets/{name}", item(ResourceType::GlobalSecret))
         .route("/tokens/zone", axum::routing::post(tokens::zone))
