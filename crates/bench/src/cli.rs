@@ -64,7 +64,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         count: usize,
         /// Certificates for the zone issuer.
-        #[arg(long, default_value_t = 20000)]
+        #[arg(long, default_value_t = 5000)]
         zone_count: usize,
     },
     /// Vault calls (OpenBao's audit log, by path) per 1,000 new data planes in `mode: intermediate`.
