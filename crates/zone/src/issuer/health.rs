@@ -32,6 +32,9 @@ struct State {
     entries: BTreeMap<BackendKey, CaHealth>,
     /// What each dataplane is served: (mesh, dataplane) → (backend, not_after).
     served: HashMap<BackendKey, (String, OffsetDateTime)>,
+    /// The same expiries indexed per (mesh, backend), counted: the earliest is the first key,
+    /// so recording one certificate costs O(log n), not a scan of every data plane.
+    expiries: HashMap<BackendKey, BTreeMap<OffsetDateTime, usize>>,
 }
 
 // === impl HealthBook ===
@@ -139,7 +142,14 @@ impl HealthBook {
         if s.served.get(&key) == Some(&new) {
             return;
         }
-        s.served.insert(key, new);
+        if let Some((old_backend, old_expiry)) = s.served.insert(key, new) {
+            unindex(&mut s, mesh, &old_backend, old_expiry);
+        }
+        *s.expiries
+            .entry((mesh.to_string(), backend.to_string()))
+            .or_default()
+            .entry(not_after)
+            .or_default() += 1;
         let changed = recompute_expiry(&mut s, mesh, Some(backend));
         drop(s);
         if changed {
@@ -151,12 +161,11 @@ impl HealthBook {
     /// expiry of its backend.
     pub fn forget(&self, mesh: &str, dataplane: &str) {
         let mut s = self.lock();
-        if s.served
-            .remove(&(mesh.to_string(), dataplane.to_string()))
-            .is_none()
-        {
+        let Some((backend, expiry)) = s.served.remove(&(mesh.to_string(), dataplane.to_string()))
+        else {
             return;
-        }
+        };
+        unindex(&mut s, mesh, &backend, expiry);
         let changed = recompute_expiry(&mut s, mesh, None);
         drop(s);
         if changed {
@@ -204,15 +213,29 @@ async fn report(book: Weak<HealthBook>, changed: Arc<Notify>, interval: Duration
     }
 }
 
+/// Removes one certificate of `backend` of `mesh` expiring at `expiry` from the index.
+fn unindex(s: &mut State, mesh: &str, backend: &str, expiry: OffsetDateTime) {
+    let key = (mesh.to_string(), backend.to_string());
+    if let Some(index) = s.expiries.get_mut(&key) {
+        if let Some(n) = index.get_mut(&expiry) {
+            *n -= 1;
+            if *n == 0 {
+                index.remove(&expiry);
+            }
+        }
+        if index.is_empty() {
+            s.expiries.remove(&key);
+        }
+    }
+}
+
 /// Sets each backend of `mesh` (and `also`) to the earliest expiry among the certificates it
 /// serves, and the mesh's metric; whether an entry changed.
 fn recompute_expiry(s: &mut State, mesh: &str, also: Option<&str>) -> bool {
     let earliest = |s: &State, b: &str| {
-        s.served
-            .iter()
-            .filter(|((m, _), (sb, _))| m == mesh && sb == b)
-            .map(|(_, (_, t))| *t)
-            .min()
+        s.expiries
+            .get(&(mesh.to_string(), b.to_string()))
+            .and_then(|index| index.keys().next().copied())
     };
     let mut changed = false;
     let backends: Vec<String> = s
@@ -234,10 +257,10 @@ fn recompute_expiry(s: &mut State, mesh: &str, also: Option<&str>) -> bool {
         }
     }
     let min = s
-        .served
+        .expiries
         .iter()
         .filter(|((m, _), _)| m == mesh)
-        .map(|(_, (_, t))| *t)
+        .filter_map(|(_, index)| index.keys().next().copied())
         .min();
     // No certificate served in the mesh any more: +Inf (nothing expires), not the last one's
     // expiry, which would raise a near-expiry alert for a certificate nobody uses.
@@ -264,6 +287,32 @@ mod tests {
         text.lines()
             .find(|l| l.starts_with("mosaic_cert_earliest_expiry_seconds{mesh=\"default\"}"))
             .map(str::to_string)
+    }
+
+    #[test]
+    fn a_renewed_certificate_replaces_its_old_expiry_in_the_index() {
+        let book = HealthBook::new(None, Duration::from_secs(1));
+        let t = |s| OffsetDateTime::from_unix_timestamp(s).unwrap();
+        book.served("default", "a", "vault-1", t(1_000));
+        book.served("default", "b", "vault-1", t(1_000));
+        book.served("default", "c", "vault-2", t(500));
+        // a rotates: one certificate still expires at 1000 (b's).
+        book.served("default", "a", "vault-1", t(3_000));
+        let expiry = |b: &str| {
+            book.snapshot()
+                .into_iter()
+                .find(|h| h.backend == b)
+                .and_then(|h| h.earliest_expiry)
+        };
+        assert_eq!(expiry("vault-1"), Some(t(1_000)));
+        book.served("default", "b", "vault-1", t(2_000));
+        assert_eq!(expiry("vault-1"), Some(t(2_000)));
+        // c moves to vault-1: vault-2 serves nothing.
+        book.served("default", "c", "vault-1", t(1_500));
+        assert_eq!(expiry("vault-1"), Some(t(1_500)));
+        assert_eq!(expiry("vault-2"), None);
+        book.forget("default", "c");
+        assert_eq!(expiry("vault-1"), Some(t(2_000)));
     }
 
     #[test]
