@@ -4,38 +4,16 @@
 
 use std::time::Duration;
 
-use mosaic_core::resource::{
-    Spec,
-    mesh::{BackendConf, VaultFromCp, VaultMode},
-    parse_document,
-};
+use mosaic_core::resource::mesh::VaultMode;
+
+mod support;
+
+use support::{from_cp, violations};
 
 fn doc(fields: &str, extra_backend: &str) -> String {
     format!(
         "type: Mesh\nname: default\nmtls:\n  enabledBackend: vault-1\n  backends:\n  - name: vault-1\n    type: vault\n{extra_backend}    conf:\n      fromCp:\n        address: http://vault:8200\n        pki: pki\n        auth: {{ token: {{ secret: vault-token }} }}\n{fields}"
     )
-}
-
-fn from_cp(doc: &str) -> VaultFromCp {
-    let r = parse_document(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-    let Spec::Mesh(m) = r.spec else {
-        panic!("not a mesh")
-    };
-    let BackendConf::Vault(v) = m.backends()[0].typed_conf().unwrap() else {
-        panic!("not vault")
-    };
-    v.from_cp().unwrap().clone()
-}
-
-fn violations(doc: &str) -> Vec<(String, String)> {
-    match parse_document(doc.as_bytes()) {
-        Ok(r) => panic!("should have been refused: {r:?}"),
-        Err(e) => e
-            .violations()
-            .into_iter()
-            .map(|v| (v.field, v.message))
-            .collect(),
-    }
 }
 
 #[test]

@@ -3,35 +3,11 @@
 //! `auth.approle.mountPath` and `namespace`; any other placeholder there is refused with the field
 //! path; a backend without `auth` is accepted (each zone brings its own credentials).
 
-use mosaic_core::resource::{
-    Spec,
-    mesh::{BackendConf, VaultFromCp},
-    parse_document,
-};
+mod support;
+
+use support::{from_cp, violations};
 
 const HEAD: &str = "type: Mesh\nname: default\nmtls:\n  enabledBackend: vault-1\n  backends:\n  - name: vault-1\n    type: vault\n    conf:\n      fromCp:\n        address: https://vault.example.com:8200\n        pki: pki_int\n        role: example-dot-com\n        mode: sign\n";
-
-fn from_cp(doc: &str) -> VaultFromCp {
-    let r = parse_document(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-    let Spec::Mesh(m) = r.spec else {
-        panic!("not a mesh")
-    };
-    let BackendConf::Vault(v) = m.backends()[0].typed_conf().unwrap() else {
-        panic!("not vault")
-    };
-    v.from_cp().unwrap().clone()
-}
-
-fn violations(doc: &str) -> Vec<(String, String)> {
-    match parse_document(doc.as_bytes()) {
-        Ok(r) => panic!("should have been refused: {r:?}"),
-        Err(e) => e
-            .violations()
-            .into_iter()
-            .map(|v| (v.field, v.message))
-            .collect(),
-    }
-}
 
 #[test]
 fn zone_placeholder_is_accepted_in_the_four_fields() {
