@@ -2,26 +2,14 @@
 //! (address and token filled in, OpenBao set up as the seed says) and `get meshes` from every
 //! replica; then get/delete/inspect/generate.
 
-use std::{path::Path, process::Command, time::Duration};
+mod support;
+
+use support::ctl;
+
+use std::{path::Path, time::Duration};
 
 use base64::Engine as _;
 use mosaic_testkit::{GlobalCluster, OpenBao, SEED_MOUNT, SEED_ROLE, workspace_binary};
-
-fn ctl(api: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mosaicctl"))
-        .args(["--api", api])
-        .args(args)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env_remove("MOSAIC_API")
-        .env_remove("MOSAIC_TOKEN")
-        .output()
-        .expect("run mosaicctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn seed_000_mesh(addr: &str, token: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(token);

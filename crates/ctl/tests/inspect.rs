@@ -1,7 +1,11 @@
 //! `mosaicctl inspect dataplanes|meshes|dataplane` against a real global and zone: kumactl's
 //! tables, filtered by `--mesh`, `--tag` and `--gateway`, from the overview and insight paths.
 
-use std::{process::Command, time::Duration};
+mod support;
+
+use support::ctl;
+
+use std::time::Duration;
 
 use mosaic_testkit::{
     GlobalCluster, ZoneProcess,
@@ -11,22 +15,6 @@ use mosaic_testkit::{
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn ctl(api: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mosaicctl"))
-        .args(["--api", api])
-        .args(args)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env_remove("MOSAIC_API")
-        .env_remove("MOSAIC_TOKEN")
-        .output()
-        .expect("run mosaicctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 async fn put(base: &str, path: &str, body: &str) -> anyhow::Result<()> {
     let resp = reqwest::Client::new()

@@ -3,29 +3,17 @@
 //! storing every certificate it issues (`no_store=false`); none once the role has
 //! `no_store=true`.
 
-use std::{process::Command, time::Duration};
+mod support;
+
+use support::ctl;
+
+use std::time::Duration;
 
 use base64::Engine as _;
 use mosaic_testkit::{
     GlobalCluster, OpenBao, PkiVerb, SEED_MOUNT, SEED_ROLE, TokenSpec, pki_policy, workspace_binary,
 };
 use serde_json::json;
-
-fn ctl(api: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mosaicctl"))
-        .args(["--api", api])
-        .args(args)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env_remove("MOSAIC_API")
-        .env_remove("MOSAIC_TOKEN")
-        .output()
-        .expect("run mosaicctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn mesh_file(addr: &str, token: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(token);
