@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use mosaic_core::ca::{
     CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
-    identity::{CertError, der_to_pem, inspect_der, leaf_params, pem_to_ders, spki_of, uri_sans},
+    identity::{CertError, der_to_pem, inspect_der, leaf_params, pem_to_ders, spki_of},
 };
 use mosaic_core::{
     Sensitive,
@@ -199,7 +199,7 @@ impl CaBackend for LocalBackend {
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
         let err = |k| CaError::new(&self.mesh, &self.backend, k);
         // Kuma's builtin issuer certifies a data plane without a service by its other tags.
-        let sans = uri_sans(&self.mesh, &req.tags);
+        let sans = req.uri_sans(&self.mesh);
         self.ca
             .issue(&sans, None, req.ttl)
             .map_err(|e| err(CaErrorKind::Certificate(e.to_string())))

@@ -322,6 +322,7 @@ async fn a_missing_service_tag_or_template_tag_is_a_clear_error() -> anyhow::Res
     let empty = mosaic_core::ca::IssueRequest {
         tags: Default::default(),
         ttl: DAY,
+        spiffe_id: None,
     };
     let err = ca.issue(&empty).await.expect_err("no service").to_string();
     assert!(err.contains("no kuma.io/service tag"), "{err}");

@@ -84,6 +84,108 @@ impl SpiffeTemplate {
     }
 }
 
+/// Why a template did not render for a data plane (Kuma's words where it has them).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("template {template:?}: {reason}")]
+pub struct RenderError {
+    /// The template text.
+    pub template: String,
+    /// What is missing.
+    pub reason: String,
+}
+
+impl SpiffeTemplate {
+    /// Renders the template with `fields` (Kuma's `.Mesh`, `.Zone`, ... by name; an empty value
+    /// renders empty, as Go's zero value does) and `labels` (what `{{ label "K" }}` reads). A field
+    /// the template names but `fields` lacks, or a label the data plane does not carry, is an
+    /// error, as it is in Kuma. `text` is the template's source, named in the error.
+    pub fn render(
+        &self,
+        text: &str,
+        fields: &[(&str, &str)],
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, RenderError> {
+        let err = |reason: String| RenderError {
+            template: text.to_string(),
+            reason,
+        };
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Field(f) => {
+                    let value = fields.iter().find(|(name, _)| name == f).ok_or_else(|| {
+                        let known: Vec<String> =
+                            fields.iter().map(|(n, _)| format!(".{n}")).collect();
+                        err(format!(
+                            "can't evaluate field {f}: this template may use {}",
+                            known.join(", ")
+                        ))
+                    })?;
+                    out.push_str(value.1);
+                }
+                Part::Label(k) => {
+                    let value = labels.get(k).ok_or_else(|| {
+                        err(format!(
+                            "label {k} not found: give the data plane the label {k:?} or change the template"
+                        ))
+                    })?;
+                    out.push_str(value);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Checks a SPIFFE ID as the SPIFFE standard (and Kuma's `spiffeid.FromString`) does:
+/// `spiffe://`, a trust domain of lowercase letters, digits, `.`, `-` and `_`, then a path of
+/// non-empty segments of letters, digits, `.`, `-` and `_` that are not `.` or `..`.
+pub fn check_spiffe_id(id: &str) -> Result<(), String> {
+    let rest = id
+        .strip_prefix("spiffe://")
+        .ok_or_else(|| format!("{id:?} is not a SPIFFE ID: it must start with spiffe://"))?;
+    let (domain, path) = rest.split_once('/').map_or((rest, ""), |(d, p)| (d, p));
+    check_trust_domain(domain).map_err(|e| format!("SPIFFE ID {id:?}: {e}"))?;
+    if rest.contains('/') {
+        for segment in path.split('/') {
+            if segment.is_empty() {
+                return Err(format!(
+                    "SPIFFE ID {id:?}: its path has an empty segment (a template field or label rendered empty, or a trailing '/')"
+                ));
+            }
+            if segment == "." || segment == ".." {
+                return Err(format!("SPIFFE ID {id:?}: a path segment is {segment:?}"));
+            }
+            if !segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            {
+                return Err(format!(
+                    "SPIFFE ID {id:?}: path segment {segment:?} may only hold letters, digits, '.', '-' and '_'"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a SPIFFE trust domain: non-empty, lowercase letters, digits, `.`, `-` and `_`.
+pub fn check_trust_domain(domain: &str) -> Result<(), String> {
+    if domain.is_empty() {
+        return Err("the trust domain is empty".into());
+    }
+    if !domain
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(format!(
+            "trust domain {domain:?} may only hold lowercase letters, digits, '.', '-' and '_'"
+        ));
+    }
+    Ok(())
+}
+
 fn push_text(parts: &mut Vec<Part>, text: &str, trim_start: bool, trim_end: bool) {
     let mut t = text;
     if trim_start {
@@ -176,6 +278,42 @@ mod tests {
                 Part::Text("b".into())
             ]
         );
+    }
+
+    #[test]
+    fn renders_fields_and_labels_and_names_what_is_missing() {
+        let labels: std::collections::BTreeMap<String, String> =
+            [("app".to_string(), "web".to_string())].into();
+        let text = "/{{ .Workload }}/{{ label \"app\" }}";
+        let t = SpiffeTemplate::parse(text).unwrap();
+        assert_eq!(
+            t.render(text, &[("Workload", "w1")], &labels).unwrap(),
+            "/w1/web"
+        );
+        let e = t.render(text, &[("Mesh", "m")], &labels).unwrap_err();
+        assert!(e.reason.contains("can't evaluate field Workload"), "{e}");
+        let e = t
+            .render(text, &[("Workload", "w1")], &Default::default())
+            .unwrap_err();
+        assert!(e.reason.contains("label app not found"), "{e}");
+    }
+
+    #[test]
+    fn spiffe_ids_are_checked_as_the_standard_says() {
+        check_spiffe_id("spiffe://domain.name/workload/web").unwrap();
+        check_spiffe_id("spiffe://default.zone-1.mesh.local").unwrap();
+        for (bad, says) in [
+            ("http://x/y", "must start with spiffe://"),
+            ("spiffe://Domain/x", "lowercase"),
+            ("spiffe://d//x", "empty segment"),
+            ("spiffe://d/x/", "empty segment"),
+            ("spiffe://d/../x", "\"..\""),
+            ("spiffe://d/x y", "may only hold"),
+            ("spiffe:///x", "trust domain is empty"),
+        ] {
+            let e = check_spiffe_id(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub use self::{
 };
 use mosaic_core::ca::{
     CaBackend, CaError, CaErrorKind, IssueRequest, IssuedCert,
-    identity::{csr_params, has_service, inspect_pem, split_pem, uri_sans},
+    identity::{csr_params, has_service, inspect_pem, split_pem},
 };
 use mosaic_core::{
     Sensitive,
@@ -492,9 +492,14 @@ impl CaBackend for VaultCa {
     /// short-lived test intermediate, signs a test leaf with it and checks that the chain
     /// verifies to the mount's roots, as a zone would.
     async fn validate(&self) -> Result<(), CaError> {
-        let req = IssueRequest::validation(self.ttl);
+        self.validate_with(&IssueRequest::validation(self.ttl))
+            .await
+    }
+
+    /// [`CaBackend::validate`] for `req` (a MeshIdentity's test SPIFFE ID, say).
+    async fn validate_with(&self, req: &IssueRequest) -> Result<(), CaError> {
         let Some(zca) = &self.intermediate else {
-            let cert = self.issue(&req).await?;
+            let cert = self.issue(req).await?;
             tracing::debug!(mesh = %self.mesh, backend = %self.backend, serial = %cert.serial, "test certificate issued");
             return Ok(());
         };
@@ -504,7 +509,7 @@ impl CaBackend for VaultCa {
             .await?;
         let leaf = held
             .ca
-            .issue(&uri_sans(&self.mesh, &req.tags), None, test_leaf)
+            .issue(&req.uri_sans(&self.mesh), None, test_leaf)
             .map_err(|e| self.err(CaErrorKind::Certificate(e.to_string())))?;
         let roots = if held.roots.is_empty() {
             self.root_certs().await?
@@ -528,10 +533,10 @@ impl CaBackend for VaultCa {
     }
 
     async fn issue(&self, req: &IssueRequest) -> Result<IssuedCert, CaError> {
-        if !has_service(&req.tags) {
+        if req.spiffe_id.is_none() && !has_service(&req.tags) {
             return Err(self.err(CaErrorKind::NoService));
         }
-        let sans = uri_sans(&self.mesh, &req.tags);
+        let sans = req.uri_sans(&self.mesh);
         let common_name = match &self.template {
             Some(t) => t.render(&req.tags).map_err(|e| self.err(e))?,
             None => String::new(),

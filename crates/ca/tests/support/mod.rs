@@ -53,6 +53,7 @@ pub fn request(service: &str, extra: &[(&str, &str)], ttl: Duration) -> IssueReq
     IssueRequest {
         tags: tags(service, extra),
         ttl,
+        spiffe_id: None,
     }
 }
 

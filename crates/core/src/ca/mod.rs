@@ -37,8 +37,16 @@ pub trait CaBackend: Send + Sync + std::fmt::Debug {
 
     /// Proves the backend can issue by issuing (and discarding) a test certificate.
     async fn validate(&self) -> Result<(), CaError> {
-        let req = IssueRequest::validation(self.default_ttl());
-        let cert = self.issue(&req).await?;
+        self.validate_with(&IssueRequest::validation(self.default_ttl()))
+            .await
+    }
+
+    /// Proves the backend can issue `req` by issuing (and discarding) it: a MeshIdentity's
+    /// provider is tested with a SPIFFE ID of its own trust domain, which a role such as seed
+    /// 002's (`allowed_uri_sans="spiffe://domain.name/*"`) signs where the classic test's
+    /// `kuma://` SANs would be refused.
+    async fn validate_with(&self, req: &IssueRequest) -> Result<(), CaError> {
+        let cert = self.issue(req).await?;
         tracing::debug!(
             mesh = self.mesh(),
             backend = self.backend_name(),
@@ -65,6 +73,9 @@ pub struct IssueRequest {
     pub tags: Tags,
     /// Requested lifetime.
     pub ttl: Duration,
+    /// A MeshIdentity's SPIFFE ID: when set, the certificate's only URI SAN (no `kuma://` SANs,
+    /// no service needed); when unset, the SANs come from `tags` as Kuma's classic mode makes them.
+    pub spiffe_id: Option<String>,
 }
 
 /// An issued certificate.
@@ -133,12 +144,33 @@ impl IssueRequest {
         tags.entry(crate::resource::dataplane::SERVICE_TAG.to_string())
             .or_default()
             .insert(service.to_string());
-        Self { tags, ttl }
+        Self {
+            tags,
+            ttl,
+            spiffe_id: None,
+        }
     }
 
     /// The request used to validate a backend.
     pub fn validation(ttl: Duration) -> Self {
         Self::for_service(VALIDATION_SERVICE, ttl)
+    }
+
+    /// A request for a MeshIdentity's SPIFFE ID (the certificate's only URI SAN).
+    pub fn for_identity(spiffe_id: &str, ttl: Duration) -> Self {
+        Self {
+            tags: Tags::new(),
+            ttl,
+            spiffe_id: Some(spiffe_id.to_string()),
+        }
+    }
+
+    /// The URI SANs to certify: the SPIFFE ID alone when set, else `mesh`'s classic SANs.
+    pub fn uri_sans(&self, mesh: &str) -> Vec<String> {
+        match &self.spiffe_id {
+            Some(id) => vec![id.clone()],
+            None => identity::uri_sans(mesh, &self.tags),
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! `MeshIdentity` (Kuma 2.13's shape): which data planes (`selector.dataplane.matchLabels`) get
 //! which SPIFFE ID (`spiffeID.trustDomain`, `spiffeID.path`, templates) from which provider
 //! (`provider.type`: Kuma's `Bundled`, or Mosaic's `Vault`, whose `provider.vault` takes a vault
-//! backend's `conf.fromCp` fields). Stored and validated; issuance is not wired to it yet.
+//! backend's `conf.fromCp` fields). Which identity a data plane gets ([`best_match`]: Kuma's
+//! rule) and the SPIFFE ID it renders to ([`MeshIdentitySpec::trust_domain`],
+//! [`MeshIdentitySpec::spiffe_id`]).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,29 @@ use crate::{
 pub const DEFAULT_TRUST_DOMAIN: &str = "{{ .Mesh }}.{{ .Zone }}.mesh.local";
 /// Kuma's default SPIFFE ID path template on Universal (`Workload` is the `kuma.io/workload` label).
 pub const DEFAULT_UNIVERSAL_PATH: &str = "/workload/{{ .Workload }}";
+/// The data-plane label `{{ .Workload }}` reads.
+pub const WORKLOAD_LABEL: &str = "kuma.io/workload";
+/// The data-plane label `{{ .Namespace }}` reads.
+pub const NAMESPACE_LABEL: &str = "k8s.kuma.io/namespace";
+/// The data-plane label `{{ .ServiceAccount }}` reads.
+pub const SERVICE_ACCOUNT_LABEL: &str = "k8s.kuma.io/service-account";
+/// Kuma's default lifetime of a workload certificate (`certificateParameters.expiry`).
+pub const DEFAULT_EXPIRY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The MeshIdentity that `labels` (a data plane's) select among `identities` (name, spec): the
+/// one whose selector names the most labels, then the first by name, as Kuma's `BestMatched`.
+pub fn best_match<'a>(
+    identities: impl IntoIterator<Item = (&'a str, &'a MeshIdentitySpec)>,
+    labels: &BTreeMap<String, String>,
+) -> Option<(&'a str, &'a MeshIdentitySpec)> {
+    identities
+        .into_iter()
+        .filter(|(_, spec)| spec.selects(labels))
+        .min_by(|(an, a), (bn, b)| {
+            let count = |s: &MeshIdentitySpec| s.match_labels().map_or(0, BTreeMap::len);
+            count(b).cmp(&count(a)).then_with(|| an.cmp(bn))
+        })
+}
 
 /// A MeshIdentity document's body: `spec` (Kuma keeps it under `spec` in both forms).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -55,7 +80,8 @@ pub struct IdentitySelector {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
-    /// Every label must match; empty or absent selects every data plane.
+    /// Every label must match; empty or absent selects every data plane (while a MeshIdentity
+    /// without `selector.dataplane` selects none, as in Kuma).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_labels: Option<BTreeMap<String, String>>,
 }
@@ -185,6 +211,97 @@ impl MeshIdentitySpec {
             .as_ref()
             .and_then(|s| s.dataplane.as_ref())
             .and_then(|d| d.match_labels.as_ref())
+    }
+
+    /// Whether a data plane with `labels` is selected: `selector.dataplane` is present and every
+    /// `matchLabels` entry matches (none: all).
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        let Some(selector) = self.selector.as_ref().and_then(|s| s.dataplane.as_ref()) else {
+            return false;
+        };
+        selector
+            .match_labels
+            .iter()
+            .flatten()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// The trust domain in `zone` of this identity of `mesh`: the template rendered with
+    /// `.Mesh` and `.Zone` (the identity's own `kuma.io/zone` label wins over `zone`, as in
+    /// Kuma), `label` reading the identity's labels; checked as a SPIFFE trust domain.
+    pub fn trust_domain(
+        &self,
+        mesh: &str,
+        zone: &str,
+        identity_labels: &BTreeMap<String, String>,
+    ) -> Result<String, String> {
+        let text = self.trust_domain_template();
+        let template = SpiffeTemplate::parse(text).map_err(|e| e.to_string())?;
+        let zone = identity_labels
+            .get("kuma.io/zone")
+            .map_or(zone, String::as_str);
+        let domain = template
+            .render(text, &[("Mesh", mesh), ("Zone", zone)], identity_labels)
+            .map_err(|e| format!("spiffeID.trustDomain: {e}"))?;
+        crate::spiffe_template::check_trust_domain(&domain)
+            .map_err(|e| format!("spiffeID.trustDomain: {e}"))?;
+        Ok(domain)
+    }
+
+    /// The SPIFFE ID of a data plane with `labels` in `trust_domain`: `spiffe://` + the domain +
+    /// the path template rendered with `.TrustDomain`, `.Workload`, `.Namespace` and
+    /// `.ServiceAccount` (from the data plane's labels) and `label`; checked as a SPIFFE ID.
+    pub fn spiffe_id(
+        &self,
+        trust_domain: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, String> {
+        let text = self.path_template();
+        let template = SpiffeTemplate::parse(text).map_err(|e| e.to_string())?;
+        let get = |k: &str| labels.get(k).map_or("", String::as_str);
+        let path = template
+            .render(
+                text,
+                &[
+                    ("TrustDomain", trust_domain),
+                    ("Workload", get(WORKLOAD_LABEL)),
+                    ("Namespace", get(NAMESPACE_LABEL)),
+                    ("ServiceAccount", get(SERVICE_ACCOUNT_LABEL)),
+                ],
+                labels,
+            )
+            .map_err(|e| format!("spiffeID.path: {e}"))?;
+        let id = format!("spiffe://{trust_domain}{path}");
+        crate::spiffe_template::check_spiffe_id(&id)?;
+        Ok(id)
+    }
+
+    /// Whether a MeshTrust is made from this identity (`meshTrustCreation`, default Enabled).
+    pub fn mesh_trust_creation(&self) -> bool {
+        let mode = match self.provider.as_ref() {
+            Some(IdentityProvider {
+                bundled: Some(b), ..
+            }) => b.mesh_trust_creation.as_deref(),
+            Some(IdentityProvider { vault: Some(v), .. }) => v.mesh_trust_creation.as_deref(),
+            _ => None,
+        };
+        mode != Some("Disabled")
+    }
+
+    /// The lifetime of its certificates (`certificateParameters.expiry`, Kuma's default 24h; a
+    /// Vault provider without it uses its `dpCert.rotation.expiration`, or 24h).
+    pub fn expiry(&self) -> std::time::Duration {
+        let params = match self.provider.as_ref() {
+            Some(IdentityProvider {
+                bundled: Some(b), ..
+            }) => b.certificate_parameters.as_ref(),
+            Some(IdentityProvider { vault: Some(v), .. }) => v.certificate_parameters.as_ref(),
+            _ => None,
+        };
+        params
+            .and_then(|p| p.expiry.as_ref())
+            .map(KumaDuration::as_duration)
+            .unwrap_or(DEFAULT_EXPIRY)
     }
 
     fn validate(&self, path: &FieldPath, v: &mut Validator) {
@@ -368,6 +485,77 @@ mod tests {
         );
         assert_eq!(spec.path_template(), "/workload/{{ .Workload }}");
         assert_eq!(spec.match_labels(), None);
+    }
+
+    #[test]
+    fn best_match_is_kumas_most_labels_then_name() {
+        let with = |labels: &[(&str, &str)]| {
+            let mut spec = identity(AUTO);
+            spec.selector = Some(IdentitySelector {
+                dataplane: Some(LabelSelector {
+                    match_labels: Some(
+                        labels
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    ),
+                }),
+            });
+            spec
+        };
+        let all = with(&[]);
+        let app = with(&[("app", "web")]);
+        let app_v1 = with(&[("app", "web"), ("version", "v1")]);
+        let none = identity(AUTO);
+        let ids = [
+            ("z-all", &all),
+            ("b-app", &app),
+            ("a-app", &app),
+            ("v1", &app_v1),
+            ("none", &none),
+        ];
+        let labels = |l: &[(&str, &str)]| -> BTreeMap<String, String> {
+            l.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let pick = |l: &BTreeMap<String, String>| best_match(ids.iter().copied(), l).map(|m| m.0);
+        assert_eq!(
+            pick(&labels(&[("app", "web"), ("version", "v1")])),
+            Some("v1")
+        );
+        assert_eq!(pick(&labels(&[("app", "web")])), Some("a-app"));
+        assert_eq!(pick(&labels(&[("app", "db")])), Some("z-all"));
+        // No selector: selects nothing.
+        assert!(!none.selects(&labels(&[])));
+        assert_eq!(best_match([("none", &none)], &labels(&[])), None);
+    }
+
+    #[test]
+    fn spiffe_ids_render_as_kumas() {
+        let spec = identity(AUTO);
+        let td = spec
+            .trust_domain("default", "zone-1", &BTreeMap::new())
+            .unwrap();
+        assert_eq!(td, "default.zone-1.mesh.local");
+        let labels: BTreeMap<String, String> =
+            [(WORKLOAD_LABEL.to_string(), "web".to_string())].into();
+        assert_eq!(
+            spec.spiffe_id(&td, &labels).unwrap(),
+            "spiffe://default.zone-1.mesh.local/workload/web"
+        );
+        // The identity's own zone label wins.
+        let own: BTreeMap<String, String> =
+            [("kuma.io/zone".to_string(), "east".to_string())].into();
+        assert_eq!(
+            spec.trust_domain("default", "zone-1", &own).unwrap(),
+            "default.east.mesh.local"
+        );
+        // Without the workload label the path has an empty segment: refused, saying so.
+        let e = spec.spiffe_id(&td, &BTreeMap::new()).unwrap_err();
+        assert!(e.contains("empty segment"), "{e}");
+        assert_eq!(spec.expiry(), DEFAULT_EXPIRY);
+        assert!(spec.mesh_trust_creation());
     }
 
     #[test]

@@ -32,12 +32,94 @@ pub struct ZoneInsightSpec {
     /// CA health per mesh and backend, as the zone sees it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ca_health: Vec<CaHealth>,
+    /// The MeshTrusts the zone made from its MeshIdentities (`meshTrustCreation: Enabled`), all
+    /// of them each time: the global keeps one MeshTrust per entry (see
+    /// [`ZoneTrust::mesh_trust`]) and removes those the zone no longer reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_trusts: Option<Vec<ZoneTrust>>,
+}
+
+/// A MeshTrust a zone made from one of its MeshIdentities: the identity's trust domain in that
+/// zone and the CA certificates its data planes' certificates chain to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneTrust {
+    /// The mesh.
+    pub mesh: String,
+    /// The MeshIdentity's name.
+    pub identity: String,
+    /// Its trust domain, rendered in the zone.
+    pub trust_domain: String,
+    /// The CA certificates (PEM), the root last.
+    pub ca_bundles: Vec<String>,
+}
+
+/// Label on a MeshTrust the global keeps for a zone: the zone-local name (the MeshIdentity's).
+pub const DISPLAY_NAME_LABEL: &str = "kuma.io/display-name";
+/// Label on a resource saying where it was made (`zone` for those a zone made).
+pub const ORIGIN_LABEL: &str = "kuma.io/origin";
+
+impl ZoneTrust {
+    /// The name of the MeshTrust the global keeps for this entry of `zone`:
+    /// `<identity>.<zone>` (zone names are DNS labels, so the last dot splits them, and no two
+    /// zones' MeshTrusts collide).
+    pub fn global_name(&self, zone: &str) -> String {
+        format!("{}.{zone}", self.identity)
+    }
+
+    /// The MeshTrust the global keeps for this entry of `zone`: named [`Self::global_name`],
+    /// labelled `kuma.io/origin: zone`, `kuma.io/zone`, `kuma.io/display-name`, with
+    /// `status.origin.kri` naming the MeshIdentity in that zone (Kuma's `kri_mid_...`).
+    pub fn mesh_trust(&self, zone: &str) -> super::Resource {
+        use super::mesh_trust::{
+            CaBundle, MeshTrust, MeshTrustSpec, MeshTrustStatus, Origin, PemBundle,
+        };
+        let mut r = super::Resource::new(
+            self.global_name(zone),
+            Some(&self.mesh),
+            super::Spec::MeshTrust(MeshTrust {
+                spec: MeshTrustSpec {
+                    trust_domain: self.trust_domain.clone(),
+                    ca_bundles: self
+                        .ca_bundles
+                        .iter()
+                        .map(|pem| CaBundle {
+                            bundle_type: "Pem".into(),
+                            pem: Some(PemBundle { value: pem.clone() }),
+                        })
+                        .collect(),
+                },
+                status: Some(MeshTrustStatus {
+                    origin: Some(Origin {
+                        kri: Some(format!("kri_mid_{}_{zone}__{}_", self.mesh, self.identity)),
+                    }),
+                }),
+            }),
+        );
+        for (k, v) in [
+            (ORIGIN_LABEL, "zone"),
+            ("kuma.io/zone", zone),
+            (DISPLAY_NAME_LABEL, self.identity.as_str()),
+        ] {
+            r.meta.labels.insert(k.to_string(), v.to_string());
+        }
+        r
+    }
 }
 
 impl ZoneInsightSpec {
     /// Checks how many sessions and CA health entries it holds.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let mut v = Validator::new();
+        check_count(
+            &mut v,
+            &FieldPath::from("meshTrusts"),
+            self.mesh_trusts.as_ref().map_or(0, Vec::len),
+            MAX_CA_HEALTH_ENTRIES,
+            "entries",
+            "ZoneInsight",
+            "report one entry per mesh and MeshIdentity",
+        );
         check_count(
             &mut v,
             &FieldPath::from("subscriptions"),

@@ -501,6 +501,7 @@ impl Issuer {
         let req = IssueRequest {
             tags: tags.clone(),
             ttl: entry.ca.default_ttl(),
+            spiffe_id: None,
         };
         let start = Instant::now();
         let result = entry.ca.issue(&req).await;
