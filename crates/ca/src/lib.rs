@@ -8,11 +8,13 @@
 //! - [`local`]: an in-process CA (rcgen) and `LocalBackend`, the backend builtin and provided load.
 //! - [`builtin`]: the builtin backend: a CA generated once by the global, kept in mesh secrets.
 //! - [`provided`]: the provided backend: the user's CA certificate and key from DataSources.
+//! - [`identity`]: MeshIdentity providers (Bundled, Vault) as CA backends named per identity.
 //! - [`vault`]: the Vault (or OpenBao) PKI backend.
 
 pub mod builtin;
 pub mod chain;
 pub mod datasource;
+pub mod identity;
 pub mod key_pem;
 pub mod local;
 pub mod provided;

@@ -26,12 +26,15 @@ impl KdsType {
     pub const DATAPLANE_TOKEN_KEY: &'static str = "DataplaneTokenKey";
 
     /// Global-owned kinds, in the order the zone subscribes to them (GlobalToZone).
-    pub const GLOBAL_TO_ZONE: [KdsType; 5] = [
+    /// MeshIdentity and MeshTrust come after Mesh and Secret: what they name is then in place.
+    pub const GLOBAL_TO_ZONE: [KdsType; 7] = [
         KdsType::Resource(ResourceType::Mesh),
         KdsType::Resource(ResourceType::Secret),
         KdsType::Resource(ResourceType::GlobalSecret),
         KdsType::Resource(ResourceType::Zone),
         KdsType::DataplaneTokenKey,
+        KdsType::Resource(ResourceType::MeshIdentity),
+        KdsType::Resource(ResourceType::MeshTrust),
     ];
 
     /// Zone-owned kinds, in the order the zone sends them (ZoneToGlobal).

@@ -3,6 +3,9 @@
 //! received, ACKed and NACKed) and per mesh/backend CA health, written to the zone store and so
 //! synced up to the global like every zone-owned record.
 //!
+//! It also carries the MeshTrusts the zone makes from its MeshIdentities (`meshTrusts`), which
+//! the global turns into MeshTrusts every zone receives.
+//!
 //! Writes happen on session start and end and on [`ZoneInsightReporter::set_ca_health`]; the
 //! per-type counters are kept in memory between them (writing them on every response would send
 //! a ZoneInsight up for every Mesh change pushed down).
@@ -14,7 +17,7 @@ use std::{
 
 use mosaic_core::resource::{
     Resource, ResourceType, Spec,
-    zone::{CaHealth, KdsSubscription, KdsTypeStats, ZoneInsightSpec},
+    zone::{CaHealth, KdsSubscription, KdsTypeStats, ZoneInsightSpec, ZoneTrust},
 };
 use time::OffsetDateTime;
 
@@ -60,6 +63,12 @@ impl ZoneInsightReporter {
     /// Replaces the CA health list (the issuer calls this) and publishes the insight.
     pub fn set_ca_health(&self, health: Vec<CaHealth>) {
         self.update(|s| s.ca_health = health);
+    }
+
+    /// Replaces the MeshTrusts this zone made (the issuer calls this) and publishes the insight:
+    /// the global keeps one MeshTrust per entry for every zone.
+    pub fn set_mesh_trusts(&self, trusts: Vec<ZoneTrust>) {
+        self.update(|s| s.mesh_trusts = Some(trusts));
     }
 
     /// The current insight spec.

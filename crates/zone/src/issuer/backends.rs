@@ -1,6 +1,8 @@
 //! `MeshBackends`: every mtls backend of one Mesh, built from the Mesh record in the zone store
 //! (the store is the `SecretSource`), kept until the Mesh or its Secrets change. Vault backends
-//! are built as this zone uses them (`{{ zone }}` expanded, the zone's own credentials).
+//! are built as this zone uses them (`{{ zone }}` expanded, the zone's own credentials). The
+//! mesh's MeshIdentities are built with them ([`super::identities`]): each provider is one more
+//! backend, named after its identity.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -12,7 +14,8 @@ use mosaic_core::{
 };
 use tokio::sync::OnceCell;
 
-use super::settings::ZoneVault;
+use super::{identities::IdentityEntry, settings::ZoneVault};
+use crate::store::ZoneStore;
 
 /// The built backends of one Mesh.
 #[derive(Debug)]
@@ -25,6 +28,8 @@ pub struct MeshBackends {
     pub backends: BTreeMap<String, BackendEntry>,
     /// Backends that did not, by name, with the error's text.
     pub errors: BTreeMap<String, String>,
+    /// The mesh's MeshIdentities, sorted by name (their providers are in `backends`).
+    pub identities: Vec<IdentityEntry>,
 }
 
 /// One built backend.
@@ -43,7 +48,8 @@ pub struct BackendEntry {
 // === impl BackendEntry ===
 
 impl BackendEntry {
-    fn new(ca: Arc<dyn CaBackend>, vault: Option<Arc<VaultCa>>) -> Self {
+    /// An entry for `ca` (and its concrete type when it is Vault).
+    pub fn new(ca: Arc<dyn CaBackend>, vault: Option<Arc<VaultCa>>) -> Self {
         Self {
             ca,
             vault,
@@ -77,14 +83,16 @@ impl BackendEntry {
 // === impl MeshBackends ===
 
 impl MeshBackends {
-    /// Builds every backend of `spec`. No request is made to any CA.
+    /// Builds every backend of `spec` and every MeshIdentity of the mesh in `store`. No request
+    /// is made to any CA.
     pub async fn build(
         mesh: &str,
         version: u64,
         spec: MeshSpec,
-        secrets: Arc<dyn SecretSource>,
+        store: Arc<ZoneStore>,
         zone: &ZoneVault,
     ) -> Self {
+        let secrets: Arc<dyn SecretSource> = store.clone();
         let mut backends = BTreeMap::new();
         let mut errors = BTreeMap::new();
         for backend in spec.backends() {
@@ -98,12 +106,27 @@ impl MeshBackends {
                 }
             }
         }
+        let identities =
+            super::identities::build(mesh, &store, zone, &mut backends, &mut errors).await;
         Self {
             version,
             spec,
             backends,
             errors,
+            identities,
         }
+    }
+
+    /// The MeshIdentity (with a provider) that a data plane with `labels` gets: Kuma's best
+    /// match (most labels, then name).
+    pub fn identity_for(&self, labels: &BTreeMap<String, String>) -> Option<&IdentityEntry> {
+        let issuing = self
+            .identities
+            .iter()
+            .filter(|i| i.issues())
+            .map(|i| (i.name.as_str(), &i.spec));
+        let (name, _) = mosaic_core::resource::mesh_identity::best_match(issuing, labels)?;
+        self.identities.iter().find(|i| i.name == name)
     }
 
     /// The name of the enabled backend, if mTLS is on.

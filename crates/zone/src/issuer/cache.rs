@@ -74,6 +74,8 @@ struct CacheFile {
     dataplane: String,
     backend: String,
     tags: Tags,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spiffe_id: Option<String>,
     chain_pem: String,
     key_pem: String,
     serial: String,
@@ -123,6 +125,7 @@ impl DiskCache {
             dataplane: cert.dataplane.clone(),
             backend: cert.backend.clone(),
             tags: cert.tags.clone(),
+            spiffe_id: cert.spiffe_id.clone(),
             chain_pem: cert.cert.chain_pem.clone(),
             key_pem: cert.cert.key_pem.expose().clone(),
             serial: cert.cert.serial.clone(),
@@ -262,6 +265,7 @@ fn decode(key: &str, bytes: &[u8]) -> Result<DataplaneCert, CacheError> {
         dataplane: f.dataplane,
         backend: f.backend,
         tags: f.tags,
+        spiffe_id: f.spiffe_id,
         cert: Arc::new(IssuedCert {
             chain_pem: f.chain_pem,
             key_pem: Sensitive::new(f.key_pem),
@@ -290,6 +294,7 @@ mod tests {
             dataplane: "web/1".into(),
             backend: "vault-1".into(),
             tags: Tags::new(),
+            spiffe_id: None,
             cert: Arc::new(IssuedCert {
                 chain_pem: "CHAIN".into(),
                 key_pem: Sensitive::new("KEY".into()),

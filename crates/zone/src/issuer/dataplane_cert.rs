@@ -18,6 +18,8 @@ pub struct DataplaneCert {
     pub backend: String,
     /// The tags it certifies.
     pub tags: Tags,
+    /// The SPIFFE ID it certifies, when a MeshIdentity issued it (its only URI SAN).
+    pub spiffe_id: Option<String>,
     /// The certificate, chain and key.
     pub cert: Arc<IssuedCert>,
     /// When this zone received it (CAs such as Vault backdate `not_before`; the lifetime that

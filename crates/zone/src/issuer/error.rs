@@ -48,6 +48,21 @@ pub enum IssuerError {
         /// Why the roots could not be read.
         reason: String,
     },
+    /// The data plane's MeshIdentity gives it no valid SPIFFE ID (a label its templates read is
+    /// missing, or the rendered ID is not a SPIFFE ID).
+    #[error(
+        "mesh {mesh:?}, MeshIdentity {identity:?}, data plane {dataplane:?}: no SPIFFE ID: {reason}; fix the MeshIdentity's spiffeID templates or the data plane's labels"
+    )]
+    Identity {
+        /// The mesh.
+        mesh: String,
+        /// The MeshIdentity.
+        identity: String,
+        /// The data plane.
+        dataplane: String,
+        /// Why.
+        reason: String,
+    },
     /// The CA refused or could not be reached.
     #[error(transparent)]
     Ca(#[from] CaError),

@@ -28,6 +28,7 @@
 //! - [`error`]: why issuance failed, `IssuerError`.
 //! - [`dataplane_cert`]: `DataplaneCert`, what a dataplane is served.
 //! - [`backends`]: `MeshBackends`, the built backends of one Mesh.
+//! - [`identities`]: the mesh's MeshIdentities as this zone uses them (trust domain, provider).
 //! - [`cache`]: `DiskCache`, certificates and root books kept in the zone's sled database.
 //! - [`roots`]: `RootBook`, the roots a backend has shown and until when each is trusted.
 //! - [`publish`]: `BundleBoard`, which bundle each SDS stream's data plane has confirmed.
@@ -36,6 +37,8 @@
 //! - [`health`]: `HealthBook`, CA health per mesh/backend.
 //! - [`hook`]: `CaHealthHook`, where health is reported.
 //! - [`metrics`]: the issuer's metrics.
+//! - `trust`: the mesh's MeshTrusts in its bundle; the MeshTrusts this zone makes from its
+//!   MeshIdentities, reported to the hook.
 //! - `watch`: the per-dataplane rotation task behind [`Issuer::watch`].
 
 pub mod backends;
@@ -46,10 +49,12 @@ pub mod dataplane_cert;
 pub mod error;
 pub mod health;
 pub mod hook;
+pub mod identities;
 pub mod metrics;
 pub mod publish;
 pub mod roots;
 pub mod settings;
+mod trust;
 mod watch;
 
 use std::{
@@ -114,6 +119,10 @@ struct Inner {
     /// The bundle generations and what each SDS stream's data plane confirmed.
     board: BundleBoard,
     health: Arc<HealthBook>,
+    /// Where the MeshTrusts this zone makes are reported (the ZoneInsight).
+    trust_hook: Option<Arc<dyn CaHealthHook>>,
+    /// Woken when a MeshIdentity, Mesh or Secret changes: the zone's MeshTrusts are made again.
+    trust_changed: Arc<tokio::sync::Notify>,
     /// Per mesh, bumped on every change of the Mesh or its Secrets; watch tasks and SDS streams
     /// of that mesh re-check. A mesh nobody watches has no entry.
     mesh_events: Mutex<HashMap<String, tokio_watch::Sender<u64>>>,
@@ -138,7 +147,7 @@ impl Issuer {
         settings: IssuerSettings,
     ) -> Self {
         let feed = store.subscribe();
-        let health = HealthBook::new(hook, settings.health_report_interval);
+        let health = HealthBook::new(hook.clone(), settings.health_report_interval);
         let inner = Arc::new(Inner {
             disk: DiskCache::new(store.clone()),
             permits: Semaphore::new(settings.max_in_flight.max(1)),
@@ -152,11 +161,14 @@ impl Issuer {
             roots_refresh: tokio::sync::Mutex::default(),
             board: BundleBoard::default(),
             health,
+            trust_hook: hook,
+            trust_changed: Arc::default(),
             mesh_events: Mutex::default(),
         });
         tokio::spawn(listen(Arc::downgrade(&inner), feed));
         tokio::spawn(report_token_ttls(Arc::downgrade(&inner)));
         tokio::spawn(refresh_roots(Arc::downgrade(&inner)));
+        tokio::spawn(trust::report(Arc::downgrade(&inner)));
         Self { inner }
     }
 
@@ -225,10 +237,10 @@ impl Issuer {
         rx
     }
 
-    /// Every root (PEM) of every backend of `mesh`, deduplicated: those each backend reports and
-    /// those it reported while a certificate they signed may live. A backend that cannot say
-    /// right now contributes the roots it last reported (if any). Empty when the Mesh does not
-    /// exist.
+    /// Every root (PEM) of every backend of `mesh` (its MeshIdentities' providers included),
+    /// deduplicated: those each backend reports and those it reported while a certificate they
+    /// signed may live; then every CA of the mesh's MeshTrusts. A backend that cannot say right
+    /// now contributes the roots it last reported (if any). Empty when the Mesh does not exist.
     pub async fn trust_bundle(&self, mesh: &str) -> Vec<String> {
         self.trust_bundle_generation(mesh).await.1
     }
@@ -243,38 +255,7 @@ impl Issuer {
             }
         };
         for (name, entry) in &set.backends {
-            // Asked once per build of the backends (and on the refresh interval and when a
-            // certificate reaches no known root); the book answers in between. A book kept from
-            // before a restart answers at once: a restarted zone serves what it served with no
-            // call to the CA (a certificate under a root it does not know is checked before it
-            // is handed out, and the refresh interval catches up).
-            let remembered = !book_of(&self.inner, &mut self.lock_books(), mesh, name)
-                .roots()
-                .is_empty();
-            if remembered {
-                continue;
-            }
-            let fetched = entry
-                .roots
-                .get_or_try_init(|| async {
-                    // While a backend cannot answer, ask it at most once per retry interval:
-                    // every stream that opens needs the bundle, and a rush of reconnecting data
-                    // planes must not become a rush on Vault.
-                    if let Some(since) = entry.roots_retry_in(ROOTS_RETRY_INTERVAL) {
-                        return Err(since);
-                    }
-                    let roots = entry.ca.root_certs().await.map_err(|e| {
-                        let text = e.to_string();
-                        entry.roots_failed(&text);
-                        text
-                    })?;
-                    self.learn_roots(mesh, name, &roots, entry.ca.default_ttl());
-                    Ok(roots)
-                })
-                .await;
-            if let Err(e) = fetched {
-                tracing::warn!(mesh, backend = %name, error = %e, "backend roots unavailable; using the last known");
-            }
+            self.ensure_roots(mesh, name, entry).await;
         }
         let now = OffsetDateTime::now_utc();
         let mut books = self.lock_books();
@@ -293,7 +274,53 @@ impl Issuer {
                 }
             }
         }
+        drop(books);
+        // Then every MeshTrust of the mesh: the operator's and every zone's (this one's too,
+        // once the global has it), so data planes of other trust domains verify.
+        for r in trust::mesh_trust_pems(&self.inner.store, mesh) {
+            if seen.insert(r.split_whitespace().collect::<String>()) {
+                out.push(r);
+            }
+        }
         (generation, out)
+    }
+
+    /// Makes sure the root book of `name` of `mesh` knows the backend's roots: a remembered
+    /// book answers at once, else the backend is asked (once per build, at most once per retry
+    /// interval while it fails).
+    async fn ensure_roots(&self, mesh: &str, name: &str, entry: &BackendEntry) {
+        // Asked once per build of the backends (and on the refresh interval and when a
+        // certificate reaches no known root); the book answers in between. A book kept from
+        // before a restart answers at once: a restarted zone serves what it served with no
+        // call to the CA (a certificate under a root it does not know is checked before it
+        // is handed out, and the refresh interval catches up).
+        let remembered = !book_of(&self.inner, &mut self.lock_books(), mesh, name)
+            .roots()
+            .is_empty();
+        if remembered {
+            return;
+        }
+        let fetched = entry
+            .roots
+            .get_or_try_init(|| async {
+                // While a backend cannot answer, ask it at most once per retry interval:
+                // every stream that opens needs the bundle, and a rush of reconnecting data
+                // planes must not become a rush on Vault.
+                if let Some(since) = entry.roots_retry_in(ROOTS_RETRY_INTERVAL) {
+                    return Err(since);
+                }
+                let roots = entry.ca.root_certs().await.map_err(|e| {
+                    let text = e.to_string();
+                    entry.roots_failed(&text);
+                    text
+                })?;
+                self.learn_roots(mesh, name, &roots, entry.ca.default_ttl());
+                Ok(roots)
+            })
+            .await;
+        if let Err(e) = fetched {
+            tracing::warn!(mesh, backend = %name, error = %e, "backend roots unavailable; using the last known");
+        }
     }
 
     /// A reader of `mesh`'s bundle confirmations, one per SDS stream (see [`publish`]).
@@ -340,6 +367,27 @@ impl Issuer {
     /// its share of the CA health's earliest expiry. Called when the Dataplane is deleted.
     pub async fn forget(&self, mesh: &str, dataplane: &str) {
         forget(&self.inner, mesh, dataplane).await;
+    }
+
+    /// The labels of `dataplane` of `mesh` as registered in this zone (what a MeshIdentity's
+    /// selector and `{{ label }}` read); none when it is not registered.
+    fn dataplane_labels(
+        &self,
+        mesh: &str,
+        dataplane: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        match self
+            .inner
+            .store
+            .get_resource(ResourceType::Dataplane, Some(mesh), dataplane)
+        {
+            Ok(Some(r)) => r.meta.labels,
+            Ok(None) => Default::default(),
+            Err(e) => {
+                tracing::warn!(mesh, dataplane, error = %e, "Dataplane unreadable; its MeshIdentity cannot be chosen by its labels");
+                Default::default()
+            }
+        }
     }
 
     /// The built backends of `mesh`, rebuilt when the stored Mesh's version changed.
@@ -395,8 +443,31 @@ impl Issuer {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
-        let Some(backend) = set.enabled().map(str::to_string) else {
-            return fail(IssuerError::MtlsDisabled(mesh.to_string()));
+        // A data plane a MeshIdentity selects gets that identity; the others the Mesh's
+        // enabled backend, as before.
+        let labels = self.dataplane_labels(mesh, dataplane);
+        let (backend, spiffe_id) = match set.identity_for(&labels) {
+            Some(identity) => {
+                let id = identity
+                    .trust_domain
+                    .clone()
+                    .and_then(|td| identity.spec.spiffe_id(&td, &labels));
+                match id {
+                    Ok(id) => (identity.backend.clone(), Some(id)),
+                    Err(reason) => {
+                        return fail(IssuerError::Identity {
+                            mesh: mesh.to_string(),
+                            identity: identity.name.clone(),
+                            dataplane: dataplane.to_string(),
+                            reason,
+                        });
+                    }
+                }
+            }
+            None => match set.enabled() {
+                Some(b) => (b.to_string(), None),
+                None => return fail(IssuerError::MtlsDisabled(mesh.to_string())),
+            },
         };
         let key: DpKey = (mesh.to_string(), dataplane.to_string());
         // One request per dataplane at a time: the others wait here and then find it cached.
@@ -408,6 +479,7 @@ impl Issuer {
         if let Some(c) = &cached
             && c.backend == backend
             && c.tags == *tags
+            && c.spiffe_id == spiffe_id
             && replace != Some(c.cert.serial.as_str())
             && c.is_fresh(now)
         {
@@ -417,9 +489,13 @@ impl Issuer {
                 error: None,
             };
         }
-        let fallback = cached.filter(|c| c.tags == *tags && c.is_valid(now));
+        let fallback =
+            cached.filter(|c| c.tags == *tags && c.spiffe_id == spiffe_id && c.is_valid(now));
         let result = match set.backends.get(&backend) {
-            Some(entry) => self.issue(mesh, &backend, entry, tags).await,
+            Some(entry) => {
+                self.issue(mesh, &backend, entry, tags, spiffe_id.as_deref())
+                    .await
+            }
             None => Err(IssuerError::Backend {
                 mesh: mesh.to_string(),
                 backend: backend.clone(),
@@ -447,6 +523,7 @@ impl Issuer {
                     dataplane: dataplane.to_string(),
                     backend,
                     tags: tags.clone(),
+                    spiffe_id,
                     cert: Arc::new(cert),
                     issued_at: OffsetDateTime::now_utc(),
                 });
@@ -479,6 +556,7 @@ impl Issuer {
         backend: &str,
         entry: &BackendEntry,
         tags: &Tags,
+        spiffe_id: Option<&str>,
     ) -> Result<IssuedCert, IssuerError> {
         let breaker = self.breaker(mesh, backend);
         breaker
@@ -501,7 +579,7 @@ impl Issuer {
         let req = IssueRequest {
             tags: tags.clone(),
             ttl: entry.ca.default_ttl(),
-            spiffe_id: None,
+            spiffe_id: spiffe_id.map(str::to_string),
         };
         let start = Instant::now();
         let result = entry.ca.issue(&req).await;
@@ -786,6 +864,20 @@ async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
             Ok(change) => match change.key.kind {
                 KdsType::Resource(ResourceType::Mesh) => Some(change.key.name),
                 KdsType::Resource(ResourceType::Secret) => change.key.mesh,
+                KdsType::Resource(ResourceType::MeshIdentity) => {
+                    if change.op == ChangeOp::Delete
+                        && let (Some(inner), Some(mesh)) = (inner.upgrade(), &change.key.mesh)
+                    {
+                        identities::forget_generated(&inner.store, mesh, &change.key.name);
+                    }
+                    change.key.mesh
+                }
+                // A MeshTrust changes the bundle only: wake the mesh's streams.
+                KdsType::Resource(ResourceType::MeshTrust) => {
+                    let Some(inner) = inner.upgrade() else { return };
+                    wake_mesh(&inner, change.key.mesh.as_deref());
+                    continue;
+                }
                 KdsType::Resource(ResourceType::Dataplane) if change.op == ChangeOp::Delete => {
                     let Some(inner) = inner.upgrade() else { return };
                     if let Some(mesh) = &change.key.mesh {
@@ -816,6 +908,7 @@ async fn listen(inner: Weak<Inner>, mut feed: broadcast::Receiver<Change>) {
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(m, _), _| mesh.as_ref().is_some_and(|changed| changed != m));
         wake_mesh(&inner, mesh.as_deref());
+        inner.trust_changed.notify_one();
     }
 }
 

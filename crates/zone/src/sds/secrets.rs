@@ -122,6 +122,7 @@ mod tests {
             dataplane: "web-1".into(),
             backend: "vault-1".into(),
             tags: Tags::new(),
+            spiffe_id: None,
             cert: Arc::new(IssuedCert {
                 chain_pem: "LEAF\nINTERMEDIATE\n".into(),
                 key_pem: Sensitive::new("KEY".into()),
