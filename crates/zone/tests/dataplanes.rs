@@ -21,7 +21,7 @@ use mosaic_ca::local::LocalCa;
 use mosaic_core::ca::identity::inspect_pem;
 use mosaic_testkit::{
     GlobalCluster, OpenBao, PkiVerb, SEED_MOUNT, SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE,
-    TokenSpec, pem_blocks, pki_policy, token_id, verify_chain, workspace_binary,
+    TokenSpec, pem_blocks, pki_policy, token_id, verify_chain,
 };
 use serde_json::{Value, json};
 
@@ -693,18 +693,7 @@ fn error_line(log: &str) -> &str {
 
 /// `mosaicctl` against the global, as a user runs it: exit code, stdout, stderr.
 fn mosaicctl(mosaic: &Mosaic, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
-    let out = std::process::Command::new(workspace_binary("mosaicctl")?)
-        .args(["--api", &mosaic.global.api(0)])
-        .args(args)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .env_remove("MOSAIC_API")
-        .env_remove("MOSAIC_TOKEN")
-        .output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    mosaic.ctl(args)
 }
 
 /// A fresh 2048-bit RSA key as Kuma keeps its signing keys (PEM `RSA PRIVATE KEY`), made by the

@@ -133,7 +133,7 @@ pub enum SdsError {
     },
     /// The Mesh has no enabled mTLS backend.
     #[error(
-        "mesh {0:?} has mTLS disabled (no mtls.enabledBackend): enable a backend on the global to get certificates"
+        "mesh {0:?} has mTLS disabled (no mtls.enabledBackend) and no MeshIdentity selects this data plane: enable a backend on the global, or apply a MeshIdentity whose selector matches the data plane's labels, to get certificates"
     )]
     MtlsDisabled(String),
     /// A request's `type_url` is not the Secret type.

@@ -13,7 +13,7 @@ use std::{
 
 use mosaic_core::{
     Sensitive,
-    resource::{ResourceType, Spec},
+    resource::{MeshSpec, ResourceType, Spec, mesh_identity::best_match},
     revocation::dataplane_token_revocations,
     sds::{SECRET_TYPE_URL, SecretName},
     template::Tags,
@@ -71,7 +71,10 @@ pub(super) fn open(
     )?;
     check_type_url(&first.type_url)?;
     let names = secret_names(&caller, &first.resource_names)?;
-    mtls_enabled(shared, &caller.mesh)?;
+    // The Mesh must exist before anything is registered; whether it gives this data plane a
+    // certificate (an enabled backend, or a MeshIdentity selecting it by its labels) is known
+    // once its Dataplane is.
+    mesh_exists(shared, &caller.mesh)?;
     let sent = registry::dataplane_text(node.metadata.as_ref())?;
     let tags = registry::register(
         &shared.store,
@@ -80,6 +83,7 @@ pub(super) fn open(
         sent,
         shared.unknown_fields,
     )?;
+    mtls_enabled(shared, &caller.mesh, &caller.name)?;
     Ok(Opened {
         caller,
         tags,
@@ -137,6 +141,8 @@ struct Session {
     token: Sensitive<String>,
     caller: Caller,
     tags: Tags,
+    /// The Dataplane's labels (which MeshIdentity selects it) as of the current watch.
+    labels: Option<std::collections::BTreeMap<String, String>>,
     names: BTreeSet<SecretName>,
     tx: Outbound,
     cert: watch::Receiver<Option<Arc<DataplaneCert>>>,
@@ -165,6 +171,16 @@ impl Session {
             opened.tags.clone(),
         );
         let reader = shared.issuer.bundle_reader(&opened.caller.mesh);
+        let labels = shared
+            .store
+            .get_resource(
+                ResourceType::Dataplane,
+                Some(&opened.caller.mesh),
+                &opened.caller.name,
+            )
+            .ok()
+            .flatten()
+            .map(|r| r.meta.labels);
         Self {
             reader,
             bundle_generation: 0,
@@ -173,6 +189,7 @@ impl Session {
             token,
             caller: opened.caller,
             tags: opened.tags,
+            labels,
             names: opened.names,
             tx,
             cert,
@@ -339,7 +356,7 @@ impl Session {
     /// The Mesh or its Secrets changed (or a backend's roots did): it must still exist with mTLS
     /// on; refresh the bundle.
     async fn mesh_changed(&mut self) -> Result<(), SdsError> {
-        mtls_enabled(&self.shared, &self.caller.mesh)?;
+        mtls_enabled(&self.shared, &self.caller.mesh, &self.caller.name)?;
         (self.bundle_generation, self.bundle) = self
             .shared
             .issuer
@@ -399,10 +416,16 @@ impl Session {
             });
         };
         let tags = registry::vouched_tags(&self.caller, &stored)?;
-        if tags != self.tags {
+        let labels_changed = self
+            .labels
+            .as_ref()
+            .is_some_and(|l| *l != stored.meta.labels);
+        self.labels = Some(stored.meta.labels);
+        if tags != self.tags || labels_changed {
             tracing::info!(
                 ?tags,
-                "the Dataplane's tags changed; issuing a certificate for them"
+                labels_changed,
+                "the Dataplane's tags or labels changed; issuing a certificate for them"
             );
             self.tags = tags.clone();
             self.cert = self
@@ -469,8 +492,8 @@ pub(super) fn secret_names(
         .collect()
 }
 
-/// The Mesh exists in the zone and has an enabled mTLS backend.
-pub(super) fn mtls_enabled(shared: &Shared, mesh: &str) -> Result<(), SdsError> {
+/// The Mesh exists in the zone.
+fn mesh_exists(shared: &Shared, mesh: &str) -> Result<MeshSpec, SdsError> {
     let unknown = || SdsError::UnknownMesh {
         mesh: mesh.to_string(),
         zone: shared.zone.clone(),
@@ -480,15 +503,36 @@ pub(super) fn mtls_enabled(shared: &Shared, mesh: &str) -> Result<(), SdsError> 
         .get_resource(ResourceType::Mesh, None, mesh)?
         .ok_or_else(unknown)?;
     match resource.spec {
-        Spec::Mesh(spec)
-            if spec
-                .mtls
-                .as_ref()
-                .is_some_and(|m| !m.enabled_backend.is_empty()) =>
-        {
-            Ok(())
-        }
-        Spec::Mesh(_) => Err(SdsError::MtlsDisabled(mesh.to_string())),
+        Spec::Mesh(spec) => Ok(spec),
         _ => Err(unknown()),
     }
+}
+
+/// The Mesh exists in the zone and gives `dataplane` a certificate: it has an enabled mTLS
+/// backend, or a MeshIdentity with a provider selects the data plane by its labels.
+pub(super) fn mtls_enabled(shared: &Shared, mesh: &str, dataplane: &str) -> Result<(), SdsError> {
+    let spec = mesh_exists(shared, mesh)?;
+    if spec
+        .mtls
+        .as_ref()
+        .is_some_and(|m| !m.enabled_backend.is_empty())
+    {
+        return Ok(());
+    }
+    let labels = shared
+        .store
+        .get_resource(ResourceType::Dataplane, Some(mesh), dataplane)?
+        .map(|r| r.meta.labels)
+        .unwrap_or_default();
+    let identities = shared
+        .store
+        .list_resources(ResourceType::MeshIdentity, Some(mesh))?;
+    let issuing = identities.iter().filter_map(|r| match &r.spec {
+        Spec::MeshIdentity(m) if m.spec.provider.is_some() => Some((r.meta.name.as_str(), &m.spec)),
+        _ => None,
+    });
+    if best_match(issuing, &labels).is_some() {
+        return Ok(());
+    }
+    Err(SdsError::MtlsDisabled(mesh.to_string()))
 }

@@ -198,6 +198,37 @@ impl Mosaic {
         DataplaneAgent::start(&self.dp_binary, self.global.dir(), &opts)
     }
 
+    /// Starts an agent of zone `zone` for `name` of `mesh` registering `dataplane` (a Dataplane
+    /// document, labels and all).
+    pub fn agent_yaml(
+        &self,
+        zone: usize,
+        mesh: &str,
+        name: &str,
+        token: &str,
+        dataplane: &str,
+    ) -> anyhow::Result<DataplaneAgent> {
+        let opts = AgentOptions::new(&self.zones[zone], mesh, name, token, dataplane);
+        DataplaneAgent::start(&self.dp_binary, self.global.dir(), &opts)
+    }
+
+    /// Runs `mosaicctl` against the global as a user would (no config file, no env): exit code,
+    /// stdout, stderr.
+    pub fn ctl(&self, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+        let out = std::process::Command::new(workspace_binary("mosaicctl")?)
+            .args(["--api", &self.global.api(0)])
+            .args(args)
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .env_remove("MOSAIC_API")
+            .env_remove("MOSAIC_TOKEN")
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
     /// A token for `name` with exactly `tags`, and an agent for it on zone `zone`.
     pub async fn dataplane(
         &self,
