@@ -13,12 +13,15 @@ use base64::Engine as _;
 use mosaic_ca::local::LocalCa;
 use mosaic_core::{
     ca::{IssuedCert, identity},
-    resource::{parse::from_value, zone::CaHealth},
+    resource::{
+        parse::from_value,
+        zone::{CaHealth, ZoneTrust},
+    },
     template::Tags,
 };
 use mosaic_testkit::{OpenBao, SEED_MOUNT, SEED_ROLE, ensure_crypto_provider};
 use mosaic_zone::{
-    issuer::{CaHealthHook, Issuer, IssuerSettings, cache::DiskCache},
+    issuer::{CaHealthHook, Issuer, IssuerError, IssuerSettings, ZoneVault, cache::DiskCache},
     store::{KdsItem, SyncBatch, ZoneStore},
 };
 use serde_json::{Value, json};
@@ -115,11 +118,16 @@ fn tags(service: &str) -> Tags {
 #[derive(Debug, Default)]
 struct RecordingHook {
     pushes: Mutex<Vec<Vec<CaHealth>>>,
+    trusts: Mutex<Option<Vec<ZoneTrust>>>,
 }
 
 impl CaHealthHook for RecordingHook {
     fn set_ca_health(&self, health: Vec<CaHealth>) {
         self.pushes.lock().unwrap().push(health);
+    }
+
+    fn set_mesh_trusts(&self, trusts: Vec<ZoneTrust>) {
+        *self.trusts.lock().unwrap() = Some(trusts);
     }
 }
 
@@ -524,5 +532,96 @@ async fn the_vault_token_ttl_metric_stays_current_without_issuance() -> anyhow::
         1,
         "one issuance only"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_meshidentity_issues_its_spiffe_id_to_the_data_planes_it_selects_and_makes_a_meshtrust()
+-> anyhow::Result<()> {
+    ensure_crypto_provider();
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(ZoneStore::open(dir.path())?);
+    put(&store, json!({"type": "Mesh", "name": MESH}), 1);
+    put(
+        &store,
+        json!({"type": "MeshIdentity", "name": "web-id", "mesh": MESH, "spec": {
+            "selector": {"dataplane": {"matchLabels": {"app": "web"}}},
+            "provider": {"type": "Bundled", "bundled": {
+                "insecureAllowSelfSigned": true, "autogenerate": {"enabled": true},
+                "certificateParameters": {"expiry": "2h"}}}}}),
+        2,
+    );
+    for (name, app) in [("web-1", "web"), ("db-1", "db")] {
+        let dp = from_value(json!({"type": "Dataplane", "mesh": MESH, "name": name,
+            "labels": {"app": app, "kuma.io/workload": app},
+            "networking": {"address": "127.0.0.1",
+                "inbound": [{"port": 8080, "tags": {"kuma.io/service": app}}]}}))?;
+        store.put_local(dp, time::OffsetDateTime::now_utc())?;
+    }
+    let hook = Arc::new(RecordingHook::default());
+    let issuer = Issuer::new(
+        store.clone(),
+        Some(hook.clone() as Arc<dyn CaHealthHook>),
+        IssuerSettings {
+            vault: ZoneVault {
+                zone: Some("east".into()),
+                ..ZoneVault::default()
+            },
+            ..IssuerSettings::default()
+        },
+    );
+    let cert = issuer
+        .dataplane_certificate(MESH, "web-1", &tags("web"))
+        .await?;
+    let info = identity::inspect_pem(&cert.cert.chain_pem)?;
+    assert_eq!(
+        info.uri_sans,
+        ["spiffe://default.east.mesh.local/workload/web"],
+        "the SPIFFE ID is the only URI SAN"
+    );
+    assert_eq!(cert.backend, "MeshIdentity/web-id");
+    let lifetime = cert.cert.not_after - cert.cert.not_before;
+    assert!(lifetime <= time::Duration::hours(2) + time::Duration::minutes(2));
+    let bundle = issuer.trust_bundle(MESH).await;
+    verify(&cert.cert, &bundle);
+    // Not selected, and the Mesh has no mtls: no certificate, saying why.
+    let err = issuer
+        .certificate(MESH, "db-1", &tags("db"))
+        .await
+        .expect_err("db-1 has no identity");
+    assert!(matches!(err, IssuerError::MtlsDisabled(_)), "{err}");
+    // The zone's MeshTrust: the identity's trust domain here and its generated CA.
+    let start = Instant::now();
+    let trust = loop {
+        if let Some(t) = hook
+            .trusts
+            .lock()
+            .unwrap()
+            .clone()
+            .filter(|t| !t.is_empty())
+        {
+            break t;
+        }
+        assert!(start.elapsed() < DEADLINE, "no MeshTrust reported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(trust.len(), 1);
+    assert_eq!(trust[0].identity, "web-id");
+    assert_eq!(trust[0].trust_domain, "default.east.mesh.local");
+    verify(&cert.cert, &trust[0].ca_bundles);
+    // The same generated CA after a restart of the issuer (kept in the zone's database).
+    drop(issuer);
+    let again = Issuer::new(
+        store.clone(),
+        None,
+        IssuerSettings {
+            vault: ZoneVault {
+                zone: Some("east".into()),
+                ..ZoneVault::default()
+            },
+            ..IssuerSettings::default()
+        },
+    );
+    assert!(same_pems(&again.trust_bundle(MESH).await, &bundle));
     Ok(())
 }
