@@ -369,6 +369,16 @@ async fn zones_on_default_trust_domains_trust_each_other_and_a_removed_zone_is_w
             .await
             .map_err(|e| e.context(mosaic.logs()))?;
     }
+    // Zone east holds west's MeshTrust, as its API shows (read-only, as Kuma's zone API).
+    mosaic.zones[0]
+        .wait_for(
+            "/meshes/default/meshtrusts/identity.west",
+            "west's MeshTrust in zone east",
+            WAIT,
+            |t| t["spec"]["trustDomain"] == "default.west.mesh.local",
+        )
+        .await
+        .map_err(|e| e.context(mosaic.logs()))?;
     a.wait_until("a's bundle verifies b's certificate", WAIT, |a| {
         a.files().is_some_and(|f| {
             b.files()

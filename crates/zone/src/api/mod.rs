@@ -2,6 +2,8 @@
 //!
 //! - `GET /meshes`, `GET /meshes/{name}`, `GET /zones`, `GET /zones/{name}`: read-only copies
 //!   synced from the global; `PUT`/`DELETE` answer 405.
+//! - `GET /meshes/{mesh}/meshidentities[/{name}]`, `GET /meshes/{mesh}/meshtrusts[/{name}]`:
+//!   read-only copies from the global (every zone's MeshTrusts included); writes answer 405.
 //! - `/meshes/{mesh}/secrets[/{name}]`, `/global-secrets[/{name}]`: not served (`GET` 404,
 //!   writes 405); see [`resources`] for why.
 //! - `GET /meshes/{mesh}/dataplanes`, `GET|PUT|DELETE /meshes/{mesh}/dataplanes/{name}`,
@@ -52,12 +54,25 @@ pub use state::ApiState;
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the admin rule needs the caller's
 /// address (without it every caller counts as remote).
 pub fn router(state: ApiState) -> Router {
-    use ResourceType::{Dataplane, GlobalSecret, Mesh, Secret, Zone};
+    use ResourceType::{Dataplane, GlobalSecret, Mesh, MeshIdentity, MeshTrust, Secret, Zone};
     let routes = Router::new()
         .route("/meshes", api_router::collection(Mesh, resources::list))
         .route("/meshes/{mesh}", read_only(Mesh))
         .route("/zones", api_router::collection(Zone, resources::list))
         .route("/zones/{name}", read_only(Zone))
+        .route(
+            "/meshes/{mesh}/meshidentities",
+            api_router::collection(MeshIdentity, resources::list),
+        )
+        .route(
+            "/meshes/{mesh}/meshidentities/{name}",
+            read_only(MeshIdentity),
+        )
+        .route(
+            "/meshes/{mesh}/meshtrusts",
+            api_router::collection(MeshTrust, resources::list),
+        )
+        .route("/meshes/{mesh}/meshtrusts/{name}", read_only(MeshTrust))
         .route("/meshes/{mesh}/secrets", hidden(Secret))
         .route("/meshes/{mesh}/secrets/{name}", hidden(Secret))
         .route("/global-secrets", hidden(GlobalSecret))
