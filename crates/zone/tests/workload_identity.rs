@@ -605,7 +605,8 @@ async fn seed_002_vault_set_up_as_written_gives_identities_of_its_trust_domain()
                     "spiffeID": {"trustDomain": "domain.name"},
                     "provider": {"type": "Vault", "vault": {
                         "address": bao.addr(), "pki": SEED002_PKI, "role": SEED002_ROLE,
-                        "mode": "sign", "auth": {"token": {"secret": "vault-token"}}
+                        "mode": "sign", "commonName": "{{ tag \"kuma.io/service\" }}.svc",
+                        "auth": {"token": {"secret": "vault-token"}}
                     }}
                 }
             })
@@ -620,6 +621,11 @@ async fn seed_002_vault_set_up_as_written_gives_identities_of_its_trust_domain()
     assert!(verifies(&files.cert, &files.ca), "ca.pem:\n{}", files.ca);
     let leaf = inspect_pem(&files.cert)?;
     assert!(leaf.server_auth && leaf.client_auth);
+    assert_eq!(
+        leaf.common_name.as_deref(),
+        Some("web.svc"),
+        "the commonName template"
+    );
     // The zone's MeshTrust for the domain carries the chain Vault gave, up to the seed's root.
     let trust = mosaic
         .global

@@ -156,12 +156,13 @@ impl IssueRequest {
         Self::for_service(VALIDATION_SERVICE, ttl)
     }
 
-    /// A request for a MeshIdentity's SPIFFE ID (the certificate's only URI SAN).
+    /// A request for a MeshIdentity's SPIFFE ID (the certificate's only URI SAN), with the tags of
+    /// the validation service (`kuma.io/service: mosaic-validation`) for a `commonName` template
+    /// to read, as a backend's test issuance has: what the global's admission asks.
     pub fn for_identity(spiffe_id: &str, ttl: Duration) -> Self {
         Self {
-            tags: Tags::new(),
-            ttl,
             spiffe_id: Some(spiffe_id.to_string()),
+            ..Self::validation(ttl)
         }
     }
 
