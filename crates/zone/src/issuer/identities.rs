@@ -22,7 +22,7 @@ use mosaic_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{backends::BackendEntry, settings::ZoneVault};
+use super::{backend_entry::BackendEntry, settings::ZoneVault};
 use crate::store::ZoneStore;
 
 /// The sled tree of generated identity CAs (they hold private keys: never logged).

@@ -27,6 +27,7 @@
 //!   credentials.
 //! - [`error`]: why issuance failed, `IssuerError`.
 //! - [`dataplane_cert`]: `DataplaneCert`, what a dataplane is served.
+//! - [`backend_entry`]: `BackendEntry`, one built backend and its roots.
 //! - [`backends`]: `MeshBackends`, the built backends of one Mesh.
 //! - [`identities`]: the mesh's MeshIdentities as this zone uses them (trust domain, provider).
 //! - [`cache`]: `DiskCache`, certificates and root books kept in the zone's sled database.
@@ -41,6 +42,7 @@
 //!   MeshIdentities, reported to the hook.
 //! - `watch`: the per-dataplane rotation task behind [`Issuer::watch`].
 
+pub mod backend_entry;
 pub mod backends;
 pub mod backoff;
 pub mod breaker;
