@@ -2,7 +2,8 @@
 //! and intermediate `pki_int`, the sign role, Kubernetes auth per cluster at `auth/<cluster>` with
 //! a fake TokenReview API per zone that accepts only that zone's service-account token. One Mesh
 //! whose backend says `mountPath: "{{ zone }}"` serves both zones; a zone presenting the other
-//! zone's token is refused with Vault's message quoted. A zone holding its own credentials
+//! zone's token is refused with Vault's message quoted. The role exactly as the seed writes it
+//! (key_type rsa by default) gives RSA-2048 leaves. A zone holding its own credentials
 //! (`[[vault_auth]]`: a token file) issues for a Mesh that sets no `auth`.
 
 use std::{path::Path, sync::Arc};
@@ -86,11 +87,8 @@ fn named(zone: &str) -> ZoneVault {
 async fn seed_002_two_zones_log_in_at_their_own_kubernetes_mount() -> anyhow::Result<()> {
     ensure_crypto_provider();
     let bao = OpenBao::start().await?;
-    // The seed's role as written leaves key_type at Vault's default, rsa; the zone signs an
-    // EC P-256 CSR, so the role must accept it: key_type=any (see the report and the docs).
-    let pki = bao
-        .setup_seed002_pki(URI_SANS, json!({"key_type": "any"}))
-        .await?;
+    // The seed's role as written (key_type rsa by default: the zones read it and make RSA keys).
+    let pki = bao.setup_seed002_pki(URI_SANS, Value::Null).await?;
     // One Kubernetes API per cluster, each accepting only its own service account's token.
     let east_kube = FakeKubernetesApi::start(SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT).await?;
     let west_kube = FakeKubernetesApi::start(SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT).await?;
@@ -173,11 +171,25 @@ async fn seed_002_two_zones_log_in_at_their_own_kubernetes_mount() -> anyhow::Re
     Ok(())
 }
 
+/// The leaf's public-key algorithm and size in bits.
+fn leaf_key(chain_pem: &str) -> anyhow::Result<(String, usize)> {
+    use x509_parser::{prelude::FromDer as _, public_key::PublicKey};
+    let der = identity::pem_to_ders(chain_pem)?.remove(0);
+    let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&der)?;
+    Ok(match leaf.public_key().parsed()? {
+        PublicKey::RSA(k) => ("rsa".to_string(), k.key_size()),
+        PublicKey::EC(p) => ("ec".to_string(), p.key_size()),
+        other => (format!("{other:?}"), 0),
+    })
+}
+
 #[tokio::test]
-async fn seed_002_role_as_written_refuses_the_zone_s_ec_csr_with_a_hint() -> anyhow::Result<()> {
+async fn seed_002_role_as_written_gives_the_zone_an_rsa_leaf_that_verifies_to_the_seed_root()
+-> anyhow::Result<()> {
     ensure_crypto_provider();
     let bao = OpenBao::start().await?;
-    bao.setup_seed002_pki(URI_SANS, Value::Null).await?;
+    // The role exactly as the seed writes it: key_type stays Vault's default, rsa (2048 bits).
+    let pki = bao.setup_seed002_pki(URI_SANS, Value::Null).await?;
     let kube = FakeKubernetesApi::start(SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT).await?;
     bao.enable_seed002_cluster("east", &kube.addr()).await?;
     let secrets = tempfile::tempdir()?;
@@ -193,17 +205,62 @@ async fn seed_002_role_as_written_refuses_the_zone_s_ec_csr_with_a_hint() -> any
             "serviceAccountTokenFile": token_file.to_string_lossy()}}),
         ),
     );
+    // The seed's policy reads `pki_int*`, so the zone reads the role and makes the RSA-2048
+    // key it asks for; the key never leaves the zone.
+    let cert = issuer.certificate(MESH, "web-1", &tags("web")).await?;
+    verify_chain(&cert.chain_pem, std::slice::from_ref(&pki.root_pem))?;
+    assert_eq!(leaf_key(&cert.chain_pem)?, ("rsa".to_string(), 2048));
+    let key = rcgen::KeyPair::from_pem(cert.key_pem.expose())?;
+    assert!(key.is_compatible(&rcgen::PKCS_RSA_SHA256));
+    use rcgen::PublicKeyData as _;
+    let leaf_der = identity::pem_to_ders(&cert.chain_pem)?.remove(0);
+    assert_eq!(
+        identity::spki_of(&leaf_der)?,
+        key.subject_public_key_info(),
+        "the zone's key is the leaf's"
+    );
+    let info = identity::inspect_pem(&cert.chain_pem)?;
+    assert!(
+        info.uri_sans.contains(&"spiffe://default/web".to_string()),
+        "{:?}",
+        info.uri_sans
+    );
+    assert_eq!(info.common_name.as_deref(), Some("web.svc"));
+    assert!(kube.review_count() >= 1, "east logged in at auth/east");
+
+    // A token whose policy may sign but not read the role: the zone cannot learn the key type,
+    // sends an EC P-256 CSR as before, and Vault's refusal comes with the hint.
+    bao.write_policy(
+        "sign-only",
+        &format!(
+            "path \"{SEED002_PKI}/sign/{SEED002_ROLE}\" {{ capabilities = [\"create\", \"update\"] }}\n"
+        ),
+    )
+    .await?;
+    let token = bao.create_token(&TokenSpec::new(&["sign-only"])).await?;
+    let token_file = secrets.path().join("vault-token");
+    std::fs::write(&token_file, &token)?;
+    let dir = tempfile::tempdir()?;
+    let (store, issuer) = zone_issuer(dir.path(), named("east"))?;
+    put_mesh(
+        &store,
+        bao.addr(),
+        Some(json!({"token": {"file": token_file.to_string_lossy()}})),
+    );
     let err = issuer
         .certificate(MESH, "web-1", &tags("web"))
         .await
-        .expect_err("the role wants rsa keys")
+        .expect_err("the role wants rsa keys and the token cannot read it")
         .to_string();
     assert!(
-        err.contains("role requires keys of type rsa") && err.contains("set key_type=ec (or any)"),
+        err.contains("role requires keys of type rsa")
+            && err.contains("set key_type=ec (or any)")
+            && err.contains(&format!(
+                "grant [\"read\"] on {SEED002_PKI}/roles/{SEED002_ROLE}"
+            )),
         "{err}"
     );
-    // The login itself worked: east's mount asked east's API.
-    assert!(kube.review_count() >= 1);
+    assert!(!err.contains(&token), "the token leaked: {err}");
     Ok(())
 }
 
@@ -211,9 +268,7 @@ async fn seed_002_role_as_written_refuses_the_zone_s_ec_csr_with_a_hint() -> any
 async fn a_zone_holding_its_own_token_file_issues_for_a_mesh_without_auth() -> anyhow::Result<()> {
     ensure_crypto_provider();
     let bao = OpenBao::start().await?;
-    let pki = bao
-        .setup_seed002_pki(URI_SANS, json!({"key_type": "any"}))
-        .await?;
+    let pki = bao.setup_seed002_pki(URI_SANS, Value::Null).await?;
     let token = bao.create_token(&TokenSpec::new(&[SEED002_POLICY])).await?;
     let secrets = tempfile::tempdir()?;
     let token_file = secrets.path().join("vault-token");

@@ -191,6 +191,14 @@ impl VaultError {
         self
     }
 
+    /// Whether Vault refused a CSR's key (its type or size is not the role's).
+    pub fn is_key_refusal(&self) -> bool {
+        match self {
+            VaultError::Status { errors, .. } => is_key_text(&errors.join(" ").to_lowercase()),
+            _ => false,
+        }
+    }
+
     /// Whether Vault said "permission denied" (bad, expired or revoked token, or missing policy).
     pub fn is_permission_denied(&self) -> bool {
         match self {
@@ -230,9 +238,16 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
     {
         return "the role's allowed_uri_sans must allow spiffe://<mesh>/* and kuma://*".to_string();
     }
-    if text.contains("key type") || text.contains("key_type") || text.contains("role requires keys")
-    {
-        return "mode sign sends an ECDSA P-256 CSR: set key_type=ec (or any) on the role, or use mode issue".to_string();
+    if is_key_text(&text) {
+        let role = match op {
+            Operation::Sign { pki, role } | Operation::Issue { pki, role } => {
+                format!("{pki}/roles/{role}")
+            }
+            _ => "the role".to_string(),
+        };
+        return format!(
+            "mode sign makes the CSR's key as the role's key_type and key_bits say when the token may read {role}, else an ECDSA P-256 key: grant [\"read\"] on {role} to the token's policy, or set key_type=ec (or any) on the role, or use mode issue"
+        );
     }
     if text.contains("common name") && text.contains("not allowed") {
         return "the role must allow the rendered commonName: set allowed_domains and allow_subdomains, or drop conf.fromCp.commonName".to_string();
@@ -294,6 +309,17 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
         return "initialize Vault (vault operator init)".to_string();
     }
     String::new()
+}
+
+/// Whether Vault's (lower-cased) errors are about a key's type or size.
+fn is_key_text(text: &str) -> bool {
+    text.contains("key type")
+        || text.contains("key_type")
+        || text.contains("role requires keys")
+        || text.contains("role requires a minimum of")
+        || text.contains("csr's key is")
+        || text.contains("key_bits")
+        || text.contains("key bits")
 }
 
 /// What to do about a transport error, from its message chain.
