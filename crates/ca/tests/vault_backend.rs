@@ -10,7 +10,8 @@ use mosaic_core::{
     datasource::StaticSecrets,
 };
 use mosaic_testkit::{
-    OpenBao, PkiVerb, SEED_MOUNT, SEED_POLICY_NAME, SEED_ROLE, TokenSpec, pki_policy,
+    OpenBao, PkiVerb, SEED_MOUNT, SEED_POLICY_NAME, SEED_ROLE, SEED002_PKI, SEED002_POLICY,
+    SEED002_ROLE, TokenSpec, pki_policy,
 };
 use serde_json::json;
 use support::*;
@@ -292,6 +293,68 @@ async fn sign_mode_makes_the_key_the_role_asks_for_reading_the_role_once() -> an
     let cert = ca.issue(&request("web", &[], DAY)).await?;
     verify(&cert, std::slice::from_ref(&root));
     assert_eq!(leaf_key(&cert)?, ("rsa".into(), 3072));
+    Ok(())
+}
+
+#[tokio::test]
+async fn seed_002_verbatim_gives_a_vault_meshidentity_domain_name_identities_in_sign_mode()
+-> anyhow::Result<()> {
+    // Seed 002 step 1b word for word: the role's allowed_uri_sans is the trust domain and its
+    // key_type Vault's default (rsa); the policy is the seed's.
+    let bao = OpenBao::start().await?;
+    let pki = bao
+        .setup_seed002_pki("spiffe://domain.name/*", serde_json::Value::Null)
+        .await?;
+    let token = bao.create_token(&TokenSpec::new(&[SEED002_POLICY])).await?;
+    // A MeshIdentity with a Vault provider in mode sign and trust domain domain.name.
+    let resource = mosaic_core::resource::parse::from_value(json!({
+        "type": "MeshIdentity", "name": "domain-name", "mesh": "default",
+        "spec": {
+            "selector": {"dataplane": {"matchLabels": {}}},
+            "spiffeID": {"trustDomain": "domain.name"},
+            "provider": {"type": "Vault", "vault": {
+                "address": bao.addr(),
+                "pki": SEED002_PKI,
+                "role": SEED002_ROLE,
+                "mode": "sign",
+                "auth": {"token": {"secret": "token-1"}},
+            }},
+        },
+    }))?;
+    let mosaic_core::resource::Spec::MeshIdentity(identity) = resource.spec else {
+        anyhow::bail!("not a MeshIdentity: {:?}", resource.spec);
+    };
+    let provider = identity
+        .spec
+        .provider
+        .and_then(|p| p.vault)
+        .ok_or_else(|| anyhow::anyhow!("no provider.vault"))?;
+    let (backend, conf) = mosaic_ca::identity::vault_parts("domain-name", &provider, DAY);
+    let secrets: std::sync::Arc<dyn mosaic_core::datasource::SecretSource> =
+        std::sync::Arc::new(secrets(&token));
+    let ca = mosaic_ca::vault::VaultCa::new("default", &backend, &conf, secrets).await?;
+    use mosaic_core::ca::{CaBackend as _, IssueRequest};
+    let id = "spiffe://domain.name/workload/web";
+    ca.validate_with(&IssueRequest::for_identity(id, DAY))
+        .await?;
+    let cert = ca.issue(&IssueRequest::for_identity(id, DAY)).await?;
+    verify(&cert, std::slice::from_ref(&pki.root_pem));
+    let info = inspect_pem(&cert.chain_pem)?;
+    assert_eq!(info.uri_sans, [id], "the SPIFFE ID is the only URI SAN");
+    assert_eq!(leaf_key(&cert)?, ("rsa".into(), 2048));
+    // Outside the trust domain the seed's role refuses, and Vault is quoted.
+    let err = ca
+        .issue(&IssueRequest::for_identity(
+            "spiffe://other.domain/workload/web",
+            DAY,
+        ))
+        .await
+        .expect_err("not domain.name")
+        .to_string();
+    assert!(
+        err.contains(&format!("{SEED002_PKI}/sign/{SEED002_ROLE}")) && err.contains("HTTP 400"),
+        "{err}"
+    );
     Ok(())
 }
 

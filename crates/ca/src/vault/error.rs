@@ -352,3 +352,53 @@ impl From<VaultError> for mosaic_core::ca::CaErrorKind {
         mosaic_core::ca::CaErrorKind::Vault(Box::new(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(errors: &[&str]) -> VaultError {
+        VaultError::Status {
+            addr: "http://vault:8200".into(),
+            op: Operation::Sign {
+                pki: "pki_int".into(),
+                role: "example-dot-com".into(),
+            },
+            status: 400,
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+            hint: String::new(),
+        }
+    }
+
+    #[test]
+    fn vault_s_key_refusals_are_recognised() {
+        for text in [
+            "role requires keys of type rsa",
+            "role requires a minimum of a 4096-bit key, but CSR's key is 2048 bits",
+        ] {
+            assert!(refused(&[text]).is_key_refusal(), "{text}");
+        }
+        for text in [
+            "permission denied",
+            "common name web.mesh not allowed by this role",
+        ] {
+            assert!(!refused(&[text]).is_key_refusal(), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_key_type_hint_names_the_role_to_grant_read_on() {
+        let op = Operation::Sign {
+            pki: "pki_int".into(),
+            role: "example-dot-com".into(),
+        };
+        let hint = status_hint(&op, 400, &["role requires keys of type rsa".into()]);
+        for want in [
+            "grant [\"read\"] on pki_int/roles/example-dot-com",
+            "set key_type=ec (or any)",
+            "use mode issue",
+        ] {
+            assert!(hint.contains(want), "{want:?} missing from {hint}");
+        }
+    }
+}
