@@ -276,14 +276,18 @@ impl VaultCa {
         CaError::new(&self.mesh, &self.backend, kind)
     }
 
-    /// `GET {pki}/roles/{role}` with the backend's token.
+    /// `GET {pki}/roles/{role}` with the backend's current token. A refusal does not drop the
+    /// token (as [`Self::call_with_token`] does): many policies grant sign or issue only.
     pub(crate) async fn read_role(&self) -> Result<Value, VaultError> {
         let op = Operation::ReadRole {
             pki: self.pki.clone(),
             role: self.role.clone(),
         };
         let path = format!("{}/roles/{}", self.pki, self.role);
-        self.call_as(Method::GET, &path, None, &op).await
+        let token = self.tokens.token().await?;
+        self.client
+            .call(Method::GET, &path, token.as_ref(), None, &op)
+            .await
     }
 
     /// The key sign mode's CSRs are made with: the role's, read at the first call (or when
