@@ -4,7 +4,10 @@
 //! whose backend says `mountPath: "{{ zone }}"` serves both zones; a zone presenting the other
 //! zone's token is refused with Vault's message quoted. The role exactly as the seed writes it
 //! (key_type rsa by default) gives RSA-2048 leaves. A zone holding its own credentials
-//! (`[[vault_auth]]`: a token file) issues for a Mesh that sets no `auth`.
+//! (`[[vault_auth]]`: a token file) issues for a Mesh that sets no `auth`. Seed 002 end to end
+//! (a global, a zone and a `mosaic-dp` agent as processes): its Vault set-up word for word and a
+//! MeshIdentity with a Vault provider in `mode: sign` give the data plane a
+//! `spiffe://domain.name/...` identity that verifies to the seed's root.
 
 use std::{path::Path, sync::Arc};
 
@@ -20,6 +23,9 @@ use mosaic_zone::{
     store::{KdsItem, SyncBatch, ZoneStore},
 };
 use serde_json::{Value, json};
+
+mod support;
+use support::mosaic::Mosaic;
 
 const MESH: &str = "default";
 /// The Mesh's classic SANs, which the role must allow (seed 002's own value is its trust domain).
@@ -265,6 +271,55 @@ async fn seed_002_role_as_written_gives_the_zone_an_rsa_leaf_that_verifies_to_th
 }
 
 #[tokio::test]
+async fn seed_002_verbatim_with_a_vault_meshidentity_gives_domain_name_identities()
+-> anyhow::Result<()> {
+    ensure_crypto_provider();
+    let bao = OpenBao::start().await?;
+    // Seed 002 step 1b word for word, the role's allowed_uri_sans included.
+    let pki = bao
+        .setup_seed002_pki("spiffe://domain.name/*", Value::Null)
+        .await?;
+    let kube = FakeKubernetesApi::start(SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT).await?;
+    bao.enable_seed002_cluster("east", &kube.addr()).await?;
+    let secrets = tempfile::tempdir()?;
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, kube.jwt())?;
+    let dir = tempfile::tempdir()?;
+    let (store, issuer) = zone_issuer(dir.path(), named("east"))?;
+    put(&store, json!({"type": "Mesh", "name": MESH}));
+    put(
+        &store,
+        json!({"type": "MeshIdentity", "name": "domain-name", "mesh": MESH, "spec": {
+            "selector": {"dataplane": {"matchLabels": {}}},
+            "spiffeID": {"trustDomain": "domain.name", "path": "/ns/default/sa/web"},
+            "provider": {"type": "Vault", "vault": {
+                "address": bao.addr(),
+                "pki": SEED002_PKI,
+                "role": SEED002_ROLE,
+                "mode": "sign",
+                "auth": {"kubernetes": {"mountPath": "{{ zone }}", "role": SEED002_AUTH_ROLE,
+                    "serviceAccountTokenFile": token_file.to_string_lossy()}},
+            }},
+        }}),
+    );
+    let cert = issuer.certificate(MESH, "web-1", &tags("web")).await?;
+    verify_chain(&cert.chain_pem, std::slice::from_ref(&pki.root_pem))?;
+    let info = identity::inspect_pem(&cert.chain_pem)?;
+    assert_eq!(
+        info.uri_sans,
+        ["spiffe://domain.name/ns/default/sa/web"],
+        "the SPIFFE ID is the only URI SAN"
+    );
+    assert_eq!(leaf_key(&cert.chain_pem)?, ("rsa".to_string(), 2048));
+    let bundle = issuer.trust_bundle(MESH).await;
+    assert!(
+        bundle.iter().any(|p| p.trim() == pki.root_pem.trim()),
+        "the trust bundle holds the seed's root: {bundle:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_zone_holding_its_own_token_file_issues_for_a_mesh_without_auth() -> anyhow::Result<()> {
     ensure_crypto_provider();
     let bao = OpenBao::start().await?;
@@ -340,5 +395,97 @@ async fn a_zone_holding_its_own_token_file_issues_for_a_mesh_without_auth() -> a
             && err.contains("/nonexistent/vault-token"),
         "{err}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn seed_002_end_to_end_a_vault_meshidentity_gives_the_data_plane_a_domain_name_identity()
+-> anyhow::Result<()> {
+    ensure_crypto_provider();
+    let bao = OpenBao::start().await?;
+    // Seed 002 step 1b word for word: root, pki_int, the policy, the role as written.
+    let pki = bao
+        .setup_seed002_pki("spiffe://domain.name/*", Value::Null)
+        .await?;
+    let token = bao
+        .create_token(&TokenSpec {
+            orphan: true,
+            ..TokenSpec::new(&[SEED002_POLICY])
+        })
+        .await?;
+    let mosaic = Mosaic::start(&["east"]).await?;
+    mosaic.put_secret(MESH, "vault-token", &token).await?;
+    // The Mesh keeps a classic backend (as at the start of seed 003's migration): the zone's SDS
+    // serves only meshes with an enabled mtls backend, even to a data plane a MeshIdentity selects.
+    mosaic.put_builtin_mesh().await?;
+    let identity = format!(
+        "type: MeshIdentity
+name: domain-name
+mesh: {MESH}
+spec:
+  selector:
+    dataplane:
+      matchLabels: {{}}
+  spiffeID:
+    trustDomain: domain.name
+  provider:
+    type: Vault
+    vault:
+      address: {addr}
+      pki: {SEED002_PKI}
+      role: {SEED002_ROLE}
+      mode: sign
+      auth:
+        token:
+          secret: vault-token
+",
+        addr = bao.addr()
+    );
+    // Admitted by a test issuance (the global has the token through the mesh Secret).
+    mosaic
+        .put(
+            &format!("/meshes/{MESH}/meshidentities/domain-name"),
+            &identity,
+        )
+        .await?;
+
+    let name = "web-1";
+    let token = mosaic
+        .dataplane_token(MESH, name, &[("kuma.io/service", "web")])
+        .await?;
+    let dataplane = format!(
+        "type: Dataplane\nmesh: {MESH}\nname: {name}\nlabels:\n  kuma.io/workload: web\nnetworking:\n  address: 127.0.0.1\n  inbound:\n  - port: 8080\n    tags:\n      kuma.io/service: web\n"
+    );
+    let mut agent = mosaic.agent(
+        0,
+        |o| mosaic_testkit::AgentOptions { dataplane, ..o },
+        MESH,
+        name,
+        &token,
+        &[("kuma.io/service", "web")],
+    )?;
+    // The SPIFFE ID (Universal default path /workload/<kuma.io/workload>) is the only URI SAN
+    // (the MeshIdentity may reach the zone after the agent's first, builtin, certificate).
+    let id = "spiffe://domain.name/workload/web";
+    let served = |a: &mosaic_testkit::DataplaneAgent| {
+        a.files()
+            .filter(|f| identity::inspect_pem(&f.cert).is_ok_and(|leaf| leaf.uri_sans == [id]))
+    };
+    agent
+        .wait_until(
+            "the MeshIdentity's certificate served",
+            support::mosaic::WAIT,
+            |a| served(a).is_some(),
+        )
+        .await
+        .map_err(|e| e.context(mosaic.logs()))?;
+    let files = served(&agent).ok_or_else(|| anyhow::anyhow!("the files changed again"))?;
+    // The chain (leaf + pki_int) verifies to the seed's root, and so does the served bundle.
+    verify_chain(&files.cert, std::slice::from_ref(&pki.root_pem))?;
+    verify_chain(&files.cert, std::slice::from_ref(&files.ca))?;
+    // The role as written wants RSA keys: the zone made an RSA-2048 key, which Vault never saw.
+    assert_eq!(leaf_key(&files.cert)?, ("rsa".to_string(), 2048));
+    let key = rcgen::KeyPair::from_pem(&files.key)?;
+    assert!(key.is_compatible(&rcgen::PKCS_RSA_SHA256));
     Ok(())
 }
