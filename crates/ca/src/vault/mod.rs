@@ -317,16 +317,21 @@ impl VaultCa {
         learned
     }
 
-    /// A new key of `kind` and a CSR for `sans` (and `cn`) signed with it.
-    fn key_and_csr(
+    /// A new key of `kind` and a CSR for `sans` (and `cn`) signed with it. RSA keys take long
+    /// to generate (tens of milliseconds to seconds), so off the async workers.
+    async fn key_and_csr(
         &self,
         kind: CsrKey,
         sans: &[String],
         cn: Option<&str>,
     ) -> Result<(String, Sensitive<String>), CaError> {
-        let key = kind
-            .generate()
-            .map_err(|e| self.err(CaErrorKind::Certificate(e)))?;
+        let generated = match kind {
+            CsrKey::Rsa(_) => tokio::task::spawn_blocking(move || kind.generate())
+                .await
+                .unwrap_or_else(|e| Err(format!("could not generate {kind}: {e}"))),
+            _ => kind.generate(),
+        };
+        let key = generated.map_err(|e| self.err(CaErrorKind::Certificate(e)))?;
         let csr = csr_params(sans, cn)
             .map_err(|e| e.to_string())
             .and_then(|p| p.serialize_request(&key).map_err(|e| e.to_string()))
@@ -359,7 +364,7 @@ impl VaultCa {
             )))
         };
         let kind = self.role_key(false).await.key().map_err(role_err)?;
-        let (csr, key) = self.key_and_csr(kind, sans, cn)?;
+        let (csr, key) = self.key_and_csr(kind, sans, cn).await?;
         body["csr"] = json!(csr);
         let refused = match self.call_with_token(&path, body, &op).await {
             Ok(resp) => return Ok((resp, key)),
@@ -370,7 +375,7 @@ impl VaultCa {
         match again.key() {
             Ok(k) if k != kind => {
                 tracing::info!(mesh = %self.mesh, backend = %self.backend, was = %kind, now = %k, "Vault refused the CSR's key; the role now wants another");
-                let (csr, key) = self.key_and_csr(k, sans, cn)?;
+                let (csr, key) = self.key_and_csr(k, sans, cn).await?;
                 body["csr"] = json!(csr);
                 let resp = self
                     .call_with_token(&path, body, &op)
