@@ -10,7 +10,8 @@ use mosaic_core::{
     datasource::StaticSecrets,
 };
 use mosaic_testkit::{
-    OpenBao, PkiVerb, SEED_MOUNT, SEED_POLICY_NAME, SEED_ROLE, TokenSpec, pki_policy,
+    OpenBao, PkiVerb, SEED_MOUNT, SEED_POLICY_NAME, SEED_ROLE, SEED002_PKI, SEED002_POLICY,
+    SEED002_ROLE, TokenSpec, pki_policy,
 };
 use serde_json::json;
 use support::*;
@@ -184,6 +185,206 @@ async fn sign_mode_makes_the_key_here_and_sends_only_a_csr() -> anyhow::Result<(
         0
     );
     assert!(bao.count_audit_requests(&format!("{SEED_MOUNT}/sign/dp-sign"))? >= 2);
+    Ok(())
+}
+
+/// The leaf's public-key algorithm and size in bits, as a data plane's peer sees them.
+fn leaf_key(cert: &mosaic_core::ca::IssuedCert) -> anyhow::Result<(String, usize)> {
+    use x509_parser::{prelude::FromDer as _, public_key::PublicKey};
+    let der = pem_to_ders(&cert.chain_pem)?.remove(0);
+    let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&der)?;
+    Ok(match leaf.public_key().parsed()? {
+        PublicKey::RSA(k) => ("rsa".to_string(), k.key_size()),
+        PublicKey::EC(p) => ("ec".to_string(), p.key_size()),
+        other => (format!("{other:?}"), 0),
+    })
+}
+
+#[tokio::test]
+async fn sign_mode_makes_the_key_the_role_asks_for_reading_the_role_once() -> anyhow::Result<()> {
+    let bao = OpenBao::start_with_audit(None).await?;
+    let root = bao.setup_root_pki(SEED_MOUNT, "default").await?;
+    bao.create_role(
+        SEED_MOUNT,
+        "dp-rsa",
+        "default",
+        json!({"key_type": "rsa", "key_bits": 2048}),
+    )
+    .await?;
+    bao.create_role(
+        SEED_MOUNT,
+        "dp-ec",
+        "default",
+        json!({"key_type": "ec", "key_bits": 384}),
+    )
+    .await?;
+    // Sign, and read the roles (as seed 002's `path "pki_int*" { ["read", "list"] }` grants).
+    let mut policy = String::new();
+    for role in ["dp-rsa", "dp-ec"] {
+        policy.push_str(&pki_policy(SEED_MOUNT, role, &[PkiVerb::Sign]));
+        policy.push_str(&format!(
+            "\npath \"{SEED_MOUNT}/roles/{role}\" {{\n  capabilities = [\"read\"]\n}}\n"
+        ));
+    }
+    bao.write_policy("sign-and-read", &policy).await?;
+    let token = bao
+        .create_token(&TokenSpec::new(&["sign-and-read"]))
+        .await?;
+
+    for (role, want, alg) in [
+        ("dp-rsa", ("rsa", 2048), &rcgen::PKCS_RSA_SHA256),
+        ("dp-ec", ("ec", 384), &rcgen::PKCS_ECDSA_P384_SHA384),
+    ] {
+        let mut conf = vault_conf(bao.addr(), &token);
+        conf["fromCp"]["role"] = json!(role);
+        conf["fromCp"]["mode"] = json!("sign");
+        let ca = build(&backend("vault-1", "vault", conf, "24h"), secrets(&token)).await?;
+        ca.validate().await?;
+        let first = ca.issue(&request("web", &[], DAY)).await?;
+        let second = ca.issue(&request("web", &[], DAY)).await?;
+        for cert in [&first, &second] {
+            verify(cert, std::slice::from_ref(&root));
+            let (kind, bits) = leaf_key(cert)?;
+            assert_eq!((kind.as_str(), bits), want, "{role}: the leaf's key");
+            let key = rcgen::KeyPair::from_pem(cert.key_pem.expose())?;
+            assert!(key.is_compatible(alg), "{role}: {:?}", key.algorithm());
+            assert!(
+                !format!("{:?}", cert.key_pem).contains("PRIVATE KEY"),
+                "the key stays redacted"
+            );
+        }
+        assert_ne!(first.key_pem.expose(), second.key_pem.expose());
+        // One read of the role for the backend's validation and both issuances.
+        let role_path = format!("{SEED_MOUNT}/roles/{role}");
+        let reads = bao
+            .audit_entries()?
+            .iter()
+            .filter(|e| {
+                e["type"] == "request"
+                    && e["request"]["path"] == role_path.as_str()
+                    && e["request"]["operation"] == "read"
+            })
+            .count();
+        assert_eq!(reads, 1, "{role}: the role is read once per backend");
+        assert_eq!(
+            bao.count_audit_requests(&format!("{SEED_MOUNT}/issue/{role}"))?,
+            0,
+            "{role}: the key is never made by Vault"
+        );
+    }
+
+    // An operator changes the role the backend already read: Vault refuses the old key type,
+    // the role is read again, and the CSR is made anew with the new key.
+    let mut conf = vault_conf(bao.addr(), &token);
+    conf["fromCp"]["role"] = json!("dp-ec");
+    conf["fromCp"]["mode"] = json!("sign");
+    let ca = build(&backend("vault-1", "vault", conf, "24h"), secrets(&token)).await?;
+    assert_eq!(
+        leaf_key(&ca.issue(&request("web", &[], DAY)).await?)?,
+        ("ec".into(), 384)
+    );
+    bao.create_role(
+        SEED_MOUNT,
+        "dp-ec",
+        "default",
+        json!({"key_type": "rsa", "key_bits": 3072}),
+    )
+    .await?;
+    let cert = ca.issue(&request("web", &[], DAY)).await?;
+    verify(&cert, std::slice::from_ref(&root));
+    assert_eq!(leaf_key(&cert)?, ("rsa".into(), 3072));
+    Ok(())
+}
+
+#[tokio::test]
+async fn seed_002_verbatim_gives_a_vault_meshidentity_domain_name_identities_in_sign_mode()
+-> anyhow::Result<()> {
+    // Seed 002 step 1b word for word: the role's allowed_uri_sans is the trust domain and its
+    // key_type Vault's default (rsa); the policy is the seed's.
+    let bao = OpenBao::start().await?;
+    let pki = bao
+        .setup_seed002_pki("spiffe://domain.name/*", serde_json::Value::Null)
+        .await?;
+    let token = bao.create_token(&TokenSpec::new(&[SEED002_POLICY])).await?;
+    // A MeshIdentity with a Vault provider in mode sign and trust domain domain.name.
+    let resource = mosaic_core::resource::parse::from_value(json!({
+        "type": "MeshIdentity", "name": "domain-name", "mesh": "default",
+        "spec": {
+            "selector": {"dataplane": {"matchLabels": {}}},
+            "spiffeID": {"trustDomain": "domain.name"},
+            "provider": {"type": "Vault", "vault": {
+                "address": bao.addr(),
+                "pki": SEED002_PKI,
+                "role": SEED002_ROLE,
+                "mode": "sign",
+                "auth": {"token": {"secret": "token-1"}},
+            }},
+        },
+    }))?;
+    let mosaic_core::resource::Spec::MeshIdentity(identity) = resource.spec else {
+        anyhow::bail!("not a MeshIdentity: {:?}", resource.spec);
+    };
+    let provider = identity
+        .spec
+        .provider
+        .and_then(|p| p.vault)
+        .ok_or_else(|| anyhow::anyhow!("no provider.vault"))?;
+    let (backend, conf) = mosaic_ca::identity::vault_parts("domain-name", &provider, DAY);
+    let secrets: std::sync::Arc<dyn mosaic_core::datasource::SecretSource> =
+        std::sync::Arc::new(secrets(&token));
+    let ca = mosaic_ca::vault::VaultCa::new("default", &backend, &conf, secrets).await?;
+    use mosaic_core::ca::{CaBackend as _, IssueRequest};
+    let id = "spiffe://domain.name/workload/web";
+    ca.validate_with(&IssueRequest::for_identity(id, DAY))
+        .await?;
+    let cert = ca.issue(&IssueRequest::for_identity(id, DAY)).await?;
+    verify(&cert, std::slice::from_ref(&pki.root_pem));
+    let info = inspect_pem(&cert.chain_pem)?;
+    assert_eq!(info.uri_sans, [id], "the SPIFFE ID is the only URI SAN");
+    assert_eq!(leaf_key(&cert)?, ("rsa".into(), 2048));
+    // Outside the trust domain the seed's role refuses, and Vault is quoted.
+    let err = ca
+        .issue(&IssueRequest::for_identity(
+            "spiffe://other.domain/workload/web",
+            DAY,
+        ))
+        .await
+        .expect_err("not domain.name")
+        .to_string();
+    assert!(
+        err.contains(&format!("{SEED002_PKI}/sign/{SEED002_ROLE}")) && err.contains("HTTP 400"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn sign_mode_names_a_role_key_it_cannot_make() -> anyhow::Result<()> {
+    let (bao, _root, _token) = seed_root().await?;
+    bao.create_role(
+        SEED_MOUNT,
+        "dp-p521",
+        "default",
+        json!({"key_type": "ec", "key_bits": 521}),
+    )
+    .await?;
+    let policy = format!(
+        "{}\npath \"{SEED_MOUNT}/roles/dp-p521\" {{\n  capabilities = [\"read\"]\n}}\n",
+        pki_policy(SEED_MOUNT, "dp-p521", &[PkiVerb::Sign])
+    );
+    bao.write_policy("p521", &policy).await?;
+    let token = bao.create_token(&TokenSpec::new(&["p521"])).await?;
+    let mut conf = vault_conf(bao.addr(), &token);
+    conf["fromCp"]["role"] = json!("dp-p521");
+    conf["fromCp"]["mode"] = json!("sign");
+    let ca = build(&backend("vault-1", "vault", conf, "24h"), secrets(&token)).await?;
+    let err = ca.validate().await.expect_err("no P-521 CSRs").to_string();
+    assert!(
+        err.contains(&format!("role {SEED_MOUNT}/roles/dp-p521"))
+            && err.contains("EC keys of 521 bits")
+            && err.contains("mode issue"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -368,6 +569,15 @@ async fn sign_mode_with_the_seed_rsa_role_explains_the_key_type() -> anyhow::Res
         .to_string();
     assert!(
         err.contains("HTTP 400") && err.contains("key_type=ec"),
+        "{err}"
+    );
+    // The token may not read the role, so the CSR was EC P-256; the hint says how to let the
+    // key follow the role.
+    assert!(
+        err.contains("role requires keys of type rsa")
+            && err.contains(&format!(
+                "grant [\"read\"] on {SEED_MOUNT}/roles/{SEED_ROLE} to the token's policy"
+            )),
         "{err}"
     );
     Ok(())

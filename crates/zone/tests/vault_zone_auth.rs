@@ -2,8 +2,12 @@
 //! and intermediate `pki_int`, the sign role, Kubernetes auth per cluster at `auth/<cluster>` with
 //! a fake TokenReview API per zone that accepts only that zone's service-account token. One Mesh
 //! whose backend says `mountPath: "{{ zone }}"` serves both zones; a zone presenting the other
-//! zone's token is refused with Vault's message quoted. A zone holding its own credentials
-//! (`[[vault_auth]]`: a token file) issues for a Mesh that sets no `auth`.
+//! zone's token is refused with Vault's message quoted. The role exactly as the seed writes it
+//! (key_type rsa by default) gives RSA-2048 leaves. A zone holding its own credentials
+//! (`[[vault_auth]]`: a token file) issues for a Mesh that sets no `auth`. Seed 002 end to end
+//! (a global, a zone and a `mosaic-dp` agent as processes): its Vault set-up word for word and a
+//! MeshIdentity with a Vault provider in `mode: sign` give the data plane a
+//! `spiffe://domain.name/...` identity that verifies to the seed's root.
 
 use std::{path::Path, sync::Arc};
 
@@ -19,6 +23,9 @@ use mosaic_zone::{
     store::{KdsItem, SyncBatch, ZoneStore},
 };
 use serde_json::{Value, json};
+
+mod support;
+use support::mosaic::Mosaic;
 
 const MESH: &str = "default";
 /// The Mesh's classic SANs, which the role must allow (seed 002's own value is its trust domain).
@@ -86,11 +93,8 @@ fn named(zone: &str) -> ZoneVault {
 async fn seed_002_two_zones_log_in_at_their_own_kubernetes_mount() -> anyhow::Result<()> {
     ensure_crypto_provider();
     let bao = OpenBao::start().await?;
-    // The seed's role as written leaves key_type at Vault's default, rsa; the zone signs an
-    // EC P-256 CSR, so the role must accept it: key_type=any (see the report and the docs).
-    let pki = bao
-        .setup_seed002_pki(URI_SANS, json!({"key_type": "any"}))
-        .await?;
+    // The seed's role as written (key_type rsa by default: the zones read it and make RSA keys).
+    let pki = bao.setup_seed002_pki(URI_SANS, Value::Null).await?;
     // One Kubernetes API per cluster, each accepting only its own service account's token.
     let east_kube = FakeKubernetesApi::start(SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT).await?;
     let west_kube = FakeKubernetesApi::start(SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT).await?;
@@ -173,11 +177,25 @@ async fn seed_002_two_zones_log_in_at_their_own_kubernetes_mount() -> anyhow::Re
     Ok(())
 }
 
+/// The leaf's public-key algorithm and size in bits.
+fn leaf_key(chain_pem: &str) -> anyhow::Result<(String, usize)> {
+    use x509_parser::{prelude::FromDer as _, public_key::PublicKey};
+    let der = identity::pem_to_ders(chain_pem)?.remove(0);
+    let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&der)?;
+    Ok(match leaf.public_key().parsed()? {
+        PublicKey::RSA(k) => ("rsa".to_string(), k.key_size()),
+        PublicKey::EC(p) => ("ec".to_string(), p.key_size()),
+        other => (format!("{other:?}"), 0),
+    })
+}
+
 #[tokio::test]
-async fn seed_002_role_as_written_refuses_the_zone_s_ec_csr_with_a_hint() -> anyhow::Result<()> {
+async fn seed_002_role_as_written_gives_the_zone_an_rsa_leaf_that_verifies_to_the_seed_root()
+-> anyhow::Result<()> {
     ensure_crypto_provider();
     let bao = OpenBao::start().await?;
-    bao.setup_seed002_pki(URI_SANS, Value::Null).await?;
+    // The role exactly as the seed writes it: key_type stays Vault's default, rsa (2048 bits).
+    let pki = bao.setup_seed002_pki(URI_SANS, Value::Null).await?;
     let kube = FakeKubernetesApi::start(SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT).await?;
     bao.enable_seed002_cluster("east", &kube.addr()).await?;
     let secrets = tempfile::tempdir()?;
@@ -193,17 +211,111 @@ async fn seed_002_role_as_written_refuses_the_zone_s_ec_csr_with_a_hint() -> any
             "serviceAccountTokenFile": token_file.to_string_lossy()}}),
         ),
     );
+    // The seed's policy reads `pki_int*`, so the zone reads the role and makes the RSA-2048
+    // key it asks for; the key never leaves the zone.
+    let cert = issuer.certificate(MESH, "web-1", &tags("web")).await?;
+    verify_chain(&cert.chain_pem, std::slice::from_ref(&pki.root_pem))?;
+    assert_eq!(leaf_key(&cert.chain_pem)?, ("rsa".to_string(), 2048));
+    let key = rcgen::KeyPair::from_pem(cert.key_pem.expose())?;
+    assert!(key.is_compatible(&rcgen::PKCS_RSA_SHA256));
+    use rcgen::PublicKeyData as _;
+    let leaf_der = identity::pem_to_ders(&cert.chain_pem)?.remove(0);
+    assert_eq!(
+        identity::spki_of(&leaf_der)?,
+        key.subject_public_key_info(),
+        "the zone's key is the leaf's"
+    );
+    let info = identity::inspect_pem(&cert.chain_pem)?;
+    assert!(
+        info.uri_sans.contains(&"spiffe://default/web".to_string()),
+        "{:?}",
+        info.uri_sans
+    );
+    assert_eq!(info.common_name.as_deref(), Some("web.svc"));
+    assert!(kube.review_count() >= 1, "east logged in at auth/east");
+
+    // A token whose policy may sign but not read the role: the zone cannot learn the key type,
+    // sends an EC P-256 CSR as before, and Vault's refusal comes with the hint.
+    bao.write_policy(
+        "sign-only",
+        &format!(
+            "path \"{SEED002_PKI}/sign/{SEED002_ROLE}\" {{ capabilities = [\"create\", \"update\"] }}\n"
+        ),
+    )
+    .await?;
+    let token = bao.create_token(&TokenSpec::new(&["sign-only"])).await?;
+    let token_file = secrets.path().join("vault-token");
+    std::fs::write(&token_file, &token)?;
+    let dir = tempfile::tempdir()?;
+    let (store, issuer) = zone_issuer(dir.path(), named("east"))?;
+    put_mesh(
+        &store,
+        bao.addr(),
+        Some(json!({"token": {"file": token_file.to_string_lossy()}})),
+    );
     let err = issuer
         .certificate(MESH, "web-1", &tags("web"))
         .await
-        .expect_err("the role wants rsa keys")
+        .expect_err("the role wants rsa keys and the token cannot read it")
         .to_string();
     assert!(
-        err.contains("role requires keys of type rsa") && err.contains("set key_type=ec (or any)"),
+        err.contains("role requires keys of type rsa")
+            && err.contains("set key_type=ec (or any)")
+            && err.contains(&format!(
+                "grant [\"read\"] on {SEED002_PKI}/roles/{SEED002_ROLE}"
+            )),
         "{err}"
     );
-    // The login itself worked: east's mount asked east's API.
-    assert!(kube.review_count() >= 1);
+    assert!(!err.contains(&token), "the token leaked: {err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn seed_002_verbatim_with_a_vault_meshidentity_gives_domain_name_identities()
+-> anyhow::Result<()> {
+    ensure_crypto_provider();
+    let bao = OpenBao::start().await?;
+    // Seed 002 step 1b word for word, the role's allowed_uri_sans included.
+    let pki = bao
+        .setup_seed002_pki("spiffe://domain.name/*", Value::Null)
+        .await?;
+    let kube = FakeKubernetesApi::start(SEED002_SA_NAMESPACE, SEED002_SERVICE_ACCOUNT).await?;
+    bao.enable_seed002_cluster("east", &kube.addr()).await?;
+    let secrets = tempfile::tempdir()?;
+    let token_file = secrets.path().join("token");
+    std::fs::write(&token_file, kube.jwt())?;
+    let dir = tempfile::tempdir()?;
+    let (store, issuer) = zone_issuer(dir.path(), named("east"))?;
+    put(&store, json!({"type": "Mesh", "name": MESH}));
+    put(
+        &store,
+        json!({"type": "MeshIdentity", "name": "domain-name", "mesh": MESH, "spec": {
+            "selector": {"dataplane": {"matchLabels": {}}},
+            "spiffeID": {"trustDomain": "domain.name", "path": "/ns/default/sa/web"},
+            "provider": {"type": "Vault", "vault": {
+                "address": bao.addr(),
+                "pki": SEED002_PKI,
+                "role": SEED002_ROLE,
+                "mode": "sign",
+                "auth": {"kubernetes": {"mountPath": "{{ zone }}", "role": SEED002_AUTH_ROLE,
+                    "serviceAccountTokenFile": token_file.to_string_lossy()}},
+            }},
+        }}),
+    );
+    let cert = issuer.certificate(MESH, "web-1", &tags("web")).await?;
+    verify_chain(&cert.chain_pem, std::slice::from_ref(&pki.root_pem))?;
+    let info = identity::inspect_pem(&cert.chain_pem)?;
+    assert_eq!(
+        info.uri_sans,
+        ["spiffe://domain.name/ns/default/sa/web"],
+        "the SPIFFE ID is the only URI SAN"
+    );
+    assert_eq!(leaf_key(&cert.chain_pem)?, ("rsa".to_string(), 2048));
+    let bundle = issuer.trust_bundle(MESH).await;
+    assert!(
+        bundle.iter().any(|p| p.trim() == pki.root_pem.trim()),
+        "the trust bundle holds the seed's root: {bundle:?}"
+    );
     Ok(())
 }
 
@@ -211,9 +323,7 @@ async fn seed_002_role_as_written_refuses_the_zone_s_ec_csr_with_a_hint() -> any
 async fn a_zone_holding_its_own_token_file_issues_for_a_mesh_without_auth() -> anyhow::Result<()> {
     ensure_crypto_provider();
     let bao = OpenBao::start().await?;
-    let pki = bao
-        .setup_seed002_pki(URI_SANS, json!({"key_type": "any"}))
-        .await?;
+    let pki = bao.setup_seed002_pki(URI_SANS, Value::Null).await?;
     let token = bao.create_token(&TokenSpec::new(&[SEED002_POLICY])).await?;
     let secrets = tempfile::tempdir()?;
     let token_file = secrets.path().join("vault-token");
@@ -285,5 +395,97 @@ async fn a_zone_holding_its_own_token_file_issues_for_a_mesh_without_auth() -> a
             && err.contains("/nonexistent/vault-token"),
         "{err}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn seed_002_end_to_end_a_vault_meshidentity_gives_the_data_plane_a_domain_name_identity()
+-> anyhow::Result<()> {
+    ensure_crypto_provider();
+    let bao = OpenBao::start().await?;
+    // Seed 002 step 1b word for word: root, pki_int, the policy, the role as written.
+    let pki = bao
+        .setup_seed002_pki("spiffe://domain.name/*", Value::Null)
+        .await?;
+    let token = bao
+        .create_token(&TokenSpec {
+            orphan: true,
+            ..TokenSpec::new(&[SEED002_POLICY])
+        })
+        .await?;
+    let mosaic = Mosaic::start(&["east"]).await?;
+    mosaic.put_secret(MESH, "vault-token", &token).await?;
+    // The Mesh keeps a classic backend (as at the start of seed 003's migration): the zone's SDS
+    // serves only meshes with an enabled mtls backend, even to a data plane a MeshIdentity selects.
+    mosaic.put_builtin_mesh().await?;
+    let identity = format!(
+        "type: MeshIdentity
+name: domain-name
+mesh: {MESH}
+spec:
+  selector:
+    dataplane:
+      matchLabels: {{}}
+  spiffeID:
+    trustDomain: domain.name
+  provider:
+    type: Vault
+    vault:
+      address: {addr}
+      pki: {SEED002_PKI}
+      role: {SEED002_ROLE}
+      mode: sign
+      auth:
+        token:
+          secret: vault-token
+",
+        addr = bao.addr()
+    );
+    // Admitted by a test issuance (the global has the token through the mesh Secret).
+    mosaic
+        .put(
+            &format!("/meshes/{MESH}/meshidentities/domain-name"),
+            &identity,
+        )
+        .await?;
+
+    let name = "web-1";
+    let token = mosaic
+        .dataplane_token(MESH, name, &[("kuma.io/service", "web")])
+        .await?;
+    let dataplane = format!(
+        "type: Dataplane\nmesh: {MESH}\nname: {name}\nlabels:\n  kuma.io/workload: web\nnetworking:\n  address: 127.0.0.1\n  inbound:\n  - port: 8080\n    tags:\n      kuma.io/service: web\n"
+    );
+    let mut agent = mosaic.agent(
+        0,
+        |o| mosaic_testkit::AgentOptions { dataplane, ..o },
+        MESH,
+        name,
+        &token,
+        &[("kuma.io/service", "web")],
+    )?;
+    // The SPIFFE ID (Universal default path /workload/<kuma.io/workload>) is the only URI SAN
+    // (the MeshIdentity may reach the zone after the agent's first, builtin, certificate).
+    let id = "spiffe://domain.name/workload/web";
+    let served = |a: &mosaic_testkit::DataplaneAgent| {
+        a.files()
+            .filter(|f| identity::inspect_pem(&f.cert).is_ok_and(|leaf| leaf.uri_sans == [id]))
+    };
+    agent
+        .wait_until(
+            "the MeshIdentity's certificate served",
+            support::mosaic::WAIT,
+            |a| served(a).is_some(),
+        )
+        .await
+        .map_err(|e| e.context(mosaic.logs()))?;
+    let files = served(&agent).ok_or_else(|| anyhow::anyhow!("the files changed again"))?;
+    // The chain (leaf + pki_int) verifies to the seed's root, and so does the served bundle.
+    verify_chain(&files.cert, std::slice::from_ref(&pki.root_pem))?;
+    verify_chain(&files.cert, std::slice::from_ref(&files.ca))?;
+    // The role as written wants RSA keys: the zone made an RSA-2048 key, which Vault never saw.
+    assert_eq!(leaf_key(&files.cert)?, ("rsa".to_string(), 2048));
+    let key = rcgen::KeyPair::from_pem(&files.key)?;
+    assert!(key.is_compatible(&rcgen::PKCS_RSA_SHA256));
     Ok(())
 }

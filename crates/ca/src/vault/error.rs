@@ -191,6 +191,14 @@ impl VaultError {
         self
     }
 
+    /// Whether Vault refused a CSR's key (its type or size is not the role's).
+    pub fn is_key_refusal(&self) -> bool {
+        match self {
+            VaultError::Status { errors, .. } => is_key_text(&errors.join(" ").to_lowercase()),
+            _ => false,
+        }
+    }
+
     /// Whether Vault said "permission denied" (bad, expired or revoked token, or missing policy).
     pub fn is_permission_denied(&self) -> bool {
         match self {
@@ -230,9 +238,16 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
     {
         return "the role's allowed_uri_sans must allow spiffe://<mesh>/* and kuma://*".to_string();
     }
-    if text.contains("key type") || text.contains("key_type") || text.contains("role requires keys")
-    {
-        return "mode sign sends an ECDSA P-256 CSR: set key_type=ec (or any) on the role, or use mode issue".to_string();
+    if is_key_text(&text) {
+        let role = match op {
+            Operation::Sign { pki, role } | Operation::Issue { pki, role } => {
+                format!("{pki}/roles/{role}")
+            }
+            _ => "the role".to_string(),
+        };
+        return format!(
+            "mode sign makes the CSR's key as the role's key_type and key_bits say when the token may read {role}, else an ECDSA P-256 key: grant [\"read\"] on {role} to the token's policy, or set key_type=ec (or any) on the role, or use mode issue"
+        );
     }
     if text.contains("common name") && text.contains("not allowed") {
         return "the role must allow the rendered commonName: set allowed_domains and allow_subdomains, or drop conf.fromCp.commonName".to_string();
@@ -296,6 +311,17 @@ pub fn status_hint(op: &Operation, status: u16, errors: &[String]) -> String {
     String::new()
 }
 
+/// Whether Vault's (lower-cased) errors are about a key's type or size.
+fn is_key_text(text: &str) -> bool {
+    text.contains("key type")
+        || text.contains("key_type")
+        || text.contains("role requires keys")
+        || text.contains("role requires a minimum of")
+        || text.contains("csr's key is")
+        || text.contains("key_bits")
+        || text.contains("key bits")
+}
+
 /// What to do about a transport error, from its message chain.
 pub fn transport_hint(cause: &str, timeout: std::time::Duration) -> String {
     let c = cause.to_lowercase();
@@ -324,5 +350,55 @@ pub fn transport_hint(cause: &str, timeout: std::time::Duration) -> String {
 impl From<VaultError> for mosaic_core::ca::CaErrorKind {
     fn from(e: VaultError) -> Self {
         mosaic_core::ca::CaErrorKind::Vault(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(errors: &[&str]) -> VaultError {
+        VaultError::Status {
+            addr: "http://vault:8200".into(),
+            op: Operation::Sign {
+                pki: "pki_int".into(),
+                role: "example-dot-com".into(),
+            },
+            status: 400,
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+            hint: String::new(),
+        }
+    }
+
+    #[test]
+    fn vault_s_key_refusals_are_recognised() {
+        for text in [
+            "role requires keys of type rsa",
+            "role requires a minimum of a 4096-bit key, but CSR's key is 2048 bits",
+        ] {
+            assert!(refused(&[text]).is_key_refusal(), "{text}");
+        }
+        for text in [
+            "permission denied",
+            "common name web.mesh not allowed by this role",
+        ] {
+            assert!(!refused(&[text]).is_key_refusal(), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_key_type_hint_names_the_role_to_grant_read_on() {
+        let op = Operation::Sign {
+            pki: "pki_int".into(),
+            role: "example-dot-com".into(),
+        };
+        let hint = status_hint(&op, 400, &["role requires keys of type rsa".into()]);
+        for want in [
+            "grant [\"read\"] on pki_int/roles/example-dot-com",
+            "set key_type=ec (or any)",
+            "use mode issue",
+        ] {
+            assert!(hint.contains(want), "{want:?} missing from {hint}");
+        }
     }
 }

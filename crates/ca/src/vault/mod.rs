@@ -1,11 +1,13 @@
 //! The Vault PKI backend: issues data-plane certificates from `{pki}/issue/{role}` (Vault makes
-//! the key), `{pki}/sign/{role}` (Mosaic makes an EC P-256 key and sends a CSR; the key never
+//! the key), `{pki}/sign/{role}` (Mosaic makes the key the role's `key_type`/`key_bits` ask for,
+//! read once per build, EC P-256 when the role cannot be read, and sends a CSR; the key never
 //! leaves the process), or, in `intermediate` mode, signs them in the zone with an intermediate
 //! CA that Vault signs at `intermediate.caPath` (its key in memory only). The root's key never
 //! leaves Vault.
 //!
 //! Module map:
 //! - [`error`]: `VaultError` and the hints that say what to do about each failure.
+//! - [`csr_key`]: `mode: sign`'s key: chosen from the role's key parameters, and generated.
 //! - [`intermediate`]: `mode: intermediate`: the zone intermediate's plan, requests and renewal.
 //! - [`client`]: HTTP to Vault with the backend's TLS settings, namespace and timeout.
 //! - [`auth`]: the auth methods (token, cert, AppRole, Kubernetes, AWS, agent).
@@ -19,6 +21,7 @@
 pub mod auth;
 pub mod aws;
 pub mod client;
+pub mod csr_key;
 pub mod error;
 pub mod intermediate;
 pub mod probe;
@@ -29,11 +32,11 @@ pub mod zone;
 use crate::datasource::ResolveDataSource as _;
 use std::{sync::Arc, time::Duration};
 
-use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use self::csr_key::CsrKey;
 use self::intermediate::{HeldIntermediate, IntermediatePlan, RETRY_AFTER_FAILURE};
 pub use self::{
     auth::{AuthMethod, AuthOrigin},
@@ -68,6 +71,28 @@ pub struct VaultCa {
     tokens: Arc<TokenManager>,
     /// `mode: intermediate`: the zone's intermediate.
     intermediate: Option<ZoneIntermediate>,
+    /// `mode: sign`: what the role says of its keys, read at the first CSR (and again after
+    /// Vault refuses a CSR's key), so once per build rather than per issuance.
+    role_key: tokio::sync::Mutex<Option<RoleKey>>,
+}
+
+/// What sign mode knows of the role's key parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RoleKey {
+    /// The role was read: the key it wants, or why Mosaic cannot make one.
+    Read(Result<CsrKey, String>),
+    /// The role could not be read (a policy granting sign only): EC P-256, as Vault's `ec` and
+    /// `any` roles accept.
+    Unread,
+}
+
+impl RoleKey {
+    fn key(&self) -> Result<CsrKey, String> {
+        match self {
+            RoleKey::Read(k) => k.clone(),
+            RoleKey::Unread => Ok(CsrKey::EcP256),
+        }
+    }
 }
 
 /// The intermediate a zone signs with (`mode: intermediate`), held in memory only.
@@ -204,6 +229,7 @@ impl VaultCa {
             client,
             tokens,
             intermediate,
+            role_key: tokio::sync::Mutex::default(),
         })
     }
 
@@ -248,6 +274,118 @@ impl VaultCa {
 
     fn err(&self, kind: impl Into<CaErrorKind>) -> CaError {
         CaError::new(&self.mesh, &self.backend, kind)
+    }
+
+    /// `GET {pki}/roles/{role}` with the backend's current token. A refusal does not drop the
+    /// token (as [`Self::call_with_token`] does): many policies grant sign or issue only.
+    pub(crate) async fn read_role(&self) -> Result<Value, VaultError> {
+        let op = Operation::ReadRole {
+            pki: self.pki.clone(),
+            role: self.role.clone(),
+        };
+        let path = format!("{}/roles/{}", self.pki, self.role);
+        let token = self.tokens.token().await?;
+        self.client
+            .call(Method::GET, &path, token.as_ref(), None, &op)
+            .await
+    }
+
+    /// The key sign mode's CSRs are made with: the role's, read at the first call (or when
+    /// `reread`, after Vault refused a CSR's key: an operator may have changed the role).
+    async fn role_key(&self, reread: bool) -> RoleKey {
+        let mut cached = self.role_key.lock().await;
+        if !reread && let Some(k) = cached.as_ref() {
+            return k.clone();
+        }
+        let learned = match self.read_role().await {
+            Ok(resp) => RoleKey::Read(CsrKey::for_role_answer(&resp)),
+            Err(e) => {
+                tracing::debug!(mesh = %self.mesh, backend = %self.backend, error = %e, "role not readable; sign mode makes EC P-256 CSRs");
+                RoleKey::Unread
+            }
+        };
+        match &learned {
+            RoleKey::Read(Ok(k)) => {
+                tracing::debug!(mesh = %self.mesh, backend = %self.backend, pki = %self.pki, role = %self.role, key = %k, "sign mode's CSR key follows the role")
+            }
+            RoleKey::Read(Err(e)) => {
+                tracing::warn!(mesh = %self.mesh, backend = %self.backend, pki = %self.pki, role = %self.role, error = %e, "sign mode cannot make the role's key")
+            }
+            RoleKey::Unread => {}
+        }
+        *cached = Some(learned.clone());
+        learned
+    }
+
+    /// A new key of `kind` and a CSR for `sans` (and `cn`) signed with it. RSA keys take long
+    /// to generate (tens of milliseconds to seconds), so off the async workers.
+    async fn key_and_csr(
+        &self,
+        kind: CsrKey,
+        sans: &[String],
+        cn: Option<&str>,
+    ) -> Result<(String, Sensitive<String>), CaError> {
+        let generated = match kind {
+            CsrKey::Rsa(_) => tokio::task::spawn_blocking(move || kind.generate())
+                .await
+                .unwrap_or_else(|e| Err(format!("could not generate {kind}: {e}"))),
+            _ => kind.generate(),
+        };
+        let key = generated.map_err(|e| self.err(CaErrorKind::Certificate(e)))?;
+        let csr = csr_params(sans, cn)
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.serialize_request(&key).map_err(|e| e.to_string()))
+            .and_then(|c| c.pem().map_err(|e| e.to_string()))
+            .map_err(|e| {
+                self.err(CaErrorKind::Certificate(format!(
+                    "could not build the CSR: {e}"
+                )))
+            })?;
+        Ok((csr, Sensitive::new(key.serialize_pem())))
+    }
+
+    /// `{pki}/sign/{role}` for a CSR made here with the role's key; when Vault refuses the key,
+    /// the role is read again and, if it now wants another key, the CSR made anew once.
+    async fn sign(
+        &self,
+        body: &mut Value,
+        sans: &[String],
+        cn: Option<&str>,
+    ) -> Result<(Value, Sensitive<String>), CaError> {
+        let path = format!("{}/sign/{}", self.pki, self.role);
+        let op = Operation::Sign {
+            pki: self.pki.clone(),
+            role: self.role.clone(),
+        };
+        let role_err = |m: String| {
+            self.err(CaErrorKind::Config(format!(
+                "role {}/roles/{} (conf.fromCp.role, mode sign): {m}",
+                self.pki, self.role
+            )))
+        };
+        let kind = self.role_key(false).await.key().map_err(role_err)?;
+        let (csr, key) = self.key_and_csr(kind, sans, cn).await?;
+        body["csr"] = json!(csr);
+        let refused = match self.call_with_token(&path, body, &op).await {
+            Ok(resp) => return Ok((resp, key)),
+            Err(e) if e.is_key_refusal() => e,
+            Err(e) => return Err(self.err(e.for_mesh(&self.mesh))),
+        };
+        let again = self.role_key(true).await;
+        match again.key() {
+            Ok(k) if k != kind => {
+                tracing::info!(mesh = %self.mesh, backend = %self.backend, was = %kind, now = %k, "Vault refused the CSR's key; the role now wants another");
+                let (csr, key) = self.key_and_csr(k, sans, cn).await?;
+                body["csr"] = json!(csr);
+                let resp = self
+                    .call_with_token(&path, body, &op)
+                    .await
+                    .map_err(|e| self.err(e.for_mesh(&self.mesh)))?;
+                Ok((resp, key))
+            }
+            Err(m) => Err(role_err(m)),
+            Ok(_) => Err(self.err(refused.for_mesh(&self.mesh))),
+        }
     }
 
     /// Calls Vault with the current token; when Vault refuses a token it once accepted, the token
@@ -548,7 +686,7 @@ impl CaBackend for VaultCa {
             "format": "pem",
             "exclude_cn_from_sans": true,
         });
-        let (path, op, local_key) = match self.mode {
+        let (resp, op, local_key) = match self.mode {
             VaultMode::Intermediate => {
                 let held = self.zone_intermediate(req.ttl).await?;
                 let cn = Some(common_name.as_str()).filter(|c| !c.is_empty());
@@ -561,46 +699,26 @@ impl CaBackend for VaultCa {
             }
             VaultMode::Issue => {
                 body["private_key_format"] = json!("pkcs8");
-                (
-                    format!("{}/issue/{}", self.pki, self.role),
-                    Operation::Issue {
-                        pki: self.pki.clone(),
-                        role: self.role.clone(),
-                    },
-                    None,
-                )
+                let op = Operation::Issue {
+                    pki: self.pki.clone(),
+                    role: self.role.clone(),
+                };
+                let resp = self
+                    .call_with_token(&format!("{}/issue/{}", self.pki, self.role), &body, &op)
+                    .await
+                    .map_err(|e| self.err(e.for_mesh(&self.mesh)))?;
+                (resp, op, None)
             }
             VaultMode::Sign => {
-                let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| {
-                    self.err(CaErrorKind::Certificate(format!(
-                        "could not generate a key: {e}"
-                    )))
-                })?;
                 let cn = Some(common_name.as_str()).filter(|c| !c.is_empty());
-                let csr = csr_params(&sans, cn)
-                    .map_err(|e| e.to_string())
-                    .and_then(|p| p.serialize_request(&key).map_err(|e| e.to_string()))
-                    .and_then(|c| c.pem().map_err(|e| e.to_string()))
-                    .map_err(|e| {
-                        self.err(CaErrorKind::Certificate(format!(
-                            "could not build the CSR: {e}"
-                        )))
-                    })?;
-                body["csr"] = json!(csr);
-                (
-                    format!("{}/sign/{}", self.pki, self.role),
-                    Operation::Sign {
-                        pki: self.pki.clone(),
-                        role: self.role.clone(),
-                    },
-                    Some(Sensitive::new(key.serialize_pem())),
-                )
+                let (resp, key) = self.sign(&mut body, &sans, cn).await?;
+                let op = Operation::Sign {
+                    pki: self.pki.clone(),
+                    role: self.role.clone(),
+                };
+                (resp, op, Some(key))
             }
         };
-        let resp = self
-            .call_with_token(&path, &body, &op)
-            .await
-            .map_err(|e| self.err(e.for_mesh(&self.mesh)))?;
         let decode = |reason: &str| self.err(self.client.decode_error(&op, reason));
         let data = resp.get("data").ok_or_else(|| decode("no data"))?;
         let leaf = data

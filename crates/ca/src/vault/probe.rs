@@ -136,19 +136,7 @@ pub async fn role_storage_note(ca: &VaultCa) -> Option<String> {
     if !matches!(ca.mode, VaultMode::Issue | VaultMode::Sign) || ca.role.is_empty() {
         return None;
     }
-    let op = Operation::ReadRole {
-        pki: ca.pki.clone(),
-        role: ca.role.clone(),
-    };
-    let path = format!("{}/roles/{}", ca.pki, ca.role);
-    let answer = match ca.tokens.token().await {
-        Ok(token) => {
-            ca.client
-                .call(Method::GET, &path, token.as_ref(), None, &op)
-                .await
-        }
-        Err(e) => Err(e),
-    };
+    let answer = ca.read_role().await;
     let no_store = match answer {
         Ok(resp) => resp.pointer("/data/no_store").and_then(Value::as_bool),
         Err(e) => {
