@@ -4,10 +4,9 @@
 //! whose backend says `mountPath: "{{ zone }}"` serves both zones; a zone presenting the other
 //! zone's token is refused with Vault's message quoted. The role exactly as the seed writes it
 //! (key_type rsa by default) gives RSA-2048 leaves. A zone holding its own credentials
-//! (`[[vault_auth]]`: a token file) issues for a Mesh that sets no `auth`. Seed 002 end to end
-//! (a global, a zone and a `mosaic-dp` agent as processes): its Vault set-up word for word and a
-//! MeshIdentity with a Vault provider in `mode: sign` give the data plane a
-//! `spiffe://domain.name/...` identity that verifies to the seed's root.
+//! (`[[vault_auth]]`: a token file) issues for a Mesh that sets no `auth`. Seed 002 with a Vault
+//! MeshIdentity through the zone's issuer here; as processes (global, zone, `mosaic-dp`) in
+//! `workload_identity.rs`.
 
 use std::{path::Path, sync::Arc};
 
@@ -23,9 +22,6 @@ use mosaic_zone::{
     store::{KdsItem, SyncBatch, ZoneStore},
 };
 use serde_json::{Value, json};
-
-mod support;
-use support::mosaic::Mosaic;
 
 const MESH: &str = "default";
 /// The Mesh's classic SANs, which the role must allow (seed 002's own value is its trust domain).
@@ -395,97 +391,5 @@ async fn a_zone_holding_its_own_token_file_issues_for_a_mesh_without_auth() -> a
             && err.contains("/nonexistent/vault-token"),
         "{err}"
     );
-    Ok(())
-}
-
-#[tokio::test]
-async fn seed_002_end_to_end_a_vault_meshidentity_gives_the_data_plane_a_domain_name_identity()
--> anyhow::Result<()> {
-    ensure_crypto_provider();
-    let bao = OpenBao::start().await?;
-    // Seed 002 step 1b word for word: root, pki_int, the policy, the role as written.
-    let pki = bao
-        .setup_seed002_pki("spiffe://domain.name/*", Value::Null)
-        .await?;
-    let token = bao
-        .create_token(&TokenSpec {
-            orphan: true,
-            ..TokenSpec::new(&[SEED002_POLICY])
-        })
-        .await?;
-    let mosaic = Mosaic::start(&["east"]).await?;
-    mosaic.put_secret(MESH, "vault-token", &token).await?;
-    // The Mesh keeps a classic backend (as at the start of seed 003's migration): the zone's SDS
-    // serves only meshes with an enabled mtls backend, even to a data plane a MeshIdentity selects.
-    mosaic.put_builtin_mesh().await?;
-    let identity = format!(
-        "type: MeshIdentity
-name: domain-name
-mesh: {MESH}
-spec:
-  selector:
-    dataplane:
-      matchLabels: {{}}
-  spiffeID:
-    trustDomain: domain.name
-  provider:
-    type: Vault
-    vault:
-      address: {addr}
-      pki: {SEED002_PKI}
-      role: {SEED002_ROLE}
-      mode: sign
-      auth:
-        token:
-          secret: vault-token
-",
-        addr = bao.addr()
-    );
-    // Admitted by a test issuance (the global has the token through the mesh Secret).
-    mosaic
-        .put(
-            &format!("/meshes/{MESH}/meshidentities/domain-name"),
-            &identity,
-        )
-        .await?;
-
-    let name = "web-1";
-    let token = mosaic
-        .dataplane_token(MESH, name, &[("kuma.io/service", "web")])
-        .await?;
-    let dataplane = format!(
-        "type: Dataplane\nmesh: {MESH}\nname: {name}\nlabels:\n  kuma.io/workload: web\nnetworking:\n  address: 127.0.0.1\n  inbound:\n  - port: 8080\n    tags:\n      kuma.io/service: web\n"
-    );
-    let mut agent = mosaic.agent(
-        0,
-        |o| mosaic_testkit::AgentOptions { dataplane, ..o },
-        MESH,
-        name,
-        &token,
-        &[("kuma.io/service", "web")],
-    )?;
-    // The SPIFFE ID (Universal default path /workload/<kuma.io/workload>) is the only URI SAN
-    // (the MeshIdentity may reach the zone after the agent's first, builtin, certificate).
-    let id = "spiffe://domain.name/workload/web";
-    let served = |a: &mosaic_testkit::DataplaneAgent| {
-        a.files()
-            .filter(|f| identity::inspect_pem(&f.cert).is_ok_and(|leaf| leaf.uri_sans == [id]))
-    };
-    agent
-        .wait_until(
-            "the MeshIdentity's certificate served",
-            support::mosaic::WAIT,
-            |a| served(a).is_some(),
-        )
-        .await
-        .map_err(|e| e.context(mosaic.logs()))?;
-    let files = served(&agent).ok_or_else(|| anyhow::anyhow!("the files changed again"))?;
-    // The chain (leaf + pki_int) verifies to the seed's root, and so does the served bundle.
-    verify_chain(&files.cert, std::slice::from_ref(&pki.root_pem))?;
-    verify_chain(&files.cert, std::slice::from_ref(&files.ca))?;
-    // The role as written wants RSA keys: the zone made an RSA-2048 key, which Vault never saw.
-    assert_eq!(leaf_key(&files.cert)?, ("rsa".to_string(), 2048));
-    let key = rcgen::KeyPair::from_pem(&files.key)?;
-    assert!(key.is_compatible(&rcgen::PKCS_RSA_SHA256));
     Ok(())
 }

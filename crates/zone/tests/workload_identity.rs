@@ -106,15 +106,21 @@ fn dataplane(mesh: &str, name: &str, service: &str, labels: &[(&str, &str)]) -> 
     yaml
 }
 
-/// An agent on zone `zone` for `name` (service `name` too) with `labels`.
+/// An agent on zone `zone` for `name` (service `name` too) with `labels`, its token bound to its
+/// `kuma.io/workload` label when it has one.
 async fn agent(
     mosaic: &Mosaic,
     zone: usize,
     name: &str,
     labels: &[(&str, &str)],
 ) -> anyhow::Result<DataplaneAgent> {
+    // Bound to the workload, as Kuma requires when the identity derives from that label.
+    let workload = labels
+        .iter()
+        .find(|(k, _)| *k == "kuma.io/workload")
+        .map(|(_, v)| *v);
     let token = mosaic
-        .dataplane_token(MESH, name, &[("kuma.io/service", name)])
+        .dataplane_token_for(MESH, name, &[("kuma.io/service", name)], workload)
         .await?;
     mosaic.agent_yaml(
         zone,

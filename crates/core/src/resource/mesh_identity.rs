@@ -276,6 +276,19 @@ impl MeshIdentitySpec {
         Ok(id)
     }
 
+    /// Whether the SPIFFE ID's path derives from the data plane's `kuma.io/workload` label
+    /// (`{{ .Workload }}` or `{{ label "kuma.io/workload" }}`, the Universal default included):
+    /// then, as in Kuma, the data plane's token must be bound to that workload.
+    pub fn uses_workload_label(&self) -> bool {
+        SpiffeTemplate::parse(self.path_template()).is_ok_and(|t| {
+            t.parts().iter().any(|p| match p {
+                crate::spiffe_template::Part::Field(f) => f == "Workload",
+                crate::spiffe_template::Part::Label(k) => k == WORKLOAD_LABEL,
+                crate::spiffe_template::Part::Text(_) => false,
+            })
+        })
+    }
+
     /// Whether a MeshTrust is made from this identity (`meshTrustCreation`, default Enabled).
     pub fn mesh_trust_creation(&self) -> bool {
         let mode = match self.provider.as_ref() {
@@ -555,6 +568,16 @@ mod tests {
         let e = spec.spiffe_id(&td, &BTreeMap::new()).unwrap_err();
         assert!(e.contains("empty segment"), "{e}");
         assert_eq!(spec.expiry(), DEFAULT_EXPIRY);
+        assert!(
+            spec.uses_workload_label(),
+            "the Universal default path reads the workload"
+        );
+        let mut fixed = spec.clone();
+        fixed.spiffe_id = Some(SpiffeId {
+            trust_domain: None,
+            path: Some("/app/{{ label \"app\" }}".into()),
+        });
+        assert!(!fixed.uses_workload_label());
         assert!(spec.mesh_trust_creation());
     }
 

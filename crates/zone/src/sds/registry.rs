@@ -6,6 +6,7 @@
 use mosaic_core::{
     resource::{
         Resource, ResourceType, Spec, UnknownFields,
+        mesh_identity::{WORKLOAD_LABEL, best_match},
         parse::{Target, decode_with},
         unknown_fields::Decoded,
     },
@@ -68,8 +69,15 @@ pub fn parse_dataplane(
 }
 
 /// The tags of `dataplane`, once they fit its token (the tags it names match; with
-/// `require_all_tags`, every tag is named) and its workload label fits the token's binding.
-pub fn vouched_tags(caller: &Caller, dataplane: &Resource) -> Result<Tags, SdsError> {
+/// `require_all_tags`, every tag is named) and its workload label fits the token's binding. As in
+/// Kuma, a token bound to no workload is refused for a data plane labelled `kuma.io/workload`
+/// whose MeshIdentity (Kuma's best match among the mesh's, in `store`) derives the SPIFFE ID from
+/// that label: the label would otherwise be an identity the data plane picks for itself.
+pub fn vouched_tags(
+    store: &ZoneStore,
+    caller: &Caller,
+    dataplane: &Resource,
+) -> Result<Tags, SdsError> {
     let Spec::Dataplane(spec) = &dataplane.spec else {
         return Err(SdsError::NotRegistered {
             mesh: caller.mesh.clone(),
@@ -89,6 +97,25 @@ pub fn vouched_tags(caller: &Caller, dataplane: &Resource) -> Result<Tags, SdsEr
             reason,
         }
     })?;
+    if caller.claims.workload.is_empty()
+        && let Some(workload) = dataplane.meta.labels.get(WORKLOAD_LABEL)
+    {
+        let identities = store.list_resources(ResourceType::MeshIdentity, Some(&caller.mesh))?;
+        let specs = identities.iter().filter_map(|r| match &r.spec {
+            Spec::MeshIdentity(m) => Some((r.meta.name.as_str(), &m.spec)),
+            _ => None,
+        });
+        if let Some((identity, spec)) = best_match(specs, &dataplane.meta.labels)
+            && spec.uses_workload_label()
+        {
+            return Err(SdsError::Tags {
+                name: caller.name.clone(),
+                reason: format!(
+                    "the Dataplane with {WORKLOAD_LABEL} label {workload:?} derives its identity from the workload (MeshIdentity {identity:?}), so it requires a workload-bound token: generate one with --workload {workload}"
+                ),
+            });
+        }
+    }
     Ok(tags)
 }
 
@@ -104,7 +131,7 @@ pub fn register(
     match sent {
         Some(text) => {
             let Decoded { resource, ignored } = parse_dataplane(caller, text, policy)?;
-            let tags = vouched_tags(caller, &resource)?;
+            let tags = vouched_tags(store, caller, &resource)?;
             let write = store.put_local(resource, OffsetDateTime::now_utc())?;
             if write.changed {
                 tracing::info!(zone, mesh = %caller.mesh, dataplane = %caller.name, created = write.created, "Dataplane registered by its data plane");
@@ -116,7 +143,7 @@ pub fn register(
         }
         None => {
             let stored = registered(store, caller)?;
-            vouched_tags(caller, &stored)
+            vouched_tags(store, caller, &stored)
         }
     }
 }

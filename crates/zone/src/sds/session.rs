@@ -415,7 +415,7 @@ impl Session {
                 name: self.caller.name.clone(),
             });
         };
-        let tags = registry::vouched_tags(&self.caller, &stored)?;
+        let tags = registry::vouched_tags(&self.shared.store, &self.caller, &stored)?;
         let labels_changed = self
             .labels
             .as_ref()

@@ -159,18 +159,26 @@ impl Mosaic {
         name: &str,
         tags: &[(&str, &str)],
     ) -> anyhow::Result<String> {
+        self.dataplane_token_for(mesh, name, tags, None).await
+    }
+
+    /// [`Mosaic::dataplane_token`], bound to `workload` when given (Kuma's `workload`).
+    pub async fn dataplane_token_for(
+        &self,
+        mesh: &str,
+        name: &str,
+        tags: &[(&str, &str)],
+        workload: Option<&str>,
+    ) -> anyhow::Result<String> {
         let mut allowed = serde_json::Map::new();
         for (k, v) in tags {
             allowed.insert((*k).to_string(), json!([v]));
         }
-        let (status, token) = self
-            .global
-            .post(
-                0,
-                "/tokens/dataplane",
-                &json!({"mesh": mesh, "name": name, "tags": allowed, "validFor": "24h"}),
-            )
-            .await?;
+        let mut body = json!({"mesh": mesh, "name": name, "tags": allowed, "validFor": "24h"});
+        if let Some(w) = workload {
+            body["workload"] = json!(w);
+        }
+        let (status, token) = self.global.post(0, "/tokens/dataplane", &body).await?;
         anyhow::ensure!(
             status == 200,
             "dataplane token for {name}: {status} {token}"
