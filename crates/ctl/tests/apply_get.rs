@@ -192,7 +192,7 @@ async fn meshidentities_apply_get_and_delete() -> anyhow::Result<()> {
     let file = cluster.dir().join("work/identity.yaml");
     write(
         &file,
-        "type: Mesh\nname: default\n---\ntype: MeshIdentity\nname: identity\nmesh: default\nspec:\n  selector: { dataplane: { matchLabels: { app: web } } }\n  provider:\n    type: Bundled\n    bundled: { meshTrustCreation: Enabled, autogenerate: { enabled: true } }\n",
+        "type: Mesh\nname: default\n---\ntype: MeshIdentity\nname: identity\nmesh: default\nspec:\n  selector: { dataplane: { matchLabels: { app: web } } }\n  provider:\n    type: Bundled\n    bundled: { meshTrustCreation: Enabled, insecureAllowSelfSigned: true, autogenerate: { enabled: true } }\n",
     );
     let (code, out, err) = ctl(&api, &["apply", "-f", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");

@@ -16,12 +16,14 @@
 //! After a test issuance with the backend's own token, admission reads the role when the token
 //! may (`{pki}/roles/{role}`) and, if it stores every certificate (`no_store=false`), admits the
 //! Mesh with a note saying so and how to change it (stored certificates slow Vault).
+//!
+//! MeshIdentities and MeshTrusts: see [`identity`] (a provider is tested as a backend is).
 
 use std::sync::Arc;
 
 use mosaic_ca::builtin;
 use mosaic_core::{
-    ca::{CaBackend as _, CaError},
+    ca::{CaBackend as _, CaError, IssueRequest},
     datasource::SecretSource,
     resource::{
         Resource, ResourceType, SecretSpec, Spec,
@@ -33,6 +35,8 @@ use time::OffsetDateTime;
 use tokio::task::JoinSet;
 
 use crate::store::{Command, ResourceKey, ResourceStore, StoreError, StoreSecrets};
+
+mod identity;
 
 /// Decides what to propose for a written resource.
 pub struct Admission {
@@ -52,6 +56,9 @@ pub enum AdmissionError {
     /// A builtin CA could not be generated (a fault here, not in the request).
     #[error("could not generate the builtin CA: {0}")]
     Generate(CaError),
+    /// The write would overwrite what another writer keeps (a MeshTrust a zone made).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// What admission decided, and what the user should know about it.
@@ -110,6 +117,10 @@ impl Admission {
         resource.validate().map_err(AdmissionError::Invalid)?;
         match &resource.spec {
             Spec::Mesh(spec) => self.admit_mesh(resource, spec, now).await,
+            Spec::MeshIdentity(mid) => {
+                identity::admit_identity(self, resource, &mid.spec, now).await
+            }
+            Spec::MeshTrust(_) => identity::admit_trust(self, resource, now),
             _ => Ok(Admitted {
                 command: Command::put(resource, now),
                 notes: Vec::new(),
@@ -314,6 +325,20 @@ async fn check_vault(
     conf: &VaultConf,
     secrets: Arc<dyn SecretSource>,
 ) -> Result<VaultCheck, String> {
+    check_vault_with(mesh, backend, conf, secrets, None, "conf.fromCp").await
+}
+
+/// [`check_vault`] issuing `request` (a MeshIdentity's test SPIFFE ID) instead of the backend's
+/// classic test certificate; `fields` is where the vault fields live (`conf.fromCp` of a Mesh
+/// backend, `spec.provider.vault` of a MeshIdentity), named in the notes.
+async fn check_vault_with(
+    mesh: &str,
+    backend: &MtlsBackend,
+    conf: &VaultConf,
+    secrets: Arc<dyn SecretSource>,
+    request: Option<IssueRequest>,
+    fields: &str,
+) -> Result<VaultCheck, String> {
     let Some(from_cp) = conf.from_cp() else {
         return check_backend(mesh, backend, secrets)
             .await
@@ -323,13 +348,13 @@ async fn check_vault(
     let naming_zone = from_cp.fields_naming_zone();
     let why = if from_cp.zones_bring_credentials() {
         format!(
-            "conf.fromCp.auth is not set, so every zone must hold its own Vault credentials for this backend (a [[vault_auth]] entry with mesh = {mesh:?} and backend = {:?} in the zone's config)",
+            "{fields}.auth is not set, so every zone must hold its own Vault credentials for this backend (a [[vault_auth]] entry with mesh = {mesh:?} and backend = {:?} in the zone's config)",
             backend.name
         )
     } else if !naming_zone.is_empty() {
         let fields: Vec<String> = naming_zone
             .iter()
-            .map(|f| format!("conf.fromCp.{f}"))
+            .map(|f| format!("{fields}.{f}"))
             .collect();
         format!(
             "{} {} {{{{ zone }}}}, which expands to each zone's name and not on the global (which is no zone)",
@@ -337,7 +362,7 @@ async fn check_vault(
             if fields.len() == 1 { "names" } else { "name" }
         )
     } else {
-        return test_issuance(mesh, backend, conf, secrets)
+        return test_issuance(mesh, backend, conf, secrets, request)
             .await
             .map_err(|e| e.to_string());
     };
@@ -359,9 +384,13 @@ async fn test_issuance(
     backend: &MtlsBackend,
     conf: &VaultConf,
     secrets: Arc<dyn SecretSource>,
+    request: Option<IssueRequest>,
 ) -> Result<VaultCheck, CaError> {
     let ca = mosaic_ca::vault::VaultCa::new(mesh, backend, conf, secrets).await?;
-    ca.validate().await?;
+    match &request {
+        Some(req) => ca.validate_with(req).await?,
+        None => ca.validate().await?,
+    }
     Ok(VaultCheck::Issued(
         mosaic_ca::vault::probe::role_storage_note(&ca).await,
     ))

@@ -35,6 +35,7 @@ impl From<AdmissionError> for ApiFailure {
             AdmissionError::Invalid(v) => ApiFailure::invalid(v),
             AdmissionError::Store(s) => s.into(),
             AdmissionError::Generate(_) => ApiFailure::Internal(e.to_string()),
+            AdmissionError::Conflict(m) => ApiFailure::Conflict(m),
         }
     }
 }

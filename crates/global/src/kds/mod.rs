@@ -11,6 +11,7 @@
 //! - [`insight`]: the ZoneInsight read-modify-write (subscriptions, stats, CA health).
 //! - [`global_to_zone`]: a GlobalToZone session (authoritative diff, deltas, ACK/NACK, lag).
 //! - [`zone_to_global`]: a ZoneToGlobal session (checks, zone stamping, batch write, prune).
+//! - [`zone_trust`]: the MeshTrusts a zone reports in its ZoneInsight, kept as MeshTrusts.
 //! - [`service`]: the tonic service that authenticates streams and starts their sessions.
 //! - [`size`]: messages over the size limit end the stream with RESOURCE_EXHAUSTED, logged.
 //! - [`tls`]: the configured or generated (cluster-shared CA) server certificate.
@@ -26,6 +27,7 @@ pub mod size;
 pub mod state;
 pub mod tls;
 pub mod zone_to_global;
+pub mod zone_trust;
 
 use std::{future::Future, sync::Arc, time::Duration};
 

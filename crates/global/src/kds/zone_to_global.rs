@@ -32,7 +32,7 @@ use super::{
     insight::{self, InsightError},
     metrics,
     registry::{Count, Direction},
-    size, stopped,
+    size, stopped, zone_trust,
 };
 use crate::store::{Command, CommandResult, ResourceKey, ResourceStore, StoreError};
 use mosaic_kds::wire::ZONE_LABEL;
@@ -384,6 +384,21 @@ impl ZoneToGlobal {
                 Err(InsightError::Store(e)) => return Err(unavailable(e)),
                 Err(e @ InsightError::Refused { .. }) => {
                     rejected.push(reject(&item.r#type, &item.mesh, &item.name, e.to_string()));
+                }
+            }
+            // The MeshTrusts the zone made, when it reports them (older zones do not).
+            if let Some(trusts) = &reported.mesh_trusts {
+                let refused = zone_trust::reconcile(self.shared.store.as_ref(), zone, trusts)
+                    .await
+                    .map_err(unavailable)?;
+                for (mesh, name, reason) in refused {
+                    tracing::warn!(%zone, %mesh, meshtrust = %name, %reason, "a MeshTrust the zone made is not kept");
+                    rejected.push(reject(
+                        ResourceType::MeshTrust.as_str(),
+                        &mesh,
+                        &name,
+                        reason,
+                    ));
                 }
             }
         }

@@ -1,11 +1,15 @@
 //! `plan()`: how a committed [`Command`] changes state. Pure and deterministic (the clock comes
 //! from the command, versions from the raft index), so every replica computes the same mutations.
 //! Referential safety lives here, at apply time, where it cannot race: a Secret a Mesh uses cannot
-//! be deleted, a Mesh with data planes needs `force`, a mesh-scoped resource needs its Mesh.
+//! be deleted, a Mesh with data planes needs `force`, a mesh-scoped resource needs its Mesh, a
+//! MeshTrust whose trust domain a MeshIdentity gives data planes needs `force`; a Zone takes the
+//! MeshTrusts it made with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mosaic_core::resource::{Resource, ResourceType, Spec, parse::from_value};
+use mosaic_core::resource::{
+    Resource, ResourceType, Spec, mesh_identity::best_match, parse::from_value, zone::ORIGIN_LABEL,
+};
 
 use super::{
     StoreError,
@@ -288,6 +292,36 @@ pub fn plan(
                     muts.push(Mutation::Delete(key.clone()));
                     Ok((CommandResult::Deleted { cascaded }, muts))
                 }
+                Spec::MeshTrust(trust) => {
+                    let mesh = key.mesh.as_deref().unwrap_or_default();
+                    if !force
+                        && let Some((identity, dataplane)) =
+                            relied_on(view, mesh, &trust.spec.trust_domain)?
+                    {
+                        return Ok(refused(Refusal::Conflict(format!(
+                            "MeshTrust {:?} of mesh {mesh:?} holds the CAs of trust domain {:?}, which MeshIdentity {identity:?} gives data plane {dataplane:?} (and maybe others): deleting it makes their peers distrust them; change the MeshIdentity first, or delete with ?force=true",
+                            key.name, trust.spec.trust_domain
+                        ))));
+                    }
+                    Ok((
+                        CommandResult::Deleted { cascaded: 0 },
+                        vec![Mutation::Delete(key.clone())],
+                    ))
+                }
+                // A Zone takes the MeshTrusts it made with it: its trust domains leave every zone.
+                Spec::Zone(_) => {
+                    let mut muts = Vec::new();
+                    for r in view.list(ResourceType::MeshTrust, None)? {
+                        if r.meta.labels.get(ORIGIN_LABEL).map(String::as_str) == Some("zone")
+                            && r.meta.labels.get("kuma.io/zone") == Some(&key.name)
+                        {
+                            muts.push(Mutation::Delete(ResourceKey::of(&r)));
+                        }
+                    }
+                    let cascaded = muts.len();
+                    muts.push(Mutation::Delete(key.clone()));
+                    Ok((CommandResult::Deleted { cascaded }, muts))
+                }
                 _ => Ok((
                     CommandResult::Deleted { cascaded: 0 },
                     vec![Mutation::Delete(key.clone())],
@@ -295,6 +329,51 @@ pub fn plan(
             }
         }
     }
+}
+
+/// The MeshIdentity and a data plane of `mesh` that rely on trust domain `domain`: a data plane
+/// (as its zone reported it) whose MeshIdentity (Kuma's best match among those with a provider)
+/// has `domain` as its trust domain in that data plane's zone.
+fn relied_on(
+    view: &dyn StateView,
+    mesh: &str,
+    domain: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let identities = view.list(ResourceType::MeshIdentity, Some(mesh))?;
+    let issuing: Vec<(&str, &mosaic_core::resource::MeshIdentitySpec, &Resource)> = identities
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::MeshIdentity(m) if m.spec.provider.is_some() => {
+                Some((r.meta.name.as_str(), &m.spec, r))
+            }
+            _ => None,
+        })
+        .collect();
+    if issuing.is_empty() {
+        return Ok(None);
+    }
+    for dp in view.list(ResourceType::Dataplane, Some(mesh))? {
+        let Some((name, spec)) =
+            best_match(issuing.iter().map(|(n, s, _)| (*n, *s)), &dp.meta.labels)
+        else {
+            continue;
+        };
+        let labels = issuing
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, _, r)| r.meta.labels.clone())
+            .unwrap_or_default();
+        let zone = dp
+            .meta
+            .labels
+            .get("kuma.io/zone")
+            .map(String::as_str)
+            .unwrap_or_default();
+        if spec.trust_domain(mesh, zone, &labels).as_deref() == Ok(domain) {
+            return Ok(Some((name.to_string(), dp.meta.name.clone())));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -404,6 +483,99 @@ pub(crate) mod tests {
             s.apply(stale),
             CommandResult::Refused(Refusal::Conflict(_))
         ));
+    }
+
+    fn pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn a_meshtrust_data_planes_rely_on_needs_force() {
+        let mut s = MapState::default();
+        s.put("type: Mesh\nname: default\n");
+        s.put("type: MeshIdentity\nname: id\nmesh: default\nspec:\n  selector:\n    dataplane:\n      matchLabels: {app: web}\n  provider:\n    type: Bundled\n    bundled:\n      autogenerate: {enabled: true}\n");
+        let trust = |name: &str, domain: &str| {
+            Resource::new(
+                name,
+                Some("default"),
+                Spec::MeshTrust(mosaic_core::resource::MeshTrust {
+                    spec: mosaic_core::resource::MeshTrustSpec {
+                        trust_domain: domain.into(),
+                        ca_bundles: vec![mosaic_core::resource::mesh_trust::CaBundle {
+                            bundle_type: "Pem".into(),
+                            pem: Some(mosaic_core::resource::mesh_trust::PemBundle {
+                                value: pem(),
+                            }),
+                        }],
+                    },
+                    status: None,
+                }),
+            )
+        };
+        for (name, domain) in [
+            ("east", "default.east.mesh.local"),
+            ("other", "partner.example"),
+        ] {
+            let r = s.apply(Command::put(
+                &trust(name, domain),
+                OffsetDateTime::now_utc(),
+            ));
+            assert!(matches!(r, CommandResult::Put { .. }), "{r:?}");
+        }
+        let key = |n: &str| ResourceKey::new(ResourceType::MeshTrust, Some("default"), n);
+        // A data plane of zone east that the identity selects relies on east's trust domain.
+        s.put("type: Dataplane\nmesh: default\nname: web-1\nlabels:\n  app: web\n  kuma.io/zone: east\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n");
+        let r = s.apply(Command::delete(key("east"), false));
+        let CommandResult::Refused(Refusal::Conflict(msg)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(
+            msg.contains("MeshIdentity \"id\"")
+                && msg.contains("\"web-1\"")
+                && msg.contains("?force=true"),
+            "{msg}"
+        );
+        // Another trust domain is not relied on; force deletes the relied-on one.
+        assert!(matches!(
+            s.apply(Command::delete(key("other"), false)),
+            CommandResult::Deleted { .. }
+        ));
+        assert!(matches!(
+            s.apply(Command::delete(key("east"), true)),
+            CommandResult::Deleted { .. }
+        ));
+    }
+
+    #[test]
+    fn deleting_a_zone_takes_the_meshtrusts_it_made() {
+        let mut s = MapState::default();
+        s.put("type: Mesh\nname: default\n");
+        s.put("type: Zone\nname: west\n");
+        for zone in ["east", "west"] {
+            let t = mosaic_core::resource::zone::ZoneTrust {
+                mesh: "default".into(),
+                identity: "id".into(),
+                trust_domain: format!("default.{zone}.mesh.local"),
+                ca_bundles: vec![pem()],
+            };
+            let r = s.apply(Command::put(&t.mesh_trust(zone), OffsetDateTime::now_utc()));
+            assert!(matches!(r, CommandResult::Put { .. }), "{r:?}");
+        }
+        let r = s.apply(Command::delete(
+            ResourceKey::new(ResourceType::Zone, None, "west"),
+            false,
+        ));
+        assert_eq!(r, CommandResult::Deleted { cascaded: 1 });
+        let names: Vec<String> = s
+            .list(ResourceType::MeshTrust, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.meta.name)
+            .collect();
+        assert_eq!(names, ["id.east"]);
     }
 
     #[test]
