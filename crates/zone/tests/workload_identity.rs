@@ -282,6 +282,37 @@ async fn seed_003_meshidentity_is_accepted_in_both_forms_and_issues_spiffe_ids()
         "{trust}"
     );
 
+    // Data planes rely on it: deleting it answers 409 naming who, unless forced; a user's write
+    // over it answers 409 (the zone keeps it).
+    mosaic
+        .global
+        .wait_for(
+            0,
+            "/meshes/default/dataplanes/flight-1",
+            "flight-1 synced to the global",
+            WAIT,
+            |d| d["labels"]["kuma.io/zone"] == "east",
+        )
+        .await?;
+    let path = "/meshes/default/meshtrusts/flight-operations-id.east";
+    let (status, body) = mosaic.global.delete(0, path).await?;
+    assert_eq!(status, 409, "{body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("flight-operations-id")
+            && text.contains("flight-1")
+            && text.contains("?force=true"),
+        "{text}"
+    );
+    let (status, body) = mosaic
+        .global
+        .put(0, path, &serde_json::to_string(&trust)?)
+        .await?;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("kept for zone"), "{body}");
+    let (status, _) = mosaic.global.get(0, path).await?;
+    assert_eq!(status, 200, "still there");
+
     // The Kubernetes form, applied as a Kubernetes user would with mosaicctl, is the same
     // MeshIdentity: accepted, stored with the same spec, and the data plane keeps its identity.
     let dir = tempfile::tempdir()?;
