@@ -123,7 +123,9 @@ async fn subscribes_with_metadata_then_applies_and_acks() {
             "Secret",
             "GlobalSecret",
             "Zone",
-            "DataplaneTokenKey"
+            "DataplaneTokenKey",
+            "MeshIdentity",
+            "MeshTrust"
         ]
     );
     assert!(subs.iter().all(|s| s.known.is_empty()));

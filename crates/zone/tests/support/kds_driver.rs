@@ -222,7 +222,7 @@ impl GlobalToZoneStream {
     /// The first requests of a stream: one subscribe per global-owned type.
     pub async fn subscriptions(&mut self) -> Vec<DiscoveryRequest> {
         let mut out = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..mosaic_kds::KdsType::GLOBAL_TO_ZONE.len() {
             let r = self.next_request().await;
             assert!(r.response_nonce.is_empty(), "expected a subscribe: {r:?}");
             out.push(r);
