@@ -1,7 +1,7 @@
 //! `mosaicctl`: admin CLI over Mosaic's HTTP API (kumactl-like).
 //!
-//! Commands: `apply`, `get`, `delete`, `inspect zones`, `generate zone-token|dataplane-token`
-//! (over the HTTP API), `validate` (offline checks and test issuance), `version`, `config-view`.
+//! Commands: `apply`, `get`, `delete`, `inspect zones`, `generate zone-token|dataplane-token`,
+//! `raft members|add|promote|remove` (over the HTTP API), `validate` (offline checks and test issuance), `version`, `config-view`.
 //! New commands go into [`Command`] and its `match` in [`run`].
 //!
 //! Module map:
@@ -14,6 +14,7 @@
 //! - `get`: `get ...` tables/YAML/JSON and `delete ...`.
 //! - `inspect`: `inspect zones` (online state, CA health per mesh).
 //! - `generate`: `generate zone-token|dataplane-token`.
+//! - `raft`: `raft members|add|promote|remove`, the global's raft membership.
 //! - `table`: kumactl-style tables and ages.
 //! - `validate`: `mosaicctl validate -f FILE [--issue]`.
 //!
@@ -27,6 +28,7 @@ mod config;
 mod generate;
 mod get;
 mod inspect;
+mod raft;
 mod table;
 mod template;
 mod validate;
@@ -159,6 +161,41 @@ enum Command {
     Generate {
         #[command(subcommand)]
         what: Generate,
+    },
+    /// The global's raft membership: list it, add a replica as a learner, promote it, remove a
+    /// member (replacing a dead replica: add, promote, remove).
+    Raft {
+        #[command(subcommand)]
+        what: RaftCommand,
+    },
+}
+
+/// `raft` commands.
+#[derive(Debug, Subcommand)]
+enum RaftCommand {
+    /// Every member: role, leader, how far behind the leader it is.
+    Members {
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Add a replica (started with `raft.join = true`) as a learner; it receives the log but does
+    /// not vote.
+    Add {
+        /// Its `raft.node_id`.
+        id: u64,
+        /// Its `raft.advertise`, host:port.
+        address: String,
+    },
+    /// Make a learner that has caught up a voter.
+    Promote {
+        /// The learner's node id.
+        id: u64,
+    },
+    /// Remove a voter or learner (not the leader, not the last voter).
+    Remove {
+        /// The member's node id.
+        id: u64,
     },
 }
 
@@ -385,6 +422,15 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
                 Generate::DataplaneToken(args) => {
                     block_on(generate::dataplane_token(&client, args))??;
                 }
+            }
+        }
+        Command::Raft { what } => {
+            let client = client()?;
+            match what {
+                RaftCommand::Members { output } => block_on(raft::members(&client, *output))??,
+                RaftCommand::Add { id, address } => block_on(raft::add(&client, *id, address))??,
+                RaftCommand::Promote { id } => block_on(raft::promote(&client, *id))??,
+                RaftCommand::Remove { id } => block_on(raft::remove(&client, *id))??,
             }
         }
     }

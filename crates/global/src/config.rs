@@ -61,6 +61,12 @@ pub struct RaftConfig {
     /// who reaches the port can then rewrite the cluster; for tests only, loudly logged.
     #[serde(default)]
     pub insecure: bool,
+    /// `raft.join` (Mosaic's, like etcd's `initial-cluster-state=existing`): this replica joins a
+    /// running cluster. With an empty disk it never initialises a cluster; it waits until a
+    /// member adds it (`mosaicctl raft add ID ADDRESS`) and replicates to it, and it does not
+    /// vote before. `raft.peers` then lists members to reach (it need not list this replica).
+    #[serde(default)]
+    pub join: bool,
 }
 
 /// Default port of `raft.listen`/`raft.advertise`: 5689 (it was 5682, Kuma's HTTPS API port; an
@@ -109,6 +115,7 @@ impl Default for GlobalConfig {
                 tls_cert: None,
                 tls_key: None,
                 insecure: false,
+                join: false,
             },
             api: ApiConfig::default(),
             kds: KdsConfig::on(SocketAddr::from(([0, 0, 0, 0], 5685))),

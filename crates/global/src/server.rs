@@ -91,6 +91,7 @@ pub async fn serve(
     );
     settings.snapshot_logs = config.raft.snapshot_after_logs.max(1);
     settings.keep_logs = (config.raft.snapshot_after_logs / 2).max(1);
+    settings.join = config.raft.join;
     let node = Arc::new(RaftNode::start(settings).await?);
     tracing::info!(node_id = config.raft.node_id, raft = %config.raft.listen, "raft started");
 
@@ -116,7 +117,8 @@ pub async fn serve(
         ApiState::new(store, None)
             .with_auth(api_auth)
             .with_unknown_fields(config.api.unknown_fields)
-            .with_config(shown_config),
+            .with_config(shown_config)
+            .with_members(node.membership().clone()),
     );
     let ready_node = node.clone();
     let diag_router = diagnostics::router(

@@ -29,6 +29,8 @@ pub struct Replica {
     pub kds: u16,
     /// HTTPS API port (`api.https_listen`).
     pub https: u16,
+    /// `raft.join`: added to a running cluster ([`GlobalCluster::add_replica`]).
+    pub join: bool,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -102,6 +104,7 @@ impl GlobalCluster {
                 diag,
                 kds,
                 https,
+                join: false,
                 dir: dir.join(format!("replica-{}", i + 1)),
                 child: None,
             })
@@ -126,6 +129,34 @@ impl GlobalCluster {
         self.edit = Some(Box::new(edit));
     }
 
+    /// Prepares one more loopback replica (not started) with the next node id, free ports and
+    /// `raft.join = true`, as an operator adds a replica to a running cluster (or replaces a
+    /// dead one): its `raft.peers` lists every replica so far. Returns its index.
+    pub fn add_replica(&mut self) -> anyhow::Result<usize> {
+        let p = free_ports(5)?;
+        let i = self.replicas.len();
+        let id = self.replicas.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+        self.replicas.push(Replica {
+            id,
+            host: Host::loopback(),
+            api: p[0],
+            raft: p[1],
+            diag: p[2],
+            kds: p[3],
+            https: p[4],
+            join: true,
+            dir: self.dir.join(format!("replica-{id}")),
+            child: None,
+        });
+        Ok(i)
+    }
+
+    /// Replica `i`'s raft address (`raft.advertise`).
+    pub fn raft_addr(&self, i: usize) -> String {
+        let r = &self.replicas[i];
+        r.host.addr(r.raft).to_string()
+    }
+
     /// Replaces the HTTP client of the API and diagnostics calls (e.g. one sending an admin
     /// token by default).
     pub fn set_http(&mut self, http: reqwest::Client) {
@@ -142,6 +173,7 @@ impl GlobalCluster {
         c.raft.listen = r.host.addr(r.raft);
         c.raft.advertise = r.host.addr(r.raft).to_string();
         c.raft.snapshot_after_logs = self.snapshot_after_logs;
+        c.raft.join = r.join;
         // Several replicas share the cluster CA made by `mosaic-global generate raft-ca` (as an
         // operator would); a single node generates its own into its data directory.
         if self.replicas.len() > 1 {

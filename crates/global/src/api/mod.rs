@@ -12,6 +12,7 @@
 //! - [`zones`]: `GET /zones/_overview`, `/zones/{name}/_overview` (and Kuma's `/zones+insights`).
 //! - [`dataplanes`]: Dataplane overviews, per mesh and across meshes (and `dataplanes+insights`).
 //! - [`insights`]: `GET /mesh-insights[/{mesh}]` and `GET /global-insight`.
+//! - [`members`]: `/raft/members`: the raft membership and online changes to it.
 //!
 //! The plumbing both servers share is `mosaic_runtime`'s: `api_error` (`ApiFailure`),
 //! `api_extract` (path and body), `api_body` (PUT bodies to resources), `api_format` (JSON or
@@ -27,6 +28,7 @@ pub mod dialect;
 pub mod error;
 pub mod extract;
 pub mod insights;
+pub mod members;
 pub mod resources;
 pub mod state;
 pub mod tokens;
@@ -91,6 +93,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/mesh-insights", get(insights::list))
         .route("/mesh-insights/{mesh}", get(insights::get_one))
         .route("/global-insight", get(insights::global))
+        .route("/raft/members", get(members::list).post(members::add))
+        .route("/raft/members/{id}", axum::routing::delete(members::remove))
+        .route(
+            "/raft/members/{id}/promote",
+            axum::routing::post(members::promote),
+        )
         .route(
             "/dataplane-insights",
             collection(ResourceType::DataplaneInsight),

@@ -6,7 +6,7 @@ use mosaic_core::{Sensitive, resource::UnknownFields};
 use mosaic_runtime::api_auth::AdminAuth;
 use time::OffsetDateTime;
 
-use crate::{admission::Admission, store::ResourceStore, tokens::Tokens};
+use crate::{admission::Admission, raft::Membership, store::ResourceStore, tokens::Tokens};
 
 /// The clock writes are stamped with (a function, so tests can fix it).
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -29,6 +29,8 @@ pub struct ApiState {
     pub unknown_fields: UnknownFields,
     /// The effective configuration, as `GET /config` shows it.
     pub config: Arc<serde_json::Value>,
+    /// The raft membership behind `/raft/members` (none over an embedded store).
+    pub members: Option<Membership>,
 }
 
 // === impl ApiState ===
@@ -47,6 +49,7 @@ impl ApiState {
             clock: Arc::new(OffsetDateTime::now_utc),
             unknown_fields: UnknownFields::default(),
             config: Arc::new(serde_json::Value::Object(Default::default())),
+            members: None,
         }
     }
 
@@ -59,6 +62,12 @@ impl ApiState {
     /// Sets what `GET /config` shows (the server's loaded configuration).
     pub fn with_config(mut self, config: serde_json::Value) -> Self {
         self.config = Arc::new(config);
+        self
+    }
+
+    /// Serves `/raft/members` over this replica's membership.
+    pub fn with_members(mut self, members: Membership) -> Self {
+        self.members = Some(members);
         self
     }
 

@@ -13,6 +13,8 @@
 //! - [`group_commit`]: [`group_commit::GroupCommit`]: concurrent writes share raft entries (one
 //!   fsync for many writes).
 //! - [`network`]: the client side of the raft transport (a tonic channel per peer).
+//! - [`membership`]: online membership change (learner → voter, removal, forwarding to the
+//!   leader) and the join gate that keeps an empty-disk replica from voting until it has joined.
 //! - [`service`]: the server side of the raft transport, including `Forward` and `ReadIndex`.
 //! - [`tls`]: mutual TLS on the raft port: the cluster CA, node certificates naming node ids,
 //!   the member check on every RPC, and where the material comes from.
@@ -24,6 +26,7 @@
 
 pub mod group_commit;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod node;
 pub mod service;
@@ -36,6 +39,7 @@ use openraft::BasicNode;
 
 use crate::store::{Command, CommandResult};
 
+pub use membership::{MemberOp, MemberRole, MemberView, MembersView, Membership, MembershipError};
 pub use node::{RaftMetrics, RaftNode, RaftSettings, StorageStats};
 pub use snapshot::SnapshotFile;
 pub use store_impl::RaftStore;

@@ -11,6 +11,13 @@
 //! with the *same* membership is safe (each writes the identical entry at log id 0 and the vote
 //! decides the leader), so every replica must be given the same `peers` list, which includes
 //! itself.
+//!
+//! A pristine node starts behind the join gate ([`super::membership`]): it refuses votes until it
+//! has either initialised the cluster itself or been replicated to by a leader whose membership
+//! names it. A peer that refuses the `Probe` because this node is not a member answers for a
+//! formed cluster too. With `join` (`raft.join`, a replica added to a running cluster) the node
+//! never initialises: it waits for `mosaicctl raft add`, and `peers` need only list members to
+//! reach.
 
 use std::{
     collections::BTreeMap,
@@ -30,6 +37,7 @@ use super::{
     Raft, RaftError, RaftStore,
     group_commit::{GroupCommit, MAX_GROUP_COMMANDS},
     log_store::LogStore,
+    membership::Membership,
     network::{MAX_MESSAGE, NetworkFactory, client},
     service::RaftGrpc,
     state_machine::{SmShared, StateMachine},
@@ -40,6 +48,16 @@ use super::{
 const OPEN_RETRY: Duration = Duration::from_secs(10);
 /// How long a pristine node waits for each peer's `Probe` answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the peers of a pristine node said.
+enum Formed {
+    /// None belongs to a formed cluster.
+    No,
+    /// This peer initialised the cluster, which has not elected a leader yet.
+    Starting(u64),
+    /// This peer's cluster has elected a leader (or does not list this node).
+    Elected(u64),
+}
 
 /// The gRPC server's stop signal and task.
 type ServerTask = (
@@ -69,6 +87,9 @@ pub struct RaftSettings {
     pub max_group_commands: usize,
     /// Mutual TLS with the cluster CA, or (tests only) plaintext; see [`crate::raft::tls`].
     pub transport: RaftTransport,
+    /// `raft.join`: this replica joins a running cluster (added with `mosaicctl raft add`); it
+    /// never initialises one.
+    pub join: bool,
 }
 
 /// What the diagnostics endpoint reports.
@@ -110,6 +131,7 @@ pub struct RaftNode {
     log: Mutex<Option<LogStore>>,
     db: Mutex<Option<sled::Db>>,
     server: Mutex<Option<ServerTask>>,
+    membership: Membership,
     local_addr: SocketAddr,
     data_dir: PathBuf,
 }
@@ -174,6 +196,7 @@ impl RaftSettings {
             snapshot_logs: 1000,
             keep_logs: 500,
             max_group_commands: MAX_GROUP_COMMANDS,
+            join: false,
         }
     }
 
@@ -201,7 +224,7 @@ impl RaftSettings {
                 )));
             }
         }
-        if !members.contains_key(&self.node_id) {
+        if !members.contains_key(&self.node_id) && !self.join {
             return Err(RaftError::Config(format!(
                 "raft.peers must list every member including this one (node {}); every replica needs the same list",
                 self.node_id
@@ -284,10 +307,24 @@ impl RaftNode {
         .map_err(|e| RaftError::Raft(e.to_string()))?;
 
         let group = GroupCommit::spawn(raft.clone(), settings.max_group_commands);
-        let service =
-            RaftServiceServer::new(RaftGrpc::new(settings.node_id, raft.clone(), group.clone()))
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE);
+        let membership =
+            Membership::new(settings.node_id, raft.clone(), settings.transport.clone());
+        // Behind the join gate until bootstrap decides (see the module doc).
+        let pristine = !raft
+            .is_initialized()
+            .await
+            .map_err(|e| RaftError::Raft(e.to_string()))?;
+        if pristine {
+            membership.hold_until_joined();
+        }
+        let service = RaftServiceServer::new(RaftGrpc::new(
+            settings.node_id,
+            raft.clone(),
+            group.clone(),
+            membership.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
         let check = PeerCheck::new(
             &settings.transport,
             settings.node_id,
@@ -327,6 +364,7 @@ impl RaftNode {
             log: Mutex::new(Some(log)),
             db: Mutex::new(Some(db)),
             server: Mutex::new(Some((stop_tx, server))),
+            membership,
             local_addr,
             data_dir: settings.data_dir.clone(),
         };
@@ -354,27 +392,52 @@ impl RaftNode {
             );
             return Ok(());
         }
-        if let Some(peer) = self.formed_peer(settings).await {
+        if settings.join {
             tracing::info!(
                 node = self.node_id,
-                peer,
-                "peer belongs to a formed cluster; waiting to be replicated to instead of initialising"
+                "raft.join is set and the disk is empty: not initialising; waiting to be added (`mosaicctl raft add {} {}`) and replicated to",
+                self.node_id,
+                settings.advertise
             );
             return Ok(());
+        }
+        match self.formed_peer(settings).await {
+            Formed::Elected(peer) => {
+                tracing::info!(
+                    node = self.node_id,
+                    peer,
+                    "peer belongs to a formed cluster; waiting to be replicated to instead of initialising, and not voting until then"
+                );
+                return Ok(());
+            }
+            Formed::Starting(peer) => {
+                // A new cluster whose first election is still to come: this node never voted.
+                tracing::info!(
+                    node = self.node_id,
+                    peer,
+                    "peer initialised the cluster, which has not elected a leader yet; waiting to be replicated to"
+                );
+                self.membership.open_gate();
+                return Ok(());
+            }
+            Formed::No => {}
         }
         match self.raft.initialize(members).await {
             Ok(()) => {
                 tracing::info!(node = self.node_id, "raft cluster initialised");
+                self.membership.open_gate();
                 Ok(())
             }
-            // Another replica got there first (its vote or entries reached us): nothing to do.
+            // Another replica got there first (its entries reached us); the gate opens once
+            // its leader is known.
             Err(OrError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(RaftError::Raft(e.to_string())),
         }
     }
 
-    /// A peer that says it belongs to a formed cluster, if any answers so.
-    async fn formed_peer(&self, settings: &RaftSettings) -> Option<u64> {
+    /// Whether a peer says it belongs to a formed cluster (one that has elected a leader
+    /// first).
+    async fn formed_peer(&self, settings: &RaftSettings) -> Formed {
         let asks = settings
             .peers
             .iter()
@@ -387,23 +450,39 @@ impl RaftNode {
                     let mut c = client(transport.channel(id, &addr).ok()?);
                     let mut req = tonic::Request::new(ProbeRequest { node_id: me });
                     req.set_timeout(PROBE_TIMEOUT);
-                    let reply = tokio::time::timeout(PROBE_TIMEOUT, c.probe(req))
+                    match tokio::time::timeout(PROBE_TIMEOUT, c.probe(req))
                         .await
                         .ok()?
-                        .ok()?;
-                    reply.into_inner().initialized.then_some(id)
+                    {
+                        Ok(reply) => {
+                            let reply = reply.into_inner();
+                            match (reply.initialized, reply.elected) {
+                                (true, true) => Some(Formed::Elected(id)),
+                                (true, false) => Some(Formed::Starting(id)),
+                                _ => None,
+                            }
+                        }
+                        // A formed cluster whose membership does not name this node.
+                        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+                            Some(Formed::Elected(id))
+                        }
+                        Err(_) => None,
+                    }
                 }
             });
         let mut tasks = tokio::task::JoinSet::new();
         for ask in asks {
             tasks.spawn(ask);
         }
+        let mut found = Formed::No;
         while let Some(r) = tasks.join_next().await {
-            if let Ok(Some(id)) = r {
-                return Some(id);
+            match r {
+                Ok(Some(f @ Formed::Elected(_))) => return f,
+                Ok(Some(f)) => found = f,
+                _ => {}
             }
         }
-        None
+        found
     }
 
     /// The resource store over this replica.
@@ -414,6 +493,11 @@ impl RaftNode {
     /// The openraft handle (membership changes, manual snapshots, waiting on metrics).
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// Membership changes through this replica (the admin API's `/raft/members`).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
     }
 
     /// The address the raft transport is bound to.

@@ -3,7 +3,9 @@
 //! Raft RPCs are handed to openraft; `Forward` proposes a follower's write on this node, grouped
 //! with this node's own writes (which
 //! answers `NotLeader` if it is not the leader); `ReadIndex` confirms leadership for a follower's
-//! linearizable read; `Probe` tells a pristine peer whether this node belongs to a formed cluster.
+//! linearizable read; `Probe` tells a pristine peer whether this node belongs to a formed cluster;
+//! `ChangeMembership` carries out a follower's membership request on the leader. While this
+//! replica is behind the join gate ([`super::membership`]), `Vote` is refused.
 
 use mosaic_proto::raft::{
     ForwardReply, NotLeader, ProbeReply, ProbeRequest, RaftPayload, ReadIndexReply,
@@ -18,7 +20,12 @@ use openraft::{
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Raft, TypeConfig, group_commit::GroupCommit, network::SnapshotHeader};
+use super::{
+    Raft, TypeConfig,
+    group_commit::GroupCommit,
+    membership::{MemberOp, Membership},
+    network::SnapshotHeader,
+};
 use crate::store::Command;
 
 /// The raft gRPC service of one node.
@@ -27,6 +34,7 @@ pub struct RaftGrpc {
     node_id: u64,
     raft: Raft,
     group: GroupCommit,
+    membership: Membership,
 }
 
 fn bad_request(what: &str, e: impl std::fmt::Display) -> Status {
@@ -68,11 +76,12 @@ fn not_leader(f: ForwardToLeader<u64, BasicNode>) -> NotLeader {
 
 impl RaftGrpc {
     /// The service for `raft` (node `node_id`).
-    pub fn new(node_id: u64, raft: Raft, group: GroupCommit) -> Self {
+    pub fn new(node_id: u64, raft: Raft, group: GroupCommit, membership: Membership) -> Self {
         Self {
             node_id,
             raft,
             group,
+            membership,
         }
     }
 }
@@ -90,6 +99,18 @@ impl RaftService for RaftGrpc {
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: VoteRequest<u64> = decode("Vote", &request.into_inner().data)?;
+        if self.membership.gate().joining() {
+            tracing::info!(
+                node = self.node_id,
+                candidate = rpc.vote.leader_id().voted_for().unwrap_or_default(),
+                term = rpc.vote.leader_id().get_term(),
+                "refused a vote request: this replica started with an empty disk and votes only once a leader has replicated a membership naming it"
+            );
+            return Err(Status::unavailable(format!(
+                "node {} is joining (empty disk, not yet replicated to): it does not vote yet",
+                self.node_id
+            )));
+        }
         reply(self.raft.vote(rpc).await)
     }
 
@@ -159,15 +180,33 @@ impl RaftService for RaftGrpc {
         }))
     }
 
+    async fn change_membership(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let op: MemberOp = decode("membership change", &request.into_inner().data)?;
+        let answer = self.membership.change_forwarded(op).await;
+        Ok(Response::new(RaftPayload {
+            data: json(&answer)?,
+            error: Vec::new(),
+        }))
+    }
+
     async fn probe(&self, _request: Request<ProbeRequest>) -> Result<Response<ProbeReply>, Status> {
         let initialized = self
             .raft
             .is_initialized()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        let elected = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            m.current_leader.is_some() || m.last_applied.is_some_and(|l| l.index > 0)
+        };
         Ok(Response::new(ProbeReply {
             node_id: self.node_id,
             initialized,
+            elected: initialized && elected,
         }))
     }
 }

@@ -257,17 +257,20 @@ impl PeerCheck {
         }
     }
 
+    /// This node, or a member of the current membership; before this node knows any membership
+    /// (pristine, joining), a configured peer. A removed replica is refused even if `raft.peers`
+    /// still lists it.
     fn is_member(&self, id: u64) -> bool {
-        if id == self.node_id || self.peers.contains(&id) {
+        if id == self.node_id {
             return true;
         }
-        self.raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .nodes()
-            .any(|(n, _)| *n == id)
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let mut nodes = metrics.membership_config.membership().nodes().peekable();
+        if nodes.peek().is_none() {
+            return self.peers.contains(&id);
+        }
+        nodes.any(|(n, _)| *n == id)
     }
 
     /// The interceptor body: `PERMISSION_DENIED` unless the caller's certificate names a member.
@@ -287,7 +290,7 @@ impl PeerCheck {
             Some(id) => {
                 tracing::warn!(node = self.node_id, peer = id, %remote, "raft: refused a peer whose certificate names a node that is not a member");
                 Err(Status::permission_denied(format!(
-                    "raft: node {id} is not a member of this cluster (raft.peers or the current membership)"
+                    "raft: node {id} is not a member of this cluster (the current membership; raft.peers before this node has joined): add it with `mosaicctl raft add {id} ADDRESS`"
                 )))
             }
             None => {
