@@ -67,6 +67,13 @@ pub struct RaftConfig {
     /// vote before. `raft.peers` then lists members to reach (it need not list this replica).
     #[serde(default)]
     pub join: bool,
+    /// `raft.vote_with_empty_disk` (Mosaic's): a replica that starts with an empty disk where a
+    /// cluster exists votes at once instead of waiting until a leader has replicated to it. Only
+    /// for a restore from backup (or when a majority of disks was lost), for the replicas started
+    /// empty beside the one holding the data: without it none could elect that one. Remove it
+    /// once the cluster is back.
+    #[serde(default)]
+    pub vote_with_empty_disk: bool,
 }
 
 /// Default port of `raft.listen`/`raft.advertise`: 5689 (it was 5682, Kuma's HTTPS API port; an
@@ -116,6 +123,7 @@ impl Default for GlobalConfig {
                 tls_key: None,
                 insecure: false,
                 join: false,
+                vote_with_empty_disk: false,
             },
             api: ApiConfig::default(),
             kds: KdsConfig::on(SocketAddr::from(([0, 0, 0, 0], 5685))),

@@ -92,6 +92,7 @@ pub async fn serve(
     settings.snapshot_logs = config.raft.snapshot_after_logs.max(1);
     settings.keep_logs = (config.raft.snapshot_after_logs / 2).max(1);
     settings.join = config.raft.join;
+    settings.vote_with_empty_disk = config.raft.vote_with_empty_disk;
     let node = Arc::new(RaftNode::start(settings).await?);
     tracing::info!(node_id = config.raft.node_id, raft = %config.raft.listen, "raft started");
 

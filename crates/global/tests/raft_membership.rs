@@ -383,11 +383,13 @@ async fn an_empty_disk_joins_instead_of_bootstrapping_and_votes_only_once_replic
         cluster.get(new, "/meshes/default?consistent=true").await?.0,
         200
     );
-    assert!(
-        cluster.log(new).contains("joined the cluster"),
-        "{}",
-        cluster.log_tail(new)
-    );
+    until("the learner logs that it joined", || {
+        Ok(cluster
+            .log(new)
+            .contains("joined the cluster")
+            .then_some(()))
+    })
+    .await?;
     // Adding the same learner again is a no-op; at another address it is refused.
     let (code, _, err) = ctl(
         &cluster,
@@ -414,11 +416,13 @@ async fn an_empty_disk_joins_instead_of_bootstrapping_and_votes_only_once_replic
         "{}",
         cluster.log_tail(wiped)
     );
-    assert!(
-        log.contains("joined the cluster"),
-        "{}",
-        cluster.log_tail(wiped)
-    );
+    until("the wiped replica logs that it joined", || {
+        Ok(cluster
+            .log(wiped)
+            .contains("joined the cluster")
+            .then_some(()))
+    })
+    .await?;
     assert_eq!(
         cluster
             .get(wiped, "/meshes/default?consistent=true")

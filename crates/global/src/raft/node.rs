@@ -17,7 +17,8 @@
 //! names it. A peer that refuses the `Probe` because this node is not a member answers for a
 //! formed cluster too. With `join` (`raft.join`, a replica added to a running cluster) the node
 //! never initialises: it waits for `mosaicctl raft add`, and `peers` need only list members to
-//! reach.
+//! reach. With `vote_with_empty_disk` (a restore from backup: the only data is on another
+//! replica, which cannot be elected without the empty ones' votes) there is no gate.
 
 use std::{
     collections::BTreeMap,
@@ -90,6 +91,8 @@ pub struct RaftSettings {
     /// `raft.join`: this replica joins a running cluster (added with `mosaicctl raft add`); it
     /// never initialises one.
     pub join: bool,
+    /// `raft.vote_with_empty_disk`: a pristine replica votes at once (a restore from backup).
+    pub vote_with_empty_disk: bool,
 }
 
 /// What the diagnostics endpoint reports.
@@ -197,6 +200,7 @@ impl RaftSettings {
             keep_logs: 500,
             max_group_commands: MAX_GROUP_COMMANDS,
             join: false,
+            vote_with_empty_disk: false,
         }
     }
 
@@ -314,7 +318,12 @@ impl RaftNode {
             .is_initialized()
             .await
             .map_err(|e| RaftError::Raft(e.to_string()))?;
-        if pristine {
+        if pristine && settings.vote_with_empty_disk {
+            tracing::warn!(
+                node = settings.node_id,
+                "raft.vote_with_empty_disk is set: this replica's disk is empty and it votes at once; use it only while restoring from a backup, and remove it afterwards"
+            );
+        } else if pristine {
             membership.hold_until_joined();
         }
         let service = RaftServiceServer::new(RaftGrpc::new(
