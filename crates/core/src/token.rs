@@ -599,6 +599,26 @@ impl fmt::Debug for SigningKey {
 
 // === verification ===
 
+/// How long from `now` until a token whose `exp` is `exp` (Unix seconds) expires: zero when
+/// it has. What an open stream waits for before it ends the stream of an expiring token.
+pub fn time_left(exp: i64, now: OffsetDateTime) -> Duration {
+    let left = exp.saturating_sub(now.unix_timestamp());
+    let nanos = i64::from(now.nanosecond());
+    match u64::try_from(left) {
+        Ok(0) | Err(_) => Duration::ZERO,
+        Ok(secs) => Duration::from_secs(secs).saturating_sub(Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or_default(),
+        )),
+    }
+}
+
+/// When a token whose `exp` is `exp` expires (the end of year 9999 when out of range).
+pub fn expires_at(exp: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(exp).unwrap_or_else(|_| {
+        OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    })
+}
+
 /// Verifies a zone token against `keys` at `now` and returns its claims: Mosaic's (EdDSA) or
 /// Kuma's (RS256, against the imported `zone-token-signing-key-N` keys among `keys`).
 pub fn verify_zone_token(
@@ -1061,6 +1081,23 @@ mod tests {
         // One second before expiry it still verifies.
         let just_before = later - Duration::from_secs(1);
         assert!(verify_zone_token(&token, &[key.public_key().clone()], just_before).is_ok());
+    }
+
+    #[test]
+    fn time_left_until_expiry() {
+        let claims = ZoneClaims::new("east", now(), DAY);
+        assert_eq!(time_left(claims.exp, now()), DAY);
+        let later = now() + Duration::from_millis(250);
+        assert_eq!(
+            time_left(claims.exp, later),
+            DAY - Duration::from_millis(250)
+        );
+        assert_eq!(time_left(claims.exp, now() + DAY), Duration::ZERO);
+        assert_eq!(time_left(claims.exp, now() + DAY * 2), Duration::ZERO);
+        // Kuma's tokens without `exp` (read as the end of 9999) are as good as never expiring.
+        assert!(time_left(253_402_300_799, now()) > Duration::from_secs(7000 * 8760 * 3600));
+        assert_eq!(expires_at(claims.exp), now() + DAY);
+        assert_eq!(expires_at(i64::MAX).year(), 9999);
     }
 
     #[test]

@@ -149,6 +149,64 @@ async fn an_untrusted_ca_is_refused_by_the_zone() {
     store.stop().await;
 }
 
+/// A zone token that expires while the zone is connected ends both open streams at its `exp`
+/// (a timer, not the next message), saying when it expired and what to run; the same token is
+/// then refused at connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_zone_token_ends_both_open_streams() {
+    let store = TestStore::start().await;
+    let kds = KdsHarness::start(store.store()).await;
+    let short = kds
+        .tokens
+        .issue_zone_token("east", std::time::Duration::from_secs(4))
+        .await
+        .unwrap();
+    let short = short.expose().clone();
+    let zone = kds.client("east", &short).await;
+    let mut g2z = zone.global_to_zone().await.expect("accepted while valid");
+    let mut z2g = zone
+        .zone_to_global()
+        .await
+        .expect("z2g accepted while valid");
+    g2z.subscribe("Mesh", &[]).await;
+    let full = g2z.next().await;
+    g2z.ack(&full).await;
+
+    let status = g2z.ended().await;
+    assert_status(
+        &status,
+        Code::Unauthenticated,
+        &[
+            "zone \"east\"",
+            "the zone token expired at ",
+            "mosaicctl generate zone-token --zone east",
+            "global.token_file",
+        ],
+    );
+    assert!(
+        !status.message().contains(&short),
+        "the token is never echoed"
+    );
+    let status = z2g.ended().await;
+    assert_status(
+        &status,
+        Code::Unauthenticated,
+        &["the zone token expired at ", "--zone east"],
+    );
+
+    let err = zone.global_to_zone().await.err().expect("refused");
+    assert_status(&err, Code::Unauthenticated, &["expired", "--zone east"]);
+    // A zone with a valid token is unaffected.
+    let long = kds.token("east").await;
+    kds.client("east", &long)
+        .await
+        .global_to_zone()
+        .await
+        .expect("a fresh token connects");
+    kds.stop().await;
+    store.stop().await;
+}
+
 /// Kuma's way to revoke a leaked zone token: its id in GlobalSecret `zone-token-revocations`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_zone_token_is_refused_and_revoking_ends_its_sessions() {

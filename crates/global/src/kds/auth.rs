@@ -4,14 +4,15 @@
 //! ingress or egress only is refused, naming its scope); `mosaic-zone` must equal the token's zone;
 //! a disabled Zone is refused, and so is a token whose id is listed in the GlobalSecret
 //! `zone-token-revocations` (as in Kuma); an unknown zone registers itself (a `Zone` with
-//! `enabled: true`, as Kuma does). [`access_ended`] re-checks an open session's zone and token.
+//! `enabled: true`, as Kuma does). [`access_ended`] re-checks an open session's zone and token;
+//! [`expiry`] is the timer that ends an open session when its token expires ([`expired`] says so).
 //! Refusals are gRPC `Unauthenticated` / `PermissionDenied` with a message that says what to do,
 //! and a warn line on the global naming the zone (never the token).
 
 use mosaic_core::{
     resource::{Resource, ResourceType, Spec, ZoneSpec, validate_name},
     revocation::{Revocations, ZONE_TOKEN_REVOCATIONS},
-    token::{SCOPE_CP, TokenError},
+    token::{SCOPE_CP, TokenError, TokenKind, expires_at, time_left},
 };
 use time::OffsetDateTime;
 use tonic::{Status, metadata::MetadataMap};
@@ -35,6 +36,8 @@ pub struct ZoneIdentity {
     pub features: Vec<String>,
     /// The id (`jti`) of the token it authenticated with (not a secret).
     pub token_id: String,
+    /// When that token expires (its `exp`): the session ends then.
+    pub expires_at: OffsetDateTime,
 }
 
 fn header<'a>(md: &'a MetadataMap, name: &str) -> Option<&'a str> {
@@ -189,7 +192,30 @@ pub async fn authenticate(
             .map(str::to_string)
             .collect(),
         token_id: claims.jti,
+        expires_at: expires_at(claims.exp),
     })
+}
+
+/// Completes when the token `identity` authenticated with expires (a timer at its `exp`, never a
+/// poll); a token without expiry (Kuma's may have none) waits as good as forever.
+pub fn expiry(identity: &ZoneIdentity) -> tokio::time::Sleep {
+    let left = time_left(
+        identity.expires_at.unix_timestamp(),
+        OffsetDateTime::now_utc(),
+    );
+    tokio::time::sleep(left)
+}
+
+/// The status that ends an open session whose zone token expired: what to run, for this zone.
+pub fn expired(identity: &ZoneIdentity) -> Status {
+    let e = TokenError::Expired {
+        expected: TokenKind::Zone,
+        at: identity.expires_at,
+    };
+    Status::unauthenticated(format!(
+        "{}, and put it in the zone's global.token_file (the zone reads it again when it reconnects)",
+        token_message(&identity.zone, &e)
+    ))
 }
 
 /// Why an open session of `identity` must end now, if it must: its Zone was disabled, or its

@@ -28,7 +28,7 @@ use tonic::{Status, Streaming};
 
 use super::{
     Shared,
-    auth::{ZoneIdentity, access_ended},
+    auth::{self, ZoneIdentity, access_ended},
     insight, metrics,
     registry::{Count, Direction, SessionRecord},
     size,
@@ -63,7 +63,8 @@ enum End {
     Replaced,
     /// The global replica is shutting down.
     Shutdown,
-    /// The zone was disabled or its token revoked while connected (the status says which).
+    /// The zone was disabled, or its token revoked, expired or its key retired while connected
+    /// (the status says which).
     AccessEnded(Status),
     /// The session cannot go on (store failure, raft stopped).
     Fatal(Status),
@@ -209,11 +210,14 @@ impl GlobalToZone {
         let mut flush = tokio::time::interval(self.shared.settings.insight_flush);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         flush.tick().await;
+        let expiry = auth::expiry(&self.identity);
+        tokio::pin!(expiry);
         let end = loop {
             let step = tokio::select! {
                 biased;
                 _ = &mut replaced => Err(End::Replaced),
                 _ = stopped(&mut shutdown) => Err(End::Shutdown),
+                () = &mut expiry => Err(End::AccessEnded(auth::expired(&self.identity))),
                 _ = self.tx.closed() => Err(End::ResponseClosed),
                 msg = requests.message() => match msg {
                     Ok(Some(req)) => self.on_request(req).await,

@@ -28,7 +28,7 @@ use tonic::{Status, Streaming};
 
 use super::{
     Shared,
-    auth::{ZoneIdentity, access_ended},
+    auth::{self, ZoneIdentity, access_ended},
     insight::{self, InsightError},
     metrics,
     registry::{Count, Direction},
@@ -118,6 +118,8 @@ impl ZoneToGlobal {
         let zone = self.identity.zone.clone();
         tracing::info!("zone connected (ZoneToGlobal)");
         let mut shutdown = self.shared.shutdown.clone();
+        let expiry = auth::expiry(&self.identity);
+        tokio::pin!(expiry);
         let goodbye = loop {
             let step = tokio::select! {
                 biased;
@@ -127,6 +129,11 @@ impl ZoneToGlobal {
                 _ = stopped(&mut shutdown) => Err(Some(Status::unavailable(
                     "the global replica is shutting down: reconnect (to another replica)",
                 ))),
+                () = &mut expiry => {
+                    let status = auth::expired(&self.identity);
+                    tracing::warn!(reason = %status.message(), "ending the KDS session: the zone may no longer connect");
+                    Err(Some(status))
+                }
                 _ = self.tx.closed() => Err(None),
                 msg = responses.message() => match msg {
                     Ok(Some(resp)) => self.on_response(resp).await.map_err(Some),
