@@ -228,7 +228,7 @@ pub enum TokenError {
     },
     /// Signed by a key this verifier does not know.
     #[error(
-        "the {expected} token was signed by key {kid:?}, which is not among this control plane's keys (issued by another global, or before its keys were reset): generate a new token with `{}`",
+        "the {expected} token was signed by key {kid:?}, which is not among this control plane's keys (its signing key was retired, or it was issued by another global, or before its keys were reset): generate a new token with `{}`",
         expected.generate_command()
     )]
     UnknownKey {
@@ -598,6 +598,21 @@ impl fmt::Debug for SigningKey {
 }
 
 // === verification ===
+
+/// The key a token names in its header (its algorithm and key id, as [`PublicKey`] has them; a
+/// Kuma token's serial in canonical form), if the header can be read. Call it on a token that
+/// verified to learn which key verified it (e.g. to end its sessions when that key is retired).
+pub fn signing_key_of(token: &str) -> Option<(KeyAlgorithm, String)> {
+    let header = jsonwebtoken::decode_header(token.trim()).ok()?;
+    match header.alg {
+        Algorithm::EdDSA => Some((KeyAlgorithm::EdDSA, header.kid?)),
+        Algorithm::RS256 => Some((
+            KeyAlgorithm::Rs256,
+            kuma::canonical_kid(header.kid.as_deref())?,
+        )),
+        _ => None,
+    }
+}
 
 /// How long from `now` until a token whose `exp` is `exp` (Unix seconds) expires: zero when
 /// it has. What an open stream waits for before it ends the stream of an expiring token.
@@ -1081,6 +1096,22 @@ mod tests {
         // One second before expiry it still verifies.
         let just_before = later - Duration::from_secs(1);
         assert!(verify_zone_token(&token, &[key.public_key().clone()], just_before).is_ok());
+    }
+
+    #[test]
+    fn the_signing_key_a_token_names() {
+        let key = SigningKey::generate().unwrap();
+        let token = zone_token(&key, "east");
+        assert_eq!(
+            signing_key_of(&token),
+            Some((KeyAlgorithm::EdDSA, key.kid().to_string()))
+        );
+        let kuma = with_part(&token, 0, &B64.encode(r#"{"alg":"RS256","kid":"+2"}"#));
+        assert_eq!(
+            signing_key_of(&kuma),
+            Some((KeyAlgorithm::Rs256, "2".to_string()))
+        );
+        assert_eq!(signing_key_of("garbage"), None);
     }
 
     #[test]

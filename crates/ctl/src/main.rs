@@ -1,7 +1,7 @@
 //! `mosaicctl`: admin CLI over Mosaic's HTTP API (kumactl-like).
 //!
-//! Commands: `apply`, `get`, `delete`, `inspect zones`, `generate zone-token|dataplane-token`
-//! (over the HTTP API), `validate` (offline checks and test issuance), `version`, `config-view`.
+//! Commands: `apply`, `get`, `delete`, `inspect zones`, `generate zone-token|dataplane-token`,
+//! `rotate signing-key`, `retire signing-key` (over the HTTP API), `validate` (offline checks and test issuance), `version`, `config-view`.
 //! New commands go into [`Command`] and its `match` in [`run`].
 //!
 //! Module map:
@@ -14,6 +14,7 @@
 //! - `get`: `get ...` tables/YAML/JSON and `delete ...`.
 //! - `inspect`: `inspect zones` (online state, CA health per mesh).
 //! - `generate`: `generate zone-token|dataplane-token`.
+//! - `signing_keys`: `get signing-keys`, `rotate signing-key`, `retire signing-key`.
 //! - `table`: kumactl-style tables and ages.
 //! - `validate`: `mosaicctl validate -f FILE [--issue]`.
 //!
@@ -27,6 +28,7 @@ mod config;
 mod generate;
 mod get;
 mod inspect;
+mod signing_keys;
 mod table;
 mod template;
 mod validate;
@@ -159,6 +161,47 @@ enum Command {
     Generate {
         #[command(subcommand)]
         what: Generate,
+    },
+    /// Add the next token signing key: it signs every new token, the older keys keep verifying.
+    Rotate {
+        #[command(subcommand)]
+        what: Rotate,
+    },
+    /// Retire an older token signing key: tokens it signed are refused, their connections end.
+    Retire {
+        #[command(subcommand)]
+        what: Retire,
+    },
+}
+
+/// `rotate` targets.
+#[derive(Debug, Subcommand)]
+enum Rotate {
+    /// The signing key of zone tokens, or of a mesh's dataplane tokens.
+    SigningKey {
+        /// Whose key: zone or dataplane.
+        #[arg(value_enum)]
+        purpose: signing_keys::KeyPurpose,
+        /// The mesh (dataplane keys).
+        #[arg(short = 'm', long, default_value = "default")]
+        mesh: String,
+    },
+}
+
+/// `retire` targets.
+#[derive(Debug, Subcommand)]
+enum Retire {
+    /// A signing key of zone tokens, or of a mesh's dataplane tokens, by serial (see
+    /// `mosaicctl get signing-keys zone|dataplane`); the newest cannot be retired.
+    SigningKey {
+        /// Whose key: zone or dataplane.
+        #[arg(value_enum)]
+        purpose: signing_keys::KeyPurpose,
+        /// The key's serial.
+        serial: u32,
+        /// The mesh (dataplane keys).
+        #[arg(short = 'm', long, default_value = "default")]
+        mesh: String,
     },
 }
 
@@ -324,6 +367,17 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
             }
         }
         Command::Get {
+            kind: GetKind::SigningKeys,
+            name,
+            mesh,
+            output,
+            ..
+        } => {
+            let purpose = signing_keys::parse_purpose(name.as_deref())?;
+            let client = client()?;
+            block_on(signing_keys::list(&client, purpose, mesh, *output))??;
+        }
+        Command::Get {
             kind,
             name,
             mesh,
@@ -386,6 +440,23 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
                     block_on(generate::dataplane_token(&client, args))??;
                 }
             }
+        }
+        Command::Rotate {
+            what: Rotate::SigningKey { purpose, mesh },
+        } => {
+            let client = client()?;
+            block_on(signing_keys::rotate(&client, *purpose, mesh))??;
+        }
+        Command::Retire {
+            what:
+                Retire::SigningKey {
+                    purpose,
+                    serial,
+                    mesh,
+                },
+        } => {
+            let client = client()?;
+            block_on(signing_keys::retire(&client, *purpose, mesh, *serial))??;
         }
     }
     Ok(())

@@ -152,3 +152,97 @@ async fn a_dataplane_whose_token_expires_is_cut_off() -> anyhow::Result<()> {
     assert!(kept.exit_status().is_none(), "{}", kept.log());
     Ok(())
 }
+
+/// The operator's rotation of a mesh's dataplane-token signing key with `mosaicctl`: after
+/// `rotate signing-key`, a data plane on a token of the old key keeps running (and a new one on
+/// such a token still connects), new tokens name the new key; `retire signing-key` of the old key
+/// cuts off its data planes (the zone learns the key is gone over KDS) and refuses their token
+/// naming the key, while data planes on new tokens keep running; the newest key cannot be
+/// retired.
+#[tokio::test]
+async fn dataplane_signing_keys_rotate_and_retire_with_mosaicctl() -> anyhow::Result<()> {
+    use mosaic_core::token::signing_key_of;
+    let mosaic = Mosaic::start(&["east"]).await?;
+    mosaic.put_builtin_mesh().await?;
+    mosaic.mesh_reached_zones(MESH).await?;
+    let web = [("kuma.io/service", "web")];
+    let old = mosaic.dataplane_token(MESH, "web-1", &web).await?;
+    let old_3 = mosaic.dataplane_token(MESH, "web-3", &web).await?;
+    let old_kid = signing_key_of(&old).map(|k| k.1).unwrap_or_default();
+    let mut on_old = mosaic.agent(0, |o| o, MESH, "web-1", &old, &web)?;
+    mosaic.files(&mut on_old).await?;
+
+    let (code, out, err) = mosaic.ctl(&["rotate", "signing-key", "dataplane", "--mesh", MESH])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("signing key 2 (kid "), "{out}");
+    let (code, listed, err) = mosaic.ctl(&[
+        "get",
+        "signing-keys",
+        "dataplane",
+        "--mesh",
+        MESH,
+        "-o",
+        "json",
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&listed)?;
+    let new_kid = listed["items"][1]["kid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(listed["items"][0]["kid"], old_kid.as_str());
+    assert_eq!(listed["items"][0]["state"], "verifying");
+    assert_eq!(listed["items"][1]["state"], "signing");
+    let (_, table, _) = mosaic.ctl(&["get", "signing-keys", "dataplane", "--mesh", MESH])?;
+    assert!(
+        table.starts_with("SERIAL") && table.contains("VERIFYING") && table.contains("SIGNING"),
+        "{table}"
+    );
+
+    let new = mosaic.dataplane_token(MESH, "web-2", &web).await?;
+    assert_eq!(signing_key_of(&new).map(|k| k.1), Some(new_kid.clone()));
+    let mut on_new = mosaic.agent(0, |o| o, MESH, "web-2", &new, &web)?;
+    mosaic.files(&mut on_new).await?;
+    // A token of the old key (issued before the rotation) still connects after it.
+    let mut second_old = mosaic.agent(0, |o| o, MESH, "web-3", &old_3, &web)?;
+    mosaic.files(&mut second_old).await?;
+    assert!(on_old.exit_status().is_none(), "{}", on_old.log());
+
+    // The newest key cannot be retired.
+    let (code, out, err) =
+        mosaic.ctl(&["retire", "signing-key", "dataplane", "2", "--mesh", MESH])?;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("409") || err.contains("is the newest"),
+        "{err}"
+    );
+    assert!(err.contains("it signs every new token"), "{err}");
+
+    let (code, out, err) =
+        mosaic.ctl(&["retire", "signing-key", "dataplane", "1", "--mesh", MESH])?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("signing key 1 (kid {old_kid})")),
+        "{out}"
+    );
+    for agent in [&mut on_old, &mut second_old] {
+        let status = agent.wait_exit(WAIT).await?;
+        assert_eq!(status.code(), Some(1), "{}", agent.log());
+        let log = agent.log();
+        let line = error_line(&log);
+        assert!(
+            line.contains(&format!(
+                "error: the zone refused dataplane default.{}:",
+                agent.name
+            )) && line.contains(&format!("signed by key \"{old_kid}\""))
+                && line.contains("retired"),
+            "{log}"
+        );
+    }
+    // A new connection with the old token is refused, naming the key.
+    let mut again = mosaic.agent(0, |o| o, MESH, "web-1", &old, &web)?;
+    assert_eq!(again.wait_exit(WAIT).await?.code(), Some(1));
+    assert!(again.log().contains(&old_kid), "{}", again.log());
+    assert!(on_new.exit_status().is_none(), "{}", on_new.log());
+    Ok(())
+}
