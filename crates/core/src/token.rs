@@ -228,7 +228,7 @@ pub enum TokenError {
     },
     /// Signed by a key this verifier does not know.
     #[error(
-        "the {expected} token was signed by key {kid:?}, which is not among this control plane's keys (issued by another global, or before its keys were reset): generate a new token with `{}`",
+        "the {expected} token was signed by key {kid:?}, which is not among this control plane's keys (its signing key was retired, or it was issued by another global, or before its keys were reset): generate a new token with `{}`",
         expected.generate_command()
     )]
     UnknownKey {
@@ -598,6 +598,41 @@ impl fmt::Debug for SigningKey {
 }
 
 // === verification ===
+
+/// The key a token names in its header (its algorithm and key id, as [`PublicKey`] has them; a
+/// Kuma token's serial in canonical form), if the header can be read. Call it on a token that
+/// verified to learn which key verified it (e.g. to end its sessions when that key is retired).
+pub fn signing_key_of(token: &str) -> Option<(KeyAlgorithm, String)> {
+    let header = jsonwebtoken::decode_header(token.trim()).ok()?;
+    match header.alg {
+        Algorithm::EdDSA => Some((KeyAlgorithm::EdDSA, header.kid?)),
+        Algorithm::RS256 => Some((
+            KeyAlgorithm::Rs256,
+            kuma::canonical_kid(header.kid.as_deref())?,
+        )),
+        _ => None,
+    }
+}
+
+/// How long from `now` until a token whose `exp` is `exp` (Unix seconds) expires: zero when
+/// it has. What an open stream waits for before it ends the stream of an expiring token.
+pub fn time_left(exp: i64, now: OffsetDateTime) -> Duration {
+    let left = exp.saturating_sub(now.unix_timestamp());
+    let nanos = i64::from(now.nanosecond());
+    match u64::try_from(left) {
+        Ok(0) | Err(_) => Duration::ZERO,
+        Ok(secs) => Duration::from_secs(secs).saturating_sub(Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or_default(),
+        )),
+    }
+}
+
+/// When a token whose `exp` is `exp` expires (the end of year 9999 when out of range).
+pub fn expires_at(exp: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(exp).unwrap_or_else(|_| {
+        OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    })
+}
 
 /// Verifies a zone token against `keys` at `now` and returns its claims: Mosaic's (EdDSA) or
 /// Kuma's (RS256, against the imported `zone-token-signing-key-N` keys among `keys`).
@@ -1061,6 +1096,39 @@ mod tests {
         // One second before expiry it still verifies.
         let just_before = later - Duration::from_secs(1);
         assert!(verify_zone_token(&token, &[key.public_key().clone()], just_before).is_ok());
+    }
+
+    #[test]
+    fn the_signing_key_a_token_names() {
+        let key = SigningKey::generate().unwrap();
+        let token = zone_token(&key, "east");
+        assert_eq!(
+            signing_key_of(&token),
+            Some((KeyAlgorithm::EdDSA, key.kid().to_string()))
+        );
+        let kuma = with_part(&token, 0, &B64.encode(r#"{"alg":"RS256","kid":"+2"}"#));
+        assert_eq!(
+            signing_key_of(&kuma),
+            Some((KeyAlgorithm::Rs256, "2".to_string()))
+        );
+        assert_eq!(signing_key_of("garbage"), None);
+    }
+
+    #[test]
+    fn time_left_until_expiry() {
+        let claims = ZoneClaims::new("east", now(), DAY);
+        assert_eq!(time_left(claims.exp, now()), DAY);
+        let later = now() + Duration::from_millis(250);
+        assert_eq!(
+            time_left(claims.exp, later),
+            DAY - Duration::from_millis(250)
+        );
+        assert_eq!(time_left(claims.exp, now() + DAY), Duration::ZERO);
+        assert_eq!(time_left(claims.exp, now() + DAY * 2), Duration::ZERO);
+        // Kuma's tokens without `exp` (read as the end of 9999) are as good as never expiring.
+        assert!(time_left(253_402_300_799, now()) > Duration::from_secs(7000 * 8760 * 3600));
+        assert_eq!(expires_at(claims.exp), now() + DAY);
+        assert_eq!(expires_at(i64::MAX).year(), 9999);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub enum GetKind {
     /// MeshTrusts of a mesh.
     #[value(alias = "meshtrust", alias = "mtrust")]
     Meshtrusts,
+    /// Token signing keys: `get signing-keys zone`, `get signing-keys dataplane --mesh M`.
+    #[value(alias = "signing-key")]
+    SigningKeys,
 }
 
 /// What `delete` removes.
@@ -81,9 +84,9 @@ pub enum Output {
 // === impl GetKind ===
 
 impl GetKind {
-    /// The resource type.
-    pub fn resource_type(self) -> ResourceType {
-        match self {
+    /// The resource type (none for signing keys, which are not resources).
+    pub fn resource_type(self) -> Option<ResourceType> {
+        Some(match self {
             GetKind::Meshes => ResourceType::Mesh,
             GetKind::Secrets => ResourceType::Secret,
             GetKind::GlobalSecrets => ResourceType::GlobalSecret,
@@ -91,7 +94,8 @@ impl GetKind {
             GetKind::Dataplanes => ResourceType::Dataplane,
             GetKind::Meshidentities => ResourceType::MeshIdentity,
             GetKind::Meshtrusts => ResourceType::MeshTrust,
-        }
+            GetKind::SigningKeys => return None,
+        })
     }
 }
 
@@ -223,6 +227,18 @@ pub fn rows(
                 })
                 .collect(),
         ),
+        GetKind::SigningKeys => (
+            vec!["SERIAL", "KID", "STATE"],
+            items
+                .iter()
+                .map(|v| {
+                    let serial = v.get("serial").map(ToString::to_string).unwrap_or_default();
+                    let kid = str_at(v, &["kid"]).unwrap_or_default().to_string();
+                    let state = str_at(v, &["state"]).unwrap_or_default().to_uppercase();
+                    vec![serial, kid, state]
+                })
+                .collect(),
+        ),
         GetKind::Meshtrusts => (
             vec!["MESH", "NAME", "TRUST DOMAIN", "CA BUNDLES", "AGE"],
             items
@@ -315,7 +331,11 @@ pub async fn run(
     output: Output,
     page: &Page,
 ) -> anyhow::Result<()> {
-    let rtype = kind.resource_type();
+    let Some(rtype) = kind.resource_type() else {
+        anyhow::bail!(
+            "signing keys are listed with mosaicctl get signing-keys zone|dataplane [--mesh MESH]"
+        );
+    };
     let mut footer = None;
     let items = match name {
         Some(_) => {

@@ -1,7 +1,7 @@
 //! `mosaicctl`: admin CLI over Mosaic's HTTP API (kumactl-like).
 //!
 //! Commands: `apply`, `get`, `delete`, `inspect zones`, `generate zone-token|dataplane-token`,
-//! `raft members|add|promote|remove` (over the HTTP API), `validate` (offline checks and test issuance), `version`, `config-view`.
+//! `raft members|add|promote|remove`, `rotate signing-key`, `retire signing-key` (over the HTTP API), `validate` (offline checks and test issuance), `version`, `config-view`.
 //! New commands go into [`Command`] and its `match` in [`run`].
 //!
 //! Module map:
@@ -15,6 +15,7 @@
 //! - `inspect`: `inspect zones` (online state, CA health per mesh).
 //! - `generate`: `generate zone-token|dataplane-token`.
 //! - `raft`: `raft members|add|promote|remove`, the global's raft membership.
+//! - `signing_keys`: `get signing-keys`, `rotate signing-key`, `retire signing-key`.
 //! - `table`: kumactl-style tables and ages.
 //! - `validate`: `mosaicctl validate -f FILE [--issue]`.
 //!
@@ -29,6 +30,7 @@ mod generate;
 mod get;
 mod inspect;
 mod raft;
+mod signing_keys;
 mod table;
 mod template;
 mod validate;
@@ -167,6 +169,47 @@ enum Command {
     Raft {
         #[command(subcommand)]
         what: RaftCommand,
+    },
+    /// Add the next token signing key: it signs every new token, the older keys keep verifying.
+    Rotate {
+        #[command(subcommand)]
+        what: Rotate,
+    },
+    /// Retire an older token signing key: tokens it signed are refused, their connections end.
+    Retire {
+        #[command(subcommand)]
+        what: Retire,
+    },
+}
+
+/// `rotate` targets.
+#[derive(Debug, Subcommand)]
+enum Rotate {
+    /// The signing key of zone tokens, or of a mesh's dataplane tokens.
+    SigningKey {
+        /// Whose key: zone or dataplane.
+        #[arg(value_enum)]
+        purpose: signing_keys::KeyPurpose,
+        /// The mesh (dataplane keys).
+        #[arg(short = 'm', long, default_value = "default")]
+        mesh: String,
+    },
+}
+
+/// `retire` targets.
+#[derive(Debug, Subcommand)]
+enum Retire {
+    /// A signing key of zone tokens, or of a mesh's dataplane tokens, by serial (see
+    /// `mosaicctl get signing-keys zone|dataplane`); the newest cannot be retired.
+    SigningKey {
+        /// Whose key: zone or dataplane.
+        #[arg(value_enum)]
+        purpose: signing_keys::KeyPurpose,
+        /// The key's serial.
+        serial: u32,
+        /// The mesh (dataplane keys).
+        #[arg(short = 'm', long, default_value = "default")]
+        mesh: String,
     },
 }
 
@@ -361,6 +404,17 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
             }
         }
         Command::Get {
+            kind: GetKind::SigningKeys,
+            name,
+            mesh,
+            output,
+            ..
+        } => {
+            let purpose = signing_keys::parse_purpose(name.as_deref())?;
+            let client = client()?;
+            block_on(signing_keys::list(&client, purpose, mesh, *output))??;
+        }
+        Command::Get {
             kind,
             name,
             mesh,
@@ -432,6 +486,23 @@ fn run(command: Command, args: GlobalArgs) -> anyhow::Result<()> {
                 RaftCommand::Promote { id } => block_on(raft::promote(&client, *id))??,
                 RaftCommand::Remove { id } => block_on(raft::remove(&client, *id))??,
             }
+        }
+        Command::Rotate {
+            what: Rotate::SigningKey { purpose, mesh },
+        } => {
+            let client = client()?;
+            block_on(signing_keys::rotate(&client, *purpose, mesh))??;
+        }
+        Command::Retire {
+            what:
+                Retire::SigningKey {
+                    purpose,
+                    serial,
+                    mesh,
+                },
+        } => {
+            let client = client()?;
+            block_on(signing_keys::retire(&client, *purpose, mesh, *serial))??;
         }
     }
     Ok(())

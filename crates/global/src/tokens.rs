@@ -1,11 +1,16 @@
 //! Token issuance: zone tokens (KDS) and dataplane tokens (SDS), signed with Ed25519 keys kept in
 //! the replicated store.
 //!
-//! Each purpose has one signing key, stored as an internal record (PKCS#8):
-//! `tokens/signing-key/zone` and `mesh/<mesh>/tokens/signing-key/dataplane`. The first replica that
-//! needs a key generates one and proposes it with `if_absent: true`; the command's result carries
-//! the value that won, so every replica signs with the same key even when several race. Only
-//! public keys leave the global ([`Tokens::public_keys`]); zones verify dataplane tokens with them.
+//! Each purpose has signing keys with serials, stored as internal records (PKCS#8):
+//! `tokens/signing-key/zone` and `mesh/<mesh>/tokens/signing-key/dataplane` are key 1, rotation
+//! adds `…-2`, `…-3` ([`signing_keys`]: the newest signs, the others verify until retired). The
+//! first replica that needs a key generates key 1 and proposes it with `if_absent: true`; the
+//! command's result carries the value that won, so every replica signs with the same key even
+//! when several race. Only public keys leave the global ([`Tokens::public_keys`]); zones verify
+//! dataplane tokens with them.
+//!
+//! Module map:
+//! - [`signing_keys`]: several keys per purpose: records by serial, rotate, retire, list.
 //!
 //! Validity: a request may name `validFor`; without it (or with `0s`, what kumactl sends when
 //! `--valid-for` is not given) zone tokens last [`DEFAULT_ZONE_TOKEN_VALIDITY`] (8760h) and
@@ -39,6 +44,10 @@ use mosaic_core::{
 use time::OffsetDateTime;
 
 use crate::store::{Command, CommandResult, ResourceKey, ResourceStore, StoreError};
+
+pub mod signing_keys;
+
+pub use signing_keys::{KeyState, SigningKeyInfo, record_of};
 
 /// Internal record of the zone-token signing key.
 pub const ZONE_KEY_RECORD: &str = "tokens/signing-key/zone";
@@ -114,6 +123,43 @@ pub enum TokenIssueError {
     /// The signing key could not be generated, read or used (500).
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// No signing key of that serial (404).
+    #[error(
+        "{purpose} have no signing key {serial} (keys not retired: {have}): list them with mosaicctl get signing-keys"
+    )]
+    KeyNotFound {
+        /// What the keys sign.
+        purpose: String,
+        /// The serial asked for.
+        serial: u32,
+        /// The serials there are.
+        have: String,
+    },
+    /// The key is retired already (404: there is no such key to retire).
+    #[error("signing key {serial} (kid {kid}) of {purpose} is retired already")]
+    AlreadyRetired {
+        /// What the keys sign.
+        purpose: String,
+        /// The serial.
+        serial: u32,
+        /// Its key id.
+        kid: String,
+    },
+    /// The newest key signs new tokens and cannot be retired (409).
+    #[error(
+        "signing key {serial} of {purpose} is the newest{}: it signs every new token, so it cannot be retired; rotate first (mosaicctl rotate signing-key {ctl}), give the zones and data planes tokens signed by the new key, then retire key {serial}",
+        if *only { " and only one" } else { "" }
+    )]
+    RetireNewest {
+        /// What the keys sign.
+        purpose: String,
+        /// The serial.
+        serial: u32,
+        /// Whether it is the only key not retired.
+        only: bool,
+        /// The `mosaicctl rotate signing-key` arguments.
+        ctl: String,
+    },
     /// The store answered a key proposal with something other than the stored key (500).
     #[error("storing the signing key {record:?} failed: {result}; retry")]
     Unexpected {
@@ -152,11 +198,17 @@ impl KeyPurpose {
     }
 }
 
-/// The mesh a dataplane signing-key record belongs to (`mesh/<mesh>/tokens/signing-key/dataplane`).
+/// The mesh a dataplane signing-key record belongs to (`mesh/<mesh>/tokens/signing-key/dataplane`,
+/// or `…-N` for key N).
 pub fn dataplane_key_mesh(record: &str) -> Option<&str> {
     let rest = record.strip_prefix("mesh/")?;
     let (mesh, suffix) = rest.split_once('/')?;
-    (suffix == DATAPLANE_KEY_RECORD_SUFFIX).then_some(mesh)
+    signing_keys::serial_of(suffix, DATAPLANE_KEY_RECORD_SUFFIX).map(|_| mesh)
+}
+
+/// Whether `record` holds a zone-token signing key (`tokens/signing-key/zone`, `…-N`).
+pub fn is_zone_key_record(record: &str) -> bool {
+    signing_keys::serial_of(record, ZONE_KEY_RECORD).is_some()
 }
 
 // === impl TokenIssueError ===
@@ -166,7 +218,10 @@ impl TokenIssueError {
     pub fn status(&self) -> u16 {
         match self {
             TokenIssueError::Invalid { .. } => 400,
-            TokenIssueError::MeshNotFound { .. } => 404,
+            TokenIssueError::MeshNotFound { .. }
+            | TokenIssueError::KeyNotFound { .. }
+            | TokenIssueError::AlreadyRetired { .. } => 404,
+            TokenIssueError::RetireNewest { .. } => 409,
             TokenIssueError::Store(StoreError::Unavailable(_)) => 503,
             TokenIssueError::Store(_)
             | TokenIssueError::Key(_)
@@ -180,6 +235,7 @@ impl TokenIssueError {
         let title = match status {
             400 => "Bad Request",
             404 => "Not Found",
+            409 => "Conflict",
             503 => "Service Unavailable",
             _ => "Internal Server Error",
         };
@@ -438,11 +494,7 @@ impl Tokens {
     /// those of the Kuma signing keys imported for it. A Kuma key secret that cannot be read is
     /// left out with a warning naming it (its tokens are refused as signed by an unknown key).
     pub fn public_keys(&self, purpose: &KeyPurpose) -> Result<Vec<PublicKey>, TokenIssueError> {
-        let record = purpose.record();
-        let mut keys = match self.store.internal(&record)? {
-            Some(bytes) => vec![self.key_for(record, &bytes)?.public_key().clone()],
-            None => Vec::new(),
-        };
+        let mut keys = self.active_public_keys(purpose)?;
         keys.extend(self.kuma_public_keys(purpose)?);
         Ok(keys)
     }
@@ -530,12 +582,20 @@ impl Tokens {
         Ok(verify_zone_token(token, &keys, now)?)
     }
 
-    /// The signing key of `purpose`, created (first writer wins) if the store has none.
+    /// The newest signing key of `purpose`, key 1 created (first writer wins) if the store has
+    /// none.
     async fn signing_key(&self, purpose: &KeyPurpose) -> Result<Arc<SigningKey>, TokenIssueError> {
         let record = purpose.record();
-        // A committed key is replaced only when its Mesh is deleted (the record goes with it).
-        if let Some(bytes) = self.store.internal(&record)? {
-            return self.key_for(record, &bytes);
+        // Committed keys are replaced only when their Mesh is deleted (the records go with it).
+        if let Some((_, key)) = self.newest_key(purpose)? {
+            return Ok(key);
+        }
+        if self.store.internal(&record)?.is_some() {
+            // Every key retired: cannot happen through `retire`, which keeps the newest.
+            return Err(TokenIssueError::Unexpected {
+                record,
+                result: format!("every signing key of {} is retired", purpose.describe()),
+            });
         }
         let fresh = SigningKey::generate()?;
         let cmd = Command::PutInternal {
@@ -601,7 +661,16 @@ mod tests {
             dataplane_key_mesh("mesh/default/tokens/signing-key/dataplane"),
             Some("default")
         );
+        assert_eq!(
+            dataplane_key_mesh("mesh/default/tokens/signing-key/dataplane-3"),
+            Some("default")
+        );
         assert_eq!(dataplane_key_mesh("tokens/signing-key/zone"), None);
+        assert!(is_zone_key_record("tokens/signing-key/zone"));
+        assert!(is_zone_key_record("tokens/signing-key/zone-2"));
+        assert!(!is_zone_key_record(
+            "mesh/default/tokens/signing-key/dataplane"
+        ));
         assert_eq!(dataplane_key_mesh("mesh/default/other"), None);
     }
 

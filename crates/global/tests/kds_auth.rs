@@ -149,6 +149,137 @@ async fn an_untrusted_ca_is_refused_by_the_zone() {
     store.stop().await;
 }
 
+/// A zone token that expires while the zone is connected ends both open streams at its `exp`
+/// (a timer, not the next message), saying when it expired and what to run; the same token is
+/// then refused at connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_zone_token_ends_both_open_streams() {
+    let store = TestStore::start().await;
+    let kds = KdsHarness::start(store.store()).await;
+    let short = kds
+        .tokens
+        .issue_zone_token("east", std::time::Duration::from_secs(4))
+        .await
+        .unwrap();
+    let short = short.expose().clone();
+    let zone = kds.client("east", &short).await;
+    let mut g2z = zone.global_to_zone().await.expect("accepted while valid");
+    let mut z2g = zone
+        .zone_to_global()
+        .await
+        .expect("z2g accepted while valid");
+    g2z.subscribe("Mesh", &[]).await;
+    let full = g2z.next().await;
+    g2z.ack(&full).await;
+
+    let status = g2z.ended().await;
+    assert_status(
+        &status,
+        Code::Unauthenticated,
+        &[
+            "zone \"east\"",
+            "the zone token expired at ",
+            "mosaicctl generate zone-token --zone east",
+            "global.token_file",
+        ],
+    );
+    assert!(
+        !status.message().contains(&short),
+        "the token is never echoed"
+    );
+    let status = z2g.ended().await;
+    assert_status(
+        &status,
+        Code::Unauthenticated,
+        &["the zone token expired at ", "--zone east"],
+    );
+
+    let err = zone.global_to_zone().await.err().expect("refused");
+    assert_status(&err, Code::Unauthenticated, &["expired", "--zone east"]);
+    // A zone with a valid token is unaffected.
+    let long = kds.token("east").await;
+    kds.client("east", &long)
+        .await
+        .global_to_zone()
+        .await
+        .expect("a fresh token connects");
+    kds.stop().await;
+    store.stop().await;
+}
+
+/// Rotating the zone-token signing key keeps zones on tokens of the old key connected (and lets
+/// them reconnect); retiring the old key ends their open streams at once, naming the key, and
+/// refuses the old token at connect, while a token of the new key connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retiring_a_zone_signing_key_ends_the_sessions_of_its_tokens() {
+    use mosaic_core::token::signing_key_of;
+    use mosaic_global::tokens::KeyPurpose;
+    let store = TestStore::start().await;
+    let kds = KdsHarness::start(store.store()).await;
+    let old = kds.token("west").await;
+    let old_north = kds.token("north").await;
+    let old_kid = signing_key_of(&old).unwrap().1;
+    let zone = kds.client("west", &old).await;
+    let mut g2z = zone.global_to_zone().await.expect("accepted");
+    g2z.subscribe("Mesh", &[]).await;
+    let full = g2z.next().await;
+    g2z.ack(&full).await;
+    let mut z2g = zone.zone_to_global().await.expect("z2g accepted");
+
+    let rotated = kds.tokens.rotate(&KeyPurpose::Zone).await.unwrap();
+    assert_eq!(rotated.serial, 2);
+    let new = kds.token("west").await;
+    assert_eq!(signing_key_of(&new).unwrap().1, rotated.kid);
+    // Still connected: a change reaches the open stream.
+    store.put("type: Mesh\nname: after-rotation\n").await;
+    let delta = g2z.next().await;
+    assert!(delta.resources.iter().any(|r| r.name == "after-rotation"));
+    g2z.ack(&delta).await;
+    // ZoneToGlobal still answers.
+    z2g.send("Dataplane", true, vec![], vec![], 1).await;
+    let north = kds.client("north", &old_north).await;
+    let mut north_g2z = north
+        .global_to_zone()
+        .await
+        .expect("an old-key token still connects");
+
+    kds.tokens.retire(&KeyPurpose::Zone, 1).await.unwrap();
+    let status = g2z.ended().await;
+    assert_status(
+        &status,
+        Code::Unauthenticated,
+        &[
+            "zone \"west\"",
+            "signing key 1",
+            &old_kid,
+            "retired",
+            "mosaicctl generate zone-token --zone west",
+        ],
+    );
+    let status = z2g.ended().await;
+    assert_status(&status, Code::Unauthenticated, &[&old_kid, "retired"]);
+    let status = north_g2z.ended().await;
+    assert_status(
+        &status,
+        Code::Unauthenticated,
+        &["zone \"north\"", "retired"],
+    );
+
+    let err = zone.global_to_zone().await.err().expect("refused");
+    assert_status(
+        &err,
+        Code::Unauthenticated,
+        &["signing key 1", &old_kid, "retired", "--zone west"],
+    );
+    kds.client("west", &new)
+        .await
+        .global_to_zone()
+        .await
+        .expect("a token of the new key connects");
+    kds.stop().await;
+    store.stop().await;
+}
+
 /// Kuma's way to revoke a leaked zone token: its id in GlobalSecret `zone-token-revocations`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_zone_token_is_refused_and_revoking_ends_its_sessions() {

@@ -469,3 +469,142 @@ async fn the_token_api_takes_kumactl_bodies() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Kuma's rotation, on our records: a store from before rotation holds key 1; rotating adds key 2,
+/// which signs every new token while tokens of key 1 keep verifying; retiring key 1 refuses its
+/// tokens (naming the key); the newest key cannot be retired; the listing shows each key's state.
+#[tokio::test]
+async fn signing_keys_rotate_and_retire() {
+    use mosaic_core::token::{SigningKey, signing_key_of};
+    use mosaic_global::tokens::{KeyState, record_of};
+    let store = TestStore::start().await;
+    // The upgrade path: the single key a store held before (its record as it always was).
+    let legacy = SigningKey::generate().unwrap();
+    let written = store
+        .store()
+        .write(Command::PutInternal {
+            key: "tokens/signing-key/zone".into(),
+            value: legacy.pkcs8().expose().clone(),
+            if_absent: true,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(written, CommandResult::Internal { .. }));
+    let tokens = Tokens::new(store.store());
+    let zone = KeyPurpose::Zone;
+    let keys = tokens.signing_keys(&zone).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        (keys[0].serial, keys[0].kid.as_str(), keys[0].state),
+        (1, legacy.kid(), KeyState::Signing)
+    );
+    let old = tokens.issue_zone_token("east", DAY).await.unwrap();
+    assert_eq!(signing_key_of(old.expose()).unwrap().1, legacy.kid());
+
+    // The newest (and only) key cannot be retired.
+    let err = tokens.retire(&zone, 1).await.unwrap_err();
+    assert_eq!(err.status(), 409, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("signing key 1 of zone tokens is the newest and only one")
+            && text.contains("mosaicctl rotate signing-key zone"),
+        "{text}"
+    );
+
+    let rotated = tokens.rotate(&zone).await.unwrap();
+    assert_eq!((rotated.serial, rotated.state), (2, KeyState::Signing));
+    assert_ne!(rotated.kid, legacy.kid());
+    assert!(
+        store
+            .store()
+            .internal(&record_of(&zone, 2))
+            .unwrap()
+            .is_some(),
+        "key 2 is its own record"
+    );
+    let new = tokens.issue_zone_token("east", DAY).await.unwrap();
+    assert_eq!(signing_key_of(new.expose()).unwrap().1, rotated.kid);
+    let now = OffsetDateTime::now_utc();
+    for t in [&old, &new] {
+        assert_eq!(
+            tokens.verify_zone_token(t.expose(), now).unwrap().zone,
+            "east"
+        );
+    }
+    let states: Vec<_> = tokens
+        .signing_keys(&zone)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.serial, k.state))
+        .collect();
+    assert_eq!(states, [(1, KeyState::Verifying), (2, KeyState::Signing)]);
+    // Another replica's view (nothing cached) signs with key 2 too.
+    let fresh = Tokens::new(store.store());
+    let again = fresh.issue_zone_token("west", DAY).await.unwrap();
+    assert_eq!(signing_key_of(again.expose()).unwrap().1, rotated.kid);
+
+    let err = tokens.retire(&zone, 2).await.unwrap_err();
+    assert_eq!(err.status(), 409);
+    assert!(
+        err.to_string()
+            .contains("signing key 2 of zone tokens is the newest:"),
+        "{err}"
+    );
+    let retired = tokens.retire(&zone, 1).await.unwrap();
+    assert_eq!((retired.serial, retired.kid.as_str()), (1, legacy.kid()));
+    let err = tokens.verify_zone_token(old.expose(), now).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(legacy.kid()) && text.contains("retired"),
+        "the refusal names the key: {text}"
+    );
+    assert_eq!(tokens.retired_serial(&zone, legacy.kid()), Some(1));
+    assert!(tokens.verify_zone_token(new.expose(), now).is_ok());
+    assert_eq!(tokens.public_keys(&zone).unwrap().len(), 1);
+    // The retired key's private half is gone from the store.
+    let record = store
+        .store()
+        .internal("tokens/signing-key/zone")
+        .unwrap()
+        .unwrap();
+    assert!(SigningKey::from_pkcs8(&record).is_err());
+
+    let err = tokens.retire(&zone, 1).await.unwrap_err();
+    assert_eq!(err.status(), 404);
+    assert!(err.to_string().contains("retired already"), "{err}");
+    let err = tokens.retire(&zone, 7).await.unwrap_err();
+    assert_eq!(err.status(), 404);
+    assert!(err.to_string().contains("keys not retired: 2"), "{err}");
+    let states: Vec<_> = tokens
+        .signing_keys(&zone)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.serial, k.state))
+        .collect();
+    assert_eq!(states, [(1, KeyState::Retired), (2, KeyState::Signing)]);
+
+    // A mesh's dataplane keys: its Mesh must exist; they rotate apart from the zone keys.
+    let mesh = KeyPurpose::Dataplane {
+        mesh: "default".into(),
+    };
+    assert_eq!(tokens.rotate(&mesh).await.unwrap_err().status(), 404);
+    store.put("type: Mesh\nname: default\n").await;
+    let first = tokens
+        .issue_dataplane_token("default", "web-1", service("web"), DAY)
+        .await
+        .unwrap();
+    let second = tokens.rotate(&mesh).await.unwrap();
+    assert_eq!(second.serial, 2);
+    let keys = tokens.public_keys(&mesh).unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(verify_dataplane_token(first.expose(), &keys, "default", now).is_ok());
+    tokens.retire(&mesh, 1).await.unwrap();
+    let keys = tokens.public_keys(&mesh).unwrap();
+    assert!(matches!(
+        verify_dataplane_token(first.expose(), &keys, "default", now),
+        Err(TokenError::UnknownKey { kid, .. }) if kid == signing_key_of(first.expose()).unwrap().1
+    ));
+    store.stop().await;
+}

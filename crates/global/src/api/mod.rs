@@ -8,7 +8,9 @@
 //! - [`auth`]: who is an admin (loopback callers, admin tokens): `mosaic_runtime::api_auth`.
 //! - [`resources`]: list/get/put/delete handlers (Meshes, Secrets, MeshIdentities, MeshTrusts, ...);
 //!   405 for zone-owned writes.
-//! - [`tokens`]: `POST /tokens/zone` and `POST /tokens/dataplane`.
+//! - [`tokens`]: `POST /tokens/zone` and `POST /tokens/dataplane`; the signing keys (list,
+//!   rotate, retire) under `/tokens/signing-keys/zone` and
+//!   `/meshes/{mesh}/tokens/signing-keys/dataplane`.
 //! - [`zones`]: `GET /zones/_overview`, `/zones/{name}/_overview` (and Kuma's `/zones+insights`).
 //! - [`dataplanes`]: Dataplane overviews, per mesh and across meshes (and `dataplanes+insights`).
 //! - [`insights`]: `GET /mesh-insights[/{mesh}]` and `GET /global-insight`.
@@ -82,6 +84,27 @@ pub fn router(state: ApiState) -> Router {
         .route("/global-secrets/{name}", item(ResourceType::GlobalSecret))
         .route("/tokens/zone", axum::routing::post(tokens::zone))
         .route("/tokens/dataplane", axum::routing::post(tokens::dataplane))
+        .route("/tokens/signing-keys/zone", get(tokens::list_keys))
+        .route(
+            "/tokens/signing-keys/zone/rotate",
+            axum::routing::post(tokens::rotate_key),
+        )
+        .route(
+            "/tokens/signing-keys/zone/{serial}",
+            axum::routing::delete(tokens::retire_key),
+        )
+        .route(
+            "/meshes/{mesh}/tokens/signing-keys/dataplane",
+            get(tokens::list_keys),
+        )
+        .route(
+            "/meshes/{mesh}/tokens/signing-keys/dataplane/rotate",
+            axum::routing::post(tokens::rotate_key),
+        )
+        .route(
+            "/meshes/{mesh}/tokens/signing-keys/dataplane/{serial}",
+            axum::routing::delete(tokens::retire_key),
+        )
         .route("/zones", collection(ResourceType::Zone))
         .route("/zones/_overview", get(zones::overview))
         .route("/zones+insights", get(zones::overview))

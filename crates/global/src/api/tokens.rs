@@ -1,5 +1,10 @@
 //! `POST /tokens/zone` and `POST /tokens/dataplane`: issue signed tokens. The body is JSON or
 //! YAML (`{"zone":"east","validFor":"720h"}`); the answer is the token as `text/plain`.
+//!
+//! The signing keys (admins only, as every route but `/ready` and `/healthy`):
+//! `GET /tokens/signing-keys/zone` lists them (serial, kid, state), `POST …/rotate` adds the next
+//! key (which signs from then on), `DELETE …/{serial}` retires one (409 for the newest); the same
+//! under `/meshes/{mesh}/tokens/signing-keys/dataplane` for a mesh's dataplane tokens.
 
 use axum::{
     extract::State,
@@ -12,10 +17,10 @@ use mosaic_core::{
 };
 use serde::de::DeserializeOwned;
 
-use mosaic_runtime::api_extract::Body;
+use mosaic_runtime::api_extract::{Body, PathParams};
 
 use super::{error::ApiFailure, state::ApiState};
-use crate::tokens::TokenIssueError;
+use crate::tokens::{KeyPurpose, TokenIssueError};
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiFailure> {
     let text = std::str::from_utf8(body)
@@ -51,16 +56,65 @@ fn answer(result: Result<Sensitive<String>, TokenIssueError>) -> Response {
             token.into_inner(),
         )
             .into_response(),
-        Err(e) => {
-            let err = e.to_api_error();
-            let status =
-                StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if status.is_server_error() {
-                tracing::error!(error = %e, "token issuance failed");
-            }
-            (status, axum::Json(err)).into_response()
-        }
+        Err(e) => failure(&e, "token issuance failed"),
     }
+}
+
+fn failure(e: &TokenIssueError, what: &str) -> Response {
+    let err = e.to_api_error();
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.is_server_error() {
+        tracing::error!(error = %e, "{what}");
+    }
+    (status, axum::Json(err)).into_response()
+}
+
+fn json_answer<T: serde::Serialize>(result: Result<T, TokenIssueError>, what: &str) -> Response {
+    match result {
+        Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
+        Err(e) => failure(&e, what),
+    }
+}
+
+fn purpose(p: &PathParams) -> KeyPurpose {
+    match p.0.get("mesh") {
+        Some(mesh) => KeyPurpose::Dataplane { mesh: mesh.clone() },
+        None => KeyPurpose::Zone,
+    }
+}
+
+/// `GET /tokens/signing-keys/zone`, `GET /meshes/{mesh}/tokens/signing-keys/dataplane`.
+pub async fn list_keys(State(s): State<ApiState>, p: PathParams) -> Response {
+    let result = s
+        .tokens
+        .signing_keys(&purpose(&p))
+        .await
+        .map(|items| serde_json::json!({"total": items.len(), "items": items, "next": null}));
+    json_answer(result, "listing the signing keys failed")
+}
+
+/// `POST /tokens/signing-keys/zone/rotate`, `POST /meshes/{mesh}/tokens/signing-keys/dataplane/rotate`.
+pub async fn rotate_key(State(s): State<ApiState>, p: PathParams) -> Response {
+    json_answer(
+        s.tokens.rotate(&purpose(&p)).await,
+        "rotating the signing key failed",
+    )
+}
+
+/// `DELETE /tokens/signing-keys/zone/{serial}`, `DELETE /meshes/{mesh}/tokens/signing-keys/dataplane/{serial}`.
+pub async fn retire_key(State(s): State<ApiState>, p: PathParams) -> Response {
+    let text = p.get("serial");
+    let Some(serial) = text.parse::<u32>().ok().filter(|n| *n >= 1) else {
+        return ApiFailure::bad_field(
+            "serial",
+            format!("{text:?} is not a signing key's serial: name a key by its number (1, 2, ...), as mosaicctl get signing-keys lists them"),
+        )
+        .into_response();
+    };
+    json_answer(
+        s.tokens.retire(&purpose(&p), serial).await,
+        "retiring the signing key failed",
+    )
 }
 
 /// `POST /tokens/zone`.

@@ -4,14 +4,16 @@
 //! ingress or egress only is refused, naming its scope); `mosaic-zone` must equal the token's zone;
 //! a disabled Zone is refused, and so is a token whose id is listed in the GlobalSecret
 //! `zone-token-revocations` (as in Kuma); an unknown zone registers itself (a `Zone` with
-//! `enabled: true`, as Kuma does). [`access_ended`] re-checks an open session's zone and token.
+//! `enabled: true`, as Kuma does). [`access_ended`] re-checks an open session's zone and token
+//! (disabled, revoked, its signing key retired);
+//! [`expiry`] is the timer that ends an open session when its token expires ([`expired`] says so).
 //! Refusals are gRPC `Unauthenticated` / `PermissionDenied` with a message that says what to do,
 //! and a warn line on the global naming the zone (never the token).
 
 use mosaic_core::{
     resource::{Resource, ResourceType, Spec, ZoneSpec, validate_name},
     revocation::{Revocations, ZONE_TOKEN_REVOCATIONS},
-    token::{SCOPE_CP, TokenError},
+    token::{KeyAlgorithm, SCOPE_CP, TokenError, TokenKind, expires_at, signing_key_of, time_left},
 };
 use time::OffsetDateTime;
 use tonic::{Status, metadata::MetadataMap};
@@ -21,7 +23,7 @@ use mosaic_kds::subscribe::{FEATURES_HEADER, VERSION_HEADER, ZONE_HEADER};
 
 use crate::{
     store::{Command, CommandResult, Refusal, ResourceKey, ResourceStore},
-    tokens::TokenVerifyError,
+    tokens::{KeyPurpose, TokenVerifyError, Tokens},
 };
 
 /// An authenticated zone.
@@ -35,6 +37,10 @@ pub struct ZoneIdentity {
     pub features: Vec<String>,
     /// The id (`jti`) of the token it authenticated with (not a secret).
     pub token_id: String,
+    /// When that token expires (its `exp`): the session ends then.
+    pub expires_at: OffsetDateTime,
+    /// The key that verified it (algorithm and kid): the session ends when it is retired.
+    pub key: Option<(KeyAlgorithm, String)>,
 }
 
 fn header<'a>(md: &'a MetadataMap, name: &str) -> Option<&'a str> {
@@ -109,6 +115,19 @@ pub async fn authenticate(
         .verify_zone_token(token, OffsetDateTime::now_utc())
     {
         Ok(c) => c,
+        Err(TokenVerifyError::Token(TokenError::UnknownKey { kid, .. }))
+            if shared
+                .tokens
+                .retired_serial(&KeyPurpose::Zone, &kid)
+                .is_some() =>
+        {
+            return Err(refuse(
+                &zone,
+                direction,
+                "key-retired",
+                Status::unauthenticated(retired_message(&shared.tokens, &zone, &kid)),
+            ));
+        }
         Err(TokenVerifyError::Token(e)) => {
             return Err(refuse(
                 &zone,
@@ -189,13 +208,49 @@ pub async fn authenticate(
             .map(str::to_string)
             .collect(),
         token_id: claims.jti,
+        expires_at: expires_at(claims.exp),
+        key: signing_key_of(token),
     })
 }
 
-/// Why an open session of `identity` must end now, if it must: its Zone was disabled, or its
-/// token revoked. `Err` when the store cannot be read.
+/// Why a token signed by the retired zone-token signing key `kid` is refused.
+fn retired_message(tokens: &Tokens, zone: &str, kid: &str) -> String {
+    let serial = tokens
+        .retired_serial(&KeyPurpose::Zone, kid)
+        .map_or_else(String::new, |n| format!("{n} "));
+    format!(
+        "zone {zone:?}: the zone token was signed by signing key {serial}(kid {kid}), which was retired on the global: generate a new token with mosaicctl generate zone-token --zone {zone} and put it in the zone's global.token_file"
+    )
+}
+
+/// Completes when the token `identity` authenticated with expires (a timer at its `exp`, never a
+/// poll); a token without expiry (Kuma's may have none) waits as good as forever.
+pub fn expiry(identity: &ZoneIdentity) -> tokio::time::Sleep {
+    let left = time_left(
+        identity.expires_at.unix_timestamp(),
+        OffsetDateTime::now_utc(),
+    );
+    tokio::time::sleep(left)
+}
+
+/// The status that ends an open session whose zone token expired: what to run, for this zone.
+pub fn expired(identity: &ZoneIdentity) -> Status {
+    let e = TokenError::Expired {
+        expected: TokenKind::Zone,
+        at: identity.expires_at,
+    };
+    Status::unauthenticated(format!(
+        "{}, and put it in the zone's global.token_file (the zone reads it again when it reconnects)",
+        token_message(&identity.zone, &e)
+    ))
+}
+
+/// Why an open session of `identity` must end now, if it must: its Zone was disabled, its token
+/// revoked, or the key that signed it retired (or, for a Kuma token, its imported key deleted).
+/// `Err` when the store cannot be read.
 pub fn access_ended(
     store: &dyn ResourceStore,
+    tokens: &Tokens,
     identity: &ZoneIdentity,
 ) -> Result<Option<Status>, Status> {
     let zone = &identity.zone;
@@ -205,6 +260,20 @@ pub fn access_ended(
         && !spec.is_enabled()
     {
         return Ok(Some(Status::permission_denied(disabled_message(zone))));
+    }
+    if let Some((alg, kid)) = &identity.key {
+        let keys = tokens
+            .public_keys(&KeyPurpose::Zone)
+            .map_err(|e| unreadable(zone, e))?;
+        if !keys.iter().any(|k| k.alg == *alg && k.kid == *kid) {
+            let message = match tokens.retired_serial(&KeyPurpose::Zone, kid) {
+                Some(_) => retired_message(tokens, zone, kid),
+                None => format!(
+                    "zone {zone:?}: the key that signed the zone token (kid {kid}) is no longer among the global's zone-token keys (an imported Kuma key was deleted?): generate a new token with mosaicctl generate zone-token --zone {zone} and put it in the zone's global.token_file"
+                ),
+            };
+            return Ok(Some(Status::unauthenticated(message)));
+        }
     }
     zone_token_revoked(store, zone, &identity.token_id)
 }

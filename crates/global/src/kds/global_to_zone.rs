@@ -28,7 +28,7 @@ use tonic::{Status, Streaming};
 
 use super::{
     Shared,
-    auth::{ZoneIdentity, access_ended},
+    auth::{self, ZoneIdentity, access_ended},
     insight, metrics,
     registry::{Count, Direction, SessionRecord},
     size,
@@ -37,7 +37,7 @@ use super::{
 };
 use crate::{
     store::{Change, InternalChange, ResourceStore, StoreError},
-    tokens::dataplane_key_mesh,
+    tokens::{dataplane_key_mesh, is_zone_key_record},
 };
 use mosaic_kds::KdsType;
 use mosaic_kds::chunk::{Outgoing, chunk};
@@ -63,7 +63,8 @@ enum End {
     Replaced,
     /// The global replica is shutting down.
     Shutdown,
-    /// The zone was disabled or its token revoked while connected (the status says which).
+    /// The zone was disabled, or its token revoked, expired or its key retired while connected
+    /// (the status says which).
     AccessEnded(Status),
     /// The session cannot go on (store failure, raft stopped).
     Fatal(Status),
@@ -82,7 +83,8 @@ struct Pending {
 struct Batch {
     items: BTreeMap<KdsType, (BTreeSet<ItemKey>, Option<Instant>)>,
     max_index: u64,
-    /// The zone's Zone or the zone-token revocations changed: re-check its access.
+    /// The zone's Zone, the zone-token revocations or the zone-token keys changed: re-check its
+    /// access.
     access_touched: bool,
 }
 
@@ -125,7 +127,9 @@ impl Batch {
         self.max_index = self.max_index.max(c.version);
         let rt = c.key.kind;
         if (rt == ResourceType::Zone && c.key.name == zone)
-            || (rt == ResourceType::GlobalSecret && c.key.name == ZONE_TOKEN_REVOCATIONS)
+            || (rt == ResourceType::GlobalSecret
+                && (c.key.name == ZONE_TOKEN_REVOCATIONS
+                    || kuma::zone_signing_key_serial(&c.key.name).is_some()))
         {
             self.access_touched = true;
         }
@@ -154,6 +158,9 @@ impl Batch {
 
     fn internal(&mut self, c: &InternalChange) {
         self.max_index = self.max_index.max(c.version);
+        if is_zone_key_record(&c.key) {
+            self.access_touched = true;
+        }
         if let Some(mesh) = dataplane_key_mesh(&c.key) {
             let t = KdsType::DataplaneTokenKey;
             self.add(t, t.item_key("", mesh), c.applied_at);
@@ -209,11 +216,14 @@ impl GlobalToZone {
         let mut flush = tokio::time::interval(self.shared.settings.insight_flush);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         flush.tick().await;
+        let expiry = auth::expiry(&self.identity);
+        tokio::pin!(expiry);
         let end = loop {
             let step = tokio::select! {
                 biased;
                 _ = &mut replaced => Err(End::Replaced),
                 _ = stopped(&mut shutdown) => Err(End::Shutdown),
+                () = &mut expiry => Err(End::AccessEnded(auth::expired(&self.identity))),
                 _ = self.tx.closed() => Err(End::ResponseClosed),
                 msg = requests.message() => match msg {
                     Ok(Some(req)) => self.on_request(req).await,
@@ -478,9 +488,13 @@ impl GlobalToZone {
         Ok(())
     }
 
-    /// Ends the session if its Zone was disabled or its token revoked.
+    /// Ends the session if its Zone was disabled, its token revoked or its signing key retired.
     fn check_access(&self) -> Result<(), End> {
-        match access_ended(self.shared.store.as_ref(), &self.identity) {
+        match access_ended(
+            self.shared.store.as_ref(),
+            &self.shared.tokens,
+            &self.identity,
+        ) {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(End::AccessEnded(status)),
             Err(status) => Err(End::Fatal(status)),

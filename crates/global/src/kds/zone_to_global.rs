@@ -23,18 +23,21 @@ use mosaic_core::{
 };
 use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse, Rejection, ResourceRef};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tonic::{Status, Streaming};
 
 use super::{
     Shared,
-    auth::{ZoneIdentity, access_ended},
+    auth::{self, ZoneIdentity, access_ended},
     insight::{self, InsightError},
     metrics,
     registry::{Count, Direction},
     size, stopped, zone_trust,
 };
-use crate::store::{Command, CommandResult, ResourceKey, ResourceStore, StoreError};
+use crate::{
+    store::{Command, CommandResult, ResourceKey, ResourceStore, StoreError},
+    tokens::is_zone_key_record,
+};
 use mosaic_kds::wire::ZONE_LABEL;
 
 /// Most bytes of unfinished chunked responses a stream may hold.
@@ -118,6 +121,10 @@ impl ZoneToGlobal {
         let zone = self.identity.zone.clone();
         tracing::info!("zone connected (ZoneToGlobal)");
         let mut shutdown = self.shared.shutdown.clone();
+        let expiry = auth::expiry(&self.identity);
+        tokio::pin!(expiry);
+        // A retired zone-token key ends the stream at once, not at the zone's next message.
+        let mut internal = self.shared.store.subscribe_internal();
         let goodbye = loop {
             let step = tokio::select! {
                 biased;
@@ -127,7 +134,19 @@ impl ZoneToGlobal {
                 _ = stopped(&mut shutdown) => Err(Some(Status::unavailable(
                     "the global replica is shutting down: reconnect (to another replica)",
                 ))),
+                () = &mut expiry => {
+                    let status = auth::expired(&self.identity);
+                    tracing::warn!(reason = %status.message(), "ending the KDS session: the zone may no longer connect");
+                    Err(Some(status))
+                }
                 _ = self.tx.closed() => Err(None),
+                c = internal.recv() => match c {
+                    Ok(c) if !is_zone_key_record(&c.key) => Ok(()),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => self.check_access().map_err(Some),
+                    Err(broadcast::error::RecvError::Closed) => Err(Some(Status::unavailable(
+                        "the global replica's store stopped: reconnect (to another replica)",
+                    ))),
+                },
                 msg = responses.message() => match msg {
                     Ok(Some(resp)) => self.on_response(resp).await.map_err(Some),
                     Ok(None) => Err(None),
@@ -154,12 +173,26 @@ impl ZoneToGlobal {
         tracing::info!("zone disconnected (ZoneToGlobal); nothing it reported is deleted");
     }
 
+    /// Ends the stream (with the status saying why) if the zone may no longer write: disabled,
+    /// its token revoked or its signing key retired.
+    fn check_access(&self) -> Result<(), Status> {
+        match access_ended(
+            self.shared.store.as_ref(),
+            &self.shared.tokens,
+            &self.identity,
+        )? {
+            Some(status) => {
+                tracing::warn!(reason = %status.message(), "ending the KDS session: the zone may no longer connect");
+                Err(status)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Collects chunks; a complete response is applied and answered. Nothing is taken from a
     /// zone that was disabled or whose token was revoked since it connected.
     async fn on_response(&mut self, resp: DiscoveryResponse) -> Result<(), Status> {
-        if let Some(status) = access_ended(self.shared.store.as_ref(), &self.identity)? {
-            return Err(status);
-        }
+        self.check_access()?;
         let chunks = resp.chunks.max(1);
         if resp.chunk >= chunks {
             return Err(Status::invalid_argument(format!(

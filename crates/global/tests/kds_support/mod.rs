@@ -464,6 +464,19 @@ impl Z2g {
 }
 
 impl Z2g {
+    /// Waits (at most the deadline) for the global to end the stream; returns its status.
+    pub async fn ended(&mut self) -> Status {
+        match tokio::time::timeout(DEADLINE, self.rx.message())
+            .await
+            .expect("the stream ends within the deadline")
+        {
+            Err(status) => status,
+            Ok(other) => panic!("expected the stream to end with a status, got {other:?}"),
+        }
+    }
+}
+
+impl Z2g {
     /// Sends one response of `resources` and expects the global to end the stream instead of
     /// answering; returns the status it ended with.
     pub async fn refused(&mut self, rtype: &str, resources: Vec<serde_json::Value>) -> Status {

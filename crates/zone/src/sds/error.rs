@@ -67,6 +67,19 @@ pub enum SdsError {
         /// The revocation Secret.
         secret: String,
     },
+    /// The token expired while its stream was open.
+    #[error(
+        "the dataplane token of {mesh:?}.{name:?} expired at {}: generate a new one (mosaicctl generate dataplane-token --mesh {mesh} --name {name} ...) and start the data plane with it",
+        rfc3339(at)
+    )]
+    Expired {
+        /// The mesh.
+        mesh: String,
+        /// The dataplane.
+        name: String,
+        /// When the token expired.
+        at: time::OffsetDateTime,
+    },
     /// The token was issued for another dataplane.
     #[error(
         "the dataplane token is for {token_name:?}, not {node_name:?}: use the token generated for this dataplane (mosaicctl generate dataplane-token --name {node_name} ...)"
@@ -185,7 +198,7 @@ impl SdsError {
                 SdsError::Token(TokenError::WrongMesh { .. }) => Code::PermissionDenied,
                 _ => Code::Unauthenticated,
             },
-            SdsError::Revoked { .. } => Code::Unauthenticated,
+            SdsError::Revoked { .. } | SdsError::Expired { .. } => Code::Unauthenticated,
             SdsError::OtherDataplane { .. }
             | SdsError::Tags { .. }
             | SdsError::ProxyType { .. }
@@ -207,6 +220,11 @@ impl SdsError {
             SdsError::Store(_) => Code::Internal,
         }
     }
+}
+
+fn rfc3339(t: &time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 impl From<SdsError> for Status {
@@ -236,5 +254,16 @@ mod tests {
         let status = Status::from(SdsError::MtlsDisabled("m".into()));
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert!(status.message().contains("enable a backend"));
+        let expired = SdsError::Expired {
+            mesh: "default".into(),
+            name: "web-1".into(),
+            at: time::OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),
+        };
+        let status = Status::from(expired);
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(
+            status.message(),
+            "the dataplane token of \"default\".\"web-1\" expired at 2025-06-15T15:06:40Z: generate a new one (mosaicctl generate dataplane-token --mesh default --name web-1 ...) and start the data plane with it"
+        );
     }
 }

@@ -3,8 +3,9 @@
 //! bundle changes, follows ACKs and NACKs (an ACK of a response holding the trust bundle is
 //! reported to the issuer, which waits for them before serving certificates of a new root),
 //! re-issues when the Dataplane's tags change, and ends
-//! the stream (with a status saying why) when the Dataplane is deleted, its token stops
-//! verifying or is revoked, or the zone shuts down.
+//! the stream (with a status saying why) when the Dataplane is deleted, its token expires (a
+//! timer at its `exp`), stops verifying (its signing key retired) or is revoked, or the zone
+//! shuts down.
 
 use std::{
     collections::{BTreeSet, VecDeque},
@@ -17,6 +18,7 @@ use mosaic_core::{
     revocation::dataplane_token_revocations,
     sds::{SECRET_TYPE_URL, SecretName},
     template::Tags,
+    token::{expires_at, time_left},
 };
 use mosaic_proto::envoy::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use time::OffsetDateTime;
@@ -156,8 +158,8 @@ struct Session {
     sent_version: Option<String>,
     recorded_serial: Option<String>,
     nonce: u64,
-    /// When the stream was authenticated: a token's expiry is checked then, not mid-stream (a
-    /// data plane reconnects with its current token), so re-checks use this instant.
+    /// When the stream was authenticated: re-checks of the token (its keys or revocations
+    /// changed) use this instant; its expiry is the timer in `serve`.
     opened_at: OffsetDateTime,
 }
 
@@ -212,9 +214,19 @@ impl Session {
             .issuer
             .trust_bundle_generation(&self.caller.mesh)
             .await;
+        let exp = self.caller.claims.exp;
+        let expiry = tokio::time::sleep(time_left(exp, OffsetDateTime::now_utc()));
+        tokio::pin!(expiry);
         loop {
             self.push().await?;
             tokio::select! {
+                () = &mut expiry => {
+                    return Err(SdsError::Expired {
+                        mesh: self.caller.mesh.clone(),
+                        name: self.caller.name.clone(),
+                        at: expires_at(exp),
+                    });
+                }
                 req = inbound.next() => match req {
                     None => return Ok(()),
                     Some(Err(status)) => {
