@@ -7,6 +7,13 @@
 //! `PUT /failpoints/{name}` with a `fail` actions string as body (`return`, `return(lose)`,
 //! `panic`, `sleep(500)`, `50%return`, `off`) sets one, `DELETE /failpoints/{name}` clears it.
 //! `FAILPOINTS=name=actions;name2=actions` in the environment sets them at start.
+//!
+//! Failpoints (each named where it sits):
+//! - `store.write.ack_before_commit` (`raft::store_impl`): the leader answers a write with the
+//!   result it would get against its current state, before proposing it; the proposal follows in
+//!   the background (`return(300)`: 300 ms later; `return(lose)`: never). Writes through the
+//!   leader's API only (forwarded ones are proposed as usual). A deliberately broken build for the
+//!   linearizability checker to catch.
 
 /// A failpoint: `fail::fail_point!` with the `failpoints` feature, nothing without.
 #[cfg(feature = "failpoints")]
