@@ -1,6 +1,7 @@
 //! The diagnostics listener (`diagnostics.listen`, Kuma's 5680): `GET /metrics` in Prometheus
 //! text format, `GET /ready` (200 once this replica knows a raft leader, else 503) and
-//! `GET /healthy` (200 while the process serves). The router is
+//! `GET /healthy` (200 while the process serves); with the `failpoints` feature (test builds)
+//! also `/failpoints` ([`crate::failpoint`]). The router is
 //! `mosaic_runtime::diagnostics`'s, shared with the zone; the metrics and `/ready` are the
 //! global's.
 
@@ -74,7 +75,10 @@ pub type ReadinessCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// The diagnostics router.
 pub fn router(metrics: PrometheusHandle, ready: ReadinessCheck) -> Router {
-    diagnostics::router(metrics, Arc::new(move || ready_answer(ready())))
+    let router = diagnostics::router(metrics, Arc::new(move || ready_answer(ready())));
+    #[cfg(feature = "failpoints")]
+    let router = router.merge(crate::failpoint::router());
+    router
 }
 
 fn ready_answer(ready: bool) -> Response {

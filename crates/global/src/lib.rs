@@ -7,6 +7,7 @@
 //!   `mosaic_runtime::config`.
 //! - [`api`]: the HTTP API (Kuma paths and error bodies, JSON/YAML, paging, admin token).
 //! - [`diagnostics`]: `/metrics`, `/ready`, `/healthy` on the diagnostics listener.
+//! - [`failpoint`]: test-only failpoints (`failpoints` feature) and their `/failpoints` control.
 //! - [`kds`]: the KDS server zones connect to (authenticated streams, authoritative diffs,
 //!   event-driven deltas, zone-owned writes stamped with the zone, ZoneInsight sessions).
 //! - [`raft`]: the raft-replicated store (openraft over sled, gRPC transport, `RaftNode`, `RaftStore`).
@@ -20,6 +21,7 @@ pub mod admission;
 pub mod api;
 pub mod config;
 pub mod diagnostics;
+pub mod failpoint;
 pub mod kds;
 pub mod raft;
 pub mod server;

@@ -27,6 +27,9 @@ use crate::{
 /// Why the replica could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// `FAILPOINTS` could not be applied (test builds).
+    #[error(transparent)]
+    Failpoints(#[from] crate::failpoint::FailpointError),
     /// The data directory could not be created.
     #[error(transparent)]
     DataDir(#[from] mosaic_runtime::data_dir::DataDirError),
@@ -67,6 +70,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     mosaic_runtime::tls::install_crypto_provider();
     let metrics = diagnostics::install_metrics()?;
+    crate::failpoint::setup_from_env()?;
     let data_dir = config.store.data_dir.clone();
     mosaic_runtime::data_dir::prepare(&data_dir)?;
     // Before anything listens: refuses an exposed api.listen without api.admin_token_file.

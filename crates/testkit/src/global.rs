@@ -429,6 +429,11 @@ impl GlobalCluster {
         format!("http://{}", r.host.addr(r.diag))
     }
 
+    /// The failpoints of replica `i` (its diagnostics listener's `/failpoints`).
+    pub fn failpoints(&self, i: usize) -> crate::Failpoints {
+        crate::Failpoints::new(self.diag_url(i))
+    }
+
     /// Waits until replica `i` answers `GET /ready` with 200.
     pub async fn wait_ready(&self, i: usize, deadline: Duration) -> anyhow::Result<()> {
         let url = format!("{}/ready", self.diag_url(i));

@@ -24,6 +24,8 @@
 //! * [`DataplaneAgent`] runs a `mosaic-dp` against a zone ([`AgentOptions`], [`dataplane_yaml`]):
 //!   its out-dir files, log and exit status; killed on drop.
 //! * [`GlobalCluster`] runs `mosaic-global` replicas as real processes (start, kill -9, restart, wipe).
+//! * [`Failpoints`] sets and clears a running global's failpoints (`/failpoints` on its
+//!   diagnostics listener; testkit builds the global with the `failpoints` feature).
 //! * [`cli`] runs a Mosaic binary as a user would (no inherited `MOSAIC_*`/`RUST_LOG`): its exit
 //!   code, stdout and stderr, its `error: ` line.
 //! * [`api_caller`] calls an HTTP API as a chosen (remote or loopback) caller, exposes an API
@@ -57,6 +59,7 @@ mod certs;
 pub mod cli;
 mod client;
 mod dataplane;
+mod failpoints;
 mod global;
 mod host;
 pub mod join;
@@ -79,6 +82,7 @@ pub use binary::{BAO_NOT_FOUND, bao_binary, workspace_binary, workspace_root};
 pub use certs::{CertPair, TLS_SERVER_NAME, TestCa, pem_blocks};
 pub use client::{BaoClient, VaultApiError, ensure_crypto_provider};
 pub use dataplane::{AgentFiles, AgentOptions, DataplaneAgent, dataplane_yaml};
+pub use failpoints::Failpoints;
 pub use global::{GlobalCluster, Replica};
 pub use host::Host;
 pub use kube::{FakeKubernetesApi, service_account_jwt};

@@ -5,9 +5,12 @@
 //!
 //! * [`net`]: namespaces, bridge, faults, processes, clean-up.
 //! * [`relay`]: the delaying TCP relay (`mosaic-netns-relay`) used when `tc netem` is missing.
+//! * [`lincheck`]: three globals alone, for the linearizability scenarios (workload, faults,
+//!   verdicts).
 //! * [`mosaic`]: a Mosaic deployment on a [`net::Net`]: OpenBao with the seed-000 set-up, three
 //!   globals, two zones, agents, and what the scenarios read from them.
 
+pub mod lincheck;
 pub mod mosaic;
 pub mod net;
 pub mod relay;

@@ -43,7 +43,7 @@ const BAO_PORT: u16 = 8200;
 /// The admin token of every global's and zone's API (`api.admin_token_file`): their APIs listen on
 /// namespace addresses, not loopback, so every call needs it. The namespaces are private to the
 /// run, so a fixed value is enough.
-const ADMIN_TOKEN: &str = "mosaic-netns-admin-token";
+pub(crate) const ADMIN_TOKEN: &str = "mosaic-netns-admin-token";
 /// The globals' KDS port (testkit's `GlobalCluster::on_hosts` runs them on Kuma's ports).
 const KDS_PORT: u16 = 5685;
 

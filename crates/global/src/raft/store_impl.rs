@@ -178,11 +178,49 @@ impl RaftStore {
     fn trees(&self) -> Result<impl StateView, StoreError> {
         self.shared.trees()
     }
+
+    /// Whether this replica believes it is the leader.
+    #[cfg(feature = "failpoints")]
+    fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+    }
+
+    /// `store.write.ack_before_commit`: the result `cmd` would get against the current state at
+    /// the next log index, answered at once; the proposal follows in the background after
+    /// `arg` milliseconds (`lose`: never). Breaks linearizability on purpose.
+    #[cfg(feature = "failpoints")]
+    fn ack_before_commit(
+        &self,
+        cmd: Command,
+        arg: Option<String>,
+    ) -> Result<CommandResult, StoreError> {
+        let next = self.raft.metrics().borrow().last_log_index.unwrap_or(0) + 1;
+        let trees = self.shared.trees()?;
+        let (result, _) = crate::store::plan(&cmd, next, &trees)?;
+        let arg = arg.unwrap_or_default();
+        if arg.trim() != "lose" {
+            let delay = Duration::from_millis(arg.trim().parse().unwrap_or(0));
+            let group = self.group.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = group.write(cmd).await;
+            });
+        }
+        tracing::warn!(
+            failpoint = "store.write.ack_before_commit",
+            "write answered before it was committed"
+        );
+        Ok(result)
+    }
 }
 
 #[async_trait::async_trait]
 impl ResourceStore for RaftStore {
     async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
+        // The deliberately broken build (test builds only): answer before committing.
+        crate::failpoint!("store.write.ack_before_commit", self.is_leader(), |arg| {
+            self.ack_before_commit(cmd.clone(), arg)
+        });
         let deadline = Instant::now() + RETRY_FOR;
         loop {
             let why = match self.group.write(cmd.clone()).await {

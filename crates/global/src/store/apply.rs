@@ -237,10 +237,22 @@ pub fn plan(
                 vec![Mutation::Put(key, Box::new(r))],
             ))
         }
-        Command::Delete { key, force } => {
+        Command::Delete {
+            key,
+            force,
+            expect_version,
+        } => {
             let Some(existing) = view.get(key)? else {
                 return Ok(refused(Refusal::NotFound(format!("{key} does not exist"))));
             };
+            let current = existing.meta.version.unwrap_or(0);
+            if let Some(expected) = expect_version
+                && *expected != current
+            {
+                return Ok(refused(Refusal::Conflict(format!(
+                    "{key} is at version {current}, not {expected}: it changed since it was read; read it again and retry"
+                ))));
+            }
             match &existing.spec {
                 Spec::Secret(_) => {
                     let mesh = key.mesh.as_deref().unwrap_or_default();
@@ -482,6 +494,29 @@ pub(crate) mod tests {
         assert!(matches!(
             s.apply(stale),
             CommandResult::Refused(Refusal::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn a_delete_with_an_expected_version_needs_that_version() {
+        let mut s = MapState::default();
+        s.put("type: Mesh\nname: default\n");
+        s.put("type: Secret\nmesh: default\nname: s\ndata: YQ==\n");
+        let key = ResourceKey::new(ResourceType::Secret, Some("default"), "s");
+        let delete = |v| Command::Delete {
+            key: key.clone(),
+            force: false,
+            expect_version: Some(v),
+        };
+        let CommandResult::Refused(Refusal::Conflict(msg)) = s.apply(delete(1)) else {
+            panic!("a stale delete must be refused");
+        };
+        assert!(msg.contains("at version 2, not 1"), "{msg}");
+        assert!(s.get(&key).unwrap().is_some());
+        assert_eq!(s.apply(delete(2)), CommandResult::Deleted { cascaded: 0 });
+        assert!(matches!(
+            s.apply(delete(2)),
+            CommandResult::Refused(Refusal::NotFound(_))
         ));
     }
 

@@ -28,6 +28,9 @@ pub enum Command {
         /// Delete a Mesh even though zones report data planes in it.
         #[serde(default)]
         force: bool,
+        /// Refuse (conflict) unless the stored version is this one (`If-Match`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect_version: Option<u64>,
     },
     /// Write an internal record (signing keys, ...), optionally only if absent. Records whose key
     /// starts with [`mesh_internal_prefix`] belong to that mesh and go when it is deleted.
@@ -113,10 +116,15 @@ impl std::fmt::Debug for Command {
                     .field("expect_version", expect_version)
                     .finish()
             }
-            Command::Delete { key, force } => f
+            Command::Delete {
+                key,
+                force,
+                expect_version,
+            } => f
                 .debug_struct("Delete")
                 .field("key", key)
                 .field("force", force)
+                .field("expect_version", expect_version)
                 .finish(),
             Command::PutInternal { key, if_absent, .. } => f
                 .debug_struct("PutInternal")
@@ -143,7 +151,11 @@ impl Command {
 
     /// A delete.
     pub fn delete(key: ResourceKey, force: bool) -> Self {
-        Command::Delete { key, force }
+        Command::Delete {
+            key,
+            force,
+            expect_version: None,
+        }
     }
 }
 
