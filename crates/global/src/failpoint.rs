@@ -14,6 +14,49 @@
 //!   the background (`return(300)`: 300 ms later; `return(lose)`: never). Writes through the
 //!   leader's API only (forwarded ones are proposed as usual). A deliberately broken build for the
 //!   linearizability checker to catch.
+//! - `raft.log.fsync` (`raft::log_store`): appending entries fails as a failed fsync would
+//!   (`return`: EIO) or a full disk (`return(enospc)`); openraft is told and stops, and the
+//!   replica exits so its supervisor restarts it from its disk.
+//! - `raft.apply.crash` (`raft::state_machine`): the process aborts before applying entries that
+//!   are durable in the log (a crash between append and apply).
+//! - `raft.snapshot.install.crash` (`raft::state_machine`): the process aborts while installing
+//!   a snapshot received from the leader: `return(before)` before the received file becomes the
+//!   current snapshot, `return` (or `return(after)`) after it did and before the state is
+//!   replaced.
+
+/// The argument of failpoint `name` when it is set to `return` (`Some(None)`) or `return(arg)`
+/// (`Some(Some(arg))`); `None` when it is off, and always without the `failpoints` feature. For
+/// sites that must do more than return (report an I/O error to openraft, crash the process).
+#[cfg(feature = "failpoints")]
+pub fn returned(name: &str) -> Option<Option<String>> {
+    fail::eval(name, |arg| arg)
+}
+
+/// Without the `failpoints` feature no failpoint is ever set.
+#[cfg(not(feature = "failpoints"))]
+pub fn returned(_name: &str) -> Option<Option<String>> {
+    None
+}
+
+/// The I/O error failpoint `name` injects: `return(enospc)` a full disk, anything else EIO (an
+/// fsync that failed).
+pub fn injected_io_error(name: &str, arg: Option<String>) -> std::io::Error {
+    let code = match arg.as_deref() {
+        Some("enospc") => 28,
+        _ => 5,
+    };
+    let err = std::io::Error::from_raw_os_error(code);
+    tracing::error!(failpoint = name, error = %err, "failpoint: injecting a disk fault");
+    err
+}
+
+/// Crashes the process at failpoint `name` (as a power loss or kill -9 would: no destructor, no
+/// flush), saying so first.
+pub fn crash(name: &str, what: &str) -> ! {
+    tracing::error!(failpoint = name, "failpoint: crashing {what}");
+    eprintln!("failpoint {name}: crashing {what}");
+    std::process::abort()
+}
 
 /// A failpoint: `fail::fail_point!` with the `failpoints` feature, nothing without.
 #[cfg(feature = "failpoints")]

@@ -55,6 +55,12 @@ pub enum ServeError {
     /// Metrics could not be set up.
     #[error(transparent)]
     Metrics(#[from] diagnostics::MetricsError),
+    /// Raft stopped on a storage fault (a failed fsync, a full disk): the replica exits so that
+    /// its supervisor restarts it from what its disk holds.
+    #[error(
+        "raft stopped on a storage fault: {0}; this replica exits so that systemd or Kubernetes restarts it from its disk (check the disk: free space, I/O errors in the kernel log)"
+    )]
+    RaftFault(String),
     /// The HTTPS API could not bind or has no usable certificate.
     #[error(transparent)]
     HttpsApi(#[from] mosaic_runtime::tls_listener::HttpsApiError),
@@ -133,6 +139,7 @@ pub async fn serve(
     let gauges = tokio::spawn(publish_gauges(node.clone()));
 
     let stop = Stop::on(shutdown);
+    let fault = tokio::spawn(watch_raft_fault(node.clone(), stop.clone()));
     tracing::info!(api = %config.api.listen, https_api = ?config.effective_https_listen(), diagnostics = %config.diagnostics.listen, "serving");
     let api_server = api_listeners.serve(api_router, &stop);
     let diag_server = serve::serve_diagnostics(diag_listener, diag_router, &stop);
@@ -176,14 +183,43 @@ pub async fn serve(
     };
     let (api_result, diag_result, kds_result) = tokio::join!(api_server, diag_server, kds_server);
     gauges.abort();
+    fault.abort();
+    let fault = fault.await.ok().flatten();
     tracing::info!("listeners stopped; shutting raft down");
     if let Err(e) = node.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
+    }
+    if let Some(fault) = fault {
+        return Err(ServeError::RaftFault(fault));
     }
     api_result?;
     diag_result?;
     kds_result?;
     Ok(())
+}
+
+/// Waits until raft stops on its own (a storage error is fatal to openraft: its log or state
+/// can no longer be trusted), then stops the listeners: until then the API answers 503, and the
+/// replica then exits with the fault (see [`ServeError::RaftFault`]). `None` if raft never
+/// stopped on its own.
+async fn watch_raft_fault(node: Arc<RaftNode>, stop: Stop) -> Option<String> {
+    let mut metrics = node.raft().metrics();
+    loop {
+        let state = metrics.borrow_and_update().running_state.clone();
+        match state {
+            Ok(()) => {}
+            Err(openraft::error::Fatal::Stopped) => return None,
+            Err(fatal) => {
+                let fault = fatal.to_string();
+                tracing::error!(error = %fault, "raft stopped on a storage fault; stopping this replica so that its supervisor restarts it");
+                stop.stop();
+                return Some(fault);
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return None;
+        }
+    }
 }
 
 /// Publishes `mosaic_raft_is_leader`, `mosaic_raft_term` and `mosaic_raft_applied_index` once a

@@ -400,6 +400,21 @@ impl GlobalCluster {
         self.replicas[i].child.is_some()
     }
 
+    /// How replica `i` exited, if it exited by itself (a crash, a stop on a fault); the replica
+    /// then counts as not running, and [`GlobalCluster::start`] starts it again.
+    pub fn exited(&mut self, i: usize) -> anyhow::Result<Option<ExitStatus>> {
+        let Some(child) = self.replicas[i].child.as_mut() else {
+            return Ok(None);
+        };
+        match child.try_wait()? {
+            Some(status) => {
+                self.replicas[i].child = None;
+                Ok(Some(status))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The process id of replica `i` while it runs (for `/proc/<pid>` readings).
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.replicas[i].child.as_ref().map(Child::id)

@@ -17,6 +17,9 @@ use super::TypeConfig;
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
+/// The state machine's tree and key of its last applied log id (see [`super::state_machine`]).
+const SM_META: &str = "sm_meta";
+const SM_LAST_APPLIED: &[u8] = b"last_applied";
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
 
@@ -58,6 +61,18 @@ impl LogStore {
             log: db.open_tree("log")?,
             meta: db.open_tree("meta")?,
         })
+    }
+
+    /// The state machine's last applied log id (tree `sm_meta`, key `last_applied`, written by
+    /// [`super::state_machine`] in the same database).
+    fn applied(&self) -> Result<Option<LogId<u64>>, io::Error> {
+        let tree = self.db.open_tree(SM_META).map_err(io::Error::other)?;
+        match tree.get(SM_LAST_APPLIED).map_err(io::Error::other)? {
+            Some(v) => {
+                Ok(serde_json::from_slice::<Option<LogId<u64>>>(&v).map_err(io::Error::other)?)
+            }
+            None => Ok(None),
+        }
     }
 
     /// How many entries the log holds (bounded by snapshots and purging).
@@ -184,6 +199,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let bytes = serde_json::to_vec(&entry).map_err(|e| write_err(&e))?;
             batch.insert(&index_key(entry.log_id.index), bytes);
         }
+        if let Some(arg) = crate::failpoint::returned("raft.log.fsync") {
+            let err = crate::failpoint::injected_io_error("raft.log.fsync", arg);
+            let storage = write_err(&err);
+            callback.log_io_completed(Err(err));
+            return Err(storage);
+        }
         if let Err(e) = self.log.apply_batch(batch) {
             let err = io::Error::other(e);
             let storage = write_err(&err);
@@ -210,6 +231,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
+        // openraft 0.9 asks to purge up to a snapshot received from the leader while the state
+        // machine is still installing it (both are in flight at once). A crash in between would
+        // leave the log purged past what the state machine holds, which openraft refuses at the
+        // next start ("purge_upto <= committed"): the replica could never start again. So purge
+        // only what the state machine has applied (its `last_applied`, in this database and made
+        // durable by this purge's flush together with it); a later purge takes the rest.
+        let applied = self.applied().map_err(|e| read_err(&e))?;
+        let log_id = match applied {
+            Some(applied) if applied.index < log_id.index => applied,
+            Some(_) => log_id,
+            None => return Ok(()),
+        };
+        if self
+            .get_meta::<LogId<u64>>(LAST_PURGED)
+            .map_err(|e| read_err(&e))?
+            .is_some_and(|purged| purged.index >= log_id.index)
+        {
+            return Ok(());
+        }
         // Record the purge point first: sled recovers a prefix of the operations, so after a
         // crash either nothing is purged or `last_purged` already covers what is gone.
         self.put_meta(LAST_PURGED, &log_id)

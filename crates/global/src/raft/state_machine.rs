@@ -498,6 +498,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        if crate::failpoint::returned("raft.apply.crash").is_some() {
+            crate::failpoint::crash(
+                "raft.apply.crash",
+                "between log append and apply (the entries are durable in the log)",
+            );
+        }
         let trees = self.shared.trees_for_raft()?;
         let mut results = Vec::new();
         for entry in entries {
@@ -607,8 +613,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 "received snapshot file does not match its metadata",
             )));
         }
+        let crash_at = crate::failpoint::returned("raft.snapshot.install.crash");
+        if crash_at
+            .as_ref()
+            .is_some_and(|a| a.as_deref() == Some("before"))
+        {
+            crate::failpoint::crash(
+                "raft.snapshot.install.crash",
+                "while installing a snapshot, before it becomes the current one",
+            );
+        }
         // The promoted file is the commit point (see the module doc).
         let (current, path) = self.shared.adopt(snapshot.path(), meta).map_err(fail)?;
+        if crash_at.is_some() {
+            crate::failpoint::crash(
+                "raft.snapshot.install.crash",
+                "while installing a snapshot, after it became the current one and before the state was replaced",
+            );
+        }
         self.shared
             .install_file(&current, &SnapshotFile::open(&path).map_err(fail)?)
             .map_err(fail)?;
