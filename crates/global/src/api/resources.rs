@@ -175,7 +175,7 @@ pub async fn put(
     let expected = precondition(&headers, true)?;
     let mut retried = false;
     let mut notes: Vec<String>;
-    let created = loop {
+    let (created, written) = loop {
         let admitted = state
             .validator
             .admit_with_notes(&resource, state.now())
@@ -187,9 +187,9 @@ pub async fn put(
         }
         let generates_ca = matches!(cmd, Command::Batch(_));
         match state.store.write(cmd).await? {
-            CommandResult::Put { created, .. } => break created,
+            CommandResult::Put { created, version } => break (created, version),
             CommandResult::Batch(results) => match results.first() {
-                Some(CommandResult::Put { created, .. }) => break *created,
+                Some(CommandResult::Put { created, version }) => break (*created, *version),
                 other => {
                     return Err(ApiFailure::Internal(format!(
                         "unexpected store result ({}) for {}",
@@ -226,9 +226,12 @@ pub async fn put(
     for field in &decoded.ignored {
         tracing::info!(resource = %describe(&t), %field, "unknown field ignored, as Kuma ignores it (api.unknown_fields = \"refuse\" refuses it)");
     }
+    // The ETag is this write's own version: by the time the resource is read back, a concurrent
+    // write may have replaced it (the body then shows the newer one), and a client's next
+    // `If-Match` must name what it wrote.
     let answer = with_etag(
         Format::from_headers(&headers).respond(status, &stored.to_universal()),
-        stored.meta.version,
+        Some(written),
     );
     let mut response = api_body::with_warnings(answer, &decoded.ignored);
     // What admission could not check is said in `Warning` headers too (RFC 9111 code 299, as the
