@@ -56,23 +56,9 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 }
 
 async fn secret_names(cluster: &Cluster, i: usize) -> anyhow::Result<Vec<String>> {
-    let mut all = Vec::new();
-    let mut path = "/meshes/default/secrets?consistent=true&size=1000".to_string();
-    loop {
-        let (status, body) = cluster.get(i, &path).await?;
-        anyhow::ensure!(
-            status == 200,
-            "list secrets on replica {}: {status} {body}",
-            i + 1
-        );
-        all.extend(Cluster::names(&body));
-        match body["next"].as_str() {
-            Some(next) if !next.is_empty() => {
-                path = next.trim_start_matches(&cluster.api(i)).to_string();
-            }
-            _ => return Ok(all),
-        }
-    }
+    cluster
+        .all_names(i, "/meshes/default/secrets?consistent=true&size=1000")
+        .await
 }
 
 /// Waits until replica `i` exits by itself.

@@ -151,6 +151,28 @@ impl GlobalCluster {
         Ok(i)
     }
 
+    /// Every item name of the list at `path` on replica `i` (a path with `?size=...`), following
+    /// the `next` links page by page.
+    pub async fn all_names(&self, i: usize, path: &str) -> anyhow::Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut path = path.to_string();
+        loop {
+            let (status, body) = self.get(i, &path).await?;
+            anyhow::ensure!(
+                status == 200,
+                "GET {path} on replica {}: {status} {body}",
+                i + 1
+            );
+            names.extend(Self::names(&body));
+            match body["next"].as_str() {
+                Some(next) if !next.is_empty() => {
+                    path = next.trim_start_matches(&self.api(i)).to_string();
+                }
+                _ => return Ok(names),
+            }
+        }
+    }
+
     /// Replica `i`'s raft address (`raft.advertise`).
     pub fn raft_addr(&self, i: usize) -> String {
         let r = &self.replicas[i];
