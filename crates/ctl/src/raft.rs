@@ -1,7 +1,8 @@
 //! `mosaicctl raft members|add|promote|remove`: the global's raft membership over
 //! `/raft/members` (an etcd `member list|add|promote|remove`-like flow on openraft's learners):
 //! - `members [-o table|yaml|json]`: every member, its role, whether it leads, how far behind it
-//!   is (as the leader sees it);
+//!   is and the newest log entry format it reads (as the leader sees it), and the format the
+//!   cluster writes (a rolling upgrade is finished when it is the new release's);
 //! - `add ID ADDRESS`: add a replica (started with `raft.join = true`) as a learner;
 //! - `promote ID`: make a caught-up learner a voter;
 //! - `remove ID`: remove a voter or learner (a dead replica being replaced, a scale-down).
@@ -23,6 +24,8 @@ struct Member {
     leader: bool,
     #[serde(default)]
     lag: Option<u64>,
+    #[serde(default)]
+    reads_entry_format: Option<u32>,
 }
 
 /// `GET /raft/members`.
@@ -37,6 +40,8 @@ struct Members {
     changing: bool,
     #[serde(default)]
     joining: bool,
+    #[serde(default)]
+    entry_format: u32,
     members: Vec<Member>,
 }
 
@@ -56,12 +61,18 @@ fn render(value: &serde_json::Value, output: Output) -> anyhow::Result<()> {
                         x.role.clone(),
                         if x.leader { "yes" } else { "" }.to_string(),
                         x.lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+                        x.reads_entry_format
+                            .map(|f| f.to_string())
+                            .unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
             out!(
                 "{}",
-                table::render(&["ID", "ADDRESS", "ROLE", "LEADER", "LAG"], &rows)
+                table::render(
+                    &["ID", "ADDRESS", "ROLE", "LEADER", "LAG", "READS FORMAT"],
+                    &rows
+                )
             );
             let leader = m
                 .leader
@@ -69,6 +80,9 @@ fn render(value: &serde_json::Value, output: Output) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "no leader".into());
             let mut notes = vec![format!("answered by node {}", m.answered_by), leader];
             notes.push(format!("term {}", m.term));
+            if m.entry_format > 0 {
+                notes.push(format!("log entry format {}", m.entry_format));
+            }
             if m.changing {
                 notes.push("a voter change is in progress".into());
             }
@@ -79,7 +93,7 @@ fn render(value: &serde_json::Value, output: Output) -> anyhow::Result<()> {
                 ));
             }
             if m.leader != Some(m.answered_by) {
-                notes.push("LAG is known on the leader only".into());
+                notes.push("LAG and READS FORMAT are known on the leader only".into());
             }
             outln!("{}", notes.join("; "));
         }

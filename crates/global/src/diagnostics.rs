@@ -47,6 +47,18 @@ fn describe() {
         "The last raft log index applied to this replica's store"
     );
     describe_gauge!(
+        "mosaic_raft_entry_format",
+        "The raft log entry format the cluster writes (raised once every member reads a newer one)"
+    );
+    describe_gauge!(
+        "mosaic_raft_readable_entry_format",
+        "The newest raft log entry format this replica reads"
+    );
+    describe_counter!(
+        "mosaic_raft_entries_applied_total",
+        "Raft log entries of commands applied to this replica's store, by entry format"
+    );
+    describe_gauge!(
         "mosaic_kds_zones_connected",
         "Zones with an open KDS stream to this replica"
     );

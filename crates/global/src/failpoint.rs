@@ -23,6 +23,12 @@
 //!   a snapshot received from the leader: `return(before)` before the received file becomes the
 //!   current snapshot, `return` (or `return(after)`) after it did and before the state is
 //!   replaced.
+//! - `raft.entry_format.readable` (`raft::entry_format`, read at start): `return(1)` makes the
+//!   replica read log entry formats up to 1 only, as a release from before group commit would:
+//!   it answers so to the leader's probes, and stops on a newer entry.
+//! - `raft.propose.delay` (`raft::group_commit`): `return(200)` holds each proposal 200 ms
+//!   before it goes to raft, so that concurrent writes queue behind the proposal slots (and
+//!   share an entry once the cluster writes groups).
 
 /// The argument of failpoint `name` when it is set to `return` (`Some(None)`) or `return(arg)`
 /// (`Some(Some(arg))`); `None` when it is off, and always without the `failpoints` feature. For

@@ -222,7 +222,8 @@ async fn watch_raft_fault(node: Arc<RaftNode>, stop: Stop) -> Option<String> {
     }
 }
 
-/// Publishes `mosaic_raft_is_leader`, `mosaic_raft_term` and `mosaic_raft_applied_index` once a
+/// Publishes `mosaic_raft_is_leader`, `mosaic_raft_term`, `mosaic_raft_applied_index` and the
+/// entry formats (`mosaic_raft_entry_format`, `mosaic_raft_readable_entry_format`) once a
 /// second.
 async fn publish_gauges(node: Arc<RaftNode>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -232,6 +233,9 @@ async fn publish_gauges(node: Arc<RaftNode>) {
         metrics::gauge!("mosaic_raft_is_leader").set(if m.is_leader { 1.0 } else { 0.0 });
         metrics::gauge!("mosaic_raft_term").set(m.term as f64);
         metrics::gauge!("mosaic_raft_applied_index").set(m.last_applied as f64);
+        let formats = node.entry_formats();
+        metrics::gauge!("mosaic_raft_entry_format").set(f64::from(formats.cluster()));
+        metrics::gauge!("mosaic_raft_readable_entry_format").set(f64::from(formats.reads()));
     }
 }
 

@@ -179,9 +179,16 @@ fn contract_metrics_are_emitted_by_the_code() {
         assert!(
             name.ends_with("_total")
                 || name.ends_with("_seconds")
-                || ["_connected", "_is_leader", "_term", "_index", "_healthy"]
-                    .iter()
-                    .any(|s| name.ends_with(s)),
+                || [
+                    "_connected",
+                    "_is_leader",
+                    "_term",
+                    "_index",
+                    "_healthy",
+                    "_format"
+                ]
+                .iter()
+                .any(|s| name.ends_with(s)),
             "metric {name}: counters end in _total, durations in _seconds"
         );
     }

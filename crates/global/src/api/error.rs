@@ -17,11 +17,13 @@ pub fn from_refusal(refusal: Refusal) -> ApiFailure {
     }
 }
 
-/// 503 without a raft leader, else 500.
+/// 503 without a raft leader or on a replica that stopped at an entry it cannot read, else 500.
 impl From<StoreError> for ApiFailure {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => ApiFailure::Unavailable(e.to_string()),
+            StoreError::Unavailable(_) | StoreError::UnreadableEntry { .. } => {
+                ApiFailure::Unavailable(e.to_string())
+            }
             StoreError::Storage(_) | StoreError::Corrupt { .. } => {
                 ApiFailure::Internal(e.to_string())
             }

@@ -12,6 +12,10 @@
 //! not affect the others), and every writer gets its own result. A group never exceeds
 //! [`MAX_GROUP_COMMANDS`] commands or, beyond its first command, [`MAX_GROUP_BYTES`] of encoded
 //! commands, so entries stay well inside the transport's message limit.
+//!
+//! A group is entry format 2. Until the cluster writes format 2 (every member reads it, see
+//! [`super::entry_format`]), the commands gathered are proposed as entries of their own instead,
+//! concurrently, as a release before group commit did.
 
 use std::sync::Arc;
 
@@ -22,7 +26,7 @@ use openraft::{
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{Raft, TypeConfig};
+use super::{Raft, TypeConfig, entry_format::EntryFormats};
 use crate::store::{Command, CommandResult};
 
 /// Entries this node proposes concurrently (each may be a group).
@@ -59,11 +63,12 @@ fn stopped() -> OrError<u64, ClientWriteError<u64, BasicNode>> {
 
 impl GroupCommit {
     /// Starts the proposer for `raft`, grouping at most `max_commands` writes per entry (at
-    /// least 1, at most [`MAX_GROUP_COMMANDS`]); it ends once every handle is dropped.
-    pub fn spawn(raft: Raft, max_commands: usize) -> Self {
+    /// least 1, at most [`MAX_GROUP_COMMANDS`]) once `formats` says the cluster writes groups;
+    /// it ends once every handle is dropped.
+    pub fn spawn(raft: Raft, max_commands: usize, formats: Arc<EntryFormats>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let max_commands = max_commands.clamp(1, MAX_GROUP_COMMANDS);
-        tokio::spawn(propose_loop(raft, rx, max_commands));
+        tokio::spawn(propose_loop(raft, rx, max_commands, formats));
         Self { tx }
     }
 
@@ -80,7 +85,12 @@ impl GroupCommit {
     }
 }
 
-async fn propose_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Pending>, max_commands: usize) {
+async fn propose_loop(
+    raft: Raft,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    max_commands: usize,
+    formats: Arc<EntryFormats>,
+) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Wait for a free slot before gathering, so writes arriving meanwhile join this group.
@@ -99,11 +109,33 @@ async fn propose_loop(raft: Raft, mut rx: mpsc::UnboundedReceiver<Pending>, max_
             }
         }
         let raft = raft.clone();
+        let grouped = group.len() > 1 && formats.writes() >= 2;
         tokio::spawn(async move {
-            propose(&raft, group).await;
+            if let Some(Some(ms)) = crate::failpoint::returned("raft.propose.delay")
+                && let Ok(ms) = ms.trim().parse::<u64>()
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            if grouped {
+                propose(&raft, group).await;
+            } else {
+                propose_each(&raft, group).await;
+            }
             drop(slot);
         });
     }
+}
+
+/// Proposes an entry for each write of `group`, concurrently, and answers each of its writers.
+async fn propose_each(raft: &Raft, group: Vec<Pending>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in group {
+        let raft = raft.clone();
+        tasks.spawn(async move {
+            let _ = p.reply.send(raft.client_write(p.cmd).await);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
 }
 
 /// Proposes one entry for `group` and answers each of its writers.

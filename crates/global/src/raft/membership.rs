@@ -38,6 +38,7 @@ use tokio::time::Instant;
 
 use super::{
     Raft,
+    entry_format::EntryFormats,
     network::{client, never_sent},
     tls::RaftTransport,
 };
@@ -104,6 +105,10 @@ pub struct MemberView {
     /// Entries this member is behind the leader's last entry (known on the leader only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<u64>,
+    /// The newest raft log entry format it reads, as it answered the leader's last probe
+    /// (known on the leader only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads_entry_format: Option<u32>,
 }
 
 /// The cluster's membership as one replica sees it.
@@ -124,6 +129,13 @@ pub struct MembersView {
     /// Whether the answering replica is still behind the join gate (empty disk, not yet
     /// replicated to): it neither votes nor campaigns.
     pub joining: bool,
+    /// The raft log entry format the cluster writes, as applied on the answering replica
+    /// (0 from a release before entry formats).
+    #[serde(default)]
+    pub entry_format: u32,
+    /// The newest entry format the answering replica reads.
+    #[serde(default)]
+    pub reads_entry_format: u32,
     /// Voters, then learners, by id.
     pub members: Vec<MemberView>,
 }
@@ -171,6 +183,7 @@ pub struct Membership {
     raft: Raft,
     transport: RaftTransport,
     gate: Arc<JoinGate>,
+    formats: Arc<EntryFormats>,
 }
 
 /// The outcome of trying a change on this replica.
@@ -257,12 +270,20 @@ impl JoinGate {
 
 impl Membership {
     /// Membership changes through `raft` (node `node_id`), forwarding over `transport`.
-    pub fn new(node_id: u64, raft: Raft, transport: RaftTransport) -> Self {
+    /// Membership changes of `raft` (node `node_id`); views name the entry formats `formats`
+    /// knows.
+    pub fn new(
+        node_id: u64,
+        raft: Raft,
+        transport: RaftTransport,
+        formats: Arc<EntryFormats>,
+    ) -> Self {
         Self {
             node_id,
             raft,
             transport,
             gate: Arc::new(JoinGate::default()),
+            formats,
         }
     }
 
@@ -327,6 +348,7 @@ impl Membership {
             }
             Some(replication.get(&id)?.as_ref().map(|l| l.index).unwrap_or(0))
         };
+        let reads = self.formats.members_read();
         let mut members: Vec<MemberView> = membership
             .nodes()
             .map(|(id, node)| {
@@ -342,6 +364,7 @@ impl Membership {
                     leader: m.current_leader == Some(*id),
                     matched_index,
                     lag: matched_index.map(|i| last.saturating_sub(i)),
+                    reads_entry_format: reads.get(id).copied(),
                 }
             })
             .collect();
@@ -353,6 +376,8 @@ impl Membership {
             last_log_index: last,
             changing: membership.get_joint_config().len() > 1,
             joining: self.gate.joining(),
+            entry_format: self.formats.cluster(),
+            reads_entry_format: self.formats.reads(),
             members,
         }
     }
@@ -613,6 +638,7 @@ mod tests {
             leader: id == 1,
             matched_index: lag.map(|l| 10_000 - l),
             lag,
+            reads_entry_format: None,
         }
     }
 
@@ -624,6 +650,8 @@ mod tests {
             last_log_index: 10_000,
             changing: false,
             joining: false,
+            entry_format: 2,
+            reads_entry_format: 2,
             members,
         }
     }

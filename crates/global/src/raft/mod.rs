@@ -10,6 +10,10 @@
 //! - [`state_machine`]: resources and internal records in sled, applied atomically with the last
 //!   applied log id; the change feeds (resources, internal-record keys); snapshot build and install.
 //! - [`snapshot`]: the snapshot file format and the files in the snapshot directory.
+//! - [`entry_format`]: which log entry format the cluster writes; the leader raises it once every
+//!   member reads the newer one, and a replica stops on an entry it cannot read.
+//! - [`format_upgrade`]: the leader's loop that probes the members' formats and raises the
+//!   cluster's.
 //! - [`group_commit`]: [`group_commit::GroupCommit`]: concurrent writes share raft entries (one
 //!   fsync for many writes).
 //! - [`network`]: the client side of the raft transport (a tonic channel per peer).
@@ -24,6 +28,8 @@
 // openraft's trait signatures fix the (large) error types returned throughout this module.
 #![allow(clippy::result_large_err)]
 
+pub mod entry_format;
+pub mod format_upgrade;
 pub mod group_commit;
 pub mod log_store;
 pub mod membership;
@@ -98,4 +104,7 @@ pub enum RaftError {
     /// openraft refused or failed.
     #[error("raft: {0}")]
     Raft(String),
+    /// The cluster writes a log entry format this replica does not read.
+    #[error(transparent)]
+    EntryFormat(#[from] entry_format::TooOld),
 }

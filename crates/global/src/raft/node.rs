@@ -36,6 +36,8 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 use super::{
     Raft, RaftError, RaftStore,
+    entry_format::{self, EntryFormats},
+    format_upgrade,
     group_commit::{GroupCommit, MAX_GROUP_COMMANDS},
     log_store::LogStore,
     membership::Membership,
@@ -135,6 +137,8 @@ pub struct RaftNode {
     db: Mutex<Option<sled::Db>>,
     server: Mutex<Option<ServerTask>>,
     membership: Membership,
+    formats: Arc<EntryFormats>,
+    negotiator: Mutex<Option<JoinHandle<()>>>,
     local_addr: SocketAddr,
     data_dir: PathBuf,
 }
@@ -283,11 +287,31 @@ impl RaftNode {
         let db = open_db(&db_path).await?;
         let log = LogStore::open(&db).map_err(|e| storage_err(&db_path, e))?;
         let snap_dir = settings.data_dir.join("raft-snapshots");
-        let sm = StateMachine::open(&db, &snap_dir).map_err(|source| RaftError::Io {
+        let reads = entry_format::readable();
+        let sm = StateMachine::open(&db, &snap_dir, reads).map_err(|source| RaftError::Io {
             path: snap_dir.display().to_string(),
             source,
         })?;
         let shared = sm.shared();
+        let trees = shared
+            .trees()
+            .map_err(|e| storage_err(&db_path, e.to_string()))?;
+        if let Err(too_old) = entry_format::check_start(&trees, reads)
+            .map_err(|e| storage_err(&db_path, e.to_string()))?
+        {
+            return Err(too_old.into());
+        }
+        let formats = Arc::new(EntryFormats::new(reads, {
+            let shared = shared.clone();
+            move || entry_format::cluster_format(&shared.trees()?)
+        }));
+        if reads < crate::store::command::ENTRY_FORMAT {
+            tracing::warn!(
+                node = settings.node_id,
+                reads,
+                "this replica reads raft log entry formats up to {reads} only (failpoint raft.entry_format.readable), as an older release would"
+            );
+        }
 
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -310,9 +334,20 @@ impl RaftNode {
         .await
         .map_err(|e| RaftError::Raft(e.to_string()))?;
 
-        let group = GroupCommit::spawn(raft.clone(), settings.max_group_commands);
-        let membership =
-            Membership::new(settings.node_id, raft.clone(), settings.transport.clone());
+        let group = GroupCommit::spawn(raft.clone(), settings.max_group_commands, formats.clone());
+        let negotiator = format_upgrade::spawn_negotiator(
+            settings.node_id,
+            raft.clone(),
+            group.clone(),
+            settings.transport.clone(),
+            formats.clone(),
+        );
+        let membership = Membership::new(
+            settings.node_id,
+            raft.clone(),
+            settings.transport.clone(),
+            formats.clone(),
+        );
         // Behind the join gate until bootstrap decides (see the module doc).
         let pristine = !raft
             .is_initialized()
@@ -331,6 +366,7 @@ impl RaftNode {
             raft.clone(),
             group.clone(),
             membership.clone(),
+            formats.clone(),
         ))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
@@ -374,6 +410,8 @@ impl RaftNode {
             db: Mutex::new(Some(db)),
             server: Mutex::new(Some((stop_tx, server))),
             membership,
+            formats,
+            negotiator: Mutex::new(Some(negotiator)),
             local_addr,
             data_dir: settings.data_dir.clone(),
         };
@@ -509,6 +547,11 @@ impl RaftNode {
         &self.membership
     }
 
+    /// The log entry formats this replica reads and its cluster writes.
+    pub fn entry_formats(&self) -> &EntryFormats {
+        &self.formats
+    }
+
     /// The address the raft transport is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -556,6 +599,14 @@ impl RaftNode {
     /// Stops raft and the gRPC service and drops every sled handle, so the data directory can be
     /// opened again (also in this process). Idempotent.
     pub async fn shutdown(&self) -> Result<(), RaftError> {
+        if let Some(n) = self
+            .negotiator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            n.abort();
+        }
         let raft_result = self.raft.shutdown().await;
         let server = self
             .server

@@ -22,11 +22,12 @@ use openraft::{
     raft::{AppendEntriesRequest, VoteRequest},
 };
 use serde::{Serialize, de::DeserializeOwned};
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
     Raft, TypeConfig,
+    entry_format::EntryFormats,
     group_commit::GroupCommit,
     membership::{MemberOp, Membership},
     network::SnapshotHeader,
@@ -66,6 +67,7 @@ pub struct RaftGrpc {
     raft: Raft,
     group: GroupCommit,
     membership: Membership,
+    formats: Arc<EntryFormats>,
 }
 
 fn bad_request(what: &str, e: impl std::fmt::Display) -> Status {
@@ -106,13 +108,20 @@ fn not_leader(f: ForwardToLeader<u64, BasicNode>) -> NotLeader {
 // === impl RaftGrpc ===
 
 impl RaftGrpc {
-    /// The service for `raft` (node `node_id`).
-    pub fn new(node_id: u64, raft: Raft, group: GroupCommit, membership: Membership) -> Self {
+    /// The service for `raft` (node `node_id`), which reads the entry formats `formats` says.
+    pub fn new(
+        node_id: u64,
+        raft: Raft,
+        group: GroupCommit,
+        membership: Membership,
+        formats: Arc<EntryFormats>,
+    ) -> Self {
         Self {
             node_id,
             raft,
             group,
             membership,
+            formats,
         }
     }
 }
@@ -193,6 +202,7 @@ impl RaftService for RaftGrpc {
                 node_id: self.node_id,
                 initialized,
                 elected: initialized && elected,
+                entry_format: self.formats.reads(),
             }))
         })
         .await
@@ -250,6 +260,13 @@ impl RaftGrpc {
         request: Request<RaftPayload>,
     ) -> Result<Response<ForwardReply>, Status> {
         let cmd: Command = decode("forwarded command", &request.into_inner().data)?;
+        let writes = self.formats.writes();
+        if cmd.format() > writes {
+            return Err(Status::invalid_argument(format!(
+                "forwarded command needs raft log entry format {}, but the cluster writes format {writes}: retry once every replica runs the same release",
+                cmd.format()
+            )));
+        }
         let mut log_index = 0;
         let outcome = match self.group.write(cmd).await {
             Ok(r) => {

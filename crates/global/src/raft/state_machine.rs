@@ -32,7 +32,7 @@ use sled::{
 use tokio::sync::broadcast;
 
 use super::{
-    TypeConfig,
+    TypeConfig, entry_format,
     snapshot::{SnapMeta, SnapshotContents, SnapshotDir, SnapshotFile},
 };
 use crate::store::{
@@ -72,6 +72,8 @@ pub struct SmShared {
 #[derive(Clone, Debug)]
 pub struct StateMachine {
     shared: Arc<SmShared>,
+    /// The newest log entry format this replica reads; a newer entry stops it unapplied.
+    reads: u32,
 }
 
 /// Builds a snapshot from a copy of the state taken when openraft asked for the builder (apply
@@ -96,6 +98,15 @@ enum Op {
     Delete(Vec<u8>),
     Internal(Vec<u8>, Vec<u8>),
     DeleteInternal(Vec<u8>),
+}
+
+/// The `format` label of `mosaic_raft_entries_applied_total` (bounded: the formats this build
+/// reads).
+fn format_label(format: u32) -> &'static str {
+    match format {
+        1 => "1",
+        _ => "2",
+    }
 }
 
 fn sm_read(e: &(impl std::error::Error + 'static)) -> StorageError<u64> {
@@ -448,9 +459,10 @@ impl SmShared {
 // === impl StateMachine ===
 
 impl StateMachine {
-    /// Opens the state machine over `db` with snapshots in `snapshot_dir`. If the newest snapshot is
-    /// ahead of the applied state (a crash during an install), installs it again.
-    pub fn open(db: &sled::Db, snapshot_dir: &Path) -> io::Result<Self> {
+    /// Opens the state machine over `db` with snapshots in `snapshot_dir`, for a replica that
+    /// reads log entry formats up to `reads`. If the newest snapshot is ahead of the applied
+    /// state (a crash during an install), installs it again.
+    pub fn open(db: &sled::Db, snapshot_dir: &Path, reads: u32) -> io::Result<Self> {
         let trees = SmTrees::open(db).map_err(io::Error::other)?;
         let snapshots = SnapshotDir::open(snapshot_dir)?;
         let current = snapshots.current()?;
@@ -474,7 +486,7 @@ impl StateMachine {
             );
             shared.install_file(&meta, &SnapshotFile::open(&path)?)?;
         }
-        Ok(Self { shared })
+        Ok(Self { shared, reads })
     }
 
     /// The state shared with readers.
@@ -511,6 +523,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let (result, mutations, membership) = match entry.payload {
                 EntryPayload::Blank => (CommandResult::Done, Vec::new(), None),
                 EntryPayload::Normal(cmd) => {
+                    entry_format::check_entry(&cmd, log_id.index, self.reads).map_err(|e| {
+                        tracing::error!(error = %e, "stopping at a raft log entry this replica cannot read");
+                        StorageIOError::apply(log_id, &e)
+                    })?;
+                    metrics::counter!(
+                        "mosaic_raft_entries_applied_total",
+                        "format" => format_label(cmd.format())
+                    )
+                    .increment(1);
                     let (result, muts) = plan(&cmd, log_id.index, &trees)
                         .map_err(|e| StorageIOError::apply(log_id, &e))?;
                     (result, muts, None)
@@ -605,13 +626,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             StorageIOError::write_snapshot(Some(meta.signature()), &e).into()
         };
         // Check the whole file before it becomes the current snapshot.
-        let (file_meta, _) = snapshot.read_all().map_err(fail)?;
+        let (file_meta, contents) = snapshot.read_all().map_err(fail)?;
         if file_meta.last_log_id != meta.last_log_id {
             self.shared.snapshots.discard(snapshot.path());
             return Err(fail(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "received snapshot file does not match its metadata",
             )));
+        }
+        // A snapshot of a cluster that writes a format this replica does not read: stop, as on
+        // an entry of that format.
+        let record = contents
+            .internal
+            .iter()
+            .find(|(k, _)| k.as_slice() == entry_format::RECORD.as_bytes())
+            .map(|(_, v)| entry_format::raise_from_record(v));
+        if let Some(cmd) = record {
+            let index = meta.last_log_id.map(|l| l.index).unwrap_or_default();
+            if let Err(e) = entry_format::check_entry(&cmd, index, self.reads) {
+                self.shared.snapshots.discard(snapshot.path());
+                tracing::error!(error = %e, "stopping at a snapshot of a format this replica cannot read");
+                return Err(fail(io::Error::other(e.to_string())));
+            }
         }
         let crash_at = crate::failpoint::returned("raft.snapshot.install.crash");
         if crash_at

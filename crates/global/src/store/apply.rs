@@ -169,6 +169,11 @@ pub fn plan(
 ) -> Result<(CommandResult, Vec<Mutation>), StoreError> {
     match cmd {
         Command::Noop => Ok((CommandResult::Done, Vec::new())),
+        Command::Unreadable { format, .. } => Err(StoreError::UnreadableEntry {
+            index,
+            format: *format,
+            reads: super::command::ENTRY_FORMAT,
+        }),
         Command::Batch(cmds) => {
             let (results, all) = plan_in_order(cmds, index, view, true)?;
             match results.last() {

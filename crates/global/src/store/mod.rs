@@ -50,6 +50,18 @@ pub enum StoreError {
         /// What was wrong.
         reason: String,
     },
+    /// A log entry is written in a format this replica cannot read; nothing of it was applied.
+    #[error(
+        "raft log entry {index} is written in entry format {format}, but this replica reads entry formats up to {reads}: nothing of it was applied; run a release of mosaic-global that reads entry format {format} on this replica (a cluster writes a format only once every member reported reading it, so this replica was downgraded or replaced by an older release)"
+    )]
+    UnreadableEntry {
+        /// The entry's log index.
+        index: u64,
+        /// The entry's format.
+        format: u32,
+        /// The newest format this replica reads.
+        reads: u32,
+    },
 }
 
 /// Reads and writes resources. Writes return once committed by a majority and applied locally.
