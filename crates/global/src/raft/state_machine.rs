@@ -741,3 +741,72 @@ fn unique_suffix() -> u128 {
         .map(|d| d.as_nanos())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+    use crate::store::Command;
+
+    fn entry(index: u64, cmd: Command) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(cmd),
+        }
+    }
+
+    fn secret_put(name: &str) -> Command {
+        Command::PutInternal {
+            key: format!("test/{name}"),
+            value: b"v".to_vec(),
+            if_absent: false,
+        }
+    }
+
+    async fn applied(sm: &mut StateMachine) -> u64 {
+        sm.applied_state()
+            .await
+            .unwrap()
+            .0
+            .map(|l| l.index)
+            .unwrap_or_default()
+    }
+
+    /// A replica that reads format 1 applies entries up to a group and stops there: the group
+    /// is not applied, and the error names the entry and both formats.
+    #[tokio::test]
+    async fn apply_stops_at_an_entry_newer_than_the_replica_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("raft"))
+            .open()
+            .unwrap();
+        let mut sm = StateMachine::open(&db, &dir.path().join("snaps"), 1).unwrap();
+        sm.apply(vec![entry(1, secret_put("a"))]).await.unwrap();
+        let group = Command::Group(vec![secret_put("b")]);
+        let err = sm
+            .apply(vec![entry(2, group.clone())])
+            .await
+            .expect_err("a format-2 entry on a format-1 replica");
+        let text = err.to_string();
+        assert!(
+            text.contains("entry 2") && text.contains("entry format 2") && text.contains("up to 1"),
+            "{text}"
+        );
+        assert_eq!(applied(&mut sm).await, 1, "nothing of entry 2 applied");
+        let trees = sm.shared().trees().unwrap();
+        assert!(trees.internal("test/b").unwrap().is_none());
+
+        // The same log on a replica reading format 2 applies, and an entry from a future
+        // release (read as `Unreadable`) stops it the same way.
+        drop(sm);
+        let mut sm = StateMachine::open(&db, &dir.path().join("snaps"), 2).unwrap();
+        sm.apply(vec![entry(2, group)]).await.unwrap();
+        assert!(trees.internal("test/b").unwrap().is_some());
+        let future: Command = serde_json::from_str(r#"[7,{"Rename":{}}]"#).unwrap();
+        let err = sm.apply(vec![entry(3, future)]).await.unwrap_err();
+        assert!(err.to_string().contains("entry format 7"), "{err}");
+        assert_eq!(applied(&mut sm).await, 2);
+    }
+}
