@@ -43,7 +43,7 @@ pub type WriteOutcome =
 /// One queued write.
 struct Pending {
     cmd: Command,
-    /// Its encoded size, to bound the group it joins.
+    /// An upper bound of its encoded size, to bound the group it joins.
     bytes: usize,
     reply: oneshot::Sender<WriteOutcome>,
 }
@@ -76,7 +76,7 @@ impl GroupCommit {
     /// The outcome is what `client_write` would have answered for `cmd` alone: on a follower the
     /// error is `ForwardToLeader`, exactly as without grouping.
     pub async fn write(&self, cmd: Command) -> WriteOutcome {
-        let bytes = serde_json::to_vec(&cmd).map(|v| v.len()).unwrap_or(0);
+        let bytes = cmd.encoded_len_bound();
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Pending { cmd, bytes, reply }).is_err() {
             return Err(stopped());

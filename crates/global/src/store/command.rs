@@ -303,6 +303,33 @@ impl Command {
         }
     }
 
+    /// An upper bound of this command's encoded size in a log entry, computed without encoding
+    /// it (group commit bounds a group's size with it on every write).
+    pub fn encoded_len_bound(&self) -> usize {
+        // Field names, punctuation and the RFC 3339 time of a variant, generously.
+        const FRAME: usize = 128;
+        match self {
+            Command::Put { resource, .. } => FRAME + json_len_bound(resource),
+            Command::Delete { key, .. } => {
+                FRAME
+                    + json_str_len(key.kind.as_str())
+                    + key.mesh.as_deref().map_or(4, json_str_len)
+                    + json_str_len(&key.name)
+            }
+            // Bytes are a JSON array of numbers: at most "255," each.
+            Command::PutInternal { key, value, .. } => FRAME + json_str_len(key) + 4 * value.len(),
+            Command::Batch(cmds) | Command::Group(cmds) => {
+                FRAME
+                    + cmds
+                        .iter()
+                        .map(|c| c.encoded_len_bound() + 1)
+                        .sum::<usize>()
+            }
+            Command::Noop => FRAME,
+            Command::Unreadable { command, .. } => FRAME + json_len_bound(command),
+        }
+    }
+
     /// A put of `resource` at `now`.
     pub fn put(resource: &Resource, now: OffsetDateTime) -> Self {
         Command::Put {
@@ -318,6 +345,36 @@ impl Command {
             key,
             force,
             expect_version: None,
+        }
+    }
+}
+
+/// The length of `s` as a JSON string (quotes and escapes included).
+fn json_str_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// An upper bound of `v`'s compact JSON length.
+fn json_len_bound(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        // The longest f64, i64 or u64 text.
+        Value::Number(_) => 24,
+        Value::String(s) => json_str_len(s),
+        Value::Array(items) => 2 + items.iter().map(|i| json_len_bound(i) + 1).sum::<usize>(),
+        Value::Object(fields) => {
+            2 + fields
+                .iter()
+                .map(|(k, v)| json_str_len(k) + 2 + json_len_bound(v))
+                .sum::<usize>()
         }
     }
 }
@@ -445,6 +502,47 @@ mod tests {
             "Unreadable { format: 9, .. }",
             "its contents are not printed (they may hold keys)"
         );
+    }
+
+    #[test]
+    fn the_size_bound_is_never_below_the_encoding() {
+        let awkward = serde_json::json!({
+            "type": "Secret",
+            "name": "quote\"back\\slash\u{1}ctl",
+            "data": "x".repeat(5000),
+            "n": [u64::MAX, -1, 1.5e300, null, true],
+            "nested": {"deep": [{"a": "b"}, []]},
+        });
+        let cmds = [
+            put(),
+            Command::Put {
+                resource: awkward.clone(),
+                now: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+                expect_version: Some(u64::MAX),
+            },
+            Command::delete(ResourceKey::mesh("a\"b"), true),
+            Command::PutInternal {
+                key: "k".into(),
+                value: vec![255; 1000],
+                if_absent: true,
+            },
+            Command::Noop,
+            Command::Batch(vec![put(), Command::Noop]),
+            Command::Group(vec![put(), Command::Noop, Command::Batch(vec![put()])]),
+            Command::Unreadable {
+                format: 9,
+                command: awkward,
+            },
+        ];
+        for cmd in cmds {
+            let len = serde_json::to_vec(&cmd).unwrap().len();
+            let bound = cmd.encoded_len_bound();
+            assert!(bound >= len, "{cmd:?}: bound {bound} < {len}");
+            assert!(
+                bound <= 4 * len + 512,
+                "{cmd:?}: bound {bound} far above {len}"
+            );
+        }
     }
 
     #[test]
