@@ -19,8 +19,8 @@ use mosaic_kds::{
 use mosaic_proto::kds::{
     DiscoveryRequest, DiscoveryResponse, Resource as WireResource, ResourceRef, ResourceVersion,
 };
-use prost::Message;
 use proptest::{prelude::*, test_runner::Config};
+use prost::Message;
 
 fn config(cases: u32) -> Config {
     let cases = std::env::var("PROPTEST_CASES")
@@ -107,11 +107,11 @@ fn wire() -> impl Strategy<Value = (KdsType, WireResource)> {
             }
             match json {
                 None => {}
+                // One byte of the real JSON changed.
                 Some(bytes) if bytes.first() == Some(&0xff) && bytes.len() == 3 => {
-                    // One byte of the real JSON changed.
-                    if !w.json.is_empty() {
-                        let at = bytes[1] as usize % w.json.len();
-                        w.json[at] = bytes[2];
+                    let len = w.json.len().max(1);
+                    if let Some(b) = w.json.get_mut(bytes[1] as usize % len) {
+                        *b = bytes[2];
                     }
                 }
                 Some(bytes) => w.json = bytes,
@@ -172,13 +172,22 @@ fn request() -> impl Strategy<Value = DiscoveryRequest> {
 /// Decodes `bytes` as each KDS message; what decodes encodes back to an equal message.
 fn decode_all(bytes: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(m) = DiscoveryResponse::decode(bytes) {
-        prop_assert_eq!(DiscoveryResponse::decode(m.encode_to_vec().as_slice()).ok(), Some(m));
+        prop_assert_eq!(
+            DiscoveryResponse::decode(m.encode_to_vec().as_slice()).ok(),
+            Some(m)
+        );
     }
     if let Ok(m) = DiscoveryRequest::decode(bytes) {
-        prop_assert_eq!(DiscoveryRequest::decode(m.encode_to_vec().as_slice()).ok(), Some(m));
+        prop_assert_eq!(
+            DiscoveryRequest::decode(m.encode_to_vec().as_slice()).ok(),
+            Some(m)
+        );
     }
     if let Ok(m) = WireResource::decode(bytes) {
-        prop_assert_eq!(WireResource::decode(m.encode_to_vec().as_slice()).ok(), Some(m));
+        prop_assert_eq!(
+            WireResource::decode(m.encode_to_vec().as_slice()).ok(),
+            Some(m)
+        );
     }
     Ok(())
 }

@@ -221,10 +221,18 @@ mod tests {
     fn value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value { kind: None }),
-            any::<f64>().prop_map(|f| Value { kind: Some(Kind::NumberValue(f)) }),
-            any::<bool>().prop_map(|b| Value { kind: Some(Kind::BoolValue(b)) }),
-            any::<i32>().prop_map(|n| Value { kind: Some(Kind::NullValue(n)) }),
-            text().prop_map(|s| Value { kind: Some(Kind::StringValue(s)) }),
+            any::<f64>().prop_map(|f| Value {
+                kind: Some(Kind::NumberValue(f))
+            }),
+            any::<bool>().prop_map(|b| Value {
+                kind: Some(Kind::BoolValue(b))
+            }),
+            any::<i32>().prop_map(|n| Value {
+                kind: Some(Kind::NullValue(n))
+            }),
+            text().prop_map(|s| Value {
+                kind: Some(Kind::StringValue(s))
+            }),
         ];
         leaf.prop_recursive(3, 16, 4, |inner| {
             prop_oneof![
