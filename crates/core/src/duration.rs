@@ -66,20 +66,46 @@ impl KumaDuration {
     }
 }
 
-fn unit_nanos(unit: &str) -> Option<f64> {
-    const S: f64 = 1e9;
+fn unit_nanos(unit: &str) -> Option<u128> {
+    const S: u128 = 1_000_000_000;
     Some(match unit {
-        "ns" => 1.0,
-        "us" | "µs" | "μs" => 1e3,
-        "ms" => 1e6,
+        "ns" => 1,
+        "us" | "µs" | "μs" => 1_000,
+        "ms" => 1_000_000,
         "s" => S,
-        "m" => 60.0 * S,
-        "h" => 3600.0 * S,
-        "d" => 86_400.0 * S,
-        "w" => 7.0 * 86_400.0 * S,
-        "y" => 365.0 * 86_400.0 * S,
+        "m" => 60 * S,
+        "h" => 3600 * S,
+        "d" => 86_400 * S,
+        "w" => 7 * 86_400 * S,
+        "y" => 365 * 86_400 * S,
         _ => return None,
     })
+}
+
+/// Nanoseconds of `num` (digits, at most one `.`) times `factor`, exactly (a fraction's digits
+/// past the 20th cannot reach a nanosecond and are dropped; the last nanosecond is rounded to
+/// nearest); `None` past `u64::MAX` nanoseconds.
+fn scaled(num: &str, factor: u128) -> Option<u128> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let mut total: u128 = 0;
+    for d in int.bytes() {
+        total = total.checked_mul(10)?.checked_add(u128::from(d - b'0'))?;
+        if total > u128::from(u64::MAX) {
+            return None;
+        }
+    }
+    let mut total = total.checked_mul(factor)?;
+    let frac = &frac[..frac.len().min(20)];
+    if !frac.is_empty() {
+        let mut digits: u128 = 0;
+        for d in frac.bytes() {
+            digits = digits * 10 + u128::from(d - b'0');
+        }
+        let scale = 10u128.pow(frac.len() as u32);
+        // digits < 10^20 and factor < 2^55: the product fits in u128.
+        total = total.checked_add((digits * factor + scale / 2) / scale)?;
+    }
+    Some(total)
 }
 
 /// Parses a Kuma duration string.
@@ -99,7 +125,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         return Err(DurationError::NoUnit(s.to_string()));
     }
     let mut rest = s;
-    let mut total: f64 = 0.0;
+    let mut total: u128 = 0;
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -119,16 +145,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             text: text.to_string(),
             unit: unit.to_string(),
         })?;
-        let n: f64 = num
-            .parse()
-            .map_err(|_| DurationError::Malformed(text.to_string()))?;
-        total += n * factor;
+        let overflow = || DurationError::Overflow(text.to_string());
+        total = scaled(num, factor)
+            .and_then(|n| total.checked_add(n))
+            .ok_or_else(overflow)?;
         rest = tail;
     }
-    if !total.is_finite() || total >= u64::MAX as f64 {
-        return Err(DurationError::Overflow(text.to_string()));
-    }
-    Ok(Duration::from_nanos(total.round() as u64))
+    let total = u64::try_from(total).map_err(|_| DurationError::Overflow(text.to_string()))?;
+    Ok(Duration::from_nanos(total))
 }
 
 /// Formats a duration in the largest unit that represents it exactly (`86400s` → `1d`).
@@ -237,6 +261,36 @@ mod tests {
         }
         assert_eq!(parse_duration("300ms").unwrap(), Duration::from_millis(300));
         assert_eq!(parse_duration("7us").unwrap(), Duration::from_micros(7));
+    }
+
+    /// Found by `tests/hostile_values.rs`: sums were added in `f64`, so a duration of more than
+    /// 2^53 ns (104 days) lost nanoseconds and did not read back as it was formatted.
+    #[test]
+    fn long_durations_are_exact() {
+        let d = Duration::new(9_007_199, 272_527_595);
+        assert_eq!(format_duration(d), "9007199272527595ns");
+        assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        assert_eq!(
+            parse_duration("104d6h59m59s272527595ns").unwrap(),
+            Duration::new(104 * 86_400 + 6 * 3600 + 59 * 60 + 59, 272_527_595)
+        );
+        assert_eq!(parse_duration("1.5ns").unwrap(), Duration::from_nanos(2));
+        assert_eq!(
+            parse_duration("0.000000000000000000000001y").unwrap(),
+            Duration::ZERO
+        );
+        assert_eq!(
+            parse_duration("18446744073709551615ns").unwrap(),
+            Duration::from_nanos(u64::MAX)
+        );
+        assert!(matches!(
+            parse_duration("18446744073709551616ns"),
+            Err(DurationError::Overflow(_))
+        ));
+        assert!(matches!(
+            parse_duration("99999999999999999999999999999999999999999y"),
+            Err(DurationError::Overflow(_))
+        ));
     }
 
     #[test]

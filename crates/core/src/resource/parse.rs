@@ -15,6 +15,10 @@ use crate::validate::{ValidationError, Violation};
 /// Largest document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 2 * 1024 * 1024;
 
+/// Deepest nesting accepted, in YAML (serde-saphyr's budget) and JSON alike, so a document read
+/// as JSON also reads as the YAML `mosaicctl get -o yaml` prints of it.
+pub const MAX_DOCUMENT_DEPTH: usize = 64;
+
 /// The Kubernetes API group/version of Kuma's custom resources.
 pub const KUMA_API_VERSION: &str = "kuma.io/v1alpha1";
 
@@ -272,10 +276,24 @@ pub fn parse_values(input: &[u8]) -> Result<Vec<Value>, ParseError> {
         serde_saphyr::from_multiple::<Value>(text).map_err(|e| ParseError::Syntax(e.to_string()))?
     };
     let values: Vec<Value> = values.into_iter().filter(|v| !v.is_null()).collect();
+    if values.iter().any(|v| depth(v) > MAX_DOCUMENT_DEPTH) {
+        return Err(ParseError::Syntax(format!(
+            "the document is nested more than {MAX_DOCUMENT_DEPTH} levels deep: no resource is"
+        )));
+    }
     if values.is_empty() {
         return Err(ParseError::Empty);
     }
     Ok(values)
+}
+
+/// How deeply `v` nests (a scalar: 0).
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// Builds a resource (not yet validated beyond its shape) from one document; unknown fields are
@@ -533,6 +551,33 @@ pub fn from_stored_value(value: Value) -> Result<Resource, ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `tests/hostile_documents.rs`: JSON nested 65 to 128 deep was accepted, but the
+    /// YAML printed of it was refused (serde-saphyr's depth budget is 64): both refuse it now.
+    #[test]
+    fn json_and_yaml_refuse_the_same_depth() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let ok = format!(
+            "{{\"type\":\"Mesh\",\"name\":\"m\",\"meshServices\":{}}}",
+            nested(60)
+        );
+        assert!(parse_values(ok.as_bytes()).is_ok());
+        let deep = format!(
+            "{{\"type\":\"Mesh\",\"name\":\"m\",\"meshServices\":{}}}",
+            nested(70)
+        );
+        let e = parse_values(deep.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("nested more than 64 levels"), "{e}");
+    }
+
+    /// Found by `tests/hostile_documents.rs`: a kept number read back from its JSON text was off
+    /// by one unit in the last place (serde_json's fast float parsing); `float_roundtrip` now.
+    #[test]
+    fn kept_numbers_read_back_exactly() {
+        let doc = "{\"type\":\"Mesh\",\"name\":\"m\",\"meshServices\":[2.7407952038889174e-120]}";
+        let v = parse_values(doc.as_bytes()).unwrap().remove(0);
+        assert_eq!(v["meshServices"][0].as_f64(), Some(2.7407952038889174e-120));
+    }
 
     /// What `kumactl get mesh default -o yaml` and `kumactl get zone zone-1 -o yaml` print in
     /// Kuma 2.14 (`app/kumactl/cmd/apply/testdata/golden`): `kri` and the times are output-only,

@@ -162,3 +162,130 @@ pub fn registered(store: &ZoneStore, caller: &Caller) -> Result<Resource, SdsErr
 pub fn dataplane_key(caller: &Caller) -> StoreKey {
     StoreKey::new(ResourceType::Dataplane, Some(&caller.mesh), &caller.name)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hostile node metadata (#16 item 6): whatever a data plane puts in `dataplane.resource`
+    //! and around it, the zone reads a Dataplane only of the caller's node id, or refuses it with
+    //! a reason; nothing panics. `PROPTEST_CASES=N` raises the case count.
+
+    use std::collections::BTreeMap;
+
+    use mosaic_core::token::DataplaneClaims;
+    use mosaic_proto::envoy::google::protobuf::{ListValue, Value};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::sds::auth::TokenRules;
+
+    fn caller() -> Caller {
+        Caller {
+            node_id: "default.web-1".into(),
+            mesh: "default".into(),
+            name: "web-1".into(),
+            claims: DataplaneClaims::new(
+                "default",
+                "web-1",
+                BTreeMap::new(),
+                OffsetDateTime::now_utc(),
+                std::time::Duration::from_secs(60),
+            ),
+            rules: TokenRules::default(),
+        }
+    }
+
+    const VALID: &str = "type: Dataplane\nmesh: default\nname: web-1\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 8080\n    tags:\n      kuma.io/service: web\n";
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(VALID.to_string()),
+            Just(VALID.replace("web-1", "web-2")),
+            Just(VALID.replace("mesh: default", "mesh: other")),
+            Just(VALID.replace("mesh: default\n", "")),
+            Just(VALID.replace("name: web-1\n", "")),
+            Just(VALID.replace("type: Dataplane", "type: Mesh")),
+            Just(VALID.replace("8080", "80800")),
+            Just(format!("{VALID}---\n{VALID}")),
+            Just("{\"type\":\"Dataplane\",\"name\":\"web-1\",\"networking\":{\"address\":\"::1\",\"inbound\":[{\"port\":1,\"tags\":{\"kuma.io/service\":\"x\"}}]}}".to_string()),
+            (any::<prop::sample::Index>(), any::<char>()).prop_map(|(i, c)| {
+                let mut s = VALID.to_string();
+                let at = s.char_indices().nth(i.index(s.chars().count())).map_or(0, |(b, _)| b);
+                s.insert(at, c);
+                s
+            }),
+            any::<prop::sample::Index>().prop_map(|i| VALID[..i.index(VALID.len())].to_string()),
+            "\\PC{0,64}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value { kind: None }),
+            any::<f64>().prop_map(|f| Value {
+                kind: Some(Kind::NumberValue(f))
+            }),
+            any::<bool>().prop_map(|b| Value {
+                kind: Some(Kind::BoolValue(b))
+            }),
+            any::<i32>().prop_map(|n| Value {
+                kind: Some(Kind::NullValue(n))
+            }),
+            text().prop_map(|s| Value {
+                kind: Some(Kind::StringValue(s))
+            }),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|values| Value {
+                    kind: Some(Kind::ListValue(ListValue { values })),
+                }),
+                prop::collection::hash_map("[a-z.]{0,18}", inner, 0..4).prop_map(|fields| Value {
+                    kind: Some(Kind::StructValue(Struct { fields })),
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Any node metadata: the Dataplane text is read only from a string field; a Dataplane
+        /// accepted from it is the caller's (type, mesh, name) and valid; a refusal names the
+        /// metadata field.
+        #[test]
+        fn node_metadata_registers_only_the_callers_dataplane(
+            resource in prop::option::of(value()),
+            others in prop::collection::hash_map("[a-z.]{0,18}", value(), 0..3),
+            policy in prop_oneof![Just(UnknownFields::Ignore), Just(UnknownFields::Refuse)],
+        ) {
+            let mut fields = others;
+            if let Some(v) = resource {
+                fields.insert(DATAPLANE_RESOURCE_METADATA.to_string(), v);
+            }
+            let metadata = Struct { fields };
+            match dataplane_text(Some(&metadata)) {
+                Ok(None) => prop_assert!(!metadata.fields.contains_key(DATAPLANE_RESOURCE_METADATA)),
+                Ok(Some(text)) => match parse_dataplane(&caller(), text, policy) {
+                    Ok(d) => {
+                        prop_assert_eq!(d.resource.resource_type(), ResourceType::Dataplane);
+                        prop_assert_eq!(d.resource.meta.mesh.as_deref(), Some("default"));
+                        prop_assert_eq!(d.resource.meta.name.as_str(), "web-1");
+                        prop_assert!(d.resource.validate().is_ok());
+                    }
+                    Err(e) => prop_assert!(!e.to_string().is_empty()),
+                },
+                Err(e) => prop_assert!(e.to_string().contains(DATAPLANE_RESOURCE_METADATA), "{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_valid_dataplane_is_accepted() {
+        let d = parse_dataplane(&caller(), VALID, UnknownFields::Refuse).expect("valid");
+        assert_eq!(d.resource.meta.name, "web-1");
+    }
+}

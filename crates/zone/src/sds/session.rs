@@ -548,3 +548,68 @@ pub(super) fn mtls_enabled(shared: &Shared, mesh: &str, dataplane: &str) -> Resu
     }
     Err(SdsError::MtlsDisabled(mesh.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hostile SDS requests (#16 item 6): any type URL and resource names; only the caller's
+    //! mesh's two secrets are ever subscribed. `PROPTEST_CASES=N` raises the case count.
+
+    use std::collections::BTreeMap;
+
+    use mosaic_core::token::DataplaneClaims;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::sds::auth::TokenRules;
+
+    fn caller() -> Caller {
+        Caller {
+            node_id: "default.web-1".into(),
+            mesh: "default".into(),
+            name: "web-1".into(),
+            claims: DataplaneClaims::new(
+                "default",
+                "web-1",
+                BTreeMap::new(),
+                OffsetDateTime::now_utc(),
+                std::time::Duration::from_secs(60),
+            ),
+            rules: TokenRules::default(),
+        }
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("identity_cert:secret:default".to_string()),
+            Just("mesh_ca:secret:default".to_string()),
+            Just("mesh_ca:secret:other".to_string()),
+            Just("identity_cert:secret:".to_string()),
+            "(identity_cert:secret:|mesh_ca:secret:|)[a-z:.]{0,10}",
+            "\\PC{0,32}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn requests_subscribe_only_the_callers_secrets(
+            names in prop::collection::vec(name(), 0..5),
+            type_url in prop_oneof![Just(String::new()), Just(SECRET_TYPE_URL.to_string()), "\\PC{0,40}"],
+        ) {
+            match secret_names(&caller(), &names) {
+                Ok(set) => {
+                    prop_assert!(!set.is_empty() && set.len() <= 2);
+                    prop_assert!(set.iter().all(|n| n.mesh() == "default"));
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+            let ok = type_url.is_empty() || type_url == SECRET_TYPE_URL;
+            prop_assert_eq!(check_type_url(&type_url).is_ok(), ok);
+        }
+    }
+}
