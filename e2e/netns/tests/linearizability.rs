@@ -7,14 +7,20 @@ use std::time::Duration;
 
 use mosaic_e2e_netns::{lincheck::Globals, mosaic::WAIT};
 
-/// How long the workload runs.
-const WORKLOAD: Duration = Duration::from_secs(15);
+/// How long the workload runs: 15 s, or `MOSAIC_LINCHECK_SECONDS` for a soak run (the faults
+/// keep their times; the workload goes on longer after them).
+fn workload_time() -> Duration {
+    std::env::var("MOSAIC_LINCHECK_SECONDS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(15), |s| Duration::from_secs(s.max(15)))
+}
 /// When the fault starts (into the workload).
 const FAULT_AT: Duration = Duration::from_secs(4);
 
 async fn started(scenario: &str, snapshots: Option<u64>) -> anyhow::Result<Globals> {
     let g = Globals::start(scenario, snapshots).await?;
-    g.workload(WORKLOAD)
+    g.workload(workload_time())
         .ensure_mesh(WAIT)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -25,7 +31,7 @@ async fn started(scenario: &str, snapshots: Option<u64>) -> anyhow::Result<Globa
 async fn lincheck_leader_kill_9() -> anyhow::Result<()> {
     let mut g = started("lin-kill", None).await?;
     let leader = g.cluster.wait_leader(WAIT).await?;
-    let w = g.workload(WORKLOAD);
+    let w = g.workload(workload_time());
     let run = tokio::spawn(w.clone().run());
     tokio::time::sleep(FAULT_AT).await;
     g.cluster.kill(leader);
@@ -44,7 +50,7 @@ async fn lincheck_leader_kill_9() -> anyhow::Result<()> {
 async fn lincheck_leader_sigstop_past_the_election_timeout() -> anyhow::Result<()> {
     let mut g = started("lin-sigstop", None).await?;
     let leader = g.cluster.wait_leader(WAIT).await?;
-    let w = g.workload(WORKLOAD);
+    let w = g.workload(workload_time());
     let run = tokio::spawn(w.clone().run());
     tokio::time::sleep(FAULT_AT).await;
     g.signal(leader, "STOP")?;
@@ -65,7 +71,7 @@ async fn lincheck_leader_sigstop_past_the_election_timeout() -> anyhow::Result<(
 async fn lincheck_minority_leader_partitioned_from_its_followers() -> anyhow::Result<()> {
     let mut g = started("lin-partition", None).await?;
     let leader = g.cluster.wait_leader(WAIT).await?;
-    let w = g.workload(WORKLOAD);
+    let w = g.workload(workload_time());
     let run = tokio::spawn(w.clone().run());
     tokio::time::sleep(FAULT_AT).await;
     let others = g.others(leader);
@@ -89,7 +95,7 @@ async fn lincheck_delay_200ms_with_loss() -> anyhow::Result<()> {
     const LOSS: u8 = 5;
     let mut g = started("lin-latency", None).await?;
     let netem = mosaic_e2e_netns::net::netem_probe();
-    let w = g.workload(WORKLOAD);
+    let w = g.workload(workload_time());
     let run = tokio::spawn(w.clone().run());
     tokio::time::sleep(FAULT_AT).await;
     for i in 0..3 {
@@ -128,7 +134,7 @@ async fn lincheck_follower_restart_during_snapshot_install() -> anyhow::Result<(
     let mut g = started("lin-snapshot", Some(20)).await?;
     let leader = g.cluster.wait_leader(WAIT).await?;
     let follower = (leader + 1) % 3;
-    let w = g.workload(WORKLOAD);
+    let w = g.workload(workload_time());
     let run = tokio::spawn(w.clone().run());
     tokio::time::sleep(Duration::from_secs(2)).await;
     g.cluster.kill(follower);
