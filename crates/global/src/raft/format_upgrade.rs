@@ -3,10 +3,15 @@
 //! the answers for `/raft/members`, and once every member answered with a format newer than the
 //! cluster's, commits that one ([`super::entry_format::raise`]).
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use mosaic_proto::raft::ProbeRequest;
 use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 
 use super::{
     Raft,
@@ -30,6 +35,9 @@ pub fn spawn_negotiator(
     formats: Arc<EntryFormats>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        // One lazily connected channel per member, kept across probes (a probe a second must
+        // not cost a TLS handshake a second).
+        let mut channels: HashMap<(u64, String), Channel> = HashMap::new();
         let mut tick = tokio::time::interval(PROBE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -49,8 +57,24 @@ pub fn spawn_negotiator(
                 formats.record(BTreeMap::new());
                 continue;
             }
+            channels.retain(|key, _| nodes.contains(key));
+            let mut targets = Vec::new();
+            for (id, addr) in nodes.iter().filter(|(id, _)| *id != node_id) {
+                let key = (*id, addr.clone());
+                if !channels.contains_key(&key)
+                    && let Ok(c) = transport.channel(*id, addr)
+                {
+                    channels.insert(key.clone(), c);
+                }
+                if let Some(c) = channels.get(&key) {
+                    targets.push((*id, c.clone()));
+                }
+            }
             let cluster = formats.cluster();
-            let answers = probe_all(node_id, &transport, &nodes, formats.reads()).await;
+            let mut answers = probe_all(node_id, targets).await;
+            if nodes.iter().any(|(id, _)| *id == node_id) {
+                answers.insert(node_id, formats.reads());
+            }
             let all_answered = answers.len() == nodes.len();
             let lowest = answers.values().copied().min().unwrap_or(1);
             formats.record(answers);
@@ -74,21 +98,12 @@ pub fn spawn_negotiator(
     })
 }
 
-/// Asks every member which format it reads; members that do not answer are left out.
-async fn probe_all(
-    node_id: u64,
-    transport: &RaftTransport,
-    nodes: &[(u64, String)],
-    own: u32,
-) -> BTreeMap<u64, u32> {
+/// Asks each of `targets` which format it reads; members that do not answer are left out.
+async fn probe_all(node_id: u64, targets: Vec<(u64, Channel)>) -> BTreeMap<u64, u32> {
     let mut tasks = tokio::task::JoinSet::new();
-    for (id, addr) in nodes.iter().cloned() {
-        if id == node_id {
-            continue;
-        }
-        let transport = transport.clone();
+    for (id, channel) in targets {
         tasks.spawn(async move {
-            let mut c = client(transport.channel(id, &addr).ok()?);
+            let mut c = client(channel);
             let mut req = tonic::Request::new(ProbeRequest { node_id });
             req.set_timeout(PROBE_TIMEOUT);
             let reply = tokio::time::timeout(PROBE_TIMEOUT, c.probe(req))
@@ -99,9 +114,6 @@ async fn probe_all(
         });
     }
     let mut answers = BTreeMap::new();
-    if nodes.iter().any(|(id, _)| *id == node_id) {
-        answers.insert(node_id, own);
-    }
     while let Some(r) = tasks.join_next().await {
         if let Ok(Some((id, format))) = r {
             answers.insert(id, format);
