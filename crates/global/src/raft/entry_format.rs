@@ -59,11 +59,7 @@ pub fn cluster_format(view: &dyn StateView) -> Result<u32, StoreError> {
 
 /// The command that raises the cluster's format to `format`.
 pub fn raise(format: u32) -> Command {
-    Command::PutInternal {
-        key: RECORD.to_string(),
-        value: format.to_string().into_bytes(),
-        if_absent: false,
-    }
+    raise_from_record(format.to_string().as_bytes())
 }
 
 /// The write of [`RECORD`] that would leave `value` in it (for checking a snapshot's record as
