@@ -1,5 +1,5 @@
 //! The leader's loop that raises the cluster's log entry format (see [`super::entry_format`]):
-//! every [`PROBE_EVERY`] it asks each member (voters and learners) which format it reads, keeps
+//! on becoming the leader and every [`PROBE_EVERY`] after, it asks each member (voters and learners) which format it reads, keeps
 //! the answers for `/raft/members`, and once every member answered with a format newer than the
 //! cluster's, commits that one ([`super::entry_format::raise`]).
 
@@ -40,8 +40,23 @@ pub fn spawn_negotiator(
         let mut channels: HashMap<(u64, String), Channel> = HashMap::new();
         let mut tick = tokio::time::interval(PROBE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut metrics = raft.metrics();
+        let mut was_leader = false;
         loop {
-            tick.tick().await;
+            // A round every tick, and one at once when this replica becomes the leader (a fresh
+            // cluster need not write the old format for up to a tick longer than it must).
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let leads = metrics.borrow().current_leader == Some(node_id);
+                    if leads == was_leader {
+                        continue;
+                    }
+                }
+            }
             let (leader, nodes) = {
                 let m = raft.metrics();
                 let m = m.borrow();
@@ -53,6 +68,7 @@ pub fn spawn_negotiator(
                     .collect();
                 (m.current_leader == Some(node_id), nodes)
             };
+            was_leader = leader;
             if !leader {
                 formats.record(BTreeMap::new());
                 continue;

@@ -93,6 +93,18 @@ pub async fn committed_index(leader: &RaftNode) -> u64 {
     index
 }
 
+/// Waits until `node` has applied the entry format it reads as the cluster's: a fresh cluster
+/// writes format 1 until its leader has heard from every member, then commits the raise (one
+/// internal entry). Tests that count log entries start after it, so the raise is not counted.
+pub async fn format_settled(node: &RaftNode) {
+    let formats = node.entry_formats();
+    eventually(
+        "the cluster writes the entry format its replicas read",
+        || std::future::ready(formats.cluster() == formats.reads()),
+    )
+    .await;
+}
+
 /// Every resource of every type on a replica, from its local state.
 pub fn all_resources(store: &RaftStore) -> Vec<Resource> {
     ResourceType::ALL
@@ -131,7 +143,7 @@ pub struct TestStore {
 }
 
 impl TestStore {
-    /// Starts a fresh replica and waits until it leads.
+    /// Starts a fresh replica and waits until it leads and writes the newest entry format.
     pub async fn start() -> TestStore {
         let mut attempt = 0;
         let (node, dir) = loop {
@@ -156,6 +168,7 @@ impl TestStore {
             std::future::ready(node.metrics().is_leader)
         })
         .await;
+        format_settled(&node).await;
         TestStore {
             store: node.store(),
             node: Some(node),
@@ -244,7 +257,8 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// Starts `n` replicas of a fresh cluster concurrently, as a deployment would.
+    /// Starts `n` replicas of a fresh cluster concurrently, as a deployment would, and waits until
+    /// every replica has applied the newest entry format ([`format_settled`]).
     pub async fn start(n: usize) -> TestCluster {
         let mut attempt = 0;
         loop {
@@ -283,6 +297,9 @@ impl TestCluster {
             }
             match failure {
                 None => {
+                    for node in &nodes {
+                        format_settled(node).await;
+                    }
                     return TestCluster {
                         nodes: nodes.into_iter().map(Some).collect(),
                         dirs,
