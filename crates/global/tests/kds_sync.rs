@@ -49,6 +49,8 @@ async fn initial_sync_then_every_change_is_pushed() {
     store
         .put("type: GlobalSecret\nname: g1\ndata: Z2xvYmFs\n")
         .await;
+    // Another zone's Zone resource is never sent to this one (each zone gets its own only).
+    store.put("type: Zone\nname: west\nenabled: true\n").await;
     let kds = KdsHarness::start(store.store()).await;
     let token = kds.token("east").await;
     let zone = kds.client("east", &token).await;
@@ -82,7 +84,7 @@ async fn initial_sync_then_every_change_is_pushed() {
     assert_eq!(
         names("Zone", &caches),
         vec!["/east"],
-        "a zone without a Zone resource registers itself"
+        "a zone without a Zone resource registers itself, and gets no other zone's"
     );
     assert!(
         caches["DataplaneTokenKey"].is_empty(),
@@ -108,6 +110,9 @@ async fn initial_sync_then_every_change_is_pushed() {
     assert_eq!(full.resources[0].name, "s2");
     apply(caches.get_mut("Secret").unwrap(), &full);
     g2z.ack(&full).await;
+
+    // Another zone's change is not pushed: the next response is the Mesh update after it.
+    store.put("type: Zone\nname: west\nenabled: false\n").await;
 
     // An update, then a delete.
     store

@@ -134,7 +134,7 @@ impl Batch {
             self.access_touched = true;
         }
         let t = KdsType::Resource(rt);
-        if t.is_global_owned() {
+        if t.is_global_owned() && state::for_zone(rt, &c.key.name, zone) {
             let key = t.item_key(c.key.mesh.as_deref().unwrap_or_default(), &c.key.name);
             self.add(t, key, c.applied_at);
         }
@@ -361,7 +361,12 @@ impl GlobalToZone {
         known: &BTreeMap<ItemKey, u64>,
         full: bool,
     ) -> Result<(), End> {
-        let items: Items = state::items(self.shared.store.as_ref(), &self.shared.tokens, t)
+        let items: Items = state::items(
+            self.shared.store.as_ref(),
+            &self.shared.tokens,
+            t,
+            &self.identity.zone,
+        )
             .map_err(store_failure)?;
         if let KdsType::Resource(_) = t {
             let max = items.values().map(|r| r.version).max().unwrap_or_default();
@@ -514,7 +519,13 @@ impl GlobalToZone {
         let mut resources = Vec::new();
         let mut removed = Vec::new();
         for key in keys {
-            let current = state::item(self.shared.store.as_ref(), &self.shared.tokens, t, &key)
+            let current = state::item(
+                self.shared.store.as_ref(),
+                &self.shared.tokens,
+                t,
+                &key,
+                &self.identity.zone,
+            )
                 .map_err(store_failure)?;
             let Some(view) = self.view.get_mut(&t) else {
                 return Ok(());

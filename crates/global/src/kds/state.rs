@@ -1,5 +1,10 @@
-//! What the global currently holds of a KDS type, read from this replica's applied state, in
-//! wire form: every item of a type ([`items`]) or one item ([`item`]).
+//! What the global currently holds of a KDS type for one zone, read from this replica's applied
+//! state, in wire form: every item of a type ([`items`]) or one item ([`item`]).
+//!
+//! A zone gets its own Zone resource only ([`for_zone`]): Kuma sends zones none (its Zone is not
+//! `ConsumedByZone`); Mosaic's zone reads its own (`enabled`, shown on the zone's `/zones`). Every
+//! zone holding every other zone's would make each zone's first sync grow with the number of
+//! zones, and every zone's registration a push to all of them: memory and traffic in N².
 //!
 //! Versions: a store resource's version is its raft index. A DataplaneTokenKey (the public keys
 //! [`Tokens::public_keys`] gives for the mesh's signing-key record, which has no version) is
@@ -84,10 +89,26 @@ pub fn stays_on_global(rt: ResourceType, name: &str) -> bool {
         && kuma::is_signing_key_name(name)
 }
 
-/// Every item of `t` this replica holds (DataplaneTokenKeys from `tokens`).
-pub fn items(store: &dyn ResourceStore, tokens: &Tokens, t: KdsType) -> Result<Items, StoreError> {
+/// Whether zone `zone` gets the resource `rt`/`name` at all: every global-owned resource except
+/// the Zone resources of other zones (see the module doc).
+pub fn for_zone(rt: ResourceType, name: &str, zone: &str) -> bool {
+    rt != ResourceType::Zone || name == zone
+}
+
+/// Every item of `t` this replica holds for `zone` (DataplaneTokenKeys from `tokens`).
+pub fn items(
+    store: &dyn ResourceStore,
+    tokens: &Tokens,
+    t: KdsType,
+    zone: &str,
+) -> Result<Items, StoreError> {
     let mut out = Items::new();
     match t {
+        KdsType::Resource(ResourceType::Zone) => {
+            if let Some(r) = store.get(&ResourceKey::new(ResourceType::Zone, None, zone))? {
+                out.insert(t.item_key("", &r.meta.name), wire_resource(&r)?);
+            }
+        }
         KdsType::Resource(rt) => {
             for r in store.list(rt, None)? {
                 if stays_on_global(rt, &r.meta.name) {
@@ -108,16 +129,17 @@ pub fn items(store: &dyn ResourceStore, tokens: &Tokens, t: KdsType) -> Result<I
     Ok(out)
 }
 
-/// One item of `t`, if this replica holds it (a DataplaneTokenKey from `tokens`).
+/// One item of `t` for `zone`, if this replica holds it (a DataplaneTokenKey from `tokens`).
 pub fn item(
     store: &dyn ResourceStore,
     tokens: &Tokens,
     t: KdsType,
     key: &ItemKey,
+    zone: &str,
 ) -> Result<Option<kds::Resource>, StoreError> {
     match t {
         KdsType::Resource(rt) => {
-            if stays_on_global(rt, &key.name) {
+            if stays_on_global(rt, &key.name) || !for_zone(rt, &key.name, zone) {
                 return Ok(None);
             }
             let mesh = (!key.mesh.is_empty()).then_some(key.mesh.as_str());
