@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    tonic_prost_build::configure().compile_with_config(config, &files, &["proto"])?;
+    // Every service uses `crate::codec::LeanCodec`: tonic's prost codec with small buffers.
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::LeanCodec")
+        .compile_with_config(config, &files, &["proto"])?;
     Ok(())
 }

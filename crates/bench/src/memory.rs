@@ -193,14 +193,29 @@ async fn zone_points(bins: &Binaries, opts: &Options) -> Result<Vec<Point>, Benc
                             }),
                         )
                         .await?;
-                    SimDataplane::connect(
-                        &endpoint,
-                        "default",
-                        &name,
-                        &service,
-                        token.trim().to_string(),
-                    )
-                    .await
+                    // The mesh's first dataplane token creates its signing key; the zone
+                    // refuses (Unavailable) until KDS has brought it the public key, as a real
+                    // data plane would retry.
+                    let started = Instant::now();
+                    loop {
+                        match SimDataplane::connect(
+                            &endpoint,
+                            "default",
+                            &name,
+                            &service,
+                            token.trim().to_string(),
+                        )
+                        .await
+                        {
+                            Err(BenchError::Stream(e))
+                                if e.contains("(Unavailable)")
+                                    && started.elapsed() < SETUP_DEADLINE =>
+                            {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            other => break other,
+                        }
+                    }
                 }
             })
             .await?;

@@ -3,7 +3,13 @@
 //! Module map:
 //! - [`raft`]: the raft transport between global replicas (`mosaic.raft.v1.RaftService`).
 //! - [`kds`]: the global ⇄ zone discovery protocol (`mosaic.kds.v1.KdsService`).
+//! - [`codec`]: `LeanCodec`, the prost codec with small per-stream buffers that every service
+//!   here uses.
+//! - [`sds_service`]: `LeanSds`, Envoy's SDS server with `StreamSecrets` on `LeanCodec`.
 //! - [`envoy`]: Envoy's protos (the `envoy-types` crate), for SDS between zone and data planes.
+
+pub mod codec;
+pub mod sds_service;
 
 /// `mosaic.raft.v1`: AppendEntries, Vote, InstallSnapshot (chunked) and Forward (a follower's
 /// write sent to the leader).

@@ -367,7 +367,7 @@ impl GlobalToZone {
             t,
             &self.identity.zone,
         )
-            .map_err(store_failure)?;
+        .map_err(store_failure)?;
         if let KdsType::Resource(_) = t {
             let max = items.values().map(|r| r.version).max().unwrap_or_default();
             self.last_index = self.last_index.max(max);
@@ -526,7 +526,7 @@ impl GlobalToZone {
                 &key,
                 &self.identity.zone,
             )
-                .map_err(store_failure)?;
+            .map_err(store_failure)?;
             let Some(view) = self.view.get_mut(&t) else {
                 return Ok(());
             };

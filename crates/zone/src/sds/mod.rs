@@ -33,10 +33,9 @@ use mosaic_proto::envoy::envoy::service::{
     discovery::v3::{
         DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
     },
-    secret::v3::secret_discovery_service_server::{
-        SecretDiscoveryService, SecretDiscoveryServiceServer,
-    },
+    secret::v3::secret_discovery_service_server::SecretDiscoveryService,
 };
+use mosaic_proto::sds_service::LeanSds;
 use mosaic_runtime::{grpc, tls::ServerIdentity};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -114,8 +113,10 @@ impl SdsServer {
     }
 
     /// The gRPC service (for embedding in another tonic server, or tests).
-    pub fn service(&self) -> SecretDiscoveryServiceServer<Self> {
-        SecretDiscoveryServiceServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES)
+    /// `StreamSecrets` streams start with small buffers ([`LeanSds`]): a zone holds one per data
+    /// plane.
+    pub fn service(&self) -> LeanSds<Self> {
+        LeanSds::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES)
     }
 
     /// Serves SDS over TLS with `identity` on `listener` until `shutdown` completes; then ends
