@@ -251,9 +251,38 @@ fn kib(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |b| format!("{:.1} KiB", b / 1024.0))
 }
 
+/// The aim (issue #17): at most this much RSS per connected zone at the global and per data
+/// plane at a zone, as the slope over 0..N with N ≥ [`AIM_MIN_N`].
+pub const AIM_BYTES: f64 = 32.0 * 1024.0;
+/// The smallest largest step the aim is judged on.
+pub const AIM_MIN_N: usize = 1_000;
+
+fn judge(what: &str, points: &[Point], slope: Option<f64>) -> (Option<bool>, String) {
+    let n = points.iter().map(|p| p.n).max().unwrap_or(0);
+    match slope {
+        Some(b) if n >= AIM_MIN_N => (
+            Some(b <= AIM_BYTES),
+            format!("{} per {what} over 0..{n}", kib(Some(b))),
+        ),
+        _ => (
+            None,
+            format!(
+                "{what}: not judged (needs steps up to at least {AIM_MIN_N}; the largest was {n})"
+            ),
+        ),
+    }
+}
+
 fn report(global: Vec<Point>, zone: Vec<Point>, opts: &Options) -> Report {
     let g_slope = per_item(&global);
     let z_slope = per_item(&zone);
+    let (g_ok, g_reason) = judge("zone at the global", &global, g_slope);
+    let (z_ok, z_reason) = judge("data plane at the zone", &zone, z_slope);
+    let verdict = match (g_ok, z_ok) {
+        (Some(false), _) | (_, Some(false)) => Verdict::Missed,
+        (Some(true), Some(true)) => Verdict::Met,
+        _ => Verdict::NotMeasured,
+    };
     let mut rows = Vec::new();
     for (process, unit, points, per) in [
         ("mosaic-global", "zones", &global, g_slope),
@@ -281,9 +310,12 @@ fn report(global: Vec<Point>, zone: Vec<Point>, opts: &Options) -> Report {
     Report {
         name: "memory".into(),
         title: "resident memory per connected zone (global) and per data plane (zone)".into(),
-        aim: "a measurement (no aim set)".into(),
-        verdict: Verdict::NoAim,
-        verdict_reason: String::new(),
+        aim: format!(
+            "at most {} per connected zone (global) and per data plane (zone), slope over at least {AIM_MIN_N}",
+            kib(Some(AIM_BYTES))
+        ),
+        verdict,
+        verdict_reason: format!("{g_reason}; {z_reason}"),
         columns: [
             "process",
             "connected",

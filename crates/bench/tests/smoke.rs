@@ -43,7 +43,10 @@ fn propagation_prints_rows_with_numbers_as_json() -> anyhow::Result<()> {
     ] {
         assert!(data[field].is_number(), "{field}: {data}");
     }
-    assert_eq!(report["verdict"], "notmeasured", "100 zones were not run");
+    assert_eq!(
+        report["verdict"], "notmeasured",
+        "neither 1,000 nor 10,000 zones were run"
+    );
     Ok(())
 }
 
@@ -68,5 +71,10 @@ async fn memory_reads_rss_of_the_global_and_the_zone() -> anyhow::Result<()> {
     assert!(report.data["zone_bytes_per_dataplane"].is_number());
     let md = report.to_markdown();
     assert!(md.contains("| mosaic-zone | 2 dataplanes |"), "{md}");
+    assert_eq!(
+        report.verdict,
+        mosaic_bench::Verdict::NotMeasured,
+        "the aim needs steps of at least 1,000: {md}"
+    );
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! - [`tls`]: the process-wide rustls crypto provider (ring); generated CAs and certificates.
 //! - [`data_dir`]: owner-only data directories (umask 077, 0700/0600 for what is already there).
 //! - [`grpc`] (`server`): serving gRPC over TLS with keepalive and a graceful end of open streams.
+//! - [`stream_channel`] (`server`): the boxed bounded channel a gRPC session answers its stream through.
 //! - [`net`] (`server`): accepted TCP connections with `TCP_NODELAY`; gRPC size errors read.
 //! - [`config`] (`server`): the TOML + `MOSAIC_` environment loader of the control planes'
 //!   configurations, and the sections they share (`[store]`, `[diagnostics]`, `[api]`).
@@ -83,5 +84,7 @@ pub mod grpc;
 pub mod net;
 #[cfg(feature = "server")]
 pub mod serve;
+#[cfg(feature = "server")]
+pub mod stream_channel;
 #[cfg(feature = "server")]
 pub mod tls_listener;

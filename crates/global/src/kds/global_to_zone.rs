@@ -48,7 +48,7 @@ use mosaic_kds::wire::KdsWire as _;
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The response sink of a stream.
-pub type ResponseTx = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+pub type ResponseTx = mosaic_runtime::stream_channel::Sender<DiscoveryResponse>;
 
 /// Why a session ended.
 #[derive(Debug)]

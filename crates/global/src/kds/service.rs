@@ -7,8 +7,7 @@ use std::sync::Arc;
 use mosaic_proto::kds::{
     DiscoveryRequest, DiscoveryResponse, kds_service_server::KdsService as KdsServiceTrait,
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use mosaic_runtime::stream_channel::{self, ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument as _;
 
@@ -35,8 +34,8 @@ impl KdsService {
 
 #[tonic::async_trait]
 impl KdsServiceTrait for KdsService {
-    type GlobalToZoneStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type ZoneToGlobalStream = ReceiverStream<Result<DiscoveryRequest, Status>>;
+    type GlobalToZoneStream = ReceiverStream<DiscoveryResponse>;
+    type ZoneToGlobalStream = ReceiverStream<DiscoveryRequest>;
 
     async fn global_to_zone(
         &self,
@@ -51,7 +50,7 @@ impl KdsServiceTrait for KdsService {
             .shared
             .registry
             .register(&identity.zone, Direction::GlobalToZone);
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (tx, rx) = stream_channel::channel(STREAM_BUFFER);
         let span = tracing::info_span!("kds", zone = %identity.zone, stream = "GlobalToZone");
         let session = GlobalToZone::new(self.shared.clone(), identity, tx);
         tokio::spawn(
@@ -65,7 +64,7 @@ impl KdsServiceTrait for KdsService {
                 )
                 .instrument(span),
         );
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(rx))
     }
 
     async fn zone_to_global(
@@ -78,7 +77,7 @@ impl KdsServiceTrait for KdsService {
             .shared
             .registry
             .register(&identity.zone, Direction::ZoneToGlobal);
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (tx, rx) = stream_channel::channel(STREAM_BUFFER);
         let span = tracing::info_span!("kds", zone = %identity.zone, stream = "ZoneToGlobal");
         let session = ZoneToGlobal::new(self.shared.clone(), identity, tx);
         tokio::spawn(
@@ -90,6 +89,6 @@ impl KdsServiceTrait for KdsService {
                 )
                 .instrument(span),
         );
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(rx))
     }
 }

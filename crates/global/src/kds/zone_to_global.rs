@@ -23,7 +23,7 @@ use mosaic_core::{
 };
 use mosaic_proto::kds::{DiscoveryRequest, DiscoveryResponse, Rejection, ResourceRef};
 use time::OffsetDateTime;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, oneshot};
 use tonic::{Status, Streaming};
 
 use super::{
@@ -44,7 +44,7 @@ use mosaic_kds::wire::ZONE_LABEL;
 const MAX_PARTIAL_BYTES: usize = 256 * 1024 * 1024;
 
 /// The ACK/NACK sink of a stream.
-pub type RequestTx = mpsc::Sender<Result<DiscoveryRequest, Status>>;
+pub type RequestTx = mosaic_runtime::stream_channel::Sender<DiscoveryRequest>;
 
 /// Why one item is not applied.
 enum ItemError {

@@ -36,7 +36,7 @@ use mosaic_proto::envoy::envoy::service::{
     secret::v3::secret_discovery_service_server::SecretDiscoveryService,
 };
 use mosaic_proto::sds_service::LeanSds;
-use mosaic_runtime::{grpc, tls::ServerIdentity};
+use mosaic_runtime::{grpc, stream_channel, tls::ServerIdentity};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming, service::Routes};
@@ -149,7 +149,7 @@ impl SdsServer {
 #[tonic::async_trait]
 impl SecretDiscoveryService for SdsServer {
     type DeltaSecretsStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
-    type StreamSecretsStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type StreamSecretsStream = stream_channel::ReceiverStream<DiscoveryResponse>;
 
     async fn delta_secrets(
         &self,
@@ -168,14 +168,14 @@ impl SecretDiscoveryService for SdsServer {
             tracing::warn!(zone = %self.shared.zone, error = %e, "SDS stream refused");
             Status::from(e)
         })?;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (tx, rx) = stream_channel::channel(4);
         tokio::spawn(session::run(
             self.shared.clone(),
             token,
             request.into_inner(),
             tx,
         ));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(rx))
     }
 
     async fn fetch_secrets(

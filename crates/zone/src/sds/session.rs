@@ -22,9 +22,9 @@ use mosaic_core::{
 };
 use mosaic_proto::envoy::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use time::OffsetDateTime;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio_stream::StreamExt as _;
-use tonic::{Status, Streaming};
+use tonic::Streaming;
 use tracing::Instrument as _;
 
 use super::{
@@ -40,7 +40,7 @@ use crate::{
     store::{Change, ChangeOp, KdsType, StoreKey},
 };
 
-type Outbound = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+type Outbound = mosaic_runtime::stream_channel::Sender<DiscoveryResponse>;
 
 /// A verified, registered data plane and what it asked for.
 pub(super) struct Opened {
