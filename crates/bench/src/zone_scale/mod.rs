@@ -110,9 +110,9 @@ pub async fn run(bins: &Binaries, opts: &Options) -> Result<Vec<Report>, BenchEr
             "--dataplanes, --waiting and --max-in-flight must be at least 1".into(),
         ));
     }
-    // Each data plane holds a socket here and one in the zone (and the zone's sockets count in
-    // its own limit, inherited from this process).
-    ensure_open_files(2 * (opts.dataplanes + opts.waiting) as u64 + 512)?;
+    // Each data plane holds a socket here and one in the zone (whose limit is inherited from
+    // this process); the N have left before the M connect.
+    ensure_open_files(opts.dataplanes.max(opts.waiting) as u64 + 1024)?;
     let world = setup::World::start(bins, opts).await?;
     let identities = world.identities("dp", opts.dataplanes).await?;
     let waiting = world.identities("late", opts.waiting).await?;

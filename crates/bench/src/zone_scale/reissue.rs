@@ -26,6 +26,9 @@ pub struct Reissued {
     pub b_serials: Vec<String>,
     /// Per data plane: when that certificate arrived.
     pub b_arrivals: Vec<Instant>,
+    /// When Vault answered the first and the last issuance of the switch (the proxy's
+    /// timestamps): the zone counts each certificate's lifetime from about then.
+    pub issued: (Instant, Instant),
     /// Vault's throughput as the direct client measured it (certificates per second).
     pub throughput: f64,
 }
@@ -111,6 +114,15 @@ pub async fn run(
     let peak = world.proxy.peak();
     let calls = world.proxy.calls_since(mark);
     let issued = calls.iter().filter(|c| is_issuance(c)).count();
+    let answered: Vec<Instant> = calls
+        .iter()
+        .filter(|c| is_issuance(c) && c.status == 200)
+        .filter_map(|c| c.finished)
+        .collect();
+    let issued_window = (
+        answered.iter().min().copied().unwrap_or(put_at),
+        answered.iter().max().copied().unwrap_or(last),
+    );
     let after_switch = Usage::of(pid)?;
     let nacks: usize = fleet.members.iter().map(|m| m.lock().nacks).sum();
 
@@ -254,6 +266,7 @@ pub async fn run(
             report,
             b_serials,
             b_arrivals,
+            issued: issued_window,
             throughput,
         },
     ))

@@ -3,9 +3,10 @@
 //! over the window the zone's rotation schedule allows.
 //!
 //! The zone rotates a certificate at 80% of its lifetime less a random share of up to
-//! `rotation_jitter` (5%) of it, counted from when the zone received it. Certificates issued
-//! over `[first, last]` therefore rotate within `[first + (0.8 − jitter)·L, last + 0.8·L]`:
-//! that window's length is what each second's share (N / window seconds) is taken over.
+//! `rotation_jitter` (5%) of it, counted from when the zone received it from Vault. Certificates
+//! Vault answered over `[first, last]` (the proxy's timestamps of the switch's issuances)
+//! therefore rotate within `[first + (0.8 − jitter)·L, last + 0.8·L]`: that window's length is
+//! what each second's share (N / window seconds) is taken over.
 
 use std::time::{Duration, Instant};
 
@@ -58,8 +59,20 @@ pub async fn run(
         .collect();
     let jitter = IssuerSettings::default().rotation_jitter;
     let lifetime = opts.lifetime;
-    let first = held.iter().map(|h| h.1).min().unwrap_or_else(Instant::now);
-    let last = held.iter().map(|h| h.1).max().unwrap_or_else(Instant::now);
+    // Served from the cache after the restart: issued at the switch, as the proxy saw it.
+    // Otherwise (the restarted zone issued again) from when the data plane received it.
+    let cached = held
+        .iter()
+        .enumerate()
+        .all(|(i, h)| reissued.b_serials.get(i) == Some(&h.0));
+    let (first, last) = if cached {
+        reissued.issued
+    } else {
+        (
+            held.iter().map(|h| h.1).min().unwrap_or_else(Instant::now),
+            held.iter().map(|h| h.1).max().unwrap_or_else(Instant::now),
+        )
+    };
     let window_start = first + lifetime.mul_f64(ROTATE_AT - jitter);
     let window_end = last + lifetime.mul_f64(ROTATE_AT);
     let window = window_end.saturating_duration_since(window_start);
