@@ -133,7 +133,7 @@ pub async fn run(
     let notes = vec![
         "\"Vault stopped\" is the measuring proxy closing its listening socket and every open connection, so the zone's requests are refused (`ECONNREFUSED`) as with a stopped Vault process; OpenBao keeps running behind it. Really stopping `bao server -dev` would lose its in-memory PKI, and a non-dev OpenBao would need init and unseal on every start; from the zone's side both look the same.".into(),
         "Vault's throughput is measured during the outage straight at OpenBao (the zone cannot reach it then), at the zone's `max_in_flight` concurrency with the zone's request body.".into(),
-        "The zone's issuer retries a failed certificate with jittered exponential backoff (1 s doubling to 60 s) per data plane, and its circuit breaker per backend opens after 5 consecutive failures for 30 s, then lets one trial through: how soon the waiting data planes are served after Vault returns depends on both.".into(),
+        "The zone's issuer retries a failed certificate with jittered exponential backoff (1 s doubling to 60 s) per data plane; its circuit breaker per backend opens after 5 consecutive failures and then lets one trial through every 250 ms (never two at once), made by whichever data plane retries next; a trial that succeeds wakes every waiting data plane at once. So the time to the first request after Vault returns is the wait for the next data plane's retry, and the rest is issuance at `max_in_flight`.".into(),
     ];
     Ok(Report {
         name: "zone-scale: Vault recovery".into(),
