@@ -5,8 +5,9 @@
 # etcd-server (the peer of global-writes) when `etcd` is missing. Builds mosaic-bench,
 # mosaic-global and mosaic-zone in release, then runs propagation, issuance, the three
 # intermediate-mode benchmarks (intermediate-issuance, intermediate-calls, intermediate-outage),
-# global-writes and memory with defaults that take about 8 minutes on 2 cores (plus the release
-# build: about 12 minutes from a clean target). Override with the variables below, e.g.
+# global-writes, memory and zone-scale with defaults that take about 13 minutes on 2 cores (plus
+# the release build: about 17 minutes from a clean target; SCALE=full runs zone-scale at the
+# issue's sizes, about 15 minutes more). Override with the variables below, e.g.
 # `PROPAGATION_ZONES=10,100 ./scripts/bench.sh`; `BENCHES=issuance,intermediate-outage` runs only
 # those (comma-separated subcommand names) and writes only their sections. Everything it starts
 # listens on loopback and is stopped when each benchmark ends.
@@ -48,6 +49,9 @@ OUTAGE_INTERVAL_MS=${OUTAGE_INTERVAL_MS:-100}
 WRITES_CLIENTS=${WRITES_CLIENTS:-1,64}
 WRITES_SECONDS=${WRITES_SECONDS:-30}
 WRITES_TMPFS_SECONDS=${WRITES_TMPFS_SECONDS:-10}
+# zone-scale follows SCALE: small (1,000 data planes, 500 waiting, 30 s outage; ~5 min) or full
+# (the issue's 10,000 / 2,000 / 5 min; ~20 min). ZONE_SCALE_ARGS adds options (e.g. --dataplanes 5000).
+ZONE_SCALE_ARGS=${ZONE_SCALE_ARGS:-}
 OUT=${OUT:-bench/RESULTS.md}
 BENCHES=${BENCHES:-}
 
@@ -137,6 +141,8 @@ if want global-writes; then
     fi
 fi
 want memory && run memory memory --zones "$MEMORY_ZONES" --dataplanes "$MEMORY_DATAPLANES"
+# shellcheck disable=SC2086 # ZONE_SCALE_ARGS is a list of options
+want zone-scale && run zone-scale zone-scale --scale "$SCALE" $ZONE_SCALE_ARGS
 
 mkdir -p "$(dirname "$OUT")"
 {

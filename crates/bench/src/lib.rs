@@ -3,12 +3,13 @@
 //!
 //! Module map:
 //! - [`cli`]: the command line (`propagation`, `issuance`, `intermediate-issuance`,
-//!   `intermediate-calls`, `intermediate-outage`, `global-writes`, `memory`; `--json`).
+//!   `intermediate-calls`, `intermediate-outage`, `global-writes`, `memory`, `zone-scale`;
+//!   `--json`).
 //! - [`report`]: `Report`, one benchmark's table, aim and verdict as markdown or JSON.
 //! - [`stats`]: percentiles, least-squares slopes, Prometheus histogram buckets.
 //! - [`load`]: the closed-loop load driver and its tallies (count, errors, throughput, latency).
 //! - [`error`]: `BenchError`, why a benchmark could not run.
-//! - [`procs`]: `/proc` readings (VmRSS, open-files limit) and polling.
+//! - [`procs`]: `/proc` readings (VmRSS, CPU seconds, open-files limit) and polling.
 //! - [`cluster`]: the server binaries, a single-replica global, Zones and tokens, an API client,
 //!   bounded concurrency.
 //! - [`sim_zone`]: a simulated zone, a lean KDS client (many per process).
@@ -22,6 +23,9 @@
 //!   client, Vault calls per 1,000 new data planes, how long a zone issues with Vault stopped.
 //! - [`global_writes`]: 3-replica global vs 3-member etcd, throughput and latency.
 //! - [`memory`]: RSS per connected zone (global) and per data plane (zone).
+//! - [`zone_scale`]: one real zone with N data planes over a Vault-backed Mesh (through a
+//!   measuring proxy): connect and re-issue, restart with cached certificates, rotation spread,
+//!   Vault recovery.
 
 pub mod cli;
 pub mod cluster;
@@ -39,6 +43,7 @@ pub mod sim_dataplane;
 pub mod sim_zone;
 pub mod stats;
 pub mod zone_issuer;
+pub mod zone_scale;
 
 pub use cli::{BenchCommand, Cli};
 pub use error::BenchError;

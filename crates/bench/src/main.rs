@@ -1,4 +1,4 @@
-//! `mosaic-bench`: runs one benchmark and prints its table (markdown, or JSON with `--json`).
+//! `mosaic-bench`: runs one benchmark and prints its table (or one per phase) (markdown, or JSON with `--json`).
 
 use clap::Parser as _;
 use mosaic_bench::Cli;
@@ -8,7 +8,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(cli.run())?;
-    println!("{}", cli.render(&report));
+    let reports = runtime.block_on(cli.run())?;
+    println!("{}", cli.render(&reports));
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Readings of processes from `/proc`: resident memory (`VmRSS`) and the open-files limit; and
-//! a poll-until helper.
+//! Readings of processes from `/proc`: resident memory (`VmRSS`), CPU time (`utime + stime`) and
+//! the open-files limit; and a poll-until helper.
 
 use std::{
     future::Future,
@@ -20,6 +20,41 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// CPU seconds process `pid` has used so far, user and system (`utime + stime` of
+/// `/proc/<pid>/stat`, in clock ticks of `getconf CLK_TCK`, 100 when that cannot be read).
+pub fn cpu_seconds(pid: u32) -> Result<f64, BenchError> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).map_err(BenchError::io(format!("reading {path}")))?;
+    let ticks = parse_cpu_ticks(&text)
+        .ok_or_else(|| BenchError::Setup(format!("{path} has no utime/stime fields")))?;
+    Ok(ticks as f64 / clock_ticks() as f64)
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/<pid>/stat` line; the command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after its last `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14, i.e. index 11 here.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|t: &u64| *t > 0)
+            .unwrap_or(100)
+    })
 }
 
 /// The soft limit on open files of this process (`Max open files` in `/proc/self/limits`).
@@ -85,5 +120,12 @@ mod tests {
         );
         assert!(rss_bytes(std::process::id()).unwrap() > 0);
         assert!(open_files_limit().unwrap() > 0);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_after_the_command_name() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 1 0 1 1 1";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
     }
 }

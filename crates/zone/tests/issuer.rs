@@ -1,7 +1,7 @@
 //! The zone's certificate issuer against a real OpenBao set up as seed 000 says: issuance and
 //! trust bundle, reuse of cached certificates after a restart (zero Vault issue calls), coalesced
 //! concurrent requests, rotation, a Vault outage (old certificate served, health unhealthy, then
-//! recovery), and a builtin → vault migration (both roots trusted, re-issue on the switch).
+//! recovery; waiting watches served once Vault answers again), and a builtin → vault migration (both roots trusted, re-issue on the switch).
 
 use std::{
     os::unix::fs::PermissionsExt as _,
@@ -403,6 +403,69 @@ async fn while_vault_is_down_the_old_certificate_is_served_and_health_says_why()
     verify(&cert, &[new_root]);
     let health = hook.wait_for("vault-1", |h| h.healthy).await;
     assert!(health.last_error.is_empty());
+    Ok(())
+}
+
+/// Watches waiting out a failure's backoff (an hour here) are served as soon as a trial through
+/// the open circuit succeeds, not at the end of their backoff: a returned Vault serves every
+/// waiting data plane at its own pace.
+#[tokio::test]
+async fn watches_waiting_out_a_backoff_are_served_once_vault_answers_again() -> anyhow::Result<()> {
+    let (bao, root, token) = seed_vault().await?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(ZoneStore::open(dir.path())?);
+    put_secret(&store, "vault-token", &token, 1);
+    let mut backend = vault_backend("vault-1", bao.addr(), "24h");
+    backend["dpCert"]["requestTimeout"] = json!("1s");
+    put_mesh(&store, 1, "vault-1", vec![backend]);
+    let hook = Arc::new(RecordingHook::default());
+    let settings = IssuerSettings {
+        min_backoff: Duration::from_secs(3600),
+        max_backoff: Duration::from_secs(3600),
+        breaker_threshold: 1,
+        breaker_cooldown: Duration::from_secs(2),
+        ..IssuerSettings::default()
+    };
+    let issuer = Issuer::new(
+        store.clone(),
+        Some(hook.clone() as Arc<dyn CaHealthHook>),
+        settings,
+    );
+
+    // A hung Vault: every watch's first request times out and the circuit opens.
+    bao.pause()?;
+    let mut watches: Vec<_> = (0..4)
+        .map(|i| issuer.watch(MESH, &format!("web-{i}"), tags("web")))
+        .collect();
+    hook.wait_for("vault-1", |h| !h.healthy).await;
+    // Let every watch's request reach its timeout (they started together).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(watches.iter().all(|w| w.borrow().is_none()));
+
+    // Vault answers again; new data planes keep arriving (as they would), and a request of
+    // theirs is the trial that finds it so. A request that hung before the return may still
+    // time out after it and open the circuit again: the next new data plane's trial closes it.
+    bao.resume()?;
+    let arrivals = {
+        let issuer = issuer.clone();
+        tokio::spawn(async move {
+            for i in 0.. {
+                let _ = issuer
+                    .certificate(MESH, &format!("web-new-{i}"), &tags("web"))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    for w in &mut watches {
+        let cert = tokio::time::timeout(DEADLINE, w.wait_for(Option::is_some))
+            .await
+            .map_err(|_| anyhow::anyhow!("a waiting watch was not served once Vault answered"))??
+            .clone()
+            .expect("a certificate");
+        verify(&cert.cert, std::slice::from_ref(&root));
+    }
+    arrivals.abort();
     Ok(())
 }
 

@@ -1,5 +1,8 @@
 //! `CircuitBreaker`: one per mesh backend. Opens after consecutive failures so a failing CA is
-//! not hammered; after a cooldown it half-opens and lets one trial request through.
+//! not hammered; after a cooldown it half-opens and lets one trial request through, never more
+//! than one at a time (a hung CA holds one request, not one per cooldown). When a trial
+//! succeeds, [`CircuitBreaker::success`] says the backend recovered, so the issuer can wake
+//! every certificate waiting for it instead of leaving each to its own backoff.
 
 use std::{
     sync::{Mutex, PoisonError},
@@ -18,6 +21,8 @@ pub struct CircuitBreaker {
 struct State {
     failures: u32,
     open_until: Option<Instant>,
+    /// A half-open trial is in flight (until its success or failure).
+    trial: bool,
     last_error: String,
 }
 
@@ -34,36 +39,48 @@ impl CircuitBreaker {
     }
 
     /// Asks to send a request. Closed: yes. Open: no, with the error that opened it. Open past
-    /// its cooldown (half-open): yes for this one caller, and the circuit stays closed to others
-    /// for another cooldown unless the trial succeeds.
+    /// its cooldown (half-open) with no trial in flight: yes for this one caller (the trial),
+    /// and the circuit stays open to others for another cooldown unless the trial succeeds.
     pub fn try_acquire(&self) -> Result<(), String> {
         let mut s = self.lock();
         match s.open_until {
             None => Ok(()),
-            Some(until) if Instant::now() < until => Err(s.last_error.clone()),
+            Some(until) if Instant::now() < until || s.trial => Err(s.last_error.clone()),
             Some(_) => {
                 s.open_until = Some(Instant::now() + self.cooldown);
+                s.trial = true;
                 Ok(())
             }
         }
     }
 
-    /// A request succeeded: close.
-    pub fn success(&self) {
+    /// A request succeeded: close. Returns whether the circuit was open (the backend
+    /// recovered).
+    pub fn success(&self) -> bool {
         let mut s = self.lock();
+        let was_open = s.open_until.is_some();
         s.failures = 0;
         s.open_until = None;
+        s.trial = false;
         s.last_error.clear();
+        was_open
     }
 
     /// A request failed with `error`: count it, and open when the threshold is reached.
     pub fn failure(&self, error: &str) {
         let mut s = self.lock();
         s.failures = s.failures.saturating_add(1);
+        s.trial = false;
         s.last_error = error.to_string();
         if s.failures >= self.threshold {
             s.open_until = Some(Instant::now() + self.cooldown);
         }
+    }
+
+    /// A request ended saying nothing about the CA (e.g. a data plane's template did not
+    /// render): neither a success nor a failure, but a trial it was is over.
+    pub fn neutral(&self) {
+        self.lock().trial = false;
     }
 
     /// Whether the circuit is open (refusing requests) right now.
@@ -91,8 +108,9 @@ mod tests {
         b.failure("boom 2");
         assert_eq!(b.try_acquire(), Err("boom 2".to_string()));
         assert!(b.is_open());
-        b.success();
+        assert!(b.success(), "closing an open circuit is a recovery");
         assert!(b.try_acquire().is_ok());
+        assert!(!b.success(), "a closed circuit did not recover");
 
         let b = CircuitBreaker::new(1, Duration::ZERO);
         b.failure("x");
@@ -100,5 +118,24 @@ mod tests {
             b.try_acquire().is_ok(),
             "half-open after the cooldown lets a trial through"
         );
+    }
+
+    #[test]
+    fn one_trial_at_a_time_however_short_the_cooldown() {
+        let b = CircuitBreaker::new(1, Duration::ZERO);
+        b.failure("down");
+        assert!(b.try_acquire().is_ok(), "the trial");
+        assert_eq!(
+            b.try_acquire(),
+            Err("down".to_string()),
+            "no second trial while the first is in flight"
+        );
+        b.failure("still down");
+        assert!(
+            b.try_acquire().is_ok(),
+            "the next trial once the first failed"
+        );
+        assert!(b.success(), "the trial succeeded: recovered");
+        assert!(b.try_acquire().is_ok() && b.try_acquire().is_ok(), "closed");
     }
 }

@@ -11,7 +11,7 @@
 //!   still-valid certificate keeps being served.
 //! - [`Issuer::watch`] keeps one dataplane's certificate fresh: rotation at 80% of its lifetime
 //!   (jittered), at once when the Mesh's enabled backend changes, jittered exponential backoff
-//!   (1 s → 60 s) on failures.
+//!   (1 s → 60 s) on failures, cut short when a backend whose circuit was open answers again.
 //! - [`Issuer::trust_bundle`] is every root of every backend of the Mesh, so a migration from one
 //!   backend to another never breaks trust, and every root a backend has shown while a
 //!   certificate it signed may live ([`roots`]), so a CA rotation never breaks trust either. A
@@ -128,6 +128,9 @@ struct Inner {
     /// Per mesh, bumped on every change of the Mesh or its Secrets; watch tasks and SDS streams
     /// of that mesh re-check. A mesh nobody watches has no entry.
     mesh_events: Mutex<HashMap<String, tokio_watch::Sender<u64>>>,
+    /// Bumped when a backend's open circuit closes (a trial succeeded): watch tasks waiting out
+    /// a failure's backoff retry at once, so a returned Vault serves them at its own pace.
+    recovered: tokio_watch::Sender<u64>,
 }
 
 /// What an attempt to obtain a certificate gave: the certificate to serve (new, cached, or a
@@ -166,6 +169,7 @@ impl Issuer {
             trust_hook: hook,
             trust_changed: Arc::default(),
             mesh_events: Mutex::default(),
+            recovered: tokio_watch::channel(0).0,
         });
         tokio::spawn(listen(Arc::downgrade(&inner), feed));
         tokio::spawn(report_token_ttls(Arc::downgrade(&inner)));
@@ -351,6 +355,11 @@ impl Issuer {
     /// The settings.
     pub fn settings(&self) -> &IssuerSettings {
         &self.inner.settings
+    }
+
+    /// Ticks whenever a backend whose circuit was open answers again (its trial succeeded).
+    pub fn recoveries(&self) -> tokio_watch::Receiver<u64> {
+        self.inner.recovered.subscribe()
     }
 
     /// Ticks whenever `mesh` or one of its Secrets changes (its backends and trust bundle may
@@ -593,7 +602,13 @@ impl Issuer {
         }
         match result {
             Ok(cert) => {
-                breaker.success();
+                if breaker.success() {
+                    tracing::info!(
+                        backend,
+                        "the CA answers again: retrying every waiting certificate"
+                    );
+                    self.inner.recovered.send_modify(|g| *g = g.wrapping_add(1));
+                }
                 self.inner.health.success(mesh, backend, elapsed);
                 tracing::info!(backend, serial = %cert.serial, not_after = %cert.not_after, "certificate issued");
                 Ok(cert)
@@ -602,7 +617,9 @@ impl Issuer {
                 let text = e.to_string();
                 // A dataplane without a service or a template that does not render is that
                 // dataplane's problem, not the CA's.
-                if !matches!(*e.kind, CaErrorKind::NoService | CaErrorKind::Template(_)) {
+                if matches!(*e.kind, CaErrorKind::NoService | CaErrorKind::Template(_)) {
+                    breaker.neutral();
+                } else {
                     breaker.failure(&text);
                     self.inner
                         .health

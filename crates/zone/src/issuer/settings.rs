@@ -18,7 +18,8 @@ pub struct IssuerSettings {
     pub max_in_flight: usize,
     /// Consecutive failures after which a backend's circuit opens.
     pub breaker_threshold: u32,
-    /// How long an open circuit refuses requests before letting one trial through.
+    /// How long an open circuit refuses requests before letting one trial through (never more
+    /// than one trial in flight); when a trial succeeds every waiting certificate is retried.
     pub breaker_cooldown: Duration,
     /// First retry delay after a failure (jittered, doubled per failure).
     pub min_backoff: Duration,
@@ -120,7 +121,9 @@ fn auth_method(e: &VaultAuthConfig) -> AuthMethod {
 // === impl IssuerSettings ===
 
 impl Default for IssuerSettings {
-    /// 16 requests in flight, the circuit opens after 5 consecutive failures for 30 s, backoff
+    /// 16 requests in flight, the circuit opens after 5 consecutive failures, one trial every
+    /// 250 ms while open (a single trial in flight: gentle on a hung Vault, quick to notice a
+    /// returned one), backoff
     /// 1 s → 60 s, rotation jitter 5% of the lifetime, CA health reported at most once a second,
     /// token TTLs re-read every 10 s, a new root's bundle confirmed within 10 s, roots re-read
     /// every 60 s; no zone name and no zone-held Vault credentials.
@@ -128,7 +131,7 @@ impl Default for IssuerSettings {
         Self {
             max_in_flight: 16,
             breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(30),
+            breaker_cooldown: Duration::from_millis(250),
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             rotation_jitter: 0.05,

@@ -1,6 +1,8 @@
 //! The per-dataplane watch task: obtains a certificate, publishes it, sleeps until 80% of its
 //! lifetime (jittered) or a Mesh change, and replaces it; retries failures with jittered
-//! exponential backoff while the still-valid certificate stays published.
+//! exponential backoff while the still-valid certificate stays published, and at once when a
+//! backend whose circuit was open recovers (so a returned Vault serves every waiting data plane
+//! at its own pace, not each at the end of its backoff).
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,10 +22,13 @@ pub(super) async fn run(
 ) {
     let settings = issuer.settings().clone();
     let mut events = issuer.mesh_changes(&mesh);
+    let mut recoveries = issuer.recoveries();
     let mut failures: u32 = 0;
     // The serial to move away from (set once a rotation is due).
     let mut replace: Option<String> = None;
     loop {
+        // Recoveries before this attempt are not news; one during or after it wakes the wait.
+        recoveries.borrow_and_update();
         let outcome = issuer
             .obtain(&mesh, &dataplane, &tags, replace.as_deref())
             .await;
@@ -42,6 +47,7 @@ pub(super) async fn run(
                 tx.send_replace(Some(current.clone()));
             }
         }
+        let failing = outcome.error.is_some() || outcome.current.is_none();
         let (wait, rotation) = match (&outcome.error, &outcome.current) {
             (None, Some(current)) => {
                 failures = 0;
@@ -65,6 +71,9 @@ pub(super) async fn run(
         };
         tokio::select! {
             _ = tx.closed() => return,
+            Ok(()) = recoveries.changed(), if failing => {
+                // A backend answers again: retry now rather than at the end of the backoff.
+            }
             _ = tokio::time::sleep(wait) => {
                 if rotation.is_some() {
                     replace = rotation;
