@@ -29,6 +29,7 @@ use tonic::{Status, Streaming};
 use super::{
     Shared,
     auth::{self, ZoneIdentity, access_ended},
+    feed::FeedItem,
     insight, metrics,
     registry::{Count, Direction, SessionRecord},
     size,
@@ -191,7 +192,7 @@ impl GlobalToZone {
     pub async fn run(
         mut self,
         mut requests: Streaming<DiscoveryRequest>,
-        mut feed: broadcast::Receiver<Change>,
+        mut feed: broadcast::Receiver<FeedItem>,
         mut internal: broadcast::Receiver<InternalChange>,
         mut replaced: oneshot::Receiver<()>,
         seq: u64,
@@ -235,7 +236,7 @@ impl GlobalToZone {
                         },
                     ),
                 },
-                c = feed.recv() => self.on_feed(c.map(Some), None, &mut feed, &mut internal).await,
+                c = feed.recv() => self.on_feed(relayed(c).map(Some), None, &mut feed, &mut internal).await,
                 c = internal.recv() => self.on_feed(Ok(None), Some(c), &mut feed, &mut internal).await,
                 _ = flush.tick() => {
                     if self.record.take_dirty() {
@@ -445,7 +446,7 @@ impl GlobalToZone {
         &mut self,
         first: Result<Option<Change>, broadcast::error::RecvError>,
         first_internal: Option<Result<InternalChange, broadcast::error::RecvError>>,
-        feed: &mut broadcast::Receiver<Change>,
+        feed: &mut broadcast::Receiver<FeedItem>,
         internal: &mut broadcast::Receiver<InternalChange>,
     ) -> Result<(), End> {
         use broadcast::error::{RecvError, TryRecvError};
@@ -466,8 +467,8 @@ impl GlobalToZone {
         }
         loop {
             match feed.try_recv() {
-                Ok(c) => batch.change(&c, &zone),
-                Err(TryRecvError::Lagged(_)) => lagged = true,
+                Ok(FeedItem::Change(c)) => batch.change(&c, &zone),
+                Ok(FeedItem::Lagged) | Err(TryRecvError::Lagged(_)) => lagged = true,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Closed) => return Err(raft_stopped()),
             }
@@ -563,6 +564,17 @@ impl GlobalToZone {
             self.send_authoritative(t, &known, true).await?;
         }
         Ok(())
+    }
+}
+
+/// A relayed item as the store's own receiver would give it: the relay's `Lagged` is a lag.
+fn relayed(
+    item: Result<FeedItem, broadcast::error::RecvError>,
+) -> Result<Change, broadcast::error::RecvError> {
+    match item {
+        Ok(FeedItem::Change(c)) => Ok(c),
+        Ok(FeedItem::Lagged) => Err(broadcast::error::RecvError::Lagged(0)),
+        Err(e) => Err(e),
     }
 }
 

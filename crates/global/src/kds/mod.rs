@@ -9,6 +9,7 @@
 //! - [`auth`]: zone-token authentication, zone-name check, disabled zones, self-registration.
 //! - [`registry`]: open streams per zone (a second one replaces the first), session counters.
 //! - [`insight`]: the ZoneInsight read-modify-write (subscriptions, stats, CA health).
+//! - [`feed`]: the store's change feed relayed once, with only what zones are sent.
 //! - [`global_to_zone`]: a GlobalToZone session (authoritative diff, deltas, ACK/NACK, lag).
 //! - [`zone_to_global`]: a ZoneToGlobal session (checks, zone stamping, batch write, prune).
 //! - [`zone_trust`]: the MeshTrusts a zone reports in its ZoneInsight, kept as MeshTrusts.
@@ -18,6 +19,7 @@
 //! - [`metrics`]: `mosaic_kds_*` metrics.
 
 pub mod auth;
+pub mod feed;
 pub mod global_to_zone;
 pub mod insight;
 pub mod metrics;
@@ -90,6 +92,8 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// What every session of a replica shares.
 pub struct Shared {
     store: Arc<dyn ResourceStore>,
+    /// The store's feed, relayed with only what zones are sent.
+    feed: feed::ZoneFeed,
     tokens: Tokens,
     registry: registry::Registry,
     settings: KdsSettings,
@@ -114,6 +118,7 @@ impl KdsServer {
         Self {
             shared: Arc::new(Shared {
                 tokens: Tokens::new(store.clone()),
+                feed: feed::ZoneFeed::start(&store),
                 store,
                 registry: registry::Registry::default(),
                 settings,

@@ -44,7 +44,7 @@ impl KdsServiceTrait for KdsService {
         let identity =
             auth::authenticate(&self.shared, request.metadata(), Direction::GlobalToZone).await?;
         // Subscribe before anything is read, so no change can fall between a snapshot and the feed.
-        let feed = self.shared.store.subscribe();
+        let feed = self.shared.feed.subscribe();
         let internal = self.shared.store.subscribe_internal();
         let registration = self
             .shared
