@@ -9,6 +9,25 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// One request let through by [`CircuitBreaker::try_acquire`]; a trial's ends with it if no
+/// outcome was recorded.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    breaker: &'a CircuitBreaker,
+    trial: Option<u64>,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.trial {
+            let mut s = self.breaker.lock();
+            if s.trial == Some(id) {
+                s.trial = None;
+            }
+        }
+    }
+}
+
 /// A per-backend circuit breaker.
 #[derive(Debug)]
 pub struct CircuitBreaker {
@@ -21,8 +40,11 @@ pub struct CircuitBreaker {
 struct State {
     failures: u32,
     open_until: Option<Instant>,
-    /// A half-open trial is in flight (until its success or failure).
-    trial: bool,
+    /// The id of the half-open trial in flight (until its success, failure, or its [`Attempt`]
+    /// is dropped without either: a cancelled request must not hold the circuit open).
+    trial: Option<u64>,
+    /// The id of the last trial let through.
+    trials: u64,
     last_error: String,
 }
 
@@ -41,15 +63,25 @@ impl CircuitBreaker {
     /// Asks to send a request. Closed: yes. Open: no, with the error that opened it. Open past
     /// its cooldown (half-open) with no trial in flight: yes for this one caller (the trial),
     /// and the circuit stays open to others for another cooldown unless the trial succeeds.
-    pub fn try_acquire(&self) -> Result<(), String> {
+    /// Keep the [`Attempt`] until the outcome is recorded: dropping it first (the request was
+    /// cancelled) ends the trial without an outcome, so the next caller may try.
+    pub fn try_acquire(&self) -> Result<Attempt<'_>, String> {
         let mut s = self.lock();
         match s.open_until {
-            None => Ok(()),
-            Some(until) if Instant::now() < until || s.trial => Err(s.last_error.clone()),
+            None => Ok(Attempt {
+                breaker: self,
+                trial: None,
+            }),
+            Some(until) if Instant::now() < until || s.trial.is_some() => Err(s.last_error.clone()),
             Some(_) => {
                 s.open_until = Some(Instant::now() + self.cooldown);
-                s.trial = true;
-                Ok(())
+                s.trials = s.trials.wrapping_add(1);
+                let id = s.trials;
+                s.trial = Some(id);
+                Ok(Attempt {
+                    breaker: self,
+                    trial: Some(id),
+                })
             }
         }
     }
@@ -61,7 +93,7 @@ impl CircuitBreaker {
         let was_open = s.open_until.is_some();
         s.failures = 0;
         s.open_until = None;
-        s.trial = false;
+        s.trial = None;
         s.last_error.clear();
         was_open
     }
@@ -70,7 +102,7 @@ impl CircuitBreaker {
     pub fn failure(&self, error: &str) {
         let mut s = self.lock();
         s.failures = s.failures.saturating_add(1);
-        s.trial = false;
+        s.trial = None;
         s.last_error = error.to_string();
         if s.failures >= self.threshold {
             s.open_until = Some(Instant::now() + self.cooldown);
@@ -80,7 +112,7 @@ impl CircuitBreaker {
     /// A request ended saying nothing about the CA (e.g. a data plane's template did not
     /// render): neither a success nor a failure, but a trial it was is over.
     pub fn neutral(&self) {
-        self.lock().trial = false;
+        self.lock().trial = None;
     }
 
     /// Whether the circuit is open (refusing requests) right now.
@@ -106,7 +138,7 @@ mod tests {
         b.failure("boom");
         assert!(b.try_acquire().is_ok(), "one failure keeps it closed");
         b.failure("boom 2");
-        assert_eq!(b.try_acquire(), Err("boom 2".to_string()));
+        assert_eq!(b.try_acquire().err(), Some("boom 2".to_string()));
         assert!(b.is_open());
         assert!(b.success(), "closing an open circuit is a recovery");
         assert!(b.try_acquire().is_ok());
@@ -124,18 +156,39 @@ mod tests {
     fn one_trial_at_a_time_however_short_the_cooldown() {
         let b = CircuitBreaker::new(1, Duration::ZERO);
         b.failure("down");
-        assert!(b.try_acquire().is_ok(), "the trial");
+        let trial = b.try_acquire();
+        assert!(trial.is_ok(), "the trial");
         assert_eq!(
-            b.try_acquire(),
-            Err("down".to_string()),
+            b.try_acquire().err(),
+            Some("down".to_string()),
             "no second trial while the first is in flight"
         );
         b.failure("still down");
-        assert!(
-            b.try_acquire().is_ok(),
-            "the next trial once the first failed"
-        );
+        drop(trial);
+        let trial = b.try_acquire();
+        assert!(trial.is_ok(), "the next trial once the first failed");
         assert!(b.success(), "the trial succeeded: recovered");
-        assert!(b.try_acquire().is_ok() && b.try_acquire().is_ok(), "closed");
+        drop(trial);
+        let (one, two) = (b.try_acquire(), b.try_acquire());
+        assert!(one.is_ok() && two.is_ok(), "closed");
+    }
+
+    #[test]
+    fn a_trial_dropped_without_an_outcome_lets_the_next_caller_try() {
+        let b = CircuitBreaker::new(1, Duration::ZERO);
+        b.failure("down");
+        let cancelled = b.try_acquire();
+        assert!(cancelled.is_ok(), "the trial");
+        assert!(b.try_acquire().is_err(), "in flight");
+        drop(cancelled);
+        let next = b.try_acquire();
+        assert!(
+            next.is_ok(),
+            "a cancelled request does not hold the circuit open"
+        );
+        assert!(
+            b.try_acquire().is_err(),
+            "the cancelled trial recorded no success: the circuit is still half-open, one trial at a time"
+        );
     }
 }

@@ -570,7 +570,8 @@ impl Issuer {
         spiffe_id: Option<&str>,
     ) -> Result<IssuedCert, IssuerError> {
         let breaker = self.breaker(mesh, backend);
-        breaker
+        // Held until the outcome is recorded: if this request is cancelled first, its trial ends.
+        let _attempt = breaker
             .try_acquire()
             .map_err(|last_error| IssuerError::CircuitOpen {
                 mesh: mesh.to_string(),
