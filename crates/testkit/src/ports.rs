@@ -44,9 +44,15 @@ pub fn free_port_pair() -> Result<u16> {
 /// pick for a route to a documentation address (a UDP "connect" sends nothing), checked by
 /// binding a TCP listener to it. Connections from it to this machine's own listeners arrive
 /// from that address, not from loopback: what tests of remote callers need.
+///
+/// Never an address of 198.18.0.0/15: the network-namespace suite (`e2e/netns`) gives the root
+/// namespace such addresses for the length of one of its tests, so a test running beside it
+/// could pick one and lose it mid-test ("Cannot assign requested address"). The target is
+/// TEST-NET-1 for the same reason (a route to 198.18.0.1 picks the suite's address while it
+/// exists).
 pub fn non_loopback_local_ip() -> Option<std::net::IpAddr> {
     let candidates: [(&str, &str); 2] =
-        [("0.0.0.0:0", "198.18.0.1:9"), ("[::]:0", "[2001:db8::1]:9")];
+        [("0.0.0.0:0", "192.0.2.1:9"), ("[::]:0", "[2001:db8::1]:9")];
     candidates.iter().find_map(|(bind, target)| {
         let socket = std::net::UdpSocket::bind(bind).ok()?;
         socket.connect(target).ok()?;
@@ -54,14 +60,37 @@ pub fn non_loopback_local_ip() -> Option<std::net::IpAddr> {
         let usable = !ip.is_loopback()
             && !ip.is_unspecified()
             && !matches!(ip, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local())
+            && !is_netns_suite_address(ip)
             && TcpListener::bind((ip, 0)).is_ok();
         usable.then_some(ip)
     })
 }
 
+/// Whether `ip` is in 198.18.0.0/15, the range the network-namespace suite assigns.
+fn is_netns_suite_address(ip: std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[0] == 198 && v4.octets()[1] & 0xfe == 18)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_netns_suites_range_is_never_a_remote_caller() {
+        for (ip, suite) in [
+            ("198.18.0.1", true),
+            ("198.19.255.254", true),
+            ("198.20.0.1", false),
+            ("198.17.0.1", false),
+            ("10.0.0.5", false),
+            ("2001:db8::1", false),
+        ] {
+            assert_eq!(is_netns_suite_address(ip.parse().unwrap()), suite, "{ip}");
+        }
+        if let Some(ip) = non_loopback_local_ip() {
+            assert!(!is_netns_suite_address(ip) && !ip.is_loopback(), "{ip}");
+        }
+    }
 
     #[test]
     fn pair_is_adjacent_and_free() {
