@@ -76,11 +76,15 @@ fn issuer_case(
     ZoneIssuer::new(backend, Some(token), IssuerSettings::default(), parent)
 }
 
-/// The minimal client: the same request the zone sends, straight to Vault.
+/// The minimal client: the same request the zone sends (for data planes of `mesh`, certificates
+/// of `ttl`), straight to Vault.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn direct(
     http: reqwest::Client,
     url: Arc<String>,
     token: Arc<String>,
+    mesh: &'static str,
+    ttl: Arc<String>,
     start: usize,
     n: usize,
     concurrency: usize,
@@ -89,12 +93,13 @@ pub(crate) async fn direct(
         let http = http.clone();
         let url = url.clone();
         let token = token.clone();
+        let ttl = ttl.clone();
         async move {
             let service = format!("svc-{}", i % 10);
             let body = json!({
                 "common_name": format!("{service}.mesh"),
-                "uri_sans": format!("spiffe://{MESH}/{service},kuma://kuma.io/service/{service}"),
-                "ttl": TTL,
+                "uri_sans": format!("spiffe://{mesh}/{service},kuma://kuma.io/service/{service}"),
+                "ttl": ttl.as_str(),
                 "format": "pem",
                 "exclude_cn_from_sans": true,
                 "private_key_format": "pkcs8",
@@ -149,6 +154,7 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
         .map_err(BenchError::request("building an HTTP client"))?;
     let url = Arc::new(format!("{}/v1/{SEED_MOUNT}/issue/{ROLE_EC}", bao.addr()));
     let token_arc = Arc::new(token.clone());
+    let ttl = Arc::new(TTL.to_string());
     let c = opts.concurrency;
     let ec_issue = issuer_case(&bao, &token, ROLE_EC, "issue", None)?;
     // The same issuer with its data dir on tmpfs, where fsync costs nothing: attributes the
@@ -163,7 +169,17 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
 
     // Warm-up: connections, the issuers' backends and tokens, Vault's first requests.
     let warm = (2 * c).max(4);
-    let _ = direct(http.clone(), url.clone(), token_arc.clone(), 0, warm, c).await;
+    let _ = direct(
+        http.clone(),
+        url.clone(),
+        token_arc.clone(),
+        MESH,
+        ttl.clone(),
+        0,
+        warm,
+        c,
+    )
+    .await;
     let _ = ec_issue.run("warm-ec", 0, warm, c).await;
     if let Some(t) = &ec_tmpfs {
         let _ = t.run("warm-tmpfs", 0, warm, c).await;
@@ -174,7 +190,17 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
     // A B C C B A, half the count each time.
     let half = opts.count / 2;
     let rest = opts.count - half;
-    let mut d = direct(http.clone(), url.clone(), token_arc.clone(), 0, half, c).await;
+    let mut d = direct(
+        http.clone(),
+        url.clone(),
+        token_arc.clone(),
+        MESH,
+        ttl.clone(),
+        0,
+        half,
+        c,
+    )
+    .await;
     let mut e = ec_issue.run("ec", 0, half, c).await;
     let mut t = Tally::default();
     if let Some(case) = &ec_tmpfs {
@@ -182,7 +208,7 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
         t.add(case.run("tmpfs", half, rest, c).await);
     }
     e.add(ec_issue.run("ec", half, rest, c).await);
-    d.add(direct(http, url, token_arc, half, rest, c).await);
+    d.add(direct(http, url, token_arc, MESH, ttl, half, rest, c).await);
     let s = ec_sign.run("sign", 0, opts.count, c).await;
     let r = rsa_issue.run("rsa", 0, opts.rsa_count, c).await;
 

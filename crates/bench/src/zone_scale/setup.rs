@@ -14,7 +14,7 @@ use super::{Options, fleet::Identity, proxy::VaultProxy};
 use crate::{
     cluster::{self, Api, Binaries, SETUP_DEADLINE},
     error::BenchError,
-    load::{Tally, load},
+    load::Tally,
     procs::wait_until,
 };
 
@@ -301,38 +301,8 @@ impl World {
             BACKEND_B.role
         ));
         let token = Arc::new(self.token.clone());
-        let ttl = format!("{}s", opts.lifetime.as_secs());
-        load(0, count, concurrency, move |i| {
-            let http = http.clone();
-            let url = url.clone();
-            let token = token.clone();
-            let ttl = ttl.clone();
-            async move {
-                let service = format!("svc-{}", i % 10);
-                let body = json!({
-                    "common_name": format!("{service}.mesh"),
-                    "uri_sans": format!("spiffe://{MESH}/{service},kuma://kuma.io/service/{service}"),
-                    "ttl": ttl,
-                    "format": "pem",
-                    "exclude_cn_from_sans": true,
-                    "private_key_format": "pkcs8",
-                });
-                let resp = http
-                    .post(url.as_str())
-                    .header("X-Vault-Token", token.as_str())
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = resp.status();
-                let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-                if !status.is_success() || v.pointer("/data/certificate").is_none() {
-                    return Err(format!("HTTP {status}: {v}"));
-                }
-                Ok(())
-            }
-        })
-        .await
+        let ttl = Arc::new(format!("{}s", opts.lifetime.as_secs()));
+        crate::issuance::direct(http, url, token, MESH, ttl, 0, count, concurrency).await
     }
 }
 
