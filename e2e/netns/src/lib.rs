@@ -5,6 +5,7 @@
 //!
 //! * [`net`]: namespaces, bridge, faults, processes, clean-up.
 //! * [`relay`]: the delaying TCP relay (`mosaic-netns-relay`) used when `tc netem` is missing.
+//! * [`relay_node`]: a relay process on a node of its own, with the delay a test sets.
 //! * [`lincheck`]: three globals alone, for the linearizability scenarios (workload, faults,
 //!   verdicts).
 //! * [`mosaic`]: a Mosaic deployment on a [`net::Net`]: OpenBao with the seed-000 set-up, three
@@ -14,6 +15,7 @@ pub mod lincheck;
 pub mod mosaic;
 pub mod net;
 pub mod relay;
+pub mod relay_node;
 
 pub use mosaic::{Agent, CertInfo, KdsPath, Mosaic, Options};
 pub use net::{Net, Node};

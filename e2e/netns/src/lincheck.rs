@@ -3,7 +3,10 @@
 //! then the history checked. Each run prints its operation count, how many were indeterminate,
 //! and the verdicts; a failing history is written into the run's directory (kept on failure).
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    time::Duration,
+};
 
 use mosaic_lincheck::{History, Verdict, Workload, WorkloadOptions, check, check_monotonic};
 use mosaic_testkit::{GlobalCluster, Host, workspace_binary};
@@ -11,7 +14,22 @@ use mosaic_testkit::{GlobalCluster, Host, workspace_binary};
 use crate::{
     mosaic::{ADMIN_TOKEN, WAIT, admin_headers},
     net::{Net, write_file},
+    relay_node::RelayNode,
 };
+
+/// How the replicas reach each other's raft listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaftPath {
+    /// Straight to the peer's address.
+    Direct,
+    /// Through a delaying relay (`mosaic-netns-relay`, node `.31`, port 5689 + i to replica i),
+    /// for kernels without `tc netem`: every replica's `raft.peers` and `raft.advertise` name
+    /// the relay, so all raft traffic crosses it.
+    Relay,
+}
+
+/// The first of the relay's ports (replica i: this + i).
+const RELAY_RAFT_PORT: u16 = 5689;
 
 /// Three globals on a [`Net`].
 pub struct Globals {
@@ -23,6 +41,8 @@ pub struct Globals {
     pub names: Vec<String>,
     /// Node addresses.
     pub ips: Vec<Ipv4Addr>,
+    /// The raft relay, with [`RaftPath::Relay`].
+    pub relay: Option<RelayNode>,
     http: reqwest::Client,
     started: std::time::Instant,
 }
@@ -31,6 +51,15 @@ impl Globals {
     /// Starts three globals (snapshots every `snapshot_after_logs` entries when given) and waits
     /// for a leader.
     pub async fn start(scenario: &str, snapshot_after_logs: Option<u64>) -> anyhow::Result<Self> {
+        Self::start_with(scenario, snapshot_after_logs, RaftPath::Direct).await
+    }
+
+    /// [`Globals::start`] with raft traffic over `path`.
+    pub async fn start_with(
+        scenario: &str,
+        snapshot_after_logs: Option<u64>,
+        path: RaftPath,
+    ) -> anyhow::Result<Self> {
         mosaic_testkit::ensure_crypto_provider();
         let started = std::time::Instant::now();
         let binary = workspace_binary("mosaic-global")?;
@@ -49,12 +78,32 @@ impl Globals {
         for (i, name) in names.iter().enumerate() {
             net.add_log(name, &cluster.log_path(i));
         }
+        let relay = match path {
+            RaftPath::Direct => None,
+            RaftPath::Relay => {
+                let mut routes = Vec::new();
+                for i in 0..3 {
+                    let upstream: SocketAddr = cluster.raft_addr(i).parse()?;
+                    routes.push((RELAY_RAFT_PORT + i as u16, upstream));
+                }
+                let bin = workspace_binary("mosaic-netns-relay")?;
+                Some(RelayNode::start(&mut net, "raft-relay", 31, &bin, &routes)?)
+            }
+        };
+        let relay_ip = relay.as_ref().map(|r| r.ip);
         let token = net.dir().join("admin-token");
         write_file(&token, ADMIN_TOKEN)?;
-        cluster.edit_config(move |_, c| {
+        cluster.edit_config(move |i, c| {
             c.api.admin_token_file = Some(token.clone());
             if let Some(n) = snapshot_after_logs {
                 c.raft.snapshot_after_logs = n;
+            }
+            if let Some(relay) = relay_ip {
+                // testkit lists the peers in replica order.
+                for (j, peer) in c.raft.peers.iter_mut().enumerate() {
+                    peer.addr = format!("{relay}:{}", RELAY_RAFT_PORT + j as u16);
+                }
+                c.raft.advertise = format!("{relay}:{}", RELAY_RAFT_PORT + i as u16);
             }
         });
         cluster.set_env("RUST_LOG", "info,openraft=warn");
@@ -72,6 +121,7 @@ impl Globals {
             cluster,
             names,
             ips,
+            relay,
             http,
             started,
         };
@@ -85,6 +135,21 @@ impl Globals {
                 .join(" ")
         ));
         Ok(g)
+    }
+
+    /// Sets the raft relay's one-way delay (each direction) and waits until it applies it; an
+    /// error without [`RaftPath::Relay`].
+    pub async fn set_relay_delay(&self, delay: Duration) -> anyhow::Result<()> {
+        let relay = self
+            .relay
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("these globals have no raft relay"))?;
+        relay.set_delay(delay)?;
+        crate::mosaic::poll("the raft relay applies the delay", WAIT, || {
+            let ok = relay.applies(&self.net, delay);
+            async move { ok.then_some(()) }
+        })
+        .await
     }
 
     /// Prints `netns[<scenario>]: <line>`.

@@ -11,7 +11,7 @@
 use std::{
     collections::BTreeMap,
     ffi::OsString,
-    net::Ipv4Addr,
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     process::ExitStatus,
     time::{Duration, Instant},
@@ -26,7 +26,10 @@ use mosaic_testkit::{
 };
 use serde_json::{Value, json};
 
-use crate::net::{Net, read_text, write_file};
+use crate::{
+    net::{Net, read_text, write_file},
+    relay_node::RelayNode,
+};
 
 /// Generous deadline for anything to become ready or converge (CI machines are slow).
 pub const WAIT: Duration = Duration::from_secs(120);
@@ -206,7 +209,7 @@ pub struct Mosaic {
     zone_procs: Vec<ZoneProcess>,
     /// Where the zones' directories live.
     zones_root: PathBuf,
-    relay_delay_file: PathBuf,
+    relay: Option<RelayNode>,
     audit_log: PathBuf,
     kds_ca: PathBuf,
     opts: Options,
@@ -339,10 +342,26 @@ impl Mosaic {
                 dir,
             });
         }
-        let relay_ip = match opts.kds {
+        // The relay forwards its port 5685 + i to global i's KDS port (started now: it dials a
+        // global only when a zone connects).
+        let relay = match opts.kds {
             KdsPath::Direct => None,
-            KdsPath::Relay => Some(net.add_node("kds-relay", 30)?.ip),
+            KdsPath::Relay => {
+                let routes: Vec<(u16, SocketAddr)> = globals
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| (KDS_PORT + i as u16, SocketAddr::from((g.ip, KDS_PORT))))
+                    .collect();
+                Some(RelayNode::start(
+                    &mut net,
+                    "kds-relay",
+                    30,
+                    &bins.relay,
+                    &routes,
+                )?)
+            }
         };
+        let relay_ip = relay.as_ref().map(|r| r.ip);
         let vault_addr = format!("http://{vault_ip}:{BAO_PORT}");
         let mut m = Self {
             http: reqwest::Client::builder()
@@ -353,7 +372,6 @@ impl Mosaic {
             vault_addr,
             vault_ip,
             vault_root_pem: String::new(),
-            relay_delay_file: net.dir().join("kds-relay").join("delay-ms"),
             audit_log: net.dir().join("openbao").join("audit.log"),
             kds_ca: cluster.kds_ca_path(0),
             cluster,
@@ -364,6 +382,7 @@ impl Mosaic {
             zones,
             agents: BTreeMap::new(),
             relay_ip,
+            relay,
             opts,
             bins,
             started: Instant::now(),
@@ -371,9 +390,6 @@ impl Mosaic {
         m.start_openbao().await?;
         m.start_globals().await?;
         m.apply_mesh().await?;
-        if m.relay_ip.is_some() {
-            m.start_relay()?;
-        }
         for z in 0..m.zones.len() {
             m.start_zone(z).await?;
         }
@@ -657,35 +673,19 @@ impl Mosaic {
 
     // --- relay ---
 
-    fn start_relay(&mut self) -> anyhow::Result<()> {
-        let relay = self.relay_ip.context("no relay node")?;
-        write_file(&self.relay_delay_file, "0\n")?;
-        let mut args = Vec::new();
-        for (i, g) in self.globals.iter().enumerate() {
-            args.push("--route".to_string());
-            args.push(format!(
-                "{relay}:{}={}:{KDS_PORT}",
-                KDS_PORT + i as u16,
-                g.ip
-            ));
-        }
-        args.push("--delay-file".to_string());
-        args.push(path_str(&self.relay_delay_file)?.to_string());
-        let bin = self.bins.relay.clone();
-        let args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
-        self.net.spawn("kds-relay", "kds-relay", &bin, &args, &[])
-    }
-
-    /// Sets the relay's one-way delay (each direction).
+    /// Sets the relay's one-way delay (each direction); an error without [`KdsPath::Relay`].
     pub fn set_relay_delay(&self, delay: Duration) -> anyhow::Result<()> {
-        write_file(&self.relay_delay_file, &format!("{}\n", delay.as_millis()))
+        self.relay
+            .as_ref()
+            .context("this deployment has no KDS relay")?
+            .set_delay(delay)
     }
 
     /// Whether the relay logged that it applies `delay`.
     pub fn relay_applies(&self, delay: Duration) -> bool {
-        self.net
-            .log("kds-relay")
-            .contains(&format!("one-way delay is now {} ms", delay.as_millis()))
+        self.relay
+            .as_ref()
+            .is_some_and(|r| r.applies(&self.net, delay))
     }
 
     // --- zones ---

@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use mosaic_e2e_netns::{lincheck::Globals, mosaic::WAIT};
+use mosaic_e2e_netns::{
+    lincheck::{Globals, RaftPath},
+    mosaic::WAIT,
+};
 
 /// How long the workload runs: 15 s, or `MOSAIC_LINCHECK_SECONDS` for a soak run (the faults
 /// keep their times; the workload goes on longer after them).
@@ -93,17 +96,38 @@ async fn lincheck_minority_leader_partitioned_from_its_followers() -> anyhow::Re
 async fn lincheck_delay_200ms_with_loss() -> anyhow::Result<()> {
     const DELAY: Duration = Duration::from_millis(200);
     const LOSS: u8 = 5;
-    let mut g = started("lin-latency", None).await?;
+    // Without tc netem the replicas reach each other through a relay that adds the delay.
     let netem = mosaic_e2e_netns::net::netem_probe();
+    let path = match netem {
+        Ok(()) => RaftPath::Direct,
+        Err(_) => RaftPath::Relay,
+    };
+    let g = Globals::start_with("lin-latency", None, path).await?;
+    g.workload(workload_time())
+        .ensure_mesh(WAIT)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let mut g = g;
     let w = g.workload(workload_time());
     let run = tokio::spawn(w.clone().run());
     tokio::time::sleep(FAULT_AT).await;
-    for i in 0..3 {
-        let (name, others) = (g.names[i].clone(), g.others(i));
-        if netem.is_ok() {
-            g.net.try_netem_delay(&name, &others, DELAY)?;
+    // Loss on every link raft uses: between the replicas, or between each replica and the relay.
+    let lossy = |g: &Globals, i: usize| match &g.relay {
+        Some(relay) => vec![relay.ip],
+        None => g.others(i),
+    };
+    match &netem {
+        Ok(()) => {
+            for i in 0..3 {
+                let (name, others) = (g.names[i].clone(), g.others(i));
+                g.net.try_netem_delay(&name, &others, DELAY)?;
+            }
         }
-        g.net.set_loss(&name, &others, LOSS)?;
+        Err(_) => g.set_relay_delay(DELAY).await?,
+    }
+    for i in 0..3 {
+        let (name, peers) = (g.names[i].clone(), lossy(&g, i));
+        g.net.set_loss(&name, &peers, LOSS)?;
     }
     match &netem {
         Ok(()) => g.say(&format!(
@@ -111,14 +135,19 @@ async fn lincheck_delay_200ms_with_loss() -> anyhow::Result<()> {
             DELAY.as_millis()
         )),
         Err(e) => g.say(&format!(
-            "tc netem is missing on this kernel ({e}): NO delay applied; nftables drops {LOSS}% of the packets between globals each way, for 8s"
+            "tc netem is missing on this kernel ({e}): raft goes through mosaic-netns-relay, which adds {} ms one-way to every chunk between globals (round trip +{} ms); nftables drops {LOSS}% of the packets between each global and the relay each way, for 8s",
+            DELAY.as_millis(),
+            2 * DELAY.as_millis()
         )),
     }
     tokio::time::sleep(Duration::from_secs(8)).await;
     for i in 0..3 {
-        let (name, others) = (g.names[i].clone(), g.others(i));
+        let (name, peers) = (g.names[i].clone(), lossy(&g, i));
         g.net.clear_netem(&name)?;
-        g.net.set_loss(&name, &others, 0)?;
+        g.net.set_loss(&name, &peers, 0)?;
+    }
+    if g.relay.is_some() {
+        g.set_relay_delay(Duration::ZERO).await?;
     }
     g.say("delay and loss removed");
     let history = run.await?;
