@@ -187,6 +187,23 @@ pub fn by_path(calls: &[Call]) -> BTreeMap<String, usize> {
     out
 }
 
+/// How busy Vault was with the issuance calls among `calls` over `window`: their latency at
+/// Vault (p50, ms) and the mean number in flight (their summed time / `window`). Attribution for
+/// a slow mass issuance: a mean near `max_in_flight` with a high latency says Vault was the
+/// bottleneck; a low mean says the zone did not keep it busy.
+pub fn vault_load(calls: &[Call], window: std::time::Duration) -> (f64, f64) {
+    let mut ms: Vec<f64> = calls
+        .iter()
+        .filter(|c| is_issuance(c))
+        .filter_map(|c| c.finished.map(|f| (f - c.started).as_secs_f64() * 1000.0))
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let p50 = ms.get(ms.len() / 2).copied().unwrap_or(0.0);
+    let busy: f64 = ms.iter().sum::<f64>() / 1000.0;
+    let mean = busy / window.as_secs_f64().max(f64::MIN_POSITIVE);
+    (p50, mean)
+}
+
 /// Whether `call` is a certificate issuance or signing (`.../issue/<role>`, `.../sign/<role>`).
 pub fn is_issuance(call: &Call) -> bool {
     call.path.contains("/issue/") || call.path.contains("/sign/")

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{
     Options,
     fleet::{Fleet, Identity},
-    proxy::{by_path, is_issuance},
+    proxy::{by_path, is_issuance, vault_load},
     reissue::direct_json,
     setup::{BACKEND_B, MESH, World},
     table::{self, row, secs},
@@ -94,6 +94,7 @@ pub async fn run(
         c.started.saturating_duration_since(up_at)
     });
 
+    let (vault_p50, mean_in_flight) = vault_load(&calls, served);
     let ratio = served.as_secs_f64() / ideal;
     let within = peak <= opts.max_in_flight;
     let fast = ratio <= AIM_FACTOR;
@@ -124,6 +125,14 @@ pub async fn run(
             "peak requests in flight at Vault / issuer.max_in_flight",
             format!("**{peak}** / {}", opts.max_in_flight),
         ),
+        row(
+            "Vault latency p50 of those calls (direct client's, during the outage)",
+            format!("{vault_p50:.1} ms ({:.1} ms)", direct.p50_ms),
+        ),
+        row(
+            "mean requests in flight at Vault, Vault back → all served",
+            format!("{mean_in_flight:.1}"),
+        ),
         row("served from backend B", format!("{from_b} / {m}")),
         row(
             "Vault calls after it returned, by path",
@@ -133,7 +142,7 @@ pub async fn run(
     let notes = vec![
         "\"Vault stopped\" is the measuring proxy closing its listening socket and every open connection, so the zone's requests are refused (`ECONNREFUSED`) as with a stopped Vault process; OpenBao keeps running behind it. Really stopping `bao server -dev` would lose its in-memory PKI, and a non-dev OpenBao would need init and unseal on every start; from the zone's side both look the same.".into(),
         "Vault's throughput is measured during the outage straight at OpenBao (the zone cannot reach it then), at the zone's `max_in_flight` concurrency with the zone's request body.".into(),
-        "The zone's issuer retries a failed certificate with jittered exponential backoff (1 s doubling to 60 s) per data plane; its circuit breaker per backend opens after 5 consecutive failures and then lets one trial through every 250 ms (never two at once), made by whichever data plane retries next; a trial that succeeds wakes every waiting data plane at once. So the time to the first request after Vault returns is the wait for the next data plane's retry, and the rest is issuance at `max_in_flight`.".into(),
+        "The zone's issuer retries a failed certificate with jittered exponential backoff (1 s doubling to 60 s) per data plane; its circuit breaker per backend opens after 5 consecutive failures and then half-opens every 250 ms, waking one waiting data plane to make the trial (never two at once); a trial that succeeds wakes every waiting data plane at once. So the time to the first request after Vault returns is at most one cooldown plus that trial, and the rest is issuance at `max_in_flight`.".into(),
     ];
     Ok(Report {
         name: "zone-scale: Vault recovery".into(),
@@ -165,6 +174,8 @@ pub async fn run(
             "ideal_seconds": ideal,
             "ratio_to_ideal": ratio,
             "peak_in_flight": peak,
+            "mean_in_flight": mean_in_flight,
+            "vault_p50_ms": vault_p50,
             "max_in_flight": opts.max_in_flight,
             "served_from_b": from_b,
             "vault_calls_by_path": by_path(&calls),

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{
     Options,
     fleet::{Fleet, Identity, Seen},
-    proxy::{by_path, is_issuance},
+    proxy::{by_path, is_issuance, vault_load},
     setup::{BACKEND_A, BACKEND_B, MESH, World},
     table::{self, Usage, mib, row, secs},
 };
@@ -128,6 +128,7 @@ pub async fn run(
 
     let ideal = n as f64 / throughput.max(f64::MIN_POSITIVE);
     let ratio = completion.as_secs_f64() / ideal;
+    let (vault_p50, mean_in_flight) = vault_load(&calls, completion);
     let per_dp = (after_connect.rss_bytes as f64 - before.rss_bytes as f64) / n as f64;
     let all_b = b_serials.len() == n && verified == n;
     let within = peak <= opts.max_in_flight;
@@ -174,6 +175,14 @@ pub async fn run(
         row(
             "peak requests in flight at Vault (proxy) / zone's issuer.max_in_flight",
             format!("**{peak}** / {}", opts.max_in_flight),
+        ),
+        row(
+            "Vault latency p50 of the zone's calls (direct client's)",
+            format!("{vault_p50:.1} ms ({:.1} ms)", direct.p50_ms),
+        ),
+        row(
+            "mean requests in flight at Vault, switch → all re-issued",
+            format!("{mean_in_flight:.1}"),
         ),
         row(
             "certificates from backend B whose chain verifies to its root",
@@ -253,6 +262,8 @@ pub async fn run(
             "ideal_seconds": ideal,
             "ratio_to_ideal": ratio,
             "peak_in_flight": peak,
+            "mean_in_flight": mean_in_flight,
+            "vault_p50_ms": vault_p50,
             "reissued_from_b": b_serials.len(),
             "chains_verified": verified,
             "vault_calls_by_path": by_path(&calls),

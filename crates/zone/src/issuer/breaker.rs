@@ -3,11 +3,17 @@
 //! than one at a time (a hung CA holds one request, not one per cooldown). When a trial
 //! succeeds, [`CircuitBreaker::success`] says the backend recovered, so the issuer can wake
 //! every certificate waiting for it instead of leaving each to its own backoff.
+//!
+//! The trial is not left to whichever waiting certificate's backoff ends next: while the circuit
+//! is open, [`probe`] wakes one waiter ([`CircuitBreaker::trial_due`]) each time the circuit
+//! half-opens, so a returned CA is tried within one cooldown.
 
 use std::{
-    sync::{Mutex, PoisonError},
+    sync::{Mutex, PoisonError, Weak},
     time::{Duration, Instant},
 };
+
+use tokio::sync::Notify;
 
 /// One request let through by [`CircuitBreaker::try_acquire`]; a trial's ends with it if no
 /// outcome was recorded.
@@ -34,6 +40,8 @@ pub struct CircuitBreaker {
     threshold: u32,
     cooldown: Duration,
     state: Mutex<State>,
+    /// Woken (one waiter, or the next to wait) each time the open circuit half-opens.
+    trial_due: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +54,8 @@ struct State {
     /// The id of the last trial let through.
     trials: u64,
     last_error: String,
+    /// Whether a [`probe`] task runs for this breaker.
+    probing: bool,
 }
 
 // === impl CircuitBreaker ===
@@ -57,6 +67,7 @@ impl CircuitBreaker {
             threshold: threshold.max(1),
             cooldown,
             state: Mutex::default(),
+            trial_due: Notify::new(),
         }
     }
 
@@ -99,14 +110,37 @@ impl CircuitBreaker {
     }
 
     /// A request failed with `error`: count it, and open when the threshold is reached.
-    pub fn failure(&self, error: &str) {
+    /// Returns whether the caller should start a [`probe`] for this breaker (the circuit is open
+    /// and none runs yet).
+    pub fn failure(&self, error: &str) -> bool {
         let mut s = self.lock();
         s.failures = s.failures.saturating_add(1);
         s.trial = None;
         s.last_error = error.to_string();
         if s.failures >= self.threshold {
             s.open_until = Some(Instant::now() + self.cooldown);
+            if !s.probing {
+                s.probing = true;
+                return true;
+            }
         }
+        false
+    }
+
+    /// Completes when a waiter should make the trial: the open circuit half-opened (see
+    /// [`probe`]). A certificate waiting out its backoff for this backend waits on this too.
+    pub async fn trial_due(&self) {
+        self.trial_due.notified().await;
+    }
+
+    /// When the open circuit half-opens next; `None` when it is closed (and the probe ends).
+    fn next_half_open(&self) -> Option<Instant> {
+        let mut s = self.lock();
+        let at = s.open_until;
+        if at.is_none() {
+            s.probing = false;
+        }
+        at
     }
 
     /// A request ended saying nothing about the CA (e.g. a data plane's template did not
@@ -124,6 +158,28 @@ impl CircuitBreaker {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// While `breaker`'s circuit is open, wakes one waiter each time it half-opens (at most once per
+/// cooldown); ends when the circuit closes or the breaker is dropped. Started by the caller
+/// that saw [`CircuitBreaker::failure`] return `true`.
+pub async fn probe(breaker: Weak<CircuitBreaker>) {
+    let mut earliest = Instant::now();
+    loop {
+        let (at, cooldown) = match breaker.upgrade() {
+            Some(b) => match b.next_half_open() {
+                Some(at) => (at, b.cooldown),
+                None => return,
+            },
+            None => return,
+        };
+        tokio::time::sleep_until(at.max(earliest).into()).await;
+        let Some(b) = breaker.upgrade() else { return };
+        if b.lock().open_until.is_some_and(|u| u <= Instant::now()) {
+            b.trial_due.notify_one();
+        }
+        earliest = Instant::now() + cooldown.max(Duration::from_millis(10));
     }
 }
 
@@ -171,6 +227,44 @@ mod tests {
         drop(trial);
         let (one, two) = (b.try_acquire(), b.try_acquire());
         assert!(one.is_ok() && two.is_ok(), "closed");
+    }
+
+    #[test]
+    fn only_the_failure_that_opens_the_circuit_starts_a_probe() {
+        let b = CircuitBreaker::new(2, Duration::from_secs(3600));
+        assert!(!b.failure("one"), "still closed");
+        assert!(b.failure("two"), "opened: start a probe");
+        assert!(!b.failure("three"), "a probe runs already");
+        assert!(b.success());
+        assert_eq!(b.next_half_open(), None, "closed: the probe ends");
+        assert!(!b.failure("four"));
+        assert!(b.failure("five"), "opened again: a new probe");
+    }
+
+    #[tokio::test]
+    async fn the_probe_wakes_a_waiter_when_the_circuit_half_opens_and_ends_when_it_closes() {
+        let cooldown = Duration::from_millis(50);
+        let b = std::sync::Arc::new(CircuitBreaker::new(1, cooldown));
+        assert!(b.failure("down"));
+        let probe = tokio::spawn(probe(std::sync::Arc::downgrade(&b)));
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                b.trial_due().await;
+                Instant::now()
+            })
+        };
+        let opened = Instant::now();
+        let woken = waiter.await.expect("waiter");
+        assert!(
+            woken >= opened + cooldown,
+            "woken only once the cooldown is over"
+        );
+        let trial = b.try_acquire();
+        assert!(trial.is_ok(), "the woken waiter gets the trial");
+        assert!(b.success());
+        drop(trial);
+        probe.await.expect("the probe ends once the circuit closed");
     }
 
     #[test]

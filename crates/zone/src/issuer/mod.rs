@@ -11,7 +11,8 @@
 //!   still-valid certificate keeps being served.
 //! - [`Issuer::watch`] keeps one dataplane's certificate fresh: rotation at 80% of its lifetime
 //!   (jittered), at once when the Mesh's enabled backend changes, jittered exponential backoff
-//!   (1 s → 60 s) on failures, cut short when a backend whose circuit was open answers again.
+//!   (1 s → 60 s) on failures, cut short when a backend whose circuit was open answers again;
+//!   while it is open, one waiting certificate is woken each cooldown to make the trial.
 //! - [`Issuer::trust_bundle`] is every root of every backend of the Mesh, so a migration from one
 //!   backend to another never breaks trust, and every root a backend has shown while a
 //!   certificate it signed may live ([`roots`]), so a CA rotation never breaks trust either. A
@@ -139,6 +140,8 @@ struct Inner {
 struct Outcome {
     current: Option<Arc<DataplaneCert>>,
     error: Option<IssuerError>,
+    /// The breaker of the backend that failed: its trial may wake the retry early.
+    breaker: Option<Arc<CircuitBreaker>>,
 }
 
 // === impl Issuer ===
@@ -449,6 +452,7 @@ impl Issuer {
         let fail = |e: IssuerError| Outcome {
             current: None,
             error: Some(e),
+            breaker: None,
         };
         let set = match self.mesh_backends(mesh).await {
             Ok(s) => s,
@@ -498,6 +502,7 @@ impl Issuer {
             return Outcome {
                 current: Some(c.clone()),
                 error: None,
+                breaker: None,
             };
         }
         let fallback =
@@ -546,6 +551,7 @@ impl Issuer {
                 Outcome {
                     current: Some(dc),
                     error: None,
+                    breaker: None,
                 }
             }
             Err(e) => {
@@ -555,6 +561,7 @@ impl Issuer {
                 Outcome {
                     current: fallback,
                     error: Some(e),
+                    breaker: Some(self.breaker(mesh, &backend)),
                 }
             }
         }
@@ -621,7 +628,10 @@ impl Issuer {
                 if matches!(*e.kind, CaErrorKind::NoService | CaErrorKind::Template(_)) {
                     breaker.neutral();
                 } else {
-                    breaker.failure(&text);
+                    if breaker.failure(&text) {
+                        // Open now: wake a waiting certificate for the trial at each half-open.
+                        tokio::spawn(breaker::probe(Arc::downgrade(&breaker)));
+                    }
                     self.inner
                         .health
                         .failure(mesh, backend, &text, Some(elapsed));

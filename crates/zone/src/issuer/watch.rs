@@ -2,7 +2,8 @@
 //! lifetime (jittered) or a Mesh change, and replaces it; retries failures with jittered
 //! exponential backoff while the still-valid certificate stays published, and at once when a
 //! backend whose circuit was open recovers (so a returned Vault serves every waiting data plane
-//! at its own pace, not each at the end of its backoff).
+//! at its own pace, not each at the end of its backoff). While that circuit is open, one waiting
+//! task is woken each time it half-opens to make the trial.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,7 +11,7 @@ use mosaic_core::template::Tags;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::{DataplaneCert, Issuer, backoff};
+use super::{DataplaneCert, Issuer, backoff, breaker::CircuitBreaker};
 
 /// Runs until every receiver is dropped.
 pub(super) async fn run(
@@ -48,6 +49,7 @@ pub(super) async fn run(
             }
         }
         let failing = outcome.error.is_some() || outcome.current.is_none();
+        let breaker = outcome.breaker.clone().filter(|_| failing);
         let (wait, rotation) = match (&outcome.error, &outcome.current) {
             (None, Some(current)) => {
                 failures = 0;
@@ -74,6 +76,9 @@ pub(super) async fn run(
             Ok(()) = recoveries.changed(), if failing => {
                 // A backend answers again: retry now rather than at the end of the backoff.
             }
+            () = trial_due(breaker.as_deref()), if breaker.is_some() => {
+                // The failing backend's circuit half-opened: this retry is its trial.
+            }
             _ = tokio::time::sleep(wait) => {
                 if rotation.is_some() {
                     replace = rotation;
@@ -87,6 +92,13 @@ pub(super) async fn run(
                 // means a new certificate, anything else finds the current one fresh.
             }
         }
+    }
+}
+
+async fn trial_due(breaker: Option<&CircuitBreaker>) {
+    match breaker {
+        Some(b) => b.trial_due().await,
+        None => std::future::pending().await,
     }
 }
 
