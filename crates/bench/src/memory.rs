@@ -62,7 +62,7 @@ pub async fn run(bins: &Binaries, opts: &Options) -> Result<Report, BenchError> 
         .copied()
         .max()
         .unwrap_or(0) as u64;
-    ensure_open_files(2 * most + 256)?;
+    ensure_open_files(most + 1024)?;
     let global = global_points(bins, opts).await?;
     let zone = zone_points(bins, opts).await?;
     Ok(report(global, zone, opts))

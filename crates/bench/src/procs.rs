@@ -71,8 +71,9 @@ pub fn open_files_limit() -> Option<u64> {
     soft.parse().ok()
 }
 
-/// Fails with what to do when fewer than `needed` files may be open at once (each simulated
-/// zone or data plane holds a socket, in this process and in the server's).
+/// Fails with what to do when fewer than `needed` files may be open at once. Each simulated
+/// zone or data plane holds one socket here and one in the server, a separate process that
+/// inherits this limit: `needed` is one per connection plus a margin, not two.
 pub fn ensure_open_files(needed: u64) -> Result<(), BenchError> {
     match open_files_limit() {
         Some(limit) if limit < needed => Err(BenchError::Setup(format!(

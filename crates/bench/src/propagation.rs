@@ -81,7 +81,7 @@ pub struct Row {
 /// Runs the benchmark.
 pub async fn run(bins: &Binaries, opts: &Options) -> Result<Report, BenchError> {
     let max = opts.zones.iter().copied().max().unwrap_or(0) as u64;
-    ensure_open_files(2 * max + 256)?;
+    ensure_open_files(max + 1024)?;
     let mut rows = Vec::new();
     for &n in &opts.zones {
         rows.push(measure(bins, n, opts).await?);
