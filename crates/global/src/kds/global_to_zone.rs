@@ -15,7 +15,7 @@
 //! names and whatever it holds but did not announce.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -82,7 +82,9 @@ struct Pending {
 /// Changes collected from the feeds, per type.
 #[derive(Debug, Default)]
 struct Batch {
-    items: BTreeMap<KdsType, (BTreeSet<ItemKey>, Option<Instant>)>,
+    /// Per type: the changed items, each with the version of its last change (what the shared
+    /// [`WireCache`](super::wire_cache::WireCache) entry must have been read after), and the earliest change's apply time.
+    items: BTreeMap<KdsType, (BTreeMap<ItemKey, u64>, Option<Instant>)>,
     max_index: u64,
     /// The zone's Zone, the zone-token revocations or the zone-token keys changed: re-check its
     /// access.
@@ -118,9 +120,10 @@ fn store_failure(e: StoreError) -> End {
 // === impl Batch ===
 
 impl Batch {
-    fn add(&mut self, t: KdsType, key: ItemKey, applied_at: Instant) {
+    fn add(&mut self, t: KdsType, key: ItemKey, version: u64, applied_at: Instant) {
         let entry = self.items.entry(t).or_default();
-        entry.0.insert(key);
+        let last = entry.0.entry(key).or_insert(version);
+        *last = (*last).max(version);
         entry.1 = Some(entry.1.map_or(applied_at, |a| a.min(applied_at)));
     }
 
@@ -137,11 +140,11 @@ impl Batch {
         let t = KdsType::Resource(rt);
         if t.is_global_owned() && state::for_zone(rt, &c.key.name, zone) {
             let key = t.item_key(c.key.mesh.as_deref().unwrap_or_default(), &c.key.name);
-            self.add(t, key, c.applied_at);
+            self.add(t, key, c.version, c.applied_at);
         }
         if rt == ResourceType::Mesh {
             let t = KdsType::DataplaneTokenKey;
-            self.add(t, t.item_key("", &c.key.name), c.applied_at);
+            self.add(t, t.item_key("", &c.key.name), c.version, c.applied_at);
         }
         // An imported Kuma dataplane-token signing key changes its mesh's public keys.
         let kuma_key_mesh = match rt {
@@ -153,7 +156,7 @@ impl Batch {
         };
         if let Some(mesh) = kuma_key_mesh {
             let t = KdsType::DataplaneTokenKey;
-            self.add(t, t.item_key("", mesh), c.applied_at);
+            self.add(t, t.item_key("", mesh), c.version, c.applied_at);
         }
     }
 
@@ -164,7 +167,7 @@ impl Batch {
         }
         if let Some(mesh) = dataplane_key_mesh(&c.key) {
             let t = KdsType::DataplaneTokenKey;
-            self.add(t, t.item_key("", mesh), c.applied_at);
+            self.add(t, t.item_key("", mesh), c.version, c.applied_at);
         }
     }
 }
@@ -507,11 +510,12 @@ impl GlobalToZone {
         }
     }
 
-    /// Sends the current state of `keys` of a subscribed type `t` as a delta.
+    /// Sends the state of `keys` of a subscribed type `t` (each as read after its last change,
+    /// shared with the other sessions through the [`WireCache`](super::wire_cache::WireCache)) as a delta.
     async fn push(
         &mut self,
         t: KdsType,
-        keys: BTreeSet<ItemKey>,
+        keys: BTreeMap<ItemKey, u64>,
         applied_at: Option<Instant>,
     ) -> Result<(), End> {
         if !self.view.contains_key(&t) {
@@ -519,15 +523,15 @@ impl GlobalToZone {
         }
         let mut resources = Vec::new();
         let mut removed = Vec::new();
-        for key in keys {
-            let current = state::item(
-                self.shared.store.as_ref(),
-                &self.shared.tokens,
-                t,
-                &key,
-                &self.identity.zone,
-            )
-            .map_err(store_failure)?;
+        for (key, after) in keys {
+            let shared = &self.shared;
+            let zone = &self.identity.zone;
+            let current = shared
+                .wire
+                .get_or_read(t, &key, after, || {
+                    state::item(shared.store.as_ref(), &shared.tokens, t, &key, zone)
+                })
+                .map_err(store_failure)?;
             let Some(view) = self.view.get_mut(&t) else {
                 return Ok(());
             };

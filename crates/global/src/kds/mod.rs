@@ -10,6 +10,7 @@
 //! - [`registry`]: open streams per zone (a second one replaces the first), session counters.
 //! - [`insight`]: the ZoneInsight read-modify-write (subscriptions, stats, CA health).
 //! - [`feed`]: the store's change feed relayed once, with only what zones are sent.
+//! - [`wire_cache`]: each changed item's wire form, read once per change for every session.
 //! - [`global_to_zone`]: a GlobalToZone session (authoritative diff, deltas, ACK/NACK, lag).
 //! - [`zone_to_global`]: a ZoneToGlobal session (checks, zone stamping, batch write, prune).
 //! - [`zone_trust`]: the MeshTrusts a zone reports in its ZoneInsight, kept as MeshTrusts.
@@ -28,6 +29,7 @@ pub mod service;
 pub mod size;
 pub mod state;
 pub mod tls;
+pub mod wire_cache;
 pub mod zone_to_global;
 pub mod zone_trust;
 
@@ -94,6 +96,8 @@ pub struct Shared {
     store: Arc<dyn ResourceStore>,
     /// The store's feed, relayed with only what zones are sent.
     feed: feed::ZoneFeed,
+    /// Changed items in wire form, shared by the sessions pushing them.
+    wire: wire_cache::WireCache,
     tokens: Tokens,
     registry: registry::Registry,
     settings: KdsSettings,
@@ -119,6 +123,7 @@ impl KdsServer {
             shared: Arc::new(Shared {
                 tokens: Tokens::new(store.clone()),
                 feed: feed::ZoneFeed::start(&store),
+                wire: wire_cache::WireCache::default(),
                 store,
                 registry: registry::Registry::default(),
                 settings,
