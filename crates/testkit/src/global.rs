@@ -33,6 +33,8 @@ pub struct Replica {
     pub join: bool,
     dir: PathBuf,
     child: Option<Child>,
+    /// Listeners holding its loopback ports until its first start (see [`reserve_ports`]).
+    reserved: Vec<std::net::TcpListener>,
 }
 
 /// Changes the harness makes to a replica's generated config (replica index, config).
@@ -52,7 +54,7 @@ pub struct GlobalCluster {
     edit: Option<ConfigEdit>,
 }
 
-use crate::{Host, ZoneProcess, free_ports, terminate::stop_gracefully};
+use crate::{Host, ZoneProcess, reserve_ports, terminate::stop_gracefully};
 
 /// The ports of a replica on its own [`Host`] (Kuma's, and raft's 5689): API, raft,
 /// diagnostics, KDS, HTTPS API.
@@ -67,12 +69,15 @@ impl GlobalCluster {
         let tmp = tempfile::Builder::new()
             .prefix("mosaic-global-")
             .tempdir()?;
-        let ports = free_ports(5 * n)?;
+        let (ports, mut reserved) = reserve_ports(5 * n)?;
         let hosts = ports
             .chunks(5)
             .map(|p| (Host::loopback(), [p[0], p[1], p[2], p[3], p[4]]))
             .collect();
         let mut cluster = Self::prepare(binary, tmp.path(), hosts, snapshot_after_logs)?;
+        for r in cluster.replicas.iter_mut().rev() {
+            r.reserved = reserved.split_off(reserved.len().saturating_sub(5));
+        }
         cluster._tmp = Some(tmp);
         Ok(cluster)
     }
@@ -107,6 +112,7 @@ impl GlobalCluster {
                 join: false,
                 dir: dir.join(format!("replica-{}", i + 1)),
                 child: None,
+                reserved: Vec::new(),
             })
             .collect();
         Ok(Self {
@@ -133,7 +139,7 @@ impl GlobalCluster {
     /// `raft.join = true`, as an operator adds a replica to a running cluster (or replaces a
     /// dead one): its `raft.peers` lists every replica so far. Returns its index.
     pub fn add_replica(&mut self) -> anyhow::Result<usize> {
-        let p = free_ports(5)?;
+        let (p, reserved) = reserve_ports(5)?;
         let i = self.replicas.len();
         let id = self.replicas.iter().map(|r| r.id).max().unwrap_or(0) + 1;
         self.replicas.push(Replica {
@@ -147,6 +153,7 @@ impl GlobalCluster {
             join: true,
             dir: self.dir.join(format!("replica-{id}")),
             child: None,
+            reserved,
         });
         Ok(i)
     }
@@ -276,6 +283,8 @@ impl GlobalCluster {
             .create(true)
             .append(true)
             .open(r.dir.join("global.log"))?;
+        // The ports were held since the replica was prepared: free them for it now.
+        r.reserved.clear();
         let child = r
             .host
             .command(&binary)

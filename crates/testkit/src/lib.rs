@@ -90,7 +90,7 @@ pub use pki::{
     IntermediatePki, PkiVerb, SEED_MESH, SEED_MOUNT, SEED_POLICY_HCL, SEED_POLICY_NAME, SEED_ROLE,
     TokenSpec, pki_policy, seed_role_params,
 };
-pub use ports::{free_port, free_port_pair, free_ports, non_loopback_local_ip};
+pub use ports::{free_port, free_port_pair, free_ports, non_loopback_local_ip, reserve_ports};
 pub use prometheus::{
     PROMETHEUS_NOT_FOUND, Prometheus, Sample, prometheus_binary, promtool_binary,
 };

@@ -22,6 +22,21 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>> {
         .collect()
 }
 
+/// `n` distinct free ports on 127.0.0.1 and the listeners holding them: until the listeners are
+/// dropped (just before the server that uses the ports starts), no other process can bind them
+/// and the kernel does not hand them out as source ports of outgoing connections. A port chosen
+/// by [`free_ports`] during a test's set-up could be taken by then ("Address already in use").
+pub fn reserve_ports(n: usize) -> Result<(Vec<u16>, Vec<TcpListener>)> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let ports = listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect::<Result<Vec<u16>>>()?;
+    Ok((ports, listeners))
+}
+
 /// A port `p` such that both `p` and `p + 1` were free on 127.0.0.1 a moment ago.
 ///
 /// `bao server -dev -dev-listen-address=127.0.0.1:p` also binds its cluster listener on `p + 1`,

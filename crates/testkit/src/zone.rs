@@ -14,7 +14,7 @@ use anyhow::{Context as _, bail};
 use mosaic_zone::config::ZoneConfig;
 use serde_json::Value;
 
-use crate::{Host, free_ports, terminate::stop_gracefully};
+use crate::{Host, reserve_ports, terminate::stop_gracefully};
 
 /// The ports of a zone on its own [`Host`] (Kuma's): API, diagnostics, dataplane server, HTTPS
 /// API.
@@ -45,6 +45,8 @@ pub struct ZoneProcess {
     http: reqwest::Client,
     env: Vec<(String, String)>,
     edit: Option<ConfigEdit>,
+    /// Listeners holding the loopback ports until the first start.
+    reserved: Vec<std::net::TcpListener>,
 }
 
 // === impl ZoneProcess ===
@@ -60,10 +62,12 @@ impl ZoneProcess {
         ca: &Path,
         token: &str,
     ) -> anyhow::Result<Self> {
-        let ports = free_ports(4)?;
+        let (ports, reserved) = reserve_ports(4)?;
         let ports = [ports[0], ports[1], ports[2], ports[3]];
         let global = (global_address, ca, token);
-        Self::prepare(binary, root, name, global, Host::loopback(), ports)
+        let mut zone = Self::prepare(binary, root, name, global, Host::loopback(), ports)?;
+        zone.reserved = reserved;
+        Ok(zone)
     }
 
     /// Like [`ZoneProcess::new`], on `host` and Kuma's ports of its address (API 5681,
@@ -109,6 +113,7 @@ impl ZoneProcess {
                 .build()?,
             env: Vec::new(),
             edit: None,
+            reserved: Vec::new(),
         };
         zone.write_token(token)?;
         Ok(zone)
@@ -173,6 +178,8 @@ impl ZoneProcess {
             .create(true)
             .append(true)
             .open(self.log_path())?;
+        // The ports were held since `new`: free them for the zone now.
+        self.reserved.clear();
         let child = self
             .host
             .command(&self.binary)
