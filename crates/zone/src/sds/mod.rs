@@ -17,11 +17,13 @@
 //! - [`auth`]: the bearer token and its verification against the synced keys.
 //! - [`registry`]: registration from node metadata, and the token-tags rule.
 //! - [`secrets`]: Envoy `Secret`s and DiscoveryResponses from a certificate and trust bundle.
+//! - [`feed`]: the store's change feed read once and routed to the sessions it concerns.
 //! - [`insight`]: the DataplaneInsight written when a new certificate is served.
 //! - `session`: one `StreamSecrets` stream.
 
 pub mod auth;
 pub mod error;
+pub mod feed;
 pub mod insight;
 pub mod registry;
 pub mod secrets;
@@ -54,6 +56,8 @@ const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Debug)]
 struct Shared {
     store: Arc<ZoneStore>,
+    /// The store's feed, routed to the sessions each change concerns.
+    feed: feed::SessionFeed,
     issuer: Issuer,
     zone: String,
     rules: TokenRules,
@@ -101,6 +105,7 @@ impl SdsServer {
         let (stop, stop_rx) = watch::channel(false);
         Self {
             shared: Arc::new(Shared {
+                feed: feed::SessionFeed::new(store.clone()),
                 store,
                 issuer,
                 zone: zone.to_string(),

@@ -22,7 +22,7 @@ use mosaic_core::{
 };
 use mosaic_proto::envoy::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use time::OffsetDateTime;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tonic::Streaming;
 use tracing::Instrument as _;
@@ -31,6 +31,7 @@ use super::{
     Shared,
     auth::{Caller, authenticate},
     error::SdsError,
+    feed::FeedEvent,
     insight,
     registry::{self, dataplane_key},
     secrets::Material,
@@ -207,7 +208,10 @@ impl Session {
     async fn serve(&mut self, mut inbound: Streaming<DiscoveryRequest>) -> Result<(), SdsError> {
         tracing::info!(names = ?self.names.iter().map(ToString::to_string).collect::<Vec<_>>(), "SDS stream opened");
         let mut mesh_changes = self.shared.issuer.mesh_changes(&self.caller.mesh);
-        let mut feed = self.shared.store.subscribe();
+        let mut feed = self
+            .shared
+            .feed
+            .subscribe(&self.caller.mesh, &self.caller.name);
         let mut stop = self.shared.stop.clone();
         (self.bundle_generation, self.bundle) = self
             .shared
@@ -246,12 +250,10 @@ impl Session {
                     }
                     self.mesh_changed().await?;
                 }
-                change = feed.recv() => match change {
-                    Ok(change) => self.store_changed(&change).await?,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        self.recheck_all().await?;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return Err(SdsError::ShuttingDown),
+                event = feed.recv() => match event {
+                    Some(FeedEvent::Change(change)) => self.store_changed(&change).await?,
+                    Some(FeedEvent::Lagged) => self.recheck_all().await?,
+                    None => return Err(SdsError::ShuttingDown),
                 },
                 _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => return Err(SdsError::ShuttingDown),
                 _ = self.tx.closed() => return Ok(()),
