@@ -1,21 +1,55 @@
 //! Free loopback ports, and a non-loopback address of this machine.
+//!
+//! Ports are picked below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`, 32768 and
+//! up by default), not by binding port 0: the kernel hands ports of that range to every outgoing
+//! connection and every `bind(0)` of every test running beside this one, so a port chosen there
+//! during a test's set-up could be taken by the time its server starts (seen in CI: "Address
+//! already in use"). Below it only another picker like this one can collide, and each picked port
+//! is checked by binding it.
 
-use std::net::TcpListener;
+use std::{
+    hash::{BuildHasher as _, RandomState},
+    net::TcpListener,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use anyhow::{Result, bail};
 
+/// The ports picked from: above the well-known and registered ports most daemons use, below the
+/// ephemeral range.
+const PICK_FROM: u16 = 20_000;
+const PICK_BELOW: u16 = 32_768;
+
+/// A random port of the picking range (a hash of a counter with a per-process random key).
+fn candidate() -> u16 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEY: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let h = KEY.get_or_init(RandomState::new).hash_one(n);
+    PICK_FROM + (h % u64::from(PICK_BELOW - PICK_FROM)) as u16
+}
+
+/// A listener on a free port of the picking range.
+fn bind_free() -> Result<TcpListener> {
+    for _ in 0..1000 {
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", candidate())) {
+            return Ok(l);
+        }
+    }
+    // Everything tried was taken: fall back to the kernel's choice.
+    Ok(TcpListener::bind(("127.0.0.1", 0))?)
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (another process may still grab it: retry on a clash).
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))?;
+    let listener = bind_free()?;
     Ok(listener.local_addr()?.port())
 }
 
 /// `n` distinct free ports on 127.0.0.1. Every listener is held until all are chosen, so the
 /// kernel cannot hand the same port out twice (as separate [`free_port`] calls can).
 pub fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
-        .collect::<std::io::Result<Vec<_>>>()?;
+    let listeners = (0..n).map(|_| bind_free()).collect::<Result<Vec<_>>>()?;
     listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))
@@ -27,9 +61,7 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>> {
 /// and the kernel does not hand them out as source ports of outgoing connections. A port chosen
 /// by [`free_ports`] during a test's set-up could be taken by then ("Address already in use").
 pub fn reserve_ports(n: usize) -> Result<(Vec<u16>, Vec<TcpListener>)> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
-        .collect::<std::io::Result<Vec<_>>>()?;
+    let listeners = (0..n).map(|_| bind_free()).collect::<Result<Vec<_>>>()?;
     let ports = listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))
@@ -43,7 +75,7 @@ pub fn reserve_ports(n: usize) -> Result<(Vec<u16>, Vec<TcpListener>)> {
 /// and every extra `listener "tcp"` block does the same, so OpenBao needs pairs.
 pub fn free_port_pair() -> Result<u16> {
     for _ in 0..200 {
-        let first = TcpListener::bind(("127.0.0.1", 0))?;
+        let first = bind_free()?;
         let port = first.local_addr()?.port();
         let Some(next) = port.checked_add(1) else {
             continue;
@@ -116,5 +148,24 @@ mod tests {
         let ports = free_ports(50).unwrap();
         let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
         assert_eq!(distinct.len(), 50);
+    }
+
+    #[test]
+    fn reserved_ports_are_below_the_ephemeral_range_and_held() {
+        let (ports, held) = reserve_ports(20).unwrap();
+        for p in &ports {
+            assert!((PICK_FROM..PICK_BELOW).contains(p), "{p}");
+            assert!(
+                TcpListener::bind(("127.0.0.1", *p)).is_err(),
+                "{p} is held until the listeners are dropped"
+            );
+        }
+        drop(held);
+        for p in &ports {
+            assert!(
+                TcpListener::bind(("127.0.0.1", *p)).is_ok(),
+                "{p} is free again"
+            );
+        }
     }
 }
