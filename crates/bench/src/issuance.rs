@@ -77,49 +77,55 @@ fn issuer_case(
 }
 
 /// The minimal client: the same request the zone sends (for data planes of `mesh`, certificates
-/// of `ttl`), straight to Vault.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn direct(
-    http: reqwest::Client,
-    url: Arc<String>,
-    token: Arc<String>,
-    mesh: &'static str,
-    ttl: Arc<String>,
-    start: usize,
-    n: usize,
-    concurrency: usize,
-) -> Tally {
-    load(start, n, concurrency, move |i| {
-        let http = http.clone();
-        let url = url.clone();
-        let token = token.clone();
-        let ttl = ttl.clone();
-        async move {
-            let service = format!("svc-{}", i % 10);
-            let body = json!({
-                "common_name": format!("{service}.mesh"),
-                "uri_sans": format!("spiffe://{mesh}/{service},kuma://kuma.io/service/{service}"),
-                "ttl": ttl.as_str(),
-                "format": "pem",
-                "exclude_cn_from_sans": true,
-                "private_key_format": "pkcs8",
-            });
-            let resp = http
-                .post(url.as_str())
-                .header("X-Vault-Token", token.as_str())
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-            if !status.is_success() || v.pointer("/data/certificate").is_none() {
-                return Err(format!("HTTP {status}: {v}"));
+/// of `ttl`), straight to Vault at `url` (`.../issue/<role>`) with `token`.
+#[derive(Clone, Debug)]
+pub(crate) struct DirectClient {
+    pub http: reqwest::Client,
+    pub url: Arc<String>,
+    pub token: Arc<String>,
+    pub mesh: &'static str,
+    pub ttl: Arc<String>,
+}
+
+impl DirectClient {
+    /// Issues `n` certificates (request ids from `start`) from `concurrency` tasks.
+    pub(crate) async fn run(&self, start: usize, n: usize, concurrency: usize) -> Tally {
+        let client = self.clone();
+        load(start, n, concurrency, move |i| {
+            let DirectClient {
+                http,
+                url,
+                token,
+                mesh,
+                ttl,
+            } = client.clone();
+            async move {
+                let service = format!("svc-{}", i % 10);
+                let body = json!({
+                    "common_name": format!("{service}.mesh"),
+                    "uri_sans": format!("spiffe://{mesh}/{service},kuma://kuma.io/service/{service}"),
+                    "ttl": ttl.as_str(),
+                    "format": "pem",
+                    "exclude_cn_from_sans": true,
+                    "private_key_format": "pkcs8",
+                });
+                let resp = http
+                    .post(url.as_str())
+                    .header("X-Vault-Token", token.as_str())
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+                if !status.is_success() || v.pointer("/data/certificate").is_none() {
+                    return Err(format!("HTTP {status}: {v}"));
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    })
-    .await
+        })
+        .await
+    }
 }
 
 /// Runs the benchmark.
@@ -152,9 +158,13 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
         .pool_max_idle_per_host(opts.concurrency.max(1))
         .build()
         .map_err(BenchError::request("building an HTTP client"))?;
-    let url = Arc::new(format!("{}/v1/{SEED_MOUNT}/issue/{ROLE_EC}", bao.addr()));
-    let token_arc = Arc::new(token.clone());
-    let ttl = Arc::new(TTL.to_string());
+    let direct = DirectClient {
+        http,
+        url: Arc::new(format!("{}/v1/{SEED_MOUNT}/issue/{ROLE_EC}", bao.addr())),
+        token: Arc::new(token.clone()),
+        mesh: MESH,
+        ttl: Arc::new(TTL.to_string()),
+    };
     let c = opts.concurrency;
     let ec_issue = issuer_case(&bao, &token, ROLE_EC, "issue", None)?;
     // The same issuer with its data dir on tmpfs, where fsync costs nothing: attributes the
@@ -169,17 +179,7 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
 
     // Warm-up: connections, the issuers' backends and tokens, Vault's first requests.
     let warm = (2 * c).max(4);
-    let _ = direct(
-        http.clone(),
-        url.clone(),
-        token_arc.clone(),
-        MESH,
-        ttl.clone(),
-        0,
-        warm,
-        c,
-    )
-    .await;
+    let _ = direct.run(0, warm, c).await;
     let _ = ec_issue.run("warm-ec", 0, warm, c).await;
     if let Some(t) = &ec_tmpfs {
         let _ = t.run("warm-tmpfs", 0, warm, c).await;
@@ -190,17 +190,7 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
     // A B C C B A, half the count each time.
     let half = opts.count / 2;
     let rest = opts.count - half;
-    let mut d = direct(
-        http.clone(),
-        url.clone(),
-        token_arc.clone(),
-        MESH,
-        ttl.clone(),
-        0,
-        half,
-        c,
-    )
-    .await;
+    let mut d = direct.run(0, half, c).await;
     let mut e = ec_issue.run("ec", 0, half, c).await;
     let mut t = Tally::default();
     if let Some(case) = &ec_tmpfs {
@@ -208,7 +198,7 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
         t.add(case.run("tmpfs", half, rest, c).await);
     }
     e.add(ec_issue.run("ec", half, rest, c).await);
-    d.add(direct(http, url, token_arc, MESH, ttl, half, rest, c).await);
+    d.add(direct.run(half, rest, c).await);
     let s = ec_sign.run("sign", 0, opts.count, c).await;
     let r = rsa_issue.run("rsa", 0, opts.rsa_count, c).await;
 

@@ -25,7 +25,7 @@ use serde_json::json;
 use super::{ec_root, from_cp};
 use crate::{
     error::BenchError,
-    issuance::direct,
+    issuance::DirectClient,
     load::{CaseResult, Tally, ratio},
     report::{Report, Verdict},
     zone_issuer::{MESH, TOKEN_SECRET, ZoneIssuer, vault_backend},
@@ -85,9 +85,13 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
         .pool_max_idle_per_host(opts.concurrency.max(1))
         .build()
         .map_err(BenchError::request("building an HTTP client"))?;
-    let url = Arc::new(format!("{}/v1/{SEED_MOUNT}/issue/{ROLE}", bao.addr()));
-    let token_arc = Arc::new(token.clone());
-    let ttl = Arc::new(LEAF_TTL.to_string());
+    let direct = DirectClient {
+        http,
+        url: Arc::new(format!("{}/v1/{SEED_MOUNT}/issue/{ROLE}", bao.addr())),
+        token: Arc::new(token.clone()),
+        mesh: MESH,
+        ttl: Arc::new(LEAF_TTL.to_string()),
+    };
     let settings = IssuerSettings {
         vault: ZoneVault {
             zone: Some("zone-1".into()),
@@ -121,37 +125,17 @@ pub async fn run(opts: &Options) -> Result<Report, BenchError> {
     })?;
     let first_certificate_ms = first.elapsed().as_secs_f64() * 1000.0;
     let warm = (2 * c).max(4);
-    let _ = direct(
-        http.clone(),
-        url.clone(),
-        token_arc.clone(),
-        MESH,
-        ttl.clone(),
-        0,
-        warm,
-        c,
-    )
-    .await;
+    let _ = direct.run(0, warm, c).await;
     let _ = zone.run("warm", 1, warm, c).await;
 
     // A B B A, half the count each time.
     let (dh, dr) = (opts.count / 2, opts.count - opts.count / 2);
     let (zh, zr) = (opts.zone_count / 2, opts.zone_count - opts.zone_count / 2);
-    let mut d = direct(
-        http.clone(),
-        url.clone(),
-        token_arc.clone(),
-        MESH,
-        ttl.clone(),
-        0,
-        dh,
-        c,
-    )
-    .await;
+    let mut d = direct.run(0, dh, c).await;
     let mut z = Tally::default();
     z.add(zone.run("zone", 0, zh, c).await);
     z.add(zone.run("zone", zh, zr, c).await);
-    d.add(direct(http, url, token_arc, MESH, ttl.clone(), dh, dr, c).await);
+    d.add(direct.run(dh, dr, c).await);
 
     let direct = d.result("direct reqwest → pki/issue (EC P-256, Vault signs each leaf)");
     let intermediate =

@@ -294,15 +294,19 @@ impl World {
                 };
             }
         };
-        let url = Arc::new(format!(
-            "{}/v1/{}/issue/{}",
-            self.bao.addr(),
-            BACKEND_B.mount,
-            BACKEND_B.role
-        ));
-        let token = Arc::new(self.token.clone());
-        let ttl = Arc::new(format!("{}s", opts.lifetime.as_secs()));
-        crate::issuance::direct(http, url, token, MESH, ttl, 0, count, concurrency).await
+        let client = crate::issuance::DirectClient {
+            http,
+            url: Arc::new(format!(
+                "{}/v1/{}/issue/{}",
+                self.bao.addr(),
+                BACKEND_B.mount,
+                BACKEND_B.role
+            )),
+            token: Arc::new(self.token.clone()),
+            mesh: MESH,
+            ttl: Arc::new(format!("{}s", opts.lifetime.as_secs())),
+        };
+        client.run(0, count, concurrency).await
     }
 }
 
