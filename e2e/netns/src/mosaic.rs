@@ -201,8 +201,6 @@ pub struct Mosaic {
     pub zones: Vec<Zone>,
     /// Agents by dataplane name.
     pub agents: BTreeMap<String, Agent>,
-    /// The relay's address, with [`KdsPath::Relay`].
-    pub relay_ip: Option<Ipv4Addr>,
     /// The global replicas' processes (testkit's, each in its node through `ip netns exec`).
     cluster: GlobalCluster,
     /// The zones' processes, index as [`Mosaic::zones`] (pushed as each zone starts).
@@ -361,7 +359,6 @@ impl Mosaic {
                 )?)
             }
         };
-        let relay_ip = relay.as_ref().map(|r| r.ip);
         let vault_addr = format!("http://{vault_ip}:{BAO_PORT}");
         let mut m = Self {
             http: reqwest::Client::builder()
@@ -381,7 +378,6 @@ impl Mosaic {
             globals,
             zones,
             agents: BTreeMap::new(),
-            relay_ip,
             relay,
             opts,
             bins,
@@ -508,7 +504,7 @@ impl Mosaic {
 
     async fn start_globals(&mut self) -> anyhow::Result<()> {
         let mut kds_tls = None;
-        if let Some(relay) = self.relay_ip {
+        if let Some(relay) = self.relay_ip() {
             // Zones reach the globals through the relay's address: a configured KDS certificate
             // that names it (the generated one names only the replica's own addresses).
             let ca = TestCa::new("mosaic-netns KDS CA")?;
@@ -673,6 +669,11 @@ impl Mosaic {
 
     // --- relay ---
 
+    /// The KDS relay's address, with [`KdsPath::Relay`].
+    pub fn relay_ip(&self) -> Option<Ipv4Addr> {
+        self.relay.as_ref().map(|r| r.ip)
+    }
+
     /// Sets the relay's one-way delay (each direction); an error without [`KdsPath::Relay`].
     pub fn set_relay_delay(&self, delay: Duration) -> anyhow::Result<()> {
         self.relay
@@ -695,7 +696,7 @@ impl Mosaic {
         let n = self.globals.len();
         (0..n)
             .map(|k| (k + z) % n)
-            .map(|i| match self.relay_ip {
+            .map(|i| match self.relay_ip() {
                 Some(relay) => format!("grpcs://{relay}:{}", KDS_PORT + i as u16),
                 None => format!("grpcs://{}:{KDS_PORT}", self.globals[i].ip),
             })

@@ -22,7 +22,15 @@ fn workload_time() -> Duration {
 const FAULT_AT: Duration = Duration::from_secs(4);
 
 async fn started(scenario: &str, snapshots: Option<u64>) -> anyhow::Result<Globals> {
-    let g = Globals::start(scenario, snapshots).await?;
+    started_with(scenario, snapshots, RaftPath::Direct).await
+}
+
+async fn started_with(
+    scenario: &str,
+    snapshots: Option<u64>,
+    path: RaftPath,
+) -> anyhow::Result<Globals> {
+    let g = Globals::start_with(scenario, snapshots, path).await?;
     g.workload(workload_time())
         .ensure_mesh(WAIT)
         .await
@@ -102,12 +110,7 @@ async fn lincheck_delay_200ms_with_loss() -> anyhow::Result<()> {
         Ok(()) => RaftPath::Direct,
         Err(_) => RaftPath::Relay,
     };
-    let g = Globals::start_with("lin-latency", None, path).await?;
-    g.workload(workload_time())
-        .ensure_mesh(WAIT)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let mut g = g;
+    let mut g = started_with("lin-latency", None, path).await?;
     let w = g.workload(workload_time());
     let run = tokio::spawn(w.clone().run());
     tokio::time::sleep(FAULT_AT).await;

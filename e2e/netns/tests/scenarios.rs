@@ -799,7 +799,7 @@ async fn latency_and_loss_between_zones_and_globals_still_converge_and_issue() -
     .await?;
     let globals: Vec<std::net::Ipv4Addr> = m.globals.iter().map(|g| g.ip).collect();
     let zones: Vec<std::net::Ipv4Addr> = m.zones.iter().map(|z| z.ip).collect();
-    let lossy_peers = match m.relay_ip {
+    let lossy_peers = match m.relay_ip() {
         None => {
             for z in 0..2 {
                 let name = m.zones[z].name.clone();
