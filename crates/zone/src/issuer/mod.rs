@@ -67,7 +67,7 @@ use std::{
 };
 
 use mosaic_core::{
-    ca::{CaErrorKind, IssueRequest, IssuedCert},
+    ca::{CaError, CaErrorKind, IssueRequest, IssuedCert},
     resource::{ResourceType, Spec, zone::CaHealth},
     template::Tags,
 };
@@ -318,7 +318,7 @@ impl Issuer {
                 if let Some(since) = entry.roots_retry_in(ROOTS_RETRY_INTERVAL) {
                     return Err(since);
                 }
-                let roots = entry.ca.root_certs().await.map_err(|e| {
+                let roots = self.read_roots(entry).await.map_err(|e| {
                     let text = e.to_string();
                     entry.roots_failed(&text);
                     text
@@ -567,6 +567,16 @@ impl Issuer {
         }
     }
 
+    /// The backend's roots (Vault: `{pki}/cert/ca_chain` and its issuers), read under one of
+    /// the `max_in_flight` permits, as certificate requests are: Vault never sees more than
+    /// `max_in_flight` requests from this zone at once, even when the bundle is re-read while
+    /// every permit issues (a recovery, a rotation wave).
+    async fn read_roots(&self, entry: &BackendEntry) -> Result<Vec<String>, CaError> {
+        // The semaphore is never closed, so the permit always comes.
+        let _permit = self.inner.permits.acquire().await.ok();
+        entry.ca.root_certs().await
+    }
+
     /// One CA call, through the breaker and the semaphore, recorded in health and metrics.
     async fn issue(
         &self,
@@ -673,9 +683,7 @@ impl Issuer {
                     Some(added) => added,
                     None => {
                         let roots =
-                            entry
-                                .ca
-                                .root_certs()
+                            self.read_roots(entry)
                                 .await
                                 .map_err(|e| IssuerError::UnknownRoot {
                                     mesh: mesh.to_string(),
@@ -1003,7 +1011,7 @@ async fn refresh_roots(inner: Weak<Inner>) {
             .collect();
         for (mesh, set) in meshes {
             for (name, entry) in &set.backends {
-                match entry.ca.root_certs().await {
+                match issuer.read_roots(entry).await {
                     Ok(roots) => issuer.learn_roots(&mesh, name, &roots, entry.ca.default_ttl()),
                     Err(e) => {
                         tracing::debug!(mesh, backend = %name, error = %e, "backend roots not re-read");
