@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{
@@ -539,7 +540,18 @@ fn kubernetes_secret(
 /// Builds a resource from its stored or synced Universal form, keeping the store's bookkeeping
 /// (`creationTime`, `modificationTime`, `version`) that [`from_value`] ignores in user input.
 pub fn from_stored_value(value: Value) -> Result<Resource, ValidationError> {
-    let stamped: Meta = serde_json::from_value(value.clone())
+    /// The store's bookkeeping in a stored record (read in place: the record is not copied).
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Stamps {
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        creation_time: Option<time::OffsetDateTime>,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        modification_time: Option<time::OffsetDateTime>,
+        #[serde(default)]
+        version: Option<u64>,
+    }
+    let stamped = Stamps::deserialize(&value)
         .map_err(|e| ValidationError::single("", format!("bad stored metadata: {e}")))?;
     let mut r = from_value(value)?;
     r.meta.creation_time = stamped.creation_time;

@@ -332,6 +332,15 @@ impl Issuer {
         }
     }
 
+    /// The mtls backend names of `mesh` as this issuer last built them (what the certificates
+    /// it serves come from), or `None` before the mesh's first certificate.
+    pub async fn backend_names(&self, mesh: &str) -> Option<Vec<String>> {
+        let meshes = self.inner.meshes.lock().await;
+        meshes
+            .get(mesh)
+            .map(|set| set.spec.backends().iter().map(|b| b.name.clone()).collect())
+    }
+
     /// A reader of `mesh`'s bundle confirmations, one per SDS stream (see [`publish`]).
     pub fn bundle_reader(&self, mesh: &str) -> Arc<BundleReader> {
         self.inner.board.reader(mesh)
@@ -406,10 +415,21 @@ impl Issuer {
 
     /// The built backends of `mesh`, rebuilt when the stored Mesh's version changed.
     async fn mesh_backends(&self, mesh: &str) -> Result<Arc<MeshBackends>, IssuerError> {
+        let key = StoreKey::mesh(mesh);
+        let version = self
+            .inner
+            .store
+            .version(&key)?
+            .ok_or_else(|| IssuerError::NoMesh(mesh.to_string()))?;
+        if let Some(set) = self.inner.meshes.lock().await.get(mesh)
+            && set.version == version
+        {
+            return Ok(set.clone());
+        }
         let item = self
             .inner
             .store
-            .get(&StoreKey::mesh(mesh))?
+            .get(&key)?
             .ok_or_else(|| IssuerError::NoMesh(mesh.to_string()))?;
         let mut meshes = self.inner.meshes.lock().await;
         if let Some(set) = meshes.get(mesh)

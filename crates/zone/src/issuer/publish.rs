@@ -19,6 +19,9 @@ use std::{
 
 use tokio::sync::watch;
 
+/// `MeshBoard::readers` is not compacted below this length.
+const MIN_COMPACT: usize = 64;
+
 /// The bundle generations of every mesh and the streams reading them.
 #[derive(Debug, Default)]
 pub struct BundleBoard {
@@ -29,6 +32,13 @@ pub struct BundleBoard {
 struct MeshBoard {
     generation: u64,
     readers: Vec<Weak<BundleReader>>,
+    /// `readers` is cleared of ended streams when it grows to this length (amortized O(1) per
+    /// new stream, rather than a scan of every stream each time one opens).
+    compact_at: usize,
+    /// The highest generation every stream was seen to have confirmed. Streams sent their
+    /// first bundle later are sent one of this generation or later, so it stays settled; the
+    /// check for it need not scan every stream for every certificate again.
+    settled: u64,
     /// Ticks on every confirmation (waiters re-check).
     confirmations: watch::Sender<u64>,
 }
@@ -45,6 +55,8 @@ impl Default for MeshBoard {
         Self {
             generation: 0,
             readers: Vec::new(),
+            compact_at: MIN_COMPACT,
+            settled: 0,
             confirmations: watch::channel(0).0,
         }
     }
@@ -80,7 +92,10 @@ impl BundleBoard {
         let reader = Arc::new(BundleReader::default());
         let mut meshes = self.lock();
         let board = meshes.entry(mesh.to_string()).or_default();
-        board.readers.retain(|r| r.strong_count() > 0);
+        if board.readers.len() >= board.compact_at {
+            board.readers.retain(|r| r.strong_count() > 0);
+            board.compact_at = (board.readers.len() * 2).max(MIN_COMPACT);
+        }
         board.readers.push(Arc::downgrade(&reader));
         reader
     }
@@ -96,13 +111,20 @@ impl BundleBoard {
     /// Whether every stream of `mesh` that was sent a bundle confirmed one of `generation` or
     /// later.
     pub fn all_confirmed(&self, mesh: &str, generation: u64) -> bool {
-        let meshes = self.lock();
-        let Some(board) = meshes.get(mesh) else {
+        let mut meshes = self.lock();
+        let Some(board) = meshes.get_mut(mesh) else {
             return true;
         };
-        board.readers.iter().filter_map(Weak::upgrade).all(|r| {
+        if generation <= board.settled {
+            return true;
+        }
+        let all = board.readers.iter().filter_map(Weak::upgrade).all(|r| {
             !r.sent.load(Ordering::Acquire) || r.confirmed.load(Ordering::Acquire) >= generation
-        })
+        });
+        if all {
+            board.settled = generation;
+        }
+        all
     }
 
     /// Waits until [`BundleBoard::all_confirmed`] or `deadline`; whether all confirmed.
@@ -178,5 +200,40 @@ mod tests {
         );
         drop(b);
         assert!(board.all_confirmed("m", g2));
+    }
+
+    #[test]
+    fn a_settled_generation_stays_settled_for_streams_opened_later() {
+        let board = BundleBoard::default();
+        let a = board.reader("m");
+        a.sent();
+        let g = board.bump("m");
+        board.confirmed("m", &a, g);
+        assert!(board.all_confirmed("m", g));
+
+        // A stream opened now is sent a bundle of generation g or later: it does not hold
+        // back certificates under g's root, but it does those under a root added after.
+        let late = board.reader("m");
+        late.sent();
+        assert!(board.all_confirmed("m", g));
+        let g2 = board.bump("m");
+        board.confirmed("m", &a, g2);
+        assert!(!board.all_confirmed("m", g2));
+        board.confirmed("m", &late, g2);
+        assert!(board.all_confirmed("m", g2));
+    }
+
+    #[test]
+    fn ended_streams_are_dropped_from_the_board_as_streams_open() {
+        let board = BundleBoard::default();
+        let kept: Vec<_> = (0..10).map(|_| board.reader("m")).collect();
+        for _ in 0..1_000 {
+            drop(board.reader("m"));
+        }
+        let len = board.lock().get("m").map(|m| m.readers.len());
+        assert!(
+            len.is_some_and(|len| len <= 2 * MIN_COMPACT + kept.len()),
+            "1,000 ended streams are not all kept: {len:?}"
+        );
     }
 }

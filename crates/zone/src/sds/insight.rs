@@ -13,8 +13,14 @@ use crate::{
 };
 
 /// Records that `cert` is what its dataplane is served. A certificate already recorded (same
-/// issue time, e.g. after a restart or on a second stream) changes nothing.
-pub fn record(store: &ZoneStore, cert: &DataplaneCert) -> Result<(), StoreError> {
+/// issue time, e.g. after a restart or on a second stream) changes nothing. `backends` are the
+/// Mesh's backend names when the caller knows them (the issuer's built Mesh); otherwise the
+/// stored Mesh is read.
+pub fn record(
+    store: &ZoneStore,
+    cert: &DataplaneCert,
+    backends: Option<Vec<String>>,
+) -> Result<(), StoreError> {
     let existing = store.get_resource(
         ResourceType::DataplaneInsight,
         Some(&cert.mesh),
@@ -40,7 +46,10 @@ pub fn record(store: &ZoneStore, cert: &DataplaneCert) -> Result<(), StoreError>
     mtls.last_certificate_regeneration = Some(cert.issued_at);
     mtls.certificate_regenerations = mtls.certificate_regenerations.saturating_add(1);
     mtls.issued_backend = cert.backend.clone();
-    mtls.supported_backends = supported_backends(store, &cert.mesh)?;
+    mtls.supported_backends = match backends {
+        Some(names) => names,
+        None => supported_backends(store, &cert.mesh)?,
+    };
     let insight = Resource::new(
         &cert.dataplane,
         Some(&cert.mesh),

@@ -199,7 +199,8 @@ impl SecretDiscoveryService for SdsServer {
             .dataplane_certificate(mesh, name, &opened.tags)
             .await
             .map_err(|e| Status::from(SdsError::from(e)))?;
-        if let Err(e) = insight::record(&shared.store, &current) {
+        let backends = shared.issuer.backend_names(mesh).await;
+        if let Err(e) = insight::record(&shared.store, &current, backends) {
             tracing::warn!(zone = %shared.zone, mesh = %mesh, dataplane = %name, error = %e, "DataplaneInsight not updated");
         }
         let bundle = shared.issuer.trust_bundle(mesh).await;

@@ -267,7 +267,8 @@ impl Session {
         if let Some(c) = &current
             && self.recorded_serial.as_deref() != Some(c.cert.serial.as_str())
         {
-            if let Err(e) = insight::record(&self.shared.store, c) {
+            let backends = self.shared.issuer.backend_names(&c.mesh).await;
+            if let Err(e) = insight::record(&self.shared.store, c, backends) {
                 tracing::warn!(error = %e, "DataplaneInsight not updated");
             }
             self.recorded_serial = Some(c.cert.serial.clone());

@@ -138,6 +138,15 @@ impl ZoneStore {
         }
     }
 
+    /// One record's version, read without decoding the record (the issuer checks it on every
+    /// certificate request to see whether the Mesh it built from changed).
+    pub fn version(&self, key: &StoreKey) -> Result<Option<u64>, StoreError> {
+        match self.records.get(key.to_bytes())? {
+            Some(bytes) => Ok(Some(item::version(key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
     /// One resource, decoded.
     pub fn get_resource(
         &self,
